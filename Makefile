@@ -1,0 +1,140 @@
+# fastformerd: one non-recursive Makefile. Variants build into their own
+# directories: release -> build/, asan -> build/asan/, tsan -> build/tsan/.
+#   make            build/fastformerd and build/fastformer-cli
+#   make run        install missing Debian packages, build, serve the default models
+#   make test       install missing Debian packages, build, run unit + integration tests
+#   make asan       unit tests under ASan+UBSan;  make tsan: concurrency tests under TSan
+#   make format-check / make format / make clean / make deps / make fixtures
+
+VARIANT ?= release
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+PYTHON ?= /usr/bin/python3
+PREFIX ?= /usr/local
+
+PKGS := openblas jansson yaml-0.1 libmicrohttpd libsystemd libutf8proc
+
+# Debian packages: building, testing, and what `make deps` installs.
+DEB_BUILD := gcc make pkg-config libopenblas-dev libjansson-dev libyaml-dev libmicrohttpd-dev \
+             libsystemd-dev libutf8proc-dev
+DEB_TEST := libcmocka-dev python3 python3-pytest prometheus
+DEB_PKGS := $(DEB_BUILD) $(DEB_TEST)
+
+WARN := -Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wvla -Werror
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -Imodel -Iserver -MMD -MP
+
+ifeq ($(VARIANT),release)
+  B := build
+  VARIANT_CFLAGS := -O3 -fno-math-errno
+  VARIANT_LDFLAGS :=
+else ifeq ($(VARIANT),asan)
+  B := build/asan
+  VARIANT_CFLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+  VARIANT_LDFLAGS := -fsanitize=address,undefined
+else ifeq ($(VARIANT),tsan)
+  B := build/tsan
+  CC := clang
+  VARIANT_CFLAGS := -O1 -fno-omit-frame-pointer -fsanitize=thread
+  VARIANT_LDFLAGS := -fsanitize=thread
+else
+  $(error unknown VARIANT '$(VARIANT)': use release, asan or tsan)
+endif
+
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+ALL_CFLAGS = $(BASE_CFLAGS) $(VARIANT_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(VARIANT_LDFLAGS) $(LDFLAGS)
+LIBS = $(PKG_LIBS) -lpthread -lm
+
+MODEL_SRC := $(wildcard model/*.c)
+SERVER_MAINS := server/main.c server/cli.c
+SERVER_SRC := $(filter-out $(SERVER_MAINS),$(wildcard server/*.c))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+
+MODEL_OBJ := $(MODEL_SRC:%.c=$(B)/obj/%.o)
+SERVER_OBJ := $(SERVER_SRC:%.c=$(B)/obj/%.o)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+
+DAEMON := $(B)/fastformerd
+CLI := $(B)/fastformer-cli
+
+.PHONY: all run test unit integration asan tsan format format-check clean deps fixtures bench install uninstall
+.DEFAULT_GOAL := all
+
+all: $(DAEMON) $(CLI)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/libmodel.a: $(MODEL_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/libserver.a: $(SERVER_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(DAEMON): $(B)/obj/server/main.o $(B)/libserver.a $(B)/libmodel.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(CLI): $(B)/obj/server/cli.o $(B)/libserver.a $(B)/libmodel.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libserver.a $(B)/libmodel.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+
+-include $(MODEL_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(B)/obj/tests/unit/%.d)
+-include $(B)/obj/server/main.d $(B)/obj/server/cli.d
+
+# ---- dependencies ---------------------------------------------------------
+# Installs the missing Debian packages when run as root; otherwise prints the
+# exact command and fails.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "deps: installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	  else \
+	    echo "deps: missing Debian packages. Run: sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+# ---- running --------------------------------------------------------------
+run: deps
+	$(MAKE) --no-print-directory all
+	OPENBLAS_NUM_THREADS=1 ./$(DAEMON) --config conf/fastformerd.yaml
+
+# ---- tests ----------------------------------------------------------------
+test: deps
+	$(MAKE) --no-print-directory all unit-bins
+	tests/run_tests.sh $(B)
+
+unit-bins: $(UNIT_BIN)
+
+unit: $(UNIT_BIN)
+	tests/run_tests.sh --unit-only $(B)
+
+asan:
+	$(MAKE) --no-print-directory VARIANT=asan unit
+
+tsan:
+	$(MAKE) --no-print-directory VARIANT=tsan unit
+
+# Regenerates the golden fixtures from the PyTorch reference (needs Debian's python3-torch).
+fixtures:
+	OPENBLAS_NUM_THREADS=1 $(PYTHON) tools/make_fixtures.py tests/fixtures
+
+# ---- style ----------------------------------------------------------------
+C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+format:
+	clang-format -i $(C_FILES)
+format-check:
+	clang-format --dry-run --Werror $(C_FILES)
+
+clean:
+	rm -rf build

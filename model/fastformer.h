@@ -1,0 +1,104 @@
+/* fastformer: the Fastformer encoder of the official code (wuch15/Fastformer),
+ * run over a ragged batch: position embeddings, embedding LayerNorm, L layers
+ * of additive attention + FFN, then AttentionPooling to one vector per sequence.
+ *
+ * Sequences are packed back to back with no padding rows: sequence s owns rows
+ * [seq_start[s], seq_start[s+1]) of every activation matrix. A row whose mask
+ * is 0 is a padding token inside a sequence (the official code's id 0); it
+ * keeps its position but gets -10000 in both attention softmaxes and weight 0
+ * in the pooling, exactly as in PyTorch. A sequence with no rows pools to the
+ * zero vector (the official result for all-padding input).
+ * Pure compute: no threads of its own (BLAS may use some), no I/O, no globals. */
+#ifndef FF_FASTFORMER_H
+#define FF_FASTFORMER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compiler.h"
+
+typedef struct {
+    int hidden_size;             /* D */
+    int num_attention_heads;     /* H; divides D */
+    int intermediate_size;       /* I */
+    int num_hidden_layers;       /* L */
+    int max_position_embeddings; /* P; no sequence may be longer */
+    float layer_norm_eps;
+} fastformer_dims;
+
+/* One FastformerLayer. Linear weights are [out, in] row-major (PyTorch layout).
+ * All pointers are borrowed (owned by the model that bound them). */
+typedef struct {
+    const float *qk_weight;        /* (2D, D): attention.self.query.weight rows, then key.weight rows */
+    const float *qk_bias;          /* (2D): query.bias then key.bias */
+    const float *query_att_weight; /* (H, D) */
+    const float *query_att_bias;   /* (H) */
+    const float *key_att_weight;   /* (H, D) */
+    const float *key_att_bias;     /* (H) */
+    const float *transform_weight; /* (D, D) */
+    const float *transform_bias;   /* (D) */
+    const float *attn_out_weight;  /* (D, D) attention.output.dense */
+    const float *attn_out_bias;    /* (D) */
+    const float *attn_ln_weight;   /* (D) attention.output.LayerNorm */
+    const float *attn_ln_bias;     /* (D) */
+    const float *inter_weight;     /* (I, D) intermediate.dense */
+    const float *inter_bias;       /* (I) */
+    const float *out_weight;       /* (D, I) output.dense */
+    const float *out_bias;         /* (D) */
+    const float *out_ln_weight;    /* (D) output.LayerNorm */
+    const float *out_ln_bias;      /* (D) */
+} fastformer_layer;
+
+/* FastformerEncoder + poolers.0 (AttentionPooling). Borrowed pointers. */
+typedef struct {
+    fastformer_dims dims;
+    const float *position_embeddings; /* (P, D) */
+    const float *ln_weight;           /* (D) embedding LayerNorm */
+    const float *ln_bias;             /* (D) */
+    const fastformer_layer *layers;   /* (L) */
+    const float *pool_fc1_weight;     /* (D, D) att_fc1 */
+    const float *pool_fc1_bias;       /* (D) */
+    const float *pool_fc2_weight;     /* (1, D) att_fc2 */
+    const float *pool_fc2_bias;       /* (1) */
+} fastformer_encoder;
+
+/* Activations for batches of up to max_tokens rows in up to max_seqs
+ * sequences, allocated once. The caller fills `input`, `mask` and `seq_start`
+ * before fastformer_encode; the rest is private scratch. One workspace per
+ * thread: fastformer_encode may run concurrently on different workspaces. */
+typedef struct {
+    fastformer_dims dims;
+    int max_tokens;
+    int max_seqs;
+    float *input;       /* (max_tokens, D): token (or news) embeddings, positions not yet added */
+    float *mask;        /* (max_tokens): 1 real token, 0 padding */
+    int32_t *seq_start; /* (max_seqs + 1): row offsets, seq_start[0] = 0 */
+    float *scratch;     /* private */
+    size_t scratch_floats;
+} fastformer_workspace;
+
+/* Returns a new workspace (free with fastformer_workspace_free), or NULL when
+ * out of memory or when the sizes overflow. */
+fastformer_workspace *fastformer_workspace_new(const fastformer_dims *dims, int max_tokens,
+                                               int max_seqs);
+void fastformer_workspace_free(fastformer_workspace *ws);
+/* Bytes a workspace of these sizes allocates (for the daemon's memory estimate). */
+size_t fastformer_workspace_bytes(const fastformer_dims *dims, int max_tokens, int max_seqs);
+
+/* Copies word-embedding rows for `n` ids into ws->input at row `row0` and sets
+ * their mask (id != 0). Ids must be in [0, vocab_size): callers validate. */
+void fastformer_gather(fastformer_workspace *ws, int row0, const float *word_embedding,
+                       int vocab_size, const int32_t *ids, int n);
+
+/* Runs the encoder over n_seqs sequences laid out in ws (input, mask,
+ * seq_start[0..n_seqs]) and writes the pooled vectors to pooled (n_seqs, D).
+ * Destroys ws->input. Preconditions (asserted, programmer errors): n_seqs <=
+ * max_seqs, total rows <= max_tokens, every sequence <= P rows. Allocates nothing. */
+void fastformer_encode(const fastformer_encoder *enc, fastformer_workspace *ws, int n_seqs,
+                       float *pooled);
+
+/* Floating-point operations of one encode (multiply-add = 2), counting GEMMs
+ * only, for GFLOP/s figures. seq_lens: n_seqs lengths. */
+double fastformer_gemm_flops(const fastformer_dims *dims, const int32_t *seq_start, int n_seqs);
+
+#endif

@@ -1,0 +1,91 @@
+/* model: a model directory (config.json + model.safetensors + vocab.txt)
+ * loaded, validated and bound to the Fastformer engine, plus the task heads:
+ * classification (dense_linear + softmax) and news recommendation (news
+ * encoder, user encoder over clicked-news vectors, dot-product score).
+ *
+ * Tensor names are the official PyTorch state_dict names:
+ *   classifier:  word_embedding.weight, fastformer_model.*, dense_linear.{weight,bias}
+ *   recommender: news_encoder.word_embedding.weight, news_encoder.fastformer_model.*,
+ *                user_encoder.fastformer_model.*
+ * A loaded model is read-only: any number of threads may use it at once, each
+ * with its own workspace. */
+#ifndef FF_MODEL_H
+#define FF_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compiler.h"
+#include "config.h"
+#include "fastformer.h"
+#include "mapped_file.h"
+#include "safetensors.h"
+#include "tokenizer.h"
+#include "vocab.h"
+
+typedef struct {
+    model_config config;
+    vocab *vocab;
+    tokenizer *tokenizer;
+
+    const float *word_embedding;     /* (V, D) */
+    fastformer_encoder encoder;      /* classifier text encoder / recommender news encoder */
+    fastformer_encoder user_encoder; /* recommender only (zeroed otherwise) */
+    const float *classifier_weight;  /* (C, D) dense_linear.weight; classifier only */
+    const float *classifier_bias;    /* (C) */
+
+    char weights_sha256[65]; /* hex digest of model.safetensors */
+    size_t weights_bytes;    /* size of model.safetensors */
+    size_t f32_bytes;        /* bytes of F32 parameters the engine reads */
+
+    /* private: the mapping, parsed tensors and owned F32 copies */
+    mapped_file file;
+    safetensors *tensors;
+    float *owned;
+    fastformer_layer *owned_layers;
+} model;
+
+/* Loads and validates the model directory `dir`. Returns a new model in *out
+ * (free with model_free) or -1 with a message that names the file and the
+ * tensor or key, e.g. "DIR/model.safetensors: tensor
+ * 'fastformer_model.encoders.1.attention.self.key.weight' has shape [64,32],
+ * expected [64,64]". Never crashes or reads out of bounds on a bad file. */
+FF_MUST_CHECK int model_load(const char *dir, model **out, char *err, size_t err_cap);
+void model_free(model *m);
+
+/* A workspace that serves both of the model's encoders. NULL when out of memory. */
+fastformer_workspace *model_workspace_new(const model *m, int max_tokens, int max_seqs);
+
+/* Maximum tokens of one text (the text/news encoder's max_position_embeddings). */
+int model_max_tokens(const model *m);
+
+/* Tokenizes one text with the model's tokenizer, truncating at
+ * model_max_tokens() (ids must hold that many). See tokenizer_encode. */
+FF_MUST_CHECK int model_tokenize(const model *m, const char *text, size_t text_bytes,
+                                 int32_t *ids, size_t *n_ids, bool *truncated, char *err,
+                                 size_t err_cap);
+
+/* Encodes n sequences of ids (ids[i] has n_ids[i] entries, 0 = padding, each
+ * id < vocab_size, each n_ids[i] <= model_max_tokens) through the text/news
+ * encoder into pooled (n, D). Trailing padding is dropped before compute,
+ * which does not change the result. Needs sum of lengths <= ws->max_tokens
+ * and n <= ws->max_seqs (asserted). Allocates nothing. */
+void model_encode_ids(const model *m, fastformer_workspace *ws, const int32_t *const *ids,
+                      const int32_t *n_ids, int n, float *pooled);
+
+/* Classifier head for n pooled vectors: logits (n, C) and softmax
+ * probabilities (n, C). Either output may be NULL. */
+void model_classify(const model *m, const float *pooled, int n, float *logits, float *probs);
+
+/* Recommender: user vectors for n_users histories. History u is rows
+ * [hist_start[u], hist_start[u+1]) of news_vecs (D floats each), oldest
+ * first; only the last max_history are used. An empty history gives the zero
+ * vector. Needs the kept rows <= ws->max_tokens, n_users <= ws->max_seqs. */
+void model_encode_users(const model *m, fastformer_workspace *ws, const float *news_vecs,
+                        const int32_t *hist_start, int n_users, float *user_vecs);
+
+/* scores[i] = dot(user_vec, cand_vecs[i]) for n candidates. */
+void model_score(const model *m, const float *user_vec, const float *cand_vecs, int n,
+                 float *scores);
+
+#endif

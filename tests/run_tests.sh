@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# run_tests.sh: runs every cmocka unit test binary in BUILD/tests, then the
+# pytest integration suite against BUILD/fastformerd, and ends with one
+# summary line "N passed, N failed" over both.
+#   tests/run_tests.sh [--unit-only] BUILD_DIR
+set -u
+unit_only=0
+if [ "${1:-}" = "--unit-only" ]; then unit_only=1; shift; fi
+build=${1:-build}
+cd "$(dirname "$0")/.." || exit 2
+
+passed=0
+failed=0
+failed_names=()
+
+for bin in "$build"/tests/test_*; do
+    [ -x "$bin" ] || continue
+    echo "== $bin"
+    out=$(OPENBLAS_NUM_THREADS=1 "$bin" 2>&1)
+    rc=$?
+    printf '%s\n' "$out"
+    p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+    f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+    p=${p:-0}; f=${f:-0}
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi # crashed before cmocka's summary
+    passed=$((passed + p)); failed=$((failed + f))
+    [ "$f" -gt 0 ] && failed_names+=("$bin")
+done
+
+if [ "$unit_only" -eq 0 ] && ls tests/integration/test_*.py >/dev/null 2>&1; then
+    echo "== pytest tests/integration"
+    log=$(mktemp)
+    FASTFORMERD="$PWD/$build/fastformerd" FASTFORMER_CLI="$PWD/$build/fastformer-cli" \
+        OPENBLAS_NUM_THREADS=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed)|(passed|failed|error)' "$log" | tail -1)
+    p=$(printf '%s' "$summary" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')
+    f=$(printf '%s' "$summary" | grep -oE '[0-9]+ (failed|errors?)' | awk '{s += $1} END {print s + 0}')
+    p=${p:-0}; f=${f:-0}
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ] && [ "$f" -eq 0 ]; then f=1; fi
+    passed=$((passed + p)); failed=$((failed + f))
+    [ "$f" -gt 0 ] && failed_names+=("pytest")
+    rm -f "$log"
+fi
+
+if [ "${#failed_names[@]}" -gt 0 ]; then echo "failing: ${failed_names[*]}"; fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
