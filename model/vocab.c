@@ -1,0 +1,154 @@
+/* vocab: vocab.txt as an array of tokens (id -> text) plus an open-addressing
+ * hash table (text -> id).
+ *
+ * Line rules: lines end with LF; one CR right before the LF (or before the
+ * end of the file) is dropped, so CRLF files read the same as LF files. A
+ * token is every other byte of its line, so it may contain spaces, NULs or
+ * invalid UTF-8. An empty line is a valid, empty token: ids are line numbers,
+ * so dropping it would shift every later id. No tokenizer ever looks up the
+ * empty string, so such an entry only holds its id's place. A final line
+ * without LF counts; a final LF does not start another (empty) line. */
+#include "vocab.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Ids are int32_t; this bound also keeps every size below overflow. */
+#define VOCAB_MAX_TOKENS (1u << 30)
+
+struct vocab {
+    size_t n_tokens;
+    char *text;     /* all tokens, each followed by NUL */
+    size_t *offset; /* (n_tokens) start of token i in text */
+    size_t *length; /* (n_tokens) bytes of token i, without the NUL */
+    int32_t *slots; /* (n_slots) token ids, -1 = empty */
+    size_t n_slots; /* power of two, >= 2 * n_tokens */
+};
+
+/* FNV-1a, 64-bit. */
+static uint64_t vocab_hash(const char *s, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+int vocab_parse(const void *buf, size_t len, vocab **out, char *err, size_t err_cap)
+{
+    *out = NULL;
+    const char *s = buf;
+    size_t n_lines = 0;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == '\n')
+            n_lines++;
+    if (len > 0 && s[len - 1] != '\n')
+        n_lines++;
+    if (n_lines == 0) {
+        snprintf(err, err_cap, "vocab.txt: empty (no tokens)");
+        return -1;
+    }
+    if (n_lines > VOCAB_MAX_TOKENS) {
+        snprintf(err, err_cap, "vocab.txt: %zu lines, more than the limit of %u", n_lines,
+                 VOCAB_MAX_TOKENS);
+        return -1;
+    }
+    size_t n_slots = 2;
+    while (n_slots < 2 * n_lines)
+        n_slots *= 2;
+
+    vocab *v = calloc(1, sizeof *v);
+    if (v == NULL)
+        goto oom;
+    v->n_tokens = n_lines;
+    v->n_slots = n_slots;
+    /* len + 1 bytes hold every token and its NUL: each NUL takes the place of
+     * its line's LF, and only the last line may lack one. */
+    v->text = malloc(len + 1);
+    v->offset = malloc(n_lines * sizeof *v->offset);
+    v->length = malloc(n_lines * sizeof *v->length);
+    v->slots = malloc(n_slots * sizeof *v->slots);
+    if (v->text == NULL || v->offset == NULL || v->length == NULL || v->slots == NULL)
+        goto oom;
+    memset(v->slots, 0xff, n_slots * sizeof *v->slots);
+
+    size_t at = 0, line_start = 0, id = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && s[i] != '\n')
+            continue;
+        if (i == len && line_start == len)
+            break; /* the file ended with LF: no further line */
+        size_t n = i - line_start;
+        if (n > 0 && s[line_start + n - 1] == '\r')
+            n--;
+        memcpy(v->text + at, s + line_start, n);
+        v->text[at + n] = '\0';
+        v->offset[id] = at;
+        v->length[id] = n;
+        at += n + 1;
+        line_start = i + 1;
+
+        /* Insert unless present: duplicates keep the first id. */
+        size_t mask = n_slots - 1;
+        size_t slot = (size_t)vocab_hash(v->text + v->offset[id], n) & mask;
+        for (;;) {
+            int32_t other = v->slots[slot];
+            if (other < 0) {
+                v->slots[slot] = (int32_t)id;
+                break;
+            }
+            if (v->length[other] == n &&
+                memcmp(v->text + v->offset[other], v->text + v->offset[id], n) == 0)
+                break;
+            slot = (slot + 1) & mask;
+        }
+        id++;
+    }
+    *out = v;
+    return 0;
+
+oom:
+    vocab_free(v);
+    snprintf(err, err_cap, "vocab.txt: out of memory for %zu tokens", n_lines);
+    return -1;
+}
+
+void vocab_free(vocab *v)
+{
+    if (v == NULL)
+        return;
+    free(v->text);
+    free(v->offset);
+    free(v->length);
+    free(v->slots);
+    free(v);
+}
+
+size_t vocab_size(const vocab *v)
+{
+    return v->n_tokens;
+}
+
+int32_t vocab_lookup(const vocab *v, const char *tok, size_t len)
+{
+    size_t mask = v->n_slots - 1;
+    size_t slot = (size_t)vocab_hash(tok, len) & mask;
+    for (;;) {
+        int32_t id = v->slots[slot];
+        if (id < 0)
+            return -1;
+        if (v->length[id] == len && memcmp(v->text + v->offset[id], tok, len) == 0)
+            return id;
+        slot = (slot + 1) & mask;
+    }
+}
+
+const char *vocab_token(const vocab *v, int32_t id)
+{
+    if (id < 0 || (size_t)id >= v->n_tokens)
+        return NULL;
+    return v->text + v->offset[id];
+}
