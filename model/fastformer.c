@@ -1,0 +1,301 @@
+/* fastformer: the official Fastformer encoder over a packed, ragged batch.
+ * Every projection is one cblas_sgemm over all rows of the batch; the
+ * per-sequence work (the two additive-attention softmaxes, the global query
+ * and key, the pooling) runs sequence by sequence on the packed rows; the
+ * rest is fused row passes from kernels.c.
+ *
+ * Workspace layout (T = max_tokens rows, each region 64-byte aligned):
+ *   input (T, D)   the hidden state X, updated in place layer by layer
+ *   mask  (T)
+ *   qk    (T, 2D)  row i = [Q_i | K_i]; K_i becomes P_i then U_i; Q_i becomes
+ *                  Q_i + transform.bias and then out_i = transform(U_i) + Q_i;
+ *                  also the pooling's att_fc1 output (T, D) with stride 2D
+ *   att   (T, H)   query_att / key_att logits, then softmax weights
+ *   inter (T, I)   intermediate activations
+ *   score (T)      pooling scores
+ *   glob  (D)      global query qg / global key kg of the current sequence
+ *   col   (2H)     softmax column max / sum */
+#include "fastformer.h"
+
+#include <assert.h>
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#define FF_ALIGN_BYTES 64
+#define FF_ALIGN_FLOATS (FF_ALIGN_BYTES / sizeof(float))
+
+typedef struct {
+    size_t input, mask, qk, att, inter, score, glob, col, total; /* offsets in floats */
+} ws_layout;
+
+/* a*b, or SIZE_MAX if it overflows (SIZE_MAX then propagates through adds). */
+static size_t mul_sat(size_t a, size_t b)
+{
+    if (a != 0 && b > SIZE_MAX / a)
+        return SIZE_MAX;
+    return a * b;
+}
+
+static size_t add_region(size_t *cursor, size_t n_floats)
+{
+    const size_t at = *cursor;
+    if (at == SIZE_MAX || n_floats > SIZE_MAX - at - FF_ALIGN_FLOATS) {
+        *cursor = SIZE_MAX;
+        return at;
+    }
+    *cursor = at + (n_floats + FF_ALIGN_FLOATS - 1) / FF_ALIGN_FLOATS * FF_ALIGN_FLOATS;
+    return at;
+}
+
+static int dims_valid(const fastformer_dims *d)
+{
+    return d->hidden_size > 0 && d->num_attention_heads > 0 &&
+           d->hidden_size % d->num_attention_heads == 0 && d->intermediate_size > 0 &&
+           d->num_hidden_layers >= 0 && d->max_position_embeddings > 0;
+}
+
+/* Returns 0 and fills *l, or -1 when the sizes are invalid or overflow. */
+static int layout_compute(const fastformer_dims *d, int max_tokens, int max_seqs, ws_layout *l)
+{
+    if (!dims_valid(d) || max_tokens <= 0 || max_seqs <= 0)
+        return -1;
+    const size_t t = (size_t)max_tokens;
+    const size_t dd = (size_t)d->hidden_size;
+    size_t c = 0;
+    l->input = add_region(&c, mul_sat(t, dd));
+    l->mask = add_region(&c, t);
+    l->qk = add_region(&c, mul_sat(t, mul_sat(2, dd)));
+    l->att = add_region(&c, mul_sat(t, (size_t)d->num_attention_heads));
+    l->inter = add_region(&c, mul_sat(t, (size_t)d->intermediate_size));
+    l->score = add_region(&c, t);
+    l->glob = add_region(&c, dd);
+    l->col = add_region(&c, 2 * (size_t)d->num_attention_heads);
+    l->total = c;
+    if (c == SIZE_MAX || c > SIZE_MAX / sizeof(float))
+        return -1;
+    if ((size_t)max_seqs > SIZE_MAX / sizeof(int32_t) - 1)
+        return -1;
+    return 0;
+}
+
+size_t fastformer_workspace_bytes(const fastformer_dims *dims, int max_tokens, int max_seqs)
+{
+    ws_layout l;
+    if (layout_compute(dims, max_tokens, max_seqs, &l) != 0)
+        return SIZE_MAX;
+    return sizeof(fastformer_workspace) + l.total * sizeof(float) +
+           ((size_t)max_seqs + 1) * sizeof(int32_t);
+}
+
+fastformer_workspace *fastformer_workspace_new(const fastformer_dims *dims, int max_tokens,
+                                               int max_seqs)
+{
+    ws_layout l;
+    if (layout_compute(dims, max_tokens, max_seqs, &l) != 0)
+        return NULL;
+    fastformer_workspace *ws = calloc(1, sizeof *ws);
+    if (!ws)
+        return NULL;
+    float *block = aligned_alloc(FF_ALIGN_BYTES, l.total * sizeof(float));
+    int32_t *starts = calloc((size_t)max_seqs + 1, sizeof(int32_t));
+    if (!block || !starts) {
+        free(block);
+        free(starts);
+        free(ws);
+        return NULL;
+    }
+    /* Zeroed once so that a workspace never exposes stale heap contents. */
+    memset(block, 0, l.total * sizeof(float));
+    ws->dims = *dims;
+    ws->max_tokens = max_tokens;
+    ws->max_seqs = max_seqs;
+    ws->input = block + l.input;
+    ws->mask = block + l.mask;
+    ws->seq_start = starts;
+    ws->scratch = block + l.qk;
+    ws->scratch_floats = l.total - l.qk;
+    return ws;
+}
+
+void fastformer_workspace_free(fastformer_workspace *ws)
+{
+    if (!ws)
+        return;
+    free(ws->input); /* the block starts at input */
+    free(ws->seq_start);
+    free(ws);
+}
+
+void fastformer_gather(fastformer_workspace *ws, int row0, const float *word_embedding,
+                       int vocab_size, const int32_t *ids, int n)
+{
+    const int d = ws->dims.hidden_size;
+    assert(row0 >= 0 && n >= 0 && row0 + n <= ws->max_tokens);
+    for (int i = 0; i < n; i++) {
+        assert(ids[i] >= 0 && ids[i] < vocab_size);
+        (void)vocab_size;
+        memcpy(ws->input + (size_t)(row0 + i) * (size_t)d,
+               word_embedding + (size_t)ids[i] * (size_t)d, (size_t)d * sizeof(float));
+        ws->mask[row0 + i] = ids[i] != 0 ? 1.0f : 0.0f;
+    }
+}
+
+/* ---- one layer --------------------------------------------------------------- */
+
+typedef struct {
+    int d, h, inter, dh, n_rows, n_seqs;
+    float inv_scale, eps;
+    float *x, *qk, *att, *act, *score, *glob, *col;
+    const float *mask;
+    const int32_t *seq_start;
+} run_state;
+
+/* out = C(rows, n) = A(rows, k; stride lda) * W(n, k)^T + beta*C. */
+static void gemm_nt(int rows, int n, int k, const float *a, int lda, const float *w, float beta,
+                    float *c, int ldc)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, k, 1.0f, a, lda, w, k, beta, c,
+                ldc);
+}
+
+/* One FastformerLayer over all rows: X (s->x) becomes the layer's output Y. */
+static void layer_forward(const fastformer_layer *l, run_state *s)
+{
+    const int d = s->d, h = s->h, ld = 2 * d, rows = s->n_rows;
+    float *q = s->qk, *k = s->qk + d;
+
+    /* Q|K = X [Wq;Wk]^T, then Q += bq (K's bias joins the P pass). */
+    gemm_nt(rows, 2 * d, d, s->x, d, l->qk_weight, 0.0f, s->qk, ld);
+    kernels_bias_add_rows(q, ld, rows, d, l->qk_bias);
+
+    /* alpha = softmax((query_att(Q)) / sqrt(dh) + ext); qg; P = (K + bk) * qg. */
+    gemm_nt(rows, h, d, q, ld, l->query_att_weight, 0.0f, s->att, h);
+    for (int si = 0; si < s->n_seqs; si++) {
+        const int r0 = s->seq_start[si], n = s->seq_start[si + 1] - r0;
+        if (n == 0)
+            continue;
+        float *att = s->att + (size_t)r0 * (size_t)h;
+        kernels_softmax_masked_cols(att, n, h, l->query_att_bias, s->inv_scale, s->mask + r0,
+                                    s->col);
+        kernels_head_weighted_sum(s->glob, att, q + (size_t)r0 * ld, ld, n, h, s->dh);
+        kernels_bias_mul_rows(k + (size_t)r0 * ld, ld, n, d, l->qk_bias + d, s->glob);
+    }
+
+    /* beta = softmax(key_att(P) / sqrt(dh) + ext); kg; U = kg * Q into P's slot. */
+    gemm_nt(rows, h, d, k, ld, l->key_att_weight, 0.0f, s->att, h);
+    for (int si = 0; si < s->n_seqs; si++) {
+        const int r0 = s->seq_start[si], n = s->seq_start[si + 1] - r0;
+        if (n == 0)
+            continue;
+        float *att = s->att + (size_t)r0 * (size_t)h;
+        kernels_softmax_masked_cols(att, n, h, l->key_att_bias, s->inv_scale, s->mask + r0, s->col);
+        kernels_head_weighted_sum(s->glob, att, k + (size_t)r0 * ld, ld, n, h, s->dh);
+        kernels_mul_rows_and_bias(k + (size_t)r0 * ld, ld, q + (size_t)r0 * ld, ld, n, d, s->glob,
+                                  l->transform_bias);
+    }
+
+    /* out = transform(U) + Q (Q already holds + transform.bias), in Q's slot. */
+    gemm_nt(rows, d, d, k, ld, l->transform_weight, 1.0f, q, ld);
+    /* A = LN(dense(out) + X): X += out Wd^T, then LN(X + bd) row by row. */
+    gemm_nt(rows, d, d, q, ld, l->attn_out_weight, 1.0f, s->x, d);
+    for (int i = 0; i < rows; i++)
+        kernels_add_layernorm(s->x + (size_t)i * d, l->attn_out_bias, d, l->attn_ln_weight,
+                              l->attn_ln_bias, s->eps);
+    /* G = gelu(A Wi^T + bi); Y = LN(G Wo^T + bo + A). */
+    gemm_nt(rows, s->inter, d, s->x, d, l->inter_weight, 0.0f, s->act, s->inter);
+    kernels_bias_gelu_rows(s->act, s->inter, rows, s->inter, l->inter_bias);
+    gemm_nt(rows, d, s->inter, s->act, s->inter, l->out_weight, 1.0f, s->x, d);
+    for (int i = 0; i < rows; i++)
+        kernels_add_layernorm(s->x + (size_t)i * d, l->out_bias, d, l->out_ln_weight,
+                              l->out_ln_bias, s->eps);
+}
+
+/* ---- encode ---------------------------------------------------------------- */
+
+void fastformer_encode(const fastformer_encoder *enc, fastformer_workspace *ws, int n_seqs,
+                       float *pooled)
+{
+    const fastformer_dims *dims = &enc->dims;
+    assert(dims->hidden_size == ws->dims.hidden_size);
+    assert(dims->num_attention_heads == ws->dims.num_attention_heads);
+    assert(dims->intermediate_size == ws->dims.intermediate_size);
+    assert(n_seqs >= 0 && n_seqs <= ws->max_seqs);
+    const int d = dims->hidden_size, h = dims->num_attention_heads;
+    const int32_t *starts = ws->seq_start;
+    assert(starts[0] == 0);
+    for (int si = 0; si < n_seqs; si++) {
+        assert(starts[si + 1] >= starts[si]);
+        assert(starts[si + 1] - starts[si] <= dims->max_position_embeddings);
+    }
+    const int rows = n_seqs > 0 ? starts[n_seqs] : 0;
+    assert(rows <= ws->max_tokens);
+    if (rows == 0) {
+        memset(pooled, 0, (size_t)n_seqs * (size_t)d * sizeof(float));
+        return;
+    }
+
+    ws_layout l;
+    int ok = layout_compute(&ws->dims, ws->max_tokens, ws->max_seqs, &l);
+    assert(ok == 0);
+    (void)ok;
+    float *base = ws->input - l.input;
+    const float eps = dims->layer_norm_eps;
+    run_state s = {
+        .d = d,
+        .h = h,
+        .inter = dims->intermediate_size,
+        .dh = d / h,
+        .n_rows = rows,
+        .n_seqs = n_seqs,
+        .inv_scale = (float)(1.0 / sqrt((double)(d / h))),
+        .eps = eps,
+        .x = ws->input,
+        .qk = base + l.qk,
+        .att = base + l.att,
+        .act = base + l.inter,
+        .score = base + l.score,
+        .glob = base + l.glob,
+        .col = base + l.col,
+        .mask = ws->mask,
+        .seq_start = starts,
+    };
+
+    /* X = LN(E + positions from 0 per sequence). */
+    for (int si = 0; si < n_seqs; si++)
+        for (int r = starts[si]; r < starts[si + 1]; r++)
+            kernels_add_layernorm(s.x + (size_t)r * d,
+                                  enc->position_embeddings + (size_t)(r - starts[si]) * d, d,
+                                  enc->ln_weight, enc->ln_bias, eps);
+
+    for (int li = 0; li < dims->num_hidden_layers; li++)
+        layer_forward(&enc->layers[li], &s);
+
+    /* Pooling: e = tanh(att_fc1(Y)); s = att_fc2(e); w = exp(s)*mask/(sum+1e-8). */
+    gemm_nt(rows, d, d, s.x, d, enc->pool_fc1_weight, 0.0f, s.qk, 2 * d);
+    kernels_tanh_dot_rows(s.qk, 2 * d, rows, d, enc->pool_fc1_bias, enc->pool_fc2_weight,
+                          enc->pool_fc2_bias[0], s.score);
+    for (int si = 0; si < n_seqs; si++) {
+        const int r0 = starts[si], n = starts[si + 1] - r0;
+        float *out = pooled + (size_t)si * d;
+        if (n == 0) {
+            memset(out, 0, (size_t)d * sizeof(float));
+            continue;
+        }
+        kernels_attention_pool(s.score + r0, s.mask + r0, s.x + (size_t)r0 * d, d, n, d, out);
+    }
+}
+
+double fastformer_gemm_flops(const fastformer_dims *dims, const int32_t *seq_start, int n_seqs)
+{
+    const double rows = n_seqs > 0 ? (double)(seq_start[n_seqs] - seq_start[0]) : 0.0;
+    const double d = dims->hidden_size, h = dims->num_attention_heads, i = dims->intermediate_size;
+    /* qk (2D), query_att, key_att, transform, dense, intermediate, output. */
+    const double per_layer = 2.0 * d * d + d * h + d * h + d * d + d * d + d * i + i * d;
+    /* pooling att_fc1 (att_fc2 is a fused dot product, not a GEMM). */
+    return 2.0 * rows * (per_layer * dims->num_hidden_layers + d * d);
+}

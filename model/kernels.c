@@ -1,0 +1,318 @@
+/* kernels: vectorisable elementwise and reduction loops for the Fastformer
+ * engine. The transcendental functions are branch-free scalar "lane" functions
+ * (clamp, polynomial, select) so that loops calling them auto-vectorise; the
+ * reductions keep KERNELS_LANES independent partial sums for the same reason
+ * (float addition is not associative, so the compiler will not reorder a plain
+ * sum without -ffast-math). */
+#include "kernels.h"
+
+#include <assert.h>
+#include <stdint.h>
+#include <string.h>
+
+#define KERNELS_LANES 16 /* partial sums per reduction: one AVX-512 vector */
+#define KERNELS_CHUNK 64 /* elements per stack-buffered chunk */
+
+/* ---- scalar lane functions (inlined into vector loops) ------------------- */
+
+/* e^x (Cephes expf): x = n*ln2 + r with |r| <= ln2/2, degree-6 polynomial for
+ * e^r, 2^n built in the exponent bits. Rounding uses the 1.5*2^23 trick
+ * instead of rintf so no libm call blocks vectorisation. Results below
+ * FLT_MIN flush to 0 (the -10000 attention mask must give exactly 0). */
+static inline float exp_lane(float x)
+{
+    const float hi = 88.3762626647949f;  /* largest x with n <= 127 */
+    const float lo = -87.3365447505531f; /* ln(FLT_MIN) */
+    float xc = x > hi ? hi : x;
+    xc = xc < lo ? lo : xc;
+    float fx = xc * 1.44269504088896341f;
+    fx = (fx + 12582912.0f) - 12582912.0f; /* round to nearest */
+    float r = xc - fx * 0.693359375f;
+    r = r - fx * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = p * r * r + r + 1.0f;
+    int32_t n = (int32_t)fx;
+    uint32_t bits = (uint32_t)(n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    y *= scale;
+    y = x < lo ? 0.0f : y;
+    y = x > hi ? __builtin_inff() : y;
+    return y;
+}
+
+/* erf(x): odd rational x*P(x^2)/Q(x^2) on [-4, 4] (the fit Eigen and XLA use
+ * for float erf); |erf(4)| = 1 - 1.5e-8, so clamping costs less than the
+ * fit's own error. Max absolute error about 1e-7 (asserted in the tests). */
+static inline float erf_lane(float x)
+{
+    float xc = x > 4.0f ? 4.0f : x;
+    xc = xc < -4.0f ? -4.0f : xc;
+    const float x2 = xc * xc;
+    float p = -2.72614225801306e-10f;
+    p = p * x2 + 2.77068142495902e-08f;
+    p = p * x2 + -2.10102402082508e-06f;
+    p = p * x2 + -5.69250639462346e-05f;
+    p = p * x2 + -7.34990630326855e-04f;
+    p = p * x2 + -2.95459980854025e-03f;
+    p = p * x2 + -1.60960333262415e-02f;
+    p = p * xc;
+    float q = -1.45660718464996e-05f;
+    q = q * x2 + -2.13374055278905e-04f;
+    q = q * x2 + -1.68282697438203e-03f;
+    q = q * x2 + -7.37332916720468e-03f;
+    q = q * x2 + -1.42647390514189e-02f;
+    return p / q;
+}
+
+/* tanh(x) (Cephes tanhf): odd polynomial below |x| = 0.625, otherwise
+ * 1 - 2/(e^{2|x|} + 1) with the sign restored. Both branches are computed and
+ * one is selected, so it vectorises. */
+static inline float tanh_lane(float x)
+{
+    const float ax = x < 0.0f ? -x : x;
+    const float z = x * x;
+    float small = -5.70498872745e-3f;
+    small = small * z + 2.06390887954e-2f;
+    small = small * z - 5.37397155531e-2f;
+    small = small * z + 1.33314422036e-1f;
+    small = small * z - 3.33332819422e-1f;
+    small = small * z * x + x;
+    const float e = exp_lane(2.0f * ax);
+    float big = 1.0f - 2.0f / (e + 1.0f);
+    big = x < 0.0f ? -big : big;
+    return ax < 0.625f ? small : big;
+}
+
+static inline float gelu_lane(float x)
+{
+    return 0.5f * x * (1.0f + erf_lane(x * 0.70710678118654752f));
+}
+
+/* ---- elementwise maps ----------------------------------------------------- */
+
+void kernels_exp(const float *in, float *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = exp_lane(in[i]);
+}
+
+void kernels_erf(const float *in, float *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = erf_lane(in[i]);
+}
+
+void kernels_tanh(const float *in, float *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = tanh_lane(in[i]);
+}
+
+void kernels_gelu(const float *in, float *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = gelu_lane(in[i]);
+}
+
+/* ---- reductions ----------------------------------------------------------- */
+
+static inline float lanes_reduce(const float *acc)
+{
+    float s = 0.0f;
+    for (int k = 0; k < KERNELS_LANES; k++)
+        s += acc[k];
+    return s;
+}
+
+float kernels_sum(const float *x, size_t n)
+{
+    float acc[KERNELS_LANES] = {0};
+    size_t i = 0;
+    for (; i + KERNELS_LANES <= n; i += KERNELS_LANES)
+        for (int k = 0; k < KERNELS_LANES; k++)
+            acc[k] += x[i + k];
+    float s = lanes_reduce(acc);
+    for (; i < n; i++)
+        s += x[i];
+    return s;
+}
+
+float kernels_dot(const float *x, const float *y, size_t n)
+{
+    float acc[KERNELS_LANES] = {0};
+    size_t i = 0;
+    for (; i + KERNELS_LANES <= n; i += KERNELS_LANES)
+        for (int k = 0; k < KERNELS_LANES; k++)
+            acc[k] += x[i + k] * y[i + k];
+    float s = lanes_reduce(acc);
+    for (; i < n; i++)
+        s += x[i] * y[i];
+    return s;
+}
+
+/* ---- row kernels ---------------------------------------------------------- */
+
+void kernels_add_layernorm(float *x, const float *add, int d, const float *gamma, const float *beta,
+                           float eps)
+{
+    assert(d > 0);
+    if (add)
+        for (int j = 0; j < d; j++)
+            x[j] += add[j];
+    const float mean = kernels_sum(x, (size_t)d) / (float)d;
+    float acc[KERNELS_LANES] = {0};
+    int j = 0;
+    for (; j + KERNELS_LANES <= d; j += KERNELS_LANES)
+        for (int k = 0; k < KERNELS_LANES; k++) {
+            const float c = x[j + k] - mean;
+            acc[k] += c * c;
+        }
+    float var = lanes_reduce(acc);
+    for (; j < d; j++)
+        var += (x[j] - mean) * (x[j] - mean);
+    var /= (float)d;
+    /* 1/sqrt via division keeps this libm-free; one value per row. */
+    const float rstd = 1.0f / __builtin_sqrtf(var + eps);
+    for (j = 0; j < d; j++)
+        x[j] = (x[j] - mean) * rstd * gamma[j] + beta[j];
+}
+
+void kernels_bias_add_rows(float *x, int ld, int n_rows, int d, const float *bias)
+{
+    for (int i = 0; i < n_rows; i++) {
+        float *r = x + (size_t)i * (size_t)ld;
+        for (int j = 0; j < d; j++)
+            r[j] += bias[j];
+    }
+}
+
+void kernels_bias_gelu_rows(float *x, int ld, int n_rows, int d, const float *bias)
+{
+    for (int i = 0; i < n_rows; i++) {
+        float *r = x + (size_t)i * (size_t)ld;
+        for (int j = 0; j < d; j++)
+            r[j] = gelu_lane(r[j] + bias[j]);
+    }
+}
+
+void kernels_softmax_masked_cols(float *a, int n_rows, int n_cols, const float *bias,
+                                 float inv_scale, const float *mask, float *col_tmp)
+{
+    assert(n_rows >= 1 && n_cols >= 1);
+    float *mx = col_tmp;
+    float *sum = col_tmp + n_cols;
+    for (int c = 0; c < n_cols; c++) {
+        mx[c] = -__builtin_inff();
+        sum[c] = 0.0f;
+    }
+    for (int i = 0; i < n_rows; i++) {
+        float *r = a + (size_t)i * (size_t)n_cols;
+        const float ext = (1.0f - mask[i]) * -10000.0f;
+        for (int c = 0; c < n_cols; c++) {
+            const float v = (r[c] + bias[c]) * inv_scale + ext;
+            r[c] = v;
+            mx[c] = v > mx[c] ? v : mx[c];
+        }
+    }
+    for (int i = 0; i < n_rows; i++) {
+        float *r = a + (size_t)i * (size_t)n_cols;
+        for (int c = 0; c < n_cols; c++) {
+            const float e = exp_lane(r[c] - mx[c]);
+            r[c] = e;
+            sum[c] += e;
+        }
+    }
+    for (int c = 0; c < n_cols; c++)
+        sum[c] = 1.0f / sum[c];
+    for (int i = 0; i < n_rows; i++) {
+        float *r = a + (size_t)i * (size_t)n_cols;
+        for (int c = 0; c < n_cols; c++)
+            r[c] *= sum[c];
+    }
+}
+
+void kernels_head_weighted_sum(float *g, const float *w, const float *x, int ldx, int n_rows,
+                               int n_heads, int head_dim)
+{
+    const int d = n_heads * head_dim;
+    for (int j = 0; j < d; j++)
+        g[j] = 0.0f;
+    for (int i = 0; i < n_rows; i++) {
+        const float *xr = x + (size_t)i * (size_t)ldx;
+        const float *wr = w + (size_t)i * (size_t)n_heads;
+        for (int h = 0; h < n_heads; h++) {
+            const float wv = wr[h];
+            const float *xs = xr + h * head_dim;
+            float *gs = g + h * head_dim;
+            for (int j = 0; j < head_dim; j++)
+                gs[j] += wv * xs[j];
+        }
+    }
+}
+
+void kernels_bias_mul_rows(float *x, int ldx, int n_rows, int d, const float *bias, const float *g)
+{
+    for (int i = 0; i < n_rows; i++) {
+        float *r = x + (size_t)i * (size_t)ldx;
+        if (bias)
+            for (int j = 0; j < d; j++)
+                r[j] = (r[j] + bias[j]) * g[j];
+        else
+            for (int j = 0; j < d; j++)
+                r[j] *= g[j];
+    }
+}
+
+void kernels_mul_rows_and_bias(float *dst, int ldd, float *src, int lds, int n_rows, int d,
+                               const float *g, const float *src_bias)
+{
+    for (int i = 0; i < n_rows; i++) {
+        float *o = dst + (size_t)i * (size_t)ldd;
+        float *s = src + (size_t)i * (size_t)lds;
+        for (int j = 0; j < d; j++) {
+            o[j] = g[j] * s[j];
+            s[j] += src_bias[j];
+        }
+    }
+}
+
+void kernels_tanh_dot_rows(const float *x, int ld, int n_rows, int d, const float *b1,
+                           const float *w2, float b2, float *s)
+{
+    float t[KERNELS_CHUNK];
+    for (int i = 0; i < n_rows; i++) {
+        const float *r = x + (size_t)i * (size_t)ld;
+        float acc = 0.0f;
+        for (int j0 = 0; j0 < d; j0 += KERNELS_CHUNK) {
+            const int m = d - j0 < KERNELS_CHUNK ? d - j0 : KERNELS_CHUNK;
+            for (int k = 0; k < m; k++)
+                t[k] = tanh_lane(r[j0 + k] + b1[j0 + k]);
+            acc += kernels_dot(t, w2 + j0, (size_t)m);
+        }
+        s[i] = acc + b2;
+    }
+}
+
+void kernels_attention_pool(float *s, const float *mask, const float *x, int ld, int n_rows, int d,
+                            float *out)
+{
+    for (int i = 0; i < n_rows; i++)
+        s[i] = exp_lane(s[i]) * mask[i];
+    const float denom = kernels_sum(s, (size_t)n_rows) + 1e-8f;
+    for (int i = 0; i < n_rows; i++)
+        s[i] = s[i] / denom;
+    for (int j = 0; j < d; j++)
+        out[j] = 0.0f;
+    for (int i = 0; i < n_rows; i++) {
+        const float *r = x + (size_t)i * (size_t)ld;
+        const float w = s[i];
+        for (int j = 0; j < d; j++)
+            out[j] += w * r[j];
+    }
+}
