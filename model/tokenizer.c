@@ -1,5 +1,6 @@
-/* tokenizer: public API and dispatch to the word and wordpiece pipelines.
- * (Work in progress: encode is not implemented yet.) */
+/* tokenizer: the public API. Checks the UTF-8 once, up front, then hands the
+ * text to the word or wordpiece pipeline (tokenizer_word.c,
+ * tokenizer_wordpiece.c), which trust it. */
 #include "tokenizer.h"
 
 #include <assert.h>
@@ -7,12 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct tokenizer {
-    tokenizer_kind kind;
-    bool lowercase;
-    const vocab *v;
-    int32_t unk_id;
-};
+#include "tokenizer_impl.h"
+#include "utf8.h"
 
 int tokenizer_new(tokenizer_kind kind, bool lowercase, const vocab *v, tokenizer **out, char *err,
                   size_t err_cap)
@@ -48,15 +45,29 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t text_bytes, in
                      size_t max_ids, size_t *n_ids, bool *truncated, char *err, size_t err_cap)
 {
     assert(t != NULL && n_ids != NULL && truncated != NULL);
-    (void)text;
-    (void)text_bytes;
-    (void)ids;
-    (void)max_ids;
+    assert(text != NULL || text_bytes == 0);
+    assert(ids != NULL || max_ids == 0);
     *n_ids = 0;
     *truncated = false;
-    if (err && err_cap)
-        snprintf(err, err_cap, "tokenizer_encode: not implemented yet");
-    return -1;
+    size_t bad;
+    if (utf8_validate(text, text_bytes, &bad) != 0) {
+        if (err && err_cap)
+            snprintf(err, err_cap, "invalid UTF-8 at byte %zu", bad);
+        return -1;
+    }
+    tokenizer_sink sink = {.ids = ids, .max_ids = max_ids};
+    const unsigned char *s = (const unsigned char *)text;
+    switch (t->kind) {
+    case TOKENIZER_WORD:
+        tokenizer_word_encode(t, s, text_bytes, &sink);
+        break;
+    case TOKENIZER_WORDPIECE:
+        tokenizer_wordpiece_encode(t, s, text_bytes, &sink);
+        break;
+    }
+    *n_ids = sink.n_ids;
+    *truncated = sink.truncated;
+    return 0;
 }
 
 const char *tokenizer_kind_name(tokenizer_kind kind)
