@@ -87,6 +87,8 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libserver.a $(B)/libmodel.a
 
 -include $(MODEL_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(B)/obj/tests/unit/%.d)
 -include $(B)/obj/server/main.d $(B)/obj/server/cli.d
+# server/openapi.c embeds this file with .incbin, which -MMD cannot see.
+$(B)/obj/server/openapi.o: server/openapi.json
 
 # ---- dependencies ---------------------------------------------------------
 # Installs the missing Debian packages when run as root; otherwise prints the

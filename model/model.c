@@ -1,0 +1,463 @@
+/* model: loads a model directory and binds its tensors to the engine.
+ *
+ * Loading reads config.json and vocab.txt, maps model.safetensors and
+ * validates it, then binds every tensor the engine needs by its official
+ * PyTorch name and exact shape. Binding walks the same code twice: a sizing
+ * pass that validates everything and counts the floats that must be owned
+ * (F16/BF16 tensors, misaligned F32 tensors, and the concatenated query+key
+ * projections), then a binding pass that fills that one owned buffer. Aligned
+ * F32 tensors stay zero-copy views into the mapping. */
+#include "model.h"
+
+#include <assert.h>
+#include <limits.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sha256.h"
+
+/* Tensors are viewed in place as floats: the file's little-endian data must
+ * be the host's order. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "fastformerd needs a little-endian host");
+
+/* ---- tensor binding ---------------------------------------------------------- */
+
+typedef struct {
+    const char *path; /* DIR/model.safetensors, for messages */
+    const safetensors *st;
+    float *owned;        /* NULL during the sizing pass */
+    size_t owned_floats; /* floats of owned handed out so far */
+    size_t f32_bytes;    /* bytes of F32 data the engine will read */
+    char *err;
+    size_t err_cap;
+} binder;
+
+static void format_dims(const int64_t *shape, int n_dims, char *buf, size_t cap)
+{
+    size_t at = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < n_dims && at < cap; i++)
+        at += (size_t)snprintf(buf + at, cap - at, "%s%lld", i ? "," : "", (long long)shape[i]);
+    if (at < cap)
+        snprintf(buf + at, cap - at, "]");
+}
+
+/* Finds `name` and checks its shape is exactly (d0) or (d0, d1). */
+static const safetensors_tensor *binder_find(binder *b, const char *name, int n_dims, int64_t d0,
+                                             int64_t d1)
+{
+    const safetensors_tensor *t = safetensors_find(b->st, name);
+    if (t == NULL) {
+        snprintf(b->err, b->err_cap, "%s: missing tensor '%s'", b->path, name);
+        return NULL;
+    }
+    int64_t want[2] = {d0, d1};
+    bool ok = t->n_dims == n_dims;
+    for (int i = 0; ok && i < n_dims; i++)
+        ok = t->shape[i] == want[i];
+    if (!ok) {
+        char have_s[200], want_s[64];
+        format_dims(t->shape, t->n_dims, have_s, sizeof have_s);
+        format_dims(want, n_dims, want_s, sizeof want_s);
+        snprintf(b->err, b->err_cap, "%s: tensor '%s' has shape %s, expected %s", b->path, name,
+                 have_s, want_s);
+        return NULL;
+    }
+    return t;
+}
+
+/* Hands out n floats of the owned buffer; returns NULL in the sizing pass. */
+static int binder_reserve(binder *b, size_t n, float **out)
+{
+    *out = NULL;
+    if (n > SIZE_MAX / sizeof(float) - b->owned_floats ||
+        b->f32_bytes > SIZE_MAX - n * sizeof(float)) {
+        snprintf(b->err, b->err_cap, "%s: tensors too large for memory", b->path);
+        return -1;
+    }
+    if (b->owned != NULL)
+        *out = b->owned + b->owned_floats;
+    b->owned_floats += n;
+    b->f32_bytes += n * sizeof(float);
+    return 0;
+}
+
+/* Binds a tensor for reading: a view into the mapping when it is aligned F32,
+ * otherwise an owned F32 copy. */
+static int bind_tensor(binder *b, const char *name, int n_dims, int64_t d0, int64_t d1,
+                       const float **out)
+{
+    const safetensors_tensor *t = binder_find(b, name, n_dims, d0, d1);
+    if (t == NULL)
+        return -1;
+    if (t->dtype == SAFETENSORS_F32 && (uintptr_t)t->data % _Alignof(float) == 0) {
+        if (b->f32_bytes > SIZE_MAX - t->n_bytes) {
+            snprintf(b->err, b->err_cap, "%s: tensors too large for memory", b->path);
+            return -1;
+        }
+        b->f32_bytes += t->n_bytes;
+        *out = t->data;
+        return 0;
+    }
+    float *dst;
+    if (binder_reserve(b, t->n_elements, &dst) != 0)
+        return -1;
+    if (dst != NULL)
+        safetensors_to_f32(t, dst);
+    *out = dst;
+    return 0;
+}
+
+/* Converts a tensor into dst (n_elements floats), which the caller reserved;
+ * dst is NULL in the sizing pass. */
+static int bind_copy(binder *b, const char *name, int n_dims, int64_t d0, int64_t d1, float *dst)
+{
+    const safetensors_tensor *t = binder_find(b, name, n_dims, d0, d1);
+    if (t == NULL)
+        return -1;
+    if (dst != NULL)
+        safetensors_to_f32(t, dst);
+    return 0;
+}
+
+#define NAME_CAP 256
+
+/* Binds fastformer_model.* under `prefix` ("", "news_encoder.", "user_encoder.")
+ * for dims d: positions, embedding LayerNorm, d->num_hidden_layers layers
+ * (into `layers`) and poolers.0. */
+static int bind_encoder(binder *b, const char *prefix, const fastformer_dims *d,
+                        fastformer_encoder *enc, fastformer_layer *layers)
+{
+    const int64_t D = d->hidden_size, H = d->num_attention_heads, I = d->intermediate_size;
+    const int64_t P = d->max_position_embeddings;
+    char name[NAME_CAP];
+#define BIND(dst, n_dims, d0, d1, ...)                                                             \
+    do {                                                                                           \
+        snprintf(name, sizeof name, __VA_ARGS__);                                                  \
+        if (bind_tensor(b, name, n_dims, d0, d1, &(dst)) != 0)                                     \
+            return -1;                                                                             \
+    } while (0)
+
+    enc->dims = *d;
+    enc->layers = layers;
+    BIND(enc->position_embeddings, 2, P, D, "%sfastformer_model.position_embeddings.weight",
+         prefix);
+    BIND(enc->ln_weight, 1, D, 0, "%sfastformer_model.LayerNorm.weight", prefix);
+    BIND(enc->ln_bias, 1, D, 0, "%sfastformer_model.LayerNorm.bias", prefix);
+
+    for (int i = 0; i < d->num_hidden_layers; i++) {
+        fastformer_layer *l = &layers[i];
+        char at[96]; /* "PREFIXfastformer_model.encoders.I." */
+        snprintf(at, sizeof at, "%sfastformer_model.encoders.%d.", prefix, i);
+
+        /* query and key share their input: one (2D, D) GEMM. */
+        float *qk_w, *qk_b;
+        if (binder_reserve(b, (size_t)(2 * D * D), &qk_w) != 0 ||
+            binder_reserve(b, (size_t)(2 * D), &qk_b) != 0)
+            return -1;
+        snprintf(name, sizeof name, "%sattention.self.query.weight", at);
+        if (bind_copy(b, name, 2, D, D, qk_w) != 0)
+            return -1;
+        snprintf(name, sizeof name, "%sattention.self.key.weight", at);
+        if (bind_copy(b, name, 2, D, D, qk_w ? qk_w + D * D : NULL) != 0)
+            return -1;
+        snprintf(name, sizeof name, "%sattention.self.query.bias", at);
+        if (bind_copy(b, name, 1, D, 0, qk_b) != 0)
+            return -1;
+        snprintf(name, sizeof name, "%sattention.self.key.bias", at);
+        if (bind_copy(b, name, 1, D, 0, qk_b ? qk_b + D : NULL) != 0)
+            return -1;
+        l->qk_weight = qk_w;
+        l->qk_bias = qk_b;
+
+        BIND(l->query_att_weight, 2, H, D, "%sattention.self.query_att.weight", at);
+        BIND(l->query_att_bias, 1, H, 0, "%sattention.self.query_att.bias", at);
+        BIND(l->key_att_weight, 2, H, D, "%sattention.self.key_att.weight", at);
+        BIND(l->key_att_bias, 1, H, 0, "%sattention.self.key_att.bias", at);
+        BIND(l->transform_weight, 2, D, D, "%sattention.self.transform.weight", at);
+        BIND(l->transform_bias, 1, D, 0, "%sattention.self.transform.bias", at);
+        BIND(l->attn_out_weight, 2, D, D, "%sattention.output.dense.weight", at);
+        BIND(l->attn_out_bias, 1, D, 0, "%sattention.output.dense.bias", at);
+        BIND(l->attn_ln_weight, 1, D, 0, "%sattention.output.LayerNorm.weight", at);
+        BIND(l->attn_ln_bias, 1, D, 0, "%sattention.output.LayerNorm.bias", at);
+        BIND(l->inter_weight, 2, I, D, "%sintermediate.dense.weight", at);
+        BIND(l->inter_bias, 1, I, 0, "%sintermediate.dense.bias", at);
+        BIND(l->out_weight, 2, D, I, "%soutput.dense.weight", at);
+        BIND(l->out_bias, 1, D, 0, "%soutput.dense.bias", at);
+        BIND(l->out_ln_weight, 1, D, 0, "%soutput.LayerNorm.weight", at);
+        BIND(l->out_ln_bias, 1, D, 0, "%soutput.LayerNorm.bias", at);
+    }
+
+    BIND(enc->pool_fc1_weight, 2, D, D, "%sfastformer_model.poolers.0.att_fc1.weight", prefix);
+    BIND(enc->pool_fc1_bias, 1, D, 0, "%sfastformer_model.poolers.0.att_fc1.bias", prefix);
+    BIND(enc->pool_fc2_weight, 2, 1, D, "%sfastformer_model.poolers.0.att_fc2.weight", prefix);
+    BIND(enc->pool_fc2_bias, 1, 1, 0, "%sfastformer_model.poolers.0.att_fc2.bias", prefix);
+    return 0;
+}
+
+/* One binding pass over every tensor the task needs. */
+static int bind_model(binder *b, model *m)
+{
+    const model_config *c = &m->config;
+    const int64_t V = c->vocab_size, D = c->encoder.hidden_size;
+    if (c->task == MODEL_TASK_CLASSIFICATION) {
+        if (bind_tensor(b, "word_embedding.weight", 2, V, D, &m->word_embedding) != 0 ||
+            bind_encoder(b, "", &c->encoder, &m->encoder, m->owned_layers) != 0 ||
+            bind_tensor(b, "dense_linear.weight", 2, c->num_labels, D, &m->classifier_weight) !=
+                0 ||
+            bind_tensor(b, "dense_linear.bias", 1, c->num_labels, 0, &m->classifier_bias) != 0)
+            return -1;
+        return 0;
+    }
+    if (bind_tensor(b, "news_encoder.word_embedding.weight", 2, V, D, &m->word_embedding) != 0 ||
+        bind_encoder(b, "news_encoder.", &c->encoder, &m->encoder, m->owned_layers) != 0 ||
+        bind_encoder(b, "user_encoder.", &c->user_encoder, &m->user_encoder,
+                     m->owned_layers + c->encoder.num_hidden_layers) != 0)
+        return -1;
+    return 0;
+}
+
+/* ---- loading ------------------------------------------------------------------ */
+
+/* Maps DIR/NAME into *f; on failure err gets "DIR/NAME: reason". */
+static int map_in_dir(const char *dir, const char *name, mapped_file *f, char *path,
+                      size_t path_cap, char *err, size_t err_cap)
+{
+    int n = snprintf(path, path_cap, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= path_cap) {
+        snprintf(err, err_cap, "%s: model directory path too long", dir);
+        f->data = NULL;
+        f->n_bytes = 0;
+        return -1;
+    }
+    return mapped_file_open(path, f, err, err_cap);
+}
+
+static int load_config_and_vocab(const char *dir, model *m, char *err, size_t err_cap)
+{
+    char path[PATH_MAX], msg[1024];
+    mapped_file f;
+    if (map_in_dir(dir, "config.json", &f, path, sizeof path, err, err_cap) != 0)
+        return -1;
+    int rc = model_config_parse(f.data, f.n_bytes, &m->config, msg, sizeof msg);
+    mapped_file_close(&f);
+    if (rc != 0) {
+        snprintf(err, err_cap, "%s/%s", dir, msg); /* msg starts with "config.json: " */
+        return -1;
+    }
+
+    if (map_in_dir(dir, "vocab.txt", &f, path, sizeof path, err, err_cap) != 0)
+        return -1;
+    rc = vocab_parse(f.data, f.n_bytes, &m->vocab, msg, sizeof msg);
+    mapped_file_close(&f);
+    if (rc != 0) {
+        snprintf(err, err_cap, "%s/%s", dir, msg); /* msg starts with "vocab.txt: " */
+        return -1;
+    }
+    if (vocab_size(m->vocab) != (size_t)m->config.vocab_size) {
+        snprintf(err, err_cap, "%s: has %zu lines, but config.json 'vocab_size' is %d", path,
+                 vocab_size(m->vocab), m->config.vocab_size);
+        return -1;
+    }
+    if (tokenizer_new(m->config.tokenizer, m->config.lowercase, m->vocab, &m->tokenizer, msg,
+                      sizeof msg) != 0) {
+        snprintf(err, err_cap, "%s: %s", path, msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int load_weights(const char *dir, model *m, char *err, size_t err_cap)
+{
+    char path[PATH_MAX], msg[1024];
+    if (map_in_dir(dir, "model.safetensors", &m->file, path, sizeof path, err, err_cap) != 0)
+        return -1;
+    if (safetensors_parse(m->file.data, m->file.n_bytes, &m->tensors, msg, sizeof msg) != 0) {
+        snprintf(err, err_cap, "%s: %s", path, msg);
+        return -1;
+    }
+    m->weights_bytes = m->file.n_bytes;
+    sha256_hex(m->file.data, m->file.n_bytes, m->weights_sha256);
+
+    size_t n_layers = (size_t)m->config.encoder.num_hidden_layers;
+    if (m->config.task == MODEL_TASK_NEWS_RECOMMENDATION)
+        n_layers += (size_t)m->config.user_encoder.num_hidden_layers;
+    m->owned_layers = calloc(n_layers, sizeof *m->owned_layers);
+    if (m->owned_layers == NULL) {
+        snprintf(err, err_cap, "%s: out of memory", path);
+        return -1;
+    }
+
+    binder b = {.path = path, .st = m->tensors, .err = err, .err_cap = err_cap};
+    if (bind_model(&b, m) != 0) /* sizing pass: validates names and shapes */
+        return -1;
+    size_t owned_floats = b.owned_floats;
+    if (owned_floats > 0) {
+        m->owned = malloc(owned_floats * sizeof(float));
+        if (m->owned == NULL) {
+            snprintf(err, err_cap, "%s: out of memory for %zu converted floats", path,
+                     owned_floats);
+            return -1;
+        }
+    }
+    b.owned = m->owned;
+    b.owned_floats = 0;
+    b.f32_bytes = 0;
+    /* The binding pass cannot fail where the sizing pass succeeded. */
+    int rc = bind_model(&b, m);
+    assert(rc == 0 && b.owned_floats == owned_floats);
+    (void)rc;
+    m->f32_bytes = b.f32_bytes;
+    return 0;
+}
+
+int model_load(const char *dir, model **out, char *err, size_t err_cap)
+{
+    *out = NULL;
+    model *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        snprintf(err, err_cap, "%s: out of memory", dir);
+        return -1;
+    }
+    if (load_config_and_vocab(dir, m, err, err_cap) != 0 ||
+        load_weights(dir, m, err, err_cap) != 0) {
+        model_free(m);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
+void model_free(model *m)
+{
+    if (m == NULL)
+        return;
+    tokenizer_free(m->tokenizer);
+    vocab_free(m->vocab);
+    safetensors_free(m->tensors);
+    mapped_file_close(&m->file);
+    free(m->owned);
+    free(m->owned_layers);
+    model_config_free(&m->config);
+    free(m);
+}
+
+/* ---- inference ------------------------------------------------------------------ */
+
+fastformer_workspace *model_workspace_new(const model *m, int max_tokens, int max_seqs)
+{
+    /* Both encoders share D, H and I, which is all the scratch depends on. */
+    return fastformer_workspace_new(&m->config.encoder, max_tokens, max_seqs);
+}
+
+int model_max_tokens(const model *m)
+{
+    return m->config.encoder.max_position_embeddings;
+}
+
+int model_tokenize(const model *m, const char *text, size_t text_bytes, int32_t *ids, size_t *n_ids,
+                   bool *truncated, char *err, size_t err_cap)
+{
+    return tokenizer_encode(m->tokenizer, text, text_bytes, ids, (size_t)model_max_tokens(m), n_ids,
+                            truncated, err, err_cap);
+}
+
+void model_encode_ids(const model *m, fastformer_workspace *ws, const int32_t *const *ids,
+                      const int32_t *n_ids, int n, float *pooled)
+{
+    assert(n >= 0 && n <= ws->max_seqs);
+    assert(ws->dims.hidden_size == m->config.encoder.hidden_size);
+    int row = 0;
+    ws->seq_start[0] = 0;
+    for (int s = 0; s < n; s++) {
+        int32_t len = n_ids[s];
+        assert(len >= 0 && len <= model_max_tokens(m));
+        /* Trailing padding cannot change the pooled vector (FASTFORMER.md 5). */
+        while (len > 0 && ids[s][len - 1] == 0)
+            len--;
+        for (int32_t i = 0; i < len; i++)
+            assert(ids[s][i] >= 0 && ids[s][i] < m->config.vocab_size);
+        assert(len <= ws->max_tokens - row);
+        fastformer_gather(ws, row, m->word_embedding, m->config.vocab_size, ids[s], len);
+        row += len;
+        ws->seq_start[s + 1] = row;
+    }
+    fastformer_encode(&m->encoder, ws, n, pooled);
+}
+
+void model_classify(const model *m, const float *pooled, int n, float *logits, float *probs)
+{
+    assert(m->config.task == MODEL_TASK_CLASSIFICATION);
+    const int C = m->config.num_labels, D = m->config.encoder.hidden_size;
+    for (int s = 0; s < n; s++) {
+        const float *x = pooled + (size_t)s * D;
+        /* Without a logits buffer the logits are computed in probs. */
+        float *z = logits != NULL ? logits + (size_t)s * C : probs + (size_t)s * C;
+        if (z == NULL)
+            return;
+        for (int c = 0; c < C; c++) {
+            const float *w = m->classifier_weight + (size_t)c * D;
+            float acc = 0.0f;
+            for (int j = 0; j < D; j++)
+                acc += x[j] * w[j];
+            z[c] = acc + m->classifier_bias[c];
+        }
+        if (probs == NULL)
+            continue;
+        float *p = probs + (size_t)s * C;
+        float max = z[0];
+        for (int c = 1; c < C; c++)
+            if (z[c] > max)
+                max = z[c];
+        float sum = 0.0f;
+        for (int c = 0; c < C; c++) {
+            p[c] = expf(z[c] - max);
+            sum += p[c];
+        }
+        for (int c = 0; c < C; c++)
+            p[c] /= sum;
+    }
+}
+
+void model_encode_users(const model *m, fastformer_workspace *ws, const float *news_vecs,
+                        const int32_t *hist_start, int n_users, float *user_vecs)
+{
+    assert(m->config.task == MODEL_TASK_NEWS_RECOMMENDATION);
+    assert(n_users >= 0 && n_users <= ws->max_seqs);
+    const int D = m->config.encoder.hidden_size;
+    const int max_history = m->config.user_encoder.max_position_embeddings;
+    assert(ws->dims.hidden_size == D);
+    int row = 0;
+    ws->seq_start[0] = 0;
+    for (int u = 0; u < n_users; u++) {
+        int32_t begin = hist_start[u], end = hist_start[u + 1];
+        assert(begin >= 0 && begin <= end);
+        if (end - begin > max_history)
+            begin = end - max_history; /* keep the most recent */
+        int32_t keep = end - begin;
+        assert(keep <= ws->max_tokens - row);
+        memcpy(ws->input + (size_t)row * D, news_vecs + (size_t)begin * D,
+               (size_t)keep * D * sizeof(float));
+        for (int32_t i = 0; i < keep; i++)
+            ws->mask[row + i] = 1.0f;
+        row += keep;
+        ws->seq_start[u + 1] = row;
+    }
+    fastformer_encode(&m->user_encoder, ws, n_users, user_vecs);
+}
+
+void model_score(const model *m, const float *user_vec, const float *cand_vecs, int n,
+                 float *scores)
+{
+    const int D = m->config.encoder.hidden_size;
+    for (int i = 0; i < n; i++) {
+        const float *c = cand_vecs + (size_t)i * D;
+        float acc = 0.0f;
+        for (int j = 0; j < D; j++)
+            acc += user_vec[j] * c[j];
+        scores[i] = acc;
+    }
+}

@@ -1,0 +1,147 @@
+/* metrics: the daemon's Prometheus registry, rendered as text format 0.0.4
+ * (passes `promtool check metrics`).
+ *
+ * Every label set is bounded: models get a slot when registered (at load or
+ * reload; slots are never reused for another name), routes are the fixed enum
+ * below, status codes a fixed set, reject reasons an enum. Updates are single
+ * relaxed atomic operations on preallocated counters, so any thread may call
+ * them on the hot path; rendering only reads those atomics (it takes no lock
+ * that an update takes), so a scrape never blocks inference.
+ *
+ * Exposed families (all prefixed fastformerd_ except process_*):
+ *   fastformerd_http_requests_total{model,route,code}            counter
+ *   fastformerd_request_duration_seconds{model,route}            histogram
+ *   fastformerd_queue_duration_seconds{model}                    histogram (per item)
+ *   fastformerd_inference_duration_seconds{model}                histogram (per batch)
+ *   fastformerd_batch_size{model}                                histogram (items per batch)
+ *   fastformerd_batch_tokens{model}                              histogram (padded tokens per
+ * batch) fastformerd_queue_depth{model}                               gauge (items queued)
+ *   fastformerd_rejected_requests_total{model,reason}            counter
+ *   fastformerd_model_ready{model}                               gauge (0/1)
+ *   fastformerd_news_cache_hits_total{model}                     counter
+ *   fastformerd_news_cache_misses_total{model}                   counter
+ *   fastformerd_reloads_total{result="success"|"failure"}        counter
+ *   fastformerd_http_connections                                 gauge (open connections)
+ *   process_cpu_seconds_total, process_resident_memory_bytes, process_virtual_memory_bytes,
+ *   process_open_fds, process_max_fds, process_start_time_seconds   (from /proc/self)
+ * Requests that name no model (or an unknown one) use model="". Series whose
+ * value was never touched are not rendered, except ready, queue depth and
+ * reloads, which are rendered for every registered model / result. */
+#ifndef FF_METRICS_H
+#define FF_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compiler.h"
+
+/* Most model slots ever registered in one process (reloads included). A
+ * registration beyond this returns METRICS_NO_MODEL, whose series carry model="". */
+#define METRICS_MAX_MODELS 64
+
+/* A model's slot, from metrics_model_register. METRICS_NO_MODEL (-1) is
+ * valid everywhere a model id is taken and means model="". */
+typedef int metrics_model_id;
+#define METRICS_NO_MODEL (-1)
+
+/* The routes of issue 3. The label value is the route template, see
+ * metrics_route_name(). */
+typedef enum {
+    METRICS_ROUTE_V1_MODELS = 0,  /* GET  /v1/models */
+    METRICS_ROUTE_V1_MODEL,       /* GET  /v1/models/{name} */
+    METRICS_ROUTE_V1_CLASSIFY,    /* POST /v1/models/{name}/classify */
+    METRICS_ROUTE_V1_EMBED,       /* POST /v1/models/{name}/embed */
+    METRICS_ROUTE_V1_RECOMMEND,   /* POST /v1/models/{name}/recommend */
+    METRICS_ROUTE_V1_NEWS_PUT,    /* PUT  /v1/models/{name}/news/{id} */
+    METRICS_ROUTE_V2,             /* GET  /v2 */
+    METRICS_ROUTE_V2_LIVE,        /* GET  /v2/health/live */
+    METRICS_ROUTE_V2_READY,       /* GET  /v2/health/ready */
+    METRICS_ROUTE_V2_MODEL,       /* GET  /v2/models/{name} */
+    METRICS_ROUTE_V2_MODEL_READY, /* GET  /v2/models/{name}/ready */
+    METRICS_ROUTE_V2_INFER,       /* POST /v2/models/{name}/infer */
+    METRICS_ROUTE_HEALTHZ,        /* GET  /healthz */
+    METRICS_ROUTE_READYZ,         /* GET  /readyz */
+    METRICS_ROUTE_METRICS,        /* GET  /metrics */
+    METRICS_ROUTE_OPENAPI,        /* GET  /openapi.json */
+    METRICS_ROUTE_OTHER,          /* anything unmatched (404) */
+    METRICS_N_ROUTES
+} metrics_route;
+
+/* Why a request (or an item of one) was refused or dropped without compute. */
+typedef enum {
+    METRICS_REJECT_QUEUE_FULL = 0,   /* queue at max_queue -> 429/503 */
+    METRICS_REJECT_DEADLINE,         /* deadline passed while queued -> 504 */
+    METRICS_REJECT_DISCONNECTED,     /* client went away before compute */
+    METRICS_REJECT_DRAINING,         /* shutting down -> 503 */
+    METRICS_REJECT_NOT_READY,        /* models still loading -> 503 */
+    METRICS_REJECT_TOO_LARGE,        /* body or batch too large -> 413 */
+    METRICS_REJECT_CONNECTION_LIMIT, /* max_connections reached */
+    METRICS_REJECT_UNAUTHORIZED,     /* missing or wrong API key -> 401 */
+    METRICS_N_REJECTS
+} metrics_reject_reason;
+
+typedef struct metrics metrics;
+
+/* A new, empty registry (free with metrics_free), or NULL when out of
+ * memory. Records the process start for process_start_time_seconds. */
+metrics *metrics_new(void);
+void metrics_free(metrics *m); /* NULL ok; no update or render may be running */
+
+/* Returns the slot for model `name` (at most 64 bytes, [A-Za-z0-9_.-]),
+ * creating it on first use; the same name always gets the same slot, so a
+ * reload re-registers its models and keeps their series. Returns
+ * METRICS_NO_MODEL when the registry is full or the name is invalid. Any
+ * thread (takes a registration mutex; never call it per request). */
+metrics_model_id metrics_model_register(metrics *m, const char *name);
+
+/* The slot of an already registered model, or METRICS_NO_MODEL. Lock-free. */
+metrics_model_id metrics_model_find(const metrics *m, const char *name);
+
+/* Label values, static strings: "/v1/models/{name}/classify", ..., "other";
+ * "queue_full", "deadline", "disconnected", "draining", "not_ready",
+ * "too_large", "connection_limit", "unauthorized". */
+const char *metrics_route_name(metrics_route route);
+const char *metrics_reject_name(metrics_reject_reason reason);
+
+/* ---- updates: any thread, lock-free, never allocate ------------------- */
+
+/* One finished HTTP request: counts it under `code` and observes its
+ * latency. Codes outside {200, 201, 204, 400, 401, 404, 405, 408, 413, 415,
+ * 422, 429, 500, 503, 504} count as code="other". */
+void metrics_request_done(metrics *m, metrics_model_id model, metrics_route route, int code,
+                          uint64_t latency_ns);
+
+/* Time one item spent queued, observed when it leaves the queue (for compute or drop). */
+void metrics_observe_queue(metrics *m, metrics_model_id model, uint64_t wait_ns);
+
+/* One forward pass: its wall time, items and padded tokens (items * longest). */
+void metrics_observe_batch(metrics *m, metrics_model_id model, uint64_t inference_ns,
+                           uint32_t n_items, uint64_t padded_tokens);
+
+/* Queue depth in items: set to an absolute value, or add a signed delta. */
+void metrics_queue_depth_set(metrics *m, metrics_model_id model, int64_t depth);
+void metrics_queue_depth_add(metrics *m, metrics_model_id model, int64_t delta);
+
+/* Counts one rejected or dropped request (or item; callers choose and stay
+ * consistent: the batcher counts requests). */
+void metrics_reject(metrics *m, metrics_model_id model, metrics_reject_reason reason);
+
+void metrics_model_set_ready(metrics *m, metrics_model_id model, int ready);
+void metrics_news_cache(metrics *m, metrics_model_id model, uint64_t hits, uint64_t misses);
+void metrics_reload(metrics *m, int success);
+void metrics_connections_add(metrics *m, int64_t delta);
+
+/* ---- rendering --------------------------------------------------------- */
+
+/* Content-Type of the rendered text. */
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/* Renders every family into a new NUL-terminated malloc'd buffer: *out
+ * (caller frees with free()) of *out_len bytes (without the NUL). Reads
+ * /proc/self for the process_* metrics (a family whose source cannot be read
+ * is left out). Returns 0, or -1 when out of memory (*out = NULL). Any
+ * thread, concurrently with updates; allocates, so call it from the HTTP
+ * thread, not from a worker. */
+FF_MUST_CHECK int metrics_render(const metrics *m, char **out, size_t *out_len);
+
+#endif

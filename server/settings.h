@@ -1,0 +1,146 @@
+/* settings: the daemon's YAML configuration (conf/fastformerd.yaml documents
+ * every key and its default), parsed with libyaml from a buffer into a plain
+ * struct, plus the command-line overrides (--listen, --model NAME=DIR).
+ *
+ * Strict: an unknown key, a duplicate key, a wrong type or an out-of-range
+ * value fails with "FILE:LINE: KEY.PATH: what was expected, got 'VALUE'", e.g.
+ *   conf/x.yaml:12: batching.max_batch_size: expected an integer in [1, 4096], got 'lots'
+ *
+ * Relative paths (models[].path, models[].news_catalog) in a config file are
+ * resolved against the directory of that config file, so a config works from
+ * any working directory; paths given with --model resolve against the CWD
+ * (they are left as given). Nothing here touches the filesystem except
+ * settings_load(), which only reads the config file: whether a model
+ * directory exists is checked by whoever loads the model. */
+#ifndef FF_SETTINGS_H
+#define FF_SETTINGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compiler.h"
+#include "log.h"
+
+/* Capacity of settings_server.listen / listen_host, including the NUL. */
+#define SETTINGS_LISTEN_MAX 256
+/* Longest model name. Names match [A-Za-z0-9_.-]{1,64} and do not start with
+ * '.', because they appear in URLs and metric labels. */
+#define SETTINGS_MODEL_NAME_MAX 64
+
+/* Defaults and accepted ranges (inclusive). */
+#define SETTINGS_DEFAULT_LISTEN "127.0.0.1:8080"
+#define SETTINGS_DEFAULT_MAX_CONNECTIONS 256u     /* [1, 65536] */
+#define SETTINGS_DEFAULT_MAX_BODY_BYTES 1048576u  /* [1024, 1073741824] */
+#define SETTINGS_DEFAULT_REQUEST_TIMEOUT_MS 10000 /* [1, 3600000] */
+#define SETTINGS_DEFAULT_CONNECTION_TIMEOUT_S 30  /* [1, 3600] */
+#define SETTINGS_DEFAULT_DRAIN_TIMEOUT_S 30       /* [0, 3600] */
+#define SETTINGS_DEFAULT_MAX_BATCH_SIZE 32        /* [1, 4096] */
+#define SETTINGS_DEFAULT_MAX_BATCH_TOKENS 8192    /* [1, 1048576] */
+#define SETTINGS_DEFAULT_MAX_QUEUE_DELAY_US 2000  /* [0, 10000000] */
+#define SETTINGS_DEFAULT_MAX_QUEUE 1024           /* [1, 1000000] */
+#define SETTINGS_DEFAULT_WORKERS 2                /* [1, 256] */
+#define SETTINGS_DEFAULT_BLAS_THREADS 1           /* [1, 256] */
+#define SETTINGS_DEFAULT_NEWS_CACHE_ENTRIES 4096  /* [0, 10000000]; 0 disables the cache */
+
+typedef struct {
+    /* "HOST:PORT" as configured; HOST is an IPv4 address, a host name, or an
+     * IPv6 address in brackets ("[::1]:8080"). PORT is in [0, 65535]; 0 asks
+     * the kernel for a free port. */
+    char listen[SETTINGS_LISTEN_MAX];
+    char listen_host[SETTINGS_LISTEN_MAX]; /* HOST without brackets, e.g. "::1" */
+    uint16_t listen_port;
+    uint32_t max_connections;    /* concurrent HTTP connections */
+    uint64_t max_body_bytes;     /* request body limit; larger -> 413 */
+    uint32_t request_timeout_ms; /* default per-request deadline (X-Request-Timeout-Ms overrides) */
+    uint32_t connection_timeout_s; /* idle/slow connection timeout */
+    uint32_t drain_timeout_s;      /* SIGTERM: time allowed to finish accepted requests */
+    char *api_key;                 /* owned; NULL = no key required */
+} settings_server;
+
+typedef struct {
+    uint32_t max_batch_size;     /* items (sequences) per forward pass */
+    uint32_t max_batch_tokens;   /* padded tokens per forward pass: n_items * longest */
+    uint32_t max_queue_delay_us; /* longest wait of the oldest item while all workers are busy */
+    uint32_t max_queue;          /* queued requests before 429/503 */
+    uint32_t workers;            /* inference threads */
+    uint32_t blas_threads;       /* OpenBLAS threads per process; workers * blas_threads <= cores */
+} settings_batching;
+
+typedef struct {
+    char *name; /* owned; unique; see SETTINGS_MODEL_NAME_MAX */
+    char *path; /* owned; model directory, resolved (see top of file) */
+    /* Per-model limits; 0 means "use the batching section's value". */
+    uint32_t max_batch_size;     /* [1, 4096] when set */
+    uint32_t max_batch_tokens;   /* [1, 1048576] when set */
+    char *news_catalog;          /* owned; MIND news.tsv (recommenders), resolved; NULL = none */
+    uint32_t news_cache_entries; /* LRU of text-news vectors; default
+                                    SETTINGS_DEFAULT_NEWS_CACHE_ENTRIES */
+    int line; /* line of the entry in the config file; 0 when it came from --model */
+} settings_model;
+
+typedef struct {
+    log_format format; /* default LOG_FORMAT_TEXT */
+    log_level level;   /* default LOG_LEVEL_INFO */
+} settings_logging;
+
+typedef struct {
+    settings_server server;
+    settings_batching batching;
+    settings_logging logging;
+    settings_model *models; /* owned array of n_models, in file order */
+    size_t n_models;        /* may be 0: use settings_check() before serving */
+    char *source;           /* owned; the config file name, NULL without a file */
+} settings;
+
+/* Fills *s with every default and no models. Cannot fail; free with
+ * settings_free (a no-op for a defaults-only struct, but harmless). */
+void settings_init(settings *s);
+
+/* Parses the YAML document buf[0..len) into *out. `filename` is used in
+ * messages and to resolve relative paths (its directory; no slash means the
+ * CWD); it is not opened. An empty document gives the defaults. On success
+ * returns 0 and *out owns its strings (settings_free). On failure returns -1,
+ * writes "FILE:LINE: KEY.PATH: ..." into err and leaves *out initialised to
+ * the defaults (still safe to settings_free). Any thread; pure. */
+FF_MUST_CHECK int settings_parse(settings *out, const void *buf, size_t len, const char *filename,
+                                 char *err, size_t err_cap);
+
+/* Reads the file `path` and parses it with settings_parse(path as filename).
+ * Errors: "PATH: cannot read: <strerror>" or the parse error. */
+FF_MUST_CHECK int settings_load(settings *out, const char *path, char *err, size_t err_cap);
+
+/* Command-line overrides, borrowed. */
+typedef struct {
+    const char *listen;        /* --listen HOST:PORT, NULL = keep */
+    const char *const *models; /* --model NAME=DIR, n_models of them */
+    size_t n_models;
+} settings_overrides;
+
+/* Applies overrides to *s: --listen replaces server.listen; each --model
+ * NAME=DIR replaces the path of the configured model NAME (keeping its other
+ * settings), or appends a new model with default limits. DIR is kept as
+ * given (relative to the CWD). Errors:
+ *   "--listen 'x': expected HOST:PORT with PORT in [0, 65535]"
+ *   "--model 'x': expected NAME=DIR"
+ *   "--model 'a b=d': invalid model name 'a b' (expected [A-Za-z0-9_.-]{1,64}, not starting with
+ * '.')"
+ *   "--model 'a=d': model 'a' given twice"
+ * On failure *s may be partly updated but stays valid for settings_free. */
+FF_MUST_CHECK int settings_apply_overrides(settings *s, const settings_overrides *o, char *err,
+                                           size_t err_cap);
+
+/* Final checks before serving: at least one model ("no models configured:
+ * give a config file with a models section or --model NAME=DIR"). */
+FF_MUST_CHECK int settings_check(const settings *s, char *err, size_t err_cap);
+
+/* Effective per-model limits (the model's own value, else the batching one). */
+uint32_t settings_model_max_batch_size(const settings *s, const settings_model *m);
+uint32_t settings_model_max_batch_tokens(const settings *s, const settings_model *m);
+
+/* Returns the model named `name`, or NULL. Borrowed from s. */
+const settings_model *settings_find_model(const settings *s, const char *name);
+
+/* Frees everything *s owns and re-initialises it to the defaults. NULL ok. */
+void settings_free(settings *s);
+
+#endif
