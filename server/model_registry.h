@@ -1,0 +1,128 @@
+/* model_registry: the set of served models by name. A set is loaded as a
+ * whole by a loader thread (model_load, one workspace per worker, the news
+ * catalog encoded in batches, a warm-up forward) and then swapped in
+ * atomically. Models are reference counted: a request in flight keeps its
+ * served_model (and its workspaces) alive after a SIGHUP swap until it
+ * finishes. A failed load keeps the old set serving.
+ *
+ * Start-up: model_registry_new, then the daemon listens, then
+ * model_registry_load_async; readiness (model_registry_ready) is false with
+ * reason "loading" until the first set is in. */
+#ifndef FF_MODEL_REGISTRY_H
+#define FF_MODEL_REGISTRY_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compiler.h"
+#include "model.h"
+#include "news_cache.h"
+#include "news_catalog.h"
+
+/* One loaded model, shared read-only by every thread that holds a reference. */
+struct served_model {
+    char *name; /* owned */
+    char *path; /* owned: the model directory */
+    model *model;
+    news_catalog *catalog;     /* recommenders with a news.tsv; NULL otherwise */
+    news_cache *cache;         /* recommenders with news_cache_entries > 0; NULL otherwise */
+    int max_batch_size;        /* effective limits (per-model or the batching section's) */
+    int max_batch_tokens;      /* >= model_max_tokens (raised at load if configured lower) */
+    fastformer_workspace **ws; /* (n_workers) one per worker, worker i uses ws[i] only */
+    int n_workers;
+    int64_t load_time_unix_ms; /* when it became ready (wall clock) */
+    double load_seconds;       /* load + catalog + warm-up time */
+
+    /* private */
+    _Atomic int refs;
+};
+typedef struct served_model served_model;
+
+/* Acquire / release a reference. Any thread. The last release frees the
+ * model, its workspaces, catalog and cache. Release of NULL is a no-op. */
+void served_model_retain(served_model *sm);
+void served_model_release(served_model *sm);
+
+typedef struct {
+    const char *name;         /* borrowed during the call (copied) */
+    const char *path;         /* model directory */
+    const char *news_catalog; /* MIND news.tsv or NULL */
+    int news_cache_entries;   /* 0 disables the cache */
+    int max_batch_size;       /* effective values (see settings_model_max_batch_*) */
+    int max_batch_tokens;
+} model_spec;
+
+/* Loader progress and results, for the log and sd-notify STATUS=. Called on
+ * the loader thread; may be NULL. */
+typedef struct {
+    void *user;
+    void (*on_progress)(void *user,
+                        const char *message); /* "model 'mind': encoded 5000/51282 titles" */
+    /* once per load: ok, and on failure the message naming the model and file */
+    void (*on_loaded)(void *user, bool ok, const char *message);
+} model_registry_events;
+
+typedef struct model_registry model_registry;
+
+/* An empty registry for n_workers workers. Main thread. NULL when out of memory. */
+model_registry *model_registry_new(int n_workers, const model_registry_events *events);
+
+/* Joins a running loader, releases the current set and frees. Requests still
+ * holding served_models keep them alive. Main thread. */
+void model_registry_free(model_registry *reg);
+
+/* Loads every spec synchronously on the calling thread and swaps the new set
+ * in only if all succeed. Returns 0, or -1 with the first error (e.g.
+ * "model 'imdb': DIR/config.json: missing key 'vocab_size'"); on failure the
+ * old set stays. Used by the loader thread, --check-config and tests. */
+FF_MUST_CHECK int model_registry_load(model_registry *reg, const model_spec *specs, int n_specs,
+                                      char *err, size_t err_cap);
+
+/* Same on a loader thread (the specs are copied). Returns -1 with a message
+ * when a load is already running or the thread cannot start. Reports the
+ * result through events.on_loaded. Any thread (main, on start-up and SIGHUP). */
+FF_MUST_CHECK int model_registry_load_async(model_registry *reg, const model_spec *specs,
+                                            int n_specs, char *err, size_t err_cap);
+
+/* True while a load (sync or async) is running. */
+bool model_registry_loading(const model_registry *reg);
+
+/* Waits for a running async load to finish. Main thread. */
+void model_registry_join_loader(model_registry *reg);
+
+/* Returns a new reference to the current model named `name`, or NULL when
+ * there is none (not loaded yet, or unknown). Any thread; lock held briefly. */
+served_model *model_registry_get(model_registry *reg, const char *name);
+
+/* Snapshot of the current set: fills out[0..n) with new references (release
+ * each) in configuration order and returns the number of models in the set
+ * (which may exceed cap: then only cap are filled). Any thread. */
+int model_registry_list(model_registry *reg, served_model **out, int cap);
+
+/* Readiness: true once a set is in (every model in it is loaded and warm).
+ * Otherwise writes the reason: "loading", or "failed: <message>" when the
+ * first load failed. A failed reload keeps the old set and stays ready. */
+bool model_registry_ready(const model_registry *reg, char *reason, size_t reason_cap);
+
+/* Names the models of the set being loaded or served, with per-model state,
+ * for /v1/models and /v2/models/{name}/ready while loading. */
+typedef enum {
+    SERVED_MODEL_UNKNOWN, /* not configured */
+    SERVED_MODEL_LOADING,
+    SERVED_MODEL_READY,
+    SERVED_MODEL_FAILED,
+} served_model_state;
+served_model_state model_registry_state(model_registry *reg, const char *name);
+
+/* Load statistics for metrics: completed loads, failed loads, generation
+ * (number of successful swaps). Any thread, lock-free. */
+typedef struct {
+    uint64_t loads_ok;
+    uint64_t loads_failed;
+    uint64_t generation;
+} model_registry_stats;
+void model_registry_stats_get(const model_registry *reg, model_registry_stats *out);
+
+#endif
