@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Ids are int32_t; this bound also keeps every size below overflow. */
-#define VOCAB_MAX_TOKENS (1u << 30)
+/* The same bound as config.json's vocab_size; ids then fit int32_t easily. */
+#define VOCAB_MAX_TOKENS (1u << 24)
 
 struct vocab {
     size_t n_tokens;
