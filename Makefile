@@ -58,7 +58,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 DAEMON := $(B)/fastformerd
 CLI := $(B)/fastformer-cli
 
-.PHONY: all run test unit integration asan tsan format format-check clean deps fixtures bench install uninstall
+.PHONY: all run test unit integration asan tsan format format-check clean deps fixtures bench install uninstall docker-check
 .DEFAULT_GOAL := all
 
 all: $(DAEMON) $(CLI)
@@ -130,6 +130,41 @@ tsan:
 # Regenerates the golden fixtures from the PyTorch reference (needs Debian's python3-torch).
 fixtures:
 	OPENBLAS_NUM_THREADS=1 $(PYTHON) tools/make_fixtures.py tests/fixtures
+
+# ---- installation -----------------------------------------------------------
+# make install [PREFIX=/usr/local] [SYSCONFDIR=/etc] [DESTDIR=]: binaries, the
+# systemd unit, the default config (model paths pointing at the installed
+# models) and the default models.
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+MODELDIR = $(PREFIX)/share/fastformerd/models
+MODEL_DIRS = $(patsubst %/,%,$(dir $(wildcard models/*/config.json)))
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/fastformerd $(DESTDIR)$(MODELDIR)
+	install -m 0755 $(DAEMON) $(CLI) $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|/usr/bin/fastformerd|$(PREFIX)/bin/fastformerd|' \
+	    -e 's|/etc/fastformerd/|$(SYSCONFDIR)/fastformerd/|' \
+	    deploy/systemd/fastformerd.service > $(DESTDIR)$(UNITDIR)/fastformerd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/fastformerd.service
+	sed -e 's|\(path: *\)models/|\1$(MODELDIR)/|' -e 's|\(news_catalog: *\)models/|\1$(MODELDIR)/|' \
+	    conf/fastformerd.yaml > $(DESTDIR)$(SYSCONFDIR)/fastformerd/fastformerd.yaml
+	chmod 0644 $(DESTDIR)$(SYSCONFDIR)/fastformerd/fastformerd.yaml
+	for d in $(MODEL_DIRS); do \
+	  install -d $(DESTDIR)$(MODELDIR)/$$(basename $$d) && \
+	  install -m 0644 $$d/* $(DESTDIR)$(MODELDIR)/$$(basename $$d)/ || exit 1; \
+	done
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/fastformerd $(DESTDIR)$(PREFIX)/bin/fastformer-cli
+	rm -f $(DESTDIR)$(UNITDIR)/fastformerd.service
+	rm -f $(DESTDIR)$(SYSCONFDIR)/fastformerd/fastformerd.yaml
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/fastformerd 2>/dev/null
+	rm -rf $(DESTDIR)$(PREFIX)/share/fastformerd
+
+# Replays the Dockerfile in debootstrapped Debian 12 roots (no Docker engine here).
+docker-check:
+	$(PYTHON) deploy/docker/replay.py --context .
 
 # ---- style ----------------------------------------------------------------
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)

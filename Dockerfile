@@ -1,0 +1,38 @@
+# fastformerd container: a build stage with the -dev packages, and a slim
+# runtime stage with only the shared libraries, the binaries, the config and
+# the default models. Build: docker build -t fastformerd .
+# Run:   docker run --rm -p 8080:8080 fastformerd
+
+FROM debian:bookworm-slim AS build
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        gcc libc6-dev make pkg-config \
+        libopenblas-dev libjansson-dev libyaml-dev libmicrohttpd-dev libsystemd-dev libutf8proc-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Makefile ./
+COPY model/ model/
+COPY server/ server/
+COPY conf/ conf/
+COPY deploy/systemd/ deploy/systemd/
+COPY models/ models/
+RUN make -j"$(nproc)" all \
+    && make install DESTDIR=/out PREFIX=/usr SYSCONFDIR=/etc \
+    && sed -i 's|^\(  *listen:\).*|\1 "0.0.0.0:8080"|' /out/etc/fastformerd/fastformerd.yaml
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        libopenblas0-pthread libjansson4 libyaml-0-2 libmicrohttpd12 libsystemd0 libutf8proc2 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin fastformerd
+COPY --from=build /out/usr/bin/ /usr/bin/
+COPY --from=build /out/usr/share/fastformerd/ /usr/share/fastformerd/
+COPY --from=build /out/etc/fastformerd/ /etc/fastformerd/
+ENV OPENBLAS_NUM_THREADS=2
+USER 10001:10001
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=3 \
+    CMD ["/usr/bin/fastformerd", "--healthcheck", "--config", "/etc/fastformerd/fastformerd.yaml"]
+ENTRYPOINT ["/usr/bin/fastformerd"]
+CMD ["--config", "/etc/fastformerd/fastformerd.yaml"]
