@@ -20,7 +20,9 @@ bool tokenizer_wordpiece_is_whitespace(int32_t cp)
 
 bool tokenizer_wordpiece_is_control(int32_t cp)
 {
-    /* Any C* category (Cc, Cf, Cs, Co, Cn) except tab, LF and CR. */
+    /* Cc, Cf, Cs and Co, except tab, LF and CR. Unassigned code points (Cn)
+     * are kept as ordinary characters, as Hugging Face tokenizers does
+     * (Python's BertTokenizer would drop them). */
     if (cp == '\t' || cp == '\n' || cp == '\r')
         return false;
     switch (utf8proc_category(cp)) {
@@ -28,7 +30,6 @@ bool tokenizer_wordpiece_is_control(int32_t cp)
     case UTF8PROC_CATEGORY_CF:
     case UTF8PROC_CATEGORY_CS:
     case UTF8PROC_CATEGORY_CO:
-    case UTF8PROC_CATEGORY_CN:
         return true;
     default:
         return false;

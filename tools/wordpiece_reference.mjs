@@ -1,0 +1,202 @@
+// Regenerates tests/fixtures/tokenizer/wordpiece_cases.json: the expected ids
+// of our `wordpiece` tokenizer, taken from Hugging Face's tokenizers (the Rust
+// library, through its Node bindings), never from our own C code.
+//
+// Setup, in a scratch directory outside the repo (nothing of it is committed):
+//   mkdir -p /tmp/tokref && cd /tmp/tokref && npm init -y
+//   npm install tokenizers@0.13.3 tokenizers-linux-x64-gnu@0.13.4-rc2
+// (tokenizers@0.13.3 is the JS glue; its linux-x64 native binding is only
+// published as 0.13.4-rc2.) Then, from the scratch directory:
+//   node /work/main/tools/wordpiece_reference.mjs \
+//       /work/main/tests/fixtures/tokenizer/bert-base-uncased-vocab.txt \
+//       /work/main/tests/fixtures/tokenizer/wordpiece_cases.json \
+//       /work/main/tests/fixtures/tokenizer/wordpiece_unicode.json
+//
+// The optional third file is every code point as BertNormalizer(lowercase)
+// and BertPreTokenizer see it alone: ranges dropped by clean_text, ranges
+// mapped to a space, ranges padded as CJK, ranges the pre-tokenizer isolates
+// as punctuation or splits as whitespace, and [cp, out...] for every other
+// code point that normalizes to something other than itself.
+//
+// The tokenizer is bert-base-uncased's tokenizer.json, built here from the
+// vocab: BertNormalizer(clean_text, handle_chinese_chars, strip_accents =
+// null -> follows lowercase, lowercase), BertPreTokenizer, WordPiece([UNK],
+// "##", max_input_chars_per_word 100), encode(..., addSpecialTokens: false).
+// One deliberate difference from the hub's file: no added_tokens, so a
+// literal "[CLS]" in the text is ordinary text, as in our C tokenizer.
+import { readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+
+const require = createRequire(join(process.cwd(), "noop.js"));
+const { Tokenizer, bertNormalizer, bertPreTokenizer } = require("tokenizers");
+
+const [vocabPath, outPath, unicodePath] = process.argv.slice(2);
+if (!vocabPath || !outPath) {
+  console.error("usage: node wordpiece_reference.mjs VOCAB_TXT OUT_JSON [OUT_UNICODE_JSON]");
+  process.exit(2);
+}
+
+const tokens = readFileSync(vocabPath, "utf8").split("\n");
+if (tokens[tokens.length - 1] === "") tokens.pop();
+const vocab = {};
+tokens.forEach((t, i) => {
+  if (!(t in vocab)) vocab[t] = i;
+});
+
+function makeTokenizer(lowercase) {
+  const config = {
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    added_tokens: [],
+    normalizer: {
+      type: "BertNormalizer",
+      clean_text: true,
+      handle_chinese_chars: true,
+      strip_accents: null,
+      lowercase,
+    },
+    pre_tokenizer: { type: "BertPreTokenizer" },
+    post_processor: null,
+    decoder: null,
+    model: {
+      type: "WordPiece",
+      unk_token: "[UNK]",
+      continuing_subword_prefix: "##",
+      max_input_chars_per_word: 100,
+      vocab,
+    },
+  };
+  return Tokenizer.fromString(JSON.stringify(config));
+}
+
+const long101 = "a".repeat(101);
+const long100 = "b".repeat(100);
+const review =
+  "I went into this movie with low expectations, and honestly? I was blown away. " +
+  "The cinematography is gorgeous -- every frame looks like a painting -- and the lead's " +
+  "performance is understated but devastating. My only complaint: the second act drags " +
+  "a bit (maybe 20 minutes too long). Still, 9/10, would watch again!";
+const headline =
+  "Fed Raises Interest Rates by 0.25%, Signals 'Patience' as Inflation Cools to 3.1% in U.S.";
+
+// [name, text, lowercase]
+const CASES = [
+  ["empty", "", true],
+  ["whitespace only", " \t\n\r\u00a0\u3000 ", true],
+  ["simple", "Hello world", true],
+  ["subwords", "unaffable tokenization playing", true],
+  ["accents", "café naïve Ångström résumé ÜBER Straße", true],
+  ["accents decomposed input", "cafe\u0301 nai\u0308ve", true],
+  ["cjk", "中文字符", true],
+  ["cjk mixed latin", "I love 中文字符and東京 ok日本語", true],
+  ["cjk compat ideograph", "\uf900\uf901 \u3400", true],
+  ["korean", "한국어 안녕하세요", true],
+  ["japanese kana", "こんにちは カタカナ", true],
+  ["emoji", "😀 👍🏽 🎉! hello😀world", true],
+  ["emoji zwj", "👨\u200d👩\u200d👧 family ❤\ufe0f", true],
+  ["punctuation runs", "!!! ... ?!?! a.b,c (x) [y] {z} --", true],
+  ["ascii symbols as punctuation", "$100 50% a+b=c x<y>z a^b `q` a|b ~t @me #tag", true],
+  ["unicode punctuation", "“quoted” ‘single’ «guillemets» — dash… ¿qué? ¡sí!", true],
+  ["unicode symbols not punctuation", "© ® ™ € £ ¥ ° ± × ÷ → ∞", true],
+  ["apostrophes", "don't it's I'm o'clock rock'n'roll", true],
+  ["numbers", "2021 3.14159 1,000,000 42nd 1st 7x7 ½ ² ٣", true],
+  ["unknown words", "xyzzyqwv zzzzzzzzzzzz qqqq ꙮ", true],
+  ["word of 100 chars", long100, true],
+  ["word of 101 chars", long101, true],
+  ["long word then short", long101 + " the " + "c".repeat(250) + "!", true],
+  ["long multibyte word", "é".repeat(101) + " é".repeat(3), true],
+  ["control chars", "a\u0001b c\u007fd e\u0085f g\u0008h \u000bi\u000cj", true],
+  ["nul", "hel\u0000lo wor\u0000ld \u0000", true],
+  ["replacement char", "a\ufffdb \ufffd", true],
+  ["format chars", "a\u200bb c\u00add e\u200ef \ufeffg", true],
+  ["private use and unassigned", "a\ue000b c\u{10ffff}d", true],
+  ["unassigned kept, format dropped", "a\u0378b c\uffffd e\u{e0001}f g\u061ch i\u{f0000}j", true],
+  ["mixed whitespace", "one\ttwo\nthree\r\nfour\u00a0five\u2003six\u3000seven\u2028eight\u2029nine", true],
+  ["greek and final sigma", "ΟΔΟΣ Λόγος ἀλήθεια", true],
+  ["cyrillic", "Привет, мир! Москва", true],
+  ["arabic and hebrew", "مرحبا بالعالم שלום עולם", true],
+  ["dotted capital i", "İstanbul İ", true],
+  ["fullwidth and ligature", "ﬁne ＡＢＣ ａｂｃ １２３", true],
+  ["special tokens as text", "[CLS] hello [SEP] [UNK] [MASK] [PAD]", true],
+  ["underscores", "snake_case __init__ _", true],
+  ["urls and emails", "https://example.com/a-b?c=d&e=f mail@example.org", true],
+  ["review", review, true],
+  ["headline", headline, true],
+  ["no lowercase", "Hello World café", false],
+  ["no lowercase cjk and punctuation", "ABC中文,def!", false],
+];
+
+function writeUnicode(path) {
+  const norm = bertNormalizer({
+    cleanText: true,
+    handleChineseChars: true,
+    stripAccents: true,
+    lowercase: true,
+  });
+  const pre = bertPreTokenizer();
+  const sets = { dropped: [], space: [], cjk: [], punct: [], split: [] };
+  const mapped = [];
+  const add = (ranges, cp) => {
+    const last = ranges[ranges.length - 1];
+    if (last && last[1] === cp - 1) last[1] = cp;
+    else ranges.push([cp, cp]);
+  };
+  for (let cp = 0; cp < 0x110000; cp++) {
+    if (cp >= 0xd800 && cp <= 0xdfff) continue;
+    const ch = String.fromCodePoint(cp);
+    let out = norm.normalizeString(ch);
+    if (out === "") add(sets.dropped, cp);
+    else if (out === " ") add(sets.space, cp);
+    else {
+      const inner = [...out];
+      if (inner.length >= 3 && inner[0] === " " && inner[inner.length - 1] === " ") {
+        add(sets.cjk, cp);
+        out = inner.slice(1, -1).join("");
+      }
+      if (out !== ch) mapped.push([cp, ...[...out].map((c) => c.codePointAt(0))]);
+    }
+    const pieces = pre.preTokenizeString("a" + ch + "b").map((p) => p[0]);
+    if (pieces.length === 3 && pieces[1] === ch) add(sets.punct, cp);
+    else if (pieces.length === 2 && pieces[0] === "a" && pieces[1] === "b") add(sets.split, cp);
+    else if (!(pieces.length === 1 && pieces[0] === "a" + ch + "b"))
+      throw new Error(`unexpected pre-tokenization of U+${cp.toString(16)}`);
+  }
+  const doc = {
+    generator: "tools/wordpiece_reference.mjs",
+    reference: "Hugging Face tokenizers (Rust) 0.13.4-rc2 via npm tokenizers@0.13.3",
+    ...sets,
+    mapped,
+  };
+  writeFileSync(path, JSON.stringify(doc) + "\n");
+  console.log(`wrote ${path}`);
+}
+
+async function main() {
+  const tok = { true: makeTokenizer(true), false: makeTokenizer(false) };
+  const cases = [];
+  for (const [name, text, lowercase] of CASES) {
+    const enc = await tok[lowercase].encode(text, null, { addSpecialTokens: false });
+    const ids = enc.getIds();
+    cases.push({ name, text, lowercase, expected_ids: ids, tokens: enc.getTokens() });
+  }
+  const doc = {
+    generator: "tools/wordpiece_reference.mjs",
+    reference: "Hugging Face tokenizers (Rust) 0.13.4-rc2 via npm tokenizers@0.13.3",
+    vocab: "bert-base-uncased-vocab.txt",
+    config:
+      "BertNormalizer(clean_text, handle_chinese_chars, strip_accents=null, lowercase), " +
+      "BertPreTokenizer, WordPiece([UNK], ##, max_input_chars_per_word=100), " +
+      "no added tokens, addSpecialTokens=false",
+    cases,
+  };
+  writeFileSync(outPath, JSON.stringify(doc, null, 1) + "\n");
+  console.log(`wrote ${cases.length} cases to ${outPath}`);
+  if (unicodePath) writeUnicode(unicodePath);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
