@@ -87,7 +87,7 @@ typedef struct metrics metrics;
 metrics *metrics_new(void);
 void metrics_free(metrics *m); /* NULL ok; no update or render may be running */
 
-/* Returns the slot for model `name` (at most 64 bytes, [A-Za-z0-9_.-]),
+/* Returns the slot for model `name` (1 to 64 bytes; escaped when rendered),
  * creating it on first use; the same name always gets the same slot, so a
  * reload re-registers its models and keeps their series. Returns
  * METRICS_NO_MODEL when the registry is full or the name is invalid. Any

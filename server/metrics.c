@@ -1,0 +1,680 @@
+/* metrics: preallocated atomic counters and histograms indexed by model
+ * slot, route, code and reason, and a renderer to Prometheus text format.
+ *
+ * Slot 0 of every per-model array is model="" (METRICS_NO_MODEL); model id
+ * i lives in slot i + 1. Histogram buckets are stored non-cumulative (one
+ * atomic increment per observation) and summed when rendering. */
+#include "metrics.h"
+
+#include <assert.h>
+#include <dirent.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define N_SLOTS (METRICS_MAX_MODELS + 1)
+#define NAME_MAX_BYTES 64
+
+/* Status codes with their own series; anything else is code="other". */
+static const int metrics_codes[] = {200, 201, 204, 400, 401, 404, 405, 408,
+                                    413, 415, 422, 429, 500, 503, 504};
+#define N_CODES (sizeof metrics_codes / sizeof metrics_codes[0])
+#define CODE_OTHER N_CODES
+
+/* Bucket upper bounds. Durations are kept in nanoseconds (exact integer
+ * sums) and rendered in seconds. */
+static const uint64_t seconds_bounds_ns[] = {
+    100000,   250000,    500000,    1000000,   2500000,    5000000,    10000000,   25000000,
+    50000000, 100000000, 250000000, 500000000, 1000000000, 2500000000, 5000000000, 10000000000};
+static const uint64_t batch_size_bounds[] = {1,   2,   4,   8,    16,   32,  64,
+                                             128, 256, 512, 1024, 2048, 4096};
+static const uint64_t batch_tokens_bounds[] = {16,    32,     64,     128,    256,    512,
+                                               1024,  2048,   4096,   8192,   16384,  32768,
+                                               65536, 131072, 262144, 524288, 1048576};
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define MAX_BOUNDS 17
+
+typedef struct {
+    _Atomic uint64_t buckets[MAX_BOUNDS + 1]; /* last: above every bound (+Inf) */
+    _Atomic uint64_t sum;                     /* ns for durations, units otherwise */
+} histogram;
+
+typedef struct {
+    const uint64_t *bounds;
+    size_t n_bounds;
+    double scale; /* rendered value = stored * scale */
+} histogram_kind;
+
+static const histogram_kind kind_seconds = {seconds_bounds_ns, ARRAY_LEN(seconds_bounds_ns), 1e-9};
+static const histogram_kind kind_batch_size = {batch_size_bounds, ARRAY_LEN(batch_size_bounds),
+                                               1.0};
+static const histogram_kind kind_batch_tokens = {batch_tokens_bounds,
+                                                 ARRAY_LEN(batch_tokens_bounds), 1.0};
+
+struct metrics {
+    pthread_mutex_t register_lock;
+    _Atomic int n_models; /* published with release after the name is written */
+    char names[METRICS_MAX_MODELS][NAME_MAX_BYTES + 1];
+
+    _Atomic uint64_t requests[N_SLOTS][METRICS_N_ROUTES][N_CODES + 1];
+    histogram request_seconds[N_SLOTS][METRICS_N_ROUTES];
+    histogram queue_seconds[N_SLOTS];
+    histogram inference_seconds[N_SLOTS];
+    histogram batch_size[N_SLOTS];
+    histogram batch_tokens[N_SLOTS];
+    _Atomic int64_t queue_depth[N_SLOTS];
+    _Atomic uint64_t rejects[N_SLOTS][METRICS_N_REJECTS];
+    _Atomic int ready[N_SLOTS];
+    _Atomic uint64_t cache_hits[N_SLOTS];
+    _Atomic uint64_t cache_misses[N_SLOTS];
+    _Atomic uint64_t reloads[2]; /* [0] failure, [1] success */
+    _Atomic int64_t connections;
+
+    double start_time_s; /* process_start_time_seconds; < 0 when unknown */
+};
+
+/* ---- /proc/self -------------------------------------------------------- */
+
+typedef struct {
+    double cpu_seconds;
+    double rss_bytes;
+    double vsize_bytes;
+    double start_ticks; /* since boot */
+} proc_stat;
+
+static bool read_small_file(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return false;
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return n > 0;
+}
+
+/* Fields of /proc/self/stat after the command name (which may contain
+ * spaces and parentheses, hence the last ')'). */
+static bool proc_self_stat(proc_stat *out)
+{
+    char buf[2048];
+    if (!read_small_file("/proc/self/stat", buf, sizeof buf))
+        return false;
+    const char *p = strrchr(buf, ')');
+    if (p == NULL)
+        return false;
+    unsigned long long utime, stime, starttime, vsize;
+    long long rss;
+    /* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+     * utime stime cutime cstime priority nice threads itrealvalue starttime
+     * vsize rss */
+    int n = sscanf(p + 1,
+                   " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d "
+                   "%*d %llu %llu %lld",
+                   &utime, &stime, &starttime, &vsize, &rss);
+    if (n != 5)
+        return false;
+    long ticks = sysconf(_SC_CLK_TCK);
+    long page = sysconf(_SC_PAGESIZE);
+    if (ticks <= 0 || page <= 0)
+        return false;
+    out->cpu_seconds = (double)(utime + stime) / (double)ticks;
+    out->vsize_bytes = (double)vsize;
+    out->rss_bytes = (double)rss * (double)page;
+    out->start_ticks = (double)starttime / (double)ticks;
+    return true;
+}
+
+static double boot_time_s(void)
+{
+    char buf[16384];
+    if (!read_small_file("/proc/stat", buf, sizeof buf))
+        return -1;
+    const char *p = strstr(buf, "\nbtime ");
+    if (p == NULL)
+        return -1;
+    return strtod(p + 7, NULL);
+}
+
+static long count_open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -1;
+    long n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the directory stream's own fd */
+}
+
+/* ---- registry ---------------------------------------------------------- */
+
+metrics *metrics_new(void)
+{
+    metrics *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return NULL;
+    pthread_mutex_init(&m->register_lock, NULL);
+    proc_stat ps;
+    double boot = boot_time_s();
+    m->start_time_s = (boot >= 0 && proc_self_stat(&ps)) ? boot + ps.start_ticks : -1;
+    return m;
+}
+
+void metrics_free(metrics *m)
+{
+    if (m == NULL)
+        return;
+    pthread_mutex_destroy(&m->register_lock);
+    free(m);
+}
+
+static bool model_name_ok(const char *name)
+{
+    if (name == NULL)
+        return false;
+    size_t n = strnlen(name, NAME_MAX_BYTES + 1);
+    return n >= 1 && n <= NAME_MAX_BYTES;
+}
+
+metrics_model_id metrics_model_find(const metrics *m, const char *name)
+{
+    if (!model_name_ok(name))
+        return METRICS_NO_MODEL;
+    int n = atomic_load_explicit(&((metrics *)m)->n_models, memory_order_acquire);
+    for (int i = 0; i < n; i++)
+        if (strcmp(m->names[i], name) == 0)
+            return i;
+    return METRICS_NO_MODEL;
+}
+
+metrics_model_id metrics_model_register(metrics *m, const char *name)
+{
+    if (!model_name_ok(name))
+        return METRICS_NO_MODEL;
+    pthread_mutex_lock(&m->register_lock);
+    metrics_model_id id = metrics_model_find(m, name);
+    if (id == METRICS_NO_MODEL) {
+        int n = atomic_load_explicit(&m->n_models, memory_order_relaxed);
+        if (n < METRICS_MAX_MODELS) {
+            snprintf(m->names[n], sizeof m->names[n], "%s", name);
+            atomic_store_explicit(&m->n_models, n + 1, memory_order_release);
+            id = n;
+        }
+    }
+    pthread_mutex_unlock(&m->register_lock);
+    return id;
+}
+
+const char *metrics_route_name(metrics_route route)
+{
+    switch (route) {
+    case METRICS_ROUTE_V1_MODELS:
+        return "/v1/models";
+    case METRICS_ROUTE_V1_MODEL:
+        return "/v1/models/{name}";
+    case METRICS_ROUTE_V1_CLASSIFY:
+        return "/v1/models/{name}/classify";
+    case METRICS_ROUTE_V1_EMBED:
+        return "/v1/models/{name}/embed";
+    case METRICS_ROUTE_V1_RECOMMEND:
+        return "/v1/models/{name}/recommend";
+    case METRICS_ROUTE_V1_NEWS_PUT:
+        return "/v1/models/{name}/news/{id}";
+    case METRICS_ROUTE_V2:
+        return "/v2";
+    case METRICS_ROUTE_V2_LIVE:
+        return "/v2/health/live";
+    case METRICS_ROUTE_V2_READY:
+        return "/v2/health/ready";
+    case METRICS_ROUTE_V2_MODEL:
+        return "/v2/models/{name}";
+    case METRICS_ROUTE_V2_MODEL_READY:
+        return "/v2/models/{name}/ready";
+    case METRICS_ROUTE_V2_INFER:
+        return "/v2/models/{name}/infer";
+    case METRICS_ROUTE_HEALTHZ:
+        return "/healthz";
+    case METRICS_ROUTE_READYZ:
+        return "/readyz";
+    case METRICS_ROUTE_METRICS:
+        return "/metrics";
+    case METRICS_ROUTE_OPENAPI:
+        return "/openapi.json";
+    case METRICS_ROUTE_OTHER:
+    case METRICS_N_ROUTES:
+        break;
+    }
+    return "other";
+}
+
+const char *metrics_reject_name(metrics_reject_reason reason)
+{
+    switch (reason) {
+    case METRICS_REJECT_QUEUE_FULL:
+        return "queue_full";
+    case METRICS_REJECT_DEADLINE:
+        return "deadline";
+    case METRICS_REJECT_DISCONNECTED:
+        return "disconnected";
+    case METRICS_REJECT_DRAINING:
+        return "draining";
+    case METRICS_REJECT_NOT_READY:
+        return "not_ready";
+    case METRICS_REJECT_TOO_LARGE:
+        return "too_large";
+    case METRICS_REJECT_CONNECTION_LIMIT:
+        return "connection_limit";
+    case METRICS_REJECT_UNAUTHORIZED:
+        return "unauthorized";
+    case METRICS_N_REJECTS:
+        break;
+    }
+    return "other";
+}
+
+/* ---- updates ----------------------------------------------------------- */
+
+/* Slot of a model id; ids out of range (a programmer error, but cheap to
+ * tolerate on the hot path) fall back to model="". */
+static size_t slot_of(const metrics *m, metrics_model_id id)
+{
+    (void)m;
+    return (id >= 0 && id < METRICS_MAX_MODELS) ? (size_t)id + 1 : 0;
+}
+
+static size_t code_index(int code)
+{
+    for (size_t i = 0; i < N_CODES; i++)
+        if (metrics_codes[i] == code)
+            return i;
+    return CODE_OTHER;
+}
+
+static void histogram_observe(histogram *h, const histogram_kind *k, uint64_t v)
+{
+    size_t b = 0;
+    while (b < k->n_bounds && v > k->bounds[b])
+        b++;
+    atomic_fetch_add_explicit(&h->buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum, v, memory_order_relaxed);
+}
+
+void metrics_request_done(metrics *m, metrics_model_id model, metrics_route route, int code,
+                          uint64_t latency_ns)
+{
+    assert(route >= 0 && route < METRICS_N_ROUTES);
+    size_t s = slot_of(m, model);
+    atomic_fetch_add_explicit(&m->requests[s][route][code_index(code)], 1, memory_order_relaxed);
+    histogram_observe(&m->request_seconds[s][route], &kind_seconds, latency_ns);
+}
+
+void metrics_observe_queue(metrics *m, metrics_model_id model, uint64_t wait_ns)
+{
+    histogram_observe(&m->queue_seconds[slot_of(m, model)], &kind_seconds, wait_ns);
+}
+
+void metrics_observe_batch(metrics *m, metrics_model_id model, uint64_t inference_ns,
+                           uint32_t n_items, uint64_t padded_tokens)
+{
+    size_t s = slot_of(m, model);
+    histogram_observe(&m->inference_seconds[s], &kind_seconds, inference_ns);
+    histogram_observe(&m->batch_size[s], &kind_batch_size, n_items);
+    histogram_observe(&m->batch_tokens[s], &kind_batch_tokens, padded_tokens);
+}
+
+void metrics_queue_depth_set(metrics *m, metrics_model_id model, int64_t depth)
+{
+    atomic_store_explicit(&m->queue_depth[slot_of(m, model)], depth, memory_order_relaxed);
+}
+
+void metrics_queue_depth_add(metrics *m, metrics_model_id model, int64_t delta)
+{
+    atomic_fetch_add_explicit(&m->queue_depth[slot_of(m, model)], delta, memory_order_relaxed);
+}
+
+void metrics_reject(metrics *m, metrics_model_id model, metrics_reject_reason reason)
+{
+    assert(reason >= 0 && reason < METRICS_N_REJECTS);
+    atomic_fetch_add_explicit(&m->rejects[slot_of(m, model)][reason], 1, memory_order_relaxed);
+}
+
+void metrics_model_set_ready(metrics *m, metrics_model_id model, int ready)
+{
+    atomic_store_explicit(&m->ready[slot_of(m, model)], ready ? 1 : 0, memory_order_relaxed);
+}
+
+void metrics_news_cache(metrics *m, metrics_model_id model, uint64_t hits, uint64_t misses)
+{
+    size_t s = slot_of(m, model);
+    if (hits)
+        atomic_fetch_add_explicit(&m->cache_hits[s], hits, memory_order_relaxed);
+    if (misses)
+        atomic_fetch_add_explicit(&m->cache_misses[s], misses, memory_order_relaxed);
+}
+
+void metrics_reload(metrics *m, int success)
+{
+    atomic_fetch_add_explicit(&m->reloads[success ? 1 : 0], 1, memory_order_relaxed);
+}
+
+void metrics_connections_add(metrics *m, int64_t delta)
+{
+    atomic_fetch_add_explicit(&m->connections, delta, memory_order_relaxed);
+}
+
+/* ---- rendering --------------------------------------------------------- */
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    bool oom;
+} out_buf;
+
+static void out_reserve(out_buf *o, size_t extra)
+{
+    if (o->oom || o->len + extra + 1 <= o->cap)
+        return;
+    size_t cap = o->cap ? o->cap : 16384;
+    while (cap < o->len + extra + 1)
+        cap *= 2;
+    char *p = realloc(o->buf, cap);
+    if (p == NULL) {
+        o->oom = true;
+        return;
+    }
+    o->buf = p;
+    o->cap = cap;
+}
+
+static void out_printf(out_buf *o, const char *fmt, ...) FF_PRINTF(2, 3);
+static void out_printf(out_buf *o, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[256];
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof tmp) {
+        out_reserve(o, (size_t)n);
+        if (o->oom)
+            return;
+        memcpy(o->buf + o->len, tmp, (size_t)n + 1);
+        o->len += (size_t)n;
+        return;
+    }
+    out_reserve(o, (size_t)n);
+    if (o->oom)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(o->buf + o->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    o->len += (size_t)n;
+}
+
+/* A label value escaped per the text format: backslash, double quote and
+ * newline. */
+static void out_label_value(out_buf *o, const char *v)
+{
+    for (const char *p = v; *p; p++) {
+        if (*p == '\\')
+            out_printf(o, "\\\\");
+        else if (*p == '"')
+            out_printf(o, "\\\"");
+        else if (*p == '\n')
+            out_printf(o, "\\n");
+        else
+            out_printf(o, "%c", *p);
+    }
+}
+
+static void out_family(out_buf *o, const char *name, const char *type, const char *help)
+{
+    out_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static const char *slot_name(const metrics *m, size_t slot)
+{
+    return slot == 0 ? "" : m->names[slot - 1];
+}
+
+/* Renders `{model="..."` without the closing brace. */
+static void out_model_labels(out_buf *o, const metrics *m, size_t slot)
+{
+    out_printf(o, "{model=\"");
+    out_label_value(o, slot_name(m, slot));
+    out_printf(o, "\"");
+}
+
+static void out_double(out_buf *o, double v)
+{
+    if (v == (double)(int64_t)v && v < 1e15 && v > -1e15)
+        out_printf(o, "%" PRId64, (int64_t)v);
+    else
+        out_printf(o, "%.9g", v);
+}
+
+/* One histogram series (nothing if it has no observations): cumulative
+ * buckets, +Inf, _sum and _count, labelled by model and, when not NULL, route. */
+static void out_histogram(out_buf *o, const char *name, const histogram *h, const histogram_kind *k,
+                          const metrics *m, size_t slot, const char *route)
+{
+    uint64_t counts[MAX_BOUNDS + 1];
+    uint64_t total = 0;
+    for (size_t b = 0; b <= k->n_bounds; b++) {
+        counts[b] = atomic_load_explicit(&h->buckets[b], memory_order_relaxed);
+        total += counts[b];
+    }
+    if (total == 0)
+        return;
+    uint64_t sum = atomic_load_explicit(&h->sum, memory_order_relaxed);
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b <= k->n_bounds; b++) {
+        cumulative += counts[b];
+        out_printf(o, "%s_bucket", name);
+        out_model_labels(o, m, slot);
+        if (route)
+            out_printf(o, ",route=\"%s\"", route);
+        if (b < k->n_bounds) {
+            out_printf(o, ",le=\"");
+            out_double(o, (double)k->bounds[b] * k->scale);
+            out_printf(o, "\"} %" PRIu64 "\n", cumulative);
+        } else {
+            out_printf(o, ",le=\"+Inf\"} %" PRIu64 "\n", cumulative);
+        }
+    }
+    out_printf(o, "%s_sum", name);
+    out_model_labels(o, m, slot);
+    if (route)
+        out_printf(o, ",route=\"%s\"", route);
+    out_printf(o, "} ");
+    if (k->scale == 1.0)
+        out_printf(o, "%" PRIu64, sum);
+    else
+        out_printf(o, "%.9f", (double)sum * k->scale);
+    out_printf(o, "\n%s_count", name);
+    out_model_labels(o, m, slot);
+    if (route)
+        out_printf(o, ",route=\"%s\"", route);
+    out_printf(o, "} %" PRIu64 "\n", cumulative);
+}
+
+static void render_per_model_histogram(out_buf *o, const metrics *m, size_t n_slots,
+                                       const char *name, const char *help, const histogram *h,
+                                       const histogram_kind *k)
+{
+    out_family(o, name, "histogram", help);
+    for (size_t s = 0; s < n_slots; s++)
+        out_histogram(o, name, &h[s], k, m, s, NULL);
+}
+
+static void render_per_model_counter(out_buf *o, const metrics *m, size_t n_slots, const char *name,
+                                     const char *help, const _Atomic uint64_t *v)
+{
+    out_family(o, name, "counter", help);
+    for (size_t s = 0; s < n_slots; s++) {
+        uint64_t x = atomic_load_explicit(&v[s], memory_order_relaxed);
+        if (x == 0 && s == 0)
+            continue;
+        out_printf(o, "%s", name);
+        out_model_labels(o, m, s);
+        out_printf(o, "} %" PRIu64 "\n", x);
+    }
+}
+
+static void render_process(out_buf *o, const metrics *m)
+{
+    proc_stat ps;
+    if (proc_self_stat(&ps)) {
+        out_family(o, "process_cpu_seconds_total", "counter",
+                   "Total user and system CPU time spent in seconds.");
+        out_printf(o, "process_cpu_seconds_total %.2f\n", ps.cpu_seconds);
+        out_family(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        out_printf(o, "process_resident_memory_bytes ");
+        out_double(o, ps.rss_bytes);
+        out_printf(o, "\n");
+        out_family(o, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+        out_printf(o, "process_virtual_memory_bytes ");
+        out_double(o, ps.vsize_bytes);
+        out_printf(o, "\n");
+    }
+    long fds = count_open_fds();
+    if (fds >= 0) {
+        out_family(o, "process_open_fds", "gauge", "Number of open file descriptors.");
+        out_printf(o, "process_open_fds %ld\n", fds);
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        out_family(o, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        if (rl.rlim_cur == RLIM_INFINITY)
+            out_printf(o, "process_max_fds +Inf\n");
+        else
+            out_printf(o, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+    }
+    if (m->start_time_s >= 0) {
+        out_family(o, "process_start_time_seconds", "gauge",
+                   "Start time of the process since unix epoch in seconds.");
+        out_printf(o, "process_start_time_seconds %.2f\n", m->start_time_s);
+    }
+}
+
+int metrics_render(const metrics *m, char **out, size_t *out_len)
+{
+    out_buf o = {0};
+    metrics *mm = (metrics *)m; /* atomics are read-only here */
+    size_t n_slots = (size_t)atomic_load_explicit(&mm->n_models, memory_order_acquire) + 1;
+
+    out_family(&o, "fastformerd_http_requests_total", "counter",
+               "HTTP requests answered, by model, route and status code.");
+    for (size_t s = 0; s < n_slots; s++) {
+        for (size_t r = 0; r < METRICS_N_ROUTES; r++) {
+            for (size_t c = 0; c <= N_CODES; c++) {
+                uint64_t x = atomic_load_explicit(&m->requests[s][r][c], memory_order_relaxed);
+                if (x == 0)
+                    continue;
+                out_printf(&o, "fastformerd_http_requests_total");
+                out_model_labels(&o, m, s);
+                out_printf(&o, ",route=\"%s\",code=\"", metrics_route_name((metrics_route)r));
+                if (c == CODE_OTHER)
+                    out_printf(&o, "other");
+                else
+                    out_printf(&o, "%d", metrics_codes[c]);
+                out_printf(&o, "\"} %" PRIu64 "\n", x);
+            }
+        }
+    }
+
+    out_family(&o, "fastformerd_request_duration_seconds", "histogram",
+               "Time from request received to response queued, by model and route.");
+    for (size_t s = 0; s < n_slots; s++)
+        for (size_t r = 0; r < METRICS_N_ROUTES; r++)
+            out_histogram(&o, "fastformerd_request_duration_seconds", &m->request_seconds[s][r],
+                          &kind_seconds, m, s, metrics_route_name((metrics_route)r));
+
+    render_per_model_histogram(&o, m, n_slots, "fastformerd_queue_duration_seconds",
+                               "Time an item waited in the batching queue.", m->queue_seconds,
+                               &kind_seconds);
+    render_per_model_histogram(&o, m, n_slots, "fastformerd_inference_duration_seconds",
+                               "Wall time of one batched forward pass.", m->inference_seconds,
+                               &kind_seconds);
+    render_per_model_histogram(&o, m, n_slots, "fastformerd_batch_size",
+                               "Items (sequences) per batched forward pass.", m->batch_size,
+                               &kind_batch_size);
+    render_per_model_histogram(&o, m, n_slots, "fastformerd_batch_tokens",
+                               "Padded tokens (items times longest) per batched forward pass.",
+                               m->batch_tokens, &kind_batch_tokens);
+
+    out_family(&o, "fastformerd_queue_depth", "gauge", "Items waiting in the batching queue.");
+    for (size_t s = 0; s < n_slots; s++) {
+        int64_t d = atomic_load_explicit(&mm->queue_depth[s], memory_order_relaxed);
+        if (s == 0 && d == 0)
+            continue;
+        out_printf(&o, "fastformerd_queue_depth");
+        out_model_labels(&o, m, s);
+        out_printf(&o, "} %" PRId64 "\n", d);
+    }
+
+    out_family(&o, "fastformerd_rejected_requests_total", "counter",
+               "Requests refused or dropped without compute, by reason.");
+    for (size_t s = 0; s < n_slots; s++) {
+        for (size_t r = 0; r < METRICS_N_REJECTS; r++) {
+            uint64_t x = atomic_load_explicit(&mm->rejects[s][r], memory_order_relaxed);
+            if (x == 0)
+                continue;
+            out_printf(&o, "fastformerd_rejected_requests_total");
+            out_model_labels(&o, m, s);
+            out_printf(&o, ",reason=\"%s\"} %" PRIu64 "\n",
+                       metrics_reject_name((metrics_reject_reason)r), x);
+        }
+    }
+
+    out_family(&o, "fastformerd_model_ready", "gauge",
+               "1 when the model is loaded and warmed up, else 0.");
+    for (size_t s = 1; s < n_slots; s++) {
+        out_printf(&o, "fastformerd_model_ready");
+        out_model_labels(&o, m, s);
+        out_printf(&o, "} %d\n", atomic_load_explicit(&mm->ready[s], memory_order_relaxed));
+    }
+
+    render_per_model_counter(&o, m, n_slots, "fastformerd_news_cache_hits_total",
+                             "News vectors served from the cache.", mm->cache_hits);
+    render_per_model_counter(&o, m, n_slots, "fastformerd_news_cache_misses_total",
+                             "News vectors that had to be encoded.", mm->cache_misses);
+
+    out_family(&o, "fastformerd_reloads_total", "counter",
+               "Configuration and model reloads (SIGHUP), by result.");
+    out_printf(&o, "fastformerd_reloads_total{result=\"success\"} %" PRIu64 "\n",
+               atomic_load_explicit(&mm->reloads[1], memory_order_relaxed));
+    out_printf(&o, "fastformerd_reloads_total{result=\"failure\"} %" PRIu64 "\n",
+               atomic_load_explicit(&mm->reloads[0], memory_order_relaxed));
+
+    out_family(&o, "fastformerd_http_connections", "gauge", "Open HTTP connections.");
+    out_printf(&o, "fastformerd_http_connections %" PRId64 "\n",
+               atomic_load_explicit(&mm->connections, memory_order_relaxed));
+
+    render_process(&o, m);
+
+    if (o.oom) {
+        free(o.buf);
+        *out = NULL;
+        if (out_len)
+            *out_len = 0;
+        return -1;
+    }
+    *out = o.buf;
+    if (out_len)
+        *out_len = o.len;
+    return 0;
+}
