@@ -6,9 +6,26 @@
  * sum without -ffast-math). */
 #include "kernels.h"
 
+/* The lane functions compute both sides of every select. GCC's default
+ * -ftrapping-math forbids if-converting them (an unused side might raise a
+ * floating-point exception), which would leave every loop here scalar. We never
+ * read the FP exception flags, so drop that guarantee for this file only.
+ * Clang does not model FP traps by default and needs nothing. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 #include <assert.h>
 #include <stdint.h>
 #include <string.h>
+
+/* Each exported kernel is compiled for AVX-512, AVX2 and baseline x86-64 and
+ * picked at load time (an ifunc), since the build targets baseline x86-64. */
+#if defined(__x86_64__) && (defined(__clang__) ? __clang_major__ >= 14 : __GNUC__ >= 6)
+#define KERNELS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define KERNELS_CLONES
+#endif
 
 #define KERNELS_LANES 16 /* partial sums per reduction: one AVX-512 vector */
 #define KERNELS_CHUNK 64 /* elements per stack-buffered chunk */
@@ -46,28 +63,40 @@ static inline float exp_lane(float x)
     return y;
 }
 
-/* erf(x): odd rational x*P(x^2)/Q(x^2) on [-4, 4] (the fit Eigen and XLA use
- * for float erf); |erf(4)| = 1 - 1.5e-8, so clamping costs less than the
- * fit's own error. Max absolute error about 1e-7 (asserted in the tests). */
+/* erf(x), two branches computed and one selected (so loops vectorise):
+ *   |x| < 1:  x * P(x^2), P of degree 6;
+ *   |x| >= 1: 1 - exp(-x^2) * S(|x| - 2.45), S ~ erfc(x) e^{x^2} of degree 9.
+ * |x| is clamped at 3.9, where 1 - erf < 3.5e-8. The rounding of x^2 costs
+ * at most x^2 * 6e-8 relative on erfc(x), i.e. < 1e-8 absolute. Coefficients
+ * are a Lawson (minimax) fit in double; the float evaluation's max absolute
+ * error is 1.3e-7 (asserted in tests/unit/test_kernels.c). */
 static inline float erf_lane(float x)
 {
-    float xc = x > 4.0f ? 4.0f : x;
-    xc = xc < -4.0f ? -4.0f : xc;
-    const float x2 = xc * xc;
-    float p = -2.72614225801306e-10f;
-    p = p * x2 + 2.77068142495902e-08f;
-    p = p * x2 + -2.10102402082508e-06f;
-    p = p * x2 + -5.69250639462346e-05f;
-    p = p * x2 + -7.34990630326855e-04f;
-    p = p * x2 + -2.95459980854025e-03f;
-    p = p * x2 + -1.60960333262415e-02f;
-    p = p * xc;
-    float q = -1.45660718464996e-05f;
-    q = q * x2 + -2.13374055278905e-04f;
-    q = q * x2 + -1.68282697438203e-03f;
-    q = q * x2 + -7.37332916720468e-03f;
-    q = q * x2 + -1.42647390514189e-02f;
-    return p / q;
+    const float ax = x < 0.0f ? -x : x;
+    const float xc = ax > 3.9f ? 3.9f : ax;
+    const float t = xc * xc;
+    float p = 7.647132588e-05f;
+    p = p * t + -7.942361408e-04f;
+    p = p * t + 5.179750267e-03f;
+    p = p * t + -2.684859186e-02f;
+    p = p * t + 1.128343046e-01f;
+    p = p * t + -3.761260509e-01f;
+    p = p * t + 1.128379107e+00f;
+    const float small = xc * p;
+    const float v = xc - 2.45f;
+    float q = -2.799701178e-05f;
+    q = q * v + -4.519747745e-05f;
+    q = q * v + -1.156497383e-04f;
+    q = q * v + 2.675613505e-04f;
+    q = q * v + -7.230428164e-04f;
+    q = q * v + 2.691971371e-03f;
+    q = q * v + -8.521140553e-03f;
+    q = q * v + 2.616820857e-02f;
+    q = q * v + -7.690361887e-02f;
+    q = q * v + 2.145871371e-01f;
+    const float big = 1.0f - exp_lane(-t) * q;
+    const float y = ax < 1.0f ? small : big;
+    return x < 0.0f ? -y : y;
 }
 
 /* tanh(x) (Cephes tanhf): odd polynomial below |x| = 0.625, otherwise
@@ -96,25 +125,25 @@ static inline float gelu_lane(float x)
 
 /* ---- elementwise maps ----------------------------------------------------- */
 
-void kernels_exp(const float *in, float *out, size_t n)
+KERNELS_CLONES void kernels_exp(const float *in, float *out, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = exp_lane(in[i]);
 }
 
-void kernels_erf(const float *in, float *out, size_t n)
+KERNELS_CLONES void kernels_erf(const float *in, float *out, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = erf_lane(in[i]);
 }
 
-void kernels_tanh(const float *in, float *out, size_t n)
+KERNELS_CLONES void kernels_tanh(const float *in, float *out, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = tanh_lane(in[i]);
 }
 
-void kernels_gelu(const float *in, float *out, size_t n)
+KERNELS_CLONES void kernels_gelu(const float *in, float *out, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = gelu_lane(in[i]);
@@ -130,7 +159,7 @@ static inline float lanes_reduce(const float *acc)
     return s;
 }
 
-float kernels_sum(const float *x, size_t n)
+static inline float sum_blocked(const float *x, size_t n)
 {
     float acc[KERNELS_LANES] = {0};
     size_t i = 0;
@@ -143,7 +172,7 @@ float kernels_sum(const float *x, size_t n)
     return s;
 }
 
-float kernels_dot(const float *x, const float *y, size_t n)
+static inline float dot_blocked(const float *x, const float *y, size_t n)
 {
     float acc[KERNELS_LANES] = {0};
     size_t i = 0;
@@ -156,16 +185,26 @@ float kernels_dot(const float *x, const float *y, size_t n)
     return s;
 }
 
+KERNELS_CLONES float kernels_sum(const float *x, size_t n)
+{
+    return sum_blocked(x, n);
+}
+
+KERNELS_CLONES float kernels_dot(const float *x, const float *y, size_t n)
+{
+    return dot_blocked(x, y, n);
+}
+
 /* ---- row kernels ---------------------------------------------------------- */
 
-void kernels_add_layernorm(float *x, const float *add, int d, const float *gamma, const float *beta,
-                           float eps)
+KERNELS_CLONES void kernels_add_layernorm(float *x, const float *add, int d, const float *gamma,
+                                          const float *beta, float eps)
 {
     assert(d > 0);
     if (add)
         for (int j = 0; j < d; j++)
             x[j] += add[j];
-    const float mean = kernels_sum(x, (size_t)d) / (float)d;
+    const float mean = sum_blocked(x, (size_t)d) / (float)d;
     float acc[KERNELS_LANES] = {0};
     int j = 0;
     for (; j + KERNELS_LANES <= d; j += KERNELS_LANES)
@@ -183,7 +222,7 @@ void kernels_add_layernorm(float *x, const float *add, int d, const float *gamma
         x[j] = (x[j] - mean) * rstd * gamma[j] + beta[j];
 }
 
-void kernels_bias_add_rows(float *x, int ld, int n_rows, int d, const float *bias)
+KERNELS_CLONES void kernels_bias_add_rows(float *x, int ld, int n_rows, int d, const float *bias)
 {
     for (int i = 0; i < n_rows; i++) {
         float *r = x + (size_t)i * (size_t)ld;
@@ -192,7 +231,7 @@ void kernels_bias_add_rows(float *x, int ld, int n_rows, int d, const float *bia
     }
 }
 
-void kernels_bias_gelu_rows(float *x, int ld, int n_rows, int d, const float *bias)
+KERNELS_CLONES void kernels_bias_gelu_rows(float *x, int ld, int n_rows, int d, const float *bias)
 {
     for (int i = 0; i < n_rows; i++) {
         float *r = x + (size_t)i * (size_t)ld;
@@ -201,8 +240,8 @@ void kernels_bias_gelu_rows(float *x, int ld, int n_rows, int d, const float *bi
     }
 }
 
-void kernels_softmax_masked_cols(float *a, int n_rows, int n_cols, const float *bias,
-                                 float inv_scale, const float *mask, float *col_tmp)
+KERNELS_CLONES void kernels_softmax_masked_cols(float *a, int n_rows, int n_cols, const float *bias,
+                                                float inv_scale, const float *mask, float *col_tmp)
 {
     assert(n_rows >= 1 && n_cols >= 1);
     float *mx = col_tmp;
@@ -237,8 +276,8 @@ void kernels_softmax_masked_cols(float *a, int n_rows, int n_cols, const float *
     }
 }
 
-void kernels_head_weighted_sum(float *g, const float *w, const float *x, int ldx, int n_rows,
-                               int n_heads, int head_dim)
+KERNELS_CLONES void kernels_head_weighted_sum(float *g, const float *w, const float *x, int ldx,
+                                              int n_rows, int n_heads, int head_dim)
 {
     const int d = n_heads * head_dim;
     for (int j = 0; j < d; j++)
@@ -256,7 +295,8 @@ void kernels_head_weighted_sum(float *g, const float *w, const float *x, int ldx
     }
 }
 
-void kernels_bias_mul_rows(float *x, int ldx, int n_rows, int d, const float *bias, const float *g)
+KERNELS_CLONES void kernels_bias_mul_rows(float *x, int ldx, int n_rows, int d, const float *bias,
+                                          const float *g)
 {
     for (int i = 0; i < n_rows; i++) {
         float *r = x + (size_t)i * (size_t)ldx;
@@ -269,8 +309,8 @@ void kernels_bias_mul_rows(float *x, int ldx, int n_rows, int d, const float *bi
     }
 }
 
-void kernels_mul_rows_and_bias(float *dst, int ldd, float *src, int lds, int n_rows, int d,
-                               const float *g, const float *src_bias)
+KERNELS_CLONES void kernels_mul_rows_and_bias(float *dst, int ldd, float *src, int lds, int n_rows,
+                                              int d, const float *g, const float *src_bias)
 {
     for (int i = 0; i < n_rows; i++) {
         float *o = dst + (size_t)i * (size_t)ldd;
@@ -282,8 +322,8 @@ void kernels_mul_rows_and_bias(float *dst, int ldd, float *src, int lds, int n_r
     }
 }
 
-void kernels_tanh_dot_rows(const float *x, int ld, int n_rows, int d, const float *b1,
-                           const float *w2, float b2, float *s)
+KERNELS_CLONES void kernels_tanh_dot_rows(const float *x, int ld, int n_rows, int d,
+                                          const float *b1, const float *w2, float b2, float *s)
 {
     float t[KERNELS_CHUNK];
     for (int i = 0; i < n_rows; i++) {
@@ -293,18 +333,18 @@ void kernels_tanh_dot_rows(const float *x, int ld, int n_rows, int d, const floa
             const int m = d - j0 < KERNELS_CHUNK ? d - j0 : KERNELS_CHUNK;
             for (int k = 0; k < m; k++)
                 t[k] = tanh_lane(r[j0 + k] + b1[j0 + k]);
-            acc += kernels_dot(t, w2 + j0, (size_t)m);
+            acc += dot_blocked(t, w2 + j0, (size_t)m);
         }
         s[i] = acc + b2;
     }
 }
 
-void kernels_attention_pool(float *s, const float *mask, const float *x, int ld, int n_rows, int d,
-                            float *out)
+KERNELS_CLONES void kernels_attention_pool(float *s, const float *mask, const float *x, int ld,
+                                           int n_rows, int d, float *out)
 {
     for (int i = 0; i < n_rows; i++)
         s[i] = exp_lane(s[i]) * mask[i];
-    const float denom = kernels_sum(s, (size_t)n_rows) + 1e-8f;
+    const float denom = sum_blocked(s, (size_t)n_rows) + 1e-8f;
     for (int i = 0; i < n_rows; i++)
         s[i] = s[i] / denom;
     for (int j = 0; j < d; j++)
