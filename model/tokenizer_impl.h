@@ -66,4 +66,14 @@ bool tokenizer_wordpiece_is_control(int32_t cp);
 bool tokenizer_wordpiece_is_punct(int32_t cp);
 bool tokenizer_wordpiece_is_cjk(int32_t cp);
 
+/* Longest output of tokenizer_wordpiece_normalize (no canonical
+ * decomposition is longer than 4 code points). */
+#define TOKENIZER_WORDPIECE_MAX_NORM 8
+/* BertNormalizer on one code point: writes what it becomes to out and
+ * returns the count (0 when clean_text drops it; a single ' ' for
+ * whitespace). Sets *cjk when the result is to be padded with spaces. With
+ * lowercase false, neither lowercases nor strips accents. */
+size_t tokenizer_wordpiece_normalize(int32_t cp, bool lowercase,
+                                     int32_t out[TOKENIZER_WORDPIECE_MAX_NORM], bool *cjk);
+
 #endif

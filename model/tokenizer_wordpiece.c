@@ -59,10 +59,12 @@ bool tokenizer_wordpiece_is_punct(int32_t cp)
 
 bool tokenizer_wordpiece_is_cjk(int32_t cp)
 {
-    /* BERT's _is_chinese_char: the CJK Unified Ideographs blocks. */
+    /* BERT's _is_chinese_char: the CJK Unified Ideographs blocks. Extension E
+     * starts at 0x2B920 as in Hugging Face tokenizers (Python's BertTokenizer
+     * has 0x2B820, so U+2B820..2B91F are not padded here). */
     return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
            (cp >= 0x20000 && cp <= 0x2A6DF) || (cp >= 0x2A700 && cp <= 0x2B73F) ||
-           (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B820 && cp <= 0x2CEAF) ||
+           (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B920 && cp <= 0x2CEAF) ||
            (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 
@@ -145,38 +147,52 @@ static bool word_feed(word *w, int32_t cp)
     return true;
 }
 
-/* Normalizes one code point of the text and feeds the result on. */
+size_t tokenizer_wordpiece_normalize(int32_t cp, bool lowercase,
+                                     int32_t out[TOKENIZER_WORDPIECE_MAX_NORM], bool *cjk)
+{
+    *cjk = false;
+    if (cp == 0 || cp == 0xFFFD || tokenizer_wordpiece_is_control(cp))
+        return 0;
+    if (tokenizer_wordpiece_is_whitespace(cp)) {
+        out[0] = ' ';
+        return 1;
+    }
+    *cjk = tokenizer_wordpiece_is_cjk(cp);
+    if (!lowercase) {
+        out[0] = cp;
+        return 1;
+    }
+    if (cp < 0x80) {
+        out[0] = (cp >= 'A' && cp <= 'Z') ? cp + 32 : cp;
+        return 1;
+    }
+    /* Strip accents (canonical decomposition, drop Mn), then lowercase. */
+    utf8proc_int32_t dec[TOKENIZER_WORDPIECE_MAX_NORM];
+    utf8proc_ssize_t n_dec =
+        utf8proc_decompose_char(cp, dec, TOKENIZER_WORDPIECE_MAX_NORM, UTF8PROC_DECOMPOSE, NULL);
+    if (n_dec < 1 || n_dec > TOKENIZER_WORDPIECE_MAX_NORM) { /* defensive: never happens */
+        dec[0] = cp;
+        n_dec = 1;
+    }
+    size_t n = 0;
+    for (utf8proc_ssize_t k = 0; k < n_dec; k++)
+        if (utf8proc_category(dec[k]) != UTF8PROC_CATEGORY_MN)
+            out[n++] = utf8proc_tolower(dec[k]);
+    return n;
+}
+
+/* Normalizes one code point of the text and feeds the result on. Returns
+ * false once the sink is full. */
 static bool normalize_feed(word *w, int32_t cp)
 {
-    if (cp == 0 || cp == 0xFFFD || tokenizer_wordpiece_is_control(cp))
-        return true;
-    if (tokenizer_wordpiece_is_whitespace(cp))
-        return word_feed(w, ' ');
-    bool cjk = tokenizer_wordpiece_is_cjk(cp);
+    int32_t norm[TOKENIZER_WORDPIECE_MAX_NORM];
+    bool cjk;
+    size_t n = tokenizer_wordpiece_normalize(cp, w->t->lowercase, norm, &cjk);
     if (cjk && !word_feed(w, ' '))
         return false;
-    if (!w->t->lowercase) {
-        if (!word_feed(w, cp))
+    for (size_t k = 0; k < n; k++)
+        if (!word_feed(w, norm[k]))
             return false;
-    } else if (cp < 0x80) {
-        if (!word_feed(w, (cp >= 'A' && cp <= 'Z') ? cp + 32 : cp))
-            return false;
-    } else {
-        /* strip accents (canonical decomposition, drop Mn), then lowercase.
-         * No canonical decomposition is longer than 4 code points. */
-        utf8proc_int32_t dec[8];
-        utf8proc_ssize_t n_dec = utf8proc_decompose_char(cp, dec, 8, UTF8PROC_DECOMPOSE, NULL);
-        if (n_dec < 1 || n_dec > 8) { /* defensive: keep the character as it is */
-            dec[0] = cp;
-            n_dec = 1;
-        }
-        for (utf8proc_ssize_t k = 0; k < n_dec; k++) {
-            if (utf8proc_category(dec[k]) == UTF8PROC_CATEGORY_MN)
-                continue;
-            if (!word_feed(w, utf8proc_tolower(dec[k])))
-                return false;
-        }
-    }
     if (cjk && !word_feed(w, ' '))
         return false;
     return true;

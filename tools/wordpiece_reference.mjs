@@ -16,7 +16,9 @@
 // and BertPreTokenizer see it alone: ranges dropped by clean_text, ranges
 // mapped to a space, ranges padded as CJK, ranges the pre-tokenizer isolates
 // as punctuation or splits as whitespace, and [cp, out...] for every other
-// code point that normalizes to something other than itself.
+// code point that normalizes to something other than itself. It also lists
+// the code points assigned after Unicode 8.0 (needs Debian's unicode-data for
+// /usr/share/unicode/DerivedAge.txt).
 //
 // The tokenizer is bert-base-uncased's tokenizer.json, built here from the
 // vocab: BertNormalizer(clean_text, handle_chinese_chars, strip_accents =
@@ -28,6 +30,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 
+const AGE_FILE = "/usr/share/unicode/DerivedAge.txt";
 const require = createRequire(join(process.cwd(), "noop.js"));
 const { Tokenizer, bertNormalizer, bertPreTokenizer } = require("tokenizers");
 
@@ -163,11 +166,25 @@ function writeUnicode(path) {
     else if (!(pieces.length === 1 && pieces[0] === "a" + ch + "b"))
       throw new Error(`unexpected pre-tokenization of U+${cp.toString(16)}`);
   }
+  // Hugging Face's category tables (Mn, P*) are of Unicode 8.0; ours
+  // (utf8proc) are newer. Code points assigned after 8.0, by the Unicode
+  // Character Database's DerivedAge.txt (Debian package unicode-data), are
+  // listed so the C test can leave them out.
+  const newer = [];
+  for (const line of readFileSync(AGE_FILE, "utf8").split("\n")) {
+    const m = line.match(/^([0-9A-F]+)(?:\.\.([0-9A-F]+))?\s*;\s*([0-9]+)\.([0-9]+)/);
+    if (!m) continue;
+    const [major, minor] = [Number(m[3]), Number(m[4])];
+    if (major > 8 || (major === 8 && minor > 0))
+      newer.push([parseInt(m[1], 16), parseInt(m[2] ?? m[1], 16)]);
+  }
+  newer.sort((a, b) => a[0] - b[0]);
   const doc = {
     generator: "tools/wordpiece_reference.mjs",
     reference: "Hugging Face tokenizers (Rust) 0.13.4-rc2 via npm tokenizers@0.13.3",
     ...sets,
     mapped,
+    assigned_after_unicode_8_0: newer,
   };
   writeFileSync(path, JSON.stringify(doc) + "\n");
   console.log(`wrote ${path}`);

@@ -282,6 +282,78 @@ static void test_wordpiece_cases(void **state)
     vocab_free(v);
 }
 
+/* Code points whose general category changed after Unicode 8.0 (the
+ * version of Hugging Face's category tables); we follow utf8proc's newer
+ * data. */
+static bool category_changed_after_8_0(int32_t cp)
+{
+    switch (cp) {
+    case 0x166D:  /* CANADIAN SYLLABICS CHI SIGN: Po -> So */
+    case 0x1734:  /* HANUNOO SIGN PAMUDPOD: Mn -> Mc */
+    case 0x1885:  /* MONGOLIAN LETTER ALI GALI BALUDA: Lo -> Mn */
+    case 0x1886:  /* MONGOLIAN LETTER ALI GALI THREE BALUDA: Lo -> Mn */
+    case 0xA9BD:  /* JAVANESE CONSONANT SIGN KERET: Mc -> Mn */
+    case 0x111C9: /* SHARADA SANDHI MARK: Po -> Mn */
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* BertNormalizer and BertPreTokenizer on every code point alone, against
+ * Hugging Face tokenizers; code points assigned after Unicode 8.0 or whose
+ * category changed since are left out (see above). */
+static void test_wordpiece_every_code_point(void **state)
+{
+    (void)state;
+    json_t *doc = load_json(FIXTURES "wordpiece_unicode.json");
+    json_t *dropped = json_object_get(doc, "dropped"), *space = json_object_get(doc, "space");
+    json_t *cjk = json_object_get(doc, "cjk"), *punct = json_object_get(doc, "punct");
+    json_t *split = json_object_get(doc, "split"), *mapped = json_object_get(doc, "mapped");
+    json_t *newer = json_object_get(doc, "assigned_after_unicode_8_0");
+    assert_true(json_array_size(newer) > 100);
+    size_t cd = 0, cs = 0, cc = 0, cp_ = 0, csp = 0, cm = 0, cn = 0, n_checked = 0, n_bad = 0;
+    for (int32_t cp = 0; cp <= 0x10FFFF; cp++) {
+        if (cp >= 0xD800 && cp <= 0xDFFF)
+            continue;
+        bool hf_dropped = in_ranges(dropped, cp, &cd), hf_space = in_ranges(space, cp, &cs);
+        bool hf_cjk = in_ranges(cjk, cp, &cc), hf_punct = in_ranges(punct, cp, &cp_);
+        bool hf_split = in_ranges(split, cp, &csp);
+        int32_t hf[TOKENIZER_WORDPIECE_MAX_NORM] = {cp};
+        size_t n_hf = hf_dropped ? 0 : 1;
+        if (hf_space)
+            hf[0] = ' ';
+        json_t *entry = json_array_get(mapped, cm);
+        if (entry && json_integer_value(json_array_get(entry, 0)) == cp) {
+            n_hf = json_array_size(entry) - 1;
+            assert_in_range(n_hf, 1, TOKENIZER_WORDPIECE_MAX_NORM);
+            for (size_t k = 0; k < n_hf; k++)
+                hf[k] = (int32_t)json_integer_value(json_array_get(entry, k + 1));
+            cm++;
+        }
+        if (in_ranges(newer, cp, &cn) || category_changed_after_8_0(cp))
+            continue;
+        n_checked++;
+        int32_t out[TOKENIZER_WORDPIECE_MAX_NORM];
+        bool is_cjk;
+        size_t n = tokenizer_wordpiece_normalize(cp, true, out, &is_cjk);
+        bool ok = n == n_hf && is_cjk == hf_cjk && memcmp(out, hf, n * sizeof *out) == 0 &&
+                  tokenizer_wordpiece_is_punct(cp) == hf_punct &&
+                  tokenizer_wordpiece_is_whitespace(cp) == hf_split;
+        if (!ok && n_bad++ < 40)
+            fprintf(stderr,
+                    "  U+%04X cat %d: n %zu/%zu first %X/%X cjk %d/%d punct %d/%d split %d/%d\n",
+                    (unsigned)cp, (int)utf8proc_category(cp), n, n_hf, n ? (unsigned)out[0] : 0,
+                    n_hf ? (unsigned)hf[0] : 0, is_cjk, hf_cjk, tokenizer_wordpiece_is_punct(cp),
+                    hf_punct, tokenizer_wordpiece_is_whitespace(cp), hf_split);
+    }
+    assert_int_equal(cm, json_array_size(mapped));
+    assert_true(n_checked > 1000000);
+    if (n_bad)
+        fail_msg("%zu of %zu code points differ from Hugging Face tokenizers", n_bad, n_checked);
+    json_decref(doc);
+}
+
 static void test_wordpiece_classes(void **state)
 {
     (void)state;
@@ -464,6 +536,7 @@ int main(void)
         cmocka_unit_test(test_word_classes_every_code_point),
         cmocka_unit_test(test_word_lowercase_flag),
         cmocka_unit_test(test_wordpiece_cases),
+        cmocka_unit_test(test_wordpiece_every_code_point),
         cmocka_unit_test(test_wordpiece_classes),
         cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_small_error_buffer),
