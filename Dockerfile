@@ -2,6 +2,8 @@
 # runtime stage with only the shared libraries, the binaries, the config and
 # the default models. Build: docker build -t fastformerd .
 # Run:   docker run --rm -p 8080:8080 fastformerd
+# The health check hits /healthz, which answers as soon as the daemon listens
+# (before the models are loaded), so no start period is needed.
 
 FROM debian:bookworm-slim AS build
 RUN apt-get update \
@@ -32,7 +34,7 @@ COPY --from=build /out/etc/fastformerd/ /etc/fastformerd/
 ENV OPENBLAS_NUM_THREADS=2
 USER 10001:10001
 EXPOSE 8080
-HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=3 \
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
     CMD ["/usr/bin/fastformerd", "--healthcheck", "--config", "/etc/fastformerd/fastformerd.yaml"]
 ENTRYPOINT ["/usr/bin/fastformerd"]
 CMD ["--config", "/etc/fastformerd/fastformerd.yaml"]

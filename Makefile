@@ -17,7 +17,7 @@ PKGS := openblas jansson yaml-0.1 libmicrohttpd libsystemd libutf8proc
 # Debian packages: building, testing, and what `make deps` installs.
 DEB_BUILD := gcc make pkg-config libopenblas-dev libjansson-dev libyaml-dev libmicrohttpd-dev \
              libsystemd-dev libutf8proc-dev
-DEB_TEST := libcmocka-dev python3 python3-pytest prometheus
+DEB_TEST := libcmocka-dev python3 python3-pytest prometheus systemd
 DEB_PKGS := $(DEB_BUILD) $(DEB_TEST)
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wvla -Werror
@@ -97,6 +97,7 @@ deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "deps: installing$$missing"; \
