@@ -56,7 +56,10 @@ typedef struct {
 typedef enum {
     BATCHER_DROP_CANCELLED,
     BATCHER_DROP_DEADLINE,
+    BATCHER_DROP_SHUTDOWN, /* batcher_abort; never decided by batcher_schedule */
 } batcher_drop_reason;
+const char *
+batcher_drop_reason_name(batcher_drop_reason r); /* "cancelled", "deadline", "shutdown" */
 
 /* The decision. Caller-provided arrays: take has room for the group's
  * max_batch_size entries (cap_take), drop and drop_reason for n_items. */
@@ -140,6 +143,11 @@ typedef struct {
     infer_request **drop_reqs;         /* (n_drop) */
     int32_t *drop_items;               /* (n_drop) */
     batcher_drop_reason *drop_reasons; /* (n_drop) */
+
+    /* scratch for the worker that computes the batch (worker.c), (cap) each */
+    const int32_t **seq_ids;
+    int32_t *seq_len;
+    int32_t *seq_row;
 
     /* private */
     int cap, cap_drop;

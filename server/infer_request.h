@@ -85,7 +85,8 @@ struct infer_request {
 
     /* ---- private (infer_request.c, batcher.c, worker.c) ---- */
     _Atomic int refs;
-    _Atomic int status; /* infer_status */
+    _Atomic int status;      /* infer_status, set just before the callback */
+    _Atomic int drop_status; /* first reason an item was dropped (infer_status), or 0 */
     _Atomic bool cancelled;
     _Atomic int pending; /* items not finished yet, +1 for the head until it has run */
     infer_done_fn done;

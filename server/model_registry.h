@@ -31,6 +31,7 @@ struct served_model {
     int max_batch_size;        /* effective limits (per-model or the batching section's) */
     int max_batch_tokens;      /* >= model_max_tokens (raised at load if configured lower) */
     fastformer_workspace **ws; /* (n_workers) one per worker, worker i uses ws[i] only */
+    float **pooled;            /* (n_workers) worker i's (max_batch_size + 1, D) output rows */
     int n_workers;
     int64_t load_time_unix_ms; /* when it became ready (wall clock) */
     double load_seconds;       /* load + catalog + warm-up time */
@@ -106,8 +107,10 @@ int model_registry_list(model_registry *reg, served_model **out, int cap);
  * first load failed. A failed reload keeps the old set and stays ready. */
 bool model_registry_ready(const model_registry *reg, char *reason, size_t reason_cap);
 
-/* Names the models of the set being loaded or served, with per-model state,
- * for /v1/models and /v2/models/{name}/ready while loading. */
+/* Per-model state, for /v2/models/{name}/ready and /v1/models while
+ * loading: READY when the model is in the served set (model_registry_get
+ * finds it), else LOADING / FAILED when it is part of the latest load (a
+ * failed load marks all of its models FAILED), else UNKNOWN. */
 typedef enum {
     SERVED_MODEL_UNKNOWN, /* not configured */
     SERVED_MODEL_LOADING,

@@ -1,0 +1,584 @@
+/* model_registry: the served set of models, loaded whole and swapped in under
+ * a mutex; served_models are reference counted so that requests in flight
+ * keep the old ones alive (see model_registry.h). */
+#include "model_registry.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+    char *name, *path, *news_catalog;
+    int news_cache_entries, max_batch_size, max_batch_tokens;
+} spec_copy;
+
+struct model_registry {
+    pthread_mutex_t mu;
+    int n_workers;
+    model_registry_events ev;
+
+    served_model **set; /* current set (one reference each), configuration order */
+    int n_set;
+
+    /* the most recent load: its names and per-model state */
+    char **load_names;
+    served_model_state *load_states;
+    int n_load;
+
+    _Atomic bool loading;
+    bool thread_started;
+    pthread_t thread;
+    char first_error[512]; /* the failure of the first load, while nothing was ever served */
+
+    _Atomic uint64_t loads_ok, loads_failed, generation;
+};
+
+/* ==== served_model ========================================================== */
+
+void served_model_retain(served_model *sm)
+{
+    assert(sm);
+    int old = atomic_fetch_add_explicit(&sm->refs, 1, memory_order_relaxed);
+    assert(old >= 1);
+    (void)old;
+}
+
+void served_model_release(served_model *sm)
+{
+    if (!sm)
+        return;
+    int old = atomic_fetch_sub_explicit(&sm->refs, 1, memory_order_acq_rel);
+    assert(old >= 1);
+    if (old != 1)
+        return;
+    if (sm->ws)
+        for (int i = 0; i < sm->n_workers; i++)
+            fastformer_workspace_free(sm->ws[i]);
+    if (sm->pooled)
+        for (int i = 0; i < sm->n_workers; i++)
+            free(sm->pooled[i]);
+    free(sm->ws);
+    free(sm->pooled);
+    news_catalog_free(sm->catalog);
+    news_cache_free(sm->cache);
+    model_free(sm->model);
+    free(sm->name);
+    free(sm->path);
+    free(sm);
+}
+
+/* ==== loading one model ===================================================== */
+
+typedef struct {
+    model_registry *reg;
+    const char *name;
+    size_t last_reported;
+} progress_ctx;
+
+static void catalog_progress(void *user, size_t done, size_t total)
+{
+    progress_ctx *p = user;
+    if (!p->reg->ev.on_progress || (done < total && done - p->last_reported < 5000))
+        return;
+    p->last_reported = done;
+    char msg[256];
+    snprintf(msg, sizeof msg, "model '%s': encoded %zu/%zu news titles", p->name, done, total);
+    p->reg->ev.on_progress(p->reg->ev.user, msg);
+}
+
+/* Reads a whole file into a new buffer (*buf, *len). */
+static int read_file(const char *path, char **buf, size_t *len, char *err, size_t err_cap)
+{
+    *buf = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(err, err_cap, "%s: cannot read: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    size_t size = (size_t)st.st_size;
+    char *b = malloc(size + 1);
+    if (!b) {
+        snprintf(err, err_cap, "%s: out of memory for %zu bytes", path, size);
+        close(fd);
+        return -1;
+    }
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = read(fd, b + got, size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            snprintf(err, err_cap, "%s: cannot read: %s", path,
+                     r < 0 ? strerror(errno) : "short read");
+            free(b);
+            close(fd);
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    b[size] = '\0';
+    *buf = b;
+    *len = size;
+    return 0;
+}
+
+static double mono_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Loads, sizes, builds the catalog and warms up one model. */
+static int load_one(model_registry *reg, const spec_copy *spec, served_model **out, char *err,
+                    size_t err_cap)
+{
+    *out = NULL;
+    double t0 = mono_seconds();
+    char e[768];
+    served_model *sm = calloc(1, sizeof *sm);
+    if (!sm) {
+        snprintf(err, err_cap, "model '%s': out of memory", spec->name);
+        return -1;
+    }
+    atomic_init(&sm->refs, 1);
+    sm->name = strdup(spec->name);
+    sm->path = strdup(spec->path);
+    sm->n_workers = reg->n_workers;
+    if (!sm->name || !sm->path) {
+        snprintf(err, err_cap, "model '%s': out of memory", spec->name);
+        goto fail;
+    }
+    if (model_load(spec->path, &sm->model, e, sizeof e) != 0) {
+        snprintf(err, err_cap, "model '%s': %s", spec->name, e);
+        goto fail;
+    }
+    const model *m = sm->model;
+    const bool rec = m->config.task == MODEL_TASK_NEWS_RECOMMENDATION;
+    const int D = m->config.encoder.hidden_size, P = model_max_tokens(m);
+    sm->max_batch_size = spec->max_batch_size >= 1 ? spec->max_batch_size : 1;
+    /* A single text of the model's maximum length must always fit a batch. */
+    sm->max_batch_tokens = spec->max_batch_tokens > P ? spec->max_batch_tokens : P;
+    int ws_tokens = sm->max_batch_tokens;
+    if (rec && m->config.user_encoder.max_position_embeddings > ws_tokens)
+        ws_tokens = m->config.user_encoder.max_position_embeddings;
+
+    sm->ws = calloc((size_t)reg->n_workers, sizeof *sm->ws);
+    sm->pooled = calloc((size_t)reg->n_workers, sizeof *sm->pooled);
+    if (!sm->ws || !sm->pooled)
+        goto oom;
+    for (int i = 0; i < reg->n_workers; i++) {
+        sm->ws[i] = model_workspace_new(m, ws_tokens, sm->max_batch_size);
+        /* one spare row for the warm-up's user vector */
+        sm->pooled[i] = malloc(((size_t)sm->max_batch_size + 1) * (size_t)D * sizeof(float));
+        if (!sm->ws[i] || !sm->pooled[i])
+            goto oom;
+    }
+
+    if (spec->news_catalog) {
+        if (!rec) {
+            snprintf(err, err_cap,
+                     "model '%s': news_catalog is only for news-recommendation models, this one "
+                     "is a %s model",
+                     spec->name, model_task_name(m->config.task));
+            goto fail;
+        }
+        char *buf;
+        size_t len;
+        if (read_file(spec->news_catalog, &buf, &len, e, sizeof e) != 0) {
+            snprintf(err, err_cap, "model '%s': %s", spec->name, e);
+            goto fail;
+        }
+        progress_ctx pc = {.reg = reg, .name = spec->name};
+        int rc = news_catalog_build(m, sm->ws[0], buf, len, spec->news_catalog, sm->max_batch_size,
+                                    sm->max_batch_tokens, catalog_progress, &pc, &sm->catalog, e,
+                                    sizeof e);
+        free(buf);
+        if (rc != 0) {
+            snprintf(err, err_cap, "model '%s': %s", spec->name, e);
+            goto fail;
+        }
+    }
+    if (rec && spec->news_cache_entries > 0) {
+        sm->cache = news_cache_new((size_t)spec->news_cache_entries, D, P);
+        if (!sm->cache)
+            goto oom;
+    }
+
+    /* Warm-up: one tiny forward per workspace (faults in weights and scratch). */
+    for (int i = 0; i < reg->n_workers; i++) {
+        int32_t id = m->config.vocab_size > 1 ? 1 : 0, n = 1;
+        const int32_t *rows[1] = {&id};
+        model_encode_ids(m, sm->ws[i], rows, &n, 1, sm->pooled[i]);
+        if (rec) {
+            int32_t hist[2] = {0, 1};
+            model_encode_users(m, sm->ws[i], sm->pooled[i], hist, 1, sm->pooled[i] + D);
+        }
+    }
+    sm->load_seconds = mono_seconds() - t0;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    sm->load_time_unix_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    *out = sm;
+    return 0;
+
+oom:
+    snprintf(err, err_cap, "model '%s': out of memory for %d workspaces", spec->name,
+             reg->n_workers);
+fail:
+    served_model_release(sm);
+    return -1;
+}
+
+/* ==== the registry ========================================================== */
+
+model_registry *model_registry_new(int n_workers, const model_registry_events *events)
+{
+    assert(n_workers >= 1);
+    model_registry *reg = calloc(1, sizeof *reg);
+    if (!reg)
+        return NULL;
+    if (pthread_mutex_init(&reg->mu, NULL) != 0) {
+        free(reg);
+        return NULL;
+    }
+    reg->n_workers = n_workers;
+    if (events)
+        reg->ev = *events;
+    return reg;
+}
+
+static void free_load_names(model_registry *reg)
+{
+    for (int i = 0; i < reg->n_load; i++)
+        free(reg->load_names[i]);
+    free(reg->load_names);
+    free(reg->load_states);
+    reg->load_names = NULL;
+    reg->load_states = NULL;
+    reg->n_load = 0;
+}
+
+void model_registry_free(model_registry *reg)
+{
+    if (!reg)
+        return;
+    model_registry_join_loader(reg);
+    for (int i = 0; i < reg->n_set; i++)
+        served_model_release(reg->set[i]);
+    free(reg->set);
+    free_load_names(reg);
+    pthread_mutex_destroy(&reg->mu);
+    free(reg);
+}
+
+static void free_specs(spec_copy *s, int n)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < n; i++) {
+        free(s[i].name);
+        free(s[i].path);
+        free(s[i].news_catalog);
+    }
+    free(s);
+}
+
+static spec_copy *copy_specs(const model_spec *specs, int n)
+{
+    spec_copy *c = calloc((size_t)(n > 0 ? n : 1), sizeof *c);
+    if (!c)
+        return NULL;
+    for (int i = 0; i < n; i++) {
+        assert(specs[i].name && specs[i].path);
+        c[i].name = strdup(specs[i].name);
+        c[i].path = strdup(specs[i].path);
+        c[i].news_catalog = specs[i].news_catalog ? strdup(specs[i].news_catalog) : NULL;
+        c[i].news_cache_entries = specs[i].news_cache_entries;
+        c[i].max_batch_size = specs[i].max_batch_size;
+        c[i].max_batch_tokens = specs[i].max_batch_tokens;
+        if (!c[i].name || !c[i].path || (specs[i].news_catalog && !c[i].news_catalog)) {
+            free_specs(c, i + 1);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+static void set_state(model_registry *reg, int i, served_model_state st)
+{
+    pthread_mutex_lock(&reg->mu);
+    if (i < reg->n_load)
+        reg->load_states[i] = st;
+    pthread_mutex_unlock(&reg->mu);
+}
+
+/* The load proper; reg->loading is already true and stays true. */
+static int load_specs(model_registry *reg, const spec_copy *specs, int n, char *err, size_t err_cap)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < i; j++)
+            if (strcmp(specs[i].name, specs[j].name) == 0) {
+                snprintf(err, err_cap, "model '%s' is configured twice", specs[i].name);
+                atomic_fetch_add(&reg->loads_failed, 1);
+                return -1;
+            }
+
+    /* Publish the names being loaded (for per-model readiness). */
+    char **names = calloc((size_t)(n > 0 ? n : 1), sizeof *names);
+    served_model_state *states = calloc((size_t)(n > 0 ? n : 1), sizeof *states);
+    served_model **set = calloc((size_t)(n > 0 ? n : 1), sizeof *set);
+    bool ok = names && states && set;
+    for (int i = 0; ok && i < n; i++) {
+        names[i] = strdup(specs[i].name);
+        states[i] = SERVED_MODEL_LOADING;
+        ok = names[i] != NULL;
+    }
+    if (!ok) {
+        for (int i = 0; names && i < n; i++)
+            free(names[i]);
+        free(names);
+        free(states);
+        free(set);
+        snprintf(err, err_cap, "out of memory loading %d models", n);
+        atomic_fetch_add(&reg->loads_failed, 1);
+        return -1;
+    }
+    pthread_mutex_lock(&reg->mu);
+    free_load_names(reg);
+    reg->load_names = names;
+    reg->load_states = states;
+    reg->n_load = n;
+    pthread_mutex_unlock(&reg->mu);
+
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        if (reg->ev.on_progress) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "loading model '%s' from %s", specs[i].name, specs[i].path);
+            reg->ev.on_progress(reg->ev.user, msg);
+        }
+        if (load_one(reg, &specs[i], &set[i], err, err_cap) != 0) {
+            set_state(reg, i, SERVED_MODEL_FAILED);
+            rc = -1;
+            break;
+        }
+        set_state(reg, i, SERVED_MODEL_READY);
+    }
+    if (rc != 0) {
+        for (int i = 0; i < n; i++)
+            served_model_release(set[i]);
+        free(set);
+        pthread_mutex_lock(&reg->mu);
+        for (int i = 0; i < reg->n_load; i++)
+            reg->load_states[i] = SERVED_MODEL_FAILED;
+        if (atomic_load(&reg->generation) == 0)
+            snprintf(reg->first_error, sizeof reg->first_error, "%s", err);
+        pthread_mutex_unlock(&reg->mu);
+        atomic_fetch_add(&reg->loads_failed, 1);
+        return -1;
+    }
+
+    pthread_mutex_lock(&reg->mu);
+    served_model **old = reg->set;
+    int n_old = reg->n_set;
+    reg->set = set;
+    reg->n_set = n;
+    reg->first_error[0] = '\0';
+    atomic_fetch_add(&reg->generation, 1);
+    pthread_mutex_unlock(&reg->mu);
+    atomic_fetch_add(&reg->loads_ok, 1);
+    /* Requests in flight keep their own references to the old models. */
+    for (int i = 0; i < n_old; i++)
+        served_model_release(old[i]);
+    free(old);
+    return 0;
+}
+
+int model_registry_load(model_registry *reg, const model_spec *specs, int n_specs, char *err,
+                        size_t err_cap)
+{
+    assert(reg && n_specs >= 0 && (specs || n_specs == 0));
+    bool expected = false;
+    if (!atomic_compare_exchange_strong(&reg->loading, &expected, true)) {
+        snprintf(err, err_cap, "a model load is already running");
+        return -1;
+    }
+    spec_copy *c = copy_specs(specs, n_specs);
+    int rc;
+    if (!c) {
+        snprintf(err, err_cap, "out of memory loading %d models", n_specs);
+        rc = -1;
+    } else {
+        rc = load_specs(reg, c, n_specs, err, err_cap);
+    }
+    free_specs(c, n_specs);
+    atomic_store(&reg->loading, false);
+    return rc;
+}
+
+typedef struct {
+    model_registry *reg;
+    spec_copy *specs;
+    int n;
+} loader_args;
+
+static void *loader_main(void *arg)
+{
+    loader_args *a = arg;
+    model_registry *reg = a->reg;
+    char err[1024] = "";
+    double t0 = mono_seconds();
+    int rc = load_specs(reg, a->specs, a->n, err, sizeof err);
+    if (reg->ev.on_loaded) {
+        char msg[1200];
+        if (rc == 0)
+            snprintf(msg, sizeof msg, "loaded %d model%s in %.2f s", a->n, a->n == 1 ? "" : "s",
+                     mono_seconds() - t0);
+        else
+            snprintf(msg, sizeof msg, "%s", err);
+        reg->ev.on_loaded(reg->ev.user, rc == 0, msg);
+    }
+    free_specs(a->specs, a->n);
+    free(a);
+    atomic_store(&reg->loading, false);
+    return NULL;
+}
+
+int model_registry_load_async(model_registry *reg, const model_spec *specs, int n_specs, char *err,
+                              size_t err_cap)
+{
+    assert(reg && n_specs >= 0 && (specs || n_specs == 0));
+    bool expected = false;
+    if (!atomic_compare_exchange_strong(&reg->loading, &expected, true)) {
+        snprintf(err, err_cap, "a model load is already running");
+        return -1;
+    }
+    pthread_mutex_lock(&reg->mu);
+    bool had = reg->thread_started;
+    pthread_t old = reg->thread;
+    reg->thread_started = false;
+    pthread_mutex_unlock(&reg->mu);
+    if (had)
+        pthread_join(old, NULL); /* finished: it cleared `loading` as its last step */
+
+    loader_args *a = calloc(1, sizeof *a);
+    spec_copy *c = copy_specs(specs, n_specs);
+    if (!a || !c) {
+        free(a);
+        free_specs(c, n_specs);
+        atomic_store(&reg->loading, false);
+        snprintf(err, err_cap, "out of memory loading %d models", n_specs);
+        return -1;
+    }
+    a->reg = reg;
+    a->specs = c;
+    a->n = n_specs;
+    pthread_mutex_lock(&reg->mu);
+    int rc = pthread_create(&reg->thread, NULL, loader_main, a);
+    reg->thread_started = rc == 0;
+    pthread_mutex_unlock(&reg->mu);
+    if (rc != 0) {
+        free_specs(c, n_specs);
+        free(a);
+        atomic_store(&reg->loading, false);
+        snprintf(err, err_cap, "cannot start the model loader thread: %s", strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+bool model_registry_loading(const model_registry *reg)
+{
+    return atomic_load(&((model_registry *)reg)->loading);
+}
+
+void model_registry_join_loader(model_registry *reg)
+{
+    pthread_mutex_lock(&reg->mu);
+    bool had = reg->thread_started;
+    pthread_t t = reg->thread;
+    reg->thread_started = false;
+    pthread_mutex_unlock(&reg->mu);
+    if (had)
+        pthread_join(t, NULL);
+}
+
+served_model *model_registry_get(model_registry *reg, const char *name)
+{
+    assert(reg && name);
+    served_model *found = NULL;
+    pthread_mutex_lock(&reg->mu);
+    for (int i = 0; i < reg->n_set; i++)
+        if (strcmp(reg->set[i]->name, name) == 0) {
+            found = reg->set[i];
+            served_model_retain(found);
+            break;
+        }
+    pthread_mutex_unlock(&reg->mu);
+    return found;
+}
+
+int model_registry_list(model_registry *reg, served_model **out, int cap)
+{
+    assert(reg && cap >= 0 && (out || cap == 0));
+    pthread_mutex_lock(&reg->mu);
+    int n = reg->n_set;
+    for (int i = 0; i < n && i < cap; i++) {
+        out[i] = reg->set[i];
+        served_model_retain(out[i]);
+    }
+    pthread_mutex_unlock(&reg->mu);
+    return n;
+}
+
+bool model_registry_ready(const model_registry *reg_c, char *reason, size_t reason_cap)
+{
+    model_registry *reg = (model_registry *)reg_c; /* the lock is not part of the value */
+    pthread_mutex_lock(&reg->mu);
+    bool ready = atomic_load(&reg->generation) > 0;
+    if (!ready && reason && reason_cap > 0) {
+        if (reg->first_error[0] && !atomic_load(&reg->loading))
+            snprintf(reason, reason_cap, "failed: %s", reg->first_error);
+        else
+            snprintf(reason, reason_cap, "loading");
+    }
+    pthread_mutex_unlock(&reg->mu);
+    return ready;
+}
+
+served_model_state model_registry_state(model_registry *reg, const char *name)
+{
+    assert(reg && name);
+    served_model_state st = SERVED_MODEL_UNKNOWN;
+    pthread_mutex_lock(&reg->mu);
+    for (int i = 0; i < reg->n_set; i++)
+        if (strcmp(reg->set[i]->name, name) == 0)
+            st = SERVED_MODEL_READY;
+    for (int i = 0; st == SERVED_MODEL_UNKNOWN && i < reg->n_load; i++)
+        if (strcmp(reg->load_names[i], name) == 0)
+            st = reg->load_states[i] == SERVED_MODEL_FAILED ? SERVED_MODEL_FAILED
+                                                            : SERVED_MODEL_LOADING;
+    pthread_mutex_unlock(&reg->mu);
+    return st;
+}
+
+void model_registry_stats_get(const model_registry *reg, model_registry_stats *out)
+{
+    model_registry *r = (model_registry *)reg; /* atomic reads only */
+    out->loads_ok = atomic_load(&r->loads_ok);
+    out->loads_failed = atomic_load(&r->loads_failed);
+    out->generation = atomic_load(&r->generation);
+}
