@@ -20,7 +20,8 @@ void sha256_update(sha256_ctx *ctx, const void *data, size_t n_bytes);
 /* Writes the 32-byte digest; ctx must be re-initialised before reuse. */
 void sha256_final(sha256_ctx *ctx, uint8_t digest[SHA256_DIGEST_BYTES]);
 
-/* One-shot: the lowercase hex digest of [data, data+n_bytes) into hex (65 bytes, NUL-terminated). */
+/* One-shot: the lowercase hex digest of [data, data+n_bytes) into hex (65 bytes, NUL-terminated).
+ */
 void sha256_hex(const void *data, size_t n_bytes, char hex[2 * SHA256_DIGEST_BYTES + 1]);
 
 #endif
