@@ -1,0 +1,48 @@
+#!/usr/bin/python3
+"""AG News topic data (owner: models helper, issue 4).
+
+Input: test.csv of AG News (the 7,600-row test split; columns class 1-4,
+title, description). Text = title + " " + description, with the corpus's
+backslash line escapes turned into spaces. Labels 0=World 1=Sports
+2=Business 3=Sci/Tech. Fixed-seed shuffle, split 6,000/600/1,000
+(train/valid/test), JSONL rows {"text": ..., "label": id}, plus SPLITS.txt.
+
+    tools/prepare_agnews.py ../shared/data/agnews-test/test.csv data/agnews
+"""
+import argparse
+import csv
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from datasplit import shuffled, write_jsonl, write_split_record  # noqa: E402
+
+LABELS = ["World", "Sports", "Business", "Sci/Tech"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("test_csv")
+    ap.add_argument("out_dir")
+    ap.add_argument("--seed", type=int, default=1234)
+    a = ap.parse_args()
+    rows = []
+    with open(a.test_csv, encoding="utf-8", newline="") as f:
+        for cls, title, desc in csv.reader(f):
+            text = " ".join((title + " " + desc).replace("\\", " ").split())
+            rows.append({"text": text, "label": int(cls) - 1})
+    if len(rows) != 7600:
+        sys.exit(f"{a.test_csv}: expected 7600 rows, got {len(rows)}")
+    rows = shuffled(rows, a.seed)
+    train, valid, test = rows[:6000], rows[6000:6600], rows[6600:]
+    os.makedirs(a.out_dir, exist_ok=True)
+    for name, part in (("train.jsonl", train), ("valid.jsonl", valid), ("test.jsonl", test)):
+        write_jsonl(os.path.join(a.out_dir, name), part)
+    write_split_record(a.out_dir, {"source": "AG News test split (7,600 rows), ../shared/data/agnews-test/test.csv",
+                                   "seed": a.seed, "labels": "0=World 1=Sports 2=Business 3=Sci/Tech",
+                                   "order": "train = first 6000 after shuffle, valid = next 600, test = last 1000"},
+                       ["train.jsonl", "valid.jsonl", "test.jsonl"])
+
+
+if __name__ == "__main__":
+    main()
