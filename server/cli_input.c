@@ -1,0 +1,105 @@
+/* cli_input: validation of predict/eval input objects. */
+#include "cli_input.h"
+
+#include <assert.h>
+#include <stdio.h>
+
+const char *cli_json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+        return "integer";
+    case JSON_REAL:
+        return "real";
+    case JSON_TRUE:
+        return "true";
+    case JSON_FALSE:
+        return "false";
+    case JSON_NULL:
+        return "null";
+    }
+    return "?";
+}
+
+static int ids_from_array(const model *m, const json_t *arr, int32_t *ids, int32_t *n_ids,
+                          char *err, size_t err_cap)
+{
+    size_t n = json_array_size(arr);
+    int max = model_max_tokens(m);
+    if (n > (size_t)max) {
+        snprintf(err, err_cap,
+                 "input_ids has %zu ids, more than the model's max_position_embeddings %d", n, max);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = json_array_get(arr, i);
+        if (!json_is_integer(v)) {
+            snprintf(err, err_cap, "input_ids[%zu]: expected an integer id, got %s", i,
+                     cli_json_type_name(v));
+            return -1;
+        }
+        json_int_t id = json_integer_value(v);
+        if (id < 0) {
+            snprintf(err, err_cap, "input_ids[%zu]: id %lld is negative", i, (long long)id);
+            return -1;
+        }
+        if (id >= m->config.vocab_size) {
+            snprintf(err, err_cap, "input_ids[%zu]: id %lld >= vocab_size %d", i, (long long)id,
+                     m->config.vocab_size);
+            return -1;
+        }
+        ids[i] = (int32_t)id;
+    }
+    *n_ids = (int32_t)n;
+    return 0;
+}
+
+int cli_input_ids(const model *m, const json_t *obj, int32_t *ids, int32_t *n_ids, bool *truncated,
+                  char *err, size_t err_cap)
+{
+    assert(m != NULL && obj != NULL && ids != NULL && n_ids != NULL && truncated != NULL);
+    assert(err != NULL && err_cap > 0);
+    *n_ids = 0;
+    *truncated = false;
+    if (!json_is_object(obj)) {
+        snprintf(err, err_cap, "expected a JSON object, got %s", cli_json_type_name(obj));
+        return -1;
+    }
+    const json_t *text = json_object_get(obj, "text");
+    const json_t *arr = json_object_get(obj, "input_ids");
+    if (text && arr) {
+        snprintf(err, err_cap, "give \"text\" or \"input_ids\", not both");
+        return -1;
+    }
+    if (arr) {
+        if (!json_is_array(arr)) {
+            snprintf(err, err_cap, "input_ids: expected an array of integers, got %s",
+                     cli_json_type_name(arr));
+            return -1;
+        }
+        return ids_from_array(m, arr, ids, n_ids, err, err_cap);
+    }
+    if (!text) {
+        snprintf(err, err_cap, "expected a \"text\" string or an \"input_ids\" array");
+        return -1;
+    }
+    if (!json_is_string(text)) {
+        snprintf(err, err_cap, "text: expected a string, got %s", cli_json_type_name(text));
+        return -1;
+    }
+    size_t n = 0;
+    char tok_err[200];
+    if (model_tokenize(m, json_string_value(text), json_string_length(text), ids, &n, truncated,
+                       tok_err, sizeof tok_err) != 0) {
+        snprintf(err, err_cap, "text: %s", tok_err);
+        return -1;
+    }
+    *n_ids = (int32_t)n;
+    return 0;
+}
