@@ -49,10 +49,10 @@ typedef struct {
 typedef struct {
     const uint64_t *bounds;
     size_t n_bounds;
-    double scale; /* rendered value = stored * scale */
+    double divisor; /* rendered value = stored / divisor */
 } histogram_kind;
 
-static const histogram_kind kind_seconds = {seconds_bounds_ns, ARRAY_LEN(seconds_bounds_ns), 1e-9};
+static const histogram_kind kind_seconds = {seconds_bounds_ns, ARRAY_LEN(seconds_bounds_ns), 1e9};
 static const histogram_kind kind_batch_size = {batch_size_bounds, ARRAY_LEN(batch_size_bounds),
                                                1.0};
 static const histogram_kind kind_batch_tokens = {batch_tokens_bounds,
@@ -489,7 +489,7 @@ static void out_histogram(out_buf *o, const char *name, const histogram *h, cons
             out_printf(o, ",route=\"%s\"", route);
         if (b < k->n_bounds) {
             out_printf(o, ",le=\"");
-            out_double(o, (double)k->bounds[b] * k->scale);
+            out_double(o, (double)k->bounds[b] / k->divisor);
             out_printf(o, "\"} %" PRIu64 "\n", cumulative);
         } else {
             out_printf(o, ",le=\"+Inf\"} %" PRIu64 "\n", cumulative);
@@ -500,10 +500,10 @@ static void out_histogram(out_buf *o, const char *name, const histogram *h, cons
     if (route)
         out_printf(o, ",route=\"%s\"", route);
     out_printf(o, "} ");
-    if (k->scale == 1.0)
+    if (k->divisor == 1.0)
         out_printf(o, "%" PRIu64, sum);
     else
-        out_printf(o, "%.9f", (double)sum * k->scale);
+        out_printf(o, "%.9f", (double)sum / k->divisor);
     out_printf(o, "\n%s_count", name);
     out_model_labels(o, m, slot);
     if (route)
