@@ -1,0 +1,61 @@
+/* api_errors: builds and sends the single error JSON shape. */
+#include "api_errors.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+const char *api_error_type(int status)
+{
+    switch (status) {
+    case 400:
+        return "invalid_argument";
+    case 401:
+        return "unauthenticated";
+    case 404:
+        return "not_found";
+    case 405:
+        return "method_not_allowed";
+    case 413:
+        return "payload_too_large";
+    case 422:
+        return "unprocessable_entity";
+    case 429:
+        return "resource_exhausted";
+    case 500:
+        return "internal";
+    case 503:
+        return "unavailable";
+    case 504:
+        return "deadline_exceeded";
+    default:
+        return "error";
+    }
+}
+
+json_t *api_error_json(int status, const char *message)
+{
+    json_t *j = json_pack("{s:{s:i,s:s,s:s}}", "error", "code", status, "type",
+                          api_error_type(status), "message", message);
+    if (j)
+        return j;
+    /* The message was not valid UTF-8 (a quoted request byte or a cut
+     * sequence): send it with every non-ASCII byte replaced. */
+    char safe[512];
+    size_t i = 0;
+    for (; message[i] && i + 1 < sizeof safe; i++)
+        safe[i] = (unsigned char)message[i] < 0x80 ? message[i] : '?';
+    safe[i] = 0;
+    return json_pack("{s:{s:i,s:s,s:s}}", "error", "code", status, "type", api_error_type(status),
+                     "message", safe);
+}
+
+void api_error_respond(http_request *r, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* A NULL body (out of memory) is answered by the transport as a bare 500. */
+    http_request_respond_json(r, status, api_error_json(status, msg));
+}

@@ -1,0 +1,830 @@
+/* http: libmicrohttpd glue. Per-request state lives on MHD's *req_cls from
+ * the first callback (headers in) to the completed notification, where it is
+ * freed; every early rejection (404, 405, 401, 413, 503, bad header) is
+ * queued on that first callback so that an unwanted body is never read. */
+#include "http.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api_errors.h"
+
+#define HTTP_MAX_PARAMS 4
+#define HTTP_MAX_HEADERS 4
+#define HTTP_REQUEST_ID_MAX 128
+#define HTTP_MODEL_NAME_MAX 128
+#define HTTP_TIMEOUT_MS_MAX 3600000L
+/* A body without Content-Length that crosses the limit is read and dropped
+ * up to this many times the limit before the connection is cut. */
+#define HTTP_DISCARD_FACTOR 16
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    http_options opt;
+    char *api_key; /* NULL = none */
+    size_t api_key_len;
+    int port;
+    atomic_bool draining;
+    atomic_long in_flight;
+    atomic_uint_fast64_t next_id;
+    uint64_t id_seed;
+};
+
+typedef enum {
+    REQ_READING,  /* headers in, body arriving */
+    REQ_PARKED,   /* suspended; `resumed` tells whether a worker woke it */
+    REQ_ANSWERED, /* response queued (or answering failed) */
+} request_phase;
+
+typedef struct {
+    char name[32];
+    char value[96];
+} response_header;
+
+struct http_request {
+    http_server *srv;
+    struct MHD_Connection *conn;
+    http_method method;
+    char *path;   /* owned, decoded by MHD */
+    char *params; /* owned: the captures back to back, NUL-separated */
+    const char *param[HTTP_MAX_PARAMS];
+    int n_params;
+    const http_route *route;
+    const char *route_name;
+    char request_id[HTTP_REQUEST_ID_MAX + 1];
+    char model[HTTP_MODEL_NAME_MAX + 1];
+    int64_t start_us;
+    int64_t deadline_us;
+
+    char *body; /* owned, body_cap + 1 bytes */
+    size_t body_bytes;
+    size_t body_cap;
+    bool too_large;         /* the body crossed the limit: the rest is dropped */
+    size_t discarded_bytes; /* bytes dropped so far */
+
+    request_phase phase; /* HTTP thread only */
+    atomic_bool resumed; /* set by http_request_resume (any thread) */
+    bool dispatched;     /* counted in in_flight */
+    http_resume_fn resume_fn;
+    void *resume_ctx;
+
+    /* response, until queued */
+    int status;
+    bool has_response;
+    char *resp_body; /* owned (malloc) */
+    size_t resp_bytes;
+    const char *content_type; /* static string */
+    response_header headers[HTTP_MAX_HEADERS];
+    int n_headers;
+
+    http_request_stats stats;
+    void *state;
+    void (*state_free)(void *);
+};
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static http_method method_parse(const char *m)
+{
+    if (strcmp(m, "GET") == 0)
+        return HTTP_GET;
+    if (strcmp(m, "HEAD") == 0)
+        return HTTP_HEAD;
+    if (strcmp(m, "POST") == 0)
+        return HTTP_POST;
+    if (strcmp(m, "PUT") == 0)
+        return HTTP_PUT;
+    if (strcmp(m, "DELETE") == 0)
+        return HTTP_DELETE;
+    return HTTP_OTHER;
+}
+
+static const char *method_name(http_method m)
+{
+    switch (m) {
+    case HTTP_GET:
+        return "GET";
+    case HTTP_HEAD:
+        return "HEAD";
+    case HTTP_POST:
+        return "POST";
+    case HTTP_PUT:
+        return "PUT";
+    case HTTP_DELETE:
+        return "DELETE";
+    default:
+        return "OTHER";
+    }
+}
+
+/* Compares `given` with the configured key in time that depends only on the
+ * key's length, so that the answer time leaks nothing about the key. */
+static bool key_equal(const char *key, size_t key_len, const char *given)
+{
+    size_t given_len = strlen(given);
+    volatile unsigned char diff = (unsigned char)(given_len != key_len);
+    for (size_t i = 0; i < key_len; i++) {
+        unsigned char g = i < given_len ? (unsigned char)given[i] : 0;
+        diff |= (unsigned char)(g ^ (unsigned char)key[i]);
+    }
+    return diff == 0;
+}
+
+static bool request_id_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > HTTP_REQUEST_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || c == '.' || c == ':';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* splitmix64: distinct-looking ids from a random seed and a counter. */
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* Parses a decimal in [lo, hi]; false for anything else (sign, spaces, overflow). */
+static bool parse_bounded(const char *s, long lo, long hi, long *out)
+{
+    if (!s || !*s)
+        return false;
+    long v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        if (v > (hi - (*p - '0')) / 10)
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    if (v < lo)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Splits `path` by '/' and matches it against `pattern`. */
+static bool route_match(const char *pattern, const char *path)
+{
+    const char *p = pattern, *s = path;
+    int n = 0;
+    for (;;) {
+        if (*p != '/' || *s != '/')
+            return *p == 0 && *s == 0;
+        p++;
+        s++;
+        const char *pe = strchr(p, '/');
+        const char *se = strchr(s, '/');
+        size_t pl = pe ? (size_t)(pe - p) : strlen(p);
+        size_t sl = se ? (size_t)(se - s) : strlen(s);
+        if (pl == 2 && p[0] == '{' && p[1] == '}') {
+            if (sl == 0 || n == HTTP_MAX_PARAMS)
+                return false;
+            n++;
+        } else if (pl != sl || memcmp(p, s, pl) != 0) {
+            return false;
+        }
+        p += pl;
+        s += sl;
+    }
+}
+
+static bool route_capture(const char *pattern, http_request *r)
+{
+    /* Re-walk the matched path to copy the captures into one allocation. */
+    size_t total = strlen(r->path) + HTTP_MAX_PARAMS + 1;
+    free(r->params);
+    r->params = malloc(total);
+    if (!r->params)
+        return false;
+    char *out = r->params;
+    const char *p = pattern, *s = r->path;
+    r->n_params = 0;
+    while (*p == '/' && *s == '/') {
+        p++;
+        s++;
+        const char *pe = strchr(p, '/');
+        const char *se = strchr(s, '/');
+        size_t pl = pe ? (size_t)(pe - p) : strlen(p);
+        size_t sl = se ? (size_t)(se - s) : strlen(s);
+        if (pl == 2 && p[0] == '{' && p[1] == '}' && r->n_params < HTTP_MAX_PARAMS) {
+            memcpy(out, s, sl);
+            out[sl] = 0;
+            r->param[r->n_params++] = out;
+            out += sl + 1;
+        }
+        p += pl;
+        s += sl;
+    }
+    return true;
+}
+
+/* ---- answering -------------------------------------------------------------- */
+
+static void response_set(http_request *r, int status, const char *content_type, char *body,
+                         size_t body_bytes)
+{
+    assert(!r->has_response && "a request was answered twice");
+    r->status = status;
+    r->content_type = content_type;
+    r->resp_body = body;
+    r->resp_bytes = body_bytes;
+    r->has_response = true;
+}
+
+void http_request_respond_owned(http_request *r, int status, const char *content_type, char *body,
+                                size_t body_bytes)
+{
+    response_set(r, status, content_type, body, body_bytes);
+}
+
+void http_request_respond_bytes(http_request *r, int status, const char *content_type,
+                                const char *body, size_t body_bytes)
+{
+    char *copy = malloc(body_bytes ? body_bytes : 1);
+    if (!copy) {
+        response_set(r, 500, "application/json", NULL, 0);
+        return;
+    }
+    memcpy(copy, body, body_bytes);
+    response_set(r, status, content_type, copy, body_bytes);
+}
+
+void http_request_respond_json(http_request *r, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
+    json_decref(body);
+    if (!text) {
+        /* Out of memory: a bare 500 (no body to build it with). */
+        response_set(r, 500, "application/json", NULL, 0);
+        return;
+    }
+    size_t n = strlen(text);
+    /* One trailing newline makes curl output readable. */
+    char *with_nl = realloc(text, n + 2);
+    if (with_nl) {
+        with_nl[n] = '\n';
+        with_nl[n + 1] = 0;
+        text = with_nl;
+        n++;
+    }
+    response_set(r, status, "application/json", text, n);
+}
+
+void http_request_add_header(http_request *r, const char *name, const char *value)
+{
+    assert(r->n_headers < HTTP_MAX_HEADERS && "too many response headers");
+    response_header *h = &r->headers[r->n_headers++];
+    snprintf(h->name, sizeof h->name, "%s", name);
+    snprintf(h->value, sizeof h->value, "%s", value);
+}
+
+/* Hands the stored response to MHD. Returns MHD_NO only when MHD refused it,
+ * which closes the connection. */
+static enum MHD_Result response_queue(http_request *r)
+{
+    assert(r->has_response);
+    r->phase = REQ_ANSWERED;
+    struct MHD_Response *resp;
+    if (r->resp_body) {
+        resp = MHD_create_response_from_buffer(r->resp_bytes, r->resp_body, MHD_RESPMEM_MUST_FREE);
+        if (resp)
+            r->resp_body = NULL;
+    } else {
+        if (r->status != 500 && r->status != 0)
+            r->status = 500;
+        resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    }
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+    for (int i = 0; i < r->n_headers; i++)
+        MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* ---- request life cycle ----------------------------------------------------- */
+
+static void request_free(http_request *r)
+{
+    if (r->state_free)
+        r->state_free(r->state);
+    free(r->resp_body);
+    free(r->body);
+    free(r->params);
+    free(r->path);
+    free(r);
+}
+
+/* Checks everything that can be decided from the headers alone. Returns true
+ * when the request was answered (rejected) here. */
+static bool request_screen(http_server *s, http_request *r, const char *method_str)
+{
+    const http_options *o = &s->opt;
+    http_method m = r->method == HTTP_HEAD ? HTTP_GET : r->method;
+
+    bool path_known = false;
+    const http_route *hit = NULL;
+    char allow[64] = "";
+    for (size_t i = 0; i < o->n_routes; i++) {
+        const http_route *rt = &o->routes[i];
+        if (!route_match(rt->pattern, r->path))
+            continue;
+        path_known = true;
+        if (rt->method == m) {
+            hit = rt;
+            break;
+        }
+        if (!strstr(allow, method_name(rt->method))) {
+            size_t len = strlen(allow);
+            snprintf(allow + len, sizeof allow - len, "%s%s", len ? ", " : "",
+                     method_name(rt->method));
+        }
+    }
+    if (!hit) {
+        r->route_name = path_known ? "method_not_allowed" : "unknown";
+        if (path_known) {
+            http_request_add_header(r, "Allow", allow);
+            api_error_respond(r, 405, "method %s is not allowed on %s (allowed: %s)", method_str,
+                              r->path, allow);
+        } else {
+            api_error_respond(r, 404, "no route for %s %s", method_str, r->path);
+        }
+        return true;
+    }
+    r->route = hit;
+    r->route_name = hit->name;
+    if (!route_capture(hit->pattern, r)) {
+        api_error_respond(r, 500, "out of memory");
+        return true;
+    }
+
+    if (!hit->open && s->api_key) {
+        const char *given = NULL;
+        const char *auth =
+            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
+            given = auth + 7;
+        if (!given)
+            given = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-API-Key");
+        if (!given) {
+            r->stats.error = "unauthorized";
+            http_request_add_header(r, "WWW-Authenticate", "Bearer");
+            api_error_respond(r, 401,
+                              "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key'");
+            return true;
+        }
+        if (!key_equal(s->api_key, s->api_key_len, given)) {
+            r->stats.error = "unauthorized";
+            http_request_add_header(r, "WWW-Authenticate", "Bearer");
+            api_error_respond(r, 401, "invalid API key");
+            return true;
+        }
+    }
+
+    if (!hit->open && atomic_load(&s->draining)) {
+        r->stats.error = "draining";
+        http_request_add_header(r, "Retry-After", "1");
+        api_error_respond(r, 503, "server is draining (shutting down)");
+        return true;
+    }
+
+    const char *to = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Timeout-Ms");
+    if (to) {
+        long ms;
+        if (!parse_bounded(to, 1, HTTP_TIMEOUT_MS_MAX, &ms)) {
+            api_error_respond(r, 400,
+                              "header X-Request-Timeout-Ms: expected an integer in [1, %ld]",
+                              HTTP_TIMEOUT_MS_MAX);
+            return true;
+        }
+        r->deadline_us = r->start_us + (int64_t)ms * 1000;
+    } else if (o->default_timeout_ms > 0) {
+        r->deadline_us = r->start_us + (int64_t)o->default_timeout_ms * 1000;
+    }
+
+    const char *cl =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        long n;
+        if (!parse_bounded(cl, 0, (long)o->body_limit_bytes, &n)) {
+            r->stats.error = "too_large";
+            api_error_respond(r, 413, "request body of %s bytes exceeds the limit of %zu bytes", cl,
+                              o->body_limit_bytes);
+            return true;
+        }
+        r->body_cap = (size_t)n;
+    }
+    return false;
+}
+
+static http_request *request_new(http_server *s, struct MHD_Connection *conn, const char *url,
+                                 const char *method)
+{
+    http_request *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->path = strdup(url);
+    if (!r->path) {
+        free(r);
+        return NULL;
+    }
+    r->srv = s;
+    r->conn = conn;
+    r->method = method_parse(method);
+    r->route_name = "";
+    r->start_us = now_us();
+    r->stats.queue_us = -1;
+    r->stats.infer_us = -1;
+    r->content_type = "application/json";
+    const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (rid && request_id_valid(rid)) {
+        snprintf(r->request_id, sizeof r->request_id, "%s", rid);
+    } else {
+        uint64_t n = atomic_fetch_add(&s->next_id, 1);
+        snprintf(r->request_id, sizeof r->request_id, "%016llx",
+                 (unsigned long long)mix64(s->id_seed ^ n));
+    }
+    return r;
+}
+
+/* Appends a chunk of body; false when it would cross the limit. */
+static bool body_append(http_server *s, http_request *r, const char *data, size_t n)
+{
+    size_t limit = s->opt.body_limit_bytes;
+    if (n > limit - r->body_bytes)
+        return false;
+    size_t need = r->body_bytes + n;
+    if (need > r->body_cap || !r->body) {
+        /* Without Content-Length the buffer doubles; with it, it was sized once. */
+        size_t cap = r->body_cap > need ? r->body_cap : need;
+        if (!r->body && r->body_cap >= need)
+            cap = r->body_cap;
+        else if (cap < 2 * r->body_cap)
+            cap = 2 * r->body_cap;
+        if (cap < 4096)
+            cap = need > 4096 ? need : 4096;
+        if (cap > limit)
+            cap = limit;
+        char *nb = realloc(r->body, cap + 1);
+        if (!nb)
+            return false;
+        r->body = nb;
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_bytes, data, n);
+    r->body_bytes += n;
+    r->body[r->body_bytes] = 0;
+    return true;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **req_cls)
+{
+    (void)version;
+    http_server *s = cls;
+    http_request *r = *req_cls;
+
+    if (!r) {
+        r = request_new(s, conn, url, method);
+        if (!r)
+            return MHD_NO; /* out of memory: MHD closes the connection */
+        *req_cls = r;
+        if (request_screen(s, r, method))
+            return response_queue(r);
+        return MHD_YES;
+    }
+
+    switch (r->phase) {
+    case REQ_READING:
+        if (*upload_data_size > 0) {
+            size_t n = *upload_data_size;
+            *upload_data_size = 0;
+            if (r->too_large) {
+                /* MHD (0.9.75) cannot answer in the middle of a body, so the
+                 * rest of a body without Content-Length is read and dropped;
+                 * a client that keeps sending far past the limit is cut off. */
+                r->discarded_bytes += n;
+                return r->discarded_bytes > HTTP_DISCARD_FACTOR * s->opt.body_limit_bytes ? MHD_NO
+                                                                                          : MHD_YES;
+            }
+            if (!body_append(s, r, upload_data, n)) {
+                r->too_large = true;
+                r->discarded_bytes = r->body_bytes + n;
+                free(r->body);
+                r->body = NULL;
+                r->body_bytes = 0;
+            }
+            return MHD_YES;
+        }
+        if (r->too_large) {
+            r->stats.error = "too_large";
+            api_error_respond(r, 413, "request body exceeds the limit of %zu bytes",
+                              s->opt.body_limit_bytes);
+            return response_queue(r);
+        }
+        if (!r->body && !body_append(s, r, "", 0)) {
+            api_error_respond(r, 500, "out of memory");
+            return response_queue(r);
+        }
+        r->dispatched = true;
+        atomic_fetch_add(&s->in_flight, 1);
+        r->route->handler(r, s->opt.route_ctx);
+        /* Only this thread writes `phase`: a worker may already have resumed
+         * the request, which is then picked up on MHD's next call. */
+        if (r->phase == REQ_PARKED)
+            return MHD_YES;
+        assert(r->has_response && "a handler neither answered nor suspended");
+        return response_queue(r);
+    case REQ_PARKED:
+        /* MHD calls a suspended request again only after a resume. */
+        if (!atomic_load(&r->resumed))
+            return MHD_YES;
+        r->resume_fn(r, r->resume_ctx);
+        assert(r->has_response && "a resume callback did not answer");
+        return response_queue(r);
+    case REQ_ANSWERED:
+        /* Rest of a body after an early answer: drop it. */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    return MHD_NO;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    http_server *s = cls;
+    http_request *r = *req_cls;
+    if (!r)
+        return;
+    *req_cls = NULL;
+    /* Only a server stop can end a parked request; http_server_stop's
+     * contract forbids that, and then we must leak rather than free memory a
+     * worker still holds. */
+    if (r->phase == REQ_PARKED && !atomic_load(&r->resumed))
+        return;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->has_response)
+        r->status = 499; /* nginx's "client closed request", for logs and metrics */
+    if (s->opt.on_complete)
+        s->opt.on_complete(r, s->opt.complete_ctx);
+    if (r->dispatched)
+        atomic_fetch_sub(&s->in_flight, 1);
+    request_free(r);
+}
+
+/* ---- suspend / resume ------------------------------------------------------- */
+
+void http_request_suspend(http_request *r, http_resume_fn fn, void *ctx)
+{
+    assert(r->phase == REQ_READING && !r->has_response);
+    r->resume_fn = fn;
+    r->resume_ctx = ctx;
+    r->phase = REQ_PARKED;
+    /* Suspend before the caller hands the request to a worker, so that a
+     * resume can never overtake the suspend. */
+    MHD_suspend_connection(r->conn);
+}
+
+void http_request_resume(http_request *r)
+{
+    struct MHD_Connection *conn = r->conn;
+    bool was = atomic_exchange(&r->resumed, true);
+    assert(!was && "a request was resumed twice");
+    (void)was;
+    /* From here on the HTTP thread may finish and free r: touch only conn.
+     * The atomic store and MHD's mutex publish everything written before. */
+    MHD_resume_connection(conn);
+}
+
+/* ---- accessors -------------------------------------------------------------- */
+
+http_method http_request_method(const http_request *r)
+{
+    return r->method;
+}
+const char *http_request_path(const http_request *r)
+{
+    return r->path;
+}
+const char *http_request_param(const http_request *r, int i)
+{
+    return i >= 0 && i < r->n_params ? r->param[i] : NULL;
+}
+const char *http_request_body(const http_request *r, size_t *body_bytes)
+{
+    *body_bytes = r->body_bytes;
+    return r->body ? r->body : "";
+}
+const char *http_request_header(const http_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+void http_request_remote_addr(const http_request *r, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return;
+    char host[64], serv[16];
+    socklen_t len = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                           : sizeof(struct sockaddr_in);
+    if (getnameinfo(ci->client_addr, len, host, sizeof host, serv, sizeof serv,
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+        return;
+    snprintf(buf, cap, ci->client_addr->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
+}
+const char *http_request_id(const http_request *r)
+{
+    return r->request_id;
+}
+const char *http_request_route_name(const http_request *r)
+{
+    return r->route_name;
+}
+int http_request_route_tag(const http_request *r)
+{
+    return r->route ? r->route->tag : -1;
+}
+const char *http_request_method_name(const http_request *r)
+{
+    return method_name(r->method);
+}
+int64_t http_request_start_us(const http_request *r)
+{
+    return r->start_us;
+}
+int64_t http_request_deadline_us(const http_request *r)
+{
+    return r->deadline_us;
+}
+int http_request_status(const http_request *r)
+{
+    return r->status;
+}
+const char *http_request_model(const http_request *r)
+{
+    return r->model;
+}
+void http_request_set_model(http_request *r, const char *model_name)
+{
+    snprintf(r->model, sizeof r->model, "%s", model_name);
+}
+http_request_stats *http_request_stats_of(http_request *r)
+{
+    return &r->stats;
+}
+const http_request_stats *http_request_stats_get(const http_request *r)
+{
+    return &r->stats;
+}
+void http_request_set_state(http_request *r, void *state, void (*free_fn)(void *))
+{
+    r->state = state;
+    r->state_free = free_fn;
+}
+void *http_request_state(const http_request *r)
+{
+    return r->state;
+}
+
+/* ---- server ----------------------------------------------------------------- */
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    (void)fmt;
+    (void)ap;
+    /* MHD's own messages (client resets and the like) are noise in the
+     * daemon's structured log; errors that matter surface as return codes. */
+}
+
+int http_server_start(const http_options *opt, http_server **out, char *err, size_t err_cap)
+{
+    assert(opt->routes && opt->n_routes > 0);
+    http_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, err_cap, "out of memory");
+        return -1;
+    }
+    s->opt = *opt;
+    if (opt->api_key && *opt->api_key) {
+        s->api_key = strdup(opt->api_key);
+        if (!s->api_key) {
+            free(s);
+            snprintf(err, err_cap, "out of memory");
+            return -1;
+        }
+        s->api_key_len = strlen(s->api_key);
+    }
+    s->opt.api_key = NULL;
+    if (getrandom(&s->id_seed, sizeof s->id_seed, GRND_NONBLOCK) != sizeof s->id_seed)
+        s->id_seed = (uint64_t)now_us() ^ ((uint64_t)getpid() << 32);
+
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
+    char port_str[16];
+    snprintf(port_str, sizeof port_str, "%d", opt->port);
+    struct addrinfo *ai = NULL;
+    int gai = getaddrinfo(opt->host, port_str, &hints, &ai);
+    if (gai != 0 || !ai) {
+        snprintf(err, err_cap, "listen %s:%d: %s", opt->host, opt->port, gai_strerror(gai));
+        free(s->api_key);
+        free(s);
+        return -1;
+    }
+    struct sockaddr_storage addr;
+    memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
+    bool v6 = ai->ai_family == AF_INET6;
+    freeaddrinfo(ai);
+
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    if (v6)
+        flags |= MHD_USE_IPv6;
+    /* MHD refuses connections over the limit by closing them at once; the
+     * timeout cuts off idle and slow (slowloris) clients. */
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)opt->port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)opt->connection_limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opt->connection_timeout_s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+    if (!s->daemon) {
+        int e = errno;
+        snprintf(err, err_cap, "listen %s:%d: %s", opt->host, opt->port,
+                 e ? strerror(e) : "cannot start the HTTP server");
+        free(s->api_key);
+        free(s);
+        return -1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : opt->port;
+    *out = s;
+    return 0;
+}
+
+int http_server_port(const http_server *s)
+{
+    return s->port;
+}
+
+void http_server_set_draining(http_server *s, bool draining)
+{
+    atomic_store(&s->draining, draining);
+}
+
+bool http_server_draining(const http_server *s)
+{
+    return atomic_load(&((http_server *)s)->draining);
+}
+
+long http_server_in_flight(const http_server *s)
+{
+    return atomic_load(&((http_server *)s)->in_flight);
+}
+
+void http_server_stop(http_server *s)
+{
+    if (!s)
+        return;
+    MHD_stop_daemon(s->daemon);
+    free(s->api_key);
+    free(s);
+}

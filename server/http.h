@@ -1,0 +1,157 @@
+/* http: the HTTP transport of fastformerd on libmicrohttpd. One internal
+ * polling thread (epoll, or whatever MHD_USE_AUTO picks) accepts connections,
+ * reads headers and bodies and runs route handlers; nothing in it blocks on
+ * inference. A handler either answers at once or parks its request
+ * (http_request_suspend) until a worker thread finishes and calls
+ * http_request_resume; the HTTP thread then runs the request's resume
+ * callback, which answers.
+ *
+ * The transport owns: routing (404 / 405 with Allow), the API key check
+ * (401, constant time; routes marked `open` skip it), the body limit (413
+ * before the body is read when Content-Length is too large, and as soon as
+ * the limit is crossed without one), draining (503 for non-open routes),
+ * X-Request-Id (echoed when well formed, generated otherwise) and the
+ * X-Request-Timeout-Ms deadline. Every response is JSON (or a handler-chosen
+ * content type) and carries X-Request-Id. */
+#ifndef FF_HTTP_H
+#define FF_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compiler.h"
+
+typedef enum {
+    HTTP_GET,
+    HTTP_HEAD,
+    HTTP_POST,
+    HTTP_PUT,
+    HTTP_DELETE,
+    HTTP_OTHER,
+} http_method;
+
+typedef struct http_server http_server;
+typedef struct http_request http_request;
+
+/* A route handler. Runs on the HTTP thread once the whole body is in. It must
+ * either answer (http_request_respond_*) or call http_request_suspend before
+ * it returns. `ctx` is the route table's context pointer. */
+typedef void (*http_handler)(http_request *r, void *ctx);
+
+/* Runs on the HTTP thread after http_request_resume; must answer. */
+typedef void (*http_resume_fn)(http_request *r, void *ctx);
+
+/* One route. A pattern is a path whose segments are literal or "{}", which
+ * matches exactly one non-empty segment (captured, see http_request_param). */
+typedef struct {
+    http_method method;
+    const char *pattern; /* e.g. "/v1/models/{}/classify" */
+    http_handler handler;
+    const char *name; /* label for metrics and logs, e.g. "classify" */
+    bool open;        /* no API key needed, still served while draining */
+    int tag;          /* opaque to the transport (e.g. a metrics route id) */
+} http_route;
+
+/* Called on the HTTP thread when a request is finished (answered or
+ * aborted), for metrics and the access log. Must not block. */
+typedef void (*http_complete_fn)(const http_request *r, void *ctx);
+
+typedef struct {
+    const char *host; /* numeric IPv4/IPv6 address or "localhost" */
+    int port;         /* 0 picks a free port (see http_server_port) */
+    size_t body_limit_bytes;
+    unsigned connection_limit;
+    unsigned connection_timeout_s; /* idle / slow-client cut-off; 0 = none */
+    const char *api_key;           /* NULL or "" = no key required; copied */
+    int default_timeout_ms;        /* request deadline without a header; 0 = none */
+    const http_route *routes;      /* borrowed, must outlive the server */
+    size_t n_routes;
+    void *route_ctx;
+    http_complete_fn on_complete; /* may be NULL */
+    void *complete_ctx;
+} http_options;
+
+/* Binds, listens and starts the HTTP thread. Returns 0 with *out, or -1 with a
+ * message naming the address (e.g. "listen 127.0.0.1:8080: Address already
+ * in use"). Called from the main thread. */
+FF_MUST_CHECK int http_server_start(const http_options *opt, http_server **out, char *err,
+                                    size_t err_cap);
+
+/* The bound port (useful with port 0). */
+int http_server_port(const http_server *s);
+
+/* From draining on, non-open routes answer 503 "server is draining". Any thread. */
+void http_server_set_draining(http_server *s, bool draining);
+bool http_server_draining(const http_server *s);
+
+/* Requests that were accepted and have not finished yet (parked ones included). */
+long http_server_in_flight(const http_server *s);
+
+/* Stops the HTTP thread and closes every connection. No request may be parked
+ * (wait for in_flight to reach the number of sleeping clients or drain the
+ * workers first): a later http_request_resume would touch freed memory. */
+void http_server_stop(http_server *s);
+
+/* ---- request accessors (HTTP thread, or the worker holding a parked request) ---- */
+
+http_method http_request_method(const http_request *r);
+const char *http_request_path(const http_request *r);
+/* The i-th "{}" capture of the route pattern (percent-decoded, NUL-terminated), or NULL. */
+const char *http_request_param(const http_request *r, int i);
+/* The body (NUL-terminated after body_bytes for convenience; may contain NULs). */
+const char *http_request_body(const http_request *r, size_t *body_bytes);
+/* The client's address as "ip:port" into buf (empty when unknown). HTTP thread. */
+void http_request_remote_addr(const http_request *r, char *buf, size_t cap);
+/* A request header, or NULL. HTTP thread only. */
+const char *http_request_header(const http_request *r, const char *name);
+const char *http_request_id(const http_request *r);
+const char *
+http_request_route_name(const http_request *r); /* "" before routing, "unknown" on 404 */
+/* The matched route's tag, or -1 when no route matched (404, 405). */
+int http_request_route_tag(const http_request *r);
+const char *http_request_method_name(const http_request *r); /* "GET", ... */
+/* Monotonic microseconds: when the headers arrived, and the deadline (0 = none). */
+int64_t http_request_start_us(const http_request *r);
+int64_t http_request_deadline_us(const http_request *r);
+int http_request_status(const http_request *r);
+const char *http_request_model(const http_request *r); /* "" when none */
+void http_request_set_model(http_request *r, const char *model_name);
+
+/* Facts for the access log and metrics, filled in by the API layer. */
+typedef struct {
+    int64_t queue_us;  /* longest queue wait of the request's items; -1 = none */
+    int64_t infer_us;  /* longest compute time of one of its batches; -1 = none */
+    int batch_size;    /* largest batch one of its items ran in; 0 = none */
+    int n_items;       /* sequences the request was split into; 0 = none */
+    const char *error; /* static reason for a rejection (e.g. "queue_full"), or NULL */
+} http_request_stats;
+http_request_stats *http_request_stats_of(http_request *r);
+const http_request_stats *http_request_stats_get(const http_request *r);
+
+/* Per-request state owned by the handler: freed with free_fn when the request
+ * finishes (on the HTTP thread), whatever happened to the connection. */
+void http_request_set_state(http_request *r, void *state, void (*free_fn)(void *));
+void *http_request_state(const http_request *r);
+
+/* ---- answering (HTTP thread only; exactly once per request) ---- */
+
+/* Takes `body` (a new reference is stolen) and answers with it as JSON. */
+void http_request_respond_json(http_request *r, int status, json_t *body);
+/* Answers with bytes the transport copies. */
+void http_request_respond_bytes(http_request *r, int status, const char *content_type,
+                                const char *body, size_t body_bytes);
+/* Takes `body` (malloc'ed, freed by the transport). */
+void http_request_respond_owned(http_request *r, int status, const char *content_type, char *body,
+                                size_t body_bytes);
+/* Adds a response header (e.g. Retry-After). Copied. At most 4 per response. */
+void http_request_add_header(http_request *r, const char *name, const char *value);
+
+/* Parks the request; `fn` runs on the HTTP thread after http_request_resume. */
+void http_request_suspend(http_request *r, http_resume_fn fn, void *ctx);
+/* Wakes a parked request. Any thread; exactly once per suspend. The caller
+ * must not touch `r` afterwards. */
+void http_request_resume(http_request *r);
+
+#endif

@@ -1,0 +1,567 @@
+/* fastformerd: the inference daemon. Reads the config (and flags), listens
+ * at once, loads the models on a background thread, serves the API, reloads
+ * on SIGHUP and drains on SIGTERM/SIGINT (a second signal exits at once).
+ * The main thread owns start-up and shutdown and otherwise only waits for
+ * signals, ticking the systemd watchdog in between. */
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "batcher.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "model_registry.h"
+#include "notify.h"
+#include "settings.h"
+#include "worker.h"
+
+#define FASTFORMERD_VERSION "0.1.0"
+
+/* A worker that has held one batch this long is considered stuck (watchdog). */
+#define WORKER_STALL_US (60 * 1000000LL)
+/* Main-loop wake-up period while waiting for signals. */
+#define MAIN_TICK_MS 200
+
+static const char usage[] =
+    "Usage: fastformerd [--config FILE] [--listen HOST:PORT] [--model NAME=DIR]...\n"
+    "       fastformerd --check-config [--config FILE] [--model NAME=DIR]...\n"
+    "       fastformerd --healthcheck [--config FILE] [--listen HOST:PORT]\n"
+    "\n"
+    "Serves Fastformer models (classification, news recommendation) over HTTP.\n"
+    "\n"
+    "  -c, --config FILE      YAML configuration (see conf/fastformerd.yaml)\n"
+    "  -l, --listen HOST:PORT listen address (default 127.0.0.1:8080; port 0 = any free port)\n"
+    "  -m, --model NAME=DIR   serve the model directory DIR as NAME (repeatable)\n"
+    "      --check-config     validate the config and load every model, then exit 0 or 1\n"
+    "      --healthcheck      GET /healthz on the configured address; exit 0 if it answers 200\n"
+    "  -V, --version          print the version and exit\n"
+    "  -h, --help             print this help and exit\n"
+    "\n"
+    "Signals: SIGHUP reloads the config and models; SIGTERM/SIGINT drain and exit 0\n"
+    "(a second one exits at once).\n";
+
+typedef struct {
+    const char *config_path;
+    const char *listen;
+    const char **models;
+    size_t n_models;
+    bool check_config;
+    bool healthcheck;
+} cli_args;
+
+/* Everything the daemon owns, torn down in reverse order by main. */
+typedef struct {
+    cli_args args;
+    settings cfg;
+    metrics *metrics;
+    model_registry *registry;
+    batcher *batcher;
+    worker_pool *workers;
+    http_server *http;
+    api_context api;
+    atomic_int first_load; /* 0 pending, 1 ok, -1 failed */
+    atomic_bool reloading;
+} daemon_state;
+
+/* ---- configuration ------------------------------------------------------------ */
+
+static int config_read(const cli_args *a, settings *out, char *err, size_t err_cap)
+{
+    settings_init(out);
+    if (a->config_path && settings_load(out, a->config_path, err, err_cap) != 0)
+        return -1;
+    settings_overrides o = {.listen = a->listen, .models = a->models, .n_models = a->n_models};
+    if (settings_apply_overrides(out, &o, err, err_cap) != 0)
+        return -1;
+    return 0;
+}
+
+/* The registry's view of the configured models. Returns a malloc'ed array
+ * borrowing strings from cfg, or NULL when out of memory. */
+static model_spec *specs_from(const settings *cfg)
+{
+    model_spec *specs = calloc(cfg->n_models ? cfg->n_models : 1, sizeof *specs);
+    if (!specs)
+        return NULL;
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        const settings_model *m = &cfg->models[i];
+        specs[i] = (model_spec){
+            .name = m->name,
+            .path = m->path,
+            .news_catalog = m->news_catalog,
+            .news_cache_entries = (int)m->news_cache_entries,
+            .max_batch_size = (int)settings_model_max_batch_size(cfg, m),
+            .max_batch_tokens = (int)settings_model_max_batch_tokens(cfg, m),
+        };
+    }
+    return specs;
+}
+
+/* ---- loader events (loader thread) ---------------------------------------------- */
+
+static void on_load_progress(void *user, const char *message)
+{
+    (void)user;
+    log_info("%s", message);
+    notify_status("%s", message);
+}
+
+static void on_loaded(void *user, bool ok, const char *message)
+{
+    daemon_state *d = user;
+    bool first = atomic_load(&d->first_load) == 0;
+    if (!first)
+        metrics_reload(d->metrics, ok);
+    if (!ok) {
+        log_error("%s: %s",
+                  first ? "loading models failed" : "reload failed, old models keep serving",
+                  message);
+        if (first)
+            atomic_store(&d->first_load, -1);
+        else
+            notify_ready(); /* the reload ended; the old set is still serving */
+        atomic_store(&d->reloading, false);
+        return;
+    }
+    served_model *list[METRICS_MAX_MODELS];
+    int n = model_registry_list(d->registry, list, METRICS_MAX_MODELS);
+    if (n > METRICS_MAX_MODELS)
+        n = METRICS_MAX_MODELS;
+    for (int i = 0; i < n; i++) {
+        metrics_model_id id = metrics_model_register(d->metrics, list[i]->name);
+        metrics_model_set_ready(d->metrics, id, 1);
+        log_info("model '%s' ready (%s, %s) in %.3f s", list[i]->name,
+                 model_task_name(list[i]->model->config.task), list[i]->path,
+                 list[i]->load_seconds);
+        served_model_release(list[i]);
+    }
+    log_info("%s: %d model%s ready", first ? "start-up complete" : "reload complete", n,
+             n == 1 ? "" : "s");
+    notify_status("serving %d model%s", n, n == 1 ? "" : "s");
+    notify_ready();
+    if (first)
+        atomic_store(&d->first_load, 1);
+    atomic_store(&d->reloading, false);
+}
+
+/* ---- worker observer (worker threads) --------------------------------------------- */
+
+static void obs_batch(void *user, const char *model_name, int n_items, int padded_tokens,
+                      double infer_seconds)
+{
+    metrics *m = user;
+    metrics_observe_batch(m, metrics_model_find(m, model_name), (uint64_t)(infer_seconds * 1e9),
+                          (uint32_t)n_items, (uint64_t)padded_tokens);
+}
+
+static void obs_queue_wait(void *user, const char *model_name, double queue_seconds)
+{
+    metrics *m = user;
+    metrics_observe_queue(m, metrics_model_find(m, model_name), (uint64_t)(queue_seconds * 1e9));
+}
+
+static void obs_drop(void *user, const char *model_name, batcher_drop_reason reason, int n_items)
+{
+    (void)n_items;
+    metrics *m = user;
+    /* Deadline drops are counted per request when the 504 is sent (api.c). */
+    if (reason == BATCHER_DROP_CANCELLED)
+        metrics_reject(m, metrics_model_find(m, model_name), METRICS_REJECT_DISCONNECTED);
+}
+
+static bool workers_alive(void *ctx)
+{
+    daemon_state *d = ctx;
+    return worker_pool_alive(d->workers, batcher_now_us(), WORKER_STALL_US);
+}
+
+/* ---- signals ------------------------------------------------------------------------ */
+
+static void signals_block(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    /* Blocked before any thread starts, so every thread inherits the mask and
+     * only the main thread's sigtimedwait receives them. */
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Waits up to timeout_ms for one of the signals in set; returns it or 0. */
+static int signal_wait(const sigset_t *set, int timeout_ms)
+{
+    struct timespec ts = {.tv_sec = timeout_ms / 1000,
+                          .tv_nsec = (long)(timeout_ms % 1000) * 1000000};
+    int sig = sigtimedwait(set, NULL, &ts);
+    return sig > 0 ? sig : 0;
+}
+
+static void reload(daemon_state *d)
+{
+    if (atomic_load(&d->reloading) || model_registry_loading(d->registry)) {
+        log_warn("SIGHUP ignored: a load is still running");
+        return;
+    }
+    notify_reloading();
+    log_info("SIGHUP: reloading %s", d->args.config_path ? d->args.config_path : "the models");
+    settings fresh;
+    char err[1024];
+    if (config_read(&d->args, &fresh, err, sizeof err) != 0 ||
+        settings_check(&fresh, err, sizeof err) != 0) {
+        log_error("reload failed, old models keep serving: %s", err);
+        metrics_reload(d->metrics, 0);
+        settings_free(&fresh);
+        notify_ready();
+        return;
+    }
+    log_configure(fresh.logging.format, fresh.logging.level);
+    model_spec *specs = specs_from(&fresh);
+    atomic_store(&d->reloading, true);
+    if (!specs ||
+        model_registry_load_async(d->registry, specs, (int)fresh.n_models, err, sizeof err) != 0) {
+        log_error("reload failed, old models keep serving: %s", specs ? err : "out of memory");
+        metrics_reload(d->metrics, 0);
+        atomic_store(&d->reloading, false);
+        notify_ready();
+    }
+    /* load_async copied the specs. Server and batching settings need a
+     * restart: the running daemon keeps its own. */
+    free(specs);
+    settings_free(&fresh);
+}
+
+/* Drains: readiness goes 503, new requests get 503, accepted ones finish.
+ * Returns when everything is answered or drain_timeout passed. A second
+ * SIGTERM/SIGINT ends the process at once. */
+static void drain(daemon_state *d, const sigset_t *set)
+{
+    notify_stopping();
+    atomic_store(&d->api.draining, true);
+    http_server_set_draining(d->http, true);
+    batcher_drain(d->batcher);
+    int64_t deadline = batcher_now_us() + (int64_t)d->cfg.server.drain_timeout_s * 1000000;
+    log_info("draining: %ld request(s) in flight, up to %u s", http_server_in_flight(d->http),
+             d->cfg.server.drain_timeout_s);
+    bool aborted = false;
+    for (;;) {
+        if (batcher_wait_idle(d->batcher, 0) && http_server_in_flight(d->http) == 0)
+            break;
+        if (!aborted && batcher_now_us() >= deadline) {
+            log_warn("drain timeout: dropping %ld unfinished request(s) with 503",
+                     http_server_in_flight(d->http));
+            batcher_abort(d->batcher);
+            aborted = true;
+            deadline = batcher_now_us() + 2000000; /* let the 503s go out */
+        } else if (aborted && batcher_now_us() >= deadline) {
+            break;
+        }
+        int sig = signal_wait(set, 20);
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_warn("second %s: exiting at once", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            _exit(1);
+        }
+    }
+}
+
+/* ---- --healthcheck ----------------------------------------------------------------- */
+
+/* GET /healthz on the configured address (a wildcard address is reached via
+ * loopback). Returns the process exit code: 0 when it answered 200. */
+static int healthcheck(const settings *cfg)
+{
+    const char *host = cfg->server.listen_host;
+    if (strcmp(host, "0.0.0.0") == 0 || host[0] == 0)
+        host = "127.0.0.1";
+    else if (strcmp(host, "::") == 0)
+        host = "::1";
+    char port[16];
+    snprintf(port, sizeof port, "%u", cfg->server.listen_port);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai) {
+        fprintf(stderr, "healthcheck: cannot resolve %s\n", host);
+        return 1;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = {.tv_sec = 3};
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    }
+    if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        fprintf(stderr, "healthcheck: cannot connect to %s:%s: %s\n", host, port, strerror(errno));
+        freeaddrinfo(ai);
+        if (fd >= 0)
+            close(fd);
+        return 1;
+    }
+    freeaddrinfo(ai);
+    char req[128];
+    int n = snprintf(req, sizeof req, "GET /healthz HTTP/1.0\r\nHost: %s\r\n\r\n", host);
+    char resp[64] = "";
+    ssize_t got = 0;
+    if (write(fd, req, (size_t)n) == n)
+        got = read(fd, resp, sizeof resp - 1);
+    close(fd);
+    if (got > 0)
+        resp[got] = 0;
+    int code = 0;
+    if (got <= 0 || sscanf(resp, "HTTP/%*d.%*d %d", &code) != 1 || code != 200) {
+        fprintf(stderr, "healthcheck: /healthz answered %d\n", code);
+        return 1;
+    }
+    printf("healthy\n");
+    return 0;
+}
+
+/* ---- --check-config ---------------------------------------------------------------- */
+
+static int check_config(const settings *cfg)
+{
+    char err[1024];
+    if (settings_check(cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "fastformerd: %s\n", err);
+        return 1;
+    }
+    model_registry *reg = model_registry_new(1, NULL);
+    model_spec *specs = specs_from(cfg);
+    if (!reg || !specs) {
+        fprintf(stderr, "fastformerd: out of memory\n");
+        model_registry_free(reg);
+        free(specs);
+        return 1;
+    }
+    int rc = model_registry_load(reg, specs, (int)cfg->n_models, err, sizeof err);
+    free(specs);
+    model_registry_free(reg);
+    if (rc != 0) {
+        fprintf(stderr, "fastformerd: %s\n", err);
+        return 1;
+    }
+    printf("config OK: %zu model%s loaded\n", cfg->n_models, cfg->n_models == 1 ? "" : "s");
+    return 0;
+}
+
+/* ---- arguments ---------------------------------------------------------------------- */
+
+/* Returns -1 to continue, or an exit code. */
+static int args_parse(int argc, char **argv, cli_args *a)
+{
+    enum { OPT_CHECK = 1000, OPT_HEALTH };
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"model", required_argument, NULL, 'm'},
+        {"check-config", no_argument, NULL, OPT_CHECK},
+        {"healthcheck", no_argument, NULL, OPT_HEALTH},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    a->models = calloc((size_t)argc, sizeof *a->models);
+    if (!a->models) {
+        fprintf(stderr, "fastformerd: out of memory\n");
+        return 1;
+    }
+    int c;
+    while ((c = getopt_long(argc, argv, "c:l:m:Vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            a->config_path = optarg;
+            break;
+        case 'l':
+            a->listen = optarg;
+            break;
+        case 'm':
+            a->models[a->n_models++] = optarg;
+            break;
+        case OPT_CHECK:
+            a->check_config = true;
+            break;
+        case OPT_HEALTH:
+            a->healthcheck = true;
+            break;
+        case 'V':
+            printf("fastformerd %s\n", FASTFORMERD_VERSION);
+            return 0;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "fastformerd: unexpected argument '%s'\n%s", argv[optind], usage);
+        return 2;
+    }
+    return -1;
+}
+
+/* ---- serving -------------------------------------------------------------------------- */
+
+static int serve(daemon_state *d)
+{
+    char err[1024];
+    settings *cfg = &d->cfg;
+    sigset_t set;
+    signals_block(&set);
+
+    d->metrics = metrics_new();
+    model_registry_events ev = {.user = d, .on_progress = on_load_progress, .on_loaded = on_loaded};
+    d->registry = model_registry_new((int)cfg->batching.workers, &ev);
+    int max_batch = 1;
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        int b = (int)settings_model_max_batch_size(cfg, &cfg->models[i]);
+        max_batch = b > max_batch ? b : max_batch;
+    }
+    batcher_limits lim = {.max_queue = (int)cfg->batching.max_queue,
+                          .max_queue_items = 0,
+                          .max_batch_size = max_batch,
+                          .max_queue_delay_us = cfg->batching.max_queue_delay_us};
+    d->batcher = batcher_new(&lim);
+    if (!d->metrics || !d->registry || !d->batcher) {
+        log_error("out of memory at start-up");
+        return 1;
+    }
+    worker_options wo = {.n_workers = (int)cfg->batching.workers,
+                         .blas_threads = (int)cfg->batching.blas_threads,
+                         .observer = {.user = d->metrics,
+                                      .on_batch = obs_batch,
+                                      .on_queue_wait = obs_queue_wait,
+                                      .on_drop = obs_drop}};
+    if (worker_pool_start(d->batcher, &wo, &d->workers, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return 1;
+    }
+
+    d->api.registry = d->registry;
+    d->api.batcher = d->batcher;
+    d->api.metrics = d->metrics;
+    d->api.version = FASTFORMERD_VERSION;
+    atomic_store(&d->api.draining, false);
+    http_options ho = {.host = cfg->server.listen_host,
+                       .port = cfg->server.listen_port,
+                       .body_limit_bytes = (size_t)cfg->server.max_body_bytes,
+                       .connection_limit = cfg->server.max_connections,
+                       .connection_timeout_s = cfg->server.connection_timeout_s,
+                       .api_key = cfg->server.api_key,
+                       .default_timeout_ms = (int)cfg->server.request_timeout_ms,
+                       .routes = api_routes,
+                       .n_routes = api_n_routes,
+                       .route_ctx = &d->api,
+                       .on_complete = api_on_complete,
+                       .complete_ctx = &d->api};
+    if (http_server_start(&ho, &d->http, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    const char *host = cfg->server.listen_host;
+    bool v6 = strchr(host, ':') != NULL;
+    log_info("fastformerd %s listening on http://%s%s%s:%d (%u worker%s x %u BLAS thread%s)",
+             FASTFORMERD_VERSION, v6 ? "[" : "", host, v6 ? "]" : "", http_server_port(d->http),
+             cfg->batching.workers, cfg->batching.workers == 1 ? "" : "s",
+             cfg->batching.blas_threads, cfg->batching.blas_threads == 1 ? "" : "s");
+    notify_status("listening; loading %zu model%s", cfg->n_models, cfg->n_models == 1 ? "" : "s");
+
+    model_spec *specs = specs_from(cfg);
+    if (!specs ||
+        model_registry_load_async(d->registry, specs, (int)cfg->n_models, err, sizeof err) != 0) {
+        log_error("cannot start loading the models: %s", specs ? err : "out of memory");
+        free(specs);
+        return 1;
+    }
+    free(specs);
+
+    notify_watchdog wd;
+    notify_watchdog_init(&wd, workers_alive, d);
+    int rc = 0;
+    for (;;) {
+        int timeout = notify_watchdog_tick(&wd, notify_now_us());
+        if (timeout < 0 || timeout > MAIN_TICK_MS)
+            timeout = MAIN_TICK_MS;
+        int sig = signal_wait(&set, timeout);
+        if (atomic_load(&d->first_load) < 0) {
+            /* Start-up failure (already logged): a bad model directory is a
+             * configuration error, so exit 1 rather than serve nothing. */
+            rc = 1;
+            break;
+        }
+        if (sig == SIGHUP) {
+            reload(d);
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            log_info("%s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        }
+    }
+    drain(d, &set);
+    return rc;
+}
+
+static void teardown(daemon_state *d)
+{
+    /* Workers exit once the drained queue is empty; only then is no request
+     * parked, so the HTTP server can stop. */
+    if (d->batcher)
+        batcher_abort(d->batcher);
+    if (d->workers)
+        worker_pool_join(d->workers);
+    http_server_stop(d->http);
+    if (d->registry) {
+        model_registry_join_loader(d->registry);
+        model_registry_free(d->registry);
+    }
+    if (d->batcher)
+        batcher_free(d->batcher);
+    metrics_free(d->metrics);
+    settings_free(&d->cfg);
+    free(d->args.models);
+}
+
+int main(int argc, char **argv)
+{
+    static daemon_state d;
+    int rc = args_parse(argc, argv, &d.args);
+    if (rc >= 0) {
+        free(d.args.models);
+        return rc;
+    }
+    char err[1024];
+    if (config_read(&d.args, &d.cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "fastformerd: %s\n", err);
+        settings_free(&d.cfg);
+        free(d.args.models);
+        return 1;
+    }
+    log_configure(d.cfg.logging.format, d.cfg.logging.level);
+    if (d.args.healthcheck) {
+        rc = healthcheck(&d.cfg);
+    } else if (d.args.check_config) {
+        rc = check_config(&d.cfg);
+    } else if (settings_check(&d.cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "fastformerd: %s\n", err);
+        rc = 1;
+    } else {
+        rc = serve(&d);
+        teardown(&d);
+        log_info("exiting with status %d", rc);
+        return rc;
+    }
+    settings_free(&d.cfg);
+    free(d.args.models);
+    return rc;
+}
