@@ -69,7 +69,9 @@ static const safetensors_tensor *binder_find(binder *b, const char *name, int n_
     return t;
 }
 
-/* Hands out n floats of the owned buffer; returns NULL in the sizing pass. */
+/* Hands out n floats of the owned buffer; *out is NULL in the sizing pass.
+ * The overflow check is defensive: config.json's bounds keep every model far
+ * below SIZE_MAX on 64-bit hosts. */
 static int binder_reserve(binder *b, size_t n, float **out)
 {
     *out = NULL;
@@ -439,8 +441,9 @@ void model_encode_users(const model *m, fastformer_workspace *ws, const float *n
             begin = end - max_history; /* keep the most recent */
         int32_t keep = end - begin;
         assert(keep <= ws->max_tokens - row);
-        memcpy(ws->input + (size_t)row * D, news_vecs + (size_t)begin * D,
-               (size_t)keep * D * sizeof(float));
+        if (keep > 0) /* news_vecs may be NULL when every history is empty */
+            memcpy(ws->input + (size_t)row * D, news_vecs + (size_t)begin * D,
+                   (size_t)keep * D * sizeof(float));
         for (int32_t i = 0; i < keep; i++)
             ws->mask[row + i] = 1.0f;
         row += keep;

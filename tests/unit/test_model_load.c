@@ -879,6 +879,12 @@ static void test_encode_users_history(void **state)
         diff += fabsf(older[j] - users[j]);
     assert_true(diff > 1e-4f);
 
+    /* only empty histories: no news vectors needed at all */
+    int32_t empty[3] = {0, 0, 0};
+    model_encode_users(m, ws, NULL, empty, 2, users);
+    for (int j = 0; j < 2 * D; j++)
+        assert_true(users[j] == 0.0f);
+
     fastformer_workspace_free(ws);
     model_free(m);
     remove_dir(dir);
