@@ -266,6 +266,17 @@ static void gather_history(eval_mind_state *st, eval_mind_scratch *s, const mind
     s->hist_start[u + 1] = row + kept;
 }
 
+/* Counts a baseline's history ids (found or skipped) as gather_history
+ * does, so that every scorer reports the same counts. */
+static void count_history(eval_mind_state *st, const mind_impression *imp)
+{
+    for (size_t h = 0; h < imp->n_history; h++) {
+        const char *id = st->behaviors->history_ids[imp->history_start + h];
+        st->n_history_skipped += mind_news_find(st->news, id, strlen(id)) < 0;
+    }
+    st->n_history_ids += imp->n_history;
+}
+
 /* Scores impression `imp` (user vector `user` for the model) and adds its metrics. */
 static void score_impression(eval_mind_state *st, eval_mind_scratch *s, const mind_impression *imp,
                              const float *user)
@@ -328,7 +339,7 @@ static int score_all(eval_mind_state *st)
             model_encode_users(st->m, s.ws, s.hist_vecs, s.hist_start, (int)n_users, s.user_vecs);
         } else {
             for (size_t u = 0; u < n_users; u++)
-                st->n_history_ids += b->impressions[first + u].n_history;
+                count_history(st, &b->impressions[first + u]);
         }
         for (size_t u = 0; u < n_users; u++)
             score_impression(st, &s, &b->impressions[first + u],
