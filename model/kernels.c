@@ -19,8 +19,10 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Each exported kernel is compiled for AVX-512, AVX2 and baseline x86-64 and
- * picked at load time (an ifunc), since the build targets baseline x86-64. */
+/* Each kernel body is compiled for AVX-512, AVX2 and baseline x86-64 and
+ * picked at load time (an ifunc), since the build targets baseline x86-64.
+ * The clones are static and called through plain exported wrappers: gcc and
+ * clang name multiversioned symbols differently, so none may cross a TU. */
 #if defined(__x86_64__) && (defined(__clang__) ? __clang_major__ >= 14 : __GNUC__ >= 6)
 #define KERNELS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
@@ -125,28 +127,48 @@ static inline float gelu_lane(float x)
 
 /* ---- elementwise maps ----------------------------------------------------- */
 
-KERNELS_CLONES void kernels_exp(const float *in, float *out, size_t n)
+KERNELS_CLONES static void exp_impl(const float *in, float *out, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = exp_lane(in[i]);
 }
 
-KERNELS_CLONES void kernels_erf(const float *in, float *out, size_t n)
+void kernels_exp(const float *in, float *out, size_t n)
+{
+    exp_impl(in, out, n);
+}
+
+KERNELS_CLONES static void erf_impl(const float *in, float *out, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = erf_lane(in[i]);
 }
 
-KERNELS_CLONES void kernels_tanh(const float *in, float *out, size_t n)
+void kernels_erf(const float *in, float *out, size_t n)
+{
+    erf_impl(in, out, n);
+}
+
+KERNELS_CLONES static void tanh_impl(const float *in, float *out, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = tanh_lane(in[i]);
 }
 
-KERNELS_CLONES void kernels_gelu(const float *in, float *out, size_t n)
+void kernels_tanh(const float *in, float *out, size_t n)
+{
+    tanh_impl(in, out, n);
+}
+
+KERNELS_CLONES static void gelu_impl(const float *in, float *out, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = gelu_lane(in[i]);
+}
+
+void kernels_gelu(const float *in, float *out, size_t n)
+{
+    gelu_impl(in, out, n);
 }
 
 /* ---- reductions ----------------------------------------------------------- */
@@ -185,20 +207,30 @@ static inline float dot_blocked(const float *x, const float *y, size_t n)
     return s;
 }
 
-KERNELS_CLONES float kernels_sum(const float *x, size_t n)
+KERNELS_CLONES static float sum_impl(const float *x, size_t n)
 {
     return sum_blocked(x, n);
 }
 
-KERNELS_CLONES float kernels_dot(const float *x, const float *y, size_t n)
+float kernels_sum(const float *x, size_t n)
+{
+    return sum_impl(x, n);
+}
+
+KERNELS_CLONES static float dot_impl(const float *x, const float *y, size_t n)
 {
     return dot_blocked(x, y, n);
 }
 
+float kernels_dot(const float *x, const float *y, size_t n)
+{
+    return dot_impl(x, y, n);
+}
+
 /* ---- row kernels ---------------------------------------------------------- */
 
-KERNELS_CLONES void kernels_add_layernorm(float *x, const float *add, int d, const float *gamma,
-                                          const float *beta, float eps)
+KERNELS_CLONES static void add_layernorm_impl(float *x, const float *add, int d, const float *gamma,
+                                              const float *beta, float eps)
 {
     assert(d > 0);
     if (add)
@@ -222,7 +254,14 @@ KERNELS_CLONES void kernels_add_layernorm(float *x, const float *add, int d, con
         x[j] = (x[j] - mean) * rstd * gamma[j] + beta[j];
 }
 
-KERNELS_CLONES void kernels_bias_add_rows(float *x, int ld, int n_rows, int d, const float *bias)
+void kernels_add_layernorm(float *x, const float *add, int d, const float *gamma, const float *beta,
+                           float eps)
+{
+    add_layernorm_impl(x, add, d, gamma, beta, eps);
+}
+
+KERNELS_CLONES static void bias_add_rows_impl(float *x, int ld, int n_rows, int d,
+                                              const float *bias)
 {
     for (int i = 0; i < n_rows; i++) {
         float *r = x + (size_t)i * (size_t)ld;
@@ -231,7 +270,13 @@ KERNELS_CLONES void kernels_bias_add_rows(float *x, int ld, int n_rows, int d, c
     }
 }
 
-KERNELS_CLONES void kernels_bias_gelu_rows(float *x, int ld, int n_rows, int d, const float *bias)
+void kernels_bias_add_rows(float *x, int ld, int n_rows, int d, const float *bias)
+{
+    bias_add_rows_impl(x, ld, n_rows, d, bias);
+}
+
+KERNELS_CLONES static void bias_gelu_rows_impl(float *x, int ld, int n_rows, int d,
+                                               const float *bias)
 {
     for (int i = 0; i < n_rows; i++) {
         float *r = x + (size_t)i * (size_t)ld;
@@ -240,8 +285,14 @@ KERNELS_CLONES void kernels_bias_gelu_rows(float *x, int ld, int n_rows, int d, 
     }
 }
 
-KERNELS_CLONES void kernels_softmax_masked_cols(float *a, int n_rows, int n_cols, const float *bias,
-                                                float inv_scale, const float *mask, float *col_tmp)
+void kernels_bias_gelu_rows(float *x, int ld, int n_rows, int d, const float *bias)
+{
+    bias_gelu_rows_impl(x, ld, n_rows, d, bias);
+}
+
+KERNELS_CLONES static void softmax_masked_cols_impl(float *a, int n_rows, int n_cols,
+                                                    const float *bias, float inv_scale,
+                                                    const float *mask, float *col_tmp)
 {
     assert(n_rows >= 1 && n_cols >= 1);
     float *mx = col_tmp;
@@ -276,8 +327,14 @@ KERNELS_CLONES void kernels_softmax_masked_cols(float *a, int n_rows, int n_cols
     }
 }
 
-KERNELS_CLONES void kernels_head_weighted_sum(float *g, const float *w, const float *x, int ldx,
-                                              int n_rows, int n_heads, int head_dim)
+void kernels_softmax_masked_cols(float *a, int n_rows, int n_cols, const float *bias,
+                                 float inv_scale, const float *mask, float *col_tmp)
+{
+    softmax_masked_cols_impl(a, n_rows, n_cols, bias, inv_scale, mask, col_tmp);
+}
+
+KERNELS_CLONES static void head_weighted_sum_impl(float *g, const float *w, const float *x, int ldx,
+                                                  int n_rows, int n_heads, int head_dim)
 {
     const int d = n_heads * head_dim;
     for (int j = 0; j < d; j++)
@@ -295,8 +352,14 @@ KERNELS_CLONES void kernels_head_weighted_sum(float *g, const float *w, const fl
     }
 }
 
-KERNELS_CLONES void kernels_bias_mul_rows(float *x, int ldx, int n_rows, int d, const float *bias,
-                                          const float *g)
+void kernels_head_weighted_sum(float *g, const float *w, const float *x, int ldx, int n_rows,
+                               int n_heads, int head_dim)
+{
+    head_weighted_sum_impl(g, w, x, ldx, n_rows, n_heads, head_dim);
+}
+
+KERNELS_CLONES static void bias_mul_rows_impl(float *x, int ldx, int n_rows, int d,
+                                              const float *bias, const float *g)
 {
     for (int i = 0; i < n_rows; i++) {
         float *r = x + (size_t)i * (size_t)ldx;
@@ -309,8 +372,14 @@ KERNELS_CLONES void kernels_bias_mul_rows(float *x, int ldx, int n_rows, int d, 
     }
 }
 
-KERNELS_CLONES void kernels_mul_rows_and_bias(float *dst, int ldd, float *src, int lds, int n_rows,
-                                              int d, const float *g, const float *src_bias)
+void kernels_bias_mul_rows(float *x, int ldx, int n_rows, int d, const float *bias, const float *g)
+{
+    bias_mul_rows_impl(x, ldx, n_rows, d, bias, g);
+}
+
+KERNELS_CLONES static void mul_rows_and_bias_impl(float *dst, int ldd, float *src, int lds,
+                                                  int n_rows, int d, const float *g,
+                                                  const float *src_bias)
 {
     for (int i = 0; i < n_rows; i++) {
         float *o = dst + (size_t)i * (size_t)ldd;
@@ -322,8 +391,14 @@ KERNELS_CLONES void kernels_mul_rows_and_bias(float *dst, int ldd, float *src, i
     }
 }
 
-KERNELS_CLONES void kernels_tanh_dot_rows(const float *x, int ld, int n_rows, int d,
-                                          const float *b1, const float *w2, float b2, float *s)
+void kernels_mul_rows_and_bias(float *dst, int ldd, float *src, int lds, int n_rows, int d,
+                               const float *g, const float *src_bias)
+{
+    mul_rows_and_bias_impl(dst, ldd, src, lds, n_rows, d, g, src_bias);
+}
+
+KERNELS_CLONES static void tanh_dot_rows_impl(const float *x, int ld, int n_rows, int d,
+                                              const float *b1, const float *w2, float b2, float *s)
 {
     float t[KERNELS_CHUNK];
     for (int i = 0; i < n_rows; i++) {
@@ -339,8 +414,14 @@ KERNELS_CLONES void kernels_tanh_dot_rows(const float *x, int ld, int n_rows, in
     }
 }
 
-KERNELS_CLONES void kernels_attention_pool(float *s, const float *mask, const float *x, int ld,
-                                           int n_rows, int d, float *out)
+void kernels_tanh_dot_rows(const float *x, int ld, int n_rows, int d, const float *b1,
+                           const float *w2, float b2, float *s)
+{
+    tanh_dot_rows_impl(x, ld, n_rows, d, b1, w2, b2, s);
+}
+
+KERNELS_CLONES static void attention_pool_impl(float *s, const float *mask, const float *x, int ld,
+                                               int n_rows, int d, float *out)
 {
     for (int i = 0; i < n_rows; i++)
         s[i] = exp_lane(s[i]) * mask[i];
@@ -355,4 +436,10 @@ KERNELS_CLONES void kernels_attention_pool(float *s, const float *mask, const fl
         for (int j = 0; j < d; j++)
             out[j] += w * r[j];
     }
+}
+
+void kernels_attention_pool(float *s, const float *mask, const float *x, int ld, int n_rows, int d,
+                            float *out)
+{
+    attention_pool_impl(s, mask, x, ld, n_rows, d, out);
 }

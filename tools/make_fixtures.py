@@ -81,6 +81,28 @@ def floats(t):
         [float(v) for v in t.tolist()]
 
 
+def dump_json(obj, path):
+    """JSON with one line per case/vector: lists of numbers (or of lists of
+    numbers) stay on one line, everything else is indented."""
+    def flat(v):
+        return isinstance(v, list) and all(
+            isinstance(x, (int, float)) or (isinstance(x, list) and
+                                             all(isinstance(y, (int, float)) for y in x))
+            for x in v)
+
+    def write(v, ind):
+        pad = " " * ind
+        if isinstance(v, dict):
+            items = [f'{pad} {json.dumps(k)}: {write(x, ind + 1).lstrip()}' for k, x in v.items()]
+            return pad + "{\n" + ",\n".join(items) + "\n" + pad + "}"
+        if isinstance(v, list) and not flat(v):
+            return pad + "[\n" + ",\n".join(write(x, ind + 1) for x in v) + "\n" + pad + "]"
+        return pad + json.dumps(v, separators=(",", ":"))
+
+    with open(path, "w") as f:
+        f.write(write(obj, 0) + "\n")
+
+
 def check_agree(what, a, b):
     diff = (a - b).abs().max().item() if a.numel() else 0.0
     if not diff <= AGREE_ABS:
@@ -154,9 +176,7 @@ def write_classifier(out_dir, name, model, state, vocab, cfg, dtype, cases):
                     assert torch.allclose(torch.tensor(row), bias, atol=0, rtol=0), c["name"]
     golden = {"task": "classification", "dtype": dtype, "labels": LABELS,
               "generator": "tools/make_fixtures.py", "cases": golden_cases}
-    with open(os.path.join(path, "golden.json"), "w") as f:
-        json.dump(golden, f, indent=1)
-        f.write("\n")
+    dump_json(golden, os.path.join(path, "golden.json"))
 
 
 # ---- news recommender -----------------------------------------------------
@@ -243,9 +263,7 @@ def newsrec_fixture(out_dir, gen, vocab, cfg):
               "generator": "tools/make_fixtures.py",
               "news": {"input_ids": titles, "news_vectors": floats(all_news)},
               "users": user_cases}
-    with open(os.path.join(path, "golden.json"), "w") as f:
-        json.dump(golden, f, indent=1)
-        f.write("\n")
+    dump_json(golden, os.path.join(path, "golden.json"))
 
 
 def main(argv):
