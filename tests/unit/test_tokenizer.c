@@ -516,6 +516,84 @@ static void test_word_lowercase_flag(void **state)
     vocab_free(v);
 }
 
+/* ---- random input --------------------------------------------------------- */
+
+static uint32_t rng_next(uint64_t *state)
+{
+    *state = *state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(*state >> 33);
+}
+
+/* Random code points from every plane (and some corrupted bytes): no crash,
+ * no read out of bounds (ASan), ids in range, the error offset is the
+ * validator's, and a smaller max_ids gives a prefix. */
+static void test_random_input(void **state)
+{
+    (void)state;
+    vocab *wv = load_vocab(FIXTURES "word-vocab.txt");
+    vocab *bv = load_vocab(FIXTURES "bert-base-uncased-vocab.txt");
+    tokenizer *ts[3] = {make(TOKENIZER_WORD, true, wv), make(TOKENIZER_WORDPIECE, true, bv),
+                        make(TOKENIZER_WORDPIECE, false, bv)};
+    const vocab *vs[3] = {wv, bv, bv};
+    uint64_t rng = 42;
+    static const int32_t common[] = {' ',   'a',    'E',    '.',     '!', '_',  0x3A3,  0x130,
+                                     0x301, 0x4E2D, 0xAC00, 0x1F600, 0,   '\t', 0x200B, 0xFFFD};
+    for (int iter = 0; iter < 3000; iter++) {
+        char text[1200];
+        size_t len = 0, n_cp = rng_next(&rng) % 250;
+        for (size_t k = 0; k < n_cp; k++) {
+            uint32_t r = rng_next(&rng);
+            int32_t cp;
+            if (r % 4 == 0)
+                cp = (int32_t)(rng_next(&rng) % 0x110000);
+            else if (r % 4 == 1)
+                cp = (int32_t)(rng_next(&rng) % 0x3000);
+            else if (r % 4 == 2)
+                cp = 'a' + (int32_t)(rng_next(&rng) % 26);
+            else
+                cp = common[rng_next(&rng) % (sizeof common / sizeof common[0])];
+            if (cp >= 0xD800 && cp <= 0xDFFF)
+                cp = 0xE000;
+            len += utf8_encode(cp, text + len);
+        }
+        if (len > 0 && rng_next(&rng) % 8 == 0) /* corrupt one byte */
+            text[rng_next(&rng) % len] = (char)(rng_next(&rng) & 0xFF);
+        size_t bad = 0;
+        bool valid = utf8_validate(text, len, &bad) == 0;
+        for (size_t k = 0; k < 3; k++) {
+            int32_t full[1200], part[1200];
+            size_t n_full, n_part;
+            bool truncated;
+            char err[64] = "", want[64];
+            int rc =
+                encode_exact(ts[k], text, len, full, 1200, &n_full, &truncated, err, sizeof err);
+            if (!valid) {
+                assert_int_equal(rc, -1);
+                snprintf(want, sizeof want, "invalid UTF-8 at byte %zu", bad);
+                assert_string_equal(err, want);
+                continue;
+            }
+            assert_int_equal(rc, 0);
+            assert_false(truncated);
+            for (size_t i = 0; i < n_full; i++)
+                assert_in_range(full[i], 0, (int32_t)vocab_size(vs[k]) - 1);
+            if (n_full == 0)
+                continue;
+            size_t max = rng_next(&rng) % n_full;
+            assert_int_equal(encode_exact(ts[k], text, len, max ? part : NULL, max, &n_part,
+                                          &truncated, err, sizeof err),
+                             0);
+            assert_int_equal(n_part, max);
+            assert_true(truncated);
+            assert_memory_equal(part, full, max * sizeof *part);
+        }
+    }
+    for (size_t k = 0; k < 3; k++)
+        tokenizer_free(ts[k]);
+    vocab_free(wv);
+    vocab_free(bv);
+}
+
 /* ---- concurrency -------------------------------------------------------- */
 
 typedef struct {
@@ -586,6 +664,7 @@ int main(void)
         cmocka_unit_test(test_wordpiece_classes),
         cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_small_error_buffer),
+        cmocka_unit_test(test_random_input),
         cmocka_unit_test(test_concurrent_encode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
