@@ -281,7 +281,9 @@ batcher_status batcher_submit(batcher *b, infer_request *req)
     infer_request_retain(req); /* the batcher's reference, dropped by worker.c */
     atomic_store(&req->pending, n_entries);
     atomic_fetch_add(&b->n_requests, 1);
-    for (int i = 0; i < req->n_items || (n_compute == 0 && i == 0); i++) {
+    /* One entry per item to compute; a request whose items are all known
+     * gets one "head only" entry so that a worker runs its head. */
+    for (int i = 0; i < req->n_items; i++) {
         if (n_compute > 0 && req->item_ready[i])
             continue;
         batcher_item *it = &b->q[b->n_q++];
@@ -294,6 +296,8 @@ batcher_status batcher_submit(batcher *b, infer_request *req)
         it->cancelled = false;
         it->req = req;
         it->item = n_compute > 0 ? i : -1;
+        if (n_compute == 0)
+            break;
     }
     atomic_store(&b->n_items_queued, b->n_q);
     pthread_mutex_unlock(&b->mu);

@@ -578,6 +578,42 @@ static void test_front_releases_early(void **state)
     batcher_free(b);
 }
 
+/* A request whose items are all known already (given vectors, catalog or
+ * cache hits) is queued as one "head only" entry, and its head still runs on
+ * a worker: here the classifier over the given vectors. */
+static void test_all_items_known_is_one_head_entry(void **state)
+{
+    qfix *q = *state;
+    batcher_limits lim = {.max_queue = 8, .max_batch_size = 4};
+    batcher *b = batcher_new(&lim);
+    infer_request *r = infer_request_new(q->sm, INFER_CLASSIFY, 3, 0);
+    float vecs[3 * TINY_D];
+    for (int i = 0; i < 3 * TINY_D; i++)
+        vecs[i] = 0.01f * (float)(i % 17) - 0.08f;
+    for (int i = 0; i < 3; i++)
+        infer_request_set_item_vector(r, i, vecs + i * TINY_D);
+    assert_int_equal(r->n_cached, 3);
+    infer_request_set_done(r, on_done, q);
+    assert_int_equal(batcher_submit(b, r), BATCHER_OK);
+    batcher_stats st;
+    batcher_stats_get(b, &st);
+    assert_int_equal(st.queue_items, 1);
+    batcher_work *w = batcher_work_new(b);
+    assert_int_equal(batcher_try_next(b, w), BATCHER_NEXT_WORK);
+    assert_int_equal(w->n, 1);
+    assert_int_equal(w->items[0], -1);
+    worker_run(0, b, w, NULL);
+    assert_int_equal(batcher_try_next(b, w), BATCHER_NEXT_IDLE);
+    batcher_work_free(w);
+    assert_int_equal(q->done_calls, 1);
+    assert_int_equal(infer_request_status(r), INFER_OK);
+    float probs[3 * TINY_C];
+    model_classify(q->sm->model, vecs, 3, NULL, probs);
+    assert_memory_equal(r->probs, probs, sizeof probs);
+    infer_request_release(r);
+    batcher_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -604,6 +640,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_and_deadline_via_queue, qsetup, qteardown),
         cmocka_unit_test_setup_teardown(test_abort_drops_everything, qsetup, qteardown),
         cmocka_unit_test_setup_teardown(test_front_releases_early, qsetup, qteardown),
+        cmocka_unit_test_setup_teardown(test_all_items_known_is_one_head_entry, qsetup, qteardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
