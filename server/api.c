@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api_errors.h"
+#include "api_inputs.h"
 #include "log.h"
 #include "openapi.h"
 
@@ -174,7 +175,8 @@ json_t *api_body_parse(http_request *r)
         return NULL;
     }
     json_error_t jerr;
-    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    json_t *j =
+        json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
     if (!j) {
         api_error_respond(r, 400, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column,
                           jerr.text);
@@ -182,7 +184,7 @@ json_t *api_body_parse(http_request *r)
     }
     if (!json_is_object(j)) {
         api_error_respond(r, 400, "request body: expected a JSON object, got %s",
-                          json_is_array(j) ? "array" : "a scalar");
+                          api_json_type_name(j));
         json_decref(j);
         return NULL;
     }

@@ -312,9 +312,14 @@ void api_v1_recommend(http_request *r, void *vctx)
     int top_k = nc;
     json_t *tk = json_object_get(body, "top_k");
     if (tk) {
-        if (!json_is_integer(tk) || json_integer_value(tk) < 1) {
+        if (!json_is_integer(tk)) {
             api_error_respond(r, 400, "top_k: expected an integer >= 1, got %s",
-                              json_is_integer(tk) ? "a smaller integer" : api_json_type_name(tk));
+                              api_json_type_name(tk));
+            goto out;
+        }
+        if (json_integer_value(tk) < 1) {
+            api_error_respond(r, 400, "top_k: expected an integer >= 1, got %" JSON_INTEGER_FORMAT,
+                              json_integer_value(tk));
             goto out;
         }
         if (json_integer_value(tk) < nc)
