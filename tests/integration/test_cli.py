@@ -463,3 +463,40 @@ def test_bench_prints_a_table_with_capped_lengths():
         assert all(float(x) > 0 for x in cells[2:])
     assert "* length capped at the model's max_position_embeddings (16)" in r.stdout
     assert "OpenBLAS threads: 1" in r.stdout
+
+
+# ---- the real MIND sample (../shared/data/mind-sample, beside the checkout) ------
+
+SAMPLE = ROOT.parent / "shared" / "data" / "mind-sample"
+
+
+def test_eval_mind_popularity_on_the_real_sample():
+    news = {row[0] for row in read_tsv(SAMPLE / "news.tsv")}
+    behaviors = read_tsv(SAMPLE / "behaviors.tsv")
+    clicks, counts = {}, dict(history_ids=0, history_skipped=0, candidates=0, candidates_skipped=0)
+    for row in behaviors:
+        for nid in row[3].split():
+            clicks[nid] = clicks.get(nid, 0) + 1
+            counts["history_ids"] += 1
+            counts["history_skipped"] += nid not in news
+        for item in row[4].split():
+            nid, y = item.rsplit("-", 1)
+            clicks[nid] = clicks.get(nid, 0) + (y == "1")
+    impressions = []
+    for row in behaviors:
+        items = [item.rsplit("-", 1) for item in row[4].split()]
+        counts["candidates"] += len(items)
+        kept = [(nid, int(y)) for nid, y in items if nid in news]
+        counts["candidates_skipped"] += len(items) - len(kept)
+        impressions.append(([y for _, y in kept], [clicks.get(nid, 0) for nid, _ in kept]))
+    want, n_eval = mean_metrics(impressions)
+
+    r = run("eval-mind", "--baseline", "popularity", "--train-behaviors", SAMPLE / "behaviors.tsv",
+            "--news", SAMPLE / "news.tsv", "--behaviors", SAMPLE / "behaviors.tsv", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["impressions"] == len(behaviors) == 5000
+    assert out["evaluated"] == n_eval and out["undefined"] == 5000 - n_eval
+    for key, value in counts.items():
+        assert out[key] == value, key
+    assert [out["auc"], out["mrr"], out["ndcg5"], out["ndcg10"]] == pytest.approx(want, abs=1e-12)

@@ -301,12 +301,125 @@ static void test_behaviors_errors(void **state)
     assert_null(b);
 }
 
+/* ---- mutated real rows: never crash, and either parse with the invariants
+ * the header promises or fail with a message naming the source ------------------ */
+
+static uint64_t xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* The first `max_lines` lines of a sample file. */
+static char *sample_head(const char *path, size_t max_lines, size_t *len)
+{
+    char *buf = read_all(path, len);
+    size_t lines = 0;
+    for (size_t i = 0; i < *len; i++) {
+        if (buf[i] == '\n' && ++lines == max_lines) {
+            *len = i + 1;
+            break;
+        }
+    }
+    return buf;
+}
+
+/* Overwrites a few random bytes with separators and label characters and
+ * sometimes truncates. */
+static size_t mutate(char *dst, const char *src, size_t len, uint64_t *rng)
+{
+    static const char alphabet[] = "\t\n\r -01xN\0";
+    memcpy(dst, src, len);
+    int n = 1 + (int)(xorshift(rng) % 4);
+    for (int k = 0; k < n; k++) {
+        size_t at = (size_t)(xorshift(rng) % len);
+        uint64_t r = xorshift(rng);
+        dst[at] = r % 4 == 0 ? (char)(r >> 8) : alphabet[(r >> 8) % (sizeof alphabet - 1)];
+    }
+    if (xorshift(rng) % 5 == 0)
+        len = (size_t)(xorshift(rng) % len);
+    return len;
+}
+
+static void check_news_table(const mind_news_table *t)
+{
+    for (size_t i = 0; i < t->n_news; i++) {
+        const mind_news *n = &t->news[i];
+        assert_true(n->id[0] != '\0' && strchr(n->id, ' ') == NULL && strchr(n->id, '\t') == NULL);
+        assert_true(n->title[0] != '\0' && n->title_bytes == strlen(n->title));
+        assert_int_equal(mind_news_find(t, n->id, strlen(n->id)), (ptrdiff_t)i);
+    }
+}
+
+static void check_behaviors(const mind_behaviors *b)
+{
+    size_t n_hist = 0, n_cand = 0;
+    for (size_t i = 0; i < b->n_impressions; i++) {
+        const mind_impression *imp = &b->impressions[i];
+        assert_true(imp->impression_id[0] && imp->user_id[0] && imp->n_candidates > 0);
+        assert_int_equal(imp->history_start, n_hist);
+        assert_int_equal(imp->candidate_start, n_cand);
+        n_hist += imp->n_history;
+        n_cand += imp->n_candidates;
+    }
+    assert_int_equal(n_hist, b->n_history_ids);
+    assert_int_equal(n_cand, b->n_candidates);
+    for (size_t i = 0; i < b->n_history_ids; i++)
+        assert_true(b->history_ids[i][0] && !strchr(b->history_ids[i], ' '));
+    for (size_t i = 0; i < b->n_candidates; i++)
+        assert_true(b->candidate_ids[i][0] && b->labels[i] <= 1);
+}
+
+static void test_mutated_sample_rows(void **state)
+{
+    (void)state;
+    size_t news_len, beh_len;
+    char *news = sample_head(SAMPLE_DIR "/news.tsv", 4, &news_len);
+    char *beh = sample_head(SAMPLE_DIR "/behaviors.tsv", 4, &beh_len);
+    char *buf = malloc(news_len > beh_len ? news_len : beh_len);
+    assert_non_null(buf);
+    uint64_t rng = 0x2545f4914f6cdd1dull;
+    size_t n_ok = 0, n_failed = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        char err[256] = "";
+        size_t len = mutate(buf, news, news_len, &rng);
+        mind_news_table *t = NULL;
+        if (mind_news_parse(buf, len, "n.tsv", &t, err, sizeof err) == 0) {
+            check_news_table(t);
+            mind_news_free(t);
+            n_ok++;
+        } else {
+            assert_null(t);
+            assert_memory_equal(err, "n.tsv:", 6);
+            n_failed++;
+        }
+        len = mutate(buf, beh, beh_len, &rng);
+        mind_behaviors *b = NULL;
+        if (mind_behaviors_parse(buf, len, "b.tsv", &b, err, sizeof err) == 0) {
+            check_behaviors(b);
+            mind_behaviors_free(b);
+            n_ok++;
+        } else {
+            assert_null(b);
+            assert_memory_equal(err, "b.tsv:", 6);
+            n_failed++;
+        }
+    }
+    assert_true(n_ok > 100 && n_failed > 100); /* both outcomes were exercised */
+    free(buf);
+    free(news);
+    free(beh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sample_news),       cmocka_unit_test(test_sample_behaviors),
-        cmocka_unit_test(test_news_liberal),      cmocka_unit_test(test_news_errors),
-        cmocka_unit_test(test_behaviors_liberal), cmocka_unit_test(test_behaviors_errors),
+        cmocka_unit_test(test_sample_news),         cmocka_unit_test(test_sample_behaviors),
+        cmocka_unit_test(test_news_liberal),        cmocka_unit_test(test_news_errors),
+        cmocka_unit_test(test_behaviors_liberal),   cmocka_unit_test(test_behaviors_errors),
+        cmocka_unit_test(test_mutated_sample_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
