@@ -28,11 +28,10 @@
 #define USER_BATCH 64
 
 static const char eval_mind_usage[] =
-    "usage: fastformer-cli eval-mind --model DIR --news news.tsv --behaviors behaviors.tsv "
-    "[--json]\n"
-    "       fastformer-cli eval-mind --baseline popularity --train-behaviors FILE --news ... "
-    "--behaviors ...\n"
-    "       fastformer-cli eval-mind --baseline random [--seed N] --news ... --behaviors ...\n"
+    "usage: fastformer-cli eval-mind --model DIR --news FILE --behaviors FILE [--json]\n"
+    "       fastformer-cli eval-mind --baseline popularity --train-behaviors FILE\n"
+    "                                --news FILE --behaviors FILE [--json]\n"
+    "       fastformer-cli eval-mind --baseline random [--seed N] --news FILE --behaviors FILE\n"
     "\n"
     "Scores every impression of behaviors.tsv and prints the MIND benchmark's metrics\n"
     "(AUC, MRR, nDCG@5, nDCG@10: per impression, then averaged) with counts.\n"
