@@ -123,6 +123,8 @@ def main(argv=None):
     ap.add_argument("--epochs", type=float, default=2)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr-decay", default="none", choices=["none", "linear"],
+                    help="linear: decay the learning rate to 0 over the run")
     ap.add_argument("--evals-per-epoch", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=1)
@@ -156,6 +158,7 @@ def main(argv=None):
                            hidden_dropout_prob=a.dropout)
     model = FastformerClassifier(cfg, len(vocab), len(labels))
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    conf = model_config(cfg, len(vocab), task="classification", id2label=labels)
     lossf = torch.nn.CrossEntropyLoss()
     steps_per_epoch = math.ceil(len(train) / a.batch)
     total_steps = int(round(a.epochs * steps_per_epoch))
@@ -169,6 +172,9 @@ def main(argv=None):
             loss = lossf(model(ids), y)
             opt.zero_grad()
             loss.backward()
+            if a.lr_decay == "linear":
+                for g in opt.param_groups:
+                    g["lr"] = a.lr * (1.0 - step / total_steps)
             opt.step()
             step += 1
             run_loss += loss.item()
@@ -182,6 +188,8 @@ def main(argv=None):
                 print(f"valid step {step}: acc {acc:.4f} macro-F1 {f1:.4f} {time.time() - t0:.0f}s", flush=True)
                 if acc > best[0]:
                     best = (acc, {k: v.detach().clone() for k, v in model.state_dict().items()}, step)
+                    write_model_dir(a.out, best[1], conf, vocab, a.dtype)  # the best so far, in case of a stop
+                    print(f"exported the best so far to {a.out}", flush=True)
             if step >= total_steps:
                 break
 
@@ -193,7 +201,6 @@ def main(argv=None):
         test = encode_rows(read_rows(a.test), index, a.max_len)
         acc, f1 = evaluate(model, test, 128, len(labels))
         print(f"test (PyTorch, F32): acc {acc:.4f} macro-F1 {f1:.4f}", flush=True)
-    conf = model_config(cfg, len(vocab), task="classification", id2label=labels)
     write_model_dir(a.out, model.state_dict(), conf, vocab, a.dtype)
     print(f"wrote {a.out} ({a.dtype}), total {time.time() - t0:.0f}s", flush=True)
 

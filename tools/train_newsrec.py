@@ -255,6 +255,8 @@ def main(argv=None):
                            hidden_dropout_prob=a.dropout)
     model = FastformerNewsRec(cfg, len(vocab), user_num_hidden_layers=a.user_layers, max_history=a.max_history)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    conf = model_config(cfg, len(vocab), task="news-recommendation", user_num_hidden_layers=a.user_layers,
+                        max_history=a.max_history)
     lossf = torch.nn.CrossEntropyLoss()
     # Batches are runs of consecutive samples (same users, shared histories: fewer distinct titles).
     batch_list = [list(range(s, min(s + a.batch, len(samples)))) for s in range(0, len(samples), a.batch)]
@@ -288,6 +290,8 @@ def main(argv=None):
                 print(f"valid step {step}: {fmt(m)} {time.time() - t0:.0f}s", flush=True)
                 if m["auc"] > best[0]:
                     best = (m["auc"], {k: v.detach().clone() for k, v in model.state_dict().items()}, step)
+                    write_model_dir(a.out, best[1], conf, vocab, a.dtype)  # the best so far, in case of a stop
+                    print(f"exported the best so far to {a.out}", flush=True)
             if step >= total_steps:
                 break
 
@@ -295,8 +299,6 @@ def main(argv=None):
     print(f"best valid AUC {best[0]:.4f} at step {best[2]}", flush=True)
     if a.save_pt:
         torch.save(best[1], a.save_pt)
-    conf = model_config(cfg, len(vocab), task="news-recommendation", user_num_hidden_layers=a.user_layers,
-                        max_history=a.max_history)
     write_model_dir(a.out, model.state_dict(), conf, vocab, a.dtype)
     print(f"wrote {a.out} ({a.dtype}), total {time.time() - t0:.0f}s", flush=True)
 
