@@ -16,7 +16,8 @@ COPY Makefile ./
 COPY model/ model/
 COPY server/ server/
 COPY conf/ conf/
-COPY deploy/systemd/ deploy/systemd/
+COPY README.md ./
+COPY deploy/ deploy/
 COPY models/ models/
 RUN make -j"$(nproc)" all \
     && make install DESTDIR=/out PREFIX=/usr SYSCONFDIR=/etc \

@@ -132,6 +132,19 @@ tsan:
 fixtures:
 	OPENBLAS_NUM_THREADS=1 $(PYTHON) tools/make_fixtures.py tests/fixtures
 
+# ---- benchmarks (never part of `make test`) -----------------------------------
+# make bench [BENCH_QUICK=1]: tests/bench/run_bench.py writes build/bench/results.md.
+# bench_engine wraps cblas_sgemm to replay the engine's exact GEMM calls.
+BENCH_ENGINE := $(B)/bench_engine
+
+$(BENCH_ENGINE): $(B)/obj/tests/bench/bench_engine.o $(B)/libmodel.a
+	$(CC) $(ALL_LDFLAGS) -Wl,--wrap=cblas_sgemm -o $@ $^ $(LIBS)
+
+-include $(B)/obj/tests/bench/bench_engine.d
+
+bench: all $(BENCH_ENGINE)
+	OPENBLAS_NUM_THREADS=1 $(PYTHON) tests/bench/run_bench.py --build $(B)
+
 # ---- installation -----------------------------------------------------------
 # make install [PREFIX=/usr/local] [SYSCONFDIR=/etc] [DESTDIR=]: binaries, the
 # systemd unit, the default config (model paths pointing at the installed
@@ -144,11 +157,15 @@ MODEL_DIRS = $(patsubst %/,%,$(dir $(wildcard models/*/config.json)))
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/fastformerd $(DESTDIR)$(MODELDIR)
 	install -m 0755 $(DAEMON) $(CLI) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/share/doc/fastformerd
+	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/fastformerd/README.md
+	install -m 0644 deploy/README.md $(DESTDIR)$(PREFIX)/share/doc/fastformerd/DEPLOY.md
 	sed -e 's|/usr/bin/fastformerd|$(PREFIX)/bin/fastformerd|' \
+	    -e 's|/usr/share/doc/fastformerd/|$(PREFIX)/share/doc/fastformerd/|' \
 	    -e 's|/etc/fastformerd/|$(SYSCONFDIR)/fastformerd/|' \
 	    deploy/systemd/fastformerd.service > $(DESTDIR)$(UNITDIR)/fastformerd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/fastformerd.service
-	sed -e 's|\(path: *\)models/|\1$(MODELDIR)/|' -e 's|\(news_catalog: *\)models/|\1$(MODELDIR)/|' \
+	sed -e 's|\(path: *\)\.\./models/|\1$(MODELDIR)/|' -e 's|\(news_catalog: *\)\.\./models/|\1$(MODELDIR)/|' \
 	    conf/fastformerd.yaml > $(DESTDIR)$(SYSCONFDIR)/fastformerd/fastformerd.yaml
 	chmod 0644 $(DESTDIR)$(SYSCONFDIR)/fastformerd/fastformerd.yaml
 	for d in $(MODEL_DIRS); do \
@@ -161,7 +178,7 @@ uninstall:
 	rm -f $(DESTDIR)$(UNITDIR)/fastformerd.service
 	rm -f $(DESTDIR)$(SYSCONFDIR)/fastformerd/fastformerd.yaml
 	-rmdir $(DESTDIR)$(SYSCONFDIR)/fastformerd 2>/dev/null
-	rm -rf $(DESTDIR)$(PREFIX)/share/fastformerd
+	rm -rf $(DESTDIR)$(PREFIX)/share/fastformerd $(DESTDIR)$(PREFIX)/share/doc/fastformerd
 
 # Replays the Dockerfile in debootstrapped Debian 12 roots (no Docker engine here).
 docker-check:
