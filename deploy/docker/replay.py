@@ -12,6 +12,7 @@ Usage (root): deploy/docker/replay.py [--context DIR] [--work DIR] [--keep]
 Needs debootstrap, unshare and network access to Debian's mirror.
 """
 import argparse
+import fnmatch
 import json
 import os
 import shlex
@@ -102,12 +103,36 @@ def base_root(work):
     return tar
 
 
-def copy_into(src_paths, dst_root, dest, workdir):
+def dockerignore(context):
+    """Patterns of the context's .dockerignore (as Docker reads them: paths
+    relative to the context, `**/` matching any depth)."""
+    path = os.path.join(context, ".dockerignore")
+    if not os.path.exists(path):
+        return []
+    lines = [line.strip() for line in open(path)]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def ignored(rel, patterns):
+    for pat in patterns:
+        if fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(rel, pat.removeprefix("**/")) or \
+                (pat.startswith("**/") and fnmatch.fnmatch(os.path.basename(rel), pat[3:])):
+            return True
+    return False
+
+
+def copy_into(src_paths, dst_root, dest, workdir, context=None):
     if not dest.startswith("/"):
         dest = os.path.join(workdir, dest)
     target = dst_root + dest
+    patterns = dockerignore(context) if context else []
     for src in src_paths:
-        if os.path.isdir(src):
+        if os.path.isdir(src) and context:
+            def skip(d, names):
+                return [n for n in names
+                        if ignored(os.path.relpath(os.path.join(d, n), context), patterns)]
+            shutil.copytree(src, target, symlinks=True, ignore=skip, dirs_exist_ok=True)
+        elif os.path.isdir(src):
             run(["mkdir", "-p", target])
             run(["cp", "-a", src.rstrip("/") + "/.", target])
         else:
@@ -145,6 +170,8 @@ def build_stage(stage, roots, context, work, base_tar):
                     srcs = [src_root + p for p in parts[1:-1]]
                 else:
                     srcs = [os.path.join(context, p) for p in parts[:-1]]
+                    copy_into(srcs, root, parts[-1], meta["workdir"], context)
+                    continue
                 copy_into(srcs, root, parts[-1], meta["workdir"])
             elif instr == "ENV":
                 key, _, value = args.partition("=")
