@@ -24,9 +24,11 @@
  *   fastformerd_http_connections                                 gauge (open connections)
  *   process_cpu_seconds_total, process_resident_memory_bytes, process_virtual_memory_bytes,
  *   process_open_fds, process_max_fds, process_start_time_seconds   (from /proc/self)
- * Requests that name no model (or an unknown one) use model="". Series whose
- * value was never touched are not rendered, except ready, queue depth and
- * reloads, which are rendered for every registered model / result. */
+ * Requests that name no model (or an unknown one) use model="". Request,
+ * reject and histogram series appear once they have a count; ready, queue
+ * depth and the news cache counters appear for every registered model (0
+ * until set), and reloads for both results. Every family's HELP and TYPE
+ * lines are always present. */
 #ifndef FF_METRICS_H
 #define FF_METRICS_H
 
