@@ -13,7 +13,8 @@
  *   att   (T, H)   query_att / key_att logits, then softmax weights
  *   inter (T, I)   intermediate activations
  *   score (T)      pooling scores
- *   glob  (D)      global query qg / global key kg of the current sequence
+ *   vec   (3D)     global query qg / global key kg of the current sequence;
+ *                  per layer: bq + transform.bias (D), folded query_att bias (H)
  *   col   (2H)     softmax column max / sum */
 #include "fastformer.h"
 
@@ -30,7 +31,7 @@
 #define FF_ALIGN_FLOATS (FF_ALIGN_BYTES / sizeof(float))
 
 typedef struct {
-    size_t input, mask, qk, att, inter, score, glob, col, total; /* offsets in floats */
+    size_t input, mask, qk, att, inter, score, vec, col, total; /* offsets in floats */
 } ws_layout;
 
 /* a*b, or SIZE_MAX if it overflows (SIZE_MAX then propagates through adds). */
@@ -73,7 +74,7 @@ static int layout_compute(const fastformer_dims *d, int max_tokens, int max_seqs
     l->att = add_region(&c, mul_sat(t, (size_t)d->num_attention_heads));
     l->inter = add_region(&c, mul_sat(t, (size_t)d->intermediate_size));
     l->score = add_region(&c, t);
-    l->glob = add_region(&c, dd);
+    l->vec = add_region(&c, mul_sat(3, dd));
     l->col = add_region(&c, 2 * (size_t)d->num_attention_heads);
     l->total = c;
     if (c == SIZE_MAX || c > SIZE_MAX / sizeof(float))
@@ -150,7 +151,7 @@ void fastformer_gather(fastformer_workspace *ws, int row0, const float *word_emb
 typedef struct {
     int d, h, inter, dh, n_rows, n_seqs;
     float inv_scale, eps;
-    float *x, *qk, *att, *act, *score, *glob, *col;
+    float *x, *qk, *att, *act, *score, *vec, *col;
     const float *mask;
     const int32_t *seq_start;
 } run_state;
@@ -168,25 +169,36 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
 {
     const int d = s->d, h = s->h, ld = 2 * d, rows = s->n_rows;
     float *q = s->qk, *k = s->qk + d;
+    const float *bq = l->qk_bias, *bk = l->qk_bias + d;
+    float *glob = s->vec, *bq_bt = s->vec + d, *qatt_bias = s->vec + 2 * d;
 
-    /* Q|K = X [Wq;Wk]^T, then Q += bq (K's bias joins the P pass). */
+    /* Q0|K0 = X [Wq;Wk]^T without biases. Rather than a pass adding bq to Q0,
+     * bq is carried along: query_att(Q0 + bq) = Q0 Wa^T + (Wa bq + ba); qg
+     * gains bq (the softmax weights sum to 1); U and the residual get it in
+     * the U pass. bk joins the P pass. */
     gemm_nt(rows, 2 * d, d, s->x, d, l->qk_weight, 0.0f, s->qk, ld);
-    kernels_bias_add_rows(q, ld, rows, d, l->qk_bias);
+    for (int hh = 0; hh < h; hh++)
+        qatt_bias[hh] = l->query_att_bias[hh] +
+                        kernels_dot(l->query_att_weight + (size_t)hh * d, bq, (size_t)d);
+    for (int j = 0; j < d; j++)
+        bq_bt[j] = bq[j] + l->transform_bias[j];
 
-    /* alpha = softmax((query_att(Q)) / sqrt(dh) + ext); qg; P = (K + bk) * qg. */
+    /* alpha = softmax(query_att(Q) / sqrt(dh) + ext); qg; P = (K0 + bk) * qg. */
     gemm_nt(rows, h, d, q, ld, l->query_att_weight, 0.0f, s->att, h);
     for (int si = 0; si < s->n_seqs; si++) {
         const int r0 = s->seq_start[si], n = s->seq_start[si + 1] - r0;
         if (n == 0)
             continue;
         float *att = s->att + (size_t)r0 * (size_t)h;
-        kernels_softmax_masked_cols(att, n, h, l->query_att_bias, s->inv_scale, s->mask + r0,
-                                    s->col);
-        kernels_head_weighted_sum(s->glob, att, q + (size_t)r0 * ld, ld, n, h, s->dh);
-        kernels_bias_mul_rows(k + (size_t)r0 * ld, ld, n, d, l->qk_bias + d, s->glob);
+        kernels_softmax_masked_cols(att, n, h, qatt_bias, s->inv_scale, s->mask + r0, s->col);
+        kernels_head_weighted_sum(glob, att, q + (size_t)r0 * ld, ld, n, h, s->dh);
+        for (int j = 0; j < d; j++)
+            glob[j] += bq[j];
+        kernels_bias_mul_rows(k + (size_t)r0 * ld, ld, n, d, bk, glob);
     }
 
-    /* beta = softmax(key_att(P) / sqrt(dh) + ext); kg; U = kg * Q into P's slot. */
+    /* beta = softmax(key_att(P) / sqrt(dh) + ext); kg; U = kg * (Q0 + bq) into
+     * P's slot, and Q0 += bq + transform.bias for the residual. */
     gemm_nt(rows, h, d, k, ld, l->key_att_weight, 0.0f, s->att, h);
     for (int si = 0; si < s->n_seqs; si++) {
         const int r0 = s->seq_start[si], n = s->seq_start[si + 1] - r0;
@@ -194,25 +206,22 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
             continue;
         float *att = s->att + (size_t)r0 * (size_t)h;
         kernels_softmax_masked_cols(att, n, h, l->key_att_bias, s->inv_scale, s->mask + r0, s->col);
-        kernels_head_weighted_sum(s->glob, att, k + (size_t)r0 * ld, ld, n, h, s->dh);
-        kernels_mul_rows_and_bias(k + (size_t)r0 * ld, ld, q + (size_t)r0 * ld, ld, n, d, s->glob,
-                                  l->transform_bias);
+        kernels_head_weighted_sum(glob, att, k + (size_t)r0 * ld, ld, n, h, s->dh);
+        kernels_mul_rows_and_bias(k + (size_t)r0 * ld, ld, q + (size_t)r0 * ld, ld, n, d, glob, bq,
+                                  bq_bt);
     }
 
-    /* out = transform(U) + Q (Q already holds + transform.bias), in Q's slot. */
+    /* out = transform(U) + Q + transform.bias, accumulated in Q's slot. */
     gemm_nt(rows, d, d, k, ld, l->transform_weight, 1.0f, q, ld);
-    /* A = LN(dense(out) + X): X += out Wd^T, then LN(X + bd) row by row. */
+    /* A = LN(dense(out) + bd + X): X += out Wd^T, then LN(X + bd). */
     gemm_nt(rows, d, d, q, ld, l->attn_out_weight, 1.0f, s->x, d);
-    for (int i = 0; i < rows; i++)
-        kernels_add_layernorm(s->x + (size_t)i * d, l->attn_out_bias, d, l->attn_ln_weight,
-                              l->attn_ln_bias, s->eps);
+    kernels_layernorm_rows(s->x, d, rows, d, l->attn_out_bias, l->attn_ln_weight, l->attn_ln_bias,
+                           s->eps);
     /* G = gelu(A Wi^T + bi); Y = LN(G Wo^T + bo + A). */
     gemm_nt(rows, s->inter, d, s->x, d, l->inter_weight, 0.0f, s->act, s->inter);
     kernels_bias_gelu_rows(s->act, s->inter, rows, s->inter, l->inter_bias);
     gemm_nt(rows, d, s->inter, s->act, s->inter, l->out_weight, 1.0f, s->x, d);
-    for (int i = 0; i < rows; i++)
-        kernels_add_layernorm(s->x + (size_t)i * d, l->out_bias, d, l->out_ln_weight,
-                              l->out_ln_bias, s->eps);
+    kernels_layernorm_rows(s->x, d, rows, d, l->out_bias, l->out_ln_weight, l->out_ln_bias, s->eps);
 }
 
 /* ---- encode ---------------------------------------------------------------- */
@@ -259,7 +268,7 @@ void fastformer_encode(const fastformer_encoder *enc, fastformer_workspace *ws, 
         .att = base + l.att,
         .act = base + l.inter,
         .score = base + l.score,
-        .glob = base + l.glob,
+        .vec = base + l.vec,
         .col = base + l.col,
         .mask = ws->mask,
         .seq_start = starts,

@@ -229,8 +229,8 @@ float kernels_dot(const float *x, const float *y, size_t n)
 
 /* ---- row kernels ---------------------------------------------------------- */
 
-KERNELS_CLONES static void add_layernorm_impl(float *x, const float *add, int d, const float *gamma,
-                                              const float *beta, float eps)
+static inline void layernorm_row(float *x, const float *add, int d, const float *gamma,
+                                 const float *beta, float eps)
 {
     assert(d > 0);
     if (add)
@@ -254,10 +254,30 @@ KERNELS_CLONES static void add_layernorm_impl(float *x, const float *add, int d,
         x[j] = (x[j] - mean) * rstd * gamma[j] + beta[j];
 }
 
+KERNELS_CLONES static void add_layernorm_impl(float *x, const float *add, int d, const float *gamma,
+                                              const float *beta, float eps)
+{
+    layernorm_row(x, add, d, gamma, beta, eps);
+}
+
 void kernels_add_layernorm(float *x, const float *add, int d, const float *gamma, const float *beta,
                            float eps)
 {
     add_layernorm_impl(x, add, d, gamma, beta, eps);
+}
+
+KERNELS_CLONES static void layernorm_rows_impl(float *x, int ld, int n_rows, int d,
+                                               const float *bias, const float *gamma,
+                                               const float *beta, float eps)
+{
+    for (int i = 0; i < n_rows; i++)
+        layernorm_row(x + (size_t)i * (size_t)ld, bias, d, gamma, beta, eps);
+}
+
+void kernels_layernorm_rows(float *x, int ld, int n_rows, int d, const float *bias,
+                            const float *gamma, const float *beta, float eps)
+{
+    layernorm_rows_impl(x, ld, n_rows, d, bias, gamma, beta, eps);
 }
 
 KERNELS_CLONES static void bias_add_rows_impl(float *x, int ld, int n_rows, int d,
@@ -379,22 +399,22 @@ void kernels_bias_mul_rows(float *x, int ldx, int n_rows, int d, const float *bi
 
 KERNELS_CLONES static void mul_rows_and_bias_impl(float *dst, int ldd, float *src, int lds,
                                                   int n_rows, int d, const float *g,
-                                                  const float *src_bias)
+                                                  const float *mul_bias, const float *src_bias)
 {
     for (int i = 0; i < n_rows; i++) {
         float *o = dst + (size_t)i * (size_t)ldd;
         float *s = src + (size_t)i * (size_t)lds;
         for (int j = 0; j < d; j++) {
-            o[j] = g[j] * s[j];
+            o[j] = g[j] * (s[j] + mul_bias[j]);
             s[j] += src_bias[j];
         }
     }
 }
 
 void kernels_mul_rows_and_bias(float *dst, int ldd, float *src, int lds, int n_rows, int d,
-                               const float *g, const float *src_bias)
+                               const float *g, const float *mul_bias, const float *src_bias)
 {
-    mul_rows_and_bias_impl(dst, ldd, src, lds, n_rows, d, g, src_bias);
+    mul_rows_and_bias_impl(dst, ldd, src, lds, n_rows, d, g, mul_bias, src_bias);
 }
 
 KERNELS_CLONES static void tanh_dot_rows_impl(const float *x, int ld, int n_rows, int d,

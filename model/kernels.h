@@ -28,6 +28,10 @@ float kernels_dot(const float *x, const float *y, size_t n);
 void kernels_add_layernorm(float *x, const float *add, int d, const float *gamma, const float *beta,
                            float eps);
 
+/* Rows of x (stride ld): x[i] = LayerNorm(x[i] + bias) as above; bias may be NULL. */
+void kernels_layernorm_rows(float *x, int ld, int n_rows, int d, const float *bias,
+                            const float *gamma, const float *beta, float eps);
+
 /* Rows [0, n_rows) of x (row stride ld): x[i][j] += bias[j] for j < d. */
 void kernels_bias_add_rows(float *x, int ld, int n_rows, int d, const float *bias);
 
@@ -51,10 +55,11 @@ void kernels_head_weighted_sum(float *g, const float *w, const float *x, int ldx
 /* Rows of x (stride ldx): x[i][j] = (x[i][j] + bias[j]) * g[j] for j < d. bias may be NULL. */
 void kernels_bias_mul_rows(float *x, int ldx, int n_rows, int d, const float *bias, const float *g);
 
-/* For each row i: dst[i][j] = g[j] * src[i][j]; src[i][j] += src_bias[j] (j < d).
- * The Fastformer U = kg * Q step, which also pre-adds transform's bias to Q. */
+/* For each row i and j < d: dst[i][j] = g[j] * (src[i][j] + mul_bias[j]);
+ * then src[i][j] += src_bias[j]. The Fastformer U = kg * Q step, which also
+ * adds the biases the residual Q still lacks. */
 void kernels_mul_rows_and_bias(float *dst, int ldd, float *src, int lds, int n_rows, int d,
-                               const float *g, const float *src_bias);
+                               const float *g, const float *mul_bias, const float *src_bias);
 
 /* Pooling scores: s[i] = dot(tanh(x[i] + b1), w2) + b2 for rows of x (stride ld). */
 void kernels_tanh_dot_rows(const float *x, int ld, int n_rows, int d, const float *b1,

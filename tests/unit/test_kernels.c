@@ -237,6 +237,28 @@ static void test_add_layernorm(void **state)
             free(ref);
         }
     }
+    /* The rows variant equals the single-row kernel, row by row, and leaves
+     * the columns past d alone. */
+    enum { RR = 4, RD = 48, RLD = 50 };
+    float *rows = rnd_vec(&s, RR * RLD, -2.0f, 3.0f), *copy = malloc(RR * RLD * sizeof *copy);
+    float *rb = rnd_vec(&s, RD, -1, 1), *rg = rnd_vec(&s, RD, 0.5f, 1.5f);
+    float *rbeta = rnd_vec(&s, RD, -1, 1);
+    assert_non_null(copy);
+    memcpy(copy, rows, RR * RLD * sizeof *copy);
+    kernels_layernorm_rows(rows, RLD, RR, RD, rb, rg, rbeta, 1e-12f);
+    for (int i = 0; i < RR; i++) {
+        float one_row[RLD];
+        memcpy(one_row, copy + i * RLD, sizeof one_row);
+        kernels_add_layernorm(one_row, rb, RD, rg, rbeta, 1e-12f);
+        assert_memory_equal(rows + i * RLD, one_row, RD * sizeof(float));
+        assert_true(rows[i * RLD + RD] == copy[i * RLD + RD]);
+    }
+    free(rows);
+    free(copy);
+    free(rb);
+    free(rg);
+    free(rbeta);
+
     /* A constant row has variance 0: the output is beta, not NaN. */
     float row[8] = {2, 2, 2, 2, 2, 2, 2, 2}, g[8], b[8];
     for (int j = 0; j < 8; j++) {
@@ -298,10 +320,11 @@ static void test_bias_rows(void **state)
     assert_non_null(dst);
     assert_non_null(src);
     memcpy(src, orig, R * LD * sizeof *orig);
-    kernels_mul_rows_and_bias(dst, LD, src, LD, R, D, g, bias);
+    float *mb = rnd_vec(&s, D, -1.0f, 1.0f);
+    kernels_mul_rows_and_bias(dst, LD, src, LD, R, D, g, mb, bias);
     for (int i = 0; i < R; i++)
         for (int j = 0; j < LD; j++) {
-            assert_true(dst[i * LD + j] == (j < D ? g[j] * orig[i * LD + j] : 0.0f));
+            assert_true(dst[i * LD + j] == (j < D ? g[j] * (orig[i * LD + j] + mb[j]) : 0.0f));
             assert_true(src[i * LD + j] == (j < D ? orig[i * LD + j] + bias[j] : orig[i * LD + j]));
         }
     free(x);
@@ -310,6 +333,7 @@ static void test_bias_rows(void **state)
     free(g);
     free(dst);
     free(src);
+    free(mb);
 }
 
 static void test_softmax_masked_cols(void **state)
