@@ -299,6 +299,7 @@ batcher_status batcher_submit(batcher *b, infer_request *req)
         if (n_compute == 0)
             break;
     }
+    atomic_fetch_add(&req->sm->queued_items, n_entries);
     atomic_store(&b->n_items_queued, b->n_q);
     pthread_mutex_unlock(&b->mu);
     atomic_fetch_add(&b->submitted, 1);
@@ -360,6 +361,7 @@ static bool take_work_locked(batcher *b, batcher_work *w, int64_t now)
 
     if (b->aborting) {
         for (int i = 0; i < b->n_q; i++) {
+            atomic_fetch_sub(&b->q[i].req->sm->queued_items, 1);
             w->drop_reqs[i] = b->q[i].req;
             w->drop_items[i] = b->q[i].item;
             w->drop_reasons[i] = BATCHER_DROP_SHUTDOWN;
@@ -382,6 +384,7 @@ static bool take_work_locked(batcher *b, batcher_work *w, int64_t now)
     batcher_schedule(&b->policy, b->q, b->n_q, 1, now, b->scratch, &plan);
     for (int k = 0; k < plan.n_drop; k++) {
         const batcher_item *it = &b->q[plan.drop[k]];
+        atomic_fetch_sub(&it->req->sm->queued_items, 1);
         w->drop_reqs[k] = it->req;
         w->drop_items[k] = it->item;
         w->drop_reasons[k] = plan.drop_reason[k];
@@ -393,6 +396,7 @@ static bool take_work_locked(batcher *b, batcher_work *w, int64_t now)
     w->n_drop = plan.n_drop;
     for (int k = 0; k < plan.n_take; k++) {
         const batcher_item *it = &b->q[plan.take[k]];
+        atomic_fetch_sub(&it->req->sm->queued_items, 1);
         w->reqs[k] = it->req;
         w->items[k] = it->item;
         w->queue_us[k] = now - it->enqueue_us;

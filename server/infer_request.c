@@ -135,8 +135,10 @@ void infer_request_set_item_text_news(infer_request *req, int i, int n)
     if (news_cache_get(cache, infer_request_item_ids(req, i), req->n_ids[i], row)) {
         req->item_ready[i] = 1;
         req->n_cached++;
+        req->n_cache_hits++;
     } else {
         req->item_cache[i] = 1;
+        req->n_cache_misses++;
     }
 }
 

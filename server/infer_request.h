@@ -81,7 +81,9 @@ struct infer_request {
     _Atomic int64_t queue_us_max; /* longest queue wait of one of its items; -1 = none computed */
     _Atomic int64_t infer_us_max; /* longest compute time of one of its batches; -1 = none */
     _Atomic int batch_size_max;   /* largest batch one of its items ran in; 0 = none */
-    int n_cached;                 /* items served from the catalog or the news cache */
+    int n_cached;                 /* items not computed: catalog, news cache or given vectors */
+    int n_cache_hits;   /* RECOMMEND text news found in the news cache (for metrics_news_cache) */
+    int n_cache_misses; /* RECOMMEND text news looked up and not found (computed, then cached) */
 
     /* ---- private (infer_request.c, batcher.c, worker.c) ---- */
     _Atomic int refs;

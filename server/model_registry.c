@@ -154,6 +154,7 @@ static int load_one(model_registry *reg, const spec_copy *spec, served_model **o
         return -1;
     }
     atomic_init(&sm->refs, 1);
+    atomic_init(&sm->queued_items, 0);
     sm->name = strdup(spec->name);
     sm->path = strdup(spec->path);
     sm->n_workers = reg->n_workers;

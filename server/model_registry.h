@@ -35,6 +35,8 @@ struct served_model {
     int n_workers;
     int64_t load_time_unix_ms; /* when it became ready (wall clock) */
     double load_seconds;       /* load + catalog + warm-up time */
+    _Atomic int queued_items;  /* items of this model waiting in the batcher now (the
+                                  per-model queue-depth gauge; maintained by batcher.c) */
 
     /* private */
     _Atomic int refs;

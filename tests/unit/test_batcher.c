@@ -428,6 +428,7 @@ static void test_queue_full_and_item_capacity(void **state)
     batcher_stats st;
     batcher_stats_get(b, &st);
     assert_int_equal(st.queue_items, 5);
+    assert_int_equal(atomic_load(&q->sm->queued_items), 5);
     assert_int_equal(st.queue_requests, 2);
     assert_int_equal(st.submitted, 2);
     assert_int_equal(st.rejected_full, 2);
@@ -442,6 +443,7 @@ static void test_queue_full_and_item_capacity(void **state)
     assert_int_equal(infer_request_status(r2), INFER_PENDING); /* never admitted */
     batcher_stats_get(b, &st);
     assert_int_equal(st.queue_items, 0);
+    assert_int_equal(atomic_load(&q->sm->queued_items), 0);
     assert_int_equal(st.queue_requests, 0);
     assert_int_equal(st.batches, 2); /* 4 items (max_batch_size), then 1 */
     assert_int_equal(st.batch_items, 5);
@@ -524,6 +526,7 @@ static void test_cancel_and_deadline_via_queue(void **state)
     batcher_stats_get(b, &st);
     assert_int_equal(st.dropped_cancelled, 3);
     assert_int_equal(st.dropped_deadline, 2);
+    assert_int_equal(atomic_load(&q->sm->queued_items), 0);
     assert_int_equal(st.queue_requests, 0);
     infer_request_release(rc);
     infer_request_release(rd);
@@ -555,6 +558,7 @@ static void test_abort_drops_everything(void **state)
     batcher_stats st;
     batcher_stats_get(b, &st);
     assert_int_equal(st.dropped_shutdown, 5);
+    assert_int_equal(atomic_load(&q->sm->queued_items), 0);
     assert_string_equal(batcher_drop_reason_name(BATCHER_DROP_SHUTDOWN), "shutdown");
     infer_request_release(r1);
     infer_request_release(r2);

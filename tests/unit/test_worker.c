@@ -432,7 +432,11 @@ static void test_recommend(void **state)
         reqs[round] = req;
     }
     assert_int_equal(reqs[0]->n_cached, 4); /* N1, given, N3, N2 */
+    assert_int_equal(reqs[0]->n_cache_hits, 0);
+    assert_int_equal(reqs[0]->n_cache_misses, 2);
     assert_int_equal(reqs[1]->n_cached, 6); /* + both texts from the LRU */
+    assert_int_equal(reqs[1]->n_cache_hits, 2);
+    assert_int_equal(reqs[1]->n_cache_misses, 0);
     news_cache_stats cs;
     news_cache_stats_get(f->rec->cache, &cs);
     assert_int_equal(cs.hits, 2);
