@@ -1,0 +1,56 @@
+-- post_bodies.lua: wrk script for `make bench`. POSTs JSON bodies to one path,
+-- cycling through the lines of a file (one JSON document per line).
+--   BENCH_PATH          request path, e.g. /v1/models/cls/classify
+--   BENCH_BODIES        file with one request body per line
+--   BENCH_MAX_REQUESTS  optional: each wrk thread stops after this many responses
+-- done() prints one line "BENCH_RESULT {json}" with the latency percentiles
+-- (microseconds), requests, duration and errors, for run_bench.py to parse.
+
+local path = os.getenv("BENCH_PATH")
+local bodies = {}
+for line in io.lines(os.getenv("BENCH_BODIES")) do
+    if #line > 0 then
+        bodies[#bodies + 1] = line
+    end
+end
+local max_requests = tonumber(os.getenv("BENCH_MAX_REQUESTS") or "0")
+local headers = { ["Content-Type"] = "application/json" }
+
+local threads = {}
+
+function setup(thread)
+    thread:set("id", #threads)
+    table.insert(threads, thread)
+end
+
+local counter = 0
+local responses = 0
+
+function init(args)
+    -- Threads start at different bodies so they do not send the same one in step.
+    counter = id * 7919
+end
+
+function request()
+    counter = counter + 1
+    return wrk.format("POST", path, headers, bodies[(counter % #bodies) + 1])
+end
+
+function response(status, hdrs, body)
+    responses = responses + 1
+    if max_requests > 0 and responses >= max_requests then
+        wrk.thread:stop()
+    end
+end
+
+function done(summary, latency, requests)
+    local e = summary.errors
+    io.write(string.format(
+        'BENCH_RESULT {"requests": %d, "duration_us": %d, "bytes": %d, ' ..
+        '"p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d, "mean_us": %.1f, ' ..
+        '"connect_errors": %d, "read_errors": %d, "write_errors": %d, ' ..
+        '"status_errors": %d, "timeouts": %d}\n',
+        summary.requests, summary.duration, summary.bytes,
+        latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+        latency.mean, e.connect, e.read, e.write, e.status, e.timeout))
+end
