@@ -75,13 +75,21 @@ void batcher_schedule(const batcher_policy *policy, const batcher_item *items, i
         /* The oldest live item always goes, so nothing starves (defensive:
          * the registry makes max_batch_tokens >= the model's longest text). */
         plan_take(plan, seed, s->n_tokens, &longest, scratch);
-        for (int i = seed + 1; i < n_items; i++)
-            if (scratch[i] == SLOT_LIVE && items[i].group != s->group)
-                scratch[i] = SLOT_OTHER_GROUP;
+        /* Only the oldest BATCHER_SCAN_ITEMS candidates are considered, which
+         * bounds the work under the queue lock when the queue is deep. */
+        int scan_end = seed + 1, n_scan = 0;
+        for (; scan_end < n_items && n_scan < BATCHER_SCAN_ITEMS; scan_end++) {
+            if (scratch[scan_end] != SLOT_LIVE)
+                continue;
+            if (items[scan_end].group != s->group)
+                scratch[scan_end] = SLOT_OTHER_GROUP;
+            else
+                n_scan++;
+        }
 
         /* Overdue items next, oldest first: length grouping may not pass
          * them over any longer. */
-        for (int i = seed + 1; i < n_items && plan->n_take < cap; i++) {
+        for (int i = seed + 1; i < scan_end && plan->n_take < cap; i++) {
             if (scratch[i] != SLOT_LIVE)
                 continue;
             if (now_us - items[i].enqueue_us < policy->max_queue_delay_us)
@@ -94,7 +102,7 @@ void batcher_schedule(const batcher_policy *policy, const batcher_item *items, i
         while (plan->n_take < cap) {
             int best = -1;
             int64_t best_dist = INT64_MAX;
-            for (int i = seed + 1; i < n_items; i++) {
+            for (int i = seed + 1; i < scan_end; i++) {
                 if (scratch[i] != SLOT_LIVE)
                     continue;
                 int64_t d = (int64_t)items[i].n_tokens - s->n_tokens;

@@ -16,6 +16,10 @@
  *    of the batch is filled with the items closest in length to the oldest
  *    one (ties: older first), so padding stays small. The delay thus bounds
  *    how long length grouping may pass an item over.
+ *  - Only the oldest BATCHER_SCAN_ITEMS live items of the batch's model are
+ *    candidates, which bounds the work under the queue lock.
+ *  - Drops are decided when a worker looks for work: an item whose deadline
+ *    passes while every worker is busy is dropped when the next one frees up.
  * Items of one request may span batches. The queue is bounded: submit fails
  * fast (BATCHER_FULL) rather than queueing without limit.
  *
@@ -38,6 +42,9 @@
 int64_t batcher_now_us(void);
 
 /* ---- the pure scheduling function --------------------------------------- */
+
+/* Candidates examined per decision (see the policy above). */
+#define BATCHER_SCAN_ITEMS 1024
 
 /* One queued item as the scheduler sees it. `req` and `item` are carried
  * through untouched; the scheduler reads only the other fields. */

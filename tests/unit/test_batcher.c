@@ -341,6 +341,35 @@ static void test_zero_length_items(void **state)
     assert_int_equal(p->padded_tokens, 0);
 }
 
+/* Length grouping looks at the oldest BATCHER_SCAN_ITEMS candidates only: a
+ * perfect match further back waits for a later batch. */
+static void test_scan_window(void **state)
+{
+    (void)state;
+    enum { N = BATCHER_SCAN_ITEMS + 10 };
+    batcher_item *items = calloc(N, sizeof *items);
+    int take[4], drop[N];
+    batcher_drop_reason reasons[N];
+    uint8_t *scratch = malloc(N);
+    for (int i = 0; i < N; i++) {
+        items[i].enqueue_us = 1000;
+        items[i].group = &G1;
+        items[i].n_tokens = i == 0 ? 5 : (i < N - 1 ? 50 : 5);
+        items[i].max_batch_size = 2;
+        items[i].max_batch_tokens = 4096;
+    }
+    batcher_policy pol = {.max_queue_delay_us = 1000000};
+    batcher_plan plan = {.take = take, .cap_take = 4, .drop = drop, .drop_reason = reasons};
+    batcher_schedule(&pol, items, N, 1, 1000, scratch, &plan);
+    expect_take(&plan, 2, 0, 1); /* the 5-token twin at N-1 is beyond the window */
+    items[N - 1].n_tokens = 50;
+    items[5].n_tokens = 5; /* inside the window it is found */
+    batcher_schedule(&pol, items, N, 1, 1000, scratch, &plan);
+    expect_take(&plan, 2, 0, 5);
+    free(items);
+    free(scratch);
+}
+
 /* ==== the queue (no threads) ================================================= */
 
 typedef struct {
@@ -638,6 +667,7 @@ int main(void)
         cmocka_unit_test(test_all_dropped),
         cmocka_unit_test(test_oversized_seed_still_taken),
         cmocka_unit_test(test_zero_length_items),
+        cmocka_unit_test(test_scan_window),
         cmocka_unit_test_setup_teardown(test_queue_full_and_item_capacity, qsetup, qteardown),
         cmocka_unit_test_setup_teardown(test_draining_rejects_and_closes, qsetup, qteardown),
         cmocka_unit_test(test_empty_queue_is_idle),
