@@ -100,7 +100,8 @@ typedef struct batcher batcher;
 typedef struct {
     int max_queue;       /* requests admitted and not yet completed (>= 1) */
     int max_queue_items; /* queued items at once (>= 1); 0 = max_queue * 64 */
-    int max_batch_size;  /* upper bound of every model's max_batch_size (sizes buffers) */
+    int max_batch_size;  /* the largest model max_batch_size (sizes the workers' buffers); a
+                            model configured larger (e.g. after a SIGHUP) is capped at this */
     int64_t max_queue_delay_us;
 } batcher_limits;
 

@@ -72,7 +72,9 @@ struct infer_request {
     float *vectors;     /* (n_items, D) pooled text/news vectors, in item order */
     float *logits;      /* (n_items, C) CLASSIFY only, else NULL */
     float *probs;       /* (n_items, C) CLASSIFY only, else NULL */
-    float *user_vector; /* (D) RECOMMEND only, else NULL */
+    float *user_vector; /* (D) RECOMMEND only, else NULL. An empty history (n_history 0)
+                           gives the zero vector (the user encoder pools no rows to 0), so
+                           every score is 0 and the ranking is the input order. */
     float *scores;      /* (n_items - n_history) RECOMMEND only: dot(user, candidate) */
     int32_t *ranking;   /* (n_items - n_history) RECOMMEND only: candidate indices, best first
                            (ties keep the lower index first) */
