@@ -15,6 +15,7 @@ int tokenizer_new(tokenizer_kind kind, bool lowercase, const vocab *v, tokenizer
                   size_t err_cap)
 {
     assert(v != NULL && out != NULL);
+    assert(kind == TOKENIZER_WORD || kind == TOKENIZER_WORDPIECE);
     *out = NULL;
     int32_t unk = vocab_lookup(v, "[UNK]", 5);
     if (unk < 0) {
