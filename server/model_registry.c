@@ -172,6 +172,13 @@ static int load_one(model_registry *reg, const spec_copy *spec, served_model **o
     sm->max_batch_size = spec->max_batch_size >= 1 ? spec->max_batch_size : 1;
     /* A single text of the model's maximum length must always fit a batch. */
     sm->max_batch_tokens = spec->max_batch_tokens > P ? spec->max_batch_tokens : P;
+    if (spec->max_batch_tokens < P && reg->ev.on_progress) {
+        char msg[300];
+        snprintf(msg, sizeof msg,
+                 "model '%s': max_batch_tokens %d raised to %d, the model's longest text",
+                 spec->name, spec->max_batch_tokens, P);
+        reg->ev.on_progress(reg->ev.user, msg);
+    }
     int ws_tokens = sm->max_batch_tokens;
     if (rec && m->config.user_encoder.max_position_embeddings > ws_tokens)
         ws_tokens = m->config.user_encoder.max_position_embeddings;
@@ -229,6 +236,18 @@ static int load_one(model_registry *reg, const spec_copy *spec, served_model **o
         }
     }
     sm->load_seconds = mono_seconds() - t0;
+    if (reg->ev.on_progress) {
+        char msg[600];
+        double mib =
+            (double)fastformer_workspace_bytes(&m->config.encoder, ws_tokens, sm->max_batch_size) *
+            reg->n_workers / (1024.0 * 1024.0);
+        snprintf(msg, sizeof msg,
+                 "model '%s' (%s) ready in %.2f s: %d workspace%s of %d tokens / %d sequences, "
+                 "%.1f MiB",
+                 spec->name, model_task_name(m->config.task), sm->load_seconds, reg->n_workers,
+                 reg->n_workers == 1 ? "" : "s", ws_tokens, sm->max_batch_size, mib);
+        reg->ev.on_progress(reg->ev.user, msg);
+    }
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     sm->load_time_unix_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;

@@ -240,7 +240,7 @@ static void test_config_errors(void **state)
 typedef struct {
     model_registry *reg;
     int progress, loaded, ok;
-    bool saw_catalog;
+    bool saw_catalog, saw_ready, saw_raised;
     char last[512];
     int reentry_rc;
     char reentry_err[128];
@@ -252,6 +252,11 @@ static void ev_progress(void *user, const char *msg)
     e->progress++;
     if (strstr(msg, "encoded 3/3 news titles"))
         e->saw_catalog = true;
+    if (strncmp(msg, "model 'rec' (news-recommendation) ready in ", 43) == 0 &&
+        strstr(msg, ": 1 workspace of 32 tokens / 2 sequences, "))
+        e->saw_ready = true;
+    if (strcmp(msg, "model 'rec': max_batch_tokens 8 raised to 12, the model's longest text") == 0)
+        e->saw_raised = true;
     /* a load while one runs is refused (here, from the loader itself) */
     if (e->progress == 1)
         e->reentry_rc = model_registry_load(e->reg, NULL, 0, e->reentry_err, sizeof e->reentry_err);
@@ -286,16 +291,27 @@ static void test_async_load_and_events(void **state)
     if (strncmp(e.last, "loaded 1 model in ", 18) != 0)
         fail_msg("unexpected on_loaded message: %s", e.last);
     assert_true(e.saw_catalog);
+    assert_true(e.saw_ready);
     assert_int_equal(e.reentry_rc, -1);
     assert_string_equal(e.reentry_err, "a model load is already running");
     assert_true(model_registry_ready(reg, NULL, 0));
+
+    /* a token budget below one whole text is raised, and said so */
+    model_spec small = {
+        .name = "rec", .path = f->rec_dir, .max_batch_size = 2, .max_batch_tokens = 8};
+    assert_int_equal(model_registry_load_async(reg, &small, 1, err, sizeof err), 0);
+    model_registry_join_loader(reg);
+    assert_true(e.saw_raised);
+    served_model *small_sm = model_registry_get(reg, "rec");
+    assert_int_equal(small_sm->max_batch_tokens, TINY_P);
+    served_model_release(small_sm);
 
     /* a failing async reload reports through on_loaded and keeps the set */
     model_spec bad = {
         .name = "rec", .path = "/nonexistent", .max_batch_size = 2, .max_batch_tokens = 32};
     assert_int_equal(model_registry_load_async(reg, &bad, 1, err, sizeof err), 0);
     model_registry_join_loader(reg);
-    assert_int_equal(e.loaded, 2);
+    assert_int_equal(e.loaded, 3);
     assert_false(e.ok);
     assert_true(strncmp(e.last, "model 'rec': /nonexistent/", 26) == 0);
     served_model *sm = model_registry_get(reg, "rec");
