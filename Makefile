@@ -155,6 +155,8 @@ $(FUZZ_B)/fuzz_%: $(FUZZ_B)/obj/tests/fuzz/fuzz_%.o $(FUZZ_B)/libfuzz.a
 	clang -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(LIBS)
 
 -include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_SRC:%.c=$(FUZZ_B)/obj/%.d)
+$(FUZZ_B)/obj/server/openapi.o: server/openapi.json
+.SECONDARY: $(FUZZ_SRC:%.c=$(FUZZ_B)/obj/%.o)
 
 fuzz-bins: $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz_%)
 

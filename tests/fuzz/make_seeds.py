@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the fuzz targets into tests/fuzz/corpus/<target>/.
+
+Seeds are small, valid (or nearly valid) inputs that show the fuzzer each
+format's structure: safetensors files built here byte by byte, the fixture
+config.json files, the tokenizer fixture vocabularies and texts, the conf/
+YAML, a few real MIND rows (../shared/data/mind-sample when present, else the
+mind-tiny fixture) and one request per route. Files named seed-* are rewritten
+on every run; crash-* files (regressions) are left alone.
+Run from the repository root: python3 tests/fuzz/make_seeds.py
+"""
+import json
+import os
+import struct
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CORPUS = os.path.join(ROOT, "tests", "fuzz", "corpus")
+FIX = os.path.join(ROOT, "tests", "fixtures")
+MIND_SAMPLE = os.path.join(ROOT, "..", "shared", "data", "mind-sample")
+
+
+def write(target, name, data):
+    d = os.path.join(CORPUS, target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    with open(os.path.join(d, "seed-" + name), "wb") as f:
+        f.write(data)
+
+
+def clear(target):
+    d = os.path.join(CORPUS, target)
+    if os.path.isdir(d):
+        for n in os.listdir(d):
+            if n.startswith("seed-"):
+                os.remove(os.path.join(d, n))
+
+
+def read(path, mode="r"):
+    with open(path, mode) as f:
+        return f.read()
+
+
+# ---- safetensors ---------------------------------------------------------------
+def safetensors(tensors, metadata=None, pad_to=8):
+    """tensors: list of (name, dtype, shape, raw bytes)."""
+    header, data = {}, b""
+    for name, dtype, shape, raw in tensors:
+        header[name] = {"dtype": dtype, "shape": shape,
+                        "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((-len(h)) % pad_to)
+    return struct.pack("<Q", len(h)) + h + data
+
+
+def seeds_safetensors():
+    t = "safetensors"
+    clear(t)
+    f32 = struct.pack("<6f", 1, -2, 0.5, 3e38, -0.0, 1e-40)
+    write(t, "f32", safetensors([("w", "F32", [2, 3], f32)]))
+    write(t, "f16-bf16-meta", safetensors(
+        [("embeddings.word_embeddings.weight", "F16", [2, 2], struct.pack("<4H", 0x3c00, 0x7c00, 0xfc00, 0x7e00)),
+         ("classifier.bias", "BF16", [3], struct.pack("<3H", 0x3f80, 0x7f80, 0x0001))],
+        metadata={"format": "pt"}))
+    write(t, "scalar", safetensors([("s", "F32", [], struct.pack("<f", 7.0))]))
+    write(t, "zero-size", safetensors([("z", "F32", [0, 4], b""), ("y", "BF16", [1], b"\x80\x3f")]))
+    write(t, "empty-header", safetensors([]))
+    write(t, "three-dims", safetensors([("a.b.c", "F32", [1, 2, 2], bytes(16)),
+                                        ("a.b.d", "F16", [4, 1, 1, 1], bytes(8))]))
+
+
+# ---- config.json --------------------------------------------------------------
+def seeds_config():
+    t = "config"
+    clear(t)
+    for d in ("classifier_f32", "classifier_bf16", "newsrec"):
+        write(t, d, read(os.path.join(FIX, d, "config.json")))
+    cfg = json.loads(read(os.path.join(FIX, "classifier_f32", "config.json")))
+    cfg["tokenizer"] = {"type": "wordpiece", "lowercase": False}
+    cfg["id2label"] = {"0": "a", "1": "b"}
+    write(t, "wordpiece", json.dumps(cfg))
+    minimal = {"architectures": ["FastformerForSequenceClassification"], "hidden_size": 4,
+               "num_attention_heads": 2, "intermediate_size": 4, "num_hidden_layers": 1,
+               "max_position_embeddings": 2, "vocab_size": 3, "id2label": {"0": "x"}}
+    write(t, "minimal", json.dumps(minimal))
+
+
+# ---- vocab.txt ------------------------------------------------------------------
+def seeds_vocab():
+    t = "vocab"
+    clear(t)
+    write(t, "word", read(os.path.join(FIX, "tokenizer", "word-vocab.txt"), "rb"))
+    bert = read(os.path.join(FIX, "tokenizer", "bert-base-uncased-vocab.txt"), "rb").split(b"\n")
+    write(t, "bert-head", b"\n".join(bert[:120]) + b"\n")
+    write(t, "bert-tail", b"\n".join(bert[-80:]))
+    write(t, "crlf-dups-empty", b"[PAD]\r\n[UNK]\r\nthe\r\n\r\nthe\r\n##s\r\nna\x00me\r\n")
+
+
+# ---- YAML settings ----------------------------------------------------------------
+def seeds_settings():
+    t = "settings"
+    clear(t)
+    write(t, "default", read(os.path.join(ROOT, "conf", "fastformerd.yaml")))
+    write(t, "every-key", """server:
+  listen: "[::1]:9090"
+  max_connections: 10
+  max_body_bytes: 4096
+  request_timeout_ms: 1500
+  connection_timeout_s: 5
+  drain_timeout_s: 0
+  api_key: "s3cret key"
+batching: {max_batch_size: 64, max_batch_tokens: 16384, max_queue_delay_us: 0, max_queue: 7, workers: 1, blas_threads: 2}
+logging:
+  format: json
+  level: debug
+models:
+  - name: imdb-sentiment
+    path: ../models/imdb-sentiment
+  - {name: mind_rec.v2, path: /abs/models/rec, max_batch_size: 8, max_batch_tokens: 512, news_catalog: data/news.tsv, news_cache_entries: 0}
+""")
+    write(t, "minimal", "models:\n  - name: a\n    path: m\n")
+    write(t, "anchors", "x: &a 1\nserver:\n  max_queue: *a\n")
+    write(t, "empty", "")
+
+
+# ---- tokenizers ----------------------------------------------------------------------
+def seeds_tokenizer(target, cases_file):
+    clear(target)
+    cases = json.loads(read(os.path.join(FIX, "tokenizer", cases_file)))["cases"]
+    seen = set()
+    for c in cases:
+        text = c["text"]
+        if text in seen or len(text.encode("utf-8", "surrogatepass")) > 600:
+            continue
+        seen.add(text)
+        limit = min(c.get("max_ids", 64), 127)
+        head = bytes([(limit << 1) | (1 if c.get("lowercase", True) else 0)])
+        name = "".join(ch if ch.isalnum() else "-" for ch in c["name"])[:40]
+        write(target, name, head + text.encode("utf-8", "surrogatepass"))
+    write(target, "invalid-utf8", b"\x81ok \xc0\xaf \xed\xa0\x80 \xf4\x90\x80\x80")
+
+
+# ---- MIND ----------------------------------------------------------------------------------
+def head_lines(path, n, skip=0):
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    return lines[skip:skip + n]
+
+
+def seeds_mind():
+    src = MIND_SAMPLE if os.path.isdir(MIND_SAMPLE) else os.path.join(FIX, "mind-tiny")
+    t = "mind_news"
+    clear(t)
+    rows = head_lines(os.path.join(src, "news.tsv"), 3)
+    rows = [r[:700] if len(r) > 700 else r for r in rows]  # keep seeds small; columns stay
+    write(t, "real", b"\n".join(rows) + b"\n")
+    write(t, "real-crlf", b"\r\n".join(rows[:2]))
+    write(t, "tiny", b"\n".join(head_lines(os.path.join(FIX, "mind-tiny", "news.tsv"), 4)) + b"\n")
+    write(t, "short-and-dup", b"N1\tc\ts\tT\nN2\tc\ts\tTitle two\tabs\n\nN1\tc\ts\tagain\n")
+    t = "mind_behaviors"
+    clear(t)
+    rows = head_lines(os.path.join(src, "behaviors.tsv"), 3)
+    out = []
+    for r in rows:  # shorten long histories, keep the 5 columns
+        cols = r.split(b"\t")
+        if len(cols) == 5:
+            cols[3] = b" ".join(cols[3].split(b" ")[:6])
+            cols[4] = b" ".join(cols[4].split(b" ")[:6])
+        out.append(b"\t".join(cols))
+    write(t, "real", b"\n".join(out) + b"\n")
+    write(t, "tiny", b"\n".join(head_lines(os.path.join(FIX, "mind-tiny", "behaviors.tsv"), 3)) + b"\n")
+    write(t, "empty-history-crlf", b"1\tU1\t11/15/2019 8:55:22 AM\t\tN1-1 N2-0\r\n2\tU2\t\tN1  N3\tN4-0\r\n")
+
+
+# ---- API requests (byte 0 picks the route, see fuzz_api.c) -------------------------------
+def seeds_api():
+    t = "api"
+    clear(t)
+    seeds = {
+        "classify-texts": ("@", {"inputs": ["a great film", "terrible acting!", ""]}),
+        "classify-ids": ("@", {"inputs": [{"input_ids": [1, 2, 3, 0, 0]}, "ok"], "truncate": False}),
+        "classify-wrong-task": ("A", {"inputs": ["x"]}),
+        "embed-cls": ("B", {"inputs": ["one", {"input_ids": [5]}]}),
+        "embed-rec": ("C", {"inputs": ["oil bank has bank to as says"]}),
+        "recommend": ("D", {"history": [{"news_id": "N101"}, "oil bank says"],
+                            "candidates": [{"news_id": "N102"}, {"input_ids": [3, 4]}, "report"],
+                            "top_k": 2}),
+        "recommend-empty-history": ("D", {"history": [], "candidates": [{"news_id": "N103"}],
+                                          "truncate": True}),
+        "recommend-wrong-task": ("E", {"history": [], "candidates": ["x"]}),
+        "news-put": ("F", {"title": "a new story about oil"}),
+        "news-replace": ("G", {"title": "To world league after from oil"}),
+        "oip-text": ("H", {"id": "r1", "inputs": [{"name": "text", "datatype": "BYTES",
+                                                  "shape": [2, 1], "data": [["hello"], ["world"]]}]}),
+        "oip-ids": ("H", {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [2, 3],
+                                      "data": [1, 2, 3, 4, 5, 0]}],
+                          "outputs": [{"name": "probabilities"}, {"name": "embeddings"}],
+                          "parameters": {"truncate": False}}),
+        "oip-rec-int32": ("I", {"inputs": [{"name": "input_ids", "datatype": "INT32", "shape": [1, 2],
+                                            "data": [[7, 8]]}]}),
+        "oip-unknown-model": ("J", {"inputs": []}),
+        "classify-unknown-model": ("K", {"inputs": ["x"]}),
+        "news-put-bare": ("L", {"title": "t"}),
+        "oip-metadata": ("M", {}),
+        "v1-model": ("N", {}),
+        "recommend-bare": ("O", {"history": ["a b c"], "candidates": ["d", "e f"], "top_k": 5}),
+    }
+    for name, (sel, body) in seeds.items():
+        write(t, name, sel.encode() + json.dumps(body, ensure_ascii=False).encode())
+    write(t, "not-json", b"D{\"history\": [}")
+
+
+def main():
+    seeds_safetensors()
+    seeds_config()
+    seeds_vocab()
+    seeds_settings()
+    seeds_tokenizer("tokenizer_word", "word_cases.json")
+    seeds_tokenizer("tokenizer_wordpiece", "wordpiece_cases.json")
+    seeds_mind()
+    seeds_api()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
