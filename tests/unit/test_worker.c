@@ -8,6 +8,7 @@
  * TSan in `make tsan`. */
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "batcher.h"
 #include "model_registry.h"
@@ -568,6 +570,197 @@ static void test_drain_finishes_admitted(void **state)
     batcher_free(b);
 }
 
+/* ---- against the PyTorch golden fixtures ------------------------------------------ */
+
+/* Every classification case and every recommendation user of the committed
+ * fixtures (tests/fixtures/{classifier_f32,newsrec}/golden.json, from the
+ * PyTorch reference), submitted at once from three threads so that they are
+ * batched with each other, must match the golden numbers. */
+enum { GOLDEN_THREADS = 3, GOLDEN_MAX = 64 };
+
+typedef struct {
+    batcher *b;
+    served_model *cls, *rec;
+    json_t *cls_golden, *rec_golden;
+    infer_request *reqs[GOLDEN_MAX];
+    int n;
+    waiter w;
+    int error;
+} golden_sub;
+
+static int fill_ids(infer_request *req, int i, json_t *arr)
+{
+    int32_t ids[512];
+    size_t n = json_array_size(arr);
+    if (n > 512)
+        return -1;
+    for (size_t k = 0; k < n; k++)
+        ids[k] = (int32_t)json_integer_value(json_array_get(arr, k));
+    char err[128];
+    return infer_request_set_item_ids(req, i, ids, n, err, sizeof err);
+}
+
+static void golden_add(golden_sub *g, infer_request *req)
+{
+    if (!req || g->n == GOLDEN_MAX) {
+        g->error++;
+        infer_request_release(req);
+        return;
+    }
+    infer_request_set_done(req, on_done, &g->w);
+    g->reqs[g->n++] = req;
+}
+
+static void *golden_main(void *arg)
+{
+    golden_sub *g = arg;
+    json_t *c;
+    size_t i;
+    json_array_foreach(json_object_get(g->cls_golden, "cases"), i, c)
+    {
+        json_t *seqs = json_object_get(c, "input_ids");
+        int n = (int)json_array_size(seqs);
+        infer_request *req = infer_request_new(g->cls, INFER_CLASSIFY, n, 0);
+        for (int k = 0; req && k < n; k++)
+            if (fill_ids(req, k, json_array_get(seqs, (size_t)k)) != 0)
+                g->error++;
+        golden_add(g, req);
+    }
+    json_array_foreach(json_object_get(g->rec_golden, "users"), i, c)
+    {
+        json_t *h = json_object_get(c, "history"), *cd = json_object_get(c, "candidates");
+        int nh = (int)json_array_size(h), nc = (int)json_array_size(cd);
+        infer_request *req = infer_request_new(g->rec, INFER_RECOMMEND, nh + nc, nh);
+        for (int k = 0; req && k < nh + nc; k++)
+            if (fill_ids(req, k,
+                         k < nh ? json_array_get(h, (size_t)k)
+                                : json_array_get(cd, (size_t)(k - nh))) != 0)
+                g->error++;
+        golden_add(g, req);
+    }
+    int admitted = 0;
+    for (int k = 0; k < g->n; k++)
+        if (batcher_submit(g->b, g->reqs[k]) == BATCHER_OK)
+            admitted++;
+    if (admitted != g->n)
+        g->error++;
+    waiter_wait(&g->w, admitted);
+    return NULL;
+}
+
+/* |got - want| <= rel * |want| + abs, element by element. */
+static void golden_close(const float *got, json_t *want, size_t n, double rel, double abs_tol,
+                         const char *what, const char *name)
+{
+    assert_int_equal(json_array_size(want), n);
+    for (size_t k = 0; k < n; k++) {
+        double w = json_number_value(json_array_get(want, k));
+        if (fabs((double)got[k] - w) > rel * fabs(w) + abs_tol)
+            fail_msg("%s %s[%zu]: runtime %.9g, PyTorch %.9g", name, what, k, (double)got[k], w);
+    }
+}
+
+static json_t *load_json(const char *path)
+{
+    json_error_t e;
+    json_t *j = json_load_file(path, 0, &e);
+    if (!j)
+        fail_msg("%s:%d: %s", path, e.line, e.text);
+    return j;
+}
+
+static void test_golden_through_the_runtime(void **state)
+{
+    (void)state;
+    const char *cls_dir = "tests/fixtures/classifier_f32", *rec_dir = "tests/fixtures/newsrec";
+    model_registry *reg = model_registry_new(N_WORKERS, NULL);
+    model_spec specs[2] = {
+        {.name = "cls", .path = cls_dir, .max_batch_size = 8, .max_batch_tokens = 64},
+        {.name = "rec", .path = rec_dir, .max_batch_size = 8, .max_batch_tokens = 64},
+    };
+    char err[512];
+    if (model_registry_load(reg, specs, 2, err, sizeof err) != 0)
+        fail_msg("load: %s", err);
+    json_t *cg = load_json("tests/fixtures/classifier_f32/golden.json");
+    json_t *rg = load_json("tests/fixtures/newsrec/golden.json");
+    batcher *b = new_batcher();
+    golden_sub subs[GOLDEN_THREADS];
+    pthread_t t[GOLDEN_THREADS];
+    for (int i = 0; i < GOLDEN_THREADS; i++) {
+        memset(&subs[i], 0, sizeof subs[i]);
+        subs[i].b = b;
+        subs[i].cls = model_registry_get(reg, "cls");
+        subs[i].rec = model_registry_get(reg, "rec");
+        subs[i].cls_golden = cg;
+        subs[i].rec_golden = rg;
+        waiter_init(&subs[i].w);
+    }
+    counts c = {0};
+    worker_options o = pool_options(&c);
+    for (int i = 0; i < GOLDEN_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, golden_main, &subs[i]), 0);
+    /* Every request is queued before the workers start, so batches mix
+     * requests (and threads). */
+    uint64_t expected = GOLDEN_THREADS * (json_array_size(json_object_get(cg, "cases")) +
+                                          json_array_size(json_object_get(rg, "users")));
+    for (;;) {
+        batcher_stats st;
+        batcher_stats_get(b, &st);
+        if (st.submitted + st.rejected_full + st.rejected_too_big >= expected)
+            break;
+        sched_yield();
+    }
+    worker_pool *pool;
+    assert_int_equal(worker_pool_start(b, &o, &pool, err, sizeof err), 0);
+    for (int i = 0; i < GOLDEN_THREADS; i++)
+        pthread_join(t[i], NULL);
+    batcher_drain(b);
+    worker_pool_join(pool);
+
+    size_t n_cases = json_array_size(json_object_get(cg, "cases"));
+    for (int i = 0; i < GOLDEN_THREADS; i++) {
+        golden_sub *g = &subs[i];
+        assert_int_equal(g->error, 0);
+        for (int r = 0; r < g->n; r++) {
+            infer_request *req = g->reqs[r];
+            assert_int_equal(infer_request_status(req), INFER_OK);
+            if ((size_t)r < n_cases) {
+                json_t *cs = json_array_get(json_object_get(cg, "cases"), (size_t)r);
+                const char *name = json_string_value(json_object_get(cs, "name"));
+                for (int k = 0; k < req->n_items; k++) {
+                    golden_close(req->probs + (size_t)k * req->n_labels,
+                                 json_array_get(json_object_get(cs, "probabilities"), (size_t)k),
+                                 (size_t)req->n_labels, 0.0, 1e-5, "probabilities", name);
+                    golden_close(req->vectors + (size_t)k * req->dim,
+                                 json_array_get(json_object_get(cs, "pooled"), (size_t)k),
+                                 (size_t)req->dim, 1e-4, 1e-5, "pooled", name);
+                }
+            } else {
+                json_t *u = json_array_get(json_object_get(rg, "users"), (size_t)r - n_cases);
+                const char *name = json_string_value(json_object_get(u, "name"));
+                int nc = req->n_items - req->n_history;
+                golden_close(req->user_vector, json_object_get(u, "user_vector"), (size_t)req->dim,
+                             1e-4, 1e-5, "user_vector", name);
+                golden_close(req->scores, json_object_get(u, "scores"), (size_t)nc, 1e-4, 1e-5,
+                             "scores", name);
+            }
+            infer_request_release(req);
+        }
+        served_model_release(g->cls);
+        served_model_release(g->rec);
+        waiter_destroy(&g->w);
+    }
+    batcher_stats st;
+    batcher_stats_get(b, &st);
+    assert_int_equal(st.submitted, expected);
+    assert_true(atomic_load(&c.max_items) > 1); /* a full queue: batches of several items */
+    assert_int_equal(atomic_load(&c.bad), 0);
+    json_decref(cg);
+    json_decref(rg);
+    batcher_free(b);
+    model_registry_free(reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -576,6 +769,7 @@ int main(void)
         cmocka_unit_test(test_recommend),
         cmocka_unit_test(test_input_errors),
         cmocka_unit_test(test_drain_finishes_admitted),
+        cmocka_unit_test(test_golden_through_the_runtime),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
