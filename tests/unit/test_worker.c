@@ -265,6 +265,8 @@ static void test_concurrent_submitters_equal_unbatched(void **state)
     char err[256];
     assert_int_equal(worker_pool_start(b, &o, &pool, err, sizeof err), 0);
     assert_true(worker_pool_alive(pool, batcher_now_us(), 60 * 1000000LL));
+    /* a worker silent for longer than the allowed stall is reported (here: any) */
+    assert_false(worker_pool_alive(pool, batcher_now_us() + 60 * 1000000LL, 1000000));
 
     submitter subs[N_SUBMITTERS];
     pthread_t t[N_SUBMITTERS];
