@@ -255,6 +255,14 @@ static void pending_free(void *p)
     free(pd);
 }
 
+/* Main thread (http_server_probe_disconnects): the client went away. */
+static void on_client_gone(http_request *r, void *ctx)
+{
+    (void)ctx;
+    api_pending *pd = http_request_state(r);
+    infer_request_cancel(pd->req);
+}
+
 /* Worker thread: the request's last item is done. */
 static void on_infer_done(infer_request *req, void *user)
 {
@@ -301,8 +309,10 @@ static void on_resume(http_request *r, void *vctx)
         api_error_respond(r, 504, "the request's deadline passed while it was queued");
         return;
     case INFER_CANCELLED:
+        /* The client went away (http_server_probe_disconnects): nobody reads
+         * this answer; 499 (nginx's "client closed request") is for the log. */
         st->error = "disconnected";
-        api_error_respond(r, 503, "the request was cancelled");
+        api_error_respond(r, 499, "the client closed the connection");
         return;
     case INFER_SHUTDOWN:
     default:
@@ -332,6 +342,7 @@ void api_submit(api_context *ctx, http_request *r, infer_request *req, api_finis
     http_request_stats_of(r)->n_items = req->n_items;
     infer_request_set_deadline(req, http_request_deadline_us(r));
     infer_request_set_done(req, on_infer_done, r);
+    http_request_set_cancel(r, on_client_gone, NULL);
     /* Park first: the done callback may run before batcher_submit returns. */
     http_request_suspend(r, on_resume, ctx);
     pd->submit = batcher_submit(ctx->batcher, req);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -40,6 +41,9 @@ struct http_server {
     atomic_long in_flight;
     atomic_uint_fast64_t next_id;
     uint64_t id_seed;
+    /* Parked requests, for http_server_probe_disconnects (main thread) */
+    pthread_mutex_t parked_lock;
+    http_request *parked_head;
 };
 
 typedef enum {
@@ -92,6 +96,14 @@ struct http_request {
     http_request_stats stats;
     void *state;
     void (*state_free)(void *);
+
+    /* disconnect detection while parked (guarded by srv->parked_lock) */
+    int fd;
+    bool listed;
+    bool cancel_sent;
+    http_request *parked_prev, *parked_next;
+    void (*cancel_fn)(http_request *r, void *ctx);
+    void *cancel_ctx;
 };
 
 static int64_t now_us(void)
@@ -337,6 +349,33 @@ static enum MHD_Result response_queue(http_request *r)
 
 /* ---- request life cycle ----------------------------------------------------- */
 
+static void parked_add(http_server *s, http_request *r)
+{
+    pthread_mutex_lock(&s->parked_lock);
+    r->parked_prev = NULL;
+    r->parked_next = s->parked_head;
+    if (s->parked_head)
+        s->parked_head->parked_prev = r;
+    s->parked_head = r;
+    r->listed = true;
+    pthread_mutex_unlock(&s->parked_lock);
+}
+
+static void parked_remove(http_server *s, http_request *r)
+{
+    pthread_mutex_lock(&s->parked_lock);
+    if (r->listed) {
+        if (r->parked_prev)
+            r->parked_prev->parked_next = r->parked_next;
+        else
+            s->parked_head = r->parked_next;
+        if (r->parked_next)
+            r->parked_next->parked_prev = r->parked_prev;
+        r->listed = false;
+    }
+    pthread_mutex_unlock(&s->parked_lock);
+}
+
 static void request_free(http_request *r)
 {
     if (r->state_free)
@@ -469,6 +508,11 @@ static http_request *request_new(http_server *s, struct MHD_Connection *conn, co
     r->stats.queue_us = -1;
     r->stats.infer_us = -1;
     r->content_type = "application/json";
+    r->fd = -1;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci)
+        r->fd = ci->connect_fd;
     const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
     if (rid && request_id_valid(rid)) {
         snprintf(r->request_id, sizeof r->request_id, "%s", rid);
@@ -573,6 +617,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         /* MHD calls a suspended request again only after a resume. */
         if (!atomic_load(&r->resumed))
             return MHD_YES;
+        parked_remove(s, r);
         r->resume_fn(r, r->resume_ctx);
         assert(r->has_response && "a resume callback did not answer");
         return response_queue(r);
@@ -598,6 +643,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
      * worker still holds. */
     if (r->phase == REQ_PARKED && !atomic_load(&r->resumed))
         return;
+    parked_remove(s, r);
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->has_response)
         r->status = 499; /* nginx's "client closed request", for logs and metrics */
     if (s->opt.on_complete)
@@ -615,6 +661,7 @@ void http_request_suspend(http_request *r, http_resume_fn fn, void *ctx)
     r->resume_fn = fn;
     r->resume_ctx = ctx;
     r->phase = REQ_PARKED;
+    parked_add(r->srv, r);
     /* Suspend before the caller hands the request to a worker, so that a
      * resume can never overtake the suspend. */
     MHD_suspend_connection(r->conn);
@@ -629,6 +676,42 @@ void http_request_resume(http_request *r)
     /* From here on the HTTP thread may finish and free r: touch only conn.
      * The atomic store and MHD's mutex publish everything written before. */
     MHD_resume_connection(conn);
+}
+
+void http_request_set_cancel(http_request *r, void (*fn)(http_request *r, void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&r->srv->parked_lock);
+    r->cancel_fn = fn;
+    r->cancel_ctx = ctx;
+    pthread_mutex_unlock(&r->srv->parked_lock);
+}
+
+int http_server_probe_disconnects(http_server *s)
+{
+    int n = 0;
+    pthread_mutex_lock(&s->parked_lock);
+    for (http_request *r = s->parked_head; r; r = r->parked_next) {
+        if (r->cancel_sent || !r->cancel_fn || r->fd < 0 || atomic_load(&r->resumed))
+            continue;
+        /* A parked connection is not polled by MHD. Peeking tells an orderly
+         * close (0) or a reset (error) from a live client (EAGAIN) or one
+         * that pipelined its next request (> 0). */
+        char c;
+        ssize_t got = recv(r->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        bool gone =
+            got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+        if (gone) {
+            r->cancel_sent = true;
+            /* MHD may close the connection on resume without calling the
+             * handler again, so record the reason here (read under the lock
+             * by on_completed's parked_remove, or later by the handler). */
+            r->stats.error = "disconnected";
+            r->cancel_fn(r, r->cancel_ctx);
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&s->parked_lock);
+    return n;
 }
 
 /* ---- accessors -------------------------------------------------------------- */
@@ -743,6 +826,7 @@ int http_server_start(const http_options *opt, http_server **out, char *err, siz
         return -1;
     }
     s->opt = *opt;
+    pthread_mutex_init(&s->parked_lock, NULL);
     if (opt->api_key && *opt->api_key) {
         s->api_key = strdup(opt->api_key);
         if (!s->api_key) {
@@ -825,6 +909,7 @@ void http_server_stop(http_server *s)
     if (!s)
         return;
     MHD_stop_daemon(s->daemon);
+    pthread_mutex_destroy(&s->parked_lock);
     free(s->api_key);
     free(s);
 }

@@ -89,6 +89,13 @@ bool http_server_draining(const http_server *s);
 /* Requests that were accepted and have not finished yet (parked ones included). */
 long http_server_in_flight(const http_server *s);
 
+/* Looks at every parked request's socket and calls its cancel hook (see
+ * http_request_set_cancel) once when the client has closed or reset the
+ * connection: MHD does not watch parked connections. A client that only
+ * half-closes (shutdown(SHUT_WR)) looks gone too. Returns the number of
+ * hooks called. Call periodically from one thread (main). */
+int http_server_probe_disconnects(http_server *s);
+
 /* Stops the HTTP thread and closes every connection. No request may be parked
  * (wait for in_flight to reach the number of sleeping clients or drain the
  * workers first): a later http_request_resume would touch freed memory. */
@@ -150,6 +157,10 @@ void http_request_add_header(http_request *r, const char *name, const char *valu
 
 /* Parks the request; `fn` runs on the HTTP thread after http_request_resume. */
 void http_request_suspend(http_request *r, http_resume_fn fn, void *ctx);
+/* Sets the hook http_server_probe_disconnects calls (on its thread, with an
+ * internal lock held: keep it short, e.g. infer_request_cancel) when the
+ * client of the parked request went away. Set it before suspending. */
+void http_request_set_cancel(http_request *r, void (*fn)(http_request *r, void *ctx), void *ctx);
 /* Wakes a parked request. Any thread; exactly once per suspend. The caller
  * must not touch `r` afterwards. */
 void http_request_resume(http_request *r);

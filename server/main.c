@@ -31,8 +31,9 @@
 
 /* A worker that has held one batch this long is considered stuck (watchdog). */
 #define WORKER_STALL_US (60 * 1000000LL)
-/* Main-loop wake-up period while waiting for signals. */
-#define MAIN_TICK_MS 200
+/* Main-loop wake-up period while waiting for signals; also how often parked
+ * requests are checked for clients that went away. */
+#define MAIN_TICK_MS 100
 
 static const char usage[] =
     "Usage: fastformerd [--config FILE] [--listen HOST:PORT] [--model NAME=DIR]...\n"
@@ -172,15 +173,6 @@ static void obs_queue_wait(void *user, const char *model_name, double queue_seco
     metrics_observe_queue(m, metrics_model_find(m, model_name), (uint64_t)(queue_seconds * 1e9));
 }
 
-static void obs_drop(void *user, const char *model_name, batcher_drop_reason reason, int n_items)
-{
-    (void)n_items;
-    metrics *m = user;
-    /* Deadline drops are counted per request when the 504 is sent (api.c). */
-    if (reason == BATCHER_DROP_CANCELLED)
-        metrics_reject(m, metrics_model_find(m, model_name), METRICS_REJECT_DISCONNECTED);
-}
-
 static bool workers_alive(void *ctx)
 {
     daemon_state *d = ctx;
@@ -270,6 +262,7 @@ static void drain(daemon_state *d, const sigset_t *set)
             break;
         }
         int sig = signal_wait(set, 20);
+        http_server_probe_disconnects(d->http);
         if (sig == SIGTERM || sig == SIGINT) {
             log_warn("second %s: exiting at once", sig == SIGTERM ? "SIGTERM" : "SIGINT");
             _exit(1);
@@ -443,7 +436,9 @@ static int serve(daemon_state *d)
                          .observer = {.user = d->metrics,
                                       .on_batch = obs_batch,
                                       .on_queue_wait = obs_queue_wait,
-                                      .on_drop = obs_drop}};
+                                      /* Drops (deadline, disconnect) are counted per
+                                         request when it finishes (api.c). */
+                                      .on_drop = NULL}};
     if (worker_pool_start(d->batcher, &wo, &d->workers, err, sizeof err) != 0) {
         log_error("%s", err);
         return 1;
@@ -495,6 +490,7 @@ static int serve(daemon_state *d)
         if (timeout < 0 || timeout > MAIN_TICK_MS)
             timeout = MAIN_TICK_MS;
         int sig = signal_wait(&set, timeout);
+        http_server_probe_disconnects(d->http);
         if (atomic_load(&d->first_load) < 0) {
             /* Start-up failure (already logged): a bad model directory is a
              * configuration error, so exit 1 rather than serve nothing. */

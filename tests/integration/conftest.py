@@ -8,11 +8,15 @@ build/fastformerd) on a free 127.0.0.1 port with the committed tiny models:
 `daemon` is shared by the API tests; `start_daemon(...)` starts one with its
 own settings. Every daemon is stopped with SIGTERM and must exit 0.
 Standard library (http.client) plus pytest only."""
+import array
 import http.client
 import json
 import os
+import random
 import re
+import shutil
 import signal
+import struct
 import subprocess
 import time
 
@@ -201,3 +205,51 @@ def assert_close(got, want, rel=1e-4, abs_=1e-5, what=""):
             assert_close(g, w, rel, abs_, f"{what}[{i}]")
         return
     assert abs(got - want) <= abs_ + rel * abs(want), f"{what}: got {got}, want {want}"
+
+
+def make_slow_classifier(path, hidden=256, heads=8, intermediate=1024, max_len=512):
+    """Writes a classifier model directory with random weights, the tensor
+    names of tests/fixtures/classifier_f32 and bigger dimensions, so that one
+    batch takes long enough (about a second for 32 x 512 tokens) to keep a
+    worker busy while a test does something else. Standard library only."""
+    src = CLASSIFIER_DIR
+    with open(os.path.join(src, "model.safetensors"), "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    with open(os.path.join(src, "config.json")) as f:
+        cfg = json.load(f)
+    dims = {cfg["hidden_size"]: hidden, cfg["intermediate_size"]: intermediate,
+            cfg["max_position_embeddings"]: max_len, cfg["num_attention_heads"]: heads}
+    rng = random.Random(0)
+    out_header, blobs, offset = {}, [], 0
+    for name in sorted(k for k in header if k != "__metadata__"):
+        shape = [dims.get(d, d) for d in header[name]["shape"]]
+        count = 1
+        for d in shape:
+            count *= d
+        if name.endswith("LayerNorm.weight"):
+            values = array.array("f", [1.0]) * count
+        else:
+            values = array.array("f", (rng.uniform(-0.05, 0.05) for _ in range(count)))
+        raw = values.tobytes()
+        out_header[name] = {"dtype": "F32", "shape": shape,
+                            "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(out_header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "model.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+    cfg.update(hidden_size=hidden, num_attention_heads=heads, intermediate_size=intermediate,
+               max_position_embeddings=max_len)
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    shutil.copy(os.path.join(src, "vocab.txt"), os.path.join(path, "vocab.txt"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def slow_classifier(tmp_path_factory):
+    return make_slow_classifier(str(tmp_path_factory.mktemp("slow") / "slow"))
