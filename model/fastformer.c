@@ -13,8 +13,9 @@
  *   att   (T, H)   query_att / key_att logits, then softmax weights
  *   inter (T, I)   intermediate activations
  *   score (T)      pooling scores
- *   vec   (3D)     global query qg / global key kg of the current sequence;
- *                  per layer: bq + transform.bias (D), folded query_att bias (H)
+ *   vec   (4D)     global query qg / global key kg of the current sequence;
+ *                  per layer: bq + transform.bias (D), the attention output's
+ *                  folded bias (D) and query_att's folded bias (H)
  *   col   (2H)     softmax column max / sum */
 #include "fastformer.h"
 
@@ -74,7 +75,7 @@ static int layout_compute(const fastformer_dims *d, int max_tokens, int max_seqs
     l->att = add_region(&c, mul_sat(t, (size_t)d->num_attention_heads));
     l->inter = add_region(&c, mul_sat(t, (size_t)d->intermediate_size));
     l->score = add_region(&c, t);
-    l->vec = add_region(&c, mul_sat(3, dd));
+    l->vec = add_region(&c, mul_sat(4, dd));
     l->col = add_region(&c, 2 * (size_t)d->num_attention_heads);
     l->total = c;
     if (c == SIZE_MAX || c > SIZE_MAX / sizeof(float))
@@ -170,18 +171,23 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
     const int d = s->d, h = s->h, ld = 2 * d, rows = s->n_rows;
     float *q = s->qk, *k = s->qk + d;
     const float *bq = l->qk_bias, *bk = l->qk_bias + d;
-    float *glob = s->vec, *bq_bt = s->vec + d, *qatt_bias = s->vec + 2 * d;
+    float *glob = s->vec, *bq_bt = s->vec + d, *dense_bias = s->vec + 2 * d;
+    float *qatt_bias = s->vec + 3 * d;
 
-    /* Q0|K0 = X [Wq;Wk]^T without biases. Rather than a pass adding bq to Q0,
-     * bq is carried along: query_att(Q0 + bq) = Q0 Wa^T + (Wa bq + ba); qg
-     * gains bq (the softmax weights sum to 1); U and the residual get it in
-     * the U pass. bk joins the P pass. */
+    /* Q0|K0 = X [Wq;Wk]^T without biases. Rather than passes adding biases to
+     * Q0, they are carried along: query_att(Q0 + bq) = Q0 Wa^T + (Wa bq + ba);
+     * qg gains bq (the softmax weights sum to 1); U gets it in the U pass; the
+     * residual's bq + bt goes through dense as Wd (bq + bt) into dense's bias.
+     * bk joins the P pass. */
     gemm_nt(rows, 2 * d, d, s->x, d, l->qk_weight, 0.0f, s->qk, ld);
     for (int hh = 0; hh < h; hh++)
         qatt_bias[hh] = l->query_att_bias[hh] +
                         kernels_dot(l->query_att_weight + (size_t)hh * d, bq, (size_t)d);
     for (int j = 0; j < d; j++)
         bq_bt[j] = bq[j] + l->transform_bias[j];
+    for (int j = 0; j < d; j++)
+        dense_bias[j] =
+            l->attn_out_bias[j] + kernels_dot(l->attn_out_weight + (size_t)j * d, bq_bt, (size_t)d);
 
     /* alpha = softmax(query_att(Q) / sqrt(dh) + ext); qg; P = (K0 + bk) * qg. */
     gemm_nt(rows, h, d, q, ld, l->query_att_weight, 0.0f, s->att, h);
@@ -194,11 +200,11 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
         kernels_head_weighted_sum(glob, att, q + (size_t)r0 * ld, ld, n, h, s->dh);
         for (int j = 0; j < d; j++)
             glob[j] += bq[j];
-        kernels_bias_mul_rows(k + (size_t)r0 * ld, ld, n, d, bk, glob);
+        kernels_bias_mul_rows(k + (size_t)r0 * ld, ld, k + (size_t)r0 * ld, ld, n, d, bk, glob);
     }
 
     /* beta = softmax(key_att(P) / sqrt(dh) + ext); kg; U = kg * (Q0 + bq) into
-     * P's slot, and Q0 += bq + transform.bias for the residual. */
+     * P's slot. */
     gemm_nt(rows, h, d, k, ld, l->key_att_weight, 0.0f, s->att, h);
     for (int si = 0; si < s->n_seqs; si++) {
         const int r0 = s->seq_start[si], n = s->seq_start[si + 1] - r0;
@@ -207,15 +213,14 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
         float *att = s->att + (size_t)r0 * (size_t)h;
         kernels_softmax_masked_cols(att, n, h, l->key_att_bias, s->inv_scale, s->mask + r0, s->col);
         kernels_head_weighted_sum(glob, att, k + (size_t)r0 * ld, ld, n, h, s->dh);
-        kernels_mul_rows_and_bias(k + (size_t)r0 * ld, ld, q + (size_t)r0 * ld, ld, n, d, glob, bq,
-                                  bq_bt);
+        kernels_bias_mul_rows(k + (size_t)r0 * ld, ld, q + (size_t)r0 * ld, ld, n, d, bq, glob);
     }
 
-    /* out = transform(U) + Q + transform.bias, accumulated in Q's slot. */
+    /* out0 = transform(U) + Q0 in Q's slot; out = out0 + bq + bt. */
     gemm_nt(rows, d, d, k, ld, l->transform_weight, 1.0f, q, ld);
-    /* A = LN(dense(out) + bd + X): X += out Wd^T, then LN(X + bd). */
+    /* A = LN(dense(out) + X): X += out0 Wd^T, then LN(X + bd + Wd (bq + bt)). */
     gemm_nt(rows, d, d, q, ld, l->attn_out_weight, 1.0f, s->x, d);
-    kernels_layernorm_rows(s->x, d, rows, d, l->attn_out_bias, l->attn_ln_weight, l->attn_ln_bias,
+    kernels_layernorm_rows(s->x, d, rows, d, dense_bias, l->attn_ln_weight, l->attn_ln_bias,
                            s->eps);
     /* G = gelu(A Wi^T + bi); Y = LN(G Wo^T + bo + A). */
     gemm_nt(rows, s->inter, d, s->x, d, l->inter_weight, 0.0f, s->act, s->inter);

@@ -378,43 +378,25 @@ void kernels_head_weighted_sum(float *g, const float *w, const float *x, int ldx
     head_weighted_sum_impl(g, w, x, ldx, n_rows, n_heads, head_dim);
 }
 
-KERNELS_CLONES static void bias_mul_rows_impl(float *x, int ldx, int n_rows, int d,
-                                              const float *bias, const float *g)
-{
-    for (int i = 0; i < n_rows; i++) {
-        float *r = x + (size_t)i * (size_t)ldx;
-        if (bias)
-            for (int j = 0; j < d; j++)
-                r[j] = (r[j] + bias[j]) * g[j];
-        else
-            for (int j = 0; j < d; j++)
-                r[j] *= g[j];
-    }
-}
-
-void kernels_bias_mul_rows(float *x, int ldx, int n_rows, int d, const float *bias, const float *g)
-{
-    bias_mul_rows_impl(x, ldx, n_rows, d, bias, g);
-}
-
-KERNELS_CLONES static void mul_rows_and_bias_impl(float *dst, int ldd, float *src, int lds,
-                                                  int n_rows, int d, const float *g,
-                                                  const float *mul_bias, const float *src_bias)
+KERNELS_CLONES static void bias_mul_rows_impl(float *dst, int ldd, const float *src, int lds,
+                                              int n_rows, int d, const float *bias, const float *g)
 {
     for (int i = 0; i < n_rows; i++) {
         float *o = dst + (size_t)i * (size_t)ldd;
-        float *s = src + (size_t)i * (size_t)lds;
-        for (int j = 0; j < d; j++) {
-            o[j] = g[j] * (s[j] + mul_bias[j]);
-            s[j] += src_bias[j];
-        }
+        const float *r = src + (size_t)i * (size_t)lds;
+        if (bias)
+            for (int j = 0; j < d; j++)
+                o[j] = (r[j] + bias[j]) * g[j];
+        else
+            for (int j = 0; j < d; j++)
+                o[j] = r[j] * g[j];
     }
 }
 
-void kernels_mul_rows_and_bias(float *dst, int ldd, float *src, int lds, int n_rows, int d,
-                               const float *g, const float *mul_bias, const float *src_bias)
+void kernels_bias_mul_rows(float *dst, int ldd, const float *src, int lds, int n_rows, int d,
+                           const float *bias, const float *g)
 {
-    mul_rows_and_bias_impl(dst, ldd, src, lds, n_rows, d, g, mul_bias, src_bias);
+    bias_mul_rows_impl(dst, ldd, src, lds, n_rows, d, bias, g);
 }
 
 KERNELS_CLONES static void tanh_dot_rows_impl(const float *x, int ld, int n_rows, int d,

@@ -52,14 +52,10 @@ void kernels_softmax_masked_cols(float *a, int n_rows, int n_cols, const float *
 void kernels_head_weighted_sum(float *g, const float *w, const float *x, int ldx, int n_rows,
                                int n_heads, int head_dim);
 
-/* Rows of x (stride ldx): x[i][j] = (x[i][j] + bias[j]) * g[j] for j < d. bias may be NULL. */
-void kernels_bias_mul_rows(float *x, int ldx, int n_rows, int d, const float *bias, const float *g);
-
-/* For each row i and j < d: dst[i][j] = g[j] * (src[i][j] + mul_bias[j]);
- * then src[i][j] += src_bias[j]. The Fastformer U = kg * Q step, which also
- * adds the biases the residual Q still lacks. */
-void kernels_mul_rows_and_bias(float *dst, int ldd, float *src, int lds, int n_rows, int d,
-                               const float *g, const float *mul_bias, const float *src_bias);
+/* Rows i < n_rows, j < d: dst[i][j] = (src[i][j] + bias[j]) * g[j]. bias may be
+ * NULL; dst may equal src (in place, with ldd == lds). */
+void kernels_bias_mul_rows(float *dst, int ldd, const float *src, int lds, int n_rows, int d,
+                           const float *bias, const float *g);
 
 /* Pooling scores: s[i] = dot(tanh(x[i] + b1), w2) + b2 for rows of x (stride ld). */
 void kernels_tanh_dot_rows(const float *x, int ld, int n_rows, int d, const float *b1,

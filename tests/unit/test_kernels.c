@@ -303,37 +303,30 @@ static void test_bias_rows(void **state)
         }
 
     float *g = rnd_vec(&s, D, -2.0f, 2.0f);
+    /* in place, with and without bias */
     memcpy(x, orig, R * LD * sizeof *orig);
-    kernels_bias_mul_rows(x, LD, R, D, bias, g);
+    kernels_bias_mul_rows(x, LD, x, LD, R, D, bias, g);
     for (int i = 0; i < R; i++)
         for (int j = 0; j < LD; j++)
             assert_true(x[i * LD + j] ==
                         (j < D ? (orig[i * LD + j] + bias[j]) * g[j] : orig[i * LD + j]));
     memcpy(x, orig, R * LD * sizeof *orig);
-    kernels_bias_mul_rows(x, LD, R, D, NULL, g);
+    kernels_bias_mul_rows(x, LD, x, LD, R, D, NULL, g);
     for (int i = 0; i < R; i++)
         for (int j = 0; j < D; j++)
             assert_true(x[i * LD + j] == orig[i * LD + j] * g[j]);
-
-    /* U = g * src into dst; src += src_bias. */
-    float *dst = calloc(R * LD, sizeof *dst), *src = malloc(R * LD * sizeof *src);
+    /* out of place: src untouched, dst columns past d untouched */
+    float *dst = calloc(R * LD, sizeof *dst);
     assert_non_null(dst);
-    assert_non_null(src);
-    memcpy(src, orig, R * LD * sizeof *orig);
-    float *mb = rnd_vec(&s, D, -1.0f, 1.0f);
-    kernels_mul_rows_and_bias(dst, LD, src, LD, R, D, g, mb, bias);
+    kernels_bias_mul_rows(dst, LD, orig, LD, R, D, bias, g);
     for (int i = 0; i < R; i++)
-        for (int j = 0; j < LD; j++) {
-            assert_true(dst[i * LD + j] == (j < D ? g[j] * (orig[i * LD + j] + mb[j]) : 0.0f));
-            assert_true(src[i * LD + j] == (j < D ? orig[i * LD + j] + bias[j] : orig[i * LD + j]));
-        }
+        for (int j = 0; j < LD; j++)
+            assert_true(dst[i * LD + j] == (j < D ? (orig[i * LD + j] + bias[j]) * g[j] : 0.0f));
+    free(dst);
+    free(g);
     free(x);
     free(orig);
     free(bias);
-    free(g);
-    free(dst);
-    free(src);
-    free(mb);
 }
 
 static void test_softmax_masked_cols(void **state)
