@@ -37,12 +37,43 @@ static void api_readyz(http_request *r, void *vctx)
     http_request_respond_json(r, 200, json_pack("{s:s}", "status", "ready"));
 }
 
+/* The news caches count hits and misses themselves; the metrics take
+ * increments, so pass on what changed since the last scrape (a reload brings
+ * a new cache, whose counts start from zero). */
+static void news_cache_sync(api_context *ctx)
+{
+    served_model *list[METRICS_MAX_MODELS];
+    int n = model_registry_list(ctx->registry, list, METRICS_MAX_MODELS);
+    if (n > METRICS_MAX_MODELS)
+        n = METRICS_MAX_MODELS;
+    for (int i = 0; i < n; i++) {
+        metrics_model_id id = metrics_model_find(ctx->metrics, list[i]->name);
+        if (list[i]->cache && id >= 0 && id < METRICS_MAX_MODELS) {
+            news_cache_stats cs;
+            news_cache_stats_get(list[i]->cache, &cs);
+            if (ctx->cache_seen[id].cache != list[i]->cache || cs.hits < ctx->cache_seen[id].hits ||
+                cs.misses < ctx->cache_seen[id].misses) {
+                ctx->cache_seen[id].cache = list[i]->cache;
+                ctx->cache_seen[id].hits = 0;
+                ctx->cache_seen[id].misses = 0;
+            }
+            uint64_t dh = cs.hits - ctx->cache_seen[id].hits;
+            uint64_t dm = cs.misses - ctx->cache_seen[id].misses;
+            metrics_news_cache(ctx->metrics, id, dh, dm);
+            ctx->cache_seen[id].hits = cs.hits;
+            ctx->cache_seen[id].misses = cs.misses;
+        }
+        served_model_release(list[i]);
+    }
+}
+
 static void api_metrics(http_request *r, void *vctx)
 {
     api_context *ctx = vctx;
     batcher_stats st;
     batcher_stats_get(ctx->batcher, &st);
     metrics_queue_depth_set(ctx->metrics, METRICS_NO_MODEL, st.queue_items);
+    news_cache_sync(ctx);
     char *text = NULL;
     size_t len = 0;
     if (metrics_render(ctx->metrics, &text, &len) != 0) {

@@ -31,6 +31,13 @@ typedef struct {
     metrics *metrics;
     atomic_bool draining; /* set by main on SIGTERM: /readyz says "draining" */
     const char *version;  /* daemon version string */
+
+    /* News-cache counters already passed to the metrics, per metrics model
+     * slot (HTTP thread only: updated when /metrics is scraped). */
+    struct {
+        const void *cache;
+        uint64_t hits, misses;
+    } cache_seen[METRICS_MAX_MODELS];
 } api_context;
 
 /* The route table, for http_options.routes (route_ctx = api_context *). */

@@ -239,15 +239,16 @@ static void reload(daemon_state *d)
 /* Drains: readiness goes 503, new requests get 503, accepted ones finish.
  * Returns when everything is answered or drain_timeout passed. A second
  * SIGTERM/SIGINT ends the process at once. */
-static void drain(daemon_state *d, const sigset_t *set)
+static void drain(daemon_state *d, const sigset_t *set, bool quiet)
 {
     notify_stopping();
     atomic_store(&d->api.draining, true);
     http_server_set_draining(d->http, true);
     batcher_drain(d->batcher);
     int64_t deadline = batcher_now_us() + (int64_t)d->cfg.server.drain_timeout_s * 1000000;
-    log_info("draining: %ld request(s) in flight, up to %u s", http_server_in_flight(d->http),
-             d->cfg.server.drain_timeout_s);
+    if (!quiet)
+        log_info("draining: %ld request(s) in flight, up to %u s", http_server_in_flight(d->http),
+                 d->cfg.server.drain_timeout_s);
     bool aborted = false;
     for (;;) {
         if (batcher_wait_idle(d->batcher, 0) && http_server_in_flight(d->http) == 0)
@@ -504,7 +505,7 @@ static int serve(daemon_state *d)
             break;
         }
     }
-    drain(d, &set);
+    drain(d, &set, rc != 0);
     return rc;
 }
 

@@ -5,6 +5,7 @@ the OIP v2 routes agree with the REST ones, and the operational routes
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -268,6 +269,11 @@ def test_recommend_news_ids_equal_titles_as_text(daemon):
         r = daemon.post("/v1/models/mind/recommend", mixed)
         assert r.status == 200, r
         assert_close(r.json()["scores"], by_text.json()["scores"], 1e-4, 1e-4)
+    metrics = daemon.get("/metrics").body.decode()
+    hits = re.search(r'fastformerd_news_cache_hits_total\{model="mind"\} (\d+)', metrics)
+    misses = re.search(r'fastformerd_news_cache_misses_total\{model="mind"\} (\d+)', metrics)
+    assert hits and int(hits.group(1)) >= 6, metrics  # titles seen before
+    assert misses and int(misses.group(1)) >= 6
 
 
 def test_put_news_adds_and_replaces(daemon):
