@@ -163,6 +163,20 @@ fuzz-bins: $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz_%)
 fuzz: fuzz-bins
 	tests/fuzz/run.sh $(FUZZ_B) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
+# ---- stress: load, faults, signals, slow clients, soak (tests/stress) --------
+# make stress [STRESS_SECONDS=8] [STRESS_SOAK_SECONDS=45] [STRESS_VALGRIND_SECONDS=15]
+# About 4 minutes with the defaults; e.g. STRESS_SECONDS=30 STRESS_SOAK_SECONDS=600
+# for the issue's long runs. The soak runs build/asan/fastformerd (built here)
+# and build/fastformerd under valgrind. Figures go to build/stress-figures.txt.
+.PHONY: stress
+stress: all
+	$(MAKE) --no-print-directory VARIANT=asan build/asan/fastformerd
+	rm -f build/stress-figures.txt
+	FASTFORMERD=$(CURDIR)/build/fastformerd FASTFORMERD_ASAN=$(CURDIR)/build/asan/fastformerd \
+	  STRESS_FIGURES=$(CURDIR)/build/stress-figures.txt OPENBLAS_NUM_THREADS=1 \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/stress
+	@cat build/stress-figures.txt
+
 # Regenerates the golden fixtures from the PyTorch reference (needs Debian's python3-torch).
 fixtures:
 	OPENBLAS_NUM_THREADS=1 $(PYTHON) tools/make_fixtures.py tests/fixtures
