@@ -168,6 +168,12 @@ void api_on_complete(const http_request *r, void *vctx)
     log_access(&e);
 }
 
+void api_on_connection(int delta, void *vctx)
+{
+    api_context *ctx = vctx;
+    metrics_connections_add(ctx->metrics, delta);
+}
+
 /* ---- shared helpers for the model routes ------------------------------------- */
 
 served_model *api_model_get(api_context *ctx, http_request *r)

@@ -48,6 +48,9 @@ extern const size_t api_n_routes;
  * metrics and writes the access-log line. HTTP thread. */
 void api_on_complete(const http_request *r, void *ctx);
 
+/* http_options.on_connection (ctx = api_context *): the open-connections gauge. */
+void api_on_connection(int delta, void *ctx);
+
 /* ---- shared by the model routes (api_v1.c, oip.c) ------------------------ */
 
 /* Looks up the model named by path parameter 0 and records it on the request.

@@ -653,6 +653,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     request_free(r);
 }
 
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)conn;
+    (void)socket_context;
+    http_server *s = cls;
+    if (s->opt.on_connection)
+        s->opt.on_connection(toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1, s->opt.complete_ctx);
+}
+
 /* ---- suspend / resume ------------------------------------------------------- */
 
 void http_request_suspend(http_request *r, http_resume_fn fn, void *ctx)
@@ -868,8 +878,9 @@ int http_server_start(const http_options *opt, http_server **out, char *err, siz
         flags, (uint16_t)opt->port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)opt->connection_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opt->connection_timeout_s,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_END);
     if (!s->daemon) {
         int e = errno;
         snprintf(err, err_cap, "listen %s:%d: %s", opt->host, opt->port,

@@ -71,6 +71,9 @@ typedef struct {
     void *route_ctx;
     http_complete_fn on_complete; /* may be NULL */
     void *complete_ctx;
+    /* Called on the HTTP thread with +1 when a connection opens and -1 when
+     * it closes (for an open-connections gauge); may be NULL. Uses complete_ctx. */
+    void (*on_connection)(int delta, void *ctx);
 } http_options;
 
 /* Binds, listens and starts the HTTP thread. Returns 0 with *out, or -1 with a

@@ -461,6 +461,7 @@ static int serve(daemon_state *d)
                        .n_routes = api_n_routes,
                        .route_ctx = &d->api,
                        .on_complete = api_on_complete,
+                       .on_connection = api_on_connection,
                        .complete_ctx = &d->api};
     if (http_server_start(&ho, &d->http, err, sizeof err) != 0) {
         log_error("%s", err);
