@@ -22,9 +22,10 @@
 #define N_SLOTS (METRICS_MAX_MODELS + 1)
 #define NAME_MAX_BYTES 64
 
-/* Status codes with their own series; anything else is code="other". */
+/* Status codes with their own series; anything else is code="other". 499 is
+ * "client closed request": the daemon logs and counts it for disconnects. */
 static const int metrics_codes[] = {200, 201, 204, 400, 401, 404, 405, 408,
-                                    413, 415, 422, 429, 500, 503, 504};
+                                    413, 415, 422, 429, 499, 500, 503, 504};
 #define N_CODES (sizeof metrics_codes / sizeof metrics_codes[0])
 #define CODE_OTHER N_CODES
 

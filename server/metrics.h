@@ -109,7 +109,8 @@ const char *metrics_reject_name(metrics_reject_reason reason);
 
 /* One finished HTTP request: counts it under `code` and observes its
  * latency. Codes outside {200, 201, 204, 400, 401, 404, 405, 408, 413, 415,
- * 422, 429, 500, 503, 504} count as code="other". */
+ * 422, 429, 499, 500, 503, 504} count as code="other" (499: the client
+ * closed the connection before the answer). */
 void metrics_request_done(metrics *m, metrics_model_id model, metrics_route route, int code,
                           uint64_t latency_ns);
 

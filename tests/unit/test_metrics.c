@@ -191,6 +191,7 @@ static void test_request_counters(void **state)
     metrics_request_done(m, a, METRICS_ROUTE_V1_CLASSIFY, 200, 1000000);
     metrics_request_done(m, a, METRICS_ROUTE_V1_CLASSIFY, 200, 1000000);
     metrics_request_done(m, a, METRICS_ROUTE_V1_CLASSIFY, 429, 1000);
+    metrics_request_done(m, a, METRICS_ROUTE_V1_CLASSIFY, 499, 1000); /* client went away */
     metrics_request_done(m, a, METRICS_ROUTE_V2_INFER, 418, 1000);
     metrics_request_done(m, a, METRICS_ROUTE_V2_INFER, 999, 1000);
     metrics_request_done(m, METRICS_NO_MODEL, METRICS_ROUTE_OTHER, 404, 1000);
@@ -201,12 +202,14 @@ static void test_request_counters(void **state)
                    "classify\",code=\"200\"} 2");
     assert_line(t, "fastformerd_http_requests_total{model=\"imdb\",route=\"/v1/models/{name}/"
                    "classify\",code=\"429\"} 1");
+    assert_line(t, "fastformerd_http_requests_total{model=\"imdb\",route=\"/v1/models/{name}/"
+                   "classify\",code=\"499\"} 1");
     assert_line(t, "fastformerd_http_requests_total{model=\"imdb\",route=\"/v2/models/{name}/"
                    "infer\",code=\"other\"} 2");
     assert_line(t, "fastformerd_http_requests_total{model=\"\",route=\"other\",code=\"404\"} 1");
     assert_line(t, "fastformerd_http_requests_total{model=\"\",route=\"/healthz\",code=\"200\"} 1");
     assert_line(t, "fastformerd_http_requests_total{model=\"\",route=\"/metrics\",code=\"200\"} 1");
-    assert_int_equal(count_prefix(t, "fastformerd_http_requests_total{"), 6);
+    assert_int_equal(count_prefix(t, "fastformerd_http_requests_total{"), 7);
     free(t);
     metrics_free(m);
 }
@@ -468,8 +471,8 @@ static void render_sample(void)
         metrics_request_done(m, a, (metrics_route)r, 200, 1500000);
         metrics_request_done(m, METRICS_NO_MODEL, (metrics_route)r, 404, 20000);
     }
-    static const int codes[] = {200, 201, 204, 400, 401, 404, 405, 408,
-                                413, 415, 422, 429, 500, 503, 504, 302};
+    static const int codes[] = {200, 201, 204, 400, 401, 404, 405, 408, 413,
+                                415, 422, 429, 499, 500, 503, 504, 302};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
         metrics_request_done(m, odd, METRICS_ROUTE_V2_INFER, codes[i], 40000000000ull);
     metrics_observe_queue(m, a, 300000);
