@@ -130,6 +130,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--dtype", default="F16", choices=["F32", "F16", "BF16"])
     ap.add_argument("--max-train", type=int, default=0, help="use only the first N training rows (tests)")
+    ap.add_argument("--max-valid", type=int, default=0,
+                    help="validate during training on the first N validation rows only (saves time)")
     ap.add_argument("--save-pt", help="also save the best state_dict here (.pt)")
     a = ap.parse_args(argv)
 
@@ -142,6 +144,8 @@ def main(argv=None):
     if a.max_train:
         train_rows = train_rows[:a.max_train]
     valid_rows = read_rows(a.valid)
+    if a.max_valid:
+        valid_rows = valid_rows[:a.max_valid]
     vocab = tokenize_word.build_vocab((t for t, _ in train_rows), a.min_count, a.max_vocab)
     index = {w: i for i, w in enumerate(vocab)}
     train = encode_rows(train_rows, index, a.max_len)
