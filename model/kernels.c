@@ -1,7 +1,7 @@
 /* kernels: vectorisable elementwise and reduction loops for the Fastformer
  * engine. The transcendental functions are branch-free scalar "lane" functions
  * (clamp, polynomial, select) so that loops calling them auto-vectorise; the
- * reductions keep KERNELS_LANES independent partial sums for the same reason
+ * reductions keep 32 independent partial sums for the same reason
  * (float addition is not associative, so the compiler will not reorder a plain
  * sum without -ffast-math). */
 #include "kernels.h"
@@ -12,7 +12,7 @@
  * read the FP exception flags, so drop that guarantee for this file only.
  * Clang does not model FP traps by default and needs nothing. */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
+#pragma GCC optimize("no-trapping-math", "fp-contract=fast")
 #endif
 
 #include <assert.h>
@@ -29,7 +29,6 @@
 #define KERNELS_CLONES
 #endif
 
-#define KERNELS_LANES 16 /* partial sums per reduction: one AVX-512 vector */
 #define KERNELS_CHUNK 64 /* elements per stack-buffered chunk */
 
 /* ---- scalar lane functions (inlined into vector loops) ------------------- */
@@ -173,22 +172,45 @@ void kernels_gelu(const float *in, float *out, size_t n)
 
 /* ---- reductions ----------------------------------------------------------- */
 
-static inline float lanes_reduce(const float *acc)
+/* Reductions use GNU vector types (gcc and clang; no intrinsics): two
+ * independent 16-lane accumulators, lowered to whatever the clone's ISA has.
+ * Vectors only pass through pointers, so no function has a vector ABI. */
+typedef float kv16 __attribute__((vector_size(64)));
+
+static inline void kv_load(kv16 *v, const float *p)
 {
-    float s = 0.0f;
-    for (int k = 0; k < KERNELS_LANES; k++)
-        s += acc[k];
-    return s;
+    memcpy(v, p, sizeof *v);
+}
+
+static inline float kv_hsum(const kv16 *a, const kv16 *b)
+{
+    float t[16], u[16];
+    memcpy(t, a, sizeof t);
+    memcpy(u, b, sizeof u);
+    for (int k = 0; k < 16; k++)
+        t[k] += u[k];
+    for (int w = 8; w > 0; w /= 2)
+        for (int k = 0; k < w; k++)
+            t[k] += t[k + w];
+    return t[0];
 }
 
 static inline float sum_blocked(const float *x, size_t n)
 {
-    float acc[KERNELS_LANES] = {0};
+    kv16 a0 = {0}, a1 = {0}, v0, v1;
     size_t i = 0;
-    for (; i + KERNELS_LANES <= n; i += KERNELS_LANES)
-        for (int k = 0; k < KERNELS_LANES; k++)
-            acc[k] += x[i + k];
-    float s = lanes_reduce(acc);
+    for (; i + 32 <= n; i += 32) {
+        kv_load(&v0, x + i);
+        kv_load(&v1, x + i + 16);
+        a0 += v0;
+        a1 += v1;
+    }
+    if (i + 16 <= n) {
+        kv_load(&v0, x + i);
+        a0 += v0;
+        i += 16;
+    }
+    float s = kv_hsum(&a0, &a1);
     for (; i < n; i++)
         s += x[i];
     return s;
@@ -196,14 +218,50 @@ static inline float sum_blocked(const float *x, size_t n)
 
 static inline float dot_blocked(const float *x, const float *y, size_t n)
 {
-    float acc[KERNELS_LANES] = {0};
+    kv16 a0 = {0}, a1 = {0}, v0, v1, w0, w1;
     size_t i = 0;
-    for (; i + KERNELS_LANES <= n; i += KERNELS_LANES)
-        for (int k = 0; k < KERNELS_LANES; k++)
-            acc[k] += x[i + k] * y[i + k];
-    float s = lanes_reduce(acc);
+    for (; i + 32 <= n; i += 32) {
+        kv_load(&v0, x + i);
+        kv_load(&v1, x + i + 16);
+        kv_load(&w0, y + i);
+        kv_load(&w1, y + i + 16);
+        a0 += v0 * w0;
+        a1 += v1 * w1;
+    }
+    if (i + 16 <= n) {
+        kv_load(&v0, x + i);
+        kv_load(&w0, y + i);
+        a0 += v0 * w0;
+        i += 16;
+    }
+    float s = kv_hsum(&a0, &a1);
     for (; i < n; i++)
         s += x[i] * y[i];
+    return s;
+}
+
+/* sum of (x[i] - mean)^2 */
+static inline float sqdev_blocked(const float *x, size_t n, float mean)
+{
+    kv16 a0 = {0}, a1 = {0}, v0, v1;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        kv_load(&v0, x + i);
+        kv_load(&v1, x + i + 16);
+        v0 -= mean;
+        v1 -= mean;
+        a0 += v0 * v0;
+        a1 += v1 * v1;
+    }
+    if (i + 16 <= n) {
+        kv_load(&v0, x + i);
+        v0 -= mean;
+        a0 += v0 * v0;
+        i += 16;
+    }
+    float s = kv_hsum(&a0, &a1);
+    for (; i < n; i++)
+        s += (x[i] - mean) * (x[i] - mean);
     return s;
 }
 
@@ -237,20 +295,10 @@ static inline void layernorm_row(float *x, const float *add, int d, const float 
         for (int j = 0; j < d; j++)
             x[j] += add[j];
     const float mean = sum_blocked(x, (size_t)d) / (float)d;
-    float acc[KERNELS_LANES] = {0};
-    int j = 0;
-    for (; j + KERNELS_LANES <= d; j += KERNELS_LANES)
-        for (int k = 0; k < KERNELS_LANES; k++) {
-            const float c = x[j + k] - mean;
-            acc[k] += c * c;
-        }
-    float var = lanes_reduce(acc);
-    for (; j < d; j++)
-        var += (x[j] - mean) * (x[j] - mean);
-    var /= (float)d;
+    const float var = sqdev_blocked(x, (size_t)d, mean) / (float)d;
     /* 1/sqrt via division keeps this libm-free; one value per row. */
     const float rstd = 1.0f / __builtin_sqrtf(var + eps);
-    for (j = 0; j < d; j++)
+    for (int j = 0; j < d; j++)
         x[j] = (x[j] - mean) * rstd * gamma[j] + beta[j];
 }
 
