@@ -31,6 +31,15 @@
  * up to this many times the limit before the connection is cut. */
 #define HTTP_DISCARD_FACTOR 16
 
+/* One accepted connection (MHD_OPTION_NOTIFY_CONNECTION), for the deadline
+ * on reading a whole request (http_server_cut_slow_clients). Guarded by
+ * srv->parked_lock. */
+typedef struct http_conn {
+    int fd;
+    int64_t reading_since_us; /* waiting for a complete request since; 0 = not */
+    struct http_conn *prev, *next;
+} http_conn;
+
 struct http_server {
     struct MHD_Daemon *daemon;
     http_options opt;
@@ -44,6 +53,7 @@ struct http_server {
     /* Parked requests, for http_server_probe_disconnects (main thread) */
     pthread_mutex_t parked_lock;
     http_request *parked_head;
+    http_conn *conn_head; /* open connections (guarded by parked_lock) */
 };
 
 typedef enum {
@@ -260,6 +270,8 @@ static bool route_capture(const char *pattern, http_request *r)
     return true;
 }
 
+static void conn_set_reading(http_server *s, struct MHD_Connection *conn, bool reading);
+
 /* ---- answering -------------------------------------------------------------- */
 
 static void response_set(http_request *r, int status, const char *content_type, char *body,
@@ -326,6 +338,7 @@ static enum MHD_Result response_queue(http_request *r)
 {
     assert(r->has_response);
     r->phase = REQ_ANSWERED;
+    conn_set_reading(r->srv, r->conn, false);
     struct MHD_Response *resp;
     if (r->resp_body) {
         resp = MHD_create_response_from_buffer(r->resp_bytes, r->resp_body, MHD_RESPMEM_MUST_FREE);
@@ -605,6 +618,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             return response_queue(r);
         }
         r->dispatched = true;
+        conn_set_reading(s, conn, false);
         atomic_fetch_add(&s->in_flight, 1);
         r->route->handler(r, s->opt.route_ctx);
         /* Only this thread writes `phase`: a worker may already have resumed
@@ -632,7 +646,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     http_server *s = cls;
     http_request *r = *req_cls;
     if (!r)
@@ -644,6 +657,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (r->phase == REQ_PARKED && !atomic_load(&r->resumed))
         return;
     parked_remove(s, r);
+    conn_set_reading(s, conn, true); /* keep-alive: the next request's clock starts */
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->has_response)
         r->status = 499; /* nginx's "client closed request", for logs and metrics */
     if (s->opt.on_complete)
@@ -653,14 +667,77 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     request_free(r);
 }
 
+/* MHD thread: a connection opened or closed. MHD calls CLOSED before it
+ * closes the socket, so an fd in the list is always the connection's own. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    (void)conn;
-    (void)socket_context;
     http_server *s = cls;
     if (s->opt.on_connection)
         s->opt.on_connection(toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1, s->opt.complete_ctx);
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        http_conn *c = ci ? calloc(1, sizeof *c) : NULL;
+        *socket_context = c;
+        if (!c)
+            return; /* out of memory: only MHD's idle timeout applies */
+        c->fd = ci->connect_fd;
+        c->reading_since_us = now_us();
+        pthread_mutex_lock(&s->parked_lock);
+        c->next = s->conn_head;
+        if (s->conn_head)
+            s->conn_head->prev = c;
+        s->conn_head = c;
+        pthread_mutex_unlock(&s->parked_lock);
+        return;
+    }
+    http_conn *c = *socket_context;
+    if (!c)
+        return;
+    *socket_context = NULL;
+    pthread_mutex_lock(&s->parked_lock);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conn_head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    pthread_mutex_unlock(&s->parked_lock);
+    free(c);
+}
+
+/* MHD thread: the connection's request has been read in full (reading =
+ * false), or it was answered and the connection waits for the next one. */
+static void conn_set_reading(http_server *s, struct MHD_Connection *conn, bool reading)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    http_conn *c = ci ? ci->socket_context : NULL;
+    if (!c)
+        return;
+    pthread_mutex_lock(&s->parked_lock);
+    c->reading_since_us = reading ? now_us() : 0;
+    pthread_mutex_unlock(&s->parked_lock);
+}
+
+int http_server_cut_slow_clients(http_server *s)
+{
+    int n = 0;
+    int64_t limit_us = (int64_t)s->opt.connection_timeout_s * 1000000;
+    int64_t now = now_us();
+    pthread_mutex_lock(&s->parked_lock);
+    for (http_conn *c = s->conn_head; c; c = c->next) {
+        if (c->reading_since_us > 0 && now - c->reading_since_us > limit_us) {
+            /* MHD sees the end of the stream and closes the connection on
+             * its own thread; the fd stays valid until then (see above). */
+            shutdown(c->fd, SHUT_RDWR);
+            c->reading_since_us = 0;
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&s->parked_lock);
+    return n;
 }
 
 /* ---- suspend / resume ------------------------------------------------------- */

@@ -99,6 +99,13 @@ long http_server_in_flight(const http_server *s);
  * hooks called. Call periodically from one thread (main). */
 int http_server_probe_disconnects(http_server *s);
 
+/* Cuts off (shutdown) every connection that has not delivered a complete
+ * request within connection_timeout_s of opening or of its previous answer:
+ * MHD's own timeout only counts idle time, so a client sending a byte a
+ * second (slowloris) would hold its connection forever. Returns the number
+ * cut. Call periodically from one thread (main). */
+int http_server_cut_slow_clients(http_server *s);
+
 /* Stops the HTTP thread and closes every connection. No request may be parked
  * (wait for in_flight to reach the number of sleeping clients or drain the
  * workers first): a later http_request_resume would touch freed memory. */

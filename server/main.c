@@ -264,6 +264,7 @@ static void drain(daemon_state *d, const sigset_t *set, bool quiet)
         }
         int sig = signal_wait(set, 20);
         http_server_probe_disconnects(d->http);
+        http_server_cut_slow_clients(d->http);
         if (sig == SIGTERM || sig == SIGINT) {
             log_warn("second %s: exiting at once", sig == SIGTERM ? "SIGTERM" : "SIGINT");
             _exit(1);
@@ -493,6 +494,7 @@ static int serve(daemon_state *d)
             timeout = MAIN_TICK_MS;
         int sig = signal_wait(&set, timeout);
         http_server_probe_disconnects(d->http);
+        http_server_cut_slow_clients(d->http);
         if (atomic_load(&d->first_load) < 0) {
             /* Start-up failure (already logged): a bad model directory is a
              * configuration error, so exit 1 rather than serve nothing. */
