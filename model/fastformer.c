@@ -7,9 +7,11 @@
  * Workspace layout (T = max_tokens rows, each region 64-byte aligned):
  *   input (T, D)   the hidden state X, updated in place layer by layer
  *   mask  (T)
- *   qk    (T, 2D)  row i = [Q_i | K_i]; K_i becomes P_i then U_i; Q_i becomes
- *                  Q_i + transform.bias and then out_i = transform(U_i) + Q_i;
- *                  also the pooling's att_fc1 output (T, D) with stride 2D
+ *   qk    (T, 2D)  row i = [Q0_i | K0_i], the projections without bias; K0_i
+ *                  becomes P_i then U_i; Q0_i becomes out_i minus a constant
+ *                  bias that is folded into the next LayerNorm (see
+ *                  layer_forward); also the pooling's att_fc1 output (T, D)
+ *                  with stride 2D
  *   att   (T, H)   query_att / key_att logits, then softmax weights
  *   inter (T, I)   intermediate activations
  *   score (T)      pooling scores
