@@ -74,6 +74,10 @@ typedef struct {
     api_context api;
     atomic_int first_load; /* 0 pending, 1 ok, -1 failed */
     atomic_bool reloading;
+    /* metrics slots of the set being served (loader thread only), so that a
+     * reload that drops a model turns its ready gauge to 0 */
+    metrics_model_id served_ids[METRICS_MAX_MODELS];
+    int n_served;
 } daemon_state;
 
 /* ---- configuration ------------------------------------------------------------ */
@@ -140,9 +144,13 @@ static void on_loaded(void *user, bool ok, const char *message)
     int n = model_registry_list(d->registry, list, METRICS_MAX_MODELS);
     if (n > METRICS_MAX_MODELS)
         n = METRICS_MAX_MODELS;
+    for (int i = 0; i < d->n_served; i++)
+        metrics_model_set_ready(d->metrics, d->served_ids[i], 0);
+    d->n_served = 0;
     for (int i = 0; i < n; i++) {
         metrics_model_id id = metrics_model_register(d->metrics, list[i]->name);
         metrics_model_set_ready(d->metrics, id, 1);
+        d->served_ids[d->n_served++] = id;
         log_info("model '%s' ready (%s, %s) in %.3f s", list[i]->name,
                  model_task_name(list[i]->model->config.task), list[i]->path,
                  list[i]->load_seconds);

@@ -139,6 +139,7 @@ def test_sighup_reloads_and_a_corrupt_model_keeps_the_old_set(start_daemon, tmp_
         assert time.monotonic() < deadline
         time.sleep(0.02)
     assert d.get("/readyz").status == 200
+    assert 'fastformerd_model_ready{model="newsrec"} 1' in d.get("/metrics").body.decode()
     # 2. a corrupt model: the old set keeps answering, before and after
     corrupt_copy(CLASSIFIER_DIR, tmp_path / "broken")
     with open(d.config_path, "w") as f:
@@ -157,7 +158,18 @@ def test_sighup_reloads_and_a_corrupt_model_keeps_the_old_set(start_daemon, tmp_
     metrics = d.get("/metrics").body.decode()
     assert 'fastformerd_reloads_total{result="success"} 1' in metrics
     assert 'fastformerd_reloads_total{result="failure"} 1' in metrics
-    # 3. a config that does not parse: same
+    # 3. a model removed from the config: gone, and its ready gauge says 0
+    with open(d.config_path, "w") as f:
+        f.write(yaml_config([{"name": "classifier", "path": CLASSIFIER_DIR}]))
+    d.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while d.get("/v1/models/newsrec").status != 404:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    metrics = d.get("/metrics").body.decode()
+    assert 'fastformerd_model_ready{model="newsrec"} 0' in metrics
+    assert 'fastformerd_model_ready{model="classifier"} 1' in metrics
+    # 4. a config that does not parse: same
     with open(d.config_path, "w") as f:
         f.write("models: [\n")
     d.proc.send_signal(signal.SIGHUP)
