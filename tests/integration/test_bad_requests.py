@@ -290,3 +290,28 @@ def test_api_key(start_daemon):
     assert d.post(C, body, headers={"Authorization": "Bearer s3cret-key"}).status == 200
     assert d.post(C, body, headers={"X-API-Key": "s3cret-key"}).status == 200
     assert 'reason="unauthorized"' in d.get("/metrics").body.decode()
+
+
+# Every route with a method it does not take: 405 with the right Allow.
+ROUTES = [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"),
+          ("GET", "/v1/models"), ("GET", "/v1/models/classifier"),
+          ("POST", "/v1/models/classifier/classify"), ("POST", "/v1/models/classifier/embed"),
+          ("POST", "/v1/models/newsrec/recommend"), ("PUT", "/v1/models/mind/news/N1"),
+          ("GET", "/v2"), ("GET", "/v2/health/live"), ("GET", "/v2/health/ready"),
+          ("GET", "/v2/models/classifier"), ("GET", "/v2/models/classifier/ready"),
+          ("POST", "/v2/models/classifier/infer")]
+
+
+@pytest.mark.parametrize("allowed,path", ROUTES, ids=[p for _, p in ROUTES])
+def test_wrong_method_on_every_route(daemon, allowed, path):
+    for method in ["GET", "POST", "PUT", "DELETE", "PATCH"]:
+        if method == allowed:
+            continue
+        r = daemon.request(method, path, body=b"{}" if method in ("POST", "PUT", "PATCH") else None)
+        assert r.status == 405, (method, path, r)
+        assert r.headers["allow"] == allowed
+        assert r.json() == {"error": {"code": 405, "type": "method_not_allowed", "message":
+                            f"method {method} is not allowed on {path} (allowed: {allowed})"}}
+    # HEAD works wherever GET does, without a body.
+    if allowed == "GET":
+        assert daemon.request("HEAD", path).status in (200, 503)
