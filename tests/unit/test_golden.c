@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <dirent.h>
 #include <jansson.h>
 
 #include "model.h"
@@ -350,13 +351,44 @@ static void test_newsrec(void **state)
     fixture_close(&f);
 }
 
+/* Every fixture directory tools/make_fixtures.py wrote is one of the above,
+ * so a new fixture cannot be left untested. */
+static void test_every_fixture_is_checked(void **state)
+{
+    (void)state;
+    static const char *const known[] = {"classifier_f32", "classifier_f16", "classifier_bf16",
+                                        "newsrec"};
+    DIR *dir = opendir(FIXTURES);
+    assert_non_null(dir);
+    int seen = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s/golden.json", FIXTURES, e->d_name);
+        json_t *g = json_load_file(path, 0, NULL);
+        if (!g)
+            continue;
+        json_t *gen = json_object_get(g, "generator");
+        if (json_is_string(gen) && strcmp(json_string_value(gen), "tools/make_fixtures.py") == 0) {
+            int found = 0;
+            for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
+                found |= strcmp(known[k], e->d_name) == 0;
+            if (!found)
+                fail_msg("%s: fixture not covered by test_golden", e->d_name);
+            seen++;
+        }
+        json_decref(g);
+    }
+    closedir(dir);
+    assert_int_equal(seen, (int)(sizeof known / sizeof known[0]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classifier_f32),
-        cmocka_unit_test(test_classifier_f16),
-        cmocka_unit_test(test_classifier_bf16),
-        cmocka_unit_test(test_newsrec),
+        cmocka_unit_test(test_classifier_f32),           cmocka_unit_test(test_classifier_f16),
+        cmocka_unit_test(test_classifier_bf16),          cmocka_unit_test(test_newsrec),
+        cmocka_unit_test(test_every_fixture_is_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
