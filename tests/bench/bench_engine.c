@@ -31,6 +31,7 @@ static const char usage[] =
     "                                             running N forwards at once (1 BLAS thread each)\n"
     "  pooled B L           -> ok v0 v1 ...       pooled vectors (B x D) of the ids, for checks\n"
     "  threads N            -> ok                 openblas_set_num_threads(N)\n"
+    "  wsmin T S            -> ok                 later workspaces hold >= T tokens, S sequences\n"
     "  quit\n"
     "SECONDS is wall time for all N; GFLOP is fastformer_gemm_flops of one forward.\n"
     "Ids: id(s, t) = 1 + mix(s * 1000003 + t * 7919 + 12345) % (V - 1), the same\n"
@@ -99,6 +100,9 @@ typedef struct {
 
 static shape shapes[MAX_SHAPES];
 static unsigned long use_clock;
+/* "wsmin T S": later workspaces hold at least T tokens and S sequences, like
+ * the daemon's, which are sized from the batching limits. */
+static int ws_min_tokens, ws_min_seqs;
 
 static double now_seconds(void)
 {
@@ -133,7 +137,8 @@ static int shape_init(shape *s, const model *m, int batch, int length)
     const int d = m->config.encoder.hidden_size;
     s->batch = batch;
     s->length = length;
-    s->ws = model_workspace_new(m, batch * length, batch);
+    s->ws = model_workspace_new(m, batch * length > ws_min_tokens ? batch * length : ws_min_tokens,
+                                batch > ws_min_seqs ? batch : ws_min_seqs);
     s->ids = calloc((size_t)batch * (size_t)length, sizeof *s->ids);
     s->n_ids = calloc((size_t)batch, sizeof *s->n_ids);
     s->rows = calloc((size_t)batch, sizeof *s->rows);
@@ -334,6 +339,13 @@ static void command(const model *m, const char *line)
         for (long i = 0; i < (long)b * m->config.encoder.hidden_size; i++)
             printf(" %.9g", s->pooled[i]);
         printf("\n");
+    } else if (sscanf(line, "wsmin %d %d", &len, &b) == 2 && len >= 0 && len <= (1 << 22) &&
+               b >= 0 && b <= 4096) {
+        for (int i = 0; i < MAX_SHAPES; i++)
+            shape_free(&shapes[i]);
+        ws_min_tokens = len;
+        ws_min_seqs = b;
+        printf("ok\n");
     } else if (sscanf(line, "threads %d", &n) == 1 && n >= 1 && n <= 256) {
         openblas_set_num_threads(n);
         printf("ok\n");

@@ -369,38 +369,60 @@ def write_bodies(path, bodies):
     return path
 
 
-def wrk_with_batches(d, model, bodies_file, conns, duration_s, max_requests=0):
-    """One wrk run plus the server's batch-size figures over exactly that run."""
-    before = d.metrics()
-    r = wrk(d.port, f"/v1/models/{model}/classify", bodies_file, conns, duration_s, max_requests)
-    after = d.metrics()
-
-    def delta(name):
-        return metric_sum(after, name, model) - metric_sum(before, name, model)
-    batches = delta("fastformerd_batch_size_count")
-    r["mean_batch"] = delta("fastformerd_batch_size_sum") / batches if batches else float("nan")
-    r["mean_batch_tokens"] = (delta("fastformerd_batch_tokens_sum") / batches
-                              if batches else float("nan"))
-    r["hwm_mib"] = d.status("VmHWM")
-    r["rss_mib"] = d.status("VmRSS")
-    return r
-
-
 def engine_docs_at(e, batch, length, quick):
     """Docs/s of 2 workers x 1 BLAS thread each running forwards at batch x
-    length, like the daemon's default pool (median of 3 blocks)."""
+    length, like the daemon's default pool (one block of ~0.3 s)."""
     fmt = f"par 2 {batch} {length} {{n}}"
-    e.seconds(fmt.format(n=1))
     t1 = e.seconds(fmt.format(n=1))
-    reps = max(1, int((0.15 if quick else 0.4) / max(t1, 1e-6)))
-    ts = [e.seconds(fmt.format(n=reps)) / reps for _ in range(3)]
-    return 2 * batch / median(ts)
+    reps = max(1, int((0.15 if quick else 0.3) / max(t1, 1e-6)))
+    return 2 * batch / (e.seconds(fmt.format(n=reps)) / reps)
+
+
+def sliced(d, jobs, slices, slice_s, between=None):
+    """Runs every job (dict: key, route, bodies, conns, model) as `slices`
+    short wrk runs, round-robin over the jobs, so that the machine's drift
+    hits all of them alike. between(job, acc) runs after each slice (an
+    engine measurement to compare with). Returns {key: acc} with summed
+    requests and duration, the per-slice p50/p99 (their medians are
+    reported) and the /metrics deltas of the job's model."""
+    accs = {j["key"]: {"requests": 0, "duration_us": 0, "errors": 0, "p50s": [], "p99s": [],
+                       "batch_sum": 0.0, "batch_count": 0.0, "tokens_sum": 0.0,
+                       "cache_hits": 0.0, "cache_misses": 0.0, "between": []} for j in jobs}
+    names = {"batch_sum": "fastformerd_batch_size_sum",
+             "batch_count": "fastformerd_batch_size_count",
+             "tokens_sum": "fastformerd_batch_tokens_sum",
+             "cache_hits": "fastformerd_news_cache_hits_total",
+             "cache_misses": "fastformerd_news_cache_misses_total"}
+    for i in range(slices):
+        order = jobs if i % 2 == 0 else jobs[::-1]
+        for j in order:
+            a = accs[j["key"]]
+            before = d.metrics()
+            r = wrk(d.port, j["route"], j["bodies"], j["conns"], slice_s)
+            after = d.metrics()
+            for k in ("requests", "duration_us", "errors"):
+                a[k] += r[k]
+            a["p50s"].append(r["p50_us"])
+            a["p99s"].append(r["p99_us"])
+            for k, n in names.items():
+                a[k] += metric_sum(after, n, j["model"]) - metric_sum(before, n, j["model"])
+            a["hwm_mib"] = d.status("VmHWM")
+            if between:
+                a["between"].append(between(j, a))
+    for a in accs.values():
+        a["req_s"] = a["requests"] / (a["duration_us"] / 1e6) if a["duration_us"] else 0.0
+        a["p50_us"] = median(a["p50s"])
+        a["p99_us"] = median(a["p99s"])
+        a["mean_batch"] = a["batch_sum"] / a["batch_count"] if a["batch_count"] else float("nan")
+        a["mean_batch_tokens"] = (a["tokens_sum"] / a["batch_count"] if a["batch_count"]
+                                  else float("nan"))
+    return accs
 
 
 # ---- 4. server end to end ------------------------------------------------------------------
 
 def bench_server(build, model_dir, tmp, quick, res):
-    dur = 3 if quick else 8
+    slices, slice_s = (2, 2) if quick else (4, 2)
     texts = bench_models.texts(os.path.join(model_dir, "vocab.txt"), 64, 64)
     bodies = write_bodies(os.path.join(tmp, "classify.jsonl"), [{"inputs": [t]} for t in texts])
     d = Daemon(build, tmp, "server", models=[{"name": "cls", "path": model_dir},
@@ -411,23 +433,36 @@ def bench_server(build, model_dir, tmp, quick, res):
         status, body = d.post("/v1/models/cls/classify", json.dumps({"inputs": [texts[0]]}))
         assert status == 200, body
         wrk(d.port, "/v1/models/cls/classify", bodies, 8, 2)  # warm-up
-        # The engine's single 1x64 forward (one BLAS thread, as a worker runs it).
-        fmt = "fwd 1 64 {n}"
-        reps = reps_for(e, fmt, 0.2)
-        fwd_1x64 = median([e.seconds(fmt.format(n=reps)) / reps for _ in range(5)])
+        reps_1x64 = reps_for(e, "fwd 1 64 {n}", 0.2)
+
+        def engine_between(job, acc):
+            """After a 1-connection slice: the engine's 1x64 forward (1 BLAS
+            thread, as a worker runs it); otherwise engine docs/s at the
+            batch size the server formed so far."""
+            mb = acc["batch_sum"] / acc["batch_count"] if acc["batch_count"] else 1.0
+            b = max(1, round(mb))
+            out = {"batch": b, "docs_s": engine_docs_at(e, b, 64, quick)}
+            if job["conns"] == 1:
+                out["fwd_1x64_s"] = e.seconds(f"fwd 1 64 {reps_1x64}") / reps_1x64
+            return out
+
+        jobs = [{"key": (m, c), "model": m, "conns": c, "bodies": bodies,
+                 "route": f"/v1/models/{m}/classify"}
+                for m, c in [("cls", 1), ("cls", 8), ("cls", 32), ("cls-b1", 32), ("cls", 128)]]
+        accs = sliced(d, jobs, slices, slice_s, engine_between)
         rows = []
-        for model, conns in [("cls", 1), ("cls", 8), ("cls", 32), ("cls", 128), ("cls-b1", 32)]:
-            r = wrk_with_batches(d, model, bodies, conns, dur)
-            b = max(1, round(r["mean_batch"])) if r["mean_batch"] == r["mean_batch"] else 1
-            r.update(model=model, conns=conns, engine_batch=b,
-                     engine_docs_s=engine_docs_at(e, b, 64, quick))
-            r["server_efficiency"] = r["req_s"] / r["engine_docs_s"]
-            rows.append(r)
-            log(f"server {model} c={conns}: {r['req_s']:.0f} req/s, p50 {r['p50_us'] / 1e3:.2f} ms,"
-                f" p99 {r['p99_us'] / 1e3:.2f} ms, mean batch {r['mean_batch']:.2f}, "
-                f"efficiency {r['server_efficiency']:.2f}, errors {r['errors']}")
+        for (model, conns), a in accs.items():
+            a.update(model=model, conns=conns,
+                     engine_batch=a["between"][-1]["batch"],
+                     engine_docs_s=median([x["docs_s"] for x in a["between"]]))
+            a["server_efficiency"] = a["req_s"] / a["engine_docs_s"]
+            if conns == 1:
+                res["engine_fwd_1x64_ms"] = median([x["fwd_1x64_s"] for x in a["between"]]) * 1e3
+            rows.append(a)
+            log(f"server {model} c={conns}: {a['req_s']:.0f} req/s, p50 {a['p50_us'] / 1e3:.2f} ms,"
+                f" p99 {a['p99_us'] / 1e3:.2f} ms, mean batch {a['mean_batch']:.2f}, "
+                f"efficiency {a['server_efficiency']:.2f}, errors {a['errors']}")
         res["server"] = rows
-        res["engine_fwd_1x64_ms"] = fwd_1x64 * 1e3
         res["server_daemon_hwm_mib"] = d.status("VmHWM")
     finally:
         e.close()
@@ -438,7 +473,7 @@ def bench_server(build, model_dir, tmp, quick, res):
 
 def bench_recommend(build, rec_dir, news_tsv, tmp, quick, res):
     import random
-    dur = 3 if quick else 8
+    slices, slice_s = (2, 2) if quick else (4, 2)
     conns = 32
     titles = bench_models.read_titles(news_tsv)
     rng = random.Random(5)
@@ -460,23 +495,20 @@ def bench_recommend(build, rec_dir, news_tsv, tmp, quick, res):
             with open(f) as fh:
                 status, body = d.post(f"/v1/models/{m}/recommend", fh.readline())
             assert status == 200, body
+        # Fills the cache of `rec` with every title of the bodies (2240 < 8192 entries).
+        wrk(d.port, "/v1/models/rec/recommend", by_title, 8, 2)
+        jobs = [{"key": label, "model": m, "conns": conns, "bodies": f,
+                 "route": f"/v1/models/{m}/recommend"}
+                for label, m, f in [("catalog ids", "rec", by_id),
+                                    ("raw titles, cache disabled", "rec-nocache", by_title),
+                                    ("raw titles, warm cache", "rec", by_title)]]
+        accs = sliced(d, jobs, slices, slice_s)
         rows = []
-        for label, model, f in [("catalog ids", "rec", by_id),
-                                ("raw titles, cache disabled", "rec-nocache", by_title),
-                                ("raw titles, warm cache", "rec", by_title)]:
-            path = f"/v1/models/{model}/recommend"
-            if "warm" in label:
-                wrk(d.port, path, f, 8, 2)  # fills the cache with every title of the bodies
-            before = d.metrics()
-            r = wrk(d.port, path, f, conns, dur)
-            after = d.metrics()
-            for k in ("hits", "misses"):
-                n = f"fastformerd_news_cache_{k}_total"
-                r[f"cache_{k}"] = metric_sum(after, n, model) - metric_sum(before, n, model)
-            r.update(label=label, model=model, conns=conns)
-            rows.append(r)
-            log(f"recommend {label}: {r['req_s']:.0f} req/s, p99 {r['p99_us'] / 1e3:.2f} ms, "
-                f"errors {r['errors']}")
+        for label, a in accs.items():
+            a.update(label=label, conns=conns)
+            rows.append(a)
+            log(f"recommend {label}: {a['req_s']:.0f} req/s, p99 {a['p99_us'] / 1e3:.2f} ms, "
+                f"errors {a['errors']}")
         res["recommend"] = rows
         res["recommend_ratio"] = rows[0]["req_s"] / rows[1]["req_s"]
     finally:
@@ -507,7 +539,10 @@ def parse_estimate(text):
 
 
 def bench_memory(build, model_dir, tmp, quick, res):
-    total = 50_000 if quick else 200_000
+    """RSS idle, after the first 10k requests and after `total` requests.
+    Each phase is also capped in time (the machine may be slow); the table
+    gives the request counts actually reached."""
+    total, first_s, rest_s = (50_000, 30, 60) if quick else (200_000, 60, 240)
     conf, present = default_models_present()
     if present:
         d = Daemon(build, tmp, "memory", config=conf)
@@ -524,24 +559,22 @@ def bench_memory(build, model_dir, tmp, quick, res):
             vocab = os.path.join(model_dir, "vocab.txt")
         texts = bench_models.texts(vocab, 64, 64, seed=7)
         bodies = write_bodies(os.path.join(tmp, "memory.jsonl"), [{"inputs": [t]} for t in texts])
+        route = f"/v1/models/{cls}/classify"
         time.sleep(1.0)
         out = {"served": served, "estimate_mib": parse_estimate(d.log()),
                "idle_rss_mib": d.status("VmRSS"), "idle_hwm_mib": d.status("VmHWM")}
-        done = 0
-        r = wrk_with_batches(d, cls, bodies, 32, 600, max_requests=10_000)
-        done += r["requests"]
+        r = wrk(d.port, route, bodies, 32, first_s, max_requests=10_000)
         out["rss_10k_mib"] = d.status("VmRSS")
-        out["n_first"] = done
-        r2 = wrk_with_batches(d, cls, bodies, 32, 900, max_requests=total - done)
-        done += r2["requests"]
+        out["n_first"] = r["requests"]
+        r2 = wrk(d.port, route, bodies, 32, rest_s, max_requests=total - r["requests"])
         out["rss_total_mib"] = d.status("VmRSS")
-        out["n_total"] = done
+        out["n_total"] = r["requests"] + r2["requests"]
         out["load_hwm_mib"] = d.status("VmHWM")
         out["req_s"] = r2["req_s"]
         out["errors"] = r["errors"] + r2["errors"]
         out["growth_mib"] = out["rss_total_mib"] - out["rss_10k_mib"]
         log(f"memory: idle {out['idle_rss_mib']:.1f} MiB, peak {out['load_hwm_mib']:.1f} MiB, "
-            f"after {out['n_first']} {out['rss_10k_mib']:.1f}, after {done} "
+            f"after {out['n_first']} {out['rss_10k_mib']:.1f}, after {out['n_total']} "
             f"{out['rss_total_mib']:.1f} MiB")
         res["memory"] = out
     finally:
@@ -662,9 +695,12 @@ def report(res, quick):
         w(f"\ntokens/s at {LENGTHS[-1]} / at {LENGTHS[0]}: {res['length_ratio']:.3f}\n")
     if res.get("server"):
         w("## 4. Server end to end (wrk, single-text classify of 64 tokens, official shape)\n")
-        w("Engine docs/s = 2 threads x 1 BLAS thread each running forwards at the server's mean "
-          "batch size (rounded) x 64, like the daemon's 2 workers; server_efficiency = req/s / "
-          f"that. Engine 1x64 forward: {fmt(res.get('engine_fwd_1x64_ms'), '.3f')} ms.\n")
+        w("Each row is several short wrk runs, round-robin with the other rows; p50/p99 are the "
+          "medians of the runs' percentiles. After each run, the engine measures docs/s with 2 "
+          "threads x 1 BLAS thread each running forwards at the server's mean batch size "
+          "(rounded) x 64, like the daemon's 2 workers (median reported); server_efficiency = "
+          "req/s / that. Engine 1x64 forward (1 thread, measured after each 1-connection run): "
+          f"{fmt(res.get('engine_fwd_1x64_ms'), '.3f')} ms.\n")
         w("| model | conns | req/s | p50 ms | p99 ms | mean batch | mean batch tokens | "
           "engine docs/s | server_efficiency | errors |")
         w("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
@@ -676,6 +712,7 @@ def report(res, quick):
         w("\ncls-b1 is the same model with max_batch_size: 1.\n")
     if res.get("recommend"):
         w("## 5. Recommendation (50 history + 20 candidates, 32 connections)\n")
+        w("Short wrk runs round-robin over the three rows; p50/p99 are medians of the runs'.\n")
         w("| request | req/s | p50 ms | p99 ms | cache hits | cache misses | errors |")
         w("|---|--:|--:|--:|--:|--:|--:|")
         for r in res["recommend"]:
