@@ -179,8 +179,11 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
     /* Q0|K0 = X [Wq;Wk]^T without biases. Rather than passes adding biases to
      * Q0, they are carried along: query_att(Q0 + bq) = Q0 Wa^T + (Wa bq + ba);
      * qg gains bq (the softmax weights sum to 1); U gets it in the U pass; the
-     * residual's bq + bt goes through dense as Wd (bq + bt) into dense's bias.
-     * bk joins the P pass. */
+     * residual's bq + bt goes through dense as Wd (bq + bt) into dense's bias
+     * (D*D multiply-adds, worth it only when that is less than a pass over
+     * the rows; otherwise it is added to Q after the U pass). bk joins the P
+     * pass. */
+    const int fold_dense = rows > d;
     gemm_nt(rows, 2 * d, d, s->x, d, l->qk_weight, 0.0f, s->qk, ld);
     for (int hh = 0; hh < h; hh++)
         qatt_bias[hh] = l->query_att_bias[hh] +
@@ -188,8 +191,10 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
     for (int j = 0; j < d; j++)
         bq_bt[j] = bq[j] + l->transform_bias[j];
     for (int j = 0; j < d; j++)
-        dense_bias[j] =
-            l->attn_out_bias[j] + kernels_dot(l->attn_out_weight + (size_t)j * d, bq_bt, (size_t)d);
+        dense_bias[j] = fold_dense
+                            ? l->attn_out_bias[j] +
+                                  kernels_dot(l->attn_out_weight + (size_t)j * d, bq_bt, (size_t)d)
+                            : l->attn_out_bias[j];
 
     /* alpha = softmax(query_att(Q) / sqrt(dh) + ext); qg; P = (K0 + bk) * qg. */
     gemm_nt(rows, h, d, q, ld, l->query_att_weight, 0.0f, s->att, h);
@@ -218,7 +223,10 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
         kernels_bias_mul_rows(k + (size_t)r0 * ld, ld, q + (size_t)r0 * ld, ld, n, d, bq, glob);
     }
 
-    /* out0 = transform(U) + Q0 in Q's slot; out = out0 + bq + bt. */
+    if (!fold_dense)
+        kernels_bias_add_rows(q, ld, rows, d, bq_bt);
+    /* out0 = transform(U) + Q0 in Q's slot; out = out0 + bq + bt (or out0 = out
+     * when not folding). */
     gemm_nt(rows, d, d, k, ld, l->transform_weight, 1.0f, q, ld);
     /* A = LN(dense(out) + X): X += out0 Wd^T, then LN(X + bd + Wd (bq + bt)). */
     gemm_nt(rows, d, d, q, ld, l->attn_out_weight, 1.0f, s->x, d);

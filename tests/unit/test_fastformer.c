@@ -298,6 +298,9 @@ static void test_engine_matches_naive(void **state)
     check_shape((fastformer_dims){16, 16, 8, 1, 5, 1e-12f}, lens_b, 4, 12); /* head_dim 1 */
     const int lens_c[] = {33, 1, 6, 0, 17};
     check_shape((fastformer_dims){100, 2, 36, 3, 33, 1e-5f}, lens_c, 5, 13); /* head_dim 50 */
+    /* more rows than D: the engine folds the residual's bias through dense */
+    const int lens_e[] = {8, 0, 3, 8, 8, 5, 7};
+    check_shape((fastformer_dims){12, 4, 20, 2, 8, 1e-12f}, lens_e, 7, 15);
     const int lens_d[] = {1};
     check_shape((fastformer_dims){8, 1, 4, 0, 3, 1e-12f}, lens_d, 1, 14); /* no layers */
 }
