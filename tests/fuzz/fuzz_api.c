@@ -56,11 +56,13 @@ static batcher *fuzz_batcher;
 static batcher_work *fuzz_work;
 static metrics *fuzz_metrics;
 static api_context fuzz_ctx;
+static bool fuzz_verbose; /* FUZZ_VERBOSE=1: print every answer (for checking seeds) */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
+    fuzz_verbose = getenv("FUZZ_VERBOSE") != NULL;
     int devnull = open("/dev/null", O_WRONLY);
     if (devnull >= 0)
         log_set_fd(devnull); /* the access log still formats every line */
@@ -158,6 +160,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     int status = fake_http_request_finish(r);
     api_on_complete(r, &fuzz_ctx);
+    if (fuzz_verbose) {
+        char *text = json_dumps(fake_http_request_response(r), JSON_COMPACT);
+        fprintf(stderr, "%s -> %d %.300s\n", rt->path, status, text ? text : "(none)");
+        free(text);
+    }
     answer_check(rt, status, fake_http_request_response(r));
     fake_http_request_free(r);
 
