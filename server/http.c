@@ -86,6 +86,7 @@ struct http_request {
     size_t body_bytes;
     size_t body_cap;
     bool too_large;         /* the body crossed the limit: the rest is dropped */
+    bool out_of_memory;     /* the body could not be stored: the rest is dropped */
     size_t discarded_bytes; /* bytes dropped so far */
 
     request_phase phase; /* HTTP thread only */
@@ -556,8 +557,10 @@ static bool body_append(http_server *s, http_request *r, const char *data, size_
         if (cap > limit)
             cap = limit;
         char *nb = realloc(r->body, cap + 1);
-        if (!nb)
+        if (!nb) {
+            r->out_of_memory = true;
             return false;
+        }
         r->body = nb;
         r->body_cap = cap;
     }
@@ -606,6 +609,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                 r->body_bytes = 0;
             }
             return MHD_YES;
+        }
+        if (r->too_large && r->out_of_memory) {
+            api_error_respond(r, 503, "out of memory while reading the request body");
+            return response_queue(r);
         }
         if (r->too_large) {
             r->stats.error = "too_large";
