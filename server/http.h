@@ -106,9 +106,11 @@ int http_server_probe_disconnects(http_server *s);
  * cut. Call periodically from one thread (main). */
 int http_server_cut_slow_clients(http_server *s);
 
-/* Stops the HTTP thread and closes every connection. No request may be parked
- * (wait for in_flight to reach the number of sleeping clients or drain the
- * workers first): a later http_request_resume would touch freed memory. */
+/* Stops the HTTP thread, closes every connection and frees the server.
+ * Precondition: no request is parked without having been resumed (join the
+ * workers first, so that every done callback has run): a parked request is
+ * leaked rather than freed, and a later http_request_resume would touch freed
+ * memory. Main thread; NULL is ignored. */
 void http_server_stop(http_server *s);
 
 /* ---- request accessors (HTTP thread, or the worker holding a parked request) ---- */
