@@ -34,7 +34,7 @@ else ifeq ($(VARIANT),asan)
 else ifeq ($(VARIANT),tsan)
   B := build/tsan
   CC := clang
-  VARIANT_CFLAGS := -O1 -fno-omit-frame-pointer -fsanitize=thread
+  VARIANT_CFLAGS := -O1 -fno-omit-frame-pointer -fsanitize=thread -DKERNELS_NO_CLONES
   VARIANT_LDFLAGS := -fsanitize=thread
 else
   $(error unknown VARIANT '$(VARIANT)': use release, asan or tsan)

@@ -22,8 +22,11 @@
 /* Each kernel body is compiled for AVX-512, AVX2 and baseline x86-64 and
  * picked at load time (an ifunc), since the build targets baseline x86-64.
  * The clones are static and called through plain exported wrappers: gcc and
- * clang name multiversioned symbols differently, so none may cross a TU. */
-#if defined(__x86_64__) && (defined(__clang__) ? __clang_major__ >= 14 : __GNUC__ >= 6)
+ * clang name multiversioned symbols differently, so none may cross a TU.
+ * -DKERNELS_NO_CLONES (make tsan) keeps only the baseline body: TSan would
+ * instrument the ifunc resolvers, which run before its runtime starts. */
+#if defined(__x86_64__) && !defined(KERNELS_NO_CLONES) &&                                          \
+    (defined(__clang__) ? __clang_major__ >= 14 : __GNUC__ >= 6)
 #define KERNELS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define KERNELS_CLONES
