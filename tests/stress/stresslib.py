@@ -4,9 +4,14 @@ here under the name `integration_conftest` so both suites run the daemon the
 same way. Standard library only.
 
 Knobs (environment):
-  STRESS_SECONDS   length of each load phase (default 8; e.g. 30 locally)
-  STRESS_SOAK_SECONDS  length of the sanitizer soak (default 45; 600 = the issue's 10 min)
-  STRESS_SLACK     multiplies every latency bound (default 1; raise on a loaded machine)
+  STRESS_SECONDS               each load phase (default 8; 30 for the issue's runs)
+  STRESS_SIGHUP_SECONDS        SIGHUP every 100 ms for this long (default max(STRESS_SECONDS, 10))
+  STRESS_SOAK_SECONDS          ASan+UBSan+LSan soak (default 45; 600 = the issue's 10 min)
+  STRESS_SOAK_RELEASE_SECONDS  release-build RSS/fd soak (default 30)
+  STRESS_VALGRIND_SECONDS      valgrind soak (default 15; 0 skips it)
+  STRESS_SLACK                 multiplies every latency bound (default 1)
+  STRESS_FIGURES               file to append the figures lines to
+  FASTFORMERD, FASTFORMERD_ASAN  the daemons (default build/fastformerd, build/asan/fastformerd)
 All traffic goes to 127.0.0.1."""
 import http.client
 import importlib.util

@@ -103,8 +103,9 @@ def test_sighup_every_100ms_under_load(start_daemon):
            rss_kb_peak_first_half=rss_peak1, rss_kb_peak_second_half=rss_peak2,
            rss_kb_end=rss_end)
     assert bad == 0
-    assert ok + ignored >= sent[0] * 0.9  # each SIGHUP either reloads or meets a running load
-    assert ok >= sent[0] / 4
+    # Each SIGHUP either reloads or meets a reload still running (ignored, logged).
+    assert ok + ignored >= sent[0] * 0.9
+    assert ok >= min(sent[0] / 4, 20)
     assert rss_peak2 - rss_peak1 < 16 * 1024, (rss_peak1, rss_peak2)
 
 

@@ -1,13 +1,17 @@
 """Soak: mixed traffic (classify, embed, recommend with ids, news ids and
 text, OIP, PUT news, bad requests, clients that vanish, a SIGHUP now and
-then) against the daemon built with sanitizers or run under valgrind. At the
-end: no sanitizer or valgrind error, no leak reported at exit, exit code 0,
-RSS flat after warm-up and file descriptors back to the warm-up baseline.
+then) against the daemon built with sanitizers, run under valgrind, and the
+release build. At the end: no sanitizer or valgrind error, no leak reported
+at exit, exit code 0, file descriptors back to the warm-up baseline, and RSS
+flat after warm-up (measured on the release build: under ASan RSS also
+holds the quarantine of freed memory, which fills up slowly).
 
   asan:      build/asan/fastformerd (ASan + UBSan + LSan; `make VARIANT=asan
              build/asan/fastformerd`), STRESS_SOAK_SECONDS (default 45).
   valgrind:  build/fastformerd under memcheck, STRESS_VALGRIND_SECONDS
              (default 15; 0 skips it).
+  release:   build/fastformerd, RSS and fds, STRESS_SOAK_RELEASE_SECONDS
+             (default 30).
 Each variant is skipped, saying why, when its binary or tool is missing."""
 import os
 import random
@@ -26,6 +30,7 @@ from stresslib import (CLASSIFIER_DIR, MIND_NEWS, NEWSREC_DIR, ROOT, SOAK_SECOND
 ASAN_DAEMON = os.environ.get("FASTFORMERD_ASAN", os.path.join(ROOT, "build", "asan",
                                                                 "fastformerd"))
 VALGRIND_SECONDS = float(os.environ.get("STRESS_VALGRIND_SECONDS", "15"))
+RELEASE_SECONDS = float(os.environ.get("STRESS_SOAK_RELEASE_SECONDS", "30"))
 MODELS = [{"name": "classifier", "path": CLASSIFIER_DIR},
           {"name": "newsrec", "path": NEWSREC_DIR},
           {"name": "mind", "path": NEWSREC_DIR, "news_catalog": MIND_NEWS}]
@@ -97,7 +102,10 @@ def traffic():
     return out
 
 
-def soak(d, seconds, threads, tag):
+def soak(d, seconds, threads, hup_every=None, warm_fraction=0.25):
+    """Runs the mixed traffic for `seconds` with a SIGHUP every `hup_every`
+    seconds (default: six in the run). Returns (results, extra counts, RSS
+    after warm-up, RSS samples after warm-up, RSS at the end)."""
     pid = d.proc.pid
     reqs = traffic()
     rng = random.Random(7)
@@ -120,14 +128,14 @@ def soak(d, seconds, threads, tag):
                 extra["vanished"] += 1
             except OSError:
                 pass
-            if time.monotonic() - t_hup > max(3.0, seconds / 6):
+            if time.monotonic() - t_hup > (hup_every or max(3.0, seconds / 6)):
                 d.proc.send_signal(signal.SIGHUP)
                 extra["sighup"] += 1
                 t_hup = time.monotonic()
 
     ch = threading.Thread(target=chaos)
     ch.start()
-    warm = max(2.0, seconds * 0.25)
+    warm = max(2.0, seconds * warm_fraction)
     time.sleep(warm)
     # Baseline after warm-up: a moment with no connection of ours open.
     rss_warm = rss_kb(pid)
@@ -167,14 +175,14 @@ def test_soak_under_asan_lsan_ubsan(start_daemon, monkeypatch):
     if not os.path.exists(ASAN_DAEMON):
         pytest.skip(f"{ASAN_DAEMON} missing: make VARIANT=asan {ASAN_DAEMON}")
     monkeypatch.setattr(itc, "DAEMON", ASAN_DAEMON)
-    env = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:quarantine_size_mb=32"
+    env = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:quarantine_size_mb=64"
                            ":malloc_context_size=20",
            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
            "LSAN_OPTIONS": "exitcode=23"}
     d = start_daemon(models=MODELS, env=env)
     pid = d.proc.pid
     base_fds = fds_idle_baseline(d)
-    res, extra, rss_warm, samples, rss_end = soak(d, SOAK_SECONDS, 4, "asan")
+    res, extra, rss_warm, samples, rss_end = soak(d, SOAK_SECONDS, 4)
     fds = wait_fds(pid, base_fds)
     fd_list = fd_targets(pid)
     m = metrics(d.port)
@@ -190,9 +198,35 @@ def test_soak_under_asan_lsan_ubsan(start_daemon, monkeypatch):
     assert not errors, "\n".join(errors[:10]) + "\n" + log[-5000:]
     assert rc == 0, log[-5000:]
     assert fds <= base_fds, fd_list
-    # Flat: no climb after warm-up beyond allocator and quarantine noise.
-    assert rss_end - rss_warm < 48 * 1024, (rss_warm, samples, rss_end)
-    assert samples[-1] - samples[len(samples) // 2] < 24 * 1024, samples
+    # Loose under ASan: the 64 MB quarantine of freed blocks fills up slowly.
+    assert rss_end - rss_warm < 96 * 1024, (rss_warm, samples, rss_end)
+
+
+def test_soak_release_rss_flat_and_fds_back(start_daemon):
+    if RELEASE_SECONDS <= 0:
+        pytest.skip("STRESS_SOAK_RELEASE_SECONDS=0")
+    d = start_daemon(models=MODELS)
+    pid = d.proc.pid
+    base_fds = fds_idle_baseline(d)
+    # A reload briefly holds two model sets (with their workspaces); glibc
+    # keeps some of that memory, so RSS steps up over the first ~20 reloads
+    # and then swings around a plateau. Reload every 0.4 s and warm up over
+    # 40% of the run to reach it; a leak keeps climbing after.
+    res, extra, rss_warm, samples, rss_end = soak(d, RELEASE_SECONDS, 4, hup_every=0.4,
+                                                  warm_fraction=0.4)
+    fds = wait_fds(pid, base_fds)
+    half = len(samples) // 2
+    peak1, peak2 = max(samples[:half]), max(samples[half:])
+    report("soak_release", seconds=RELEASE_SECONDS, requests=len(res),
+           vanished=extra["vanished"], sighups=extra["sighup"], rss_kb_warm=rss_warm,
+           rss_kb_peak_first_half=peak1, rss_kb_peak_second_half=peak2, rss_kb_end=rss_end,
+           rss_mb_after_warm="/".join(str(kb // 1024) for kb in samples),
+           fds_warm=base_fds, fds_end=fds)
+    assert fds <= base_fds, fd_targets(pid)
+    # Flat: the second half's median is not above the first half's beyond the
+    # allocator's swings (medians, since a reload in progress is a brief spike).
+    med1, med2 = percentile(samples[:half], 50), percentile(samples[half:], 50)
+    assert med2 - med1 < 12 * 1024, samples
 
 
 def test_soak_under_valgrind(start_daemon, monkeypatch, tmp_path):
@@ -214,7 +248,7 @@ def test_soak_under_valgrind(start_daemon, monkeypatch, tmp_path):
     base_fds = None  # valgrind's own descriptors make /proc counts noisy: use the metric
     m0 = metrics(d.port)
     base_fds = int(m0["process_open_fds"])
-    res, extra, rss_warm, samples, rss_end = soak(d, VALGRIND_SECONDS, 2, "valgrind")
+    res, extra, rss_warm, samples, rss_end = soak(d, VALGRIND_SECONDS, 2)
     deadline = time.monotonic() + 30
     while int(metrics(d.port)["process_open_fds"]) > base_fds and time.monotonic() < deadline:
         time.sleep(0.2)
