@@ -227,19 +227,22 @@ typedef struct {
     shape *s;
     int reps;
     pthread_barrier_t *start;
+    double t_start, t_end; /* this worker's own clock readings */
 } par_arg;
 
 static void *par_main(void *varg)
 {
     par_arg *a = varg;
     pthread_barrier_wait(a->start);
+    a->t_start = now_seconds();
     for (int i = 0; i < a->reps; i++)
         shape_forward(a->m, a->s);
+    a->t_end = now_seconds();
     return NULL;
 }
 
 /* Returns wall seconds for `workers` threads each running `reps` forwards, or
- * a negative value when threads or memory are missing. */
+ * a negative value when memory is missing. */
 static double par_run(const model *m, int workers, int batch, int length, int reps, double *gflop)
 {
     enum { MAX_WORKERS = 8 };
@@ -252,7 +255,7 @@ static double par_run(const model *m, int workers, int batch, int length, int re
         shape *s = shape_get(m, batch, length, w);
         if (!s)
             return -1.0;
-        args[w] = (par_arg){m, s, reps, &start};
+        args[w] = (par_arg){.m = m, .s = s, .reps = reps, .start = &start};
         *gflop = s->gflop;
     }
     /* shape_get may have evicted an earlier slot of this call: check again. */
@@ -261,25 +264,26 @@ static double par_run(const model *m, int workers, int batch, int length, int re
             args[w].s->length != length)
             return -1.0;
     pthread_barrier_init(&start, NULL, (unsigned)workers + 1);
-    int started = 0;
-    for (; started < workers; started++)
-        if (pthread_create(&tids[started], NULL, par_main, &args[started]) != 0)
-            break;
-    if (started < workers) {
-        /* Defensive: let the started threads run so that they can be joined. */
-        for (int w = started; w < workers; w++)
-            args[w].reps = 0;
+    for (int w = 0; w < workers; w++) {
+        if (pthread_create(&tids[w], NULL, par_main, &args[w]) != 0) {
+            /* The started threads wait at the barrier for ever: give up. */
+            fprintf(stderr, "bench_engine: cannot start worker thread %d\n", w);
+            exit(1);
+        }
     }
-    double t0 = 0.0;
-    if (started == workers) {
-        pthread_barrier_wait(&start);
-        t0 = now_seconds();
-    }
-    for (int w = 0; w < started; w++)
+    pthread_barrier_wait(&start);
+    for (int w = 0; w < workers; w++)
         pthread_join(tids[w], NULL);
-    double t = now_seconds() - t0;
     pthread_barrier_destroy(&start);
-    return started == workers ? t : -1.0;
+    /* Wall time from the first worker's start to the last one's end, read
+     * by the workers themselves: on a busy machine this thread may be
+     * scheduled long after the barrier opens. */
+    double first = args[0].t_start, last = args[0].t_end;
+    for (int w = 1; w < workers; w++) {
+        first = args[w].t_start < first ? args[w].t_start : first;
+        last = args[w].t_end > last ? args[w].t_end : last;
+    }
+    return last - first;
 }
 
 /* ---- command loop ---------------------------------------------------------------- */
@@ -316,6 +320,12 @@ static void command(const model *m, const char *line)
             printf("error cannot record the GEMMs of %d x %d\n", b, len);
             return;
         }
+        /* Replayed calls read what earlier replays wrote, not what the
+         * kernels between them would have; start from zeros so that values
+         * cannot drift to infinities or NaNs over many replays. */
+        memset(s->ws->input, 0,
+               (size_t)s->ws->max_tokens * (size_t)m->config.encoder.hidden_size * sizeof(float));
+        memset(s->ws->scratch, 0, s->ws->scratch_floats * sizeof(float));
         double t0 = now_seconds();
         for (int i = 0; i < n; i++)
             shape_replay(s);

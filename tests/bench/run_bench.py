@@ -112,7 +112,7 @@ def reps_for(measurer, cmd_fmt, block_s):
     t = measurer.seconds(cmd_fmt.format(n=1))
     if t < block_s:
         t = measurer.seconds(cmd_fmt.format(n=1))
-    return max(1, int(block_s / max(t, 1e-6)))
+    return max(1, min(10_000, int(block_s / max(t, 1e-5))))
 
 
 def interleaved(jobs, rounds):
@@ -383,7 +383,7 @@ def engine_docs_at(e, batch, length, quick):
     length, like the daemon's default pool (one block of ~0.3 s)."""
     fmt = f"par 2 {batch} {length} {{n}}"
     t1 = e.seconds(fmt.format(n=1))
-    reps = max(1, int((0.15 if quick else 0.3) / max(t1, 1e-6)))
+    reps = max(1, min(10_000, int((0.15 if quick else 0.3) / max(t1, 1e-5))))
     return 2 * batch / (e.seconds(fmt.format(n=reps)) / reps)
 
 
@@ -661,6 +661,8 @@ def report(res, quick):
         t.append((f"RSS growth {mem['n_first']} -> {mem['n_total']} requests <= 1 MB",
                   f"{fmt(mem['growth_mib'], '+.2f')} MiB",
                   verdict(mem["growth_mib"] <= 1e6 / 2**20)))
+    for p, why in res.get("failures", {}).items():
+        w(f"- **{p} benchmark failed**: {why}")
     w("## Targets\n")
     w("| target | measured | holds |")
     w("|---|---|---|")
@@ -771,19 +773,25 @@ def main():
     models = [("official", official), ("large", large)]
 
     t0 = time.monotonic()
+    res["failures"] = {}
     with tempfile.TemporaryDirectory(prefix="fastformerd-bench-") as tmp:
-        if "engine" in phases:
-            bench_engine(build, models, args.quick, res)
-        if "torch" in phases:
-            bench_torch(build, models, args.quick, res)
-        if "length" in phases:
-            bench_length(build, long_model, args.quick, res)
-        if "server" in phases:
-            bench_server(build, official, tmp, args.quick, res)
-        if "recommend" in phases:
-            bench_recommend(build, rec_dir, news_tsv, tmp, args.quick, res)
-        if "memory" in phases:
-            bench_memory(build, official, tmp, args.quick, res)
+        runs = {
+            "engine": lambda: bench_engine(build, models, args.quick, res),
+            "torch": lambda: bench_torch(build, models, args.quick, res),
+            "length": lambda: bench_length(build, long_model, args.quick, res),
+            "server": lambda: bench_server(build, official, tmp, args.quick, res),
+            "recommend": lambda: bench_recommend(build, rec_dir, news_tsv, tmp, args.quick, res),
+            "memory": lambda: bench_memory(build, official, tmp, args.quick, res),
+        }
+        for p in phases:
+            try:
+                runs[p]()
+            except (RuntimeError, OSError, AssertionError, ValueError, KeyError,
+                    subprocess.SubprocessError) as e:
+                # One broken benchmark (e.g. a daemon that does not start yet)
+                # must not hide the others: the table says what failed.
+                log(f"{p}: FAILED: {e}")
+                res["failures"][p] = str(e).strip().splitlines()[0][:300] if str(e) else repr(e)
     res["seconds"] = time.monotonic() - t0
     text = report(res, args.quick)
     text += f"\n_{res['seconds']:.0f} s; raw figures in build/bench/results.json._\n"
