@@ -196,31 +196,28 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
                                   kernels_dot(l->attn_out_weight + (size_t)j * d, bq_bt, (size_t)d)
                             : l->attn_out_bias[j];
 
-    /* alpha = softmax(query_att(Q) / sqrt(dh) + ext); qg; P = (K0 + bk) * qg. */
+    /* alpha = softmax(query_att(Q) / sqrt(dh) + ext) needs the logits of every
+     * row: one GEMM. Then, one sequence at a time so that its Q|K rows stay in
+     * L2 from the first read to the last: qg; P = (K0 + bk) * qg in K's slot;
+     * key_att(P) as a GEMM over the sequence's rows; beta; kg; U = kg * (Q0 +
+     * bq) in P's slot. (A key_att GEMM over all rows would need a second
+     * round trip of Q|K through memory; it is 1% of the flops.) */
     gemm_nt(rows, h, d, q, ld, l->query_att_weight, 0.0f, s->att, h);
     for (int si = 0; si < s->n_seqs; si++) {
         const int r0 = s->seq_start[si], n = s->seq_start[si + 1] - r0;
         if (n == 0)
             continue;
         float *att = s->att + (size_t)r0 * (size_t)h;
+        float *qs = q + (size_t)r0 * ld, *ks = k + (size_t)r0 * ld;
         kernels_softmax_masked_cols(att, n, h, qatt_bias, s->inv_scale, s->mask + r0, s->col);
-        kernels_head_weighted_sum(glob, att, q + (size_t)r0 * ld, ld, n, h, s->dh);
+        kernels_head_weighted_sum(glob, att, qs, ld, n, h, s->dh);
         for (int j = 0; j < d; j++)
             glob[j] += bq[j];
-        kernels_bias_mul_rows(k + (size_t)r0 * ld, ld, k + (size_t)r0 * ld, ld, n, d, bk, glob);
-    }
-
-    /* beta = softmax(key_att(P) / sqrt(dh) + ext); kg; U = kg * (Q0 + bq) into
-     * P's slot. */
-    gemm_nt(rows, h, d, k, ld, l->key_att_weight, 0.0f, s->att, h);
-    for (int si = 0; si < s->n_seqs; si++) {
-        const int r0 = s->seq_start[si], n = s->seq_start[si + 1] - r0;
-        if (n == 0)
-            continue;
-        float *att = s->att + (size_t)r0 * (size_t)h;
+        kernels_bias_mul_rows(ks, ld, ks, ld, n, d, bk, glob);
+        gemm_nt(n, h, d, ks, ld, l->key_att_weight, 0.0f, att, h);
         kernels_softmax_masked_cols(att, n, h, l->key_att_bias, s->inv_scale, s->mask + r0, s->col);
-        kernels_head_weighted_sum(glob, att, k + (size_t)r0 * ld, ld, n, h, s->dh);
-        kernels_bias_mul_rows(k + (size_t)r0 * ld, ld, q + (size_t)r0 * ld, ld, n, d, bq, glob);
+        kernels_head_weighted_sum(glob, att, ks, ld, n, h, s->dh);
+        kernels_bias_mul_rows(ks, ld, qs, ld, n, d, bq, glob);
     }
 
     if (!fold_dense)
