@@ -1,8 +1,9 @@
 /* fastformer: the official Fastformer encoder over a packed, ragged batch.
- * Every projection is one cblas_sgemm over all rows of the batch; the
- * per-sequence work (the two additive-attention softmaxes, the global query
- * and key, the pooling) runs sequence by sequence on the packed rows; the
- * rest is fused row passes from kernels.c.
+ * Every projection is one cblas_sgemm over all rows of the batch, except
+ * key_att, which runs per sequence inside the per-sequence additive attention
+ * (softmaxes, global query and key, P and U) so that a sequence's Q|K rows are
+ * read from memory once per layer; the pooling is per sequence too; the rest
+ * is fused row passes from kernels.c.
  *
  * Workspace layout (T = max_tokens rows, each region 64-byte aligned):
  *   input (T, D)   the hidden state X, updated in place layer by layer
