@@ -456,14 +456,25 @@ KERNELS_CLONES static void tanh_dot_rows_impl(const float *x, int ld, int n_rows
     float t[KERNELS_CHUNK];
     for (int i = 0; i < n_rows; i++) {
         const float *r = x + (size_t)i * (size_t)ld;
-        float acc = 0.0f;
+        kv16 a0 = {0}, a1 = {0}, v0, v1, u0, u1;
+        float tail = 0.0f;
         for (int j0 = 0; j0 < d; j0 += KERNELS_CHUNK) {
             const int m = d - j0 < KERNELS_CHUNK ? d - j0 : KERNELS_CHUNK;
             for (int k = 0; k < m; k++)
                 t[k] = tanh_lane(r[j0 + k] + b1[j0 + k]);
-            acc += dot_blocked(t, w2 + j0, (size_t)m);
+            int k = 0;
+            for (; k + 32 <= m; k += 32) {
+                kv_load(&v0, t + k);
+                kv_load(&v1, t + k + 16);
+                kv_load(&u0, w2 + j0 + k);
+                kv_load(&u1, w2 + j0 + k + 16);
+                a0 += v0 * u0;
+                a1 += v1 * u1;
+            }
+            for (; k < m; k++)
+                tail += t[k] * w2[j0 + k];
         }
-        s[i] = acc + b2;
+        s[i] = kv_hsum(&a0, &a1) + tail + b2;
     }
 }
 
