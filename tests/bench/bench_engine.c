@@ -23,17 +23,20 @@ static const char usage[] =
     "usage: bench_engine --model DIR [--threads N]\n"
     "\n"
     "Reads commands from stdin, answers one line each on stdout:\n"
-    "  info                 -> ok D H I L P V corename\n"
-    "  fwd B L N            -> ok SECONDS GFLOP   N forwards of B x L random ids "
+    "  info          -> ok D H I L P V corename\n"
+    "  fwd B L N     -> ok SECONDS GFLOP CPU        N forwards of B x L random ids "
     "(model_encode_ids)\n"
-    "  gemm B L N           -> ok SECONDS GFLOP   N replays of that forward's cblas_sgemm calls\n"
-    "  par W B L N          -> ok SECONDS GFLOP   W threads, each with its own workspace, each\n"
-    "                                             running N forwards at once (1 BLAS thread each)\n"
-    "  pooled B L           -> ok v0 v1 ...       pooled vectors (B x D) of the ids, for checks\n"
-    "  threads N            -> ok                 openblas_set_num_threads(N)\n"
-    "  wsmin T S            -> ok                 later workspaces hold >= T tokens, S sequences\n"
+    "  gemm B L N    -> ok SECONDS GFLOP CPU CALLS  N replays of that forward's cblas_sgemm calls\n"
+    "  par W B L N   -> ok SECONDS GFLOP CPU        W threads, each with its own workspace, each\n"
+    "                                               running N forwards at once (1 BLAS thread "
+    "each)\n"
+    "  pooled B L    -> ok v0 v1 ...                pooled vectors (B x D) of the ids, for checks\n"
+    "  threads N     -> ok                          openblas_set_num_threads(N)\n"
+    "  wsmin T S     -> ok                          later workspaces hold >= T tokens, S "
+    "sequences\n"
     "  quit\n"
-    "SECONDS is wall time for all N; GFLOP is fastformer_gemm_flops of one forward.\n"
+    "SECONDS is wall time for all N, CPU the process's CPU seconds over them, GFLOP\n"
+    "fastformer_gemm_flops of one forward, CALLS the cblas_sgemm calls per forward.\n"
     "Ids: id(s, t) = 1 + mix(s * 1000003 + t * 7919 + 12345) % (V - 1), the same\n"
     "function as tests/bench/torch_bench.py.\n";
 
@@ -108,6 +111,16 @@ static double now_seconds(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* CPU seconds of the whole process (every thread, BLAS's included): on a
+ * shared machine this measures the work, whatever share of the cores the
+ * scheduler gave us. */
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -309,10 +322,10 @@ static void command(const model *m, const char *line)
             printf("error out of memory for %d x %d\n", b, len);
             return;
         }
-        double t0 = now_seconds();
+        double t0 = now_seconds(), c0 = cpu_seconds();
         for (int i = 0; i < n; i++)
             shape_forward(m, s);
-        printf("ok %.9f %.6f\n", now_seconds() - t0, s->gflop);
+        printf("ok %.9f %.6f %.9f\n", now_seconds() - t0, s->gflop, cpu_seconds() - c0);
     } else if (sscanf(line, "gemm %d %d %d", &b, &len, &n) == 3 && n >= 1 &&
                valid_shape(m, b, len)) {
         shape *s = shape_get(m, b, len, 0);
@@ -326,18 +339,19 @@ static void command(const model *m, const char *line)
         memset(s->ws->input, 0,
                (size_t)s->ws->max_tokens * (size_t)m->config.encoder.hidden_size * sizeof(float));
         memset(s->ws->scratch, 0, s->ws->scratch_floats * sizeof(float));
-        double t0 = now_seconds();
+        double t0 = now_seconds(), c0 = cpu_seconds();
         for (int i = 0; i < n; i++)
             shape_replay(s);
-        printf("ok %.9f %.6f %zu\n", now_seconds() - t0, s->gflop, s->n_calls);
+        printf("ok %.9f %.6f %.9f %zu\n", now_seconds() - t0, s->gflop, cpu_seconds() - c0,
+               s->n_calls);
     } else if (sscanf(line, "par %d %d %d %d", &w, &b, &len, &n) == 4 && n >= 1 &&
                valid_shape(m, b, len)) {
-        double gflop = 0.0;
+        double gflop = 0.0, c0 = cpu_seconds();
         double t = par_run(m, w, b, len, n, &gflop);
         if (t < 0)
             printf("error cannot run %d workers at %d x %d\n", w, b, len);
         else
-            printf("ok %.9f %.6f\n", t, gflop);
+            printf("ok %.9f %.6f %.9f\n", t, gflop, cpu_seconds() - c0);
     } else if (sscanf(line, "pooled %d %d", &b, &len) == 2 && valid_shape(m, b, len)) {
         shape *s = shape_get(m, b, len, 0);
         if (!s) {

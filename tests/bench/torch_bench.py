@@ -2,7 +2,8 @@
 the reference model (tools/fastformer.py) and answers the same stdin commands
 as bench_engine (fwd B L N, pooled B L, info, quit), so that the driver can
 alternate C and PyTorch measurements. Timing is model.encode(ids) (embedding,
-encoder and pooling) under torch.inference_mode().
+encoder and pooling) under torch.inference_mode(); `fwd` answers
+"ok WALL 0 CPU" (seconds; CPU = process CPU time, every thread).
 
 usage: OPENBLAS_NUM_THREADS=T OMP_NUM_THREADS=T /usr/bin/python3 torch_bench.py DIR T
 """
@@ -68,11 +69,11 @@ def main():
                 b, n, reps = map(int, words[1:4])
                 ids = ids_for(b, n)
                 with torch.inference_mode():
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     for _ in range(reps):
                         model.encode(ids)
-                    t = time.perf_counter() - t0
-                print(f"ok {t:.9f}")
+                    t, c = time.perf_counter() - t0, time.process_time() - c0
+                print(f"ok {t:.9f} 0 {c:.9f}")  # wall, (no GFLOP), CPU: as bench_engine
             elif words[0] == "pooled":
                 b, n = map(int, words[1:3])
                 with torch.inference_mode():
