@@ -11,8 +11,8 @@
  *   qk    (T, 2D)  row i = [Q0_i | K0_i], the projections without bias; K0_i
  *                  becomes P_i then U_i; Q0_i becomes out_i minus a constant
  *                  bias that is folded into the next LayerNorm (see
- *                  layer_forward); also the pooling's att_fc1 output (T, D)
- *                  with stride 2D
+ *                  layer_forward); also the pooling's att_fc1 output (T, D),
+ *                  contiguous
  *   att   (T, H)   query_att / key_att logits, then softmax weights
  *   inter (T, I)   intermediate activations
  *   score (T)      pooling scores
@@ -298,8 +298,8 @@ void fastformer_encode(const fastformer_encoder *enc, fastformer_workspace *ws, 
         layer_forward(&enc->layers[li], &s);
 
     /* Pooling: e = tanh(att_fc1(Y)); s = att_fc2(e); w = exp(s)*mask/(sum+1e-8). */
-    gemm_nt(rows, d, d, s.x, d, enc->pool_fc1_weight, 0.0f, s.qk, 2 * d);
-    kernels_tanh_dot_rows(s.qk, 2 * d, rows, d, enc->pool_fc1_bias, enc->pool_fc2_weight,
+    gemm_nt(rows, d, d, s.x, d, enc->pool_fc1_weight, 0.0f, s.qk, d);
+    kernels_tanh_dot_rows(s.qk, d, rows, d, enc->pool_fc1_bias, enc->pool_fc2_weight,
                           enc->pool_fc2_bias[0], s.score);
     for (int si = 0; si < n_seqs; si++) {
         const int r0 = starts[si], n = starts[si + 1] - r0;
