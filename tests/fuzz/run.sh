@@ -43,7 +43,7 @@ for t in "$@"; do
     if [ $rc -ne 0 ]; then
         failed+=("$t")
         line="$line  FAILED (rc $rc, see $log)"
-        grep -m1 -E 'ERROR: |runtime error|check failed|fake_http:|deadly signal' "$log" || true
+        grep -m3 -E 'Assertion|check failed|runtime error|fake_http:|ERROR: |SUMMARY' "$log" || true
     fi
     summary+=("$line")
 done
