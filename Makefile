@@ -19,6 +19,8 @@ DEB_BUILD := gcc make pkg-config libopenblas-dev libjansson-dev libyaml-dev libm
              libsystemd-dev libutf8proc-dev
 DEB_TEST := libcmocka-dev python3 python3-pytest prometheus systemd
 DEB_PKGS := $(DEB_BUILD) $(DEB_TEST)
+# What CI's further checks need (make asan/tsan/fuzz/analyze/stress/docker-check): `make deps-ci`.
+DEB_CI := clang libfuzzer-14-dev libclang-rt-14-dev cppcheck clang-tidy valgrind debootstrap
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wvla -Werror
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -Imodel -Iserver -MMD -MP
@@ -58,7 +60,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 DAEMON := $(B)/fastformerd
 CLI := $(B)/fastformer-cli
 
-.PHONY: all run test unit integration asan tsan fuzz fuzz-bins analyze format format-check clean deps fixtures bench install uninstall docker-check
+.PHONY: deps-ci all run test unit integration asan tsan fuzz fuzz-bins analyze format format-check clean deps fixtures bench install uninstall docker-check
 .DEFAULT_GOAL := all
 
 all: $(DAEMON) $(CLI)
@@ -93,6 +95,9 @@ $(B)/obj/server/openapi.o: server/openapi.json
 # ---- dependencies ---------------------------------------------------------
 # Installs the missing Debian packages when run as root; otherwise prints the
 # exact command and fails.
+deps-ci:
+	$(MAKE) --no-print-directory deps DEB_PKGS="$(DEB_PKGS) $(DEB_CI)"
+
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
