@@ -3,7 +3,9 @@
 (owner: models helper, issue 4).
 
 Data: JSONL rows {"text": str, "label": int id} (or TSV `label<TAB>text`),
-already split into train / valid / test files (see prepare_*.py). The vocab
+already split into train / valid / test files (see prepare_*.py). With
+--tokenizer wordpiece the given --vocab-file is used (BERT uncased semantics,
+tools/tokenize_wordpiece.py); with the default `word` tokenizer the vocab
 is built from the training split only ([PAD]=0, [UNK]=1, count >= --min-count,
 at most --max-vocab entries). The `word` tokenizer is tools/tokenize_word.py;
 texts are truncated to --max-len tokens (kept first), which becomes
@@ -29,6 +31,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tokenize_word  # noqa: E402
+from tokenize_wordpiece import WordPiece  # noqa: E402
 from fastformer import FastformerClassifier, FastformerConfig  # noqa: E402
 from model_dir import model_config, write_model_dir  # noqa: E402
 
@@ -49,12 +52,8 @@ def read_rows(path):
     return rows
 
 
-def encode_rows(rows, index, max_len):
-    out = []
-    for text, label in rows:
-        ids = tokenize_word.encode(text, index, max_len)
-        out.append((ids, label))
-    return out
+def encode_rows(rows, encode):
+    return [(encode(text), label) for text, label in rows]
 
 
 def batches(data, batch_size, rng, shuffle=True):
@@ -112,6 +111,8 @@ def main(argv=None):
     ap.add_argument("--test")
     ap.add_argument("--labels", required=True, help="comma-separated label names, id order")
     ap.add_argument("--out", required=True, help="model directory to write")
+    ap.add_argument("--tokenizer", default="word", choices=["word", "wordpiece"])
+    ap.add_argument("--vocab-file", help="wordpiece: the vocab.txt to use (e.g. BERT uncased); word: built")
     ap.add_argument("--max-len", type=int, default=256)
     ap.add_argument("--min-count", type=int, default=5)
     ap.add_argument("--max-vocab", type=int, default=20000)
@@ -146,10 +147,24 @@ def main(argv=None):
     valid_rows = read_rows(a.valid)
     if a.max_valid:
         valid_rows = valid_rows[:a.max_valid]
-    vocab = tokenize_word.build_vocab((t for t, _ in train_rows), a.min_count, a.max_vocab)
-    index = {w: i for i, w in enumerate(vocab)}
-    train = encode_rows(train_rows, index, a.max_len)
-    valid = encode_rows(valid_rows, index, a.max_len)
+    if a.tokenizer == "wordpiece":
+        if not a.vocab_file:
+            sys.exit("--tokenizer wordpiece needs --vocab-file (a WordPiece vocab.txt)")
+        vocab = tokenize_word.read_vocab(a.vocab_file)
+        if vocab[0] != "[PAD]" or "[UNK]" not in vocab:
+            sys.exit(f"{a.vocab_file}: needs [PAD] as its first token and an [UNK] token")
+        wp = WordPiece(vocab)
+
+        def encode(text):
+            return wp.encode(text, a.max_len)
+    else:
+        vocab = tokenize_word.build_vocab((t for t, _ in train_rows), a.min_count, a.max_vocab)
+        index = {w: i for i, w in enumerate(vocab)}
+
+        def encode(text):
+            return tokenize_word.encode(text, index, a.max_len)
+    train = encode_rows(train_rows, encode)
+    valid = encode_rows(valid_rows, encode)
     for _, y in train + valid:
         if not 0 <= y < len(labels):
             sys.exit(f"label {y} is outside 0..{len(labels) - 1} (--labels has {len(labels)} names)")
@@ -162,7 +177,7 @@ def main(argv=None):
                            hidden_dropout_prob=a.dropout)
     model = FastformerClassifier(cfg, len(vocab), len(labels))
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
-    conf = model_config(cfg, len(vocab), task="classification", id2label=labels)
+    conf = model_config(cfg, len(vocab), task="classification", id2label=labels, tokenizer=a.tokenizer)
     lossf = torch.nn.CrossEntropyLoss()
     steps_per_epoch = math.ceil(len(train) / a.batch)
     total_steps = int(round(a.epochs * steps_per_epoch))
@@ -202,7 +217,7 @@ def main(argv=None):
     if a.save_pt:
         torch.save(best[1], a.save_pt)
     if a.test:
-        test = encode_rows(read_rows(a.test), index, a.max_len)
+        test = encode_rows(read_rows(a.test), encode)
         acc, f1 = evaluate(model, test, 128, len(labels))
         print(f"test (PyTorch, F32): acc {acc:.4f} macro-F1 {f1:.4f}", flush=True)
     write_model_dir(a.out, model.state_dict(), conf, vocab, a.dtype)

@@ -21,7 +21,6 @@ title of the batch once. The epoch with the best validation AUC is exported.
         --out models/movielens-rec
 """
 import argparse
-import math
 import os
 import random
 import sys

@@ -205,3 +205,42 @@ def test_mind_metrics_match_hand_computed_values():
     assert m["auc"] == pytest.approx(0.5)
     assert m["mrr"] == pytest.approx(0.5)
     assert m["ndcg5"] == pytest.approx(1 / 1.5849625007211562)
+
+
+# --- wordpiece -----------------------------------------------------------------------------------
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "tokenizer")
+
+
+def bert_vocab():
+    with open(os.path.join(FIXTURES, "bert-base-uncased-vocab.txt"), encoding="utf-8") as f:
+        return f.read().split("\n")[:-1]
+
+
+def test_wordpiece_matches_hugging_face_on_the_fixture_cases():
+    from tokenize_wordpiece import WordPiece
+    wp = WordPiece(bert_vocab())
+    with open(os.path.join(FIXTURES, "wordpiece_cases.json"), encoding="utf-8") as f:
+        cases = json.load(f)["cases"]
+    assert len(cases) > 10
+    for c in cases:
+        assert wp.encode(c["text"], 10 ** 9, c.get("lowercase", True)) == c["expected_ids"], c["name"]
+
+
+def test_train_classifier_with_wordpiece_writes_the_given_vocab(tmp_path):
+    rows = [{"text": f"{w} film {i}", "label": int(w == "good")} for i in range(8) for w in ("good", "bad")]
+    for name in ("train", "valid"):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    vocab = ["[PAD]", "[UNK]", "good", "bad", "film", "##s"] + [str(i) for i in range(8)]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    out = tmp_path / "model"
+    args = ["tools/train_classifier.py", "--train", str(tmp_path / "train.jsonl"), "--valid",
+            str(tmp_path / "valid.jsonl"), "--labels", "negative,positive", "--out", str(out), "--hidden", "8",
+            "--heads", "2", "--intermediate", "8", "--layers", "1", "--max-len", "4", "--epochs", "1",
+            "--tokenizer", "wordpiece"]
+    p = run_tool(*args)
+    assert p.returncode != 0 and "--tokenizer wordpiece needs --vocab-file" in p.stderr
+    p = run_tool(*args, "--vocab-file", str(tmp_path / "vocab.txt"))
+    assert p.returncode == 0, p.stderr
+    conf = json.loads((out / "config.json").read_text())
+    assert conf["tokenizer"]["type"] == "wordpiece" and conf["vocab_size"] == len(vocab)
+    assert (out / "vocab.txt").read_text().split("\n")[:-1] == vocab
