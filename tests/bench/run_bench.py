@@ -18,6 +18,8 @@ medians, so that slow drift of the machine's load cancels.
 
 BENCH_QUICK=1 (or --quick) shortens every phase (fewer rounds, shorter wrk
 runs, 50k instead of 200k requests). --only engine,torch,... runs a subset.
+OPENBLAS_CORETYPE is removed from the measured processes' environment
+(OpenBLAS autodetects, as in deployment) unless BENCH_KEEP_CORETYPE=1.
 Needs Debian's python3-torch (models are written with the reference model),
 wrk, and the binaries of `make all build/bench_engine`."""
 import argparse
@@ -46,6 +48,18 @@ TOKENS_PER_BATCH = 8192
 ALL_PHASES = ["engine", "torch", "length", "server", "recommend", "memory"]
 
 
+def child_env(**extra):
+    """The environment of every measured process (bench_engine, PyTorch,
+    fastformerd). OPENBLAS_CORETYPE is removed so that OpenBLAS picks its
+    kernels for this CPU, as the deployed daemon does (deploy/ never sets it);
+    a session that exports e.g. Haswell would otherwise force AVX2 kernels on
+    an AVX-512 machine. BENCH_KEEP_CORETYPE=1 keeps the inherited value."""
+    env = dict(os.environ, **extra)
+    if os.environ.get("BENCH_KEEP_CORETYPE") != "1":
+        env.pop("OPENBLAS_CORETYPE", None)
+    return env
+
+
 def log(msg):
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -63,8 +77,8 @@ class Measurer:
     def __init__(self, name, argv, threads):
         self.name = name
         self.last = {}
-        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
-                   MKL_NUM_THREADS=str(threads))
+        env = child_env(OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
+                        MKL_NUM_THREADS=str(threads))
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      env=env, text=True, bufsize=1)
 
@@ -153,6 +167,7 @@ def machine():
         "load_at_start": load,
         "commit": commit + (" (model/ or server/ modified)" if dirty else ""),
         "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE", "unset"),
+        "coretype_kept": os.environ.get("BENCH_KEEP_CORETYPE") == "1",
     }
 
 
@@ -285,7 +300,7 @@ class Daemon:
                 f.write("\n".join(lines) + "\n")
         else:
             args = ("--listen", "127.0.0.1:0", *args)
-        env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+        env = child_env(OPENBLAS_NUM_THREADS="1")
         env.pop("NOTIFY_SOCKET", None)
         with open(self.log_path, "w") as logf:
             self.proc = subprocess.Popen([os.path.join(build, "fastformerd"), "--config", config,
@@ -645,8 +660,12 @@ def report(res, quick):
     w(f"- Machine: {mc['cpu']}, {mc['cores']} cores, Linux {mc['kernel']}; load average at start "
       f"{mc['load_at_start']} (a shared, busy machine: absolute figures are noisy, the targets "
       "are ratios measured within this run, interleaved, medians)")
-    w(f"- Commit {mc['commit']}; OpenBLAS core `{res.get('corename', '?')}` "
-      f"(OPENBLAS_CORETYPE={mc['openblas_coretype_env']}); {res.get('torch_version', 'torch n/a')}")
+    ct = (f"OPENBLAS_CORETYPE={mc['openblas_coretype_env']} kept (BENCH_KEEP_CORETYPE=1)"
+          if mc["coretype_kept"] else
+          f"autodetected; the session's OPENBLAS_CORETYPE={mc['openblas_coretype_env']} is "
+          "removed for every measured process, as in deployment")
+    w(f"- Commit {mc['commit']}; OpenBLAS 0.3.21 core `{res.get('corename', '?')}` ({ct}); "
+      f"{res.get('torch_version', 'torch n/a')} on the same OpenBLAS")
     w("- Threads: engine benchmarks 1 and 3 with OPENBLAS_NUM_THREADS=1; benchmark 2 runs C and "
       "PyTorch each with 1 and 2 threads (OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = "
       "torch.set_num_threads) and compares the faster of each; fastformerd with workers 2 x "
