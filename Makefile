@@ -3,7 +3,7 @@
 #   make            build/fastformerd and build/fastformer-cli
 #   make run        install missing Debian packages, build, serve the default models
 #   make test       install missing Debian packages, build, run unit + integration tests
-#   make asan       unit tests under ASan+UBSan;  make tsan: concurrency tests under TSan
+#   make asan       unit + integration tests under ASan+UBSan;  make tsan: unit tests under TSan
 #   make format-check / make format / make clean / make deps / make fixtures
 
 VARIANT ?= release
@@ -127,8 +127,10 @@ unit-bins: $(UNIT_BIN)
 unit: $(UNIT_BIN)
 	tests/run_tests.sh --unit-only $(B)
 
+# The unit tests, then the integration suite against the ASan+UBSan daemon and CLI.
 asan:
-	$(MAKE) --no-print-directory VARIANT=asan unit
+	$(MAKE) --no-print-directory VARIANT=asan all unit-bins
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 tests/run_tests.sh build/asan
 
 tsan:
 	$(MAKE) --no-print-directory VARIANT=tsan unit
