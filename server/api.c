@@ -11,6 +11,7 @@
 #include "api_inputs.h"
 #include "log.h"
 #include "openapi.h"
+#include "value_kind.h"
 
 /* ---- operational endpoints (never touch the inference path) ---------------- */
 
@@ -221,7 +222,7 @@ json_t *api_body_parse(http_request *r)
     }
     if (!json_is_object(j)) {
         api_error_respond(r, 400, "request body: expected a JSON object, got %s",
-                          api_json_type_name(j));
+                          value_kind_name(j));
         json_decref(j);
         return NULL;
     }

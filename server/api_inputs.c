@@ -1,31 +1,10 @@
 /* api_inputs: validates one input and writes it into its infer_request item. */
 #include "api_inputs.h"
+#include "value_kind.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-
-const char *api_json_type_name(const json_t *j)
-{
-    switch (json_typeof(j)) {
-    case JSON_OBJECT:
-        return "object";
-    case JSON_ARRAY:
-        return "array";
-    case JSON_STRING:
-        return "string";
-    case JSON_INTEGER:
-        return "integer";
-    case JSON_REAL:
-        return "number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "value";
-}
 
 /* Commits n ids already in the item's buffer, with the news-cache rule for news. */
 static void item_commit(infer_request *req, int i, int n, const api_input_rules *rules)
@@ -68,7 +47,7 @@ int api_input_ids(const served_model *sm, infer_request *req, int i, json_t *arr
         json_t *e = json_array_get(arr, off + k);
         if (!json_is_integer(e)) {
             snprintf(err, err_cap, "%s[%zu]: expected an integer id, got %s", path, index_base + k,
-                     api_json_type_name(e));
+                     value_kind_name(e));
             return 400;
         }
         json_int_t v = json_integer_value(e);
@@ -133,7 +112,7 @@ int api_input_parse(const served_model *sm, infer_request *req, int i, json_t *i
             snprintf(sub, sizeof sub, "%s.input_ids", path);
             if (!json_is_array(ids)) {
                 snprintf(err, err_cap, "%s: expected an array of integers, got %s", sub,
-                         api_json_type_name(ids));
+                         value_kind_name(ids));
                 return 400;
             }
             return api_input_ids(sm, req, i, ids, 0, json_array_size(ids), rules, sub, 0, err,
@@ -142,7 +121,7 @@ int api_input_parse(const served_model *sm, infer_request *req, int i, json_t *i
         if (news_id) {
             if (!json_is_string(news_id)) {
                 snprintf(err, err_cap, "%s.news_id: expected a string, got %s", path,
-                         api_json_type_name(news_id));
+                         value_kind_name(news_id));
                 return 400;
             }
             char nerr[200];
@@ -159,6 +138,6 @@ int api_input_parse(const served_model *sm, infer_request *req, int i, json_t *i
         return 400;
     }
     snprintf(err, err_cap, "%s: expected a string or an object with %s, got %s", path,
-             rules->news ? "'input_ids' or 'news_id'" : "'input_ids'", api_json_type_name(input));
+             rules->news ? "'input_ids' or 'news_id'" : "'input_ids'", value_kind_name(input));
     return 400;
 }

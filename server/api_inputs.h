@@ -9,6 +9,7 @@
 #define FF_API_INPUTS_H
 
 #include <jansson.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -35,8 +36,5 @@ int api_input_text(const served_model *sm, infer_request *req, int i, const char
 int api_input_ids(const served_model *sm, infer_request *req, int i, json_t *arr, size_t off,
                   size_t n, const api_input_rules *rules, const char *path, size_t index_base,
                   char *err, size_t err_cap);
-
-/* The JSON type name for messages: "string", "integer", "object", ... */
-const char *api_json_type_name(const json_t *j);
 
 #endif

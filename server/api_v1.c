@@ -11,6 +11,7 @@
 
 #include "api_errors.h"
 #include "api_inputs.h"
+#include "value_kind.h"
 
 /* ---- model descriptions -------------------------------------------------------- */
 
@@ -116,7 +117,7 @@ static bool truncate_get(http_request *r, json_t *body, bool *out)
     if (!t)
         return true;
     if (!json_is_boolean(t)) {
-        api_error_respond(r, 400, "truncate: expected a boolean, got %s", api_json_type_name(t));
+        api_error_respond(r, 400, "truncate: expected a boolean, got %s", value_kind_name(t));
         return false;
     }
     *out = json_is_true(t);
@@ -132,7 +133,7 @@ static json_t *inputs_get(http_request *r, json_t *body, const char *key, bool a
         return NULL;
     }
     if (!json_is_array(a)) {
-        api_error_respond(r, 400, "%s: expected an array, got %s", key, api_json_type_name(a));
+        api_error_respond(r, 400, "%s: expected an array, got %s", key, value_kind_name(a));
         return NULL;
     }
     size_t n = json_array_size(a);
@@ -314,7 +315,7 @@ void api_v1_recommend(http_request *r, void *vctx)
     if (tk) {
         if (!json_is_integer(tk)) {
             api_error_respond(r, 400, "top_k: expected an integer >= 1, got %s",
-                              api_json_type_name(tk));
+                              value_kind_name(tk));
             goto out;
         }
         if (json_integer_value(tk) < 1) {
@@ -403,7 +404,7 @@ void api_v1_news_put(http_request *r, void *vctx)
         goto out;
     }
     if (!json_is_string(title)) {
-        api_error_respond(r, 400, "title: expected a string, got %s", api_json_type_name(title));
+        api_error_respond(r, 400, "title: expected a string, got %s", value_kind_name(title));
         goto out;
     }
     job = malloc(sizeof *job);

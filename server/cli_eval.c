@@ -12,6 +12,7 @@
 #include "cli_batch.h"
 #include "cli_input.h"
 #include "jsonl.h"
+#include "value_kind.h"
 
 #define EVAL_BATCH 32
 #define EVAL_BATCH_TOKENS 4096
@@ -75,7 +76,7 @@ static int eval_label(const model *m, const json_t *obj, int *out, char *err, si
         return -1;
     }
     snprintf(err, err_cap, "label: expected an integer id or a label name, got %s",
-             cli_json_type_name(label));
+             value_kind_name(label));
     return -1;
 }
 

@@ -1,31 +1,9 @@
 /* cli_input: validation of predict/eval input objects. */
 #include "cli_input.h"
+#include "value_kind.h"
 
 #include <assert.h>
 #include <stdio.h>
-
-const char *cli_json_type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "object";
-    case JSON_ARRAY:
-        return "array";
-    case JSON_STRING:
-        return "string";
-    case JSON_INTEGER:
-        return "integer";
-    case JSON_REAL:
-        return "real";
-    case JSON_TRUE:
-        return "true";
-    case JSON_FALSE:
-        return "false";
-    case JSON_NULL:
-        return "null";
-    }
-    return "?";
-}
 
 static int ids_from_array(const model *m, const json_t *arr, int32_t *ids, int32_t *n_ids,
                           char *err, size_t err_cap)
@@ -41,7 +19,7 @@ static int ids_from_array(const model *m, const json_t *arr, int32_t *ids, int32
         const json_t *v = json_array_get(arr, i);
         if (!json_is_integer(v)) {
             snprintf(err, err_cap, "input_ids[%zu]: expected an integer id, got %s", i,
-                     cli_json_type_name(v));
+                     value_kind_name(v));
             return -1;
         }
         json_int_t id = json_integer_value(v);
@@ -68,7 +46,7 @@ int cli_input_ids(const model *m, const json_t *obj, int32_t *ids, int32_t *n_id
     *n_ids = 0;
     *truncated = false;
     if (!json_is_object(obj)) {
-        snprintf(err, err_cap, "expected a JSON object, got %s", cli_json_type_name(obj));
+        snprintf(err, err_cap, "expected a JSON object, got %s", value_kind_name(obj));
         return -1;
     }
     const json_t *text = json_object_get(obj, "text");
@@ -80,7 +58,7 @@ int cli_input_ids(const model *m, const json_t *obj, int32_t *ids, int32_t *n_id
     if (arr) {
         if (!json_is_array(arr)) {
             snprintf(err, err_cap, "input_ids: expected an array of integers, got %s",
-                     cli_json_type_name(arr));
+                     value_kind_name(arr));
             return -1;
         }
         return ids_from_array(m, arr, ids, n_ids, err, err_cap);
@@ -90,7 +68,7 @@ int cli_input_ids(const model *m, const json_t *obj, int32_t *ids, int32_t *n_id
         return -1;
     }
     if (!json_is_string(text)) {
-        snprintf(err, err_cap, "text: expected a string, got %s", cli_json_type_name(text));
+        snprintf(err, err_cap, "text: expected a string, got %s", value_kind_name(text));
         return -1;
     }
     size_t n = 0;

@@ -21,7 +21,4 @@
 FF_MUST_CHECK int cli_input_ids(const model *m, const json_t *obj, int32_t *ids, int32_t *n_ids,
                                 bool *truncated, char *err, size_t err_cap);
 
-/* "object", "array", "string", "integer", "real", "true", "false", "null". */
-const char *cli_json_type_name(const json_t *v);
-
 #endif

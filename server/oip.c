@@ -14,6 +14,7 @@
 
 #include "api_errors.h"
 #include "api_inputs.h"
+#include "value_kind.h"
 
 /* The datatypes of the protocol; anything else is "unknown". */
 static const char *const oip_datatypes[] = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64",
@@ -192,7 +193,7 @@ static bool shape_parse(http_request *r, json_t *shape, tensor_shape *out)
 {
     if (!json_is_array(shape)) {
         api_error_respond(r, 400, "inputs[0].shape: expected an array of integers, got %s",
-                          shape ? api_json_type_name(shape) : "nothing");
+                          shape ? value_kind_name(shape) : "nothing");
         return false;
     }
     size_t n = json_array_size(shape);
@@ -207,7 +208,7 @@ static bool shape_parse(http_request *r, json_t *shape, tensor_shape *out)
         json_t *d = json_array_get(shape, k);
         if (!json_is_integer(d)) {
             api_error_respond(r, 400, "inputs[0].shape[%zu]: expected an integer, got %s", k,
-                              api_json_type_name(d));
+                              value_kind_name(d));
             return false;
         }
         json_int_t v = json_integer_value(d);
@@ -269,7 +270,7 @@ void oip_infer(http_request *r, void *vctx)
     json_t *id = json_object_get(body, "id");
     if (id) {
         if (!json_is_string(id)) {
-            api_error_respond(r, 400, "id: expected a string, got %s", api_json_type_name(id));
+            api_error_respond(r, 400, "id: expected a string, got %s", value_kind_name(id));
             goto out;
         }
         job->id = strdup(json_string_value(id));
@@ -283,13 +284,13 @@ void oip_infer(http_request *r, void *vctx)
     if (params) {
         if (!json_is_object(params)) {
             api_error_respond(r, 400, "parameters: expected an object, got %s",
-                              api_json_type_name(params));
+                              value_kind_name(params));
             goto out;
         }
         json_t *t = json_object_get(params, "truncate");
         if (t && !json_is_boolean(t)) {
             api_error_respond(r, 400, "parameters.truncate: expected a boolean, got %s",
-                              api_json_type_name(t));
+                              value_kind_name(t));
             goto out;
         }
         if (t)
@@ -301,7 +302,7 @@ void oip_infer(http_request *r, void *vctx)
     if (outputs) {
         if (!json_is_array(outputs)) {
             api_error_respond(r, 400, "outputs: expected an array, got %s",
-                              api_json_type_name(outputs));
+                              value_kind_name(outputs));
             goto out;
         }
         size_t k;
@@ -339,7 +340,7 @@ void oip_infer(http_request *r, void *vctx)
     }
     if (!json_is_array(inputs)) {
         api_error_respond(r, 400, "inputs: expected an array of tensors, got %s",
-                          api_json_type_name(inputs));
+                          value_kind_name(inputs));
         goto out;
     }
     if (json_array_size(inputs) != 1) {
@@ -351,7 +352,7 @@ void oip_infer(http_request *r, void *vctx)
     json_t *t = json_array_get(inputs, 0);
     if (!json_is_object(t)) {
         api_error_respond(r, 400, "inputs[0]: expected a tensor object, got %s",
-                          api_json_type_name(t));
+                          value_kind_name(t));
         goto out;
     }
     if (!api_keys_check(r, t, "inputs[0]", tensor_keys))
@@ -361,12 +362,12 @@ void oip_infer(http_request *r, void *vctx)
     json_t *jdata = json_object_get(t, "data");
     if (!json_is_string(jname)) {
         api_error_respond(r, 400, "inputs[0].name: expected a string, got %s",
-                          jname ? api_json_type_name(jname) : "nothing");
+                          jname ? value_kind_name(jname) : "nothing");
         goto out;
     }
     if (!json_is_string(jtype)) {
         api_error_respond(r, 400, "inputs[0].datatype: expected a string, got %s",
-                          jtype ? api_json_type_name(jtype) : "nothing");
+                          jtype ? value_kind_name(jtype) : "nothing");
         goto out;
     }
     const char *name = json_string_value(jname), *dtype = json_string_value(jtype);
@@ -407,7 +408,7 @@ void oip_infer(http_request *r, void *vctx)
     }
     if (!json_is_array(jdata)) {
         api_error_respond(r, 400, "inputs[0].data: expected an array, got %s",
-                          jdata ? api_json_type_name(jdata) : "nothing");
+                          jdata ? value_kind_name(jdata) : "nothing");
         goto out;
     }
     flat = data_flatten(jdata, err, sizeof err);
@@ -447,7 +448,7 @@ void oip_infer(http_request *r, void *vctx)
             snprintf(path, sizeof path, "inputs[0].data[%d]", i);
             if (!json_is_string(s)) {
                 api_error_respond(r, 400, "%s: expected a string (BYTES), got %s", path,
-                                  api_json_type_name(s));
+                                  value_kind_name(s));
                 goto out;
             }
             status = api_input_text(sm, req, i, json_string_value(s), json_string_length(s), &rules,

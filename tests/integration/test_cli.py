@@ -201,7 +201,7 @@ def test_predict_bad_lines_are_reported_and_the_rest_run():
     assert errors[3].startswith("invalid JSON")
     assert errors[5] == "text: expected a string, got integer"
     assert errors[6] == "input_ids[1]: id -1 is negative"
-    assert errors[7] == "input_ids[1]: expected an integer id, got real"
+    assert errors[7] == "input_ids[1]: expected an integer id, got number"
     assert errors[8] == "input_ids: expected an array of integers, got string"
     assert errors[9] == 'give "text" or "input_ids", not both'
     assert errors[10] == 'expected a "text" string or an "input_ids" array'
@@ -290,7 +290,7 @@ def test_eval_accuracy_and_macro_f1(tmp_path):
     ('{"input_ids": [2], "label": "angry"}',
      "label 'angry' is not one of the model's labels (negative, neutral, positive)"),
     ('{"input_ids": [2], "label": 3}', "label 3 is out of range: the model has labels 0..2"),
-    ('{"input_ids": [2], "label": 1.0}', "label: expected an integer id or a label name, got real"),
+    ('{"input_ids": [2], "label": 1.0}', "label: expected an integer id or a label name, got number"),
     ('{"input_ids": [2]}', 'missing "label"'),
     ('{"input_ids": [99], "label": 0}', "input_ids[0]: id 99 >= vocab_size 60"),
     ('{"input_ids": [2], "label": 0', "invalid JSON"),

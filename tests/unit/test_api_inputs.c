@@ -207,19 +207,6 @@ static void test_news_inputs(void **state)
     infer_request_release(req);
 }
 
-static void test_json_type_names(void **state)
-{
-    (void)state;
-    const char *docs[] = {"{}", "[]", "\"s\"", "1", "1.5", "true", "false", "null"};
-    const char *names[] = {"object", "array",   "string",  "integer",
-                           "number", "boolean", "boolean", "null"};
-    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
-        json_t *j = json_loads(docs[i], JSON_DECODE_ANY, NULL);
-        assert_string_equal(api_json_type_name(j), names[i]);
-        json_decref(j);
-    }
-}
-
 static void test_error_shape(void **state)
 {
     (void)state;
@@ -260,7 +247,7 @@ int main(void)
         cmocka_unit_test(test_text_is_tokenized), cmocka_unit_test(test_long_text_truncates_or_422),
         cmocka_unit_test(test_ids_are_validated), cmocka_unit_test(test_ids_padding_and_length),
         cmocka_unit_test(test_wrong_shapes),      cmocka_unit_test(test_news_inputs),
-        cmocka_unit_test(test_json_type_names),   cmocka_unit_test(test_error_shape),
+        cmocka_unit_test(test_error_shape),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
