@@ -151,9 +151,8 @@ static void on_loaded(void *user, bool ok, const char *message)
         metrics_model_id id = metrics_model_register(d->metrics, list[i]->name);
         metrics_model_set_ready(d->metrics, id, 1);
         d->served_ids[d->n_served++] = id;
-        log_info("model '%s' ready (%s, %s) in %.3f s", list[i]->name,
-                 model_task_name(list[i]->model->config.task), list[i]->path,
-                 list[i]->load_seconds);
+        log_info("serving model '%s' (%s, %s)", list[i]->name,
+                 model_task_name(list[i]->model->config.task), list[i]->path);
         served_model_release(list[i]);
     }
     log_info("%s: %d model%s ready", first ? "start-up complete" : "reload complete", n,

@@ -126,6 +126,18 @@ def test_readyz_says_loading_until_models_are_in(start_daemon, tmp_path):
 
 # ---- SIGHUP --------------------------------------------------------------------------------
 
+def wait_metrics(d, lines, seconds=10):
+    """Polls /metrics until every line is there; fails naming the missing ones."""
+    deadline = time.monotonic() + seconds
+    while True:
+        metrics = d.get("/metrics").body.decode()
+        missing = [line for line in lines if line not in metrics]
+        if not missing:
+            return metrics
+        assert time.monotonic() < deadline, f"/metrics never showed {missing}"
+        time.sleep(0.02)
+
+
 def test_sighup_reloads_and_a_corrupt_model_keeps_the_old_set(start_daemon, tmp_path):
     d = start_daemon(models=[{"name": "classifier", "path": CLASSIFIER_DIR}])
     sha = d.get("/v1/models/classifier").json()["weights_sha256"]
@@ -139,7 +151,8 @@ def test_sighup_reloads_and_a_corrupt_model_keeps_the_old_set(start_daemon, tmp_
         assert time.monotonic() < deadline
         time.sleep(0.02)
     assert d.get("/readyz").status == 200
-    assert 'fastformerd_model_ready{model="newsrec"} 1' in d.get("/metrics").body.decode()
+    # The gauges follow the swap (the model answers first), so wait for them.
+    wait_metrics(d, ['fastformerd_model_ready{model="newsrec"} 1'])
     # 2. a corrupt model: the old set keeps answering, before and after
     corrupt_copy(CLASSIFIER_DIR, tmp_path / "broken")
     with open(d.config_path, "w") as f:
@@ -166,9 +179,8 @@ def test_sighup_reloads_and_a_corrupt_model_keeps_the_old_set(start_daemon, tmp_
     while d.get("/v1/models/newsrec").status != 404:
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    metrics = d.get("/metrics").body.decode()
-    assert 'fastformerd_model_ready{model="newsrec"} 0' in metrics
-    assert 'fastformerd_model_ready{model="classifier"} 1' in metrics
+    wait_metrics(d, ['fastformerd_model_ready{model="newsrec"} 0',
+                     'fastformerd_model_ready{model="classifier"} 1'])
     # 4. a config that does not parse: same
     with open(d.config_path, "w") as f:
         f.write("models: [\n")
