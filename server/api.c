@@ -148,6 +148,11 @@ void api_on_complete(const http_request *r, void *vctx)
         int reason = reject_reason(st->error);
         if (reason >= 0)
             metrics_reject(ctx->metrics, mid, (metrics_reject_reason)reason);
+    } else if (http_request_status(r) == 499) {
+        /* The transport saw the client leave before any answer (while the
+         * body was read, or before the request was parked): a disconnect the
+         * parked-request probe never had the chance to cancel and count. */
+        metrics_reject(ctx->metrics, mid, METRICS_REJECT_DISCONNECTED);
     }
 
     char addr[96];

@@ -42,11 +42,13 @@ def test_clients_vanishing_while_queued_or_computed(start_daemon, slow_classifie
     rng = random.Random(1)
 
     # ---- phase 1: vanishing during compute. The worker is idle, so a
-    # 16 x 512 request is taken at once; the client leaves mid-batch.
+    # 64 x 512 request is taken at once; the client leaves mid-batch. (It is
+    # four batches of 8192 tokens, so that it outlasts the client's 0.3 s even
+    # on an idle machine: 16 x 512 did not, and the client got its answer.)
     n_running = 4
     before = rejected(metrics(d.port), "disconnected")
     for i in range(n_running):
-        body = {"inputs": [{"input_ids": LONG[k % 4]} for k in range(16)]}
+        body = {"inputs": [{"input_ids": LONG[k % 4]} for k in range(64)]}
         s = raw_send(d.port, http_bytes("POST", "/v1/models/slow/classify", body,
                                         {"X-Request-Id": f"crash-run-{i}"}), linger_rst=i % 2 == 1)
         time.sleep(0.3)
