@@ -18,7 +18,7 @@ medians, so that slow drift of the machine's load cancels.
 
 BENCH_QUICK=1 (or --quick) shortens every phase (fewer rounds, shorter wrk
 runs, 50k instead of 200k requests). --only engine,torch,... runs a subset.
-OPENBLAS_CORETYPE is removed from the measured processes' environment
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from the measured processes' environment
 (OpenBLAS autodetects, as in deployment) unless BENCH_KEEP_CORETYPE=1.
 Needs Debian's python3-torch (models are written with the reference model),
 wrk, and the binaries of `make all build/bench_engine`."""
@@ -53,10 +53,13 @@ def child_env(**extra):
     fastformerd). OPENBLAS_CORETYPE is removed so that OpenBLAS picks its
     kernels for this CPU, as the deployed daemon does (deploy/ never sets it);
     a session that exports e.g. Haswell would otherwise force AVX2 kernels on
-    an AVX-512 machine. BENCH_KEEP_CORETYPE=1 keeps the inherited value."""
+    an AVX-512 machine. OPENBLAS_L2_SIZE goes with it: the two are set as a
+    pair and a cache size meant for one core type must not tune another's
+    blocking. BENCH_KEEP_CORETYPE=1 keeps both inherited values."""
     env = dict(os.environ, **extra)
     if os.environ.get("BENCH_KEEP_CORETYPE") != "1":
         env.pop("OPENBLAS_CORETYPE", None)
+        env.pop("OPENBLAS_L2_SIZE", None)
     return env
 
 
@@ -167,6 +170,7 @@ def machine():
         "load_at_start": load,
         "commit": commit + (" (model/ or server/ modified)" if dirty else ""),
         "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE", "unset"),
+        "openblas_l2_size_env": os.environ.get("OPENBLAS_L2_SIZE", "unset"),
         "coretype_kept": os.environ.get("BENCH_KEEP_CORETYPE") == "1",
     }
 
@@ -662,8 +666,9 @@ def report(res, quick):
       "are ratios measured within this run, interleaved, medians)")
     ct = (f"OPENBLAS_CORETYPE={mc['openblas_coretype_env']} kept (BENCH_KEEP_CORETYPE=1)"
           if mc["coretype_kept"] else
-          f"autodetected; the session's OPENBLAS_CORETYPE={mc['openblas_coretype_env']} is "
-          "removed for every measured process, as in deployment")
+          f"autodetected; the session's OPENBLAS_CORETYPE={mc['openblas_coretype_env']} and "
+          f"OPENBLAS_L2_SIZE={mc['openblas_l2_size_env']} are removed for every measured "
+          "process, as in deployment")
     w(f"- Commit {mc['commit']}; OpenBLAS 0.3.21 core `{res.get('corename', '?')}` ({ct}); "
       f"{res.get('torch_version', 'torch n/a')} on the same OpenBLAS")
     w("- Threads: engine benchmarks 1 and 3 with OPENBLAS_NUM_THREADS=1; benchmark 2 runs C and "
