@@ -1,21 +1,29 @@
 /* fastformer: the official Fastformer encoder over a packed, ragged batch.
- * Every projection is one cblas_sgemm over all rows of the batch, except
- * key_att, which runs per sequence inside the per-sequence additive attention
- * (softmaxes, global query and key, P and U) so that a sequence's Q|K rows are
- * read from memory once per layer; the pooling is per sequence too; the rest
- * is fused row passes from kernels.c.
  *
- * Workspace layout (T = max_tokens rows, each region 64-byte aligned):
+ * The batch runs in chunks of whole sequences of at most chunk_rows rows
+ * (FF_CHUNK_ROWS, or one sequence when a sequence is longer): every layer and
+ * the pooling run over one chunk before the next chunk starts, so that a
+ * chunk's activations stay in the core's cache from one GEMM to the next
+ * instead of streaming through memory once per pass. Sequences are
+ * independent, so the order changes nothing in the results. Within a chunk
+ * every projection is one cblas_sgemm over all its rows, except key_att,
+ * which runs per sequence inside the per-sequence additive attention
+ * (softmaxes, global query and key, P and U) so that a sequence's Q|K rows
+ * are read once per layer; the pooling is per sequence too; the rest is fused
+ * row passes from kernels.c.
+ *
+ * Workspace layout (T = max_tokens rows, C = chunk_rows, each region 64-byte
+ * aligned):
  *   input (T, D)   the hidden state X, updated in place layer by layer
  *   mask  (T)
- *   qk    (T, 2D)  row i = [Q0_i | K0_i], the projections without bias; K0_i
+ *   qk    (C, 2D)  row i = [Q0_i | K0_i], the projections without bias; K0_i
  *                  becomes P_i then U_i; Q0_i becomes out_i minus a constant
  *                  bias that is folded into the next LayerNorm (see
- *                  layer_forward); also the pooling's att_fc1 output (T, D),
+ *                  layer_forward); also the pooling's att_fc1 output (C, D),
  *                  contiguous
- *   att   (T, H)   query_att / key_att logits, then softmax weights
- *   inter (T, I)   intermediate activations
- *   score (T)      pooling scores
+ *   att   (C, H)   query_att / key_att logits, then softmax weights
+ *   inter (C, I)   intermediate activations
+ *   score (C)      pooling scores
  *   vec   (4D)     global query qg / global key kg of the current sequence;
  *                  per layer: bq + transform.bias (D), the attention output's
  *                  folded bias (D) and query_att's folded bias (H)
@@ -33,9 +41,16 @@
 
 #define FF_ALIGN_BYTES 64
 #define FF_ALIGN_FLOATS (FF_ALIGN_BYTES / sizeof(float))
+/* Rows per chunk: about 4 KiB of activations per row at D = I = 256, so a
+ * chunk's working set is about 2 MiB, which stays in the last-level cache
+ * next to the weights; the GEMMs keep 512 rows, enough for full speed. */
+#ifndef FF_CHUNK_ROWS
+#define FF_CHUNK_ROWS 512
+#endif
 
 typedef struct {
     size_t input, mask, qk, att, inter, score, vec, col, total; /* offsets in floats */
+    int chunk_rows; /* C: rows of the per-chunk regions */
 } ws_layout;
 
 /* a*b, or SIZE_MAX if it overflows (SIZE_MAX then propagates through adds). */
@@ -71,13 +86,20 @@ static int layout_compute(const fastformer_dims *d, int max_tokens, int max_seqs
         return -1;
     const size_t t = (size_t)max_tokens;
     const size_t dd = (size_t)d->hidden_size;
+    /* A chunk holds at least one sequence of the longest length. */
+    int chunk =
+        d->max_position_embeddings > FF_CHUNK_ROWS ? d->max_position_embeddings : FF_CHUNK_ROWS;
+    if (chunk > max_tokens)
+        chunk = max_tokens;
+    l->chunk_rows = chunk;
+    const size_t cr = (size_t)chunk;
     size_t c = 0;
     l->input = add_region(&c, mul_sat(t, dd));
     l->mask = add_region(&c, t);
-    l->qk = add_region(&c, mul_sat(t, mul_sat(2, dd)));
-    l->att = add_region(&c, mul_sat(t, (size_t)d->num_attention_heads));
-    l->inter = add_region(&c, mul_sat(t, (size_t)d->intermediate_size));
-    l->score = add_region(&c, t);
+    l->qk = add_region(&c, mul_sat(cr, mul_sat(2, dd)));
+    l->att = add_region(&c, mul_sat(cr, (size_t)d->num_attention_heads));
+    l->inter = add_region(&c, mul_sat(cr, (size_t)d->intermediate_size));
+    l->score = add_region(&c, cr);
     l->vec = add_region(&c, mul_sat(4, dd));
     l->col = add_region(&c, 2 * (size_t)d->num_attention_heads);
     l->total = c;
@@ -152,8 +174,10 @@ void fastformer_gather(fastformer_workspace *ws, int row0, const float *word_emb
 
 /* ---- one layer --------------------------------------------------------------- */
 
+/* One chunk: sequences seq_start[0..n_seqs] (absolute row offsets in the
+ * batch, the first being row0), whose rows x and mask point at. */
 typedef struct {
-    int d, h, inter, dh, n_rows, n_seqs;
+    int d, h, inter, dh, n_rows, n_seqs, row0;
     float inv_scale, eps;
     float *x, *qk, *att, *act, *score, *vec, *col;
     const float *mask;
@@ -205,7 +229,7 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
      * round trip of Q|K through memory; it is 1% of the flops.) */
     gemm_nt(rows, h, d, q, ld, l->query_att_weight, 0.0f, s->att, h);
     for (int si = 0; si < s->n_seqs; si++) {
-        const int r0 = s->seq_start[si], n = s->seq_start[si + 1] - r0;
+        const int r0 = s->seq_start[si] - s->row0, n = s->seq_start[si + 1] - s->seq_start[si];
         if (n == 0)
             continue;
         float *att = s->att + (size_t)r0 * (size_t)h;
@@ -239,6 +263,38 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
 
 /* ---- encode ---------------------------------------------------------------- */
 
+/* Embedding LayerNorm, the layers and the pooling of one chunk; writes the
+ * chunk's pooled vectors (s->n_seqs, D). */
+static void chunk_forward(const fastformer_encoder *enc, run_state *s, float *pooled)
+{
+    const int d = s->d;
+    const int32_t *starts = s->seq_start;
+
+    /* X = LN(E + positions from 0 per sequence). */
+    for (int si = 0; si < s->n_seqs; si++)
+        for (int r = starts[si]; r < starts[si + 1]; r++)
+            kernels_add_layernorm(s->x + (size_t)(r - s->row0) * d,
+                                  enc->position_embeddings + (size_t)(r - starts[si]) * d, d,
+                                  enc->ln_weight, enc->ln_bias, s->eps);
+
+    for (int li = 0; li < enc->dims.num_hidden_layers; li++)
+        layer_forward(&enc->layers[li], s);
+
+    /* Pooling: e = tanh(att_fc1(Y)); s = att_fc2(e); w = exp(s)*mask/(sum+1e-8). */
+    gemm_nt(s->n_rows, d, d, s->x, d, enc->pool_fc1_weight, 0.0f, s->qk, d);
+    kernels_tanh_dot_rows(s->qk, d, s->n_rows, d, enc->pool_fc1_bias, enc->pool_fc2_weight,
+                          enc->pool_fc2_bias[0], s->score);
+    for (int si = 0; si < s->n_seqs; si++) {
+        const int r0 = starts[si] - s->row0, n = starts[si + 1] - starts[si];
+        float *out = pooled + (size_t)si * d;
+        if (n == 0) {
+            memset(out, 0, (size_t)d * sizeof(float));
+            continue;
+        }
+        kernels_attention_pool(s->score + r0, s->mask + r0, s->x + (size_t)r0 * d, d, n, d, out);
+    }
+}
+
 void fastformer_encode(const fastformer_encoder *enc, fastformer_workspace *ws, int n_seqs,
                        float *pooled)
 {
@@ -250,65 +306,49 @@ void fastformer_encode(const fastformer_encoder *enc, fastformer_workspace *ws, 
     const int d = dims->hidden_size, h = dims->num_attention_heads;
     const int32_t *starts = ws->seq_start;
     assert(starts[0] == 0);
-    for (int si = 0; si < n_seqs; si++) {
-        assert(starts[si + 1] >= starts[si]);
-        assert(starts[si + 1] - starts[si] <= dims->max_position_embeddings);
-    }
-    const int rows = n_seqs > 0 ? starts[n_seqs] : 0;
-    assert(rows <= ws->max_tokens);
-    if (rows == 0) {
-        memset(pooled, 0, (size_t)n_seqs * (size_t)d * sizeof(float));
-        return;
-    }
 
     ws_layout l;
     int ok = layout_compute(&ws->dims, ws->max_tokens, ws->max_seqs, &l);
     assert(ok == 0);
     (void)ok;
+    for (int si = 0; si < n_seqs; si++) {
+        assert(starts[si + 1] >= starts[si]);
+        assert(starts[si + 1] - starts[si] <= dims->max_position_embeddings);
+        assert(starts[si + 1] - starts[si] <= l.chunk_rows);
+    }
+    assert((n_seqs > 0 ? starts[n_seqs] : 0) <= ws->max_tokens);
+
     float *base = ws->input - l.input;
-    const float eps = dims->layer_norm_eps;
     run_state s = {
         .d = d,
         .h = h,
         .inter = dims->intermediate_size,
         .dh = d / h,
-        .n_rows = rows,
-        .n_seqs = n_seqs,
         .inv_scale = (float)(1.0 / sqrt((double)(d / h))),
-        .eps = eps,
-        .x = ws->input,
+        .eps = dims->layer_norm_eps,
         .qk = base + l.qk,
         .att = base + l.att,
         .act = base + l.inter,
         .score = base + l.score,
         .vec = base + l.vec,
         .col = base + l.col,
-        .mask = ws->mask,
-        .seq_start = starts,
     };
-
-    /* X = LN(E + positions from 0 per sequence). */
-    for (int si = 0; si < n_seqs; si++)
-        for (int r = starts[si]; r < starts[si + 1]; r++)
-            kernels_add_layernorm(s.x + (size_t)r * d,
-                                  enc->position_embeddings + (size_t)(r - starts[si]) * d, d,
-                                  enc->ln_weight, enc->ln_bias, eps);
-
-    for (int li = 0; li < dims->num_hidden_layers; li++)
-        layer_forward(&enc->layers[li], &s);
-
-    /* Pooling: e = tanh(att_fc1(Y)); s = att_fc2(e); w = exp(s)*mask/(sum+1e-8). */
-    gemm_nt(rows, d, d, s.x, d, enc->pool_fc1_weight, 0.0f, s.qk, d);
-    kernels_tanh_dot_rows(s.qk, d, rows, d, enc->pool_fc1_bias, enc->pool_fc2_weight,
-                          enc->pool_fc2_bias[0], s.score);
-    for (int si = 0; si < n_seqs; si++) {
-        const int r0 = starts[si], n = starts[si + 1] - r0;
-        float *out = pooled + (size_t)si * d;
-        if (n == 0) {
-            memset(out, 0, (size_t)d * sizeof(float));
-            continue;
-        }
-        kernels_attention_pool(s.score + r0, s.mask + r0, s.x + (size_t)r0 * d, d, n, d, out);
+    /* Chunks of whole sequences, greedily up to chunk_rows rows. */
+    for (int s0 = 0, s1; s0 < n_seqs; s0 = s1) {
+        s1 = s0 + 1;
+        while (s1 < n_seqs && starts[s1 + 1] - starts[s0] <= l.chunk_rows)
+            s1++;
+        s.row0 = starts[s0];
+        s.n_rows = starts[s1] - starts[s0];
+        s.n_seqs = s1 - s0;
+        s.seq_start = starts + s0;
+        s.x = ws->input + (size_t)s.row0 * d;
+        s.mask = ws->mask + s.row0;
+        float *out = pooled + (size_t)s0 * d;
+        if (s.n_rows == 0)
+            memset(out, 0, (size_t)s.n_seqs * (size_t)d * sizeof(float));
+        else
+            chunk_forward(enc, &s, out);
     }
 }
 

@@ -351,8 +351,12 @@ void model_free(model *m)
 
 fastformer_workspace *model_workspace_new(const model *m, int max_tokens, int max_seqs)
 {
-    /* Both encoders share D, H and I, which is all the scratch depends on. */
-    return fastformer_workspace_new(&m->config.encoder, max_tokens, max_seqs);
+    /* Both encoders share D, H and I; the scratch also holds one whole
+     * sequence of either encoder's longest length. */
+    fastformer_dims dims = m->config.encoder;
+    if (m->config.user_encoder.max_position_embeddings > dims.max_position_embeddings)
+        dims.max_position_embeddings = m->config.user_encoder.max_position_embeddings;
+    return fastformer_workspace_new(&dims, max_tokens, max_seqs);
 }
 
 int model_max_tokens(const model *m)

@@ -86,7 +86,7 @@ void __wrap_cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE
 /* ---- shapes: workspace, ids and recorded GEMMs per batch x length --------------- */
 
 #define MAX_SHAPES 16
-#define MAX_CALLS 256
+#define MAX_CALLS 4096
 
 typedef struct {
     int batch, length, slot;

@@ -305,6 +305,19 @@ static void test_engine_matches_naive(void **state)
     check_shape((fastformer_dims){8, 1, 4, 0, 3, 1e-12f}, lens_d, 1, 14); /* no layers */
 }
 
+/* Batches of more rows than one chunk (512): the engine runs them chunk by
+ * chunk of whole sequences; every sequence must still match, whichever chunk
+ * it lands in, including empty ones at chunk edges and, when P > 512, a chunk
+ * of one P-row sequence. */
+static void test_engine_chunks_match_naive(void **state)
+{
+    (void)state;
+    const int lens_f[] = {300, 250, 40, 200, 0, 0, 120, 1, 300, 12};
+    check_shape((fastformer_dims){16, 4, 24, 2, 300, 1e-12f}, lens_f, 10, 16);
+    const int lens_g[] = {600, 5, 590, 512};
+    check_shape((fastformer_dims){8, 2, 8, 1, 600, 1e-12f}, lens_g, 4, 17);
+}
+
 static void test_no_rows(void **state)
 {
     (void)state;
@@ -347,10 +360,21 @@ static void test_workspace_sizes(void **state)
     const size_t small = fastformer_workspace_bytes(&dims, 128, 4);
     const size_t big = fastformer_workspace_bytes(&dims, 8192, 64);
     assert_true(small != SIZE_MAX && big != SIZE_MAX && big > small);
-    /* at least the activations: input, Q|K, intermediate (floats per row) */
-    assert_true(big >= (size_t)8192 * (256 + 512 + 256) * sizeof(float));
-    /* and not wildly more: < 2x that */
-    assert_true(big < (size_t)2 * 8192 * (256 + 512 + 256 + 16 + 2) * sizeof(float));
+    /* at least the hidden state and mask of every row, and the scratch of one
+     * chunk of 512 rows (Q|K, attention logits, intermediate, score) */
+    const size_t chunk_floats = (size_t)512 * (512 + 16 + 256 + 1);
+    const size_t want = (8192 * (size_t)(256 + 1) + chunk_floats) * sizeof(float);
+    assert_true(big >= want);
+    /* and only alignment and a few vectors more */
+    assert_true(big < want + 64 * 1024);
+    /* a model longer than a chunk gets a chunk of one whole sequence */
+    fastformer_dims long_dims = dims;
+    long_dims.max_position_embeddings = 4096;
+    const size_t big_long = fastformer_workspace_bytes(&long_dims, 8192, 64);
+    assert_true(big_long >=
+                (8192 * (size_t)(256 + 1) + (size_t)4096 * (512 + 16 + 256 + 1)) * sizeof(float));
+    /* and a workspace smaller than a chunk only as much scratch as rows */
+    assert_true(small < ((size_t)128 * (256 + 1 + 512 + 16 + 256 + 1)) * sizeof(float) + 64 * 1024);
 
     /* Bad sizes: NULL and SIZE_MAX, never a crash. */
     fastformer_dims bad = dims;
@@ -360,7 +384,7 @@ static void test_workspace_sizes(void **state)
     assert_null(fastformer_workspace_new(&dims, 0, 1));
     assert_null(fastformer_workspace_new(&dims, 16, 0));
     assert_null(fastformer_workspace_new(&dims, -5, 1));
-    fastformer_dims huge = {1 << 30, 1, 1 << 30, 1, 1, 1e-12f};
+    fastformer_dims huge = {1 << 30, 1, 1 << 30, 1, 1 << 30, 1e-12f};
     assert_int_equal(fastformer_workspace_bytes(&huge, 1 << 30, 1 << 30), SIZE_MAX);
     assert_null(fastformer_workspace_new(&huge, 1 << 30, 1 << 30));
 
@@ -390,6 +414,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_engine_matches_naive),
+        cmocka_unit_test(test_engine_chunks_match_naive),
         cmocka_unit_test(test_no_rows),
         cmocka_unit_test(test_gather),
         cmocka_unit_test(test_workspace_sizes),
