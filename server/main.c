@@ -21,6 +21,7 @@
 #include "batcher.h"
 #include "http.h"
 #include "log.h"
+#include "memory_estimate.h"
 #include "metrics.h"
 #include "model_registry.h"
 #include "notify.h"
@@ -147,7 +148,10 @@ static void on_loaded(void *user, bool ok, const char *message)
     for (int i = 0; i < d->n_served; i++)
         metrics_model_set_ready(d->metrics, d->served_ids[i], 0);
     d->n_served = 0;
+    memory_estimate mem;
+    memory_estimate_init(&mem, (int)d->cfg.batching.workers, (int)d->cfg.server.max_connections);
     for (int i = 0; i < n; i++) {
+        memory_estimate_add_model(&mem, list[i]);
         metrics_model_id id = metrics_model_register(d->metrics, list[i]->name);
         metrics_model_set_ready(d->metrics, id, 1);
         d->served_ids[d->n_served++] = id;
@@ -157,6 +161,10 @@ static void on_loaded(void *user, bool ok, const char *message)
     }
     log_info("%s: %d model%s ready", first ? "start-up complete" : "reload complete", n,
              n == 1 ? "" : "s");
+    char mem_line[300];
+    memory_estimate_format(&mem, mem_line, sizeof mem_line);
+    log_info("%s", mem_line);
+    metrics_memory_estimate_set(d->metrics, memory_estimate_total_bytes(&mem));
     notify_status("serving %d model%s", n, n == 1 ? "" : "s");
     notify_ready();
     if (first)

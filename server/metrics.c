@@ -77,6 +77,7 @@ struct metrics {
     _Atomic uint64_t cache_misses[N_SLOTS];
     _Atomic uint64_t reloads[2]; /* [0] failure, [1] success */
     _Atomic int64_t connections;
+    _Atomic uint64_t memory_estimate_bytes;
 
     double start_time_s; /* process_start_time_seconds; < 0 when unknown */
 };
@@ -374,6 +375,11 @@ void metrics_connections_add(metrics *m, int64_t delta)
     atomic_fetch_add_explicit(&m->connections, delta, memory_order_relaxed);
 }
 
+void metrics_memory_estimate_set(metrics *m, uint64_t bytes)
+{
+    atomic_store_explicit(&m->memory_estimate_bytes, bytes, memory_order_relaxed);
+}
+
 /* ---- rendering --------------------------------------------------------- */
 
 typedef struct {
@@ -664,6 +670,11 @@ int metrics_render(const metrics *m, char **out, size_t *out_len)
     out_family(&o, "fastformerd_http_connections", "gauge", "Open HTTP connections.");
     out_printf(&o, "fastformerd_http_connections %" PRId64 "\n",
                atomic_load_explicit(&mm->connections, memory_order_relaxed));
+
+    out_family(&o, "fastformerd_memory_estimate_bytes", "gauge",
+               "The daemon's estimate of its resident memory for the models it serves.");
+    out_printf(&o, "fastformerd_memory_estimate_bytes %" PRIu64 "\n",
+               atomic_load_explicit(&mm->memory_estimate_bytes, memory_order_relaxed));
 
     render_process(&o, m);
 

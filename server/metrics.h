@@ -22,6 +22,8 @@
  *   fastformerd_news_cache_misses_total{model}                   counter
  *   fastformerd_reloads_total{result="success"|"failure"}        counter
  *   fastformerd_http_connections                                 gauge (open connections)
+ *   fastformerd_memory_estimate_bytes                            gauge (memory_estimate.h; 0
+ *                                                                until the first model set is in)
  *   process_cpu_seconds_total, process_resident_memory_bytes, process_virtual_memory_bytes,
  *   process_open_fds, process_max_fds, process_start_time_seconds   (from /proc/self)
  * Requests that name no model (or an unknown one) use model="". Request,
@@ -133,6 +135,8 @@ void metrics_model_set_ready(metrics *m, metrics_model_id model, int ready);
 void metrics_news_cache(metrics *m, metrics_model_id model, uint64_t hits, uint64_t misses);
 void metrics_reload(metrics *m, int success);
 void metrics_connections_add(metrics *m, int64_t delta);
+/* The daemon's memory estimate of the set being served, in bytes. */
+void metrics_memory_estimate_set(metrics *m, uint64_t bytes);
 
 /* ---- rendering --------------------------------------------------------- */
 

@@ -141,6 +141,21 @@ static double mono_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+int model_registry_workspace_tokens(const model *m, int max_batch_size, int max_batch_tokens)
+{
+    assert(m && max_batch_size >= 1 && max_batch_tokens >= model_max_tokens(m));
+    /* The batcher (and news_catalog_build) packs at most max_batch_size texts
+     * whose padded total is <= max_batch_tokens; each text has at most
+     * model_max_tokens rows. */
+    int64_t texts = (int64_t)max_batch_size * model_max_tokens(m);
+    int rows = texts < max_batch_tokens ? (int)texts : max_batch_tokens;
+    /* The recommend head encodes one user: the last max_history clicks. */
+    if (m->config.task == MODEL_TASK_NEWS_RECOMMENDATION &&
+        m->config.user_encoder.max_position_embeddings > rows)
+        rows = m->config.user_encoder.max_position_embeddings;
+    return rows;
+}
+
 /* Loads, sizes, builds the catalog and warms up one model. */
 static int load_one(model_registry *reg, const spec_copy *spec, served_model **out, char *err,
                     size_t err_cap)
@@ -179,9 +194,9 @@ static int load_one(model_registry *reg, const spec_copy *spec, served_model **o
                  spec->name, spec->max_batch_tokens, P);
         reg->ev.on_progress(reg->ev.user, msg);
     }
-    int ws_tokens = sm->max_batch_tokens;
-    if (rec && m->config.user_encoder.max_position_embeddings > ws_tokens)
-        ws_tokens = m->config.user_encoder.max_position_embeddings;
+    const int ws_tokens =
+        model_registry_workspace_tokens(m, sm->max_batch_size, sm->max_batch_tokens);
+    sm->workspace_tokens = ws_tokens;
 
     sm->ws = calloc((size_t)reg->n_workers, sizeof *sm->ws);
     sm->pooled = calloc((size_t)reg->n_workers, sizeof *sm->pooled);

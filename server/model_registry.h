@@ -30,6 +30,7 @@ struct served_model {
     news_cache *cache;         /* recommenders with news_cache_entries > 0; NULL otherwise */
     int max_batch_size;        /* effective limits (per-model or the batching section's) */
     int max_batch_tokens;      /* >= model_max_tokens (raised at load if configured lower) */
+    int workspace_tokens;      /* rows of each workspace: model_registry_workspace_tokens() */
     fastformer_workspace **ws; /* (n_workers) one per worker, worker i uses ws[i] only */
     float **pooled;            /* (n_workers) worker i's (max_batch_size + 1, D) output rows */
     int n_workers;
@@ -42,6 +43,14 @@ struct served_model {
     _Atomic int refs;
 };
 typedef struct served_model served_model;
+
+/* Rows a workspace of model m needs for batches of at most max_batch_size
+ * texts and max_batch_tokens padded tokens (max_batch_tokens >= the model's
+ * longest text): no batch holds more than max_batch_size texts of at most
+ * model_max_tokens rows each, so the smaller of the two limits; a
+ * recommender's also holds one user's history (the user encoder's
+ * max_position_embeddings rows). Pure. */
+int model_registry_workspace_tokens(const model *m, int max_batch_size, int max_batch_tokens);
 
 /* Acquire / release a reference. Any thread. The last release frees the
  * model, its workspaces, catalog and cache. Release of NULL is a no-op. */
