@@ -9,6 +9,7 @@
  * dropped and counted (the same for every scorer, so numbers compare). An
  * impression left without a clicked or an unclicked candidate has undefined
  * metrics; it is counted and left out of the means. */
+#include <assert.h>
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -276,9 +277,10 @@ static void count_history(eval_mind_state *st, const mind_impression *imp)
     st->n_history_ids += imp->n_history;
 }
 
-/* Scores impression `imp` (user vector `user` for the model) and adds its metrics. */
+/* Scores impression `imp` (model m and user vector `user`, both NULL for the
+ * baselines) and adds its metrics. */
 static void score_impression(eval_mind_state *st, eval_mind_scratch *s, const mind_impression *imp,
-                             const float *user)
+                             const model *m, const float *user)
 {
     const mind_behaviors *b = st->behaviors;
     size_t n = 0;
@@ -297,9 +299,10 @@ static void score_impression(eval_mind_state *st, eval_mind_scratch *s, const mi
     for (size_t i = 0; i < n; i++) {
         switch (st->args->scorer) {
         case SCORER_MODEL: {
-            size_t D = (size_t)st->m->config.encoder.hidden_size;
+            assert(m != NULL);
+            size_t D = (size_t)m->config.encoder.hidden_size;
             float score;
-            model_score(st->m, user, st->news_vecs + (size_t)s->cand_news[i] * D, 1, &score);
+            model_score(m, user, st->news_vecs + (size_t)s->cand_news[i] * D, 1, &score);
             s->scores[i] = score;
             break;
         }
@@ -325,24 +328,25 @@ static int score_all(eval_mind_state *st)
     if (scratch_init(&s, st) != 0)
         return -1;
     const mind_behaviors *b = st->behaviors;
-    size_t D = st->m ? (size_t)st->m->config.encoder.hidden_size : 0;
+    /* A local, not st->m: the calls below take the address of st's fields. */
+    const model *m = st->m;
+    size_t D = m ? (size_t)m->config.encoder.hidden_size : 0;
     for (size_t first = 0; first < b->n_impressions; first += USER_BATCH) {
         size_t n_users = b->n_impressions - first;
         n_users = n_users > USER_BATCH ? USER_BATCH : n_users;
-        if (st->m) {
+        if (m) {
             s.hist_start[0] = 0;
             for (size_t u = 0; u < n_users; u++) {
                 s.hist_start[u + 1] = s.hist_start[u]; /* gather_history appends */
                 gather_history(st, &s, &b->impressions[first + u], (int)u);
             }
-            model_encode_users(st->m, s.ws, s.hist_vecs, s.hist_start, (int)n_users, s.user_vecs);
+            model_encode_users(m, s.ws, s.hist_vecs, s.hist_start, (int)n_users, s.user_vecs);
         } else {
             for (size_t u = 0; u < n_users; u++)
                 count_history(st, &b->impressions[first + u]);
         }
         for (size_t u = 0; u < n_users; u++)
-            score_impression(st, &s, &b->impressions[first + u],
-                             st->m ? s.user_vecs + u * D : NULL);
+            score_impression(st, &s, &b->impressions[first + u], m, m ? s.user_vecs + u * D : NULL);
     }
     scratch_free(&s);
     return 0;

@@ -316,6 +316,8 @@ static int get_u32(parse_ctx *c, const yaml_node_t *n, const char *path, int64_t
 static int get_str(parse_ctx *c, const yaml_node_t *n, const char *path, const char **out,
                    size_t *out_len)
 {
+    *out = ""; /* defined outputs on every path, the failing ones included */
+    *out_len = 0;
     if (n->type != YAML_SCALAR_NODE || scalar_is_null(n))
         return fail_expected(c, n, path, "a non-empty string");
     const char *v = (const char *)n->data.scalar.value;
