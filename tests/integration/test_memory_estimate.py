@@ -1,0 +1,181 @@
+"""The daemon's memory estimate (issue 6, "memory is predictable"): serving the
+default models of conf/fastformerd.yaml, it logs "memory estimate N MiB: ..."
+once the models are in (and again after SIGHUP), exports the same number as
+fastformerd_memory_estimate_bytes, and its peak RSS (VmHWM) under a few hundred
+classify and recommend requests stays within the estimate + 32 MB and above
+half of it (an estimate far too high is wrong too)."""
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import DAEMON, ROOT, Daemon
+
+CONF = os.path.join(ROOT, "conf", "fastformerd.yaml")
+MODELS = os.path.join(ROOT, "models")
+ESTIMATE = re.compile(
+    r"memory estimate ([\d.]+) MiB: weights ([\d.]+) \+ workspaces ([\d.]+) \+ catalogs "
+    r"([\d.]+) \+ caches ([\d.]+) \+ tables ([\d.]+) \+ runtime ([\d.]+)")
+MIB = 1024 * 1024
+
+
+def start_default(tmp_path):
+    """fastformerd --config conf/fastformerd.yaml on a free port; returns the
+    Daemon once /readyz is 200 and the estimate is logged."""
+    log_path = str(tmp_path / "fastformerd.log")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    env.pop("NOTIFY_SOCKET", None)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([DAEMON, "--config", CONF, "--listen", "127.0.0.1:0"],
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 120
+    port = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        with open(log_path, errors="replace") as f:
+            text = f.read()
+        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", text)
+        if m and port is None:
+            port = int(m.group(1))
+        if port is not None and ESTIMATE.search(text):
+            return Daemon(proc, port, log_path, CONF)
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    with open(log_path, errors="replace") as f:
+        raise AssertionError(f"no memory estimate logged (rc={proc.returncode}):\n{f.read()}")
+
+
+def estimates(d):
+    """Every logged estimate as (total, [terms]) in MiB."""
+    return [(float(m.group(1)), [float(x) for x in m.groups()[1:]])
+            for m in ESTIMATE.finditer(d.log())]
+
+
+def metric_bytes(d):
+    body = d.get("/metrics").body.decode()
+    m = re.search(r"^fastformerd_memory_estimate_bytes (\d+)$", body, re.M)
+    assert m, body
+    return int(m.group(1))
+
+
+def proc_status_kib(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"{key} not in /proc/{pid}/status")
+
+
+def sanitized(pid):
+    """ASan/TSan builds map shadow memory: their RSS says nothing about ours."""
+    with open(f"/proc/{pid}/maps") as f:
+        maps = f.read()
+    return "libasan" in maps or "libtsan" in maps or "libubsan" in maps
+
+
+def requests_mix(n, seed=5):
+    """(path, body) of n requests over the three default models: long imdb
+    reviews (full 256-token texts), agnews batches, recommendations of 50
+    history + 20 candidates by catalog id and as raw titles (which fill the
+    news cache)."""
+    rnd = random.Random(seed)
+    with open(os.path.join(MODELS, "imdb-sentiment", "vocab.txt")) as f:
+        words = [w.rstrip("\n") for w in f][5:]
+    with open(os.path.join(MODELS, "movielens-rec", "news.tsv"), encoding="utf-8") as f:
+        news = [line.rstrip("\n").split("\t") for line in f]
+    ids = [c[0] for c in news]
+    titles = [c[3] for c in news]
+    out = []
+    for i in range(n):
+        k = i % 4
+        if k == 0:
+            out.append(("/v1/models/imdb-sentiment/classify",
+                        {"inputs": [" ".join(rnd.choice(words) for _ in range(300))
+                                    for _ in range(2)]}))
+        elif k == 1:
+            out.append(("/v1/models/agnews-topic/classify",
+                        {"inputs": [" ".join(rnd.choice(words) for _ in range(150))
+                                    for _ in range(4)]}))
+        elif k == 2:
+            out.append(("/v1/models/movielens-rec/recommend",
+                        {"history": [{"news_id": rnd.choice(ids)} for _ in range(50)],
+                         "candidates": [{"news_id": rnd.choice(ids)} for _ in range(20)]}))
+        else:
+            out.append(("/v1/models/movielens-rec/recommend",
+                        {"history": [rnd.choice(titles) for _ in range(50)],
+                         "candidates": [rnd.choice(titles) for _ in range(20)]}))
+    return out
+
+
+def drive(d, reqs, n_threads):
+    """Sends reqs from n_threads threads; returns the non-200 answers."""
+    it = iter(reqs)
+    lock = threading.Lock()
+    bad = []
+
+    def run():
+        while True:
+            with lock:
+                nxt = next(it, None)
+            if nxt is None:
+                return
+            r = d.post(nxt[0], nxt[1], timeout=120)
+            if r.status != 200:
+                bad.append((nxt[0], r))
+            elif nxt[0].endswith("/recommend"):
+                out = r.json()
+                if len(out["scores"]) != 20 or sorted(out["ranking"]) != list(range(20)):
+                    bad.append((nxt[0], r))
+
+    threads = [threading.Thread(target=run) for _ in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return bad
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(MODELS, "movielens-rec", "news.tsv")),
+                    reason="the default models are not in models/")
+def test_peak_rss_within_the_logged_estimate(tmp_path):
+    d = start_default(tmp_path)
+    try:
+        (total, terms), = estimates(d)
+        assert abs(sum(terms) - total) <= 0.35, (total, terms)  # each rounded to 0.1
+        weights, workspaces, catalogs, caches, tables, runtime = terms
+        assert weights > 0 and workspaces > 0 and catalogs > 0 and caches > 0 and runtime > 0
+        # The metric is the logged number (which is rounded to 0.1 MiB).
+        assert abs(metric_bytes(d) / MIB - total) <= 0.05, (metric_bytes(d), total)
+
+        bad = drive(d, requests_mix(400), 16)
+        assert not bad, bad[:3]
+        r = d.get("/metrics").body.decode()
+        misses = re.search(r'fastformerd_news_cache_misses_total\{model="movielens-rec"\} (\d+)', r)
+        assert misses and int(misses.group(1)) > 4096, "the news cache was not filled"
+
+        pid = d.proc.pid
+        peak = proc_status_kib(pid, "VmHWM") * 1024
+        estimate = total * MIB
+        if not sanitized(pid):
+            assert peak <= estimate + 32e6, (
+                f"peak RSS {peak / MIB:.1f} MiB above the estimate {total} MiB + 32 MB")
+            assert peak >= 0.5 * estimate, (
+                f"peak RSS {peak / MIB:.1f} MiB below half the estimate {total} MiB")
+
+        # A reload logs the estimate again (the same models: the same number).
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 120
+        while len(estimates(d)) < 2:
+            assert d.alive() and time.monotonic() < deadline, d.log()[-3000:]
+            time.sleep(0.05)
+        assert estimates(d)[1][0] == total
+        assert abs(metric_bytes(d) / MIB - total) <= 0.05
+    finally:
+        rc = d.stop()
+    assert rc == 0, d.log()[-3000:]
