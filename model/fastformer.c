@@ -12,10 +12,12 @@
  * are read once per layer; the pooling is per sequence too; the rest is fused
  * row passes from kernels.c.
  *
- * Workspace layout (T = max_tokens rows, C = chunk_rows, each region 64-byte
- * aligned):
- *   input (T, D)   the hidden state X, updated in place layer by layer
+ * Workspace layout (T = max_tokens rows, C = chunk_rows, each float region
+ * 64-byte aligned):
+ *   row_src (T)    pointers to each row's input vector (a separate array)
  *   mask  (T)
+ *   x     (C, D)   the chunk's hidden state X: embeddings + positions, then
+ *                  updated in place layer by layer
  *   qk    (C, 2D)  row i = [Q0_i | K0_i], the projections without bias; K0_i
  *                  becomes P_i then U_i; Q0_i becomes out_i minus a constant
  *                  bias that is folded into the next LayerNorm (see
@@ -49,8 +51,8 @@
 #endif
 
 typedef struct {
-    size_t input, mask, qk, att, inter, score, vec, col, total; /* offsets in floats */
-    int chunk_rows; /* C: rows of the per-chunk regions */
+    size_t mask, x, qk, att, inter, score, vec, col, total; /* offsets in floats */
+    int chunk_rows;                                         /* C: rows of the per-chunk regions */
 } ws_layout;
 
 /* a*b, or SIZE_MAX if it overflows (SIZE_MAX then propagates through adds). */
@@ -94,8 +96,8 @@ static int layout_compute(const fastformer_dims *d, int max_tokens, int max_seqs
     l->chunk_rows = chunk;
     const size_t cr = (size_t)chunk;
     size_t c = 0;
-    l->input = add_region(&c, mul_sat(t, dd));
     l->mask = add_region(&c, t);
+    l->x = add_region(&c, mul_sat(cr, dd));
     l->qk = add_region(&c, mul_sat(cr, mul_sat(2, dd)));
     l->att = add_region(&c, mul_sat(cr, (size_t)d->num_attention_heads));
     l->inter = add_region(&c, mul_sat(cr, (size_t)d->intermediate_size));
@@ -105,7 +107,7 @@ static int layout_compute(const fastformer_dims *d, int max_tokens, int max_seqs
     l->total = c;
     if (c == SIZE_MAX || c > SIZE_MAX / sizeof(float))
         return -1;
-    if ((size_t)max_seqs > SIZE_MAX / sizeof(int32_t) - 1)
+    if ((size_t)max_seqs > SIZE_MAX / sizeof(int32_t) - 1 || t > SIZE_MAX / sizeof(float *))
         return -1;
     return 0;
 }
@@ -116,7 +118,7 @@ size_t fastformer_workspace_bytes(const fastformer_dims *dims, int max_tokens, i
     if (layout_compute(dims, max_tokens, max_seqs, &l) != 0)
         return SIZE_MAX;
     return sizeof(fastformer_workspace) + l.total * sizeof(float) +
-           ((size_t)max_seqs + 1) * sizeof(int32_t);
+           (size_t)max_tokens * sizeof(const float *) + ((size_t)max_seqs + 1) * sizeof(int32_t);
 }
 
 fastformer_workspace *fastformer_workspace_new(const fastformer_dims *dims, int max_tokens,
@@ -129,9 +131,11 @@ fastformer_workspace *fastformer_workspace_new(const fastformer_dims *dims, int 
     if (!ws)
         return NULL;
     float *block = aligned_alloc(FF_ALIGN_BYTES, l.total * sizeof(float));
+    const float **row_src = calloc((size_t)max_tokens, sizeof *row_src);
     int32_t *starts = calloc((size_t)max_seqs + 1, sizeof(int32_t));
-    if (!block || !starts) {
+    if (!block || !row_src || !starts) {
         free(block);
+        free(row_src);
         free(starts);
         free(ws);
         return NULL;
@@ -141,11 +145,11 @@ fastformer_workspace *fastformer_workspace_new(const fastformer_dims *dims, int 
     ws->dims = *dims;
     ws->max_tokens = max_tokens;
     ws->max_seqs = max_seqs;
-    ws->input = block + l.input;
+    ws->row_src = row_src;
     ws->mask = block + l.mask;
     ws->seq_start = starts;
-    ws->scratch = block + l.qk;
-    ws->scratch_floats = l.total - l.qk;
+    ws->scratch = block + l.x;
+    ws->scratch_floats = l.total - l.x;
     return ws;
 }
 
@@ -153,7 +157,8 @@ void fastformer_workspace_free(fastformer_workspace *ws)
 {
     if (!ws)
         return;
-    free(ws->input); /* the block starts at input */
+    free(ws->mask); /* the block starts at mask */
+    free(ws->row_src);
     free(ws->seq_start);
     free(ws);
 }
@@ -161,26 +166,37 @@ void fastformer_workspace_free(fastformer_workspace *ws)
 void fastformer_gather(fastformer_workspace *ws, int row0, const float *word_embedding,
                        int vocab_size, const int32_t *ids, int n)
 {
-    const int d = ws->dims.hidden_size;
+    const size_t d = (size_t)ws->dims.hidden_size;
     assert(row0 >= 0 && n >= 0 && row0 + n <= ws->max_tokens);
     for (int i = 0; i < n; i++) {
         assert(ids[i] >= 0 && ids[i] < vocab_size);
         (void)vocab_size;
-        memcpy(ws->input + (size_t)(row0 + i) * (size_t)d,
-               word_embedding + (size_t)ids[i] * (size_t)d, (size_t)d * sizeof(float));
+        ws->row_src[row0 + i] = word_embedding + (size_t)ids[i] * d;
         ws->mask[row0 + i] = ids[i] != 0 ? 1.0f : 0.0f;
+    }
+}
+
+void fastformer_set_rows(fastformer_workspace *ws, int row0, const float *vecs, int n)
+{
+    const size_t d = (size_t)ws->dims.hidden_size;
+    assert(row0 >= 0 && n >= 0 && row0 + n <= ws->max_tokens);
+    for (int i = 0; i < n; i++) {
+        ws->row_src[row0 + i] = vecs + (size_t)i * d;
+        ws->mask[row0 + i] = 1.0f;
     }
 }
 
 /* ---- one layer --------------------------------------------------------------- */
 
 /* One chunk: sequences seq_start[0..n_seqs] (absolute row offsets in the
- * batch, the first being row0), whose rows x and mask point at. */
+ * batch, the first being row0); x holds their rows, mask points at theirs,
+ * row_src is the whole batch's. */
 typedef struct {
     int d, h, inter, dh, n_rows, n_seqs, row0;
     float inv_scale, eps;
     float *x, *qk, *att, *act, *score, *vec, *col;
     const float *mask;
+    const float *const *row_src;
     const int32_t *seq_start;
 } run_state;
 
@@ -270,12 +286,15 @@ static void chunk_forward(const fastformer_encoder *enc, run_state *s, float *po
     const int d = s->d;
     const int32_t *starts = s->seq_start;
 
-    /* X = LN(E + positions from 0 per sequence). */
+    /* X = LN(E + positions from 0 per sequence), E read through row_src
+     * straight into the chunk's rows. */
     for (int si = 0; si < s->n_seqs; si++)
-        for (int r = starts[si]; r < starts[si + 1]; r++)
-            kernels_add_layernorm(s->x + (size_t)(r - s->row0) * d,
-                                  enc->position_embeddings + (size_t)(r - starts[si]) * d, d,
+        for (int r = starts[si]; r < starts[si + 1]; r++) {
+            float *x = s->x + (size_t)(r - s->row0) * d;
+            memcpy(x, s->row_src[r], (size_t)d * sizeof(float));
+            kernels_add_layernorm(x, enc->position_embeddings + (size_t)(r - starts[si]) * d, d,
                                   enc->ln_weight, enc->ln_bias, s->eps);
+        }
 
     for (int li = 0; li < enc->dims.num_hidden_layers; li++)
         layer_forward(&enc->layers[li], s);
@@ -318,7 +337,7 @@ void fastformer_encode(const fastformer_encoder *enc, fastformer_workspace *ws, 
     }
     assert((n_seqs > 0 ? starts[n_seqs] : 0) <= ws->max_tokens);
 
-    float *base = ws->input - l.input;
+    float *base = ws->mask - l.mask;
     run_state s = {
         .d = d,
         .h = h,
@@ -326,6 +345,8 @@ void fastformer_encode(const fastformer_encoder *enc, fastformer_workspace *ws, 
         .dh = d / h,
         .inv_scale = (float)(1.0 / sqrt((double)(d / h))),
         .eps = dims->layer_norm_eps,
+        .x = base + l.x,
+        .row_src = ws->row_src,
         .qk = base + l.qk,
         .att = base + l.att,
         .act = base + l.inter,
@@ -342,7 +363,6 @@ void fastformer_encode(const fastformer_encoder *enc, fastformer_workspace *ws, 
         s.n_rows = starts[s1] - starts[s0];
         s.n_seqs = s1 - s0;
         s.seq_start = starts + s0;
-        s.x = ws->input + (size_t)s.row0 * d;
         s.mask = ws->mask + s.row0;
         float *out = pooled + (size_t)s0 * d;
         if (s.n_rows == 0)

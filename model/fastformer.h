@@ -29,8 +29,8 @@ typedef struct {
 /* One FastformerLayer. Linear weights are [out, in] row-major (PyTorch layout).
  * All pointers are borrowed (owned by the model that bound them). */
 typedef struct {
-    const float *qk_weight;        /* (2D, D): attention.self.query.weight rows, then key.weight rows */
-    const float *qk_bias;          /* (2D): query.bias then key.bias */
+    const float *qk_weight; /* (2D, D): attention.self.query.weight rows, then key.weight rows */
+    const float *qk_bias;   /* (2D): query.bias then key.bias */
     const float *query_att_weight; /* (H, D) */
     const float *query_att_bias;   /* (H) */
     const float *key_att_weight;   /* (H, D) */
@@ -63,37 +63,49 @@ typedef struct {
 } fastformer_encoder;
 
 /* Activations for batches of up to max_tokens rows in up to max_seqs
- * sequences, allocated once. The caller fills `input`, `mask` and `seq_start`
- * before fastformer_encode; the rest is private scratch. One workspace per
+ * sequences, allocated once. Before fastformer_encode the caller points every
+ * row at its input vector and sets its mask (fastformer_gather for token ids,
+ * fastformer_set_rows for vectors) and fills seq_start; the rest is private
+ * scratch. The scratch holds one chunk of rows (see fastformer.c), not the
+ * whole batch, so its size does not grow with max_tokens. One workspace per
  * thread: fastformer_encode may run concurrently on different workspaces. */
 typedef struct {
     fastformer_dims dims;
     int max_tokens;
     int max_seqs;
-    float *input;       /* (max_tokens, D): token (or news) embeddings, positions not yet added */
-    float *mask;        /* (max_tokens): 1 real token, 0 padding */
-    int32_t *seq_start; /* (max_seqs + 1): row offsets, seq_start[0] = 0 */
-    float *scratch;     /* private */
+    const float **row_src; /* (max_tokens): row i's input vector (D floats, positions not yet
+                              added); borrowed, read by fastformer_encode */
+    float *mask;           /* (max_tokens): 1 real token, 0 padding */
+    int32_t *seq_start;    /* (max_seqs + 1): row offsets, seq_start[0] = 0 */
+    float *scratch;        /* private */
     size_t scratch_floats;
 } fastformer_workspace;
 
 /* Returns a new workspace (free with fastformer_workspace_free), or NULL when
- * out of memory or when the sizes overflow. */
+ * out of memory or when the sizes overflow. dims->max_position_embeddings is
+ * the longest sequence it will hold. */
 fastformer_workspace *fastformer_workspace_new(const fastformer_dims *dims, int max_tokens,
                                                int max_seqs);
 void fastformer_workspace_free(fastformer_workspace *ws);
 /* Bytes a workspace of these sizes allocates (for the daemon's memory estimate). */
 size_t fastformer_workspace_bytes(const fastformer_dims *dims, int max_tokens, int max_seqs);
 
-/* Copies word-embedding rows for `n` ids into ws->input at row `row0` and sets
- * their mask (id != 0). Ids must be in [0, vocab_size): callers validate. */
+/* Points rows row0 .. row0+n-1 at the word-embedding rows of `n` ids and sets
+ * their mask (id != 0). Ids must be in [0, vocab_size): callers validate.
+ * word_embedding must stay valid until fastformer_encode returns. */
 void fastformer_gather(fastformer_workspace *ws, int row0, const float *word_embedding,
                        int vocab_size, const int32_t *ids, int n);
 
-/* Runs the encoder over n_seqs sequences laid out in ws (input, mask,
+/* Points rows row0 .. row0+n-1 at the contiguous vectors `vecs` (n, D), with
+ * mask 1 (e.g. news vectors as the user encoder's input). vecs must stay
+ * valid until fastformer_encode returns. */
+void fastformer_set_rows(fastformer_workspace *ws, int row0, const float *vecs, int n);
+
+/* Runs the encoder over n_seqs sequences laid out in ws (row_src, mask,
  * seq_start[0..n_seqs]) and writes the pooled vectors to pooled (n_seqs, D).
- * Destroys ws->input. Preconditions (asserted, programmer errors): n_seqs <=
- * max_seqs, total rows <= max_tokens, every sequence <= P rows. Allocates nothing. */
+ * Preconditions (asserted, programmer errors): n_seqs <= max_seqs, total rows
+ * <= max_tokens, every sequence <= P rows of both enc and the workspace's
+ * dims. Allocates nothing. */
 void fastformer_encode(const fastformer_encoder *enc, fastformer_workspace *ws, int n_seqs,
                        float *pooled);
 

@@ -446,10 +446,7 @@ void model_encode_users(const model *m, fastformer_workspace *ws, const float *n
         int32_t keep = end - begin;
         assert(keep <= ws->max_tokens - row);
         if (keep > 0) /* news_vecs may be NULL when every history is empty */
-            memcpy(ws->input + (size_t)row * D, news_vecs + (size_t)begin * D,
-                   (size_t)keep * D * sizeof(float));
-        for (int32_t i = 0; i < keep; i++)
-            ws->mask[row + i] = 1.0f;
+            fastformer_set_rows(ws, row, news_vecs + (size_t)begin * D, keep);
         row += keep;
         ws->seq_start[u + 1] = row;
     }

@@ -336,8 +336,6 @@ static void command(const model *m, const char *line)
         /* Replayed calls read what earlier replays wrote, not what the
          * kernels between them would have; start from zeros so that values
          * cannot drift to infinities or NaNs over many replays. */
-        memset(s->ws->input, 0,
-               (size_t)s->ws->max_tokens * (size_t)m->config.encoder.hidden_size * sizeof(float));
         memset(s->ws->scratch, 0, s->ws->scratch_floats * sizeof(float));
         double t0 = now_seconds(), c0 = cpu_seconds();
         for (int i = 0; i < n; i++)

@@ -258,8 +258,8 @@ static void check_shape(fastformer_dims dims, const int *lens, int n_seqs, uint6
         }
         ws->seq_start[s + 1] = ws->seq_start[s] + lens[s];
     }
-    memcpy(ws->input, emb, (size_t)total * D * sizeof(float));
-    memcpy(ws->mask, mask, (size_t)total * sizeof(float));
+    fastformer_set_rows(ws, 0, emb, total);
+    memcpy(ws->mask, mask, (size_t)total * sizeof(float)); /* after set_rows: its mask is 1 */
     float *pooled = malloc((size_t)n_seqs * D * sizeof(float));
     assert_non_null(pooled);
     fastformer_encode(&m.enc, ws, n_seqs, pooled);
@@ -347,9 +347,16 @@ static void test_gather(void **state)
     const float table[3 * 4] = {0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8};
     const int32_t ids[3] = {2, 0, 1};
     fastformer_gather(ws, 2, table, 3, ids, 3);
-    const float want[3 * 4] = {5, 6, 7, 8, 0, 0, 0, 0, 1, 2, 3, 4};
-    assert_memory_equal(ws->input + 2 * 4, want, sizeof want);
+    /* rows point into the table (no copies), mask = id != 0 */
+    assert_ptr_equal(ws->row_src[2], table + 2 * 4);
+    assert_ptr_equal(ws->row_src[3], table + 0 * 4);
+    assert_ptr_equal(ws->row_src[4], table + 1 * 4);
     assert_true(ws->mask[2] == 1.0f && ws->mask[3] == 0.0f && ws->mask[4] == 1.0f);
+    /* vectors: consecutive rows, mask 1 */
+    fastformer_set_rows(ws, 0, table + 4, 2);
+    assert_ptr_equal(ws->row_src[0], table + 4);
+    assert_ptr_equal(ws->row_src[1], table + 8);
+    assert_true(ws->mask[0] == 1.0f && ws->mask[1] == 1.0f);
     fastformer_workspace_free(ws);
 }
 
@@ -360,10 +367,10 @@ static void test_workspace_sizes(void **state)
     const size_t small = fastformer_workspace_bytes(&dims, 128, 4);
     const size_t big = fastformer_workspace_bytes(&dims, 8192, 64);
     assert_true(small != SIZE_MAX && big != SIZE_MAX && big > small);
-    /* at least the hidden state and mask of every row, and the scratch of one
-     * chunk of 512 rows (Q|K, attention logits, intermediate, score) */
-    const size_t chunk_floats = (size_t)512 * (512 + 16 + 256 + 1);
-    const size_t want = (8192 * (size_t)(256 + 1) + chunk_floats) * sizeof(float);
+    /* per row of the batch: an input pointer and a mask; per row of one chunk
+     * of 512 rows: X, Q|K, attention logits, intermediate, score */
+    const size_t chunk_floats = (size_t)512 * (256 + 512 + 16 + 256 + 1);
+    const size_t want = 8192 * (sizeof(float *) + sizeof(float)) + chunk_floats * sizeof(float);
     assert_true(big >= want);
     /* and only alignment and a few vectors more */
     assert_true(big < want + 64 * 1024);
@@ -371,10 +378,12 @@ static void test_workspace_sizes(void **state)
     fastformer_dims long_dims = dims;
     long_dims.max_position_embeddings = 4096;
     const size_t big_long = fastformer_workspace_bytes(&long_dims, 8192, 64);
-    assert_true(big_long >=
-                (8192 * (size_t)(256 + 1) + (size_t)4096 * (512 + 16 + 256 + 1)) * sizeof(float));
+    assert_true(big_long >= 8192 * (sizeof(float *) + sizeof(float)) +
+                                (size_t)4096 * (256 + 512 + 16 + 256 + 1) * sizeof(float));
     /* and a workspace smaller than a chunk only as much scratch as rows */
-    assert_true(small < ((size_t)128 * (256 + 1 + 512 + 16 + 256 + 1)) * sizeof(float) + 64 * 1024);
+    assert_true(small <
+                (size_t)128 * (sizeof(float *) + (1 + 256 + 512 + 16 + 256 + 1) * sizeof(float)) +
+                    64 * 1024);
 
     /* Bad sizes: NULL and SIZE_MAX, never a crash. */
     fastformer_dims bad = dims;
@@ -392,7 +401,7 @@ static void test_workspace_sizes(void **state)
     assert_non_null(ws);
     assert_int_equal(ws->max_tokens, 64);
     assert_int_equal(ws->max_seqs, 4);
-    assert_true(((uintptr_t)ws->input & 63) == 0); /* GEMM-friendly alignment */
+    assert_true(((uintptr_t)ws->scratch & 63) == 0); /* GEMM-friendly alignment */
     fastformer_workspace_free(ws);
     fastformer_workspace_free(NULL);
 }
