@@ -7,7 +7,9 @@
  *    deadline has passed is dropped before compute (and counted).
  *  - An idle worker takes a batch at once: a lone request never waits for
  *    company. Items only wait while every worker is busy; while they wait
- *    they accumulate, and the next free worker gets a full batch.
+ *    they accumulate, and the next free worker gets a full batch. (Outside
+ *    this function, batcher_next lets one idle worker poll the queue briefly
+ *    before it sleeps, so "at once" does not include a thread wake-up.)
  *  - A batch holds items of one model and is closed when it reaches the
  *    model's max_batch_size items or the next item would push the padded
  *    size (n_items * longest item) over max_batch_tokens.
