@@ -1,4 +1,5 @@
-/* vocab: the token <-> id table of vocab.txt (one token per line; line number = id; id 0 = padding). */
+/* vocab: the token <-> id table of vocab.txt (one token per line; line number = id; id 0 =
+ * padding). */
 #ifndef FF_VOCAB_H
 #define FF_VOCAB_H
 
@@ -20,5 +21,7 @@ size_t vocab_size(const vocab *v);
 int32_t vocab_lookup(const vocab *v, const char *tok, size_t len);
 /* Returns the token text of `id` (NUL-terminated, borrowed), or NULL when out of range. */
 const char *vocab_token(const vocab *v, int32_t id);
+/* Heap bytes the vocab holds (for the daemon's memory estimate). */
+size_t vocab_bytes(const vocab *v);
 
 #endif

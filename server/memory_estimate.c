@@ -1,8 +1,8 @@
 /* memory_estimate: what each served model keeps resident, term by term (see
  * memory_estimate.h). The workspace term asks the engine
- * (fastformer_workspace_bytes); the catalog, cache and vocabulary terms
- * follow the layouts documented in news_catalog.c, news_cache.c and vocab.c,
- * which expose no size of their own. */
+ * (fastformer_workspace_bytes) and the vocabulary term the vocab
+ * (vocab_bytes); the catalog and cache terms follow the layouts documented
+ * in news_catalog.c and news_cache.c, which expose no size of their own. */
 #include "memory_estimate.h"
 
 #include <assert.h>
@@ -74,16 +74,6 @@ static size_t weights_bytes(const model *m)
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t owned = m->owned ? malloc_usable_size(m->owned) : 0;
     return round_up(m->weights_bytes, page) + owned;
-}
-
-/* vocab.c: every token's text with its NUL, an offset and a length per
- * token, and an int32 open-addressing table of >= 2 slots per token. */
-static size_t vocab_bytes(const vocab *v)
-{
-    size_t n = vocab_size(v), text = 0;
-    for (size_t i = 0; i < n; i++)
-        text += strlen(vocab_token(v, (int32_t)i)) + 1;
-    return text + n * 2 * sizeof(size_t) + pow2_at_least(2 * n, 2) * sizeof(int32_t);
 }
 
 /* Heap bytes of one news id string (MIND ids are a few bytes): glibc's

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sys/mman.h>
 
 #include "vocab.h"
 
@@ -138,6 +139,34 @@ static void test_too_many_lines(void **state)
     free(text);
 }
 
+/* The slots keep 32-bit offsets: a file of 4 GiB or more is refused before
+ * any byte of it is read (the mapping here is never touched). */
+static void test_too_many_bytes(void **state)
+{
+    (void)state;
+    size_t n = (size_t)UINT32_MAX;
+    void *big = mmap(NULL, n, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    assert_true(big != MAP_FAILED);
+    char err[256] = "";
+    vocab *v = (vocab *)1;
+    assert_int_equal(vocab_parse(big, n, &v, err, sizeof err), -1);
+    assert_null(v);
+    assert_string_equal(err, "vocab.txt: 4294967295 bytes, more than the limit of 4294967294");
+    munmap(big, n);
+}
+
+/* Text with NULs, an offset and a length per token (size_t each), and 16-byte
+ * slots, at least 2 per token in a power of two; the struct on top. */
+static void test_bytes(void **state)
+{
+    (void)state;
+    vocab *v = parse_ok("a\nbb\nccc\n", 9);
+    const size_t want = 9 + 3 * 2 * sizeof(size_t) + 8 * 16;
+    assert_true(vocab_bytes(v) >= want);
+    assert_true(vocab_bytes(v) <= want + 256);
+    vocab_free(v);
+}
+
 static void test_large_vocab(void **state)
 {
     (void)state;
@@ -163,6 +192,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lf),
+        cmocka_unit_test(test_too_many_bytes),
+        cmocka_unit_test(test_bytes),
         cmocka_unit_test(test_crlf_and_no_final_newline),
         cmocka_unit_test(test_empty_lines_are_empty_tokens),
         cmocka_unit_test(test_any_bytes),
