@@ -10,6 +10,7 @@
 #include "api_errors.h"
 #include "api_inputs.h"
 #include "log.h"
+#include "mono_clock.h"
 #include "openapi.h"
 #include "value_kind.h"
 
@@ -133,7 +134,7 @@ static int reject_reason(const char *error)
 void api_on_complete(const http_request *r, void *vctx)
 {
     api_context *ctx = vctx;
-    int64_t latency_us = batcher_now_us() - http_request_start_us(r);
+    int64_t latency_us = mono_clock_us() - http_request_start_us(r);
     if (latency_us < 0)
         latency_us = 0;
     int tag = http_request_route_tag(r);

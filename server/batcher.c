@@ -14,18 +14,12 @@
 #include <time.h>
 
 #include "model_registry.h"
+#include "mono_clock.h"
 
 /* How long one idle worker polls the queue before sleeping (poll_for_work). */
 #ifndef BATCHER_POLL_US
 #define BATCHER_POLL_US 300
 #endif
-
-int64_t batcher_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* ==== the pure scheduling function ======================================== */
 
@@ -280,7 +274,7 @@ batcher_status batcher_submit(batcher *b, infer_request *req)
         return BATCHER_TOO_BIG;
     }
     const served_model *sm = req->sm;
-    int64_t now = batcher_now_us();
+    int64_t now = mono_clock_us();
 
     pthread_mutex_lock(&b->mu);
     if (b->draining) {
@@ -436,9 +430,9 @@ static bool take_work_locked(batcher *b, batcher_work *w, int64_t now)
 
 static batcher_next_status next_locked(batcher *b, batcher_work *w, bool block, int64_t timeout_us)
 {
-    int64_t start = batcher_now_us();
+    int64_t start = mono_clock_us();
     for (;;) {
-        int64_t now = batcher_now_us();
+        int64_t now = mono_clock_us();
         if (take_work_locked(b, w, now)) {
             /* Another idle worker can take what is left at once. */
             if (b->n_q > 0)
@@ -476,8 +470,8 @@ static void poll_for_work(batcher *b)
     bool expected = false;
     if (!atomic_compare_exchange_strong(&b->worker_polling, &expected, true))
         return;
-    const int64_t until = batcher_now_us() + BATCHER_POLL_US;
-    while (atomic_load(&b->n_items_queued) == 0 && batcher_now_us() < until)
+    const int64_t until = mono_clock_us() + BATCHER_POLL_US;
+    while (atomic_load(&b->n_items_queued) == 0 && mono_clock_us() < until)
         sched_yield();
     atomic_store(&b->worker_polling, false);
 }
@@ -537,7 +531,7 @@ void batcher_abort(batcher *b)
 
 bool batcher_wait_idle(batcher *b, int64_t timeout_us)
 {
-    int64_t until = batcher_now_us() + (timeout_us > 0 ? timeout_us : 0);
+    int64_t until = mono_clock_us() + (timeout_us > 0 ? timeout_us : 0);
     struct timespec ts = {.tv_sec = until / 1000000, .tv_nsec = (long)(until % 1000000) * 1000};
     pthread_mutex_lock(&b->mu);
     while (atomic_load(&b->n_requests) > 0 && timeout_us > 0) {

@@ -39,10 +39,6 @@
 #include "compiler.h"
 #include "infer_request.h"
 
-/* Monotonic clock (CLOCK_MONOTONIC) in microseconds: the clock of deadlines,
- * enqueue times and infer_request.deadline_us. */
-int64_t batcher_now_us(void);
-
 /* ---- the pure scheduling function --------------------------------------- */
 
 /* Candidates examined per decision (see the policy above). */

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "batcher.h"
 #include "model_registry.h"
+#include "mono_clock.h"
 
 /* Bump allocation inside one block: each array starts on a max_align_t
  * boundary. Returns false on size_t overflow. */
@@ -74,7 +74,7 @@ infer_request *infer_request_new(served_model *sm, infer_task task, int n_items,
     req->dim = dim;
     req->n_labels = n_labels;
     req->max_ids = max_ids;
-    req->accept_us = batcher_now_us();
+    req->accept_us = mono_clock_us();
     req->deadline_us = 0;
     req->ids = (int32_t *)(block + at_ids);
     req->n_ids = (int32_t *)(block + at_n_ids);

@@ -140,7 +140,7 @@ FF_MUST_CHECK int infer_request_set_item_news_id(infer_request *req, int i, cons
 /* Item i's vector is known already (D floats, copied); it is not computed. */
 void infer_request_set_item_vector(infer_request *req, int i, const float *vec);
 
-/* Absolute deadline in monotonic microseconds (batcher_now_us clock); 0 = none.
+/* Absolute deadline in monotonic microseconds (mono_clock_us clock); 0 = none.
  * Items still queued when it passes are dropped and the request ends with
  * INFER_DEADLINE. Before submit only. */
 void infer_request_set_deadline(infer_request *req, int64_t deadline_us);

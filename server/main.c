@@ -24,6 +24,7 @@
 #include "memory_estimate.h"
 #include "metrics.h"
 #include "model_registry.h"
+#include "mono_clock.h"
 #include "notify.h"
 #include "settings.h"
 #include "worker.h"
@@ -191,7 +192,7 @@ static void obs_queue_wait(void *user, const char *model_name, double queue_seco
 static bool workers_alive(void *ctx)
 {
     daemon_state *d = ctx;
-    return worker_pool_alive(d->workers, batcher_now_us(), WORKER_STALL_US);
+    return worker_pool_alive(d->workers, mono_clock_us(), WORKER_STALL_US);
 }
 
 /* ---- signals ------------------------------------------------------------------------ */
@@ -260,7 +261,7 @@ static void drain(daemon_state *d, const sigset_t *set, bool quiet)
     atomic_store(&d->api.draining, true);
     http_server_set_draining(d->http, true);
     batcher_drain(d->batcher);
-    int64_t deadline = batcher_now_us() + (int64_t)d->cfg.server.drain_timeout_s * 1000000;
+    int64_t deadline = mono_clock_us() + (int64_t)d->cfg.server.drain_timeout_s * 1000000;
     if (!quiet)
         log_info("draining: %ld request(s) in flight, up to %u s", http_server_in_flight(d->http),
                  d->cfg.server.drain_timeout_s);
@@ -268,13 +269,13 @@ static void drain(daemon_state *d, const sigset_t *set, bool quiet)
     for (;;) {
         if (batcher_wait_idle(d->batcher, 0) && http_server_in_flight(d->http) == 0)
             break;
-        if (!aborted && batcher_now_us() >= deadline) {
+        if (!aborted && mono_clock_us() >= deadline) {
             log_warn("drain timeout: dropping %ld unfinished request(s) with 503",
                      http_server_in_flight(d->http));
             batcher_abort(d->batcher);
             aborted = true;
-            deadline = batcher_now_us() + 2000000; /* let the 503s go out */
-        } else if (aborted && batcher_now_us() >= deadline) {
+            deadline = mono_clock_us() + 2000000; /* let the 503s go out */
+        } else if (aborted && mono_clock_us() >= deadline) {
             break;
         }
         int sig = signal_wait(set, 20);

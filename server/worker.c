@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "model_registry.h"
+#include "mono_clock.h"
 
 /* How long an idle worker sleeps before it proves it is alive again. */
 #define WORKER_IDLE_WAKE_US 500000
@@ -182,10 +183,10 @@ void worker_run(int worker_index, batcher *b, const batcher_work *w, const worke
         w->seq_len[n_c] = req->n_ids[w->items[k]];
         w->seq_row[k] = n_c++;
     }
-    int64_t t0 = batcher_now_us();
+    int64_t t0 = mono_clock_us();
     if (n_c > 0)
         model_encode_ids(m, sm->ws[worker_index], w->seq_ids, w->seq_len, n_c, pooled);
-    int64_t infer_us = batcher_now_us() - t0;
+    int64_t infer_us = mono_clock_us() - t0;
     if (n_c > 0 && obs && obs->on_batch)
         obs->on_batch(obs->user, sm->name, n_c, w->padded_tokens, (double)infer_us * 1e-6);
 
@@ -217,7 +218,7 @@ static void *worker_main(void *arg)
     worker *wk = arg;
     worker_pool *p = wk->pool;
     for (;;) {
-        atomic_store(&wk->last_beat_us, batcher_now_us());
+        atomic_store(&wk->last_beat_us, mono_clock_us());
         batcher_next_status st = batcher_next(p->b, wk->work, WORKER_IDLE_WAKE_US);
         if (st == BATCHER_NEXT_CLOSED)
             break;
@@ -226,7 +227,7 @@ static void *worker_main(void *arg)
                 break;
             continue;
         }
-        atomic_store(&wk->busy_since_us, batcher_now_us());
+        atomic_store(&wk->busy_since_us, mono_clock_us());
         worker_run(wk->index, p->b, wk->work, &p->opt.observer);
         atomic_store(&wk->busy_since_us, 0);
     }
@@ -259,7 +260,7 @@ int worker_pool_start(batcher *b, const worker_options *opt, worker_pool **out, 
         wk->pool = p;
         wk->index = i;
         atomic_init(&wk->busy_since_us, 0);
-        atomic_init(&wk->last_beat_us, batcher_now_us());
+        atomic_init(&wk->last_beat_us, mono_clock_us());
         if (!(wk->work = batcher_work_new(b))) {
             pool_free(p);
             snprintf(err, err_cap, "out of memory for %d workers", opt->n_workers);
