@@ -6,7 +6,9 @@
  * pass that validates everything and counts the floats that must be owned
  * (F16/BF16 tensors, misaligned F32 tensors, and the concatenated query+key
  * projections), then a binding pass that fills that one owned buffer. Aligned
- * F32 tensors stay zero-copy views into the mapping. */
+ * F32 tensors stay zero-copy views into the mapping; when no tensor is a view
+ * (F16/BF16 files), the mapping is released once the tensors are converted,
+ * so the file stops counting in the process's resident memory. */
 #include "model.h"
 
 #include <assert.h>
@@ -32,6 +34,7 @@ typedef struct {
     float *owned;        /* NULL during the sizing pass */
     size_t owned_floats; /* floats of owned handed out so far */
     size_t f32_bytes;    /* bytes of F32 data the engine will read */
+    size_t n_views;      /* tensors read in place from the mapping */
     char *err;
     size_t err_cap;
 } binder;
@@ -101,6 +104,7 @@ static int bind_tensor(binder *b, const char *name, int n_dims, int64_t d0, int6
             return -1;
         }
         b->f32_bytes += t->n_bytes;
+        b->n_views++;
         *out = t->data;
         return 0;
     }
@@ -272,18 +276,12 @@ static int load_config_and_vocab(const char *dir, model *m, char *err, size_t er
     return 0;
 }
 
-static int load_weights(const char *dir, model *m, char *err, size_t err_cap)
+/* Binds m's tensors from st: the sizing pass, the owned buffer, the binding
+ * pass. Returns the number of tensors bound as views into the mapping in
+ * *n_views. */
+static int bind_weights(const char *path, const safetensors *st, model *m, size_t *n_views,
+                        char *err, size_t err_cap)
 {
-    char path[PATH_MAX], msg[1024];
-    if (map_in_dir(dir, "model.safetensors", &m->file, path, sizeof path, err, err_cap) != 0)
-        return -1;
-    if (safetensors_parse(m->file.data, m->file.n_bytes, &m->tensors, msg, sizeof msg) != 0) {
-        snprintf(err, err_cap, "%s: %s", path, msg);
-        return -1;
-    }
-    m->weights_bytes = m->file.n_bytes;
-    sha256_hex(m->file.data, m->file.n_bytes, m->weights_sha256);
-
     size_t n_layers = (size_t)m->config.encoder.num_hidden_layers;
     if (m->config.task == MODEL_TASK_NEWS_RECOMMENDATION)
         n_layers += (size_t)m->config.user_encoder.num_hidden_layers;
@@ -293,7 +291,7 @@ static int load_weights(const char *dir, model *m, char *err, size_t err_cap)
         return -1;
     }
 
-    binder b = {.path = path, .st = m->tensors, .err = err, .err_cap = err_cap};
+    binder b = {.path = path, .st = st, .err = err, .err_cap = err_cap};
     if (bind_model(&b, m) != 0) /* sizing pass: validates names and shapes */
         return -1;
     size_t owned_floats = b.owned_floats;
@@ -304,15 +302,47 @@ static int load_weights(const char *dir, model *m, char *err, size_t err_cap)
                      owned_floats);
             return -1;
         }
+        m->owned_bytes = owned_floats * sizeof(float);
     }
     b.owned = m->owned;
     b.owned_floats = 0;
     b.f32_bytes = 0;
+    b.n_views = 0;
     /* The binding pass cannot fail where the sizing pass succeeded. */
     int rc = bind_model(&b, m);
     assert(rc == 0 && b.owned_floats == owned_floats);
     (void)rc;
     m->f32_bytes = b.f32_bytes;
+    *n_views = b.n_views;
+    return 0;
+}
+
+static int load_weights(const char *dir, model *m, char *err, size_t err_cap)
+{
+    char path[PATH_MAX], msg[1024];
+    if (map_in_dir(dir, "model.safetensors", &m->file, path, sizeof path, err, err_cap) != 0)
+        return -1;
+    safetensors *st = NULL;
+    if (safetensors_parse(m->file.data, m->file.n_bytes, &st, msg, sizeof msg) != 0) {
+        snprintf(err, err_cap, "%s: %s", path, msg);
+        return -1;
+    }
+    m->weights_bytes = m->file.n_bytes;
+    /* The digest names the weights (GET /v1/models/{name}), so it is taken
+     * here, before the mapping may be released. */
+    sha256_hex(m->file.data, m->file.n_bytes, m->weights_sha256);
+
+    size_t n_views = 0;
+    int rc = bind_weights(path, st, m, &n_views, err, err_cap);
+    /* Its tensors point into the mapping; nothing reads them after binding. */
+    safetensors_free(st);
+    if (rc != 0)
+        return -1;
+    /* Every tensor was converted into the owned buffer: the mapping is never
+     * read again, and unmapping it drops its pages from our resident set. */
+    if (n_views == 0)
+        mapped_file_close(&m->file);
+    m->mapped_bytes = m->file.n_bytes;
     return 0;
 }
 
@@ -339,7 +369,6 @@ void model_free(model *m)
         return;
     tokenizer_free(m->tokenizer);
     vocab_free(m->vocab);
-    safetensors_free(m->tensors);
     mapped_file_close(&m->file);
     free(m->owned);
     free(m->owned_layers);
@@ -349,14 +378,27 @@ void model_free(model *m)
 
 /* ---- inference ------------------------------------------------------------------ */
 
-fastformer_workspace *model_workspace_new(const model *m, int max_tokens, int max_seqs)
+/* The dims of a workspace that serves both encoders: they share D, H and I,
+ * and the scratch also holds one whole sequence of either encoder's longest
+ * length. */
+static fastformer_dims workspace_dims(const model *m)
 {
-    /* Both encoders share D, H and I; the scratch also holds one whole
-     * sequence of either encoder's longest length. */
     fastformer_dims dims = m->config.encoder;
     if (m->config.user_encoder.max_position_embeddings > dims.max_position_embeddings)
         dims.max_position_embeddings = m->config.user_encoder.max_position_embeddings;
+    return dims;
+}
+
+fastformer_workspace *model_workspace_new(const model *m, int max_tokens, int max_seqs)
+{
+    fastformer_dims dims = workspace_dims(m);
     return fastformer_workspace_new(&dims, max_tokens, max_seqs);
+}
+
+size_t model_workspace_bytes(const model *m, int max_tokens, int max_seqs)
+{
+    fastformer_dims dims = workspace_dims(m);
+    return fastformer_workspace_bytes(&dims, max_tokens, max_seqs);
 }
 
 int model_max_tokens(const model *m)

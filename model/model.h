@@ -34,13 +34,19 @@ typedef struct {
     const float *classifier_weight;  /* (C, D) dense_linear.weight; classifier only */
     const float *classifier_bias;    /* (C) */
 
-    char weights_sha256[65]; /* hex digest of model.safetensors */
+    char weights_sha256[65]; /* hex digest of model.safetensors, taken at load */
     size_t weights_bytes;    /* size of model.safetensors */
     size_t f32_bytes;        /* bytes of F32 parameters the engine reads */
+    /* Bytes of model.safetensors still mapped: weights_bytes when some aligned
+     * F32 tensor is read in place, 0 when every tensor was converted (F16,
+     * BF16, misaligned F32) and the mapping was released after load. */
+    size_t mapped_bytes;
+    /* Bytes of the owned F32 buffer (converted tensors and the concatenated
+     * query|key projections), as requested from malloc; 0 when none. */
+    size_t owned_bytes;
 
-    /* private: the mapping, parsed tensors and owned F32 copies */
+    /* private: the mapping (NULL once released) and owned F32 copies */
     mapped_file file;
-    safetensors *tensors;
     float *owned;
     fastformer_layer *owned_layers;
 } model;
@@ -55,15 +61,17 @@ void model_free(model *m);
 
 /* A workspace that serves both of the model's encoders. NULL when out of memory. */
 fastformer_workspace *model_workspace_new(const model *m, int max_tokens, int max_seqs);
+/* Bytes model_workspace_new(m, max_tokens, max_seqs) allocates (for the
+ * daemon's memory estimate); SIZE_MAX when the sizes overflow. */
+size_t model_workspace_bytes(const model *m, int max_tokens, int max_seqs);
 
 /* Maximum tokens of one text (the text/news encoder's max_position_embeddings). */
 int model_max_tokens(const model *m);
 
 /* Tokenizes one text with the model's tokenizer, truncating at
  * model_max_tokens() (ids must hold that many). See tokenizer_encode. */
-FF_MUST_CHECK int model_tokenize(const model *m, const char *text, size_t text_bytes,
-                                 int32_t *ids, size_t *n_ids, bool *truncated, char *err,
-                                 size_t err_cap);
+FF_MUST_CHECK int model_tokenize(const model *m, const char *text, size_t text_bytes, int32_t *ids,
+                                 size_t *n_ids, bool *truncated, char *err, size_t err_cap);
 
 /* Encodes n sequences of ids (ids[i] has n_ids[i] entries, 0 = padding, each
  * id < vocab_size, each n_ids[i] <= model_max_tokens) through the text/news

@@ -6,7 +6,8 @@
  * vectors and scores within 1e-4 relative (1e-5 absolute floor). It also checks
  * that a batch gives the outputs of its sequences run one by one, that right
  * padding run through the engine does not change a result, and that
- * all-padding input pools to exactly zero (logits = classifier bias). */
+ * all-padding input pools to exactly zero (logits = classifier bias), and
+ * that the F16/BF16 fixtures are served with their file unmapped. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -159,11 +160,16 @@ static void classifier_case(fixture *f, json_t *c, float *pooled, float *logits)
     }
 }
 
-static void classifier_fixture(const char *fixture_name)
+/* mapped: whether model.safetensors stays mapped after load (F32 tensors are
+ * read in place), or was released because every tensor was converted (F16,
+ * BF16): the outputs below are then computed with no mapping at all. */
+static void classifier_fixture(const char *fixture_name, bool mapped)
 {
     fixture f;
     fixture_open(&f, fixture_name);
     assert_int_equal(f.m->config.task, MODEL_TASK_CLASSIFICATION);
+    assert_int_equal(f.m->mapped_bytes, mapped ? f.m->weights_bytes : 0);
+    assert_true((f.m->file.data != NULL) == mapped);
     const int d = f.d, nc = f.m->config.num_labels;
     assert_true(nc <= MAX_C);
     json_t *cases = get(f.golden, "cases");
@@ -252,19 +258,19 @@ static void classifier_fixture(const char *fixture_name)
 static void test_classifier_f32(void **state)
 {
     (void)state;
-    classifier_fixture("classifier_f32");
+    classifier_fixture("classifier_f32", true);
 }
 
 static void test_classifier_f16(void **state)
 {
     (void)state;
-    classifier_fixture("classifier_f16");
+    classifier_fixture("classifier_f16", false);
 }
 
 static void test_classifier_bf16(void **state)
 {
     (void)state;
-    classifier_fixture("classifier_bf16");
+    classifier_fixture("classifier_bf16", false);
 }
 
 /* ---- news recommender fixture ------------------------------------------------ */

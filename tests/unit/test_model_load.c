@@ -2,8 +2,9 @@
  * (config.json + vocab.txt + model.safetensors in a mkdtemp directory), so
  * no PyTorch is needed. Covers binding by official name (every tensor's
  * values are checked at its bound pointer), F16/BF16/misaligned conversion,
- * the qk concatenation, every directory-level error with its exact message,
- * and the task heads. */
+ * the qk concatenation, the release of the mapping when no tensor is read in
+ * place, the owned and mapped byte counts and model_workspace_bytes, every
+ * directory-level error with its exact message, and the task heads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -124,6 +125,7 @@ static float value_of(const char *name, size_t k)
 typedef struct {
     model_task task;
     const char *dtype;   /* dtype of every tensor (default F32) */
+    const char *f32;     /* one tensor written as F32 whatever dtype says */
     size_t misalign;     /* data area offset mod 8 (0 = aligned) */
     const char *skip;    /* tensor left out */
     const char *reshape; /* tensor written with shape `shape` instead */
@@ -188,7 +190,8 @@ static void write_weights(const char *dir, const gen_opts *o)
         assert_true(count <= 1024);
         for (size_t k = 0; k < count; k++)
             vals[k] = value_of(s[i].name, k);
-        st_writer_add(&w, s[i].name, dtype, n_dims, shape, vals);
+        bool as_f32 = o->f32 && strcmp(s[i].name, o->f32) == 0;
+        st_writer_add(&w, s[i].name, as_f32 ? "F32" : dtype, n_dims, shape, vals);
     }
     if (o->extra) {
         int64_t shape[1] = {3};
@@ -323,10 +326,46 @@ static size_t spec_floats(model_task task)
 static bool in_mapping(const model *m, const float *p)
 {
     const char *base = m->file.data;
-    return (const char *)p >= base && (const char *)p < base + m->file.n_bytes;
+    return base != NULL && (const char *)p >= base && (const char *)p < base + m->file.n_bytes;
 }
 
-static void check_classifier(const model *m)
+/* Floats of the q|k buffers: per layer (2D, D) weights and 2D biases. */
+static size_t qk_floats(int n_layers)
+{
+    return (size_t)n_layers * (2 * D * D + 2 * D);
+}
+
+/* Reads DIR/model.safetensors from disk: its size, and its digest into hex. */
+static size_t weights_file(const char *dir, char hex[65])
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    assert_true(n > 0);
+    rewind(f);
+    unsigned char *buf = malloc((size_t)n);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    assert_int_equal(fgetc(f), EOF);
+    fclose(f);
+    sha256_hex(buf, (size_t)n, hex);
+    free(buf);
+    return (size_t)n;
+}
+
+/* A model whose tensors are all converted: the mapping is gone, and the owned
+ * buffer holds every parameter once (q|k replaces query and key). */
+static void check_released(const model *m, model_task task)
+{
+    assert_null(m->file.data);
+    assert_int_equal(m->file.n_bytes, 0);
+    assert_int_equal(m->mapped_bytes, 0);
+    assert_int_equal(m->owned_bytes, spec_floats(task) * sizeof(float));
+}
+
+static void check_classifier(const model *m, const char *dir)
 {
     assert_int_equal(m->config.task, MODEL_TASK_CLASSIFICATION);
     assert_int_equal(m->config.num_labels, C);
@@ -339,10 +378,9 @@ static void check_classifier(const model *m)
     assert_int_equal(m->f32_bytes, spec_floats(MODEL_TASK_CLASSIFICATION) * sizeof(float));
     assert_int_equal(model_max_tokens(m), P);
 
-    /* digest and size of the mapped file */
-    assert_int_equal(m->weights_bytes, m->file.n_bytes);
+    /* digest and size of the file, also when its mapping was released */
     char hex[65];
-    sha256_hex(m->file.data, m->file.n_bytes, hex);
+    assert_int_equal(m->weights_bytes, weights_file(dir, hex));
     assert_string_equal(m->weights_sha256, hex);
 }
 
@@ -354,26 +392,18 @@ static void test_load_classifier_f32(void **state)
     gen_opts o = {.task = MODEL_TASK_CLASSIFICATION};
     char *dir = make_dir(&o);
     model *m = load_ok(dir);
-    check_classifier(m);
+    check_classifier(m, dir);
     /* aligned F32 tensors are views into the mapping; qk is always owned */
     assert_true(in_mapping(m, m->word_embedding));
     assert_true(in_mapping(m, m->encoder.layers[1].out_weight));
     assert_true(in_mapping(m, m->classifier_bias));
     assert_false(in_mapping(m, m->encoder.layers[0].qk_weight));
-
-    /* the digest is of the exact file bytes: recompute from disk */
-    char path[600];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    FILE *f = fopen(path, "rb");
-    unsigned char *buf = malloc(m->weights_bytes);
-    assert_int_equal(fread(buf, 1, m->weights_bytes, f), m->weights_bytes);
-    assert_int_equal(fgetc(f), EOF);
-    fclose(f);
+    /* so the whole file stays mapped, and only q|k is owned */
     char hex[65];
-    sha256_hex(buf, m->weights_bytes, hex);
-    assert_string_equal(m->weights_sha256, hex);
+    assert_int_equal(m->mapped_bytes, weights_file(dir, hex));
+    assert_int_equal(m->file.n_bytes, m->mapped_bytes);
+    assert_int_equal(m->owned_bytes, qk_floats(L) * sizeof(float));
     assert_int_equal(strlen(m->weights_sha256), 64);
-    free(buf);
     model_free(m);
     remove_dir(dir);
 }
@@ -391,11 +421,11 @@ static void test_load_classifier_f16_bf16_misaligned(void **state)
                       .misalign = cases[c].misalign};
         char *dir = make_dir(&o);
         model *m = load_ok(dir);
-        check_classifier(m);
-        /* nothing can be a view: every tensor was converted into the owned buffer */
-        assert_false(in_mapping(m, m->word_embedding));
-        assert_false(in_mapping(m, m->encoder.ln_bias));
-        assert_false(in_mapping(m, m->classifier_weight));
+        /* nothing can be a view: every tensor was converted into the owned
+         * buffer, and the mapping was released; the values checked here are
+         * read after the release */
+        check_released(m, MODEL_TASK_CLASSIFICATION);
+        check_classifier(m, dir);
         model_free(m);
         remove_dir(dir);
     }
@@ -413,13 +443,40 @@ static void test_load_recommender(void **state)
     check_encoder(&m->user_encoder, "user_encoder.", UL, UP);
     assert_null(m->classifier_weight);
     assert_int_equal(m->f32_bytes, spec_floats(MODEL_TASK_NEWS_RECOMMENDATION) * sizeof(float));
+    char hex[65];
+    assert_int_equal(m->mapped_bytes, weights_file(dir, hex));
+    assert_int_equal(m->owned_bytes, qk_floats(L + UL) * sizeof(float));
     model_free(m);
     remove_dir(dir);
 
     o.dtype = "BF16";
     dir = make_dir(&o);
     m = load_ok(dir);
+    check_released(m, MODEL_TASK_NEWS_RECOMMENDATION);
+    check_encoder(&m->encoder, "news_encoder.", L, P);
     check_encoder(&m->user_encoder, "user_encoder.", UL, UP);
+    assert_int_equal(m->weights_bytes, weights_file(dir, hex));
+    assert_string_equal(m->weights_sha256, hex);
+    model_free(m);
+    remove_dir(dir);
+}
+
+/* One aligned F32 tensor in an F16 file is read in place, so the mapping
+ * stays; every other tensor is converted. */
+static void test_mapping_kept_for_one_view(void **state)
+{
+    (void)state;
+    gen_opts o = {
+        .task = MODEL_TASK_CLASSIFICATION, .dtype = "F16", .f32 = "word_embedding.weight"};
+    char *dir = make_dir(&o);
+    model *m = load_ok(dir);
+    check_classifier(m, dir);
+    assert_true(in_mapping(m, m->word_embedding));
+    assert_false(in_mapping(m, m->classifier_weight));
+    char hex[65];
+    assert_int_equal(m->mapped_bytes, weights_file(dir, hex));
+    assert_int_equal(m->owned_bytes,
+                     (spec_floats(MODEL_TASK_CLASSIFICATION) - (size_t)V * D) * sizeof(float));
     model_free(m);
     remove_dir(dir);
 }
@@ -430,7 +487,7 @@ static void test_unknown_tensors_ignored(void **state)
     gen_opts o = {.task = MODEL_TASK_CLASSIFICATION, .extra = true};
     char *dir = make_dir(&o);
     model *m = load_ok(dir);
-    check_classifier(m);
+    check_classifier(m, dir);
     model_free(m);
     remove_dir(dir);
 }
@@ -890,12 +947,61 @@ static void test_encode_users_history(void **state)
     remove_dir(dir);
 }
 
+/* model_workspace_bytes is what model_workspace_new allocates: the engine's
+ * workspace for the longer of the two encoders' sequences. */
+static void test_workspace_bytes(void **state)
+{
+    (void)state;
+    fastformer_dims text = {.hidden_size = D,
+                            .num_attention_heads = H,
+                            .intermediate_size = I,
+                            .num_hidden_layers = L,
+                            .max_position_embeddings = P,
+                            .layer_norm_eps = 1e-12f};
+
+    /* a loaded recommender whose titles (P = 6) are longer than its history (UP = 4) */
+    gen_opts o = {.task = MODEL_TASK_NEWS_RECOMMENDATION};
+    char *dir = make_dir(&o);
+    model *m = load_ok(dir);
+    assert_int_equal(model_workspace_bytes(m, 5 * P, 5),
+                     fastformer_workspace_bytes(&text, 5 * P, 5));
+    fastformer_workspace *ws = model_workspace_new(m, 5 * P, 5);
+    assert_non_null(ws);
+    assert_int_equal(ws->dims.max_position_embeddings, P);
+    fastformer_workspace_free(ws);
+    model_free(m);
+    remove_dir(dir);
+
+    /* a recommender whose history (600 clicks) is longer than its titles:
+     * the workspace's scratch holds a whole history, so it is larger than
+     * one sized from the news encoder */
+    model big;
+    memset(&big, 0, sizeof big);
+    big.config.task = MODEL_TASK_NEWS_RECOMMENDATION;
+    big.config.encoder = text;
+    big.config.user_encoder = text;
+    big.config.user_encoder.num_hidden_layers = UL;
+    big.config.user_encoder.max_position_embeddings = 600;
+    fastformer_dims history = text;
+    history.max_position_embeddings = 600;
+    size_t want = fastformer_workspace_bytes(&history, 1200, 2);
+    assert_true(want != SIZE_MAX);
+    assert_int_equal(model_workspace_bytes(&big, 1200, 2), want);
+    assert_true(want > fastformer_workspace_bytes(&text, 1200, 2));
+    ws = model_workspace_new(&big, 1200, 2);
+    assert_non_null(ws);
+    assert_int_equal(ws->dims.max_position_embeddings, 600);
+    fastformer_workspace_free(ws);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_classifier_f32),
         cmocka_unit_test(test_load_classifier_f16_bf16_misaligned),
         cmocka_unit_test(test_load_recommender),
+        cmocka_unit_test(test_mapping_kept_for_one_view),
+        cmocka_unit_test(test_workspace_bytes),
         cmocka_unit_test(test_unknown_tensors_ignored),
         cmocka_unit_test(test_missing_tensor),
         cmocka_unit_test(test_wrong_shape),
