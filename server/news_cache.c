@@ -219,3 +219,13 @@ void news_cache_stats_get(const news_cache *c, news_cache_stats *out)
     out->entries = atomic_load(&m->entries);
     out->capacity = c->capacity;
 }
+
+size_t news_cache_bytes(const news_cache *c)
+{
+    /* Fixed at news_cache_new: no lock needed. */
+    size_t row_ids = c->max_ids > 0 ? (size_t)c->max_ids : 1;
+    size_t per_entry = (size_t)c->dim * sizeof *c->vecs + row_ids * sizeof *c->ids +
+                       sizeof *c->n_ids + sizeof *c->chain + sizeof *c->prev + sizeof *c->next +
+                       sizeof *c->hash;
+    return sizeof *c + c->capacity * per_entry + c->n_buckets * sizeof *c->buckets;
+}

@@ -39,4 +39,13 @@ typedef struct {
 /* Lock-free snapshot of the counters. */
 void news_cache_stats_get(const news_cache *c, news_cache_stats *out);
 
+/* Heap bytes of the cache at full capacity (for the daemon's memory
+ * estimate): everything is allocated by news_cache_new, but pages are only
+ * touched as entries fill, so this is the resident size once every entry has
+ * been used. The struct; per entry D floats, max_ids int32 ids (at least 1),
+ * its id count, bucket chain, LRU prev and next (4 bytes each) and its 64-bit
+ * hash; and a uint32 table of the smallest power of two >= 2 x capacity
+ * buckets. Any thread. */
+size_t news_cache_bytes(const news_cache *c);
+
 #endif

@@ -206,6 +206,30 @@ int news_catalog_dim(const news_catalog *c)
     return c->dim;
 }
 
+/* glibc's chunk for a malloc of n bytes on a 64-bit host: n plus an 8-byte
+ * size header, rounded up to 16, and never below its 32-byte minimum. */
+static size_t heap_chunk_bytes(size_t n)
+{
+    size_t chunk = (n + 8 + 15) & ~(size_t)15;
+    return chunk < 32 ? 32 : chunk;
+}
+
+size_t news_catalog_bytes(const news_catalog *c)
+{
+    /* The lock is not part of the catalog's value: readers lock a const one. */
+    news_catalog *m = (news_catalog *)c;
+    pthread_rwlock_rdlock(&m->lock);
+    size_t ids = 0;
+    for (size_t r = 0; r < c->n_rows; r++)
+        ids += heap_chunk_bytes(c->id_len[r] + 1);
+    size_t bytes =
+        sizeof *c +
+        c->cap_rows * ((size_t)c->dim * sizeof *c->vecs + sizeof *c->ids + sizeof *c->id_len) +
+        ids + c->n_slots * sizeof *c->slots;
+    pthread_rwlock_unlock(&m->lock);
+    return bytes;
+}
+
 /* ---- building from news.tsv ------------------------------------------------ */
 
 int news_catalog_build(const model *m, fastformer_workspace *ws, const void *buf, size_t len,

@@ -57,4 +57,13 @@ bool news_catalog_get(news_catalog *c, const char *id, size_t id_len, float *out
 size_t news_catalog_count(news_catalog *c);
 int news_catalog_dim(const news_catalog *c);
 
+/* Heap bytes the catalog holds now (for the daemon's memory estimate): the
+ * struct; per row of capacity (the news of news.tsv after a build, at least
+ * 16; doubled by each PUT that finds it full) D floats, an id pointer and an
+ * id length; each id string as the allocator's chunk for it (len + 1 bytes
+ * plus glibc's 8-byte header, rounded up to 16, at least 32); and a uint32
+ * table of the smallest power of two >= 16 and >= 2 x capacity slots. Any
+ * thread. */
+size_t news_catalog_bytes(const news_catalog *c);
+
 #endif

@@ -1,7 +1,8 @@
 /* test_news_cache: the LRU of news vectors keyed by token ids: hits copy the
  * vector out, the least recently used entry is evicted (a get refreshes an
  * entry), a put of an existing key replaces its vector, keys compare in full
- * (same length, different ids; empty keys), the counters, and capacity 1. */
+ * (same length, different ids; empty keys), the counters, capacity 1, and
+ * news_cache_bytes against the layout documented in news_cache.h. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -155,6 +156,36 @@ static void test_churn(void **state)
     news_cache_free(c);
 }
 
+/* news_cache_bytes, from news_cache.h's layout: per entry D floats, max_ids
+ * (at least 1) 4-byte ids, four 4-byte fields (id count, chain, prev, next)
+ * and an 8-byte hash; 4 bytes per bucket, the smallest power of two >= 2 x
+ * capacity. The struct itself is private: it cancels in differences, and is
+ * bounded here by 256. It is the size at full capacity, whatever the fill. */
+static void test_bytes(void **state)
+{
+    (void)state;
+    news_cache *c = news_cache_new(100, DIM, MAX_IDS);
+    const size_t want = 100 * (DIM * 4 + MAX_IDS * 4 + 4 * 4 + 8) + 256 * 4;
+    const size_t got = news_cache_bytes(c);
+    assert_true(got >= want && got <= want + 256);
+    const int32_t ids[3] = {1, 2, 3};
+    for (int i = 0; i < 300; i++)
+        put(c, ids, i % 4, (float)i);
+    assert_int_equal(news_cache_bytes(c), got);
+
+    /* keys of no ids still take one id per entry; 128 entries, 256 buckets */
+    news_cache *d = news_cache_new(128, DIM, 0);
+    const size_t want_d = 128 * (DIM * 4 + 1 * 4 + 4 * 4 + 8) + 256 * 4;
+    assert_int_equal(got - news_cache_bytes(d), want - want_d);
+    /* one entry: 2 buckets */
+    news_cache *e = news_cache_new(1, DIM, MAX_IDS);
+    const size_t want_e = 1 * (DIM * 4 + MAX_IDS * 4 + 4 * 4 + 8) + 2 * 4;
+    assert_int_equal(got - news_cache_bytes(e), want - want_e);
+    news_cache_free(c);
+    news_cache_free(d);
+    news_cache_free(e);
+}
+
 static void test_sizes_that_overflow(void **state)
 {
     (void)state;
@@ -170,6 +201,7 @@ int main(void)
         cmocka_unit_test(test_capacity_one_and_empty_key),
         cmocka_unit_test(test_key_too_long_misses),
         cmocka_unit_test(test_churn),
+        cmocka_unit_test(test_bytes),
         cmocka_unit_test(test_sizes_that_overflow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

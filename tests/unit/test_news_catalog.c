@@ -1,7 +1,8 @@
 /* test_news_catalog: id lookup, add and replace, id errors, growth past the
  * initial capacity, readers concurrent with a writer never seeing a torn
  * vector, and building from a MIND news.tsv with a tiny recommender: every
- * row equals the title encoded alone, and the errors name file and line. */
+ * row equals the title encoded alone, and the errors name file and line;
+ * news_catalog_bytes against the layout documented in news_catalog.h. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -91,6 +92,38 @@ static void test_growth(void **state)
         assert_true(news_catalog_get(c, id, (size_t)n, got));
         assert_true(got[0] == (float)i && got[DIM - 1] == (float)i);
     }
+    news_catalog_free(c);
+}
+
+/* news_catalog_bytes, from news_catalog.h's layout: per row of capacity D
+ * floats + an 8-byte pointer + an 8-byte length; each id as a glibc chunk
+ * (len + 1 + 8 rounded up to 16, at least 32); 4 bytes per slot. The struct
+ * itself is private: it cancels in differences, and is bounded here by 256. */
+static void test_bytes(void **state)
+{
+    (void)state;
+    news_catalog *c = news_catalog_new(DIM, 5); /* room for 16: 32 slots */
+    const size_t empty = 16 * (DIM * 4 + 8 + 8) + 32 * 4;
+    size_t base = news_catalog_bytes(c);
+    assert_true(base >= empty && base <= empty + 256);
+
+    char id[64], err[128];
+    float v[DIM];
+    vec_of(1.0f, v);
+    for (int i = 0; i < 18; i++) { /* "N0" .. "N17": 3 or 4 bytes with the NUL, 32 */
+        int n = snprintf(id, sizeof id, "N%d", i);
+        assert_int_equal(news_catalog_put(c, id, (size_t)n, v, NULL, err, sizeof err), 0);
+    }
+    memset(id, 'x', sizeof id);
+    assert_int_equal(news_catalog_put(c, id, 23, v, NULL, err, sizeof err), 0); /* 24 + 8: 32 */
+    assert_int_equal(news_catalog_put(c, id, 24, v, NULL, err, sizeof err), 0); /* 25 + 8: 48 */
+    assert_int_equal(news_catalog_put(c, id, 40, v, NULL, err, sizeof err), 0); /* 41 + 8: 64 */
+    /* replacing a vector allocates nothing */
+    assert_int_equal(news_catalog_put(c, "N3", 2, v, NULL, err, sizeof err), 0);
+    assert_int_equal(news_catalog_count(c), 21);
+    /* 21 rows grew the room to 32, and the slots to 64 */
+    const size_t full = 32 * (DIM * 4 + 8 + 8) + 18 * 32 + 32 + 48 + 64 + 64 * 4;
+    assert_int_equal(news_catalog_bytes(c) - base, full - empty);
     news_catalog_free(c);
 }
 
@@ -260,6 +293,7 @@ int main(void)
         cmocka_unit_test(test_put_get_replace),
         cmocka_unit_test(test_id_errors),
         cmocka_unit_test(test_growth),
+        cmocka_unit_test(test_bytes),
         cmocka_unit_test(test_concurrent_readers_see_whole_vectors),
         cmocka_unit_test_setup_teardown(test_build_matches_single_encodes, bsetup, bteardown),
         cmocka_unit_test_setup_teardown(test_build_errors, bsetup, bteardown),
