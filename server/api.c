@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_errors.h"
 #include "api_inputs.h"
 #include "log.h"
 #include "mono_clock.h"
@@ -79,7 +78,7 @@ static void api_metrics(http_request *r, void *vctx)
     char *text = NULL;
     size_t len = 0;
     if (metrics_render(ctx->metrics, &text, &len) != 0) {
-        api_error_respond(r, 500, "out of memory while rendering metrics");
+        http_request_respond_error(r, 500, "out of memory while rendering metrics");
         return;
     }
     http_request_respond_owned(r, 200, METRICS_CONTENT_TYPE, text, len);
@@ -196,16 +195,16 @@ served_model *api_model_get(api_context *ctx, http_request *r)
     case SERVED_MODEL_LOADING:
         http_request_stats_of(r)->error = "not_ready";
         http_request_add_header(r, "Retry-After", "1");
-        api_error_respond(r, 503, "model '%.64s' is still loading", name);
+        http_request_respond_error(r, 503, "model '%.64s' is still loading", name);
         return NULL;
     case SERVED_MODEL_FAILED:
         http_request_stats_of(r)->error = "not_ready";
-        api_error_respond(r, 503, "model '%.64s' failed to load", name);
+        http_request_respond_error(r, 503, "model '%.64s' failed to load", name);
         return NULL;
     default:
         /* Unknown names must not become metric labels. */
         http_request_set_model(r, "");
-        api_error_respond(r, 404, "model '%.64s' not found", name);
+        http_request_respond_error(r, 404, "model '%.64s' not found", name);
         return NULL;
     }
 }
@@ -215,20 +214,20 @@ json_t *api_body_parse(http_request *r)
     size_t len;
     const char *body = http_request_body(r, &len);
     if (len == 0) {
-        api_error_respond(r, 400, "request body is empty: expected a JSON object");
+        http_request_respond_error(r, 400, "request body is empty: expected a JSON object");
         return NULL;
     }
     json_error_t jerr;
     json_t *j =
         json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
     if (!j) {
-        api_error_respond(r, 400, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column,
-                          jerr.text);
+        http_request_respond_error(r, 400, "invalid JSON at line %d, column %d: %s", jerr.line,
+                                   jerr.column, jerr.text);
         return NULL;
     }
     if (!json_is_object(j)) {
-        api_error_respond(r, 400, "request body: expected a JSON object, got %s",
-                          value_kind_name(j));
+        http_request_respond_error(r, 400, "request body: expected a JSON object, got %s",
+                                   value_kind_name(j));
         json_decref(j);
         return NULL;
     }
@@ -251,8 +250,8 @@ bool api_keys_check(http_request *r, json_t *obj, const char *where, const char 
             size_t n = strlen(list);
             snprintf(list + n, sizeof list - n, "%s%s", n ? ", " : "", *a);
         }
-        api_error_respond(r, 400, "%s%sunknown key '%.64s' (allowed: %s)", where,
-                          where[0] ? ": " : "", key, list);
+        http_request_respond_error(r, 400, "%s%sunknown key '%.64s' (allowed: %s)", where,
+                                   where[0] ? ": " : "", key, list);
         return false;
     }
     return true;
@@ -327,17 +326,17 @@ static void on_resume(http_request *r, void *vctx)
         st->error = "queue_full";
         snprintf(retry, sizeof retry, "%d", batcher_retry_after_s(ctx->batcher));
         http_request_add_header(r, "Retry-After", retry);
-        api_error_respond(r, 429, "the request queue is full; retry after %s s", retry);
+        http_request_respond_error(r, 429, "the request queue is full; retry after %s s", retry);
         return;
     case BATCHER_DRAINING:
         st->error = "draining";
         http_request_add_header(r, "Retry-After", "1");
-        api_error_respond(r, 503, "server is draining (shutting down)");
+        http_request_respond_error(r, 503, "server is draining (shutting down)");
         return;
     case BATCHER_TOO_BIG:
         st->error = "too_large";
-        api_error_respond(r, 413, "request has %d items, more than the queue can hold",
-                          pd->req->n_items);
+        http_request_respond_error(r, 413, "request has %d items, more than the queue can hold",
+                                   pd->req->n_items);
         return;
     }
     infer_request *req = pd->req;
@@ -350,18 +349,18 @@ static void on_resume(http_request *r, void *vctx)
         return;
     case INFER_DEADLINE:
         st->error = "deadline";
-        api_error_respond(r, 504, "the request's deadline passed while it was queued");
+        http_request_respond_error(r, 504, "the request's deadline passed while it was queued");
         return;
     case INFER_CANCELLED:
         /* The client went away (http_server_probe_disconnects): nobody reads
          * this answer; 499 (nginx's "client closed request") is for the log. */
         st->error = "disconnected";
-        api_error_respond(r, 499, "the client closed the connection");
+        http_request_respond_error(r, 499, "the client closed the connection");
         return;
     case INFER_SHUTDOWN:
     default:
         st->error = "draining";
-        api_error_respond(r, 503, "server shut down before the request was computed");
+        http_request_respond_error(r, 503, "server shut down before the request was computed");
         return;
     }
 }
@@ -374,7 +373,7 @@ void api_submit(api_context *ctx, http_request *r, infer_request *req, api_finis
         infer_request_release(req);
         if (job_free)
             job_free(job);
-        api_error_respond(r, 503, "out of memory");
+        http_request_respond_error(r, 503, "out of memory");
         return;
     }
     pd->ctx = ctx;

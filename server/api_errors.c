@@ -1,7 +1,6 @@
-/* api_errors: builds and sends the single error JSON shape. */
+/* api_errors: builds the single error JSON shape (http.c sends it). */
 #include "api_errors.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 
 const char *api_error_type(int status)
@@ -47,15 +46,4 @@ json_t *api_error_json(int status, const char *message)
     safe[i] = 0;
     return json_pack("{s:{s:i,s:s,s:s}}", "error", "code", status, "type", api_error_type(status),
                      "message", safe);
-}
-
-void api_error_respond(http_request *r, int status, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    /* A NULL body (out of memory) is answered by the transport as a bare 500. */
-    http_request_respond_json(r, status, api_error_json(status, msg));
 }

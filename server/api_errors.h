@@ -7,7 +7,6 @@
 #include <jansson.h>
 
 #include "compiler.h"
-#include "http.h"
 
 /* The error type of a status: 400 invalid_argument, 401 unauthenticated,
  * 404 not_found, 405 method_not_allowed, 413 payload_too_large,
@@ -18,9 +17,5 @@ const char *api_error_type(int status);
 /* Returns a new reference to the error object for `status` and `message`,
  * or NULL when out of memory. */
 json_t *api_error_json(int status, const char *message);
-
-/* Answers `r` with the error object; the message is printf-formatted and
- * truncated to 512 bytes. HTTP thread only. */
-void api_error_respond(http_request *r, int status, const char *fmt, ...) FF_PRINTF(3, 4);
 
 #endif

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "api_errors.h"
 #include "api_inputs.h"
 #include "value_kind.h"
 
@@ -105,8 +104,8 @@ static bool task_check(http_request *r, const served_model *sm, model_task want,
     model_task have = sm->model->config.task;
     if (have == want)
         return true;
-    api_error_respond(r, 400, "model '%s' is a %s model; %s needs a %s model", sm->name,
-                      model_task_name(have), route, model_task_name(want));
+    http_request_respond_error(r, 400, "model '%s' is a %s model; %s needs a %s model", sm->name,
+                               model_task_name(have), route, model_task_name(want));
     return false;
 }
 
@@ -117,7 +116,8 @@ static bool truncate_get(http_request *r, json_t *body, bool *out)
     if (!t)
         return true;
     if (!json_is_boolean(t)) {
-        api_error_respond(r, 400, "truncate: expected a boolean, got %s", value_kind_name(t));
+        http_request_respond_error(r, 400, "truncate: expected a boolean, got %s",
+                                   value_kind_name(t));
         return false;
     }
     *out = json_is_true(t);
@@ -129,22 +129,23 @@ static json_t *inputs_get(http_request *r, json_t *body, const char *key, bool a
 {
     json_t *a = json_object_get(body, key);
     if (!a) {
-        api_error_respond(r, 400, "missing key '%s'", key);
+        http_request_respond_error(r, 400, "missing key '%s'", key);
         return NULL;
     }
     if (!json_is_array(a)) {
-        api_error_respond(r, 400, "%s: expected an array, got %s", key, value_kind_name(a));
+        http_request_respond_error(r, 400, "%s: expected an array, got %s", key,
+                                   value_kind_name(a));
         return NULL;
     }
     size_t n = json_array_size(a);
     if (n == 0 && !allow_empty) {
-        api_error_respond(r, 400, "%s: must not be empty", key);
+        http_request_respond_error(r, 400, "%s: must not be empty", key);
         return NULL;
     }
     if (n > API_MAX_INPUTS) {
         http_request_stats_of(r)->error = "too_large";
-        api_error_respond(r, 413, "%s: %zu inputs, more than the limit of %d per request", key, n,
-                          API_MAX_INPUTS);
+        http_request_respond_error(r, 413, "%s: %zu inputs, more than the limit of %d per request",
+                                   key, n, API_MAX_INPUTS);
         return NULL;
     }
     return a;
@@ -162,7 +163,7 @@ static bool items_fill(http_request *r, const served_model *sm, infer_request *r
         snprintf(path, sizeof path, "%s[%zu]", key, i);
         int status = api_input_parse(sm, req, first + (int)i, input, rules, path, err, sizeof err);
         if (status != 0) {
-            api_error_respond(r, status, "%s", err);
+            http_request_respond_error(r, status, "%s", err);
             return false;
         }
     }
@@ -174,7 +175,7 @@ static infer_request *request_new(http_request *r, served_model *sm, infer_task 
 {
     infer_request *req = infer_request_new(sm, task, n_items, n_history);
     if (!req)
-        api_error_respond(r, 503, "out of memory for %d inputs", n_items);
+        http_request_respond_error(r, 503, "out of memory for %d inputs", n_items);
     return req;
 }
 
@@ -306,21 +307,23 @@ void api_v1_recommend(http_request *r, void *vctx)
     int nh = (int)json_array_size(history), nc = (int)json_array_size(cands);
     if (nh + nc > API_MAX_INPUTS) {
         http_request_stats_of(r)->error = "too_large";
-        api_error_respond(r, 413, "history and candidates: %d news, more than the limit of %d",
-                          nh + nc, API_MAX_INPUTS);
+        http_request_respond_error(r, 413,
+                                   "history and candidates: %d news, more than the limit of %d",
+                                   nh + nc, API_MAX_INPUTS);
         goto out;
     }
     int top_k = nc;
     json_t *tk = json_object_get(body, "top_k");
     if (tk) {
         if (!json_is_integer(tk)) {
-            api_error_respond(r, 400, "top_k: expected an integer >= 1, got %s",
-                              value_kind_name(tk));
+            http_request_respond_error(r, 400, "top_k: expected an integer >= 1, got %s",
+                                       value_kind_name(tk));
             goto out;
         }
         if (json_integer_value(tk) < 1) {
-            api_error_respond(r, 400, "top_k: expected an integer >= 1, got %" JSON_INTEGER_FORMAT,
-                              json_integer_value(tk));
+            http_request_respond_error(r, 400,
+                                       "top_k: expected an integer >= 1, got %" JSON_INTEGER_FORMAT,
+                                       json_integer_value(tk));
             goto out;
         }
         if (json_integer_value(tk) < nc)
@@ -328,7 +331,7 @@ void api_v1_recommend(http_request *r, void *vctx)
     }
     job = malloc(sizeof *job);
     if (!job) {
-        api_error_respond(r, 503, "out of memory");
+        http_request_respond_error(r, 503, "out of memory");
         goto out;
     }
     job->top_k = top_k;
@@ -363,7 +366,7 @@ static void finish_news_put(http_request *r, infer_request *req, void *vjob)
     char err[200];
     if (news_catalog_put(req->sm->catalog, job->id, job->id_len, req->vectors, &replaced, err,
                          sizeof err) != 0) {
-        api_error_respond(r, 503, "news '%s': %s", job->id, err);
+        http_request_respond_error(r, 503, "news '%s': %s", job->id, err);
         return;
     }
     http_request_respond_json(r, replaced ? 200 : 201,
@@ -386,13 +389,13 @@ void api_v1_news_put(http_request *r, void *vctx)
     if (!task_check(r, sm, MODEL_TASK_NEWS_RECOMMENDATION, "news"))
         goto out;
     if (!sm->catalog) {
-        api_error_respond(
+        http_request_respond_error(
             r, 400, "model '%s' has no news catalog (configure models[].news_catalog)", sm->name);
         goto out;
     }
     if (id_len == 0 || id_len > NEWS_CATALOG_ID_MAX) {
-        api_error_respond(r, 400, "news id: expected 1 to %d bytes, got %zu", NEWS_CATALOG_ID_MAX,
-                          id_len);
+        http_request_respond_error(r, 400, "news id: expected 1 to %d bytes, got %zu",
+                                   NEWS_CATALOG_ID_MAX, id_len);
         goto out;
     }
     body = api_body_parse(r);
@@ -400,16 +403,17 @@ void api_v1_news_put(http_request *r, void *vctx)
         goto out;
     json_t *title = json_object_get(body, "title");
     if (!title) {
-        api_error_respond(r, 400, "missing key 'title'");
+        http_request_respond_error(r, 400, "missing key 'title'");
         goto out;
     }
     if (!json_is_string(title)) {
-        api_error_respond(r, 400, "title: expected a string, got %s", value_kind_name(title));
+        http_request_respond_error(r, 400, "title: expected a string, got %s",
+                                   value_kind_name(title));
         goto out;
     }
     job = malloc(sizeof *job);
     if (!job) {
-        api_error_respond(r, 503, "out of memory");
+        http_request_respond_error(r, 503, "out of memory");
         goto out;
     }
     memcpy(job->id, id, id_len + 1);
@@ -422,7 +426,7 @@ void api_v1_news_put(http_request *r, void *vctx)
     int status = api_input_text(sm, req, 0, json_string_value(title), json_string_length(title),
                                 &rules, "title", err, sizeof err);
     if (status != 0) {
-        api_error_respond(r, status, "%s", err);
+        http_request_respond_error(r, status, "%s", err);
         goto out;
     }
     api_submit(ctx, r, req, finish_news_put, job, free);

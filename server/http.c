@@ -304,6 +304,17 @@ void http_request_respond_bytes(http_request *r, int status, const char *content
     response_set(r, status, content_type, copy, body_bytes);
 }
 
+void http_request_respond_error(http_request *r, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* A NULL body (out of memory) is answered by the transport as a bare 500. */
+    http_request_respond_json(r, status, api_error_json(status, msg));
+}
+
 void http_request_respond_json(http_request *r, int status, json_t *body)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
@@ -430,17 +441,17 @@ static bool request_screen(http_server *s, http_request *r, const char *method_s
         r->route_name = path_known ? "method_not_allowed" : "unknown";
         if (path_known) {
             http_request_add_header(r, "Allow", allow);
-            api_error_respond(r, 405, "method %s is not allowed on %s (allowed: %s)", method_str,
-                              r->path, allow);
+            http_request_respond_error(r, 405, "method %s is not allowed on %s (allowed: %s)",
+                                       method_str, r->path, allow);
         } else {
-            api_error_respond(r, 404, "no route for %s %s", method_str, r->path);
+            http_request_respond_error(r, 404, "no route for %s %s", method_str, r->path);
         }
         return true;
     }
     r->route = hit;
     r->route_name = hit->name;
     if (!route_capture(hit->pattern, r)) {
-        api_error_respond(r, 500, "out of memory");
+        http_request_respond_error(r, 500, "out of memory");
         return true;
     }
 
@@ -455,14 +466,14 @@ static bool request_screen(http_server *s, http_request *r, const char *method_s
         if (!given) {
             r->stats.error = "unauthorized";
             http_request_add_header(r, "WWW-Authenticate", "Bearer");
-            api_error_respond(r, 401,
-                              "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key'");
+            http_request_respond_error(
+                r, 401, "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key'");
             return true;
         }
         if (!key_equal(s->api_key, s->api_key_len, given)) {
             r->stats.error = "unauthorized";
             http_request_add_header(r, "WWW-Authenticate", "Bearer");
-            api_error_respond(r, 401, "invalid API key");
+            http_request_respond_error(r, 401, "invalid API key");
             return true;
         }
     }
@@ -470,7 +481,7 @@ static bool request_screen(http_server *s, http_request *r, const char *method_s
     if (!hit->open && atomic_load(&s->draining)) {
         r->stats.error = "draining";
         http_request_add_header(r, "Retry-After", "1");
-        api_error_respond(r, 503, "server is draining (shutting down)");
+        http_request_respond_error(r, 503, "server is draining (shutting down)");
         return true;
     }
 
@@ -478,9 +489,9 @@ static bool request_screen(http_server *s, http_request *r, const char *method_s
     if (to) {
         long ms;
         if (!parse_bounded(to, 1, HTTP_TIMEOUT_MS_MAX, &ms)) {
-            api_error_respond(r, 400,
-                              "header X-Request-Timeout-Ms: expected an integer in [1, %ld]",
-                              HTTP_TIMEOUT_MS_MAX);
+            http_request_respond_error(
+                r, 400, "header X-Request-Timeout-Ms: expected an integer in [1, %ld]",
+                HTTP_TIMEOUT_MS_MAX);
             return true;
         }
         r->deadline_us = r->start_us + (int64_t)ms * 1000;
@@ -494,8 +505,9 @@ static bool request_screen(http_server *s, http_request *r, const char *method_s
         long n;
         if (!parse_bounded(cl, 0, (long)o->body_limit_bytes, &n)) {
             r->stats.error = "too_large";
-            api_error_respond(r, 413, "request body of %s bytes exceeds the limit of %zu bytes", cl,
-                              o->body_limit_bytes);
+            http_request_respond_error(r, 413,
+                                       "request body of %s bytes exceeds the limit of %zu bytes",
+                                       cl, o->body_limit_bytes);
             return true;
         }
         r->body_cap = (size_t)n;
@@ -611,17 +623,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             return MHD_YES;
         }
         if (r->too_large && r->out_of_memory) {
-            api_error_respond(r, 503, "out of memory while reading the request body");
+            http_request_respond_error(r, 503, "out of memory while reading the request body");
             return response_queue(r);
         }
         if (r->too_large) {
             r->stats.error = "too_large";
-            api_error_respond(r, 413, "request body exceeds the limit of %zu bytes",
-                              s->opt.body_limit_bytes);
+            http_request_respond_error(r, 413, "request body exceeds the limit of %zu bytes",
+                                       s->opt.body_limit_bytes);
             return response_queue(r);
         }
         if (!r->body && !body_append(s, r, "", 0)) {
-            api_error_respond(r, 500, "out of memory");
+            http_request_respond_error(r, 500, "out of memory");
             return response_queue(r);
         }
         r->dispatched = true;

@@ -158,6 +158,9 @@ void *http_request_state(const http_request *r);
 
 /* Takes `body` (a new reference is stolen) and answers with it as JSON. */
 void http_request_respond_json(http_request *r, int status, json_t *body);
+/* Answers with the API's one error shape (api_errors.h) for `status`; the
+ * message is printf-formatted and truncated to 512 bytes. */
+void http_request_respond_error(http_request *r, int status, const char *fmt, ...) FF_PRINTF(3, 4);
 /* Answers with bytes the transport copies. */
 void http_request_respond_bytes(http_request *r, int status, const char *content_type,
                                 const char *body, size_t body_bytes);

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_errors.h"
 #include "api_inputs.h"
 #include "value_kind.h"
 
@@ -97,7 +96,7 @@ void oip_model_ready(http_request *r, void *vctx)
     served_model_state st = model_registry_state(ctx->registry, name);
     served_model *sm = model_registry_get(ctx->registry, name);
     if (!sm && st != SERVED_MODEL_LOADING && st != SERVED_MODEL_FAILED) {
-        api_error_respond(r, 404, "model '%.64s' not found", name);
+        http_request_respond_error(r, 404, "model '%.64s' not found", name);
         return;
     }
     http_request_set_model(r, name);
@@ -192,13 +191,14 @@ typedef struct {
 static bool shape_parse(http_request *r, json_t *shape, tensor_shape *out)
 {
     if (!json_is_array(shape)) {
-        api_error_respond(r, 400, "inputs[0].shape: expected an array of integers, got %s",
-                          shape ? value_kind_name(shape) : "nothing");
+        http_request_respond_error(r, 400, "inputs[0].shape: expected an array of integers, got %s",
+                                   shape ? value_kind_name(shape) : "nothing");
         return false;
     }
     size_t n = json_array_size(shape);
     if (n == 0 || n > 8) {
-        api_error_respond(r, 400, "inputs[0].shape: expected 1 to 8 dimensions, got %zu", n);
+        http_request_respond_error(r, 400, "inputs[0].shape: expected 1 to 8 dimensions, got %zu",
+                                   n);
         return false;
     }
     out->n = (int)n;
@@ -207,14 +207,14 @@ static bool shape_parse(http_request *r, json_t *shape, tensor_shape *out)
     for (size_t k = 0; k < n; k++) {
         json_t *d = json_array_get(shape, k);
         if (!json_is_integer(d)) {
-            api_error_respond(r, 400, "inputs[0].shape[%zu]: expected an integer, got %s", k,
-                              value_kind_name(d));
+            http_request_respond_error(r, 400, "inputs[0].shape[%zu]: expected an integer, got %s",
+                                       k, value_kind_name(d));
             return false;
         }
         json_int_t v = json_integer_value(d);
         if (v < 0) {
-            api_error_respond(r, 400, "inputs[0].shape[%zu]: %" JSON_INTEGER_FORMAT " is negative",
-                              k, v);
+            http_request_respond_error(
+                r, 400, "inputs[0].shape[%zu]: %" JSON_INTEGER_FORMAT " is negative", k, v);
             return false;
         }
         out->dims[k] = v;
@@ -226,8 +226,8 @@ static bool shape_parse(http_request *r, json_t *shape, tensor_shape *out)
             out->elements *= (size_t)v;
     }
     if (overflow) {
-        api_error_respond(r, 400, "inputs[0].shape: the element count overflows (more than %d)",
-                          INT32_MAX);
+        http_request_respond_error(
+            r, 400, "inputs[0].shape: the element count overflows (more than %d)", INT32_MAX);
         return false;
     }
     return true;
@@ -264,18 +264,19 @@ void oip_infer(http_request *r, void *vctx)
         goto out;
     job = calloc(1, sizeof *job);
     if (!job) {
-        api_error_respond(r, 503, "out of memory");
+        http_request_respond_error(r, 503, "out of memory");
         goto out;
     }
     json_t *id = json_object_get(body, "id");
     if (id) {
         if (!json_is_string(id)) {
-            api_error_respond(r, 400, "id: expected a string, got %s", value_kind_name(id));
+            http_request_respond_error(r, 400, "id: expected a string, got %s",
+                                       value_kind_name(id));
             goto out;
         }
         job->id = strdup(json_string_value(id));
         if (!job->id) {
-            api_error_respond(r, 503, "out of memory");
+            http_request_respond_error(r, 503, "out of memory");
             goto out;
         }
     }
@@ -283,14 +284,14 @@ void oip_infer(http_request *r, void *vctx)
     json_t *params = json_object_get(body, "parameters");
     if (params) {
         if (!json_is_object(params)) {
-            api_error_respond(r, 400, "parameters: expected an object, got %s",
-                              value_kind_name(params));
+            http_request_respond_error(r, 400, "parameters: expected an object, got %s",
+                                       value_kind_name(params));
             goto out;
         }
         json_t *t = json_object_get(params, "truncate");
         if (t && !json_is_boolean(t)) {
-            api_error_respond(r, 400, "parameters.truncate: expected a boolean, got %s",
-                              value_kind_name(t));
+            http_request_respond_error(r, 400, "parameters.truncate: expected a boolean, got %s",
+                                       value_kind_name(t));
             goto out;
         }
         if (t)
@@ -301,8 +302,8 @@ void oip_infer(http_request *r, void *vctx)
     json_t *outputs = json_object_get(body, "outputs");
     if (outputs) {
         if (!json_is_array(outputs)) {
-            api_error_respond(r, 400, "outputs: expected an array, got %s",
-                              value_kind_name(outputs));
+            http_request_respond_error(r, 400, "outputs: expected an array, got %s",
+                                       value_kind_name(outputs));
             goto out;
         }
         size_t k;
@@ -311,8 +312,8 @@ void oip_infer(http_request *r, void *vctx)
         {
             json_t *name = json_is_object(o) ? json_object_get(o, "name") : NULL;
             if (!json_is_string(name)) {
-                api_error_respond(r, 400, "outputs[%zu]: expected an object with a string 'name'",
-                                  k);
+                http_request_respond_error(
+                    r, 400, "outputs[%zu]: expected an object with a string 'name'", k);
                 goto out;
             }
             const char *nm = json_string_value(name);
@@ -321,9 +322,9 @@ void oip_infer(http_request *r, void *vctx)
             } else if (strcmp(nm, "probabilities") == 0 && classifier) {
                 job->want_probs = true;
             } else {
-                api_error_respond(r, 400, "outputs[%zu].name: unknown output '%.64s' (expected %s)",
-                                  k, nm,
-                                  classifier ? "'probabilities' or 'embeddings'" : "'embeddings'");
+                http_request_respond_error(
+                    r, 400, "outputs[%zu].name: unknown output '%.64s' (expected %s)", k, nm,
+                    classifier ? "'probabilities' or 'embeddings'" : "'embeddings'");
                 goto out;
             }
         }
@@ -335,24 +336,24 @@ void oip_infer(http_request *r, void *vctx)
 
     json_t *inputs = json_object_get(body, "inputs");
     if (!inputs) {
-        api_error_respond(r, 400, "missing key 'inputs'");
+        http_request_respond_error(r, 400, "missing key 'inputs'");
         goto out;
     }
     if (!json_is_array(inputs)) {
-        api_error_respond(r, 400, "inputs: expected an array of tensors, got %s",
-                          value_kind_name(inputs));
+        http_request_respond_error(r, 400, "inputs: expected an array of tensors, got %s",
+                                   value_kind_name(inputs));
         goto out;
     }
     if (json_array_size(inputs) != 1) {
-        api_error_respond(r, 400,
-                          "inputs: expected exactly one tensor ('text' or 'input_ids'), got %zu",
-                          json_array_size(inputs));
+        http_request_respond_error(
+            r, 400, "inputs: expected exactly one tensor ('text' or 'input_ids'), got %zu",
+            json_array_size(inputs));
         goto out;
     }
     json_t *t = json_array_get(inputs, 0);
     if (!json_is_object(t)) {
-        api_error_respond(r, 400, "inputs[0]: expected a tensor object, got %s",
-                          value_kind_name(t));
+        http_request_respond_error(r, 400, "inputs[0]: expected a tensor object, got %s",
+                                   value_kind_name(t));
         goto out;
     }
     if (!api_keys_check(r, t, "inputs[0]", tensor_keys))
@@ -361,34 +362,34 @@ void oip_infer(http_request *r, void *vctx)
     json_t *jtype = json_object_get(t, "datatype");
     json_t *jdata = json_object_get(t, "data");
     if (!json_is_string(jname)) {
-        api_error_respond(r, 400, "inputs[0].name: expected a string, got %s",
-                          jname ? value_kind_name(jname) : "nothing");
+        http_request_respond_error(r, 400, "inputs[0].name: expected a string, got %s",
+                                   jname ? value_kind_name(jname) : "nothing");
         goto out;
     }
     if (!json_is_string(jtype)) {
-        api_error_respond(r, 400, "inputs[0].datatype: expected a string, got %s",
-                          jtype ? value_kind_name(jtype) : "nothing");
+        http_request_respond_error(r, 400, "inputs[0].datatype: expected a string, got %s",
+                                   jtype ? value_kind_name(jtype) : "nothing");
         goto out;
     }
     const char *name = json_string_value(jname), *dtype = json_string_value(jtype);
     bool is_text = strcmp(name, "text") == 0;
     bool is_ids = strcmp(name, "input_ids") == 0;
     if (!is_text && !is_ids) {
-        api_error_respond(
+        http_request_respond_error(
             r, 400, "inputs[0].name: unknown input '%.64s' (expected 'text' or 'input_ids')", name);
         goto out;
     }
     if (!datatype_known(dtype)) {
-        api_error_respond(r, 400, "inputs[0].datatype: unknown datatype '%.32s'", dtype);
+        http_request_respond_error(r, 400, "inputs[0].datatype: unknown datatype '%.32s'", dtype);
         goto out;
     }
     if (is_text && strcmp(dtype, "BYTES") != 0) {
-        api_error_respond(r, 400, "inputs[0]: tensor 'text' must be BYTES, got %s", dtype);
+        http_request_respond_error(r, 400, "inputs[0]: tensor 'text' must be BYTES, got %s", dtype);
         goto out;
     }
     if (is_ids && strcmp(dtype, "INT64") != 0 && strcmp(dtype, "INT32") != 0) {
-        api_error_respond(r, 400, "inputs[0]: tensor 'input_ids' must be INT64 or INT32, got %s",
-                          dtype);
+        http_request_respond_error(
+            r, 400, "inputs[0]: tensor 'input_ids' must be INT64 or INT32, got %s", dtype);
         goto out;
     }
     tensor_shape shape;
@@ -397,46 +398,47 @@ void oip_infer(http_request *r, void *vctx)
     char shape_str[128];
     shape_format(&shape, shape_str, sizeof shape_str);
     if (is_text && !(shape.n == 1 || (shape.n == 2 && shape.dims[1] == 1))) {
-        api_error_respond(r, 400, "inputs[0].shape: 'text' needs [batch] or [batch, 1], got %s",
-                          shape_str);
+        http_request_respond_error(
+            r, 400, "inputs[0].shape: 'text' needs [batch] or [batch, 1], got %s", shape_str);
         goto out;
     }
     if (is_ids && shape.n != 2) {
-        api_error_respond(r, 400, "inputs[0].shape: 'input_ids' needs [batch, len], got %s",
-                          shape_str);
+        http_request_respond_error(
+            r, 400, "inputs[0].shape: 'input_ids' needs [batch, len], got %s", shape_str);
         goto out;
     }
     if (!json_is_array(jdata)) {
-        api_error_respond(r, 400, "inputs[0].data: expected an array, got %s",
-                          jdata ? value_kind_name(jdata) : "nothing");
+        http_request_respond_error(r, 400, "inputs[0].data: expected an array, got %s",
+                                   jdata ? value_kind_name(jdata) : "nothing");
         goto out;
     }
     flat = data_flatten(jdata, err, sizeof err);
     if (!flat) {
-        api_error_respond(r, 400, "%s", err);
+        http_request_respond_error(r, 400, "%s", err);
         goto out;
     }
     if (json_array_size(flat) != shape.elements) {
-        api_error_respond(r, 400, "inputs[0]: shape %s holds %zu elements but data has %zu",
-                          shape_str, shape.elements, json_array_size(flat));
+        http_request_respond_error(r, 400,
+                                   "inputs[0]: shape %s holds %zu elements but data has %zu",
+                                   shape_str, shape.elements, json_array_size(flat));
         goto out;
     }
     json_int_t batch = shape.dims[0];
     if (batch == 0) {
-        api_error_respond(r, 400, "inputs[0].shape[0]: the batch must not be empty");
+        http_request_respond_error(r, 400, "inputs[0].shape[0]: the batch must not be empty");
         goto out;
     }
     if (batch > API_MAX_INPUTS) {
         http_request_stats_of(r)->error = "too_large";
-        api_error_respond(r, 413,
-                          "inputs[0]: batch of %" JSON_INTEGER_FORMAT
-                          ", more than the limit of %d per request",
-                          batch, API_MAX_INPUTS);
+        http_request_respond_error(r, 413,
+                                   "inputs[0]: batch of %" JSON_INTEGER_FORMAT
+                                   ", more than the limit of %d per request",
+                                   batch, API_MAX_INPUTS);
         goto out;
     }
     req = infer_request_new(sm, classifier ? INFER_CLASSIFY : INFER_EMBED, (int)batch, 0);
     if (!req) {
-        api_error_respond(r, 503, "out of memory for %d inputs", (int)batch);
+        http_request_respond_error(r, 503, "out of memory for %d inputs", (int)batch);
         goto out;
     }
     api_input_rules rules = {.truncate = truncate, .news = false};
@@ -447,8 +449,8 @@ void oip_infer(http_request *r, void *vctx)
             char path[48];
             snprintf(path, sizeof path, "inputs[0].data[%d]", i);
             if (!json_is_string(s)) {
-                api_error_respond(r, 400, "%s: expected a string (BYTES), got %s", path,
-                                  value_kind_name(s));
+                http_request_respond_error(r, 400, "%s: expected a string (BYTES), got %s", path,
+                                           value_kind_name(s));
                 goto out;
             }
             status = api_input_text(sm, req, i, json_string_value(s), json_string_length(s), &rules,
@@ -459,7 +461,7 @@ void oip_infer(http_request *r, void *vctx)
                                    (size_t)i * len, err, sizeof err);
         }
         if (status != 0) {
-            api_error_respond(r, status, "%s", err);
+            http_request_respond_error(r, status, "%s", err);
             goto out;
         }
     }
