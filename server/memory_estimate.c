@@ -1,12 +1,11 @@
 /* memory_estimate: what each served model keeps resident, term by term (see
- * memory_estimate.h). The workspace term asks the engine
- * (fastformer_workspace_bytes) and the vocabulary term the vocab
- * (vocab_bytes); the catalog and cache terms follow the layouts documented
- * in news_catalog.c and news_cache.c, which expose no size of their own. */
+ * memory_estimate.h). Every term asks the module that owns the memory: the
+ * model (mapped_bytes, owned_bytes, model_workspace_bytes), the vocab
+ * (vocab_bytes), the news catalog (news_catalog_bytes) and the news cache
+ * (news_cache_bytes); nothing here knows their layouts. */
 #include "memory_estimate.h"
 
 #include <assert.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -54,54 +53,15 @@ static size_t round_up(size_t n, size_t to)
     return (n + to - 1) / to * to;
 }
 
-/* Smallest power of two >= n and >= min (the hash tables' sizing rule). */
-static size_t pow2_at_least(size_t n, size_t min)
-{
-    size_t p = min;
-    while (p < n)
-        p <<= 1;
-    return p;
-}
-
-/* model.safetensors stays mapped for the model's life, and every page of it
- * is resident: model_load hashes the whole file (sha256), and aligned F32
- * tensors are read in place by every forward. Converted tensors (F16/BF16,
- * misaligned F32, the concatenated query|key projections) live in the
- * model's one owned buffer, whose size only the allocator knows; model.h has
- * no field for it (f32_bytes counts views and copies together). */
+/* The weights as they sit in memory. model.safetensors stays mapped only
+ * while aligned F32 tensors are read in place, and then every page of it is
+ * resident (model_load hashed the whole file); F16/BF16 files are unmapped
+ * after conversion (mapped_bytes = 0). Converted tensors and the
+ * concatenated query|key projections live in the model's owned buffer. */
 static size_t weights_bytes(const model *m)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t owned = m->owned ? malloc_usable_size(m->owned) : 0;
-    return round_up(m->weights_bytes, page) + owned;
-}
-
-/* Heap bytes of one news id string (MIND ids are a few bytes): glibc's
- * smallest chunk, which holds up to 24 bytes. */
-#define CATALOG_ID_ALLOC_BYTES 32
-
-/* news_catalog.c: built with room for exactly the news in news.tsv (at least
- * 16): a (rows, D) float matrix, an id pointer and length per row, the id
- * strings, and a uint32 table of >= 2 slots per row. PUTs of new ids grow it
- * by doubling later; that growth is not predicted. */
-static size_t catalog_bytes(news_catalog *c)
-{
-    size_t rows = news_catalog_count(c), cap = rows > 16 ? rows : 16;
-    size_t dim = (size_t)news_catalog_dim(c);
-    return cap * (dim * sizeof(float) + sizeof(char *) + sizeof(size_t)) +
-           rows * CATALOG_ID_ALLOC_BYTES + pow2_at_least(2 * cap, 16) * sizeof(uint32_t);
-}
-
-/* news_cache.c at full capacity: per entry a vector (D floats), its key
- * (max_ids int32 ids), and chain, LRU prev/next, length (4 bytes each) and
- * hash (8); plus a uint32 bucket table of >= 2 buckets per entry. */
-static size_t cache_bytes(const news_cache *c, int dim, int max_ids)
-{
-    news_cache_stats st;
-    news_cache_stats_get(c, &st);
-    size_t per_entry = (size_t)dim * sizeof(float) + (size_t)(max_ids > 0 ? max_ids : 1) * 4 +
-                       4 * sizeof(uint32_t) + sizeof(uint64_t);
-    return st.capacity * per_entry + pow2_at_least(2 * st.capacity, 1) * sizeof(uint32_t);
+    return round_up(m->mapped_bytes, page) + m->owned_bytes;
 }
 
 void memory_estimate_add_model(memory_estimate *e, const served_model *sm)
@@ -109,17 +69,16 @@ void memory_estimate_add_model(memory_estimate *e, const served_model *sm)
     assert(e && sm && sm->model && sm->n_workers >= 1 && sm->workspace_tokens >= 1);
     const model *m = sm->model;
     const int D = m->config.encoder.hidden_size;
-    size_t ws =
-        fastformer_workspace_bytes(&m->config.encoder, sm->workspace_tokens, sm->max_batch_size);
+    size_t ws = model_workspace_bytes(m, sm->workspace_tokens, sm->max_batch_size);
     size_t pooled = ((size_t)sm->max_batch_size + 1) * (size_t)D * sizeof(float);
 
     e->weights += weights_bytes(m);
     e->workspaces += (size_t)sm->n_workers * (ws + pooled);
     e->tables += vocab_bytes(m->vocab);
     if (sm->catalog)
-        e->catalogs += catalog_bytes(sm->catalog);
+        e->catalogs += news_catalog_bytes(sm->catalog);
     if (sm->cache)
-        e->caches += cache_bytes(sm->cache, D, model_max_tokens(m));
+        e->caches += news_cache_bytes(sm->cache);
 }
 
 size_t memory_estimate_total_bytes(const memory_estimate *e)
