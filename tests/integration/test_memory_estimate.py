@@ -3,12 +3,17 @@ default models of conf/fastformerd.yaml, it logs "memory estimate N MiB: ..."
 once the models are in (and again after SIGHUP), exports the same number as
 fastformerd_memory_estimate_bytes, and its peak RSS (VmHWM) under a few hundred
 classify and recommend requests stays within the estimate + 32 MB and above
-half of it (an estimate far too high is wrong too)."""
+half of it (an estimate far too high is wrong too). The default models are
+F16 files: once converted to F32 they are unmapped, so no model.safetensors
+is in /proc/PID/maps and the weights term is exactly their parameters as
+F32."""
 import json
 import os
 import random
 import re
+import math
 import signal
+import struct
 import subprocess
 import threading
 import time
@@ -70,6 +75,23 @@ def proc_status_kib(pid, key):
             if line.startswith(key + ":"):
                 return int(line.split()[1])
     raise AssertionError(f"{key} not in /proc/{pid}/status")
+
+
+def f32_params_mib(model_dir):
+    """MiB of model_dir/model.safetensors's tensors as F32 (every tensor of the
+    default models is bound, and q|k holds query and key once)."""
+    with open(os.path.join(model_dir, "model.safetensors"), "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    header.pop("__metadata__", None)
+    assert {t["dtype"] for t in header.values()} == {"F16"}, model_dir
+    return sum(math.prod(t["shape"]) for t in header.values()) * 4 / MIB
+
+
+def mapped_weights(pid):
+    """Paths of model.safetensors files mapped into the process."""
+    with open(f"/proc/{pid}/maps") as f:
+        return [line.split()[-1] for line in f if line.rstrip().endswith("model.safetensors")]
 
 
 def sanitized(pid):
@@ -152,6 +174,11 @@ def test_peak_rss_within_the_logged_estimate(tmp_path):
         assert weights > 0 and workspaces > 0 and catalogs > 0 and caches > 0 and runtime > 0
         # The metric is the logged number (which is rounded to 0.1 MiB).
         assert abs(metric_bytes(d) / MIB - total) <= 0.05, (metric_bytes(d), total)
+        # F16 weights: converted, then unmapped; only the F32 copies count.
+        assert mapped_weights(d.proc.pid) == []
+        want = sum(f32_params_mib(os.path.join(MODELS, name))
+                   for name in ("imdb-sentiment", "agnews-topic", "movielens-rec"))
+        assert abs(weights - want) <= 0.05, (weights, want)
 
         bad = drive(d, requests_mix(400), 16)
         assert not bad, bad[:3]
