@@ -28,7 +28,7 @@
  *     only about 1 MiB of OpenBLAS's 32 MiB reservation is ever touched),
  *     and about 2.5 MiB more than the tiny model's base: glibc arenas keep
  *     what the loader freed (news.tsv, the parsed title table, the catalog
- *     build's batches) and the safetensors tables.
+ *     build's batches, the safetensors tables).
  *   - with 200 instead of 64 connections the peak rose by 7.0 MiB: about
  *     40 KiB per open connection (libmicrohttpd's 32 KiB pool, the request
  *     body of about 8 KB and its state).
