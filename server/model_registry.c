@@ -253,9 +253,8 @@ static int load_one(model_registry *reg, const spec_copy *spec, served_model **o
     sm->load_seconds = mono_seconds() - t0;
     if (reg->ev.on_progress) {
         char msg[600];
-        double mib =
-            (double)fastformer_workspace_bytes(&m->config.encoder, ws_tokens, sm->max_batch_size) *
-            reg->n_workers / (1024.0 * 1024.0);
+        double mib = (double)model_workspace_bytes(m, ws_tokens, sm->max_batch_size) *
+                     reg->n_workers / (1024.0 * 1024.0);
         snprintf(msg, sizeof msg,
                  "model '%s' (%s) ready in %.2f s: %d workspace%s of %d tokens / %d sequences, "
                  "%.1f MiB",
