@@ -38,10 +38,11 @@ static void api_readyz(http_request *r, void *vctx)
     http_request_respond_json(r, 200, json_pack("{s:s}", "status", "ready"));
 }
 
-/* The news caches count hits and misses themselves; the metrics take
- * increments, so pass on what changed since the last scrape (a reload brings
- * a new cache, whose counts start from zero). */
-static void news_cache_sync(api_context *ctx)
+/* Per-model state the metrics read at scrape time: each model's queued items
+ * (the gauge) and its news cache's hits and misses. The caches count
+ * themselves; the metrics take increments, so pass on what changed since the
+ * last scrape (a reload brings a new cache, whose counts start from zero). */
+static void per_model_sync(api_context *ctx)
 {
     served_model *list[METRICS_MAX_MODELS];
     int n = model_registry_list(ctx->registry, list, METRICS_MAX_MODELS);
@@ -49,6 +50,8 @@ static void news_cache_sync(api_context *ctx)
         n = METRICS_MAX_MODELS;
     for (int i = 0; i < n; i++) {
         metrics_model_id id = metrics_model_find(ctx->metrics, list[i]->name);
+        if (id >= 0)
+            metrics_queue_depth_set(ctx->metrics, id, atomic_load(&list[i]->queued_items));
         if (list[i]->cache && id >= 0 && id < METRICS_MAX_MODELS) {
             news_cache_stats cs;
             news_cache_stats_get(list[i]->cache, &cs);
@@ -74,7 +77,7 @@ static void api_metrics(http_request *r, void *vctx)
     batcher_stats st;
     batcher_stats_get(ctx->batcher, &st);
     metrics_queue_depth_set(ctx->metrics, METRICS_NO_MODEL, st.queue_items);
-    news_cache_sync(ctx);
+    per_model_sync(ctx);
     char *text = NULL;
     size_t len = 0;
     if (metrics_render(ctx->metrics, &text, &len) != 0) {

@@ -88,6 +88,19 @@ def test_queue_full_gives_429_with_retry_after(start_daemon, slow_classifier):
     assert 'reason="queue_full"} 1' in d.get("/metrics").body.decode()
 
 
+def test_queue_depth_gauge_per_model(start_daemon, slow_classifier):
+    """The gauge has the total under model="" and each model's own items."""
+    d = slow_daemon(start_daemon, slow_classifier)
+    threads, results = start_busy(d)
+    text = d.get("/metrics").body.decode()
+    assert 'fastformerd_queue_depth{model=""} 4' in text, text
+    assert 'fastformerd_queue_depth{model="slow"} 4' in text, text
+    assert 'fastformerd_queue_depth{model="classifier"} 0' in text, text
+    finish(threads, results)
+    text = d.get("/metrics").body.decode()
+    assert 'fastformerd_queue_depth{model="slow"} 0' in text, text
+
+
 def test_deadline_in_queue_gives_504(start_daemon, slow_classifier):
     d = slow_daemon(start_daemon, slow_classifier)
     threads, results = start_busy(d)
