@@ -26,8 +26,8 @@ static json_t *dims_json(const fastformer_dims *d)
 json_t *api_model_json(const served_model *sm, bool full)
 {
     const model_config *cfg = &sm->model->config;
-    json_t *o = json_pack("{s:s,s:s,s:b}", "name", sm->name, "task", model_task_name(cfg->task),
-                          "ready", 1);
+    json_t *o = json_pack("{s:s,s:s,s:b,s:s}", "name", sm->name, "task", model_task_name(cfg->task),
+                          "ready", 1, "state", "ready");
     if (!o || !full)
         return o;
     json_t *config = dims_json(&cfg->encoder);
@@ -85,6 +85,16 @@ void api_v1_models(http_request *r, void *vctx)
             json_array_append_new(arr, api_model_json(list[i], false));
         served_model_release(list[i]);
     }
+    /* Then the configured models that are not served: loading, or failed. */
+    char names[METRICS_MAX_MODELS][MODEL_REGISTRY_NAME_CAP];
+    served_model_state states[METRICS_MAX_MODELS];
+    int n_unserved = model_registry_unserved(ctx->registry, names, states, METRICS_MAX_MODELS);
+    if (n_unserved > METRICS_MAX_MODELS)
+        n_unserved = METRICS_MAX_MODELS;
+    for (int i = 0; arr && i < n_unserved; i++)
+        json_array_append_new(arr,
+                              json_pack("{s:s,s:b,s:s}", "name", names[i], "ready", 0, "state",
+                                        states[i] == SERVED_MODEL_FAILED ? "failed" : "loading"));
     http_request_respond_json(r, 200, arr ? json_pack("{s:o}", "models", arr) : NULL);
 }
 

@@ -609,6 +609,29 @@ served_model_state model_registry_state(model_registry *reg, const char *name)
     return st;
 }
 
+int model_registry_unserved(model_registry *reg, char (*names)[MODEL_REGISTRY_NAME_CAP],
+                            served_model_state *states, int cap)
+{
+    assert(reg && cap >= 0 && (cap == 0 || (names && states)));
+    int n = 0;
+    pthread_mutex_lock(&reg->mu);
+    for (int i = 0; i < reg->n_load; i++) {
+        bool served = false;
+        for (int j = 0; j < reg->n_set && !served; j++)
+            served = strcmp(reg->set[j]->name, reg->load_names[i]) == 0;
+        if (served)
+            continue;
+        if (n < cap) {
+            snprintf(names[n], MODEL_REGISTRY_NAME_CAP, "%s", reg->load_names[i]);
+            states[n] = reg->load_states[i] == SERVED_MODEL_FAILED ? SERVED_MODEL_FAILED
+                                                                   : SERVED_MODEL_LOADING;
+        }
+        n++;
+    }
+    pthread_mutex_unlock(&reg->mu);
+    return n;
+}
+
 void model_registry_stats_get(const model_registry *reg, model_registry_stats *out)
 {
     model_registry *r = (model_registry *)reg; /* atomic reads only */

@@ -130,6 +130,15 @@ typedef enum {
 } served_model_state;
 served_model_state model_registry_state(model_registry *reg, const char *name);
 
+/* The models of the latest load that are not served: still loading, or
+ * failed (while the previous set, if any, keeps serving). Copies up to cap
+ * names (NUL-terminated, cut at MODEL_REGISTRY_NAME_CAP - 1 bytes) and their
+ * states (LOADING or FAILED) in load order; returns how many there are, which
+ * may exceed cap. Any thread. */
+#define MODEL_REGISTRY_NAME_CAP 80
+int model_registry_unserved(model_registry *reg, char (*names)[MODEL_REGISTRY_NAME_CAP],
+                            served_model_state *states, int cap);
+
 /* Load statistics for metrics: completed loads, failed loads, generation
  * (number of successful swaps). Any thread, lock-free. */
 typedef struct {

@@ -112,6 +112,13 @@ def test_readyz_says_loading_until_models_are_in(start_daemon, tmp_path):
         assert r.status == 503
         assert r.json() == {"status": "not_ready", "reason": "loading"}
         seen_loading = True
+        # The model list names what is coming, not an empty list. (The set
+        # may swap in between the two GETs; then both are ready.)
+        listed = {m["name"]: m for m in d.get("/v1/models").json()["models"]}
+        assert set(listed) == {"mind", "classifier"}, listed
+        for m in listed.values():
+            assert m in ({"name": m["name"], "ready": False, "state": "loading"},) or \
+                (m["ready"] is True and m["state"] == "ready"), m
         m = d.post("/v1/models/mind/recommend", {"history": [], "candidates": ["oil"]})
         if m.status == 503:
             assert m.json()["error"]["message"] == "model 'mind' is still loading"
@@ -122,6 +129,9 @@ def test_readyz_says_loading_until_models_are_in(start_daemon, tmp_path):
     assert seen_loading, "the catalog loaded before the first /readyz"
     r = d.get("/v1/models/mind")
     assert r.json()["news_catalog_items"] == 60000
+    listed = d.get("/v1/models").json()["models"]
+    assert sorted((m["name"], m["ready"], m["state"]) for m in listed) == [
+        ("classifier", True, "ready"), ("mind", True, "ready")]
 
 
 # ---- SIGHUP --------------------------------------------------------------------------------
@@ -171,6 +181,21 @@ def test_sighup_reloads_and_a_corrupt_model_keeps_the_old_set(start_daemon, tmp_
     metrics = d.get("/metrics").body.decode()
     assert 'fastformerd_reloads_total{result="success"} 1' in metrics
     assert 'fastformerd_reloads_total{result="failure"} 1' in metrics
+    # 2b. a new model that fails to load: listed as failed, the old set serves
+    with open(d.config_path, "w") as f:
+        f.write(yaml_config([{"name": "classifier", "path": CLASSIFIER_DIR},
+                             {"name": "newsrec", "path": NEWSREC_DIR},
+                             {"name": "extra", "path": str(tmp_path / "broken")}]))
+    d.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while d.log().count("reload failed") < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    listed = {m["name"]: m for m in d.get("/v1/models").json()["models"]}
+    assert listed["extra"] == {"name": "extra", "ready": False, "state": "failed"}
+    assert listed["classifier"]["state"] == "ready" and listed["newsrec"]["state"] == "ready"
+    r = d.get("/v1/models/extra")
+    assert r.status == 503 and r.json()["error"]["message"] == "model 'extra' failed to load"
     # 3. a model removed from the config: gone, and its ready gauge says 0
     with open(d.config_path, "w") as f:
         f.write(yaml_config([{"name": "classifier", "path": CLASSIFIER_DIR}]))
@@ -181,12 +206,13 @@ def test_sighup_reloads_and_a_corrupt_model_keeps_the_old_set(start_daemon, tmp_
         time.sleep(0.02)
     wait_metrics(d, ['fastformerd_model_ready{model="newsrec"} 0',
                      'fastformerd_model_ready{model="classifier"} 1'])
+    assert "extra" not in {m["name"] for m in d.get("/v1/models").json()["models"]}
     # 4. a config that does not parse: same
     with open(d.config_path, "w") as f:
         f.write("models: [\n")
     d.proc.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 30
-    while d.log().count("reload failed") < 2:
+    while d.log().count("reload failed") < 3:
         assert time.monotonic() < deadline
         time.sleep(0.02)
     assert d.post("/v1/models/classifier/classify", GOOD).status == 200
