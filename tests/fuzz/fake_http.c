@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_errors.h"
+
 #define FAKE_MAX_HEADERS 4 /* HTTP_MAX_HEADERS in http.c */
 
 struct http_request {
@@ -258,6 +260,16 @@ void http_request_respond_json(http_request *r, int status, json_t *body)
     }
     answer(r, status, "application/json", text, strlen(text));
     free(text);
+}
+
+void http_request_respond_error(http_request *r, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    http_request_respond_json(r, status, api_error_json(status, msg));
 }
 
 void http_request_respond_bytes(http_request *r, int status, const char *content_type,
