@@ -34,8 +34,8 @@ typedef struct {
 struct vocab {
     size_t n_tokens;
     char *text;        /* all tokens, each followed by NUL */
+    size_t text_bytes; /* allocated bytes of text */
     size_t *offset;    /* (n_tokens) start of token i in text */
-    size_t *length;    /* (n_tokens) bytes of token i, without the NUL */
     vocab_slot *slots; /* (n_slots) */
     size_t n_slots;    /* power of two, >= 2 * n_tokens */
 };
@@ -87,11 +87,11 @@ int vocab_parse(const void *buf, size_t len, vocab **out, char *err, size_t err_
     v->n_slots = n_slots;
     /* len + 1 bytes hold every token and its NUL: each NUL takes the place of
      * its line's LF, and only the last line may lack one. */
-    v->text = malloc(len + 1);
+    v->text_bytes = len + 1;
+    v->text = malloc(v->text_bytes);
     v->offset = malloc(n_lines * sizeof *v->offset);
-    v->length = malloc(n_lines * sizeof *v->length);
     v->slots = malloc(n_slots * sizeof *v->slots);
-    if (v->text == NULL || v->offset == NULL || v->length == NULL || v->slots == NULL)
+    if (v->text == NULL || v->offset == NULL || v->slots == NULL)
         goto oom;
     for (size_t i = 0; i < n_slots; i++)
         v->slots[i] = (vocab_slot){.tag = 0, .id = -1, .length = 0, .offset = 0};
@@ -108,7 +108,6 @@ int vocab_parse(const void *buf, size_t len, vocab **out, char *err, size_t err_
         memcpy(v->text + at, s + line_start, n);
         v->text[at + n] = '\0';
         v->offset[id] = at;
-        v->length[id] = n;
         at += n + 1;
         line_start = i + 1;
 
@@ -148,7 +147,6 @@ void vocab_free(vocab *v)
         return;
     free(v->text);
     free(v->offset);
-    free(v->length);
     free(v->slots);
     free(v);
 }
@@ -176,10 +174,7 @@ int32_t vocab_lookup(const vocab *v, const char *tok, size_t len)
 
 size_t vocab_bytes(const vocab *v)
 {
-    size_t text = 0;
-    for (size_t i = 0; i < v->n_tokens; i++)
-        text += v->length[i] + 1;
-    return sizeof *v + text + v->n_tokens * (sizeof *v->offset + sizeof *v->length) +
+    return sizeof *v + v->text_bytes + v->n_tokens * sizeof *v->offset +
            v->n_slots * sizeof *v->slots;
 }
 
