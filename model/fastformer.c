@@ -46,11 +46,9 @@
 /* Rows per chunk: about 4 KiB of activations per row at D = I = 256, so a
  * chunk's working set is about 2 MiB, which stays in the last-level cache
  * next to the weights; the GEMMs keep 512 rows, enough for full speed. */
+#define FF_CHUNK_ROWS 512
 /* How many rows ahead the embedding gather prefetches. */
 #define FF_PREFETCH_ROWS 4
-#ifndef FF_CHUNK_ROWS
-#define FF_CHUNK_ROWS 512
-#endif
 
 typedef struct {
     size_t mask, x, qk, att, inter, score, vec, col, total; /* offsets in floats */

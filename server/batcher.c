@@ -17,9 +17,7 @@
 #include "mono_clock.h"
 
 /* How long one idle worker polls the queue before sleeping (poll_for_work). */
-#ifndef BATCHER_POLL_US
 #define BATCHER_POLL_US 300
-#endif
 
 /* ==== the pure scheduling function ======================================== */
 

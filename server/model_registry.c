@@ -593,18 +593,31 @@ bool model_registry_ready(const model_registry *reg_c, char *reason, size_t reas
     return ready;
 }
 
+/* Whether the served set has a model of this name. Caller holds reg->mu. */
+static bool set_has_locked(const model_registry *reg, const char *name)
+{
+    for (int i = 0; i < reg->n_set; i++)
+        if (strcmp(reg->set[i]->name, name) == 0)
+            return true;
+    return false;
+}
+
+/* LOADING or FAILED: the state of entry i of the latest load. Caller holds reg->mu. */
+static served_model_state load_state_locked(const model_registry *reg, int i)
+{
+    return reg->load_states[i] == SERVED_MODEL_FAILED ? SERVED_MODEL_FAILED : SERVED_MODEL_LOADING;
+}
+
 served_model_state model_registry_state(model_registry *reg, const char *name)
 {
     assert(reg && name);
     served_model_state st = SERVED_MODEL_UNKNOWN;
     pthread_mutex_lock(&reg->mu);
-    for (int i = 0; i < reg->n_set; i++)
-        if (strcmp(reg->set[i]->name, name) == 0)
-            st = SERVED_MODEL_READY;
+    if (set_has_locked(reg, name))
+        st = SERVED_MODEL_READY;
     for (int i = 0; st == SERVED_MODEL_UNKNOWN && i < reg->n_load; i++)
         if (strcmp(reg->load_names[i], name) == 0)
-            st = reg->load_states[i] == SERVED_MODEL_FAILED ? SERVED_MODEL_FAILED
-                                                            : SERVED_MODEL_LOADING;
+            st = load_state_locked(reg, i);
     pthread_mutex_unlock(&reg->mu);
     return st;
 }
@@ -616,15 +629,11 @@ int model_registry_unserved(model_registry *reg, char (*names)[MODEL_REGISTRY_NA
     int n = 0;
     pthread_mutex_lock(&reg->mu);
     for (int i = 0; i < reg->n_load; i++) {
-        bool served = false;
-        for (int j = 0; j < reg->n_set && !served; j++)
-            served = strcmp(reg->set[j]->name, reg->load_names[i]) == 0;
-        if (served)
+        if (set_has_locked(reg, reg->load_names[i]))
             continue;
         if (n < cap) {
             snprintf(names[n], MODEL_REGISTRY_NAME_CAP, "%s", reg->load_names[i]);
-            states[n] = reg->load_states[i] == SERVED_MODEL_FAILED ? SERVED_MODEL_FAILED
-                                                                   : SERVED_MODEL_LOADING;
+            states[n] = load_state_locked(reg, i);
         }
         n++;
     }
