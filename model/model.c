@@ -423,7 +423,7 @@ void model_encode_ids(const model *m, fastformer_workspace *ws, const int32_t *c
     for (int s = 0; s < n; s++) {
         int32_t len = n_ids[s];
         assert(len >= 0 && len <= model_max_tokens(m));
-        /* Trailing padding cannot change the pooled vector (FASTFORMER.md 5). */
+        /* Trailing padding cannot change the pooled vector (docs/fastformer.md §5). */
         while (len > 0 && ids[s][len - 1] == 0)
             len--;
         for (int32_t i = 0; i < len; i++)

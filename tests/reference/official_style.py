@@ -5,7 +5,7 @@ Fastformer.ipynb) rather than tools/fastformer.py: a padded (B, N) batch, the
 extended additive mask (1 - mask) * -10000 of shape (B, 1, N), heads as a
 (B, H, N, dh) tensor, a repeated global query, and HF-BERT-style
 SelfOutput / Intermediate / Output blocks. It is written from the math in
-../shared/FASTFORMER.md (no code was copied from the notebook, which has no
+docs/fastformer.md (no code was copied from the notebook, which has no
 licence) and reads model.safetensors with its own small parser, so that a bug
 in tools/fastformer.py or tools/model_dir.py cannot hide in both references.
 

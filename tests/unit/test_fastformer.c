@@ -1,6 +1,6 @@
 /* test_fastformer: the engine (model/fastformer.c) against a naive
- * double-precision encoder written here loop by loop from FASTFORMER.md
- * section 1-2, on random weights and shapes the PyTorch fixtures do not cover
+ * double-precision encoder written here loop by loop from docs/fastformer.md
+ * sections 2-4, on random weights and shapes the PyTorch fixtures do not cover
  * (head_dim 1, 3 and 50, odd sizes, 1 and 3 layers), on ragged batches with
  * empty sequences, padding rows and all-padding sequences; plus the workspace
  * sizing contract and the GEMM FLOP count. */
