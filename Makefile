@@ -5,6 +5,9 @@
 #   make test       install missing Debian packages, build, run unit + integration tests
 #   make asan       unit + integration tests under ASan+UBSan;  make tsan: unit tests under TSan
 #   make format-check / make format / make clean / make deps / make fixtures
+# Output is one line per file built (CC model/kernels.c, AR build/libmodel.a,
+# LD build/fastformerd); make V=1 prints the full commands. Warnings and errors
+# always show.
 
 VARIANT ?= release
 CC ?= cc
@@ -42,6 +45,14 @@ else
   $(error unknown VARIANT '$(VARIANT)': use release, asan or tsan)
 endif
 
+# Quiet rules: $(QUIET_CC)$(CC) ... prints "CC <source>" instead of the command.
+V ?= 0
+ifneq ($(V),1)
+  QUIET_CC = @printf 'CC %s\n' $<;
+  QUIET_AR = @printf 'AR %s\n' $@;
+  QUIET_LD = @printf 'LD %s\n' $@;
+endif
+
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS = $(BASE_CFLAGS) $(VARIANT_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
@@ -67,25 +78,25 @@ all: $(DAEMON) $(CLI)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(QUIET_CC)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(B)/libmodel.a: $(MODEL_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	$(QUIET_AR)rm -f $@ && ar rcs $@ $^
 
 $(B)/libserver.a: $(SERVER_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	$(QUIET_AR)rm -f $@ && ar rcs $@ $^
 
 $(DAEMON): $(B)/obj/server/main.o $(B)/libserver.a $(B)/libmodel.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(QUIET_LD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(CLI): $(B)/obj/server/cli.o $(B)/libserver.a $(B)/libmodel.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(QUIET_LD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libserver.a $(B)/libmodel.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+	$(QUIET_LD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 
 -include $(MODEL_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(B)/obj/tests/unit/%.d)
 -include $(B)/obj/server/main.d $(B)/obj/server/cli.d
@@ -153,13 +164,13 @@ FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_B)/obj/%.o,$(MODEL_SRC) \
 
 $(FUZZ_B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -c $< -o $@
+	$(QUIET_CC)clang $(FUZZ_CFLAGS) -c $< -o $@
 
 $(FUZZ_B)/libfuzz.a: $(FUZZ_LIB_OBJ)
-	rm -f $@ && ar rcs $@ $^
+	$(QUIET_AR)rm -f $@ && ar rcs $@ $^
 
 $(FUZZ_B)/fuzz_%: $(FUZZ_B)/obj/tests/fuzz/fuzz_%.o $(FUZZ_B)/libfuzz.a
-	clang -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(LIBS)
+	$(QUIET_LD)clang -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(LIBS)
 
 -include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_SRC:%.c=$(FUZZ_B)/obj/%.d)
 $(FUZZ_B)/obj/server/openapi.o: server/openapi.json
@@ -219,7 +230,7 @@ fixtures:
 BENCH_ENGINE := $(B)/bench_engine
 
 $(BENCH_ENGINE): $(B)/obj/tests/bench/bench_engine.o $(B)/libmodel.a
-	$(CC) $(ALL_LDFLAGS) -Wl,--wrap=cblas_sgemm -o $@ $^ $(LIBS)
+	$(QUIET_LD)$(CC) $(ALL_LDFLAGS) -Wl,--wrap=cblas_sgemm -o $@ $^ $(LIBS)
 
 -include $(B)/obj/tests/bench/bench_engine.d
 
