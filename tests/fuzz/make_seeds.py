@@ -4,8 +4,8 @@
 Seeds are small, valid (or nearly valid) inputs that show the fuzzer each
 format's structure: safetensors files built here byte by byte, the fixture
 config.json files, the tokenizer fixture vocabularies and texts, the conf/
-YAML, a few real MIND rows (../shared/data/mind-sample when present, else the
-mind-tiny fixture) and one request per route. Files named seed-* are rewritten
+YAML, MIND rows of the mind-quirks and mind-tiny fixtures (the same seeds on
+every machine) and one request per route. Files named seed-* are rewritten
 on every run; crash-* files (regressions) are left alone.
 Run from the repository root: python3 tests/fuzz/make_seeds.py
 """
@@ -17,7 +17,6 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CORPUS = os.path.join(ROOT, "tests", "fuzz", "corpus")
 FIX = os.path.join(ROOT, "tests", "fixtures")
-MIND_SAMPLE = os.path.join(ROOT, "..", "shared", "data", "mind-sample")
 
 
 def write(target, name, data):
@@ -152,13 +151,13 @@ def head_lines(path, n, skip=0):
 
 
 def seeds_mind():
-    src = MIND_SAMPLE if os.path.isdir(MIND_SAMPLE) else os.path.join(FIX, "mind-tiny")
+    src = os.path.join(FIX, "mind-quirks")  # MIND-like rows: entities JSON, odd text
     t = "mind_news"
     clear(t)
     rows = head_lines(os.path.join(src, "news.tsv"), 3)
     rows = [r[:700] if len(r) > 700 else r for r in rows]  # keep seeds small; columns stay
-    write(t, "real", b"\n".join(rows) + b"\n")
-    write(t, "real-crlf", b"\r\n".join(rows[:2]))
+    write(t, "quirks", b"\n".join(rows) + b"\n")
+    write(t, "quirks-crlf", b"\r\n".join(rows[:2]))
     write(t, "tiny", b"\n".join(head_lines(os.path.join(FIX, "mind-tiny", "news.tsv"), 4)) + b"\n")
     write(t, "short-and-dup", b"N1\tc\ts\tT\nN2\tc\ts\tTitle two\tabs\n\nN1\tc\ts\tagain\n")
     t = "mind_behaviors"
@@ -171,7 +170,7 @@ def seeds_mind():
             cols[3] = b" ".join(cols[3].split(b" ")[:6])
             cols[4] = b" ".join(cols[4].split(b" ")[:6])
         out.append(b"\t".join(cols))
-    write(t, "real", b"\n".join(out) + b"\n")
+    write(t, "quirks", b"\n".join(out) + b"\n")
     write(t, "tiny", b"\n".join(head_lines(os.path.join(FIX, "mind-tiny", "behaviors.tsv"), 3)) + b"\n")
     write(t, "empty-history-crlf", b"1\tU1\t11/15/2019 8:55:22 AM\t\tN1-1 N2-0\r\n2\tU2\t\tN1  N3\tN4-0\r\n")
 

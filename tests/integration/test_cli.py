@@ -1,8 +1,10 @@
 """Integration tests of the real `fastformer-cli` binary (env FASTFORMER_CLI,
 default build/fastformer-cli) against the tiny fixture models and their
 PyTorch golden outputs (tests/fixtures/{classifier_*,newsrec}/golden.json)
-and the tiny MIND dataset tests/fixtures/mind-tiny (tools/make_mind_tiny.py,
-with PyTorch scores). Expected metrics are computed here in plain Python,
+the tiny MIND dataset tests/fixtures/mind-tiny (tools/make_mind_tiny.py,
+with PyTorch scores) and the MIND-like tests/fixtures/mind-quirks
+(tools/make_mind_quirks.py); the real MIND sample only when data/ or
+$DATA_SRC has it. Expected metrics are computed here in plain Python,
 independently of the C code."""
 import hashlib
 import json
@@ -378,7 +380,7 @@ def test_eval_mind_text_report():
 
 
 def read_tsv(path):
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         return [line.rstrip("\n").split("\t") for line in f if line.strip()]
 
 
@@ -465,14 +467,31 @@ def test_bench_prints_a_table_with_capped_lengths():
     assert "OpenBLAS threads: 1" in r.stdout
 
 
-# ---- the real MIND sample (../shared/data/mind-sample, beside the checkout) ------
+# ---- MIND-like data: tests/fixtures/mind-quirks, and the real sample if present -----
 
-SAMPLE = ROOT.parent / "shared" / "data" / "mind-sample"
+QUIRKS = FIXTURES / "mind-quirks"
+NO_SAMPLE = "no MIND sample: run make data or set DATA_SRC"
 
 
-def test_eval_mind_popularity_on_the_real_sample():
-    news = {row[0] for row in read_tsv(SAMPLE / "news.tsv")}
-    behaviors = read_tsv(SAMPLE / "behaviors.tsv")
+def mind_sample_dir():
+    """The real MIND sample (2,000 news, 5,000 impressions of MINDsmall_train)
+    in data/mind-sample or $DATA_SRC/mind-sample, or None: MIND's licence keeps
+    it out of the repository."""
+    roots = [ROOT / "data"] + ([Path(os.environ["DATA_SRC"])] if os.environ.get("DATA_SRC") else [])
+    for root in roots:
+        d = root if root.is_absolute() else ROOT / root
+        if (d / "mind-sample").is_dir():
+            return d / "mind-sample"
+    return None
+
+
+def popularity_reference(news_tsv, behaviors_tsv):
+    """eval-mind --baseline popularity with --train-behaviors = the behaviors
+    themselves, in plain Python: a news item's score is its clicks (history
+    entries and clicked candidates); ids missing from news.tsv are counted and
+    dropped."""
+    news = {row[0] for row in read_tsv(news_tsv)}
+    behaviors = read_tsv(behaviors_tsv)
     clicks, counts = {}, dict(history_ids=0, history_skipped=0, candidates=0, candidates_skipped=0)
     for row in behaviors:
         for nid in row[3].split():
@@ -489,14 +508,56 @@ def test_eval_mind_popularity_on_the_real_sample():
         kept = [(nid, int(y)) for nid, y in items if nid in news]
         counts["candidates_skipped"] += len(items) - len(kept)
         impressions.append(([y for _, y in kept], [clicks.get(nid, 0) for nid, _ in kept]))
-    want, n_eval = mean_metrics(impressions)
+    metrics, n_eval = mean_metrics(impressions)
+    return metrics, n_eval, len(behaviors), counts
 
-    r = run("eval-mind", "--baseline", "popularity", "--train-behaviors", SAMPLE / "behaviors.tsv",
-            "--news", SAMPLE / "news.tsv", "--behaviors", SAMPLE / "behaviors.tsv", "--json")
+
+def check_popularity(directory):
+    want, n_eval, n_imp, counts = popularity_reference(directory / "news.tsv",
+                                                       directory / "behaviors.tsv")
+    r = run("eval-mind", "--baseline", "popularity", "--train-behaviors", directory / "behaviors.tsv",
+            "--news", directory / "news.tsv", "--behaviors", directory / "behaviors.tsv", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["impressions"] == len(behaviors) == 5000
-    assert out["evaluated"] == n_eval and out["undefined"] == 5000 - n_eval
+    assert out["impressions"] == n_imp
+    assert out["evaluated"] == n_eval and out["undefined"] == n_imp - n_eval
     for key, value in counts.items():
         assert out[key] == value, key
     assert [out["auc"], out["mrr"], out["ndcg5"], out["ndcg10"]] == pytest.approx(want, abs=1e-12)
+    return out
+
+
+def test_eval_mind_popularity_on_mind_like_quirks():
+    out = check_popularity(QUIRKS)
+    assert out["impressions"] == 250 and out["undefined"] >= 1  # one only-click is not in news.tsv
+    assert out["history_skipped"] > 0 and out["candidates_skipped"] > 0
+
+
+def test_eval_mind_model_on_mind_like_quirks():
+    """The recommender over odd titles (a zero-width space, U+FEFF, emoji, quotes,
+    a title longer than the model's positions) and long histories: it runs,
+    and counts what it skips as Python does."""
+    _, n_eval, n_imp, counts = popularity_reference(QUIRKS / "news.tsv", QUIRKS / "behaviors.tsv")
+    r = run("eval-mind", "--model", NEWSREC, "--news", QUIRKS / "news.tsv",
+            "--behaviors", QUIRKS / "behaviors.tsv", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert (out["impressions"], out["evaluated"]) == (n_imp, n_eval)
+    for key, value in counts.items():
+        assert out[key] == value, key
+    assert all(0.0 <= out[k] <= 1.0 for k in ["auc", "mrr", "ndcg5", "ndcg10"])
+
+
+def test_mind_quirks_fixture_is_what_its_generator_writes(tmp_path):
+    subprocess.run(["python3", str(ROOT / "tools" / "make_mind_quirks.py"), "--out", str(tmp_path)],
+                   check=True, capture_output=True, timeout=120)
+    for name in ["news.tsv", "behaviors.tsv", "expected.json"]:
+        assert (tmp_path / name).read_bytes() == (QUIRKS / name).read_bytes(), name
+
+
+def test_eval_mind_popularity_on_the_real_sample():
+    sample = mind_sample_dir()
+    if sample is None:
+        pytest.skip(NO_SAMPLE)
+    out = check_popularity(sample)
+    assert out["impressions"] == 5000

@@ -1,6 +1,13 @@
-/* test_mind: the news.tsv / behaviors.tsv parsers on real MIND rows
- * (../shared/data/mind-sample, beside the checkout; expected counts taken with
- * Python's str.split) and on malformed inputs, one per error path. */
+/* test_mind: the news.tsv / behaviors.tsv parsers
+ * - on tests/fixtures/mind-quirks (tools/make_mind_quirks.py: synthetic rows
+ *   with the quirks of real MIND data; what the parser must find was computed
+ *   by the generator with Python's str.split), as written and with CRLF line
+ *   ends or no final newline, and mutated at random;
+ * - on malformed inputs, one per error path;
+ * - on the real MIND sample (2,000 news, 5,000 impressions of MINDsmall_train)
+ *   when it is present in data/mind-sample or $DATA_SRC/mind-sample (`make
+ *   data`); skipped otherwise, since MIND's licence keeps it out of the
+ *   repository. Its expected counts were taken with Python's str.split. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,10 +17,14 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "mind.h"
+#include "sha256.h"
+#include "third_party_data.h"
 
-#define SAMPLE_DIR "../shared/data/mind-sample"
+#define QUIRKS_DIR "tests/fixtures/mind-quirks"
+#define NO_SAMPLE "no MIND sample: run make data or set DATA_SRC"
 
 /* Reads a whole file; fails the test when it cannot. */
 static char *read_all(const char *path, size_t *len)
@@ -69,13 +80,297 @@ static void behaviors_fails(const char *text, const char *want)
     assert_string_equal(err, want);
 }
 
-/* ---- real rows ------------------------------------------------------------ */
+/* ---- tests/fixtures/mind-quirks ----------------------------------------------- */
+
+static json_t *quirks_expected(void)
+{
+    json_error_t jerr;
+    json_t *doc = json_load_file(QUIRKS_DIR "/expected.json", 0, &jerr);
+    if (!doc)
+        fail_msg("%s/expected.json:%d: %s", QUIRKS_DIR, jerr.line, jerr.text);
+    return doc;
+}
+
+static const char *json_str(json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    if (!s)
+        fail_msg("expected.json: no string '%s'", key);
+    return s;
+}
+
+static size_t json_count(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_integer(v))
+        fail_msg("expected.json: no integer '%s'", key);
+    return (size_t)json_integer_value(v);
+}
+
+static void digest_value(sha256_ctx *ctx, const char *s)
+{
+    sha256_update(ctx, s, strlen(s));
+    sha256_update(ctx, "\n", 1);
+}
+
+static void assert_digest(sha256_ctx *ctx, json_t *columns, const char *name)
+{
+    uint8_t d[SHA256_DIGEST_BYTES];
+    char hex[2 * SHA256_DIGEST_BYTES + 1];
+    sha256_final(ctx, d);
+    for (size_t i = 0; i < SHA256_DIGEST_BYTES; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    if (strcmp(hex, json_str(columns, name)) != 0)
+        fail_msg("column %s: sha256 %s, expected %s", name, hex, json_str(columns, name));
+}
+
+static const char *news_column(const mind_news *n, const char *name)
+{
+    if (!strcmp(name, "id"))
+        return n->id;
+    if (!strcmp(name, "category"))
+        return n->category;
+    if (!strcmp(name, "subcategory"))
+        return n->subcategory;
+    if (!strcmp(name, "title"))
+        return n->title;
+    if (!strcmp(name, "abstract"))
+        return n->abstract;
+    if (!strcmp(name, "url"))
+        return n->url;
+    if (!strcmp(name, "title_entities"))
+        return n->title_entities;
+    if (!strcmp(name, "abstract_entities"))
+        return n->abstract_entities;
+    fail_msg("unknown news column %s", name);
+    return NULL;
+}
+
+/* Compares a parsed news.tsv with the generator's expectations. */
+static void check_quirks_news(const mind_news_table *t, json_t *exp)
+{
+    assert_int_equal(t->n_news, json_count(exp, "rows"));
+    assert_int_equal(t->n_duplicates, json_count(exp, "duplicates"));
+    size_t empty_abstracts = 0, empty_entities = 0;
+    for (size_t i = 0; i < t->n_news; i++) {
+        const mind_news *n = &t->news[i];
+        empty_abstracts += n->abstract[0] == '\0';
+        empty_entities += !strcmp(n->title_entities, "[]") + !strcmp(n->abstract_entities, "[]");
+        assert_int_equal(n->title_bytes, strlen(n->title));
+        assert_int_equal(mind_news_find(t, n->id, strlen(n->id)), (ptrdiff_t)i);
+    }
+    assert_int_equal(empty_abstracts, json_count(exp, "empty_abstracts"));
+    assert_int_equal(empty_entities, json_count(exp, "empty_entity_lists"));
+
+    json_t *columns = json_object_get(exp, "columns_sha256");
+    const char *key;
+    json_t *value;
+    json_object_foreach(columns, key, value)
+    {
+        sha256_ctx ctx;
+        sha256_init(&ctx);
+        for (size_t i = 0; i < t->n_news; i++)
+            digest_value(&ctx, news_column(&t->news[i], key));
+        assert_digest(&ctx, columns, key);
+    }
+
+    size_t k;
+    json_t *row;
+    json_array_foreach(json_object_get(exp, "rows_in_full"), k, row)
+    {
+        size_t i = json_count(row, "index");
+        assert_true(i < t->n_news);
+        const mind_news *n = &t->news[i];
+        static const char *names[] = {
+            "id",       "category", "subcategory",    "title",
+            "abstract", "url",      "title_entities", "abstract_entities"};
+        for (size_t c = 0; c < sizeof names / sizeof names[0]; c++)
+            assert_string_equal(news_column(n, names[c]), json_str(row, names[c]));
+        assert_int_equal(n->line, json_count(row, "line"));
+        assert_int_equal(n->title_bytes, json_count(row, "title_bytes"));
+    }
+    json_t *longest = json_object_get(exp, "longest_abstract");
+    assert_int_equal(strlen(t->news[json_count(longest, "index")].abstract),
+                     json_count(longest, "bytes"));
+    assert_true(json_count(longest, "line_bytes") > 65536); /* the fixture has a line over 64 KiB */
+}
+
+static void digest_ids(sha256_ctx *ctx, const char *const *ids, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        if (j)
+            sha256_update(ctx, " ", 1);
+        sha256_update(ctx, ids[j], strlen(ids[j]));
+    }
+    sha256_update(ctx, "\n", 1);
+}
+
+static void check_id_list(json_t *want, const char *const *ids, size_t n)
+{
+    assert_int_equal(json_array_size(want), n);
+    for (size_t j = 0; j < n; j++)
+        assert_string_equal(ids[j], json_string_value(json_array_get(want, j)));
+}
+
+/* Compares a parsed behaviors.tsv with the generator's expectations; `news`
+ * resolves ids as eval-mind does. */
+static void check_quirks_behaviors(const mind_behaviors *b, const mind_news_table *news,
+                                   json_t *exp)
+{
+    assert_int_equal(b->n_impressions, json_count(exp, "impressions"));
+    assert_int_equal(b->n_history_ids, json_count(exp, "history_ids"));
+    assert_int_equal(b->n_candidates, json_count(exp, "candidates"));
+    size_t clicks = 0, empty = 0, hist_found = 0, cand_found = 0;
+    for (size_t i = 0; i < b->n_candidates; i++) {
+        clicks += b->labels[i];
+        cand_found += mind_news_find(news, b->candidate_ids[i], strlen(b->candidate_ids[i])) >= 0;
+    }
+    for (size_t i = 0; i < b->n_history_ids; i++)
+        hist_found += mind_news_find(news, b->history_ids[i], strlen(b->history_ids[i])) >= 0;
+    for (size_t i = 0; i < b->n_impressions; i++)
+        empty += b->impressions[i].n_history == 0;
+    assert_int_equal(clicks, json_count(exp, "clicks"));
+    assert_int_equal(empty, json_count(exp, "empty_histories"));
+    assert_int_equal(hist_found, json_count(exp, "history_ids_in_news"));
+    assert_int_equal(cand_found, json_count(exp, "candidates_in_news"));
+
+    json_t *columns = json_object_get(exp, "columns_sha256");
+    sha256_ctx id, user, time, hist, cand, lab;
+    sha256_init(&id);
+    sha256_init(&user);
+    sha256_init(&time);
+    sha256_init(&hist);
+    sha256_init(&cand);
+    sha256_init(&lab);
+    for (size_t i = 0; i < b->n_impressions; i++) {
+        const mind_impression *imp = &b->impressions[i];
+        digest_value(&id, imp->impression_id);
+        digest_value(&user, imp->user_id);
+        digest_value(&time, imp->time);
+        digest_ids(&hist, b->history_ids + imp->history_start, imp->n_history);
+        digest_ids(&cand, b->candidate_ids + imp->candidate_start, imp->n_candidates);
+        for (size_t j = 0; j < imp->n_candidates; j++)
+            sha256_update(&lab, b->labels[imp->candidate_start + j] ? "1" : "0", 1);
+        sha256_update(&lab, "\n", 1);
+    }
+    assert_digest(&id, columns, "impression_id");
+    assert_digest(&user, columns, "user_id");
+    assert_digest(&time, columns, "time");
+    assert_digest(&hist, columns, "history");
+    assert_digest(&cand, columns, "candidates");
+    assert_digest(&lab, columns, "labels");
+
+    size_t k;
+    json_t *want;
+    json_array_foreach(json_object_get(exp, "impressions_in_full"), k, want)
+    {
+        size_t i = json_count(want, "index");
+        assert_true(i < b->n_impressions);
+        const mind_impression *imp = &b->impressions[i];
+        assert_string_equal(imp->impression_id, json_str(want, "impression_id"));
+        assert_string_equal(imp->user_id, json_str(want, "user_id"));
+        assert_string_equal(imp->time, json_str(want, "time"));
+        assert_int_equal(imp->line, json_count(want, "line"));
+        check_id_list(json_object_get(want, "history"), b->history_ids + imp->history_start,
+                      imp->n_history);
+        check_id_list(json_object_get(want, "candidates"), b->candidate_ids + imp->candidate_start,
+                      imp->n_candidates);
+        json_t *labels = json_object_get(want, "labels");
+        for (size_t j = 0; j < imp->n_candidates; j++)
+            assert_int_equal(b->labels[imp->candidate_start + j],
+                             json_integer_value(json_array_get(labels, j)));
+    }
+    json_array_foreach(json_object_get(exp, "long_impressions"), k, want)
+    {
+        const mind_impression *imp = &b->impressions[json_count(want, "index")];
+        assert_int_equal(imp->n_history, json_count(want, "n_history"));
+        assert_int_equal(imp->n_candidates, json_count(want, "n_candidates"));
+    }
+}
+
+/* The file as the generator wrote it; checks its sha256 against expected.json
+ * so that data and expectations come from the same run. */
+static char *quirks_file(const char *name, json_t *exp, size_t *len)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", QUIRKS_DIR, name);
+    char *buf = read_all(path, len);
+    char hex[2 * SHA256_DIGEST_BYTES + 1];
+    sha256_hex(buf, *len, hex);
+    if (strcmp(hex, json_str(exp, "file_sha256")) != 0)
+        fail_msg("%s changed since expected.json was written: run tools/make_mind_quirks.py", path);
+    return buf;
+}
+
+/* Variants of a LF file that must parse to the same rows: 0 as written,
+ * 1 CRLF line ends, 2 without the final newline. Returns a new buffer. */
+static char *variant(const char *text, size_t len, int kind, size_t *out_len)
+{
+    char *out = malloc(2 * len + 1);
+    assert_non_null(out);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (kind == 1 && text[i] == '\n')
+            out[n++] = '\r';
+        out[n++] = text[i];
+    }
+    if (kind == 2 && n > 0 && out[n - 1] == '\n')
+        n--;
+    *out_len = n;
+    return out;
+}
+
+static void test_quirks(void **state)
+{
+    (void)state;
+    json_t *exp = quirks_expected();
+    json_t *news_exp = json_object_get(exp, "news"), *beh_exp = json_object_get(exp, "behaviors");
+    size_t news_len, beh_len;
+    char *news = quirks_file("news.tsv", news_exp, &news_len);
+    char *beh = quirks_file("behaviors.tsv", beh_exp, &beh_len);
+    for (int kind = 0; kind < 3; kind++) {
+        size_t n_len, b_len;
+        char *n_text = variant(news, news_len, kind, &n_len);
+        char *b_text = variant(beh, beh_len, kind, &b_len);
+        mind_news_table *t = NULL;
+        mind_behaviors *b = NULL;
+        char err[256] = "";
+        if (mind_news_parse(n_text, n_len, "news.tsv", &t, err, sizeof err) != 0)
+            fail_msg("variant %d: %s", kind, err);
+        if (mind_behaviors_parse(b_text, b_len, "behaviors.tsv", &b, err, sizeof err) != 0)
+            fail_msg("variant %d: %s", kind, err);
+        free(n_text); /* the tables own copies */
+        free(b_text);
+        check_quirks_news(t, news_exp);
+        check_quirks_behaviors(b, t, beh_exp);
+        mind_behaviors_free(b);
+        mind_news_free(t);
+    }
+    free(news);
+    free(beh);
+    json_decref(exp);
+}
+
+/* ---- the real MIND sample (optional) -------------------------------------- */
+
+/* Writes the path of `file` in the MIND sample into path, or skips the test. */
+static void sample_file(const char *file, char *path, size_t path_cap)
+{
+    char dir[4096];
+    if (!third_party_data_find("mind-sample", dir, sizeof dir)) {
+        third_party_data_skip_reason(NO_SAMPLE);
+        skip();
+    }
+    assert_true((size_t)snprintf(path, path_cap, "%s/%s", dir, file) < path_cap);
+}
 
 static void test_sample_news(void **state)
 {
     (void)state;
     size_t len;
-    char *buf = read_all(SAMPLE_DIR "/news.tsv", &len);
+    char path[4200];
+    sample_file("news.tsv", path, sizeof path);
+    char *buf = read_all(path, &len);
     mind_news_table *t = NULL;
     char err[256];
     assert_int_equal(mind_news_parse(buf, len, "news.tsv", &t, err, sizeof err), 0);
@@ -120,7 +415,9 @@ static void test_sample_behaviors(void **state)
 {
     (void)state;
     size_t len;
-    char *buf = read_all(SAMPLE_DIR "/behaviors.tsv", &len);
+    char path[4200];
+    sample_file("behaviors.tsv", path, sizeof path);
+    char *buf = read_all(path, &len);
     mind_behaviors *b = NULL;
     char err[256];
     assert_int_equal(mind_behaviors_parse(buf, len, "behaviors.tsv", &b, err, sizeof err), 0);
@@ -301,8 +598,8 @@ static void test_behaviors_errors(void **state)
     assert_null(b);
 }
 
-/* ---- mutated real rows: never crash, and either parse with the invariants
- * the header promises or fail with a message naming the source ------------------ */
+/* ---- mutated rows of the quirks fixture: never crash, and either parse with
+ * the invariants the header promises or fail with a message naming the source ---- */
 
 static uint64_t xorshift(uint64_t *s)
 {
@@ -312,8 +609,8 @@ static uint64_t xorshift(uint64_t *s)
     return *s;
 }
 
-/* The first `max_lines` lines of a sample file. */
-static char *sample_head(const char *path, size_t max_lines, size_t *len)
+/* The first `max_lines` lines of a file. */
+static char *file_head(const char *path, size_t max_lines, size_t *len)
 {
     char *buf = read_all(path, len);
     size_t lines = 0;
@@ -372,12 +669,12 @@ static void check_behaviors(const mind_behaviors *b)
         assert_true(b->candidate_ids[i][0] && b->labels[i] <= 1);
 }
 
-static void test_mutated_sample_rows(void **state)
+static void test_mutated_rows(void **state)
 {
     (void)state;
     size_t news_len, beh_len;
-    char *news = sample_head(SAMPLE_DIR "/news.tsv", 4, &news_len);
-    char *beh = sample_head(SAMPLE_DIR "/behaviors.tsv", 4, &beh_len);
+    char *news = file_head(QUIRKS_DIR "/news.tsv", 4, &news_len);
+    char *beh = file_head(QUIRKS_DIR "/behaviors.tsv", 4, &beh_len);
     char *buf = malloc(news_len > beh_len ? news_len : beh_len);
     assert_non_null(buf);
     uint64_t rng = 0x2545f4914f6cdd1dull;
@@ -416,10 +713,10 @@ static void test_mutated_sample_rows(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sample_news),         cmocka_unit_test(test_sample_behaviors),
-        cmocka_unit_test(test_news_liberal),        cmocka_unit_test(test_news_errors),
-        cmocka_unit_test(test_behaviors_liberal),   cmocka_unit_test(test_behaviors_errors),
-        cmocka_unit_test(test_mutated_sample_rows),
+        cmocka_unit_test(test_quirks),           cmocka_unit_test(test_news_liberal),
+        cmocka_unit_test(test_news_errors),      cmocka_unit_test(test_behaviors_liberal),
+        cmocka_unit_test(test_behaviors_errors), cmocka_unit_test(test_mutated_rows),
+        cmocka_unit_test(test_sample_news),      cmocka_unit_test(test_sample_behaviors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
