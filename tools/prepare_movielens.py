@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """MovieLens -> MIND format (owner: models helper, issue 4).
 
-Input: ml-latest-small (ratings.csv, movies.csv). Output in out_dir:
+Input: ml-latest-small (ratings.csv, movies.csv): the 2016 release committed
+in datasets/movielens-small. Output in out_dir:
   news.tsv        every movie as a MIND news row: id M<movieId>, category =
                   first genre, subcategory "movie", title = "<title> | <genres>"
                   (the genres as text, so the news encoder sees them), the other
@@ -20,7 +21,7 @@ probability proportional to their number of ratings in the training period
 (all users), shuffled with the click. Each user's last training-period
 impression is the validation set; clicks in the test period are the test set.
 
-    tools/prepare_movielens.py ../shared/data/movielens-small data/movielens
+    tools/prepare_movielens.py datasets/movielens-small data/movielens
 """
 import argparse
 import bisect

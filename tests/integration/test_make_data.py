@@ -1,0 +1,106 @@
+"""tools/make_data.sh (`make data`): the committed MovieLens data set
+reproduces the split the movielens-rec card records, and every way a data set
+can be missing or wrong stops with a message that names what to download and
+from where. Runs offline (DATA_OFFLINE=1) into temporary directories
+(DATA_DIR), never into the checkout's data/."""
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "tools" / "make_data.sh"
+CARD = ROOT / "models" / "movielens-rec" / "README.md"
+
+
+def make_data(tmp_path, *names, src=None):
+    env = {k: v for k, v in os.environ.items() if k != "DATA_SRC"}
+    env.update(DATA_DIR=str(tmp_path / "data"), DATA_OFFLINE="1")
+    if src is not None:
+        env["DATA_SRC"] = str(src)
+    return subprocess.run([str(SCRIPT), *names], capture_output=True, text=True, env=env,
+                          timeout=300, cwd=tmp_path)
+
+
+def test_committed_movielens_gives_the_split_in_its_card(tmp_path):
+    r = make_data(tmp_path, "movielens")
+    assert r.returncode == 0, r.stderr
+    assert "make data: movielens: datasets/movielens-small (committed)" in r.stdout
+    card = CARD.read_text()
+    split = (tmp_path / "data" / "movielens" / "SPLITS.txt").read_text()
+    for name in ["news.tsv", "train_behaviors.tsv", "valid_behaviors.tsv", "test_behaviors.tsv"]:
+        want = re.search(rf"{re.escape(name)} `([0-9a-f]{{64}})`", card).group(1)
+        assert re.search(rf"^{want}  {re.escape(name)}  ", split, re.M), name
+
+
+def test_unknown_data_set(tmp_path):
+    r = make_data(tmp_path, "bogus")
+    assert r.returncode == 1
+    assert "make data: unknown data set 'bogus' (known: imdb agnews movielens mind-sample mind)" \
+        in r.stderr
+
+
+def test_no_source_names_what_to_download_and_where(tmp_path):
+    r = make_data(tmp_path, "agnews")
+    assert r.returncode == 1
+    assert ("make data: agnews: no source has it (not in %s/agnews-test/, DATA_SRC not set; "
+            "download failed)." % (tmp_path / "data")) in r.stderr
+    assert "https://drive.google.com/file/d/0Bz8a_Dbh9QhbUDNpeUdjb0wxRms/view" in r.stderr
+    assert ("Put test.csv, classes.txt, readme.txt in DIR/agnews-test/ and run: "
+            "make data DATA_SRC=DIR") in r.stderr
+    assert not (tmp_path / "data" / "agnews").exists()
+
+
+def test_local_copy_that_does_not_match_the_pins(tmp_path):
+    src = tmp_path / "src" / "agnews-test"
+    src.mkdir(parents=True)
+    for name in ["test.csv", "classes.txt", "readme.txt"]:
+        (src / name).write_text("not the real file\n")
+    r = make_data(tmp_path, "agnews", src=src.parent)
+    assert r.returncode == 1
+    assert "test.csv: FAILED" in r.stderr and "classes.txt: FAILED" in r.stderr
+    assert f"make data: agnews: {src}/ does not match the pinned sha256 sums (above)." in r.stderr
+    assert "Xiang Zhang's AG News files" in r.stderr
+    assert not (tmp_path / "data" / "agnews").exists()  # nothing was prepared
+
+
+def test_local_copy_missing_a_file(tmp_path):
+    src = tmp_path / "src" / "mind-sample"
+    src.mkdir(parents=True)
+    (src / "news.tsv").write_text("N1\tc\ts\tT\n")
+    r = make_data(tmp_path, "mind-sample", src=src.parent)
+    assert r.returncode == 1
+    assert f"make data: mind-sample: {src}/ has no behaviors.tsv." in r.stderr
+
+
+def test_optional_sample_without_a_source_is_skipped(tmp_path):
+    r = make_data(tmp_path, "mind-sample")
+    assert r.returncode == 0, r.stderr
+    assert "make data: mind-sample: skipped (not in" in r.stdout
+    assert "it has no public source" in r.stdout
+
+
+def test_mind_without_a_source_or_a_stand_in(tmp_path):
+    r = make_data(tmp_path, "mind", src=tmp_path / "empty")
+    assert r.returncode == 1
+    assert "make data: mind: no source has it (" in r.stderr
+    assert "https://mind201910small.blob.core.windows.net/release/MINDsmall_train.zip" in r.stderr
+    assert "Put news.tsv, behaviors.tsv in DIR/mind-small/" in r.stderr
+
+
+@pytest.mark.parametrize("bad_row", [False, True])
+def test_mind_from_a_local_copy_is_checked_by_known_rows(tmp_path, bad_row):
+    """A full MIND small cannot be pinned by sha256 here; its news.tsv must hold
+    three known rows. Without them it is rejected; the rows are not in this
+    repository, so only the rejection can be tested offline."""
+    src = tmp_path / "src" / "mind-small"
+    src.mkdir(parents=True)
+    (src / "news.tsv").write_text("N34700\tnews\tnewspolitics\tSome other title\n" if bad_row else "")
+    (src / "behaviors.tsv").write_text("")
+    r = make_data(tmp_path, "mind", src=src.parent)
+    assert r.returncode == 1
+    assert "news.tsv: the row of N34700 is missing or differs" in r.stderr
+    assert "news.tsv: the row of N47171 is missing or differs" in r.stderr
+    assert f"make data: mind: {src}/ does not match the pinned sha256 sums (above)." in r.stderr
