@@ -104,3 +104,20 @@ def test_mind_from_a_local_copy_is_checked_by_known_rows(tmp_path, bad_row):
     assert "news.tsv: the row of N34700 is missing or differs" in r.stderr
     assert "news.tsv: the row of N47171 is missing or differs" in r.stderr
     assert f"make data: mind: {src}/ does not match the pinned sha256 sums (above)." in r.stderr
+
+
+def test_the_mind_sample_stands_in_for_mind_small(tmp_path):
+    """With the test sample in DATA_SRC (or data/), make data copies it, checks
+    it against its pins and lets it stand in for MIND small, which it never
+    replaces: data/mind-small stays empty. Needs the sample."""
+    roots = [ROOT / "data"] + ([Path(os.environ["DATA_SRC"])] if os.environ.get("DATA_SRC") else [])
+    roots = [r if r.is_absolute() else ROOT / r for r in roots]
+    root = next((r for r in roots if (r / "mind-sample").is_dir()), None)
+    if root is None:
+        pytest.skip("no MIND sample: run make data or set DATA_SRC")
+    r = make_data(tmp_path, "mind", src=root)
+    assert r.returncode == 0, r.stderr
+    assert f"make data: mind-sample: copied {root}/mind-sample/ to " in r.stdout
+    assert "make data: mind: not made (download failed); the mind-sample data set stands in" in r.stdout
+    assert (tmp_path / "data" / "mind-sample" / "behaviors.tsv").is_file()
+    assert not (tmp_path / "data" / "mind-small").exists()
