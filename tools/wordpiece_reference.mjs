@@ -7,10 +7,11 @@
 //   npm install tokenizers@0.13.3 tokenizers-linux-x64-gnu@0.13.4-rc2
 // (tokenizers@0.13.3 is the JS glue; its linux-x64 native binding is only
 // published as 0.13.4-rc2.) Then, from the scratch directory:
-//   node /work/main/tools/wordpiece_reference.mjs \
-//       /work/main/tests/fixtures/tokenizer/bert-base-uncased-vocab.txt \
-//       /work/main/tests/fixtures/tokenizer/wordpiece_cases.json \
-//       /work/main/tests/fixtures/tokenizer/wordpiece_unicode.json
+//   R=/path/to/fastformerd   # this checkout
+//   node $R/tools/wordpiece_reference.mjs \
+//       $R/tests/fixtures/tokenizer/bert-base-uncased-vocab.txt \
+//       $R/tests/fixtures/tokenizer/wordpiece_cases.json \
+//       $R/tests/fixtures/tokenizer/wordpiece_unicode.json
 //
 // The optional third file is every code point as BertNormalizer(lowercase)
 // and BertPreTokenizer see it alone: ranges dropped by clean_text, ranges
