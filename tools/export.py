@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Converts a PyTorch state_dict (.pt, e.g. saved by the official notebook with
 torch.save(model.state_dict(), ...)) into a fastformerd model directory:
-config.json + model.safetensors (F32, F16 or BF16) + vocab.txt
-(owner: models helper, issue 4).
+config.json + model.safetensors (F32, F16 or BF16, with the word embedding
+table optionally in int8) + vocab.txt (owner: models helper, issue 4).
 
 The sizes (hidden, heads, intermediate, layers, positions, vocab, labels,
 user layers, history) are read from the tensor shapes; the state_dict is
@@ -12,6 +12,13 @@ misnamed or misshapen tensor is reported by name. A `module.` prefix
 
     /usr/bin/python3 tools/export.py --state-dict model.pt --vocab vocab.txt \\
         --labels World,Sports,Business,Sci/Tech --dtype F16 --out models/my-model
+
+--embedding-dtype I8 stores the word embedding table (word_embedding.weight,
+or news_encoder.word_embedding.weight) as int8 plus a float32 scale tensor
+NAME_scale: symmetric round-to-nearest, scale = max|x|/127 per row (or per
+block of --embedding-block elements), zero rows stay zero (README, "int8
+embeddings"). Every other tensor is written as --dtype.
+
 The vocab file is one token per line (line number = id, [PAD] at 0, [UNK]
 present), or a JSON object {token: id} like the notebook's word_dict.
 """
@@ -85,7 +92,8 @@ def build(sd, labels=None, layer_norm_eps=1e-12):
     return model, conf, vocab_size
 
 
-def export(sd, vocab, out, dtype="F32", labels=None, tokenizer="word", lowercase=True, layer_norm_eps=1e-12):
+def export(sd, vocab, out, dtype="F32", labels=None, tokenizer="word", lowercase=True, layer_norm_eps=1e-12,
+           embedding_dtype=None, embedding_block=None):
     sd = {(k[7:] if k.startswith("module.") else k): v.float() for k, v in sd.items()}
     model, conf, vocab_size = build(sd, labels, layer_norm_eps)
     if len(vocab) != vocab_size:
@@ -93,7 +101,7 @@ def export(sd, vocab, out, dtype="F32", labels=None, tokenizer="word", lowercase
     if "[UNK]" not in vocab:
         raise ValueError("vocab has no [UNK] token")
     conf["tokenizer"] = {"type": tokenizer, "lowercase": lowercase}
-    write_model_dir(out, model.state_dict(), conf, vocab, dtype)
+    write_model_dir(out, model.state_dict(), conf, vocab, dtype, embedding_dtype, embedding_block)
     return conf
 
 
@@ -104,19 +112,27 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     ap.add_argument("--labels", help="comma-separated label names in id order (classifiers)")
     ap.add_argument("--dtype", default="F32", choices=["F32", "F16", "BF16"])
+    ap.add_argument("--embedding-dtype", choices=["I8"],
+                    help="store the word embedding table as int8 + per-row scales (default: --dtype)")
+    ap.add_argument("--embedding-block", type=int,
+                    help="with --embedding-dtype I8: one scale per block of this many elements "
+                         "(divides hidden_size; default: one scale per row)")
     ap.add_argument("--tokenizer", default="word", choices=["word", "wordpiece"])
     ap.add_argument("--no-lowercase", action="store_true")
     ap.add_argument("--layer-norm-eps", type=float, default=1e-12)
     a = ap.parse_args(argv)
+    if a.embedding_block is not None and a.embedding_dtype != "I8":
+        ap.error("--embedding-block needs --embedding-dtype I8")
     sd = torch.load(a.state_dict, map_location="cpu")
     if isinstance(sd, torch.nn.Module):
         sd = sd.state_dict()
     try:
         conf = export(sd, read_vocab(a.vocab), a.out, a.dtype, a.labels.split(",") if a.labels else None,
-                      a.tokenizer, not a.no_lowercase, a.layer_norm_eps)
+                      a.tokenizer, not a.no_lowercase, a.layer_norm_eps, a.embedding_dtype, a.embedding_block)
     except (ValueError, RuntimeError, KeyError) as e:
         sys.exit(f"export.py: {a.state_dict}: {e}")
-    print(f"wrote {a.out}: {conf['architectures'][0]}, vocab {conf['vocab_size']}, {a.dtype}")
+    emb = f", word embedding {a.embedding_dtype}" if a.embedding_dtype else ""
+    print(f"wrote {a.out}: {conf['architectures'][0]}, vocab {conf['vocab_size']}, {a.dtype}{emb}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,11 @@
 """Writes and reads fastformerd model directories: config.json +
 model.safetensors + vocab.txt. The safetensors writer is self-contained
-(8-byte little-endian header length, JSON header, raw little-endian data)."""
+(8-byte little-endian header length, JSON header, raw little-endian data).
+
+Word embedding tables may be stored in int8 (README "int8 embeddings"): the
+table `NAME` as dtype I8 (V, D) plus `NAME_scale`, F32 (V, G), where G divides
+D; element (r, j) is q[r, j] * scale[r, j // (D // G)]. quantize_int8 writes
+one scale per row (G = 1) unless a block size is given."""
 import json
 import os
 import struct
@@ -9,21 +14,70 @@ import numpy as np
 import torch
 
 DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+# The tensors that may be stored as I8 (the loader rejects any other I8 tensor).
+EMBEDDING_TABLES = ("word_embedding.weight", "news_encoder.word_embedding.weight")
+SCALE_SUFFIX = "_scale"
+
+
+def quantize_int8(w, block=None):
+    """Symmetric round-to-nearest int8 of a (V, D) table: per row (block=None)
+    or per block of `block` elements along each row (block divides D),
+    scale = max|x| / 127 and q = round(x / scale) in [-127, 127]. A block of
+    zeros gets scale 0 and stays exactly zero (row 0, the padding, too).
+    Returns (q int8 (V, D), scale float32 (V, G))."""
+    w = w.detach().to("cpu", torch.float32)
+    V, D = w.shape
+    block = D if block is None else block
+    if block <= 0 or D % block:
+        raise ValueError(f"int8 block size {block} does not divide the row length {D}")
+    blocks = w.reshape(V, D // block, block)
+    scale = blocks.abs().amax(dim=2) / 127.0
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    q = torch.round(blocks / safe.unsqueeze(2)).clamp(-127, 127).to(torch.int8)
+    return q.reshape(V, D), scale.contiguous()
+
+
+def dequantize_int8(q, scale):
+    """(V, D) float32 from an int8 table and its (V, G) scales, computed as the
+    C loader does: one float32 multiply per element."""
+    V, D = q.shape
+    G = scale.shape[1]
+    return (q.to(torch.float32).reshape(V, G, D // G) * scale.to(torch.float32).unsqueeze(2)).reshape(V, D)
 
 
 def _raw_bytes(t, dtype):
+    if dtype == "I8":
+        return t.detach().to("cpu").contiguous().to(torch.int8).numpy().tobytes()
     t = t.detach().to("cpu").contiguous().to(DTYPES[dtype])
     if dtype == "BF16":  # numpy has no bfloat16: reinterpret the bits
         return t.view(torch.int16).numpy().astype("<i2").tobytes()
     return t.numpy().astype("<f4" if dtype == "F32" else "<f2").tobytes()
 
 
-def save_safetensors(tensors, path, dtype="F32", metadata=None):
-    """tensors: {name: torch.Tensor}, written in name order, all as `dtype`."""
+def save_safetensors(tensors, path, dtype="F32", metadata=None, int8=(), int8_block=None):
+    """tensors: {name: torch.Tensor}, written in name order, all as `dtype`
+    except the names in `int8`, which are quantized (quantize_int8 with
+    int8_block) and written as I8 plus NAME_scale (F32). In the data area the
+    scales come first and the I8 tables last, so that every tensor is aligned
+    for its dtype (the C loader reads aligned F32 tensors in place) with no
+    padding between tensors."""
+    typed = {}
+    for name, t in tensors.items():
+        if name in int8:
+            q, scale = quantize_int8(t, int8_block)
+            typed[name] = (q, "I8")
+            typed[name + SCALE_SUFFIX] = (scale, "F32")
+        else:
+            typed[name] = (t, dtype)
+    missing = set(int8) - set(tensors)
+    if missing:
+        raise ValueError(f"no tensor {sorted(missing)[0]!r} to store as I8")
     header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        raw = _raw_bytes(tensors[name], dtype)
-        header[name] = {"dtype": dtype, "shape": list(tensors[name].shape),
+    scales = {n + SCALE_SUFFIX for n in int8}
+    for name in sorted(typed, key=lambda n: (1 - (n in scales) + (typed[n][1] == "I8"), n)):
+        t, tdtype = typed[name]
+        raw = _raw_bytes(t, tdtype)
+        header[name] = {"dtype": tdtype, "shape": list(t.shape),
                         "data_offsets": [offset, offset + len(raw)]}
         blobs.append(raw)
         offset += len(raw)
@@ -38,8 +92,11 @@ def save_safetensors(tensors, path, dtype="F32", metadata=None):
             f.write(raw)
 
 
-def load_safetensors(path):
-    """Returns {name: float32 torch.Tensor}."""
+def load_safetensors(path, dequantize=True):
+    """Returns {name: torch.Tensor}: float32 for F32/F16/BF16 tensors. An I8
+    table comes back dequantized (dequantize_int8) under its own name, with
+    its NAME_scale tensor dropped, so that the result loads into the PyTorch
+    model; with dequantize=False, as int8 plus its float32 scale tensor."""
     with open(path, "rb") as f:
         data = f.read()
     (n,) = struct.unpack("<Q", data[:8])
@@ -57,9 +114,16 @@ def load_safetensors(path):
             arr = np.frombuffer(raw, dtype="<f2").astype(np.float32)
         elif info["dtype"] == "BF16":
             arr = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+        elif info["dtype"] == "I8":
+            arr = np.frombuffer(raw, dtype="i1")
         else:
             raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
         out[name] = torch.from_numpy(arr.copy()).reshape(info["shape"])
+    if dequantize:
+        for name in [k for k, v in out.items() if v.dtype == torch.int8]:
+            if name + SCALE_SUFFIX not in out:
+                raise ValueError(f"{path}: I8 tensor {name!r} has no {name + SCALE_SUFFIX!r}")
+            out[name] = dequantize_int8(out[name], out.pop(name + SCALE_SUFFIX))
     return out
 
 
@@ -88,8 +152,15 @@ def model_config(cfg, vocab_size, *, task, id2label=None, tokenizer="word", lowe
     return out
 
 
-def write_model_dir(path, state_dict, config, vocab, dtype="F32"):
-    """vocab: list of tokens, index = id (vocab[0] is the padding token)."""
+def write_model_dir(path, state_dict, config, vocab, dtype="F32", embedding_dtype=None,
+                    embedding_block=None):
+    """vocab: list of tokens, index = id (vocab[0] is the padding token).
+    Every tensor is written as `dtype`, except the word embedding table when
+    embedding_dtype is "I8" (int8 with a scale per row, or per block of
+    embedding_block elements)."""
+    if embedding_dtype not in (None, dtype, "I8"):
+        raise ValueError(f"embedding dtype {embedding_dtype!r}: use I8 or the model's dtype")
+    int8 = [n for n in EMBEDDING_TABLES if n in state_dict] if embedding_dtype == "I8" else []
     os.makedirs(path, exist_ok=True)
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
@@ -97,4 +168,5 @@ def write_model_dir(path, state_dict, config, vocab, dtype="F32"):
     with open(os.path.join(path, "vocab.txt"), "w", encoding="utf-8") as f:
         for tok in vocab:
             f.write(tok + "\n")
-    save_safetensors(state_dict, os.path.join(path, "model.safetensors"), dtype)
+    save_safetensors(state_dict, os.path.join(path, "model.safetensors"), dtype, int8=int8,
+                     int8_block=embedding_block)

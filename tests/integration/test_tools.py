@@ -94,6 +94,78 @@ def test_export_recommender_reads_user_encoder_sizes_from_shapes(tmp_path):
     assert torch.equal(loaded["news_encoder.word_embedding.weight"], sd["news_encoder.word_embedding.weight"])
 
 
+def st_header(path):
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    return json.loads(raw[8:8 + n]), raw[8 + n:]
+
+
+@pytest.mark.parametrize("block", [None, 4])
+def test_export_int8_embedding_stores_int8_rows_and_scales(tmp_path, block):
+    model = FastformerClassifier(TINY, 10, 3)
+    sd = random_state_dict(model)
+    sd["word_embedding.weight"][0] = 0  # the padding row
+    sd["word_embedding.weight"][3, :] = 0  # any all-zero row
+    pt = tmp_path / "m.pt"
+    torch.save(sd, pt)
+    vocab = ["[PAD]", "[UNK]"] + [f"w{i}" for i in range(8)]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    out = tmp_path / "dir"
+    args = ["tools/export.py", "--state-dict", str(pt), "--vocab", str(tmp_path / "vocab.txt"), "--dtype", "F16",
+            "--embedding-dtype", "I8", "--out", str(out)]
+    p = run_tool(*args, *(["--embedding-block", str(block)] if block else []))
+    assert p.returncode == 0, p.stderr
+    header, data = st_header(out / "model.safetensors")
+    emb = header["word_embedding.weight"]
+    scale = header["word_embedding.weight_scale"]
+    groups = 16 // (block or 16)
+    assert (emb["dtype"], emb["shape"]) == ("I8", [10, 16])
+    assert (scale["dtype"], scale["shape"]) == ("F32", [10, groups])
+    assert {h["dtype"] for k, h in header.items() if k not in ("__metadata__", "word_embedding.weight",
+                                                               "word_embedding.weight_scale")} == {"F16"}
+    # Every tensor is aligned for its dtype, and nothing overlaps or leaves a hole.
+    spans = sorted(tuple(h["data_offsets"]) for k, h in header.items() if k != "__metadata__")
+    assert spans[0][0] == 0 and all(a[1] == b[0] for a, b in zip(spans, spans[1:])) and spans[-1][1] == len(data)
+    size = {"F32": 4, "F16": 2, "I8": 1}
+    assert all(h["data_offsets"][0] % size[h["dtype"]] == 0 for k, h in header.items() if k != "__metadata__")
+    q = torch.frombuffer(bytearray(data[emb["data_offsets"][0]:emb["data_offsets"][1]]), dtype=torch.int8)
+    q = q.reshape(10, 16)
+    s = torch.frombuffer(bytearray(data[scale["data_offsets"][0]:scale["data_offsets"][1]]), dtype=torch.float32)
+    s = s.reshape(10, groups)
+    # Expected by hand: per block, scale = max|x| / 127 and q = round(x / scale).
+    w = sd["word_embedding.weight"].reshape(10, groups, 16 // groups)
+    want_s = w.abs().amax(dim=2) / 127
+    assert torch.equal(s, want_s)
+    nz = want_s > 0
+    want_q = torch.zeros_like(w)
+    want_q[nz] = torch.round(w[nz] / want_s[nz].unsqueeze(1))
+    assert torch.equal(q.reshape(10, groups, -1).float(), want_q)
+    assert q.abs().max() == 127 and torch.all(q[0] == 0) and torch.all(q[3] == 0) and torch.all(s[0] == 0)
+    err = (q.reshape(10, groups, -1).float() * s.unsqueeze(2) - w).abs()
+    assert torch.all(err <= s.unsqueeze(2) / 2 * 1.0001)
+    # load_safetensors dequantizes for PyTorch: q * scale, one float32 multiply per element.
+    loaded = load_safetensors(out / "model.safetensors")
+    assert "word_embedding.weight_scale" not in loaded
+    assert torch.equal(loaded["word_embedding.weight"], (q.reshape(10, groups, -1).float() * s.unsqueeze(2))
+                       .reshape(10, 16))
+
+
+def test_export_int8_rejects_a_block_that_does_not_divide_the_row(tmp_path):
+    sd = random_state_dict(FastformerClassifier(TINY, 4, 2))
+    with pytest.raises(ValueError, match="block size 5 does not divide the row length 16"):
+        export.export(sd, ["[PAD]", "[UNK]", "a", "b"], str(tmp_path / "x"), embedding_dtype="I8",
+                      embedding_block=5)
+
+
+def test_export_int8_recommender_quantizes_the_news_encoder_table(tmp_path):
+    model = FastformerNewsRec(TINY, 6, user_num_hidden_layers=1, max_history=5)
+    sd = random_state_dict(model)
+    export.export(sd, ["[PAD]", "[UNK]", "a", "b", "c", "d"], str(tmp_path / "rec"), "F32", embedding_dtype="I8")
+    header, _ = st_header(tmp_path / "rec" / "model.safetensors")
+    assert [k for k, h in header.items() if h["dtype"] == "I8"] == ["news_encoder.word_embedding.weight"]
+    assert header["news_encoder.word_embedding.weight_scale"]["shape"] == [6, 1]
+
+
 def test_export_rejects_a_missing_tensor_by_name(tmp_path):
     sd = random_state_dict(FastformerClassifier(TINY, 4, 2))
     del sd["fastformer_model.encoders.1.output.dense.bias"]
