@@ -14,7 +14,8 @@
  *
  * Workspace layout (T = max_tokens rows, C = chunk_rows, each float region
  * 64-byte aligned):
- *   row_src (T)    pointers to each row's input vector (a separate array)
+ *   row_src (T)    pointers to each row's input vector, F32 or a row of
+ *                  row_table (a separate array)
  *   mask  (T)
  *   x     (C, D)   the chunk's hidden state X: embeddings + positions, then
  *                  updated in place layer by layer
@@ -131,7 +132,7 @@ fastformer_workspace *fastformer_workspace_new(const fastformer_dims *dims, int 
     if (!ws)
         return NULL;
     float *block = aligned_alloc(FF_ALIGN_BYTES, l.total * sizeof(float));
-    const float **row_src = calloc((size_t)max_tokens, sizeof *row_src);
+    const void **row_src = calloc((size_t)max_tokens, sizeof *row_src);
     int32_t *starts = calloc((size_t)max_seqs + 1, sizeof(int32_t));
     if (!block || !row_src || !starts) {
         free(block);
@@ -163,15 +164,15 @@ void fastformer_workspace_free(fastformer_workspace *ws)
     free(ws);
 }
 
-void fastformer_gather(fastformer_workspace *ws, int row0, const float *word_embedding,
-                       int vocab_size, const int32_t *ids, int n)
+void fastformer_gather(fastformer_workspace *ws, int row0, const embedding_table *table,
+                       const int32_t *ids, int n)
 {
-    const size_t d = (size_t)ws->dims.hidden_size;
     assert(row0 >= 0 && n >= 0 && row0 + n <= ws->max_tokens);
+    assert(table->dim == ws->dims.hidden_size);
+    assert(row0 == 0 || ws->row_table == table);
+    ws->row_table = table;
     for (int i = 0; i < n; i++) {
-        assert(ids[i] >= 0 && ids[i] < vocab_size);
-        (void)vocab_size;
-        ws->row_src[row0 + i] = word_embedding + (size_t)ids[i] * d;
+        ws->row_src[row0 + i] = embedding_row(table, ids[i]);
         ws->mask[row0 + i] = ids[i] != 0 ? 1.0f : 0.0f;
     }
 }
@@ -180,6 +181,8 @@ void fastformer_set_rows(fastformer_workspace *ws, int row0, const float *vecs, 
 {
     const size_t d = (size_t)ws->dims.hidden_size;
     assert(row0 >= 0 && n >= 0 && row0 + n <= ws->max_tokens);
+    assert(row0 == 0 || ws->row_table == NULL);
+    ws->row_table = NULL;
     for (int i = 0; i < n; i++) {
         ws->row_src[row0 + i] = vecs + (size_t)i * d;
         ws->mask[row0 + i] = 1.0f;
@@ -196,7 +199,8 @@ typedef struct {
     float inv_scale, eps;
     float *x, *qk, *att, *act, *score, *vec, *col;
     const float *mask;
-    const float *const *row_src;
+    const void *const *row_src;
+    const embedding_table *row_table;
     const int32_t *seq_start;
 } run_state;
 
@@ -287,19 +291,26 @@ static void chunk_forward(const fastformer_encoder *enc, run_state *s, float *po
     const int32_t *starts = s->seq_start;
 
     /* X = LN(E + positions from 0 per sequence), E read through row_src
-     * straight into the chunk's rows. Embedding rows are scattered over a
-     * table that rarely fits in cache: the rows a few steps ahead are
-     * prefetched so that their misses overlap. */
+     * straight into the chunk's rows (int8 rows dequantized on the way).
+     * Embedding rows are scattered over a table that rarely fits in cache:
+     * the rows a few steps ahead are prefetched so that their misses overlap
+     * (an int8 row's scales are a separate, smaller miss, left to the
+     * hardware). */
+    const embedding_table *table = s->row_table;
+    const size_t row_bytes = table ? embedding_row_bytes(table) : (size_t)d * sizeof(float);
     const int row_end = s->row0 + s->n_rows;
     for (int si = 0; si < s->n_seqs; si++)
         for (int r = starts[si]; r < starts[si + 1]; r++) {
             if (r + FF_PREFETCH_ROWS < row_end) {
                 const char *next = (const char *)s->row_src[r + FF_PREFETCH_ROWS];
-                for (size_t b = 0; b < (size_t)d * sizeof(float); b += FF_ALIGN_BYTES)
+                for (size_t b = 0; b < row_bytes; b += FF_ALIGN_BYTES)
                     __builtin_prefetch(next + b);
             }
             float *x = s->x + (size_t)(r - s->row0) * d;
-            memcpy(x, s->row_src[r], (size_t)d * sizeof(float));
+            if (table)
+                embedding_row_read(table, s->row_src[r], x);
+            else
+                memcpy(x, s->row_src[r], row_bytes);
             kernels_add_layernorm(x, enc->position_embeddings + (size_t)(r - starts[si]) * d, d,
                                   enc->ln_weight, enc->ln_bias, s->eps);
         }
@@ -355,6 +366,7 @@ void fastformer_encode(const fastformer_encoder *enc, fastformer_workspace *ws, 
         .eps = dims->layer_norm_eps,
         .x = base + l.x,
         .row_src = ws->row_src,
+        .row_table = ws->row_table,
         .qk = base + l.qk,
         .att = base + l.att,
         .act = base + l.inter,

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "compiler.h"
+#include "embedding.h"
 
 typedef struct {
     int hidden_size;             /* D */
@@ -73,11 +74,14 @@ typedef struct {
     fastformer_dims dims;
     int max_tokens;
     int max_seqs;
-    const float **row_src; /* (max_tokens): row i's input vector (D floats, positions not yet
-                              added); borrowed, read by fastformer_encode */
-    float *mask;           /* (max_tokens): 1 real token, 0 padding */
-    int32_t *seq_start;    /* (max_seqs + 1): row offsets, seq_start[0] = 0 */
-    float *scratch;        /* private */
+    const void **row_src; /* (max_tokens): row i's input vector (positions not yet added):
+                             D floats, or a row of row_table; borrowed, read by
+                             fastformer_encode */
+    const embedding_table *row_table; /* the table of every row (fastformer_gather), or NULL
+                                         when rows are F32 vectors (fastformer_set_rows) */
+    float *mask;                      /* (max_tokens): 1 real token, 0 padding */
+    int32_t *seq_start;               /* (max_seqs + 1): row offsets, seq_start[0] = 0 */
+    float *scratch;                   /* private */
     size_t scratch_floats;
 } fastformer_workspace;
 
@@ -90,15 +94,18 @@ void fastformer_workspace_free(fastformer_workspace *ws);
 /* Bytes a workspace of these sizes allocates (for the daemon's memory estimate). */
 size_t fastformer_workspace_bytes(const fastformer_dims *dims, int max_tokens, int max_seqs);
 
-/* Points rows row0 .. row0+n-1 at the word-embedding rows of `n` ids and sets
- * their mask (id != 0). Ids must be in [0, vocab_size): callers validate.
- * word_embedding must stay valid until fastformer_encode returns. */
-void fastformer_gather(fastformer_workspace *ws, int row0, const float *word_embedding,
-                       int vocab_size, const int32_t *ids, int n);
+/* Points rows row0 .. row0+n-1 at the rows of `table` (F32 or int8, dim D)
+ * for `n` ids and sets their mask (id != 0); fastformer_encode reads each row
+ * as F32 (dequantizing int8) when it starts on its chunk. Ids must be in
+ * [0, table->n_rows): callers validate. All rows of one batch come from one
+ * table (asserted). table must stay valid until fastformer_encode returns. */
+void fastformer_gather(fastformer_workspace *ws, int row0, const embedding_table *table,
+                       const int32_t *ids, int n);
 
 /* Points rows row0 .. row0+n-1 at the contiguous vectors `vecs` (n, D), with
- * mask 1 (e.g. news vectors as the user encoder's input). vecs must stay
- * valid until fastformer_encode returns. */
+ * mask 1 (e.g. news vectors as the user encoder's input). A batch mixes no
+ * gathered rows with these (asserted). vecs must stay valid until
+ * fastformer_encode returns. */
 void fastformer_set_rows(fastformer_workspace *ws, int row0, const float *vecs, int n);
 
 /* Runs the encoder over n_seqs sequences laid out in ws (row_src, mask,

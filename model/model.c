@@ -8,7 +8,10 @@
  * projections), then a binding pass that fills that one owned buffer. Aligned
  * F32 tensors stay zero-copy views into the mapping; when no tensor is a view
  * (F16/BF16 files), the mapping is released once the tensors are converted,
- * so the file stops counting in the process's resident memory. */
+ * so the file stops counting in the process's resident memory. An int8 word
+ * embedding table follows the mapping: read in place when it stays, copied
+ * into an owned int8 buffer when it goes; its scales are always converted
+ * into the owned F32 buffer. */
 #include "model.h"
 
 #include <assert.h>
@@ -34,7 +37,9 @@ typedef struct {
     float *owned;        /* NULL during the sizing pass */
     size_t owned_floats; /* floats of owned handed out so far */
     size_t f32_bytes;    /* bytes of F32 data the engine will read */
-    size_t n_views;      /* tensors read in place from the mapping */
+    size_t n_views;      /* F32 tensors read in place from the mapping */
+    int8_t *owned_i8;    /* where int8 tables are copied; NULL: read in place (or sizing) */
+    size_t i8_bytes;     /* bytes of int8 tables bound so far */
     char *err;
     size_t err_cap;
 } binder;
@@ -131,6 +136,90 @@ static int bind_copy(binder *b, const char *name, int n_dims, int64_t d0, int64_
 
 #define NAME_CAP 256
 
+/* Binds the word embedding table `name` (V, D): an F32, F16 or BF16 tensor
+ * like any other, or an I8 one whose NAME_scale tensor embedding_check_i8
+ * validates; its scales are converted into the owned F32 buffer and its
+ * rows are read in place, or copied into owned_i8 when the binding pass has
+ * one (the mapping is then released). */
+static int bind_embedding(binder *b, const char *name, int64_t V, int64_t D, embedding_table *out)
+{
+    const safetensors_tensor *t = binder_find(b, name, 2, V, D);
+    if (t == NULL)
+        return -1;
+    *out = (embedding_table){.dtype = EMBEDDING_F32, .n_rows = (int)V, .dim = (int)D};
+    out->block = out->dim;
+    if (t->dtype != SAFETENSORS_I8)
+        return bind_tensor(b, name, 2, V, D, &out->f32);
+
+    char scale_name[NAME_CAP], msg[512];
+    snprintf(scale_name, sizeof scale_name, "%s%s", name, EMBEDDING_SCALE_SUFFIX);
+    const safetensors_tensor *scale = safetensors_find(b->st, scale_name);
+    int groups;
+    if (embedding_check_i8(t, scale, V, D, &groups, msg, sizeof msg) != 0) {
+        snprintf(b->err, b->err_cap, "%s: %s", b->path, msg);
+        return -1;
+    }
+    float *scale_dst; /* V * groups <= V * D: counted by t's size check already */
+    if (binder_reserve(b, scale->n_elements, &scale_dst) != 0)
+        return -1;
+    if (scale_dst != NULL)
+        safetensors_to_f32(scale, scale_dst);
+    if (b->i8_bytes > SIZE_MAX - t->n_bytes) { /* defensive: one table per model */
+        snprintf(b->err, b->err_cap, "%s: tensors too large for memory", b->path);
+        return -1;
+    }
+    out->dtype = EMBEDDING_I8;
+    out->block = out->dim / groups;
+    out->scale = scale_dst;
+    out->i8 = t->data;
+    if (b->owned_i8 != NULL) {
+        out->i8 = b->owned_i8 + b->i8_bytes;
+        memcpy(b->owned_i8 + b->i8_bytes, t->data, t->n_bytes);
+    }
+    b->i8_bytes += t->n_bytes;
+    return 0;
+}
+
+/* The task's word embedding table: the one tensor that may be I8. */
+static const char *embedding_name(model_task task)
+{
+    switch (task) {
+    case MODEL_TASK_CLASSIFICATION:
+        return "word_embedding.weight";
+    case MODEL_TASK_NEWS_RECOMMENDATION:
+        return "news_encoder.word_embedding.weight";
+    }
+    return "";
+}
+
+/* Rejects I8 anywhere but the task's word embedding table, and a scale
+ * tensor for that table when the table is not I8 (a writer that meant the
+ * scales to apply would get unscaled values). */
+static int check_i8_tensors(const char *path, const safetensors *st, model_task task, char *err,
+                            size_t err_cap)
+{
+    const char *allowed = embedding_name(task);
+    for (size_t i = 0; i < safetensors_count(st); i++) {
+        const safetensors_tensor *t = safetensors_at(st, i);
+        if (t->dtype == SAFETENSORS_I8 && strcmp(t->name, allowed) != 0) {
+            snprintf(err, err_cap,
+                     "%s: tensor '%s' is I8, but only the word embedding table '%s' may be I8",
+                     path, t->name, allowed);
+            return -1;
+        }
+    }
+    char scale_name[NAME_CAP];
+    snprintf(scale_name, sizeof scale_name, "%s%s", allowed, EMBEDDING_SCALE_SUFFIX);
+    const safetensors_tensor *table = safetensors_find(st, allowed);
+    if (safetensors_find(st, scale_name) != NULL && table != NULL &&
+        table->dtype != SAFETENSORS_I8) {
+        snprintf(err, err_cap, "%s: tensor '%s' holds int8 scales, but '%s' is %s, not I8", path,
+                 scale_name, allowed, safetensors_dtype_name(table->dtype));
+        return -1;
+    }
+    return 0;
+}
+
 /* Binds fastformer_model.* under `prefix` ("", "news_encoder.", "user_encoder.")
  * for dims d: positions, embedding LayerNorm, d->num_hidden_layers layers
  * (into `layers`) and poolers.0. */
@@ -209,17 +298,17 @@ static int bind_model(binder *b, model *m)
 {
     const model_config *c = &m->config;
     const int64_t V = c->vocab_size, D = c->encoder.hidden_size;
+    if (bind_embedding(b, embedding_name(c->task), V, D, &m->word_embedding) != 0)
+        return -1;
     if (c->task == MODEL_TASK_CLASSIFICATION) {
-        if (bind_tensor(b, "word_embedding.weight", 2, V, D, &m->word_embedding) != 0 ||
-            bind_encoder(b, "", &c->encoder, &m->encoder, m->owned_layers) != 0 ||
+        if (bind_encoder(b, "", &c->encoder, &m->encoder, m->owned_layers) != 0 ||
             bind_tensor(b, "dense_linear.weight", 2, c->num_labels, D, &m->classifier_weight) !=
                 0 ||
             bind_tensor(b, "dense_linear.bias", 1, c->num_labels, 0, &m->classifier_bias) != 0)
             return -1;
         return 0;
     }
-    if (bind_tensor(b, "news_encoder.word_embedding.weight", 2, V, D, &m->word_embedding) != 0 ||
-        bind_encoder(b, "news_encoder.", &c->encoder, &m->encoder, m->owned_layers) != 0 ||
+    if (bind_encoder(b, "news_encoder.", &c->encoder, &m->encoder, m->owned_layers) != 0 ||
         bind_encoder(b, "user_encoder.", &c->user_encoder, &m->user_encoder,
                      m->owned_layers + c->encoder.num_hidden_layers) != 0)
         return -1;
@@ -276,12 +365,14 @@ static int load_config_and_vocab(const char *dir, model *m, char *err, size_t er
     return 0;
 }
 
-/* Binds m's tensors from st: the sizing pass, the owned buffer, the binding
+/* Binds m's tensors from st: the sizing pass, the owned buffers, the binding
  * pass. Returns the number of tensors bound as views into the mapping in
- * *n_views. */
+ * *n_views; an int8 table is copied (not a view) when there are none. */
 static int bind_weights(const char *path, const safetensors *st, model *m, size_t *n_views,
                         char *err, size_t err_cap)
 {
+    if (check_i8_tensors(path, st, m->config.task, err, err_cap) != 0)
+        return -1;
     size_t n_layers = (size_t)m->config.encoder.num_hidden_layers;
     if (m->config.task == MODEL_TASK_NEWS_RECOMMENDATION)
         n_layers += (size_t)m->config.user_encoder.num_hidden_layers;
@@ -292,9 +383,9 @@ static int bind_weights(const char *path, const safetensors *st, model *m, size_
     }
 
     binder b = {.path = path, .st = st, .err = err, .err_cap = err_cap};
-    if (bind_model(&b, m) != 0) /* sizing pass: validates names and shapes */
+    if (bind_model(&b, m) != 0) /* sizing pass: validates names, shapes and scales */
         return -1;
-    size_t owned_floats = b.owned_floats;
+    size_t owned_floats = b.owned_floats, i8_bytes = b.i8_bytes;
     if (owned_floats > 0) {
         m->owned = malloc(owned_floats * sizeof(float));
         if (m->owned == NULL) {
@@ -304,15 +395,27 @@ static int bind_weights(const char *path, const safetensors *st, model *m, size_
         }
         m->owned_bytes = owned_floats * sizeof(float);
     }
+    /* No F32 view keeps the mapping: the int8 table moves out of it too. */
+    if (b.n_views == 0 && i8_bytes > 0) {
+        m->owned_i8 = malloc(i8_bytes);
+        if (m->owned_i8 == NULL) {
+            snprintf(err, err_cap, "%s: out of memory for %zu int8 weights", path, i8_bytes);
+            return -1;
+        }
+        m->owned_bytes += i8_bytes; /* cannot wrap: both are sizes of live allocations */
+    }
     b.owned = m->owned;
+    b.owned_i8 = m->owned_i8;
     b.owned_floats = 0;
     b.f32_bytes = 0;
     b.n_views = 0;
+    b.i8_bytes = 0;
     /* The binding pass cannot fail where the sizing pass succeeded. */
     int rc = bind_model(&b, m);
-    assert(rc == 0 && b.owned_floats == owned_floats);
+    assert(rc == 0 && b.owned_floats == owned_floats && b.i8_bytes == i8_bytes);
     (void)rc;
     m->f32_bytes = b.f32_bytes;
+    m->i8_bytes = b.i8_bytes;
     *n_views = b.n_views;
     return 0;
 }
@@ -371,6 +474,7 @@ void model_free(model *m)
     vocab_free(m->vocab);
     mapped_file_close(&m->file);
     free(m->owned);
+    free(m->owned_i8);
     free(m->owned_layers);
     model_config_free(&m->config);
     free(m);
@@ -429,7 +533,7 @@ void model_encode_ids(const model *m, fastformer_workspace *ws, const int32_t *c
         for (int32_t i = 0; i < len; i++)
             assert(ids[s][i] >= 0 && ids[s][i] < m->config.vocab_size);
         assert(len <= ws->max_tokens - row);
-        fastformer_gather(ws, row, m->word_embedding, m->config.vocab_size, ids[s], len);
+        fastformer_gather(ws, row, &m->word_embedding, ids[s], len);
         row += len;
         ws->seq_start[s + 1] = row;
     }

@@ -30,13 +30,24 @@ const char *safetensors_dtype_name(safetensors_dtype dtype)
         return "F16";
     case SAFETENSORS_BF16:
         return "BF16";
+    case SAFETENSORS_I8:
+        return "I8";
     }
     return "?";
 }
 
-static size_t safetensors_dtype_bytes(safetensors_dtype dtype)
+size_t safetensors_dtype_bytes(safetensors_dtype dtype)
 {
-    return dtype == SAFETENSORS_F32 ? 4 : 2;
+    switch (dtype) {
+    case SAFETENSORS_F32:
+        return 4;
+    case SAFETENSORS_F16:
+    case SAFETENSORS_BF16:
+        return 2;
+    case SAFETENSORS_I8:
+        return 1;
+    }
+    return 1;
 }
 
 /* ---- header parsing -------------------------------------------------------- */
@@ -72,9 +83,11 @@ static int parse_dtype(const char *name, json_t *v, safetensors_dtype *out, char
         *out = SAFETENSORS_F16;
     else if (strcmp(s, "BF16") == 0)
         *out = SAFETENSORS_BF16;
+    else if (strcmp(s, "I8") == 0)
+        *out = SAFETENSORS_I8;
     else {
-        snprintf(err, err_cap, "tensor '%s': unsupported dtype '%s' (expected F32, F16 or BF16)",
-                 name, s);
+        snprintf(err, err_cap,
+                 "tensor '%s': unsupported dtype '%s' (expected F32, F16, BF16 or I8)", name, s);
         return -1;
     }
     return 0;
@@ -449,5 +462,11 @@ void safetensors_to_f32(const safetensors_tensor *t, float *out)
         for (size_t i = 0; i < t->n_elements; i++)
             out[i] = bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
         return;
+    case SAFETENSORS_I8: {
+        const int8_t *q = t->data; /* the integer values: scales are the model's business */
+        for (size_t i = 0; i < t->n_elements; i++)
+            out[i] = (float)q[i];
+        return;
+    }
     }
 }

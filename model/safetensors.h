@@ -2,12 +2,32 @@
  *
  * Layout, byte by byte:
  *   [0, 8)        u64 little-endian N: the JSON header's length in bytes
- *   [8, 8+N)      UTF-8 JSON object: {"name": {"dtype": "F32"|"F16"|"BF16",
+ *   [8, 8+N)      UTF-8 JSON object: {"name": {"dtype": "F32"|"F16"|"BF16"|"I8",
  *                 "shape": [d0, ...], "data_offsets": [begin, end]}, ...,
  *                 optionally "__metadata__": {string: string}}
  *   [8+N, EOF)    the data area; offsets are relative to its start.
  * Every tensor's [begin, end) must lie inside the data area, equal
- * product(shape) * dtype size, and not overlap another tensor. */
+ * product(shape) * dtype size, and not overlap another tensor. Elements are
+ * little-endian and row-major: F32 IEEE binary32 (4 bytes), F16 IEEE binary16
+ * (2), BF16 the top half of a binary32 (2), I8 two's-complement int8 (1).
+ *
+ * int8 embeddings (fastformerd's extension; README "int8 embeddings"). A
+ * word embedding table NAME of shape [V, D] may be stored as
+ *   NAME         dtype "I8",  shape [V, D]: q, V*D bytes, row r at r*D
+ *   NAME_scale   dtype "F32", shape [V, G]: the scales, V*G*4 bytes, where
+ *                G >= 1 divides D; G = 1 is one scale per row (what
+ *                tools/export.py writes), G = D/32 is ggml Q8_0's blocks of 32
+ * and element (r, j) of the table is the F32 product q[r, j] * NAME_scale[r,
+ * j / (D/G)], computed in float. Writers quantize symmetrically with
+ * round-to-nearest: scale = max|x| / 127 over the block, q = round(x /
+ * scale) in [-127, 127], and scale = 0 with q = 0 for an all-zero block (the
+ * padding row 0 stays exactly zero). Every scale must be finite and >= 0.
+ * Only the word embedding tables may be I8: word_embedding.weight
+ * (classifier) and news_encoder.word_embedding.weight (recommender); the
+ * model loader (model.c, embedding.h) enforces all of this. This parser only
+ * knows I8 as a dtype: safetensors_to_f32 gives the integer values. Any
+ * safetensors reader can read such a file; the header needs no
+ * "__metadata__" entry. */
 #ifndef FF_SAFETENSORS_H
 #define FF_SAFETENSORS_H
 
@@ -22,15 +42,16 @@ typedef enum {
     SAFETENSORS_F32,
     SAFETENSORS_F16,
     SAFETENSORS_BF16,
+    SAFETENSORS_I8,
 } safetensors_dtype;
 
 typedef struct {
-    const char *name;               /* owned by the safetensors object */
+    const char *name; /* owned by the safetensors object */
     safetensors_dtype dtype;
     int n_dims;
     int64_t shape[SAFETENSORS_MAX_DIMS];
     size_t n_elements;
-    const void *data;               /* borrowed: points into the parsed buffer */
+    const void *data; /* borrowed: points into the parsed buffer */
     size_t n_bytes;
 } safetensors_tensor;
 
@@ -51,8 +72,11 @@ const safetensors_tensor *safetensors_at(const safetensors *st, size_t i);
 const safetensors_tensor *safetensors_find(const safetensors *st, const char *name);
 
 const char *safetensors_dtype_name(safetensors_dtype dtype);
+/* Bytes of one element: 4, 2, 2 or 1. */
+size_t safetensors_dtype_bytes(safetensors_dtype dtype);
 
-/* Converts the tensor's elements to F32 into `out` (n_elements floats). */
+/* Converts the tensor's elements to F32 into `out` (n_elements floats); I8
+ * elements become their integer values. Reads unaligned data safely. */
 void safetensors_to_f32(const safetensors_tensor *t, float *out);
 
 #endif

@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         FUZZ_CHECK(elements == t->n_elements, "'%s': n_elements %zu != product %zu", t->name,
                    t->n_elements, elements);
-        size_t esize = t->dtype == SAFETENSORS_F32 ? 4 : 2;
+        size_t esize = t->dtype == SAFETENSORS_F32 ? 4 : t->dtype == SAFETENSORS_I8 ? 1 : 2;
         FUZZ_CHECK(t->n_bytes == t->n_elements * esize, "'%s': %zu bytes for %zu elements", t->name,
                    t->n_bytes, t->n_elements);
         const uint8_t *p = t->data;

@@ -63,21 +63,24 @@ static inline uint16_t st_f32_to_f16(float f)
     return (uint16_t)(sign | (uint32_t)(exp - 112) << 10 | (b & 0x7fffffu) >> 13);
 }
 
-/* Adds tensor `name` of the given dtype ("F32", "F16" or "BF16") and shape,
- * whose n elements are converted from `values`. */
+/* Adds tensor `name` of the given dtype ("F32", "F16", "BF16" or "I8") and
+ * shape, whose n elements are converted from `values` (I8: truncated to
+ * integers, which the tests keep in [-128, 127]). */
 static inline void st_writer_add(st_writer *w, const char *name, const char *dtype, int n_dims,
                                  const int64_t *shape, const float *values)
 {
     size_t n = 1;
     for (int i = 0; i < n_dims; i++)
         n *= (size_t)shape[i];
-    size_t esize = strcmp(dtype, "F32") == 0 ? 4 : 2;
+    size_t esize = strcmp(dtype, "F32") == 0 ? 4 : strcmp(dtype, "I8") == 0 ? 1 : 2;
     size_t begin = w->data_len;
     st_grow((void **)&w->data, &w->data_cap, begin + n * esize + 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char *p = w->data + begin + i * esize;
         if (esize == 4) {
             memcpy(p, &values[i], 4);
+        } else if (esize == 1) {
+            p[0] = (unsigned char)(int8_t)values[i];
         } else {
             uint16_t h;
             if (strcmp(dtype, "F16") == 0) {

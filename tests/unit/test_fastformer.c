@@ -345,15 +345,29 @@ static void test_gather(void **state)
     fastformer_workspace *ws = fastformer_workspace_new(&dims, 6, 2);
     assert_non_null(ws);
     const float table[3 * 4] = {0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8};
+    const embedding_table emb = {
+        .dtype = EMBEDDING_F32, .n_rows = 3, .dim = 4, .block = 4, .f32 = table};
     const int32_t ids[3] = {2, 0, 1};
-    fastformer_gather(ws, 2, table, 3, ids, 3);
+    fastformer_gather(ws, 0, &emb, ids, 1);
+    fastformer_gather(ws, 1, &emb, ids, 3);
     /* rows point into the table (no copies), mask = id != 0 */
-    assert_ptr_equal(ws->row_src[2], table + 2 * 4);
-    assert_ptr_equal(ws->row_src[3], table + 0 * 4);
-    assert_ptr_equal(ws->row_src[4], table + 1 * 4);
-    assert_true(ws->mask[2] == 1.0f && ws->mask[3] == 0.0f && ws->mask[4] == 1.0f);
-    /* vectors: consecutive rows, mask 1 */
+    assert_ptr_equal(ws->row_table, &emb);
+    assert_ptr_equal(ws->row_src[1], table + 2 * 4);
+    assert_ptr_equal(ws->row_src[2], table + 0 * 4);
+    assert_ptr_equal(ws->row_src[3], table + 1 * 4);
+    assert_true(ws->mask[1] == 1.0f && ws->mask[2] == 0.0f && ws->mask[3] == 1.0f);
+    /* an int8 table: rows point at its int8 rows */
+    const int8_t q[3 * 4] = {0, 0, 0, 0, 1, -2, 3, -128, 127, 6, 7, 8};
+    const float scale[3] = {0.0f, 0.5f, 0.25f};
+    const embedding_table emb8 = {
+        .dtype = EMBEDDING_I8, .n_rows = 3, .dim = 4, .block = 4, .i8 = q, .scale = scale};
+    fastformer_gather(ws, 0, &emb8, ids, 3);
+    assert_ptr_equal(ws->row_table, &emb8);
+    assert_ptr_equal(ws->row_src[0], q + 2 * 4);
+    assert_ptr_equal(ws->row_src[2], q + 1 * 4);
+    /* vectors: consecutive rows, mask 1, no table */
     fastformer_set_rows(ws, 0, table + 4, 2);
+    assert_null(ws->row_table);
     assert_ptr_equal(ws->row_src[0], table + 4);
     assert_ptr_equal(ws->row_src[1], table + 8);
     assert_true(ws->mask[0] == 1.0f && ws->mask[1] == 1.0f);

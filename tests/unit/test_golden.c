@@ -220,8 +220,7 @@ static void classifier_fixture(const char *fixture_name, bool mapped)
             assert_int_equal(b.n, 1);
             assert_int_equal(b.ids[0][b.len[0] - 1], 0);
             f.ws->seq_start[0] = 0;
-            fastformer_gather(f.ws, 0, f.m->word_embedding, f.m->config.vocab_size, b.ids[0],
-                              b.len[0]);
+            fastformer_gather(f.ws, 0, &f.m->word_embedding, b.ids[0], b.len[0]);
             f.ws->seq_start[1] = b.len[0];
             fastformer_encode(&f.m->encoder, f.ws, 1, one_pooled);
             check_same("right padding through the engine", name, 0, one_pooled, base_pooled, d);

@@ -132,7 +132,72 @@ typedef struct {
     int reshape_dims;
     int64_t shape[2];
     bool extra; /* add tensors the loader does not know */
+    /* int8 word embedding: > 0 writes the table as I8 (q_of) with a [V,
+     * i8_groups] F32 scale tensor (scale_of); the fields below spoil it */
+    int i8_groups;
+    bool i8_dequantized;     /* write the table as F32 q * scale instead (a reference) */
+    const char *i8_tensor;   /* also write this tensor as I8 */
+    const char *scale_dtype; /* the scale tensor's dtype (default F32) */
+    int scale_dims;          /* > 0: the scale tensor's shape is scale_shape */
+    int64_t scale_shape[2];
+    bool scale_skip;    /* no scale tensor */
+    bool scale_orphan;  /* a scale tensor next to an F32 table */
+    bool bad_scale_set; /* scale element 5 is bad_scale */
+    float bad_scale;
 } gen_opts;
+
+/* The int8 table's values and scales: q in [-16, 16], scales in (0, 5/64],
+ * row 0 (padding) all zero with scale 0. */
+static float q_of(const char *name, size_t k)
+{
+    return k < D ? 0.0f : value_of(name, k) * 16.0f;
+}
+
+static float scale_of(size_t i)
+{
+    return i == 0 ? 0.0f : (float)(1 + i % 5) / 64.0f;
+}
+
+static const char *table_name(model_task task)
+{
+    return task == MODEL_TASK_CLASSIFICATION ? "word_embedding.weight"
+                                             : "news_encoder.word_embedding.weight";
+}
+
+/* Adds the word embedding table (and its scales) as o says. */
+static void write_i8_table(st_writer *w, const gen_opts *o)
+{
+    const char *name = table_name(o->task);
+    const int groups = o->i8_groups > 0 ? o->i8_groups : 1;
+    float q[V * D], scales[4 * V * D], deq[V * D];
+    for (size_t k = 0; k < V * D; k++) {
+        q[k] = q_of(name, k);
+        deq[k] = q[k] * scale_of(k / (D / (size_t)groups));
+    }
+    for (size_t i = 0; i < 4 * V * D; i++)
+        scales[i] = scale_of(i);
+    if (o->bad_scale_set)
+        scales[5] = o->bad_scale;
+    int64_t shape[2] = {V, D};
+    if (o->reshape && strcmp(o->reshape, name) == 0)
+        memcpy(shape, o->shape, sizeof shape);
+    if (o->i8_dequantized || o->scale_orphan)
+        st_writer_add(w, name, "F32", 2, shape, deq);
+    else
+        st_writer_add(w, name, "I8", 2, shape, q);
+    if (o->scale_skip || o->i8_dequantized)
+        return;
+    char scale_name[160];
+    snprintf(scale_name, sizeof scale_name, "%s_scale", name);
+    int64_t scale_shape[2] = {V, groups};
+    int scale_dims = 2;
+    if (o->scale_dims > 0) {
+        scale_dims = o->scale_dims;
+        memcpy(scale_shape, o->scale_shape, sizeof scale_shape);
+    }
+    st_writer_add(w, scale_name, o->scale_dtype ? o->scale_dtype : "F32", scale_dims, scale_shape,
+                  scales);
+}
 
 static void write_text(const char *dir, const char *file, const char *text, size_t len)
 {
@@ -176,9 +241,14 @@ static void write_weights(const char *dir, const gen_opts *o)
     st_writer w = {0};
     const char *dtype = o->dtype ? o->dtype : "F32";
     float *vals = malloc(sizeof(float) * 1024);
+    bool i8 = o->i8_groups > 0 || o->i8_dequantized || o->scale_orphan;
     for (int i = 0; i < n; i++) {
         if (o->skip && strcmp(s[i].name, o->skip) == 0)
             continue;
+        if (i8 && strcmp(s[i].name, table_name(o->task)) == 0) {
+            write_i8_table(&w, o);
+            continue;
+        }
         int n_dims = s[i].n_dims;
         int64_t shape[2] = {s[i].shape[0], s[i].shape[1]};
         if (o->reshape && strcmp(s[i].name, o->reshape) == 0) {
@@ -191,7 +261,8 @@ static void write_weights(const char *dir, const gen_opts *o)
         for (size_t k = 0; k < count; k++)
             vals[k] = value_of(s[i].name, k);
         bool as_f32 = o->f32 && strcmp(s[i].name, o->f32) == 0;
-        st_writer_add(&w, s[i].name, as_f32 ? "F32" : dtype, n_dims, shape, vals);
+        bool as_i8 = o->i8_tensor && strcmp(s[i].name, o->i8_tensor) == 0;
+        st_writer_add(&w, s[i].name, as_i8 ? "I8" : as_f32 ? "F32" : dtype, n_dims, shape, vals);
     }
     if (o->extra) {
         int64_t shape[1] = {3};
@@ -371,7 +442,7 @@ static void check_classifier(const model *m, const char *dir)
     assert_int_equal(m->config.num_labels, C);
     assert_string_equal(m->config.id2label[2], "pos");
     assert_int_equal(vocab_size(m->vocab), V);
-    check_values(m->word_embedding, "word_embedding.weight", V * D);
+    check_values(m->word_embedding.f32, "word_embedding.weight", V * D);
     check_encoder(&m->encoder, "", L, P);
     check_values(m->classifier_weight, "dense_linear.weight", C * D);
     check_values(m->classifier_bias, "dense_linear.bias", C);
@@ -394,7 +465,7 @@ static void test_load_classifier_f32(void **state)
     model *m = load_ok(dir);
     check_classifier(m, dir);
     /* aligned F32 tensors are views into the mapping; qk is always owned */
-    assert_true(in_mapping(m, m->word_embedding));
+    assert_true(in_mapping(m, m->word_embedding.f32));
     assert_true(in_mapping(m, m->encoder.layers[1].out_weight));
     assert_true(in_mapping(m, m->classifier_bias));
     assert_false(in_mapping(m, m->encoder.layers[0].qk_weight));
@@ -438,7 +509,7 @@ static void test_load_recommender(void **state)
     char *dir = make_dir(&o);
     model *m = load_ok(dir);
     assert_int_equal(m->config.task, MODEL_TASK_NEWS_RECOMMENDATION);
-    check_values(m->word_embedding, "news_encoder.word_embedding.weight", V * D);
+    check_values(m->word_embedding.f32, "news_encoder.word_embedding.weight", V * D);
     check_encoder(&m->encoder, "news_encoder.", L, P);
     check_encoder(&m->user_encoder, "user_encoder.", UL, UP);
     assert_null(m->classifier_weight);
@@ -471,7 +542,7 @@ static void test_mapping_kept_for_one_view(void **state)
     char *dir = make_dir(&o);
     model *m = load_ok(dir);
     check_classifier(m, dir);
-    assert_true(in_mapping(m, m->word_embedding));
+    assert_true(in_mapping(m, m->word_embedding.f32));
     assert_false(in_mapping(m, m->classifier_weight));
     char hex[65];
     assert_int_equal(m->mapped_bytes, weights_file(dir, hex));
@@ -489,6 +560,216 @@ static void test_unknown_tensors_ignored(void **state)
     model *m = load_ok(dir);
     check_classifier(m, dir);
     model_free(m);
+    remove_dir(dir);
+}
+
+/* ---- int8 word embeddings ------------------------------------------------------ */
+
+/* Every row of the loaded int8 table, read as the engine reads it, is
+ * q * scale (computed here from q_of/scale_of, in float). */
+static void check_i8_table(const model *m, int groups)
+{
+    const embedding_table *t = &m->word_embedding;
+    const char *name = table_name(m->config.task);
+    assert_int_equal(t->dtype, EMBEDDING_I8);
+    assert_int_equal(t->n_rows, V);
+    assert_int_equal(t->dim, D);
+    assert_int_equal(t->block, D / groups);
+    assert_int_equal(embedding_row_bytes(t), D);
+    assert_int_equal(embedding_table_bytes(t), (size_t)V * D + (size_t)V * groups * sizeof(float));
+    for (int r = 0; r < V; r++) {
+        float row[D];
+        embedding_row_read(t, embedding_row(t, r), row);
+        for (int j = 0; j < D; j++) {
+            const size_t k = (size_t)r * D + (size_t)j;
+            const float want = q_of(name, k) * scale_of(k / (size_t)(D / groups));
+            if (row[j] != want)
+                fail_msg("row %d [%d] = %g, expected %g", r, j, (double)row[j], (double)want);
+        }
+    }
+    assert_true(m->word_embedding.scale != NULL && !in_mapping(m, m->word_embedding.scale));
+    assert_int_equal(m->i8_bytes, (size_t)V * D);
+}
+
+/* Floats the model owns besides q|k: the converted tensors and the scales. */
+static size_t floats_without_table(model_task task, int groups)
+{
+    return spec_floats(task) - (size_t)V * D + (size_t)V * groups;
+}
+
+static void test_load_i8_embedding(void **state)
+{
+    (void)state;
+    char hex[65];
+    /* F32 file, one scale per row: the int8 rows are read in place */
+    gen_opts o = {.task = MODEL_TASK_CLASSIFICATION, .i8_groups = 1};
+    char *dir = make_dir(&o);
+    model *m = load_ok(dir);
+    check_i8_table(m, 1);
+    check_encoder(&m->encoder, "", L, P);
+    assert_true(in_mapping(m, (const float *)(const void *)m->word_embedding.i8));
+    assert_null(m->owned_i8);
+    assert_int_equal(m->mapped_bytes, weights_file(dir, hex));
+    assert_int_equal(m->owned_bytes, (qk_floats(L) + V) * sizeof(float));
+    assert_int_equal(m->f32_bytes, floats_without_table(MODEL_TASK_CLASSIFICATION, 1) * 4);
+    model_free(m);
+    remove_dir(dir);
+
+    /* F16 and misaligned F32 files, blocks of 4: nothing else is read in
+     * place, so the int8 table is copied and the mapping released */
+    static const struct {
+        const char *dtype;
+        size_t misalign;
+    } cases[] = {{"F16", 0}, {"F32", 1}};
+    for (size_t c = 0; c < 2; c++) {
+        gen_opts r = {.task = MODEL_TASK_CLASSIFICATION,
+                      .i8_groups = 2,
+                      .dtype = cases[c].dtype,
+                      .misalign = cases[c].misalign};
+        dir = make_dir(&r);
+        m = load_ok(dir);
+        assert_null(m->file.data);
+        assert_int_equal(m->mapped_bytes, 0);
+        assert_ptr_equal(m->word_embedding.i8, m->owned_i8);
+        assert_int_equal(m->owned_bytes,
+                         floats_without_table(MODEL_TASK_CLASSIFICATION, 2) * 4 + (size_t)V * D);
+        check_i8_table(m, 2); /* read after the release */
+        check_encoder(&m->encoder, "", L, P);
+        check_values(m->classifier_weight, "dense_linear.weight", C * D);
+        model_free(m);
+        remove_dir(dir);
+    }
+
+    /* a recommender's news table, one scale per element (blocks of 1) */
+    gen_opts n = {.task = MODEL_TASK_NEWS_RECOMMENDATION, .i8_groups = D};
+    dir = make_dir(&n);
+    m = load_ok(dir);
+    check_i8_table(m, D);
+    check_encoder(&m->user_encoder, "user_encoder.", UL, UP);
+    assert_int_equal(m->owned_bytes, (qk_floats(L + UL) + (size_t)V * D) * sizeof(float));
+    model_free(m);
+    remove_dir(dir);
+}
+
+/* The engine reads an int8 table row by row: the pooled vectors equal,
+ * bit for bit, those of an F32 file holding the dequantized table. */
+static void test_i8_encodes_as_its_dequantized_table(void **state)
+{
+    (void)state;
+    for (int task = 0; task < 2; task++) {
+        gen_opts o = {.task =
+                          task == 0 ? MODEL_TASK_CLASSIFICATION : MODEL_TASK_NEWS_RECOMMENDATION,
+                      .i8_groups = 2};
+        char *dir_q = make_dir(&o);
+        o.i8_dequantized = true;
+        char *dir_f = make_dir(&o);
+        model *mq = load_ok(dir_q), *mf = load_ok(dir_f);
+        assert_int_equal(mf->word_embedding.dtype, EMBEDDING_F32);
+        fastformer_workspace *ws = model_workspace_new(mq, 4 * P, 4);
+        const int32_t a[P] = {2, 3, 4, 0, 6, 1}, b[3] = {5, 5, 2}, pad[2] = {0, 0};
+        const int32_t *batch[3] = {a, b, pad};
+        const int32_t lens[3] = {P, 3, 2};
+        float pq[3 * D], pf[3 * D];
+        model_encode_ids(mq, ws, batch, lens, 3, pq);
+        model_encode_ids(mf, ws, batch, lens, 3, pf);
+        assert_memory_equal(pq, pf, sizeof pq);
+        float norm = 0;
+        for (int j = 0; j < D; j++)
+            norm += fabsf(pq[j]) + fabsf(pq[D + j]);
+        assert_true(norm > 0.1f); /* not trivially equal */
+        fastformer_workspace_free(ws);
+        model_free(mq);
+        model_free(mf);
+        remove_dir(dir_q);
+        remove_dir(dir_f);
+    }
+}
+
+/* Every way an int8 table can be wrong, with its exact message. */
+static void test_i8_malformed(void **state)
+{
+    (void)state;
+    static const struct {
+        gen_opts o;
+        const char *want;
+    } cases[] = {
+        {{.i8_groups = 1, .scale_skip = true},
+         "tensor 'word_embedding.weight' is I8, but its scales 'word_embedding.weight_scale' are "
+         "missing"},
+        {{.i8_groups = 1, .scale_dtype = "F16"},
+         "tensor 'word_embedding.weight_scale' has dtype F16, expected F32"},
+        {{.i8_groups = 1, .scale_dtype = "I8"},
+         "tensor 'word_embedding.weight_scale' is I8, but only the word embedding table "
+         "'word_embedding.weight' may be I8"},
+        {{.i8_groups = 1, .scale_dims = 1, .scale_shape = {V}},
+         "tensor 'word_embedding.weight_scale' has shape [7]: expected [7,G] with G dividing 8"},
+        {{.i8_groups = 1, .scale_dims = 2, .scale_shape = {V + 1, 1}},
+         "tensor 'word_embedding.weight_scale' has shape [8,1]: expected [7,G] with G dividing 8"},
+        {{.i8_groups = 1, .scale_dims = 2, .scale_shape = {V, 3}},
+         "tensor 'word_embedding.weight_scale' has shape [7,3]: expected [7,G] with G dividing 8"},
+        {{.i8_groups = 1, .scale_dims = 2, .scale_shape = {V, 0}},
+         "tensor 'word_embedding.weight_scale' has shape [7,0]: expected [7,G] with G dividing 8"},
+        {{.i8_groups = 1, .scale_dims = 2, .scale_shape = {V, 16}},
+         "tensor 'word_embedding.weight_scale' has shape [7,16]: expected [7,G] with G dividing 8"},
+        {{.i8_groups = 1, .bad_scale_set = true, .bad_scale = -0.5f},
+         "tensor 'word_embedding.weight_scale': scale [5,0] is -0.5; scales must be finite and "
+         ">= 0"},
+        {{.i8_groups = 2, .bad_scale_set = true, .bad_scale = NAN},
+         "tensor 'word_embedding.weight_scale': scale [2,1] is nan; scales must be finite and >= "
+         "0"},
+        {{.i8_groups = 1, .bad_scale_set = true, .bad_scale = -INFINITY},
+         "tensor 'word_embedding.weight_scale': scale [5,0] is -inf; scales must be finite and "
+         ">= 0"},
+        {{.i8_groups = 1, .bad_scale_set = true, .bad_scale = INFINITY},
+         "tensor 'word_embedding.weight_scale': scale [5,0] is inf; scales must be finite and "
+         ">= 0"},
+        {{.i8_tensor = "dense_linear.weight"},
+         "tensor 'dense_linear.weight' is I8, but only the word embedding table "
+         "'word_embedding.weight' may be I8"},
+        {{.i8_groups = 1, .i8_tensor = "fastformer_model.position_embeddings.weight"},
+         "tensor 'fastformer_model.position_embeddings.weight' is I8, but only the word "
+         "embedding table 'word_embedding.weight' may be I8"},
+        {{.scale_orphan = true},
+         "tensor 'word_embedding.weight_scale' holds int8 scales, but 'word_embedding.weight' is "
+         "F32, not I8"},
+        {{.i8_groups = 1, .reshape = "word_embedding.weight", .reshape_dims = 2, .shape = {V, 4}},
+         "tensor 'word_embedding.weight' has shape [7,4], expected [7,8]"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        gen_opts o = cases[c].o;
+        o.task = MODEL_TASK_CLASSIFICATION;
+        char *dir = make_dir(&o);
+        char want[512];
+        snprintf(want, sizeof want, "model.safetensors: %s", cases[c].want);
+        expect_load_error(dir, want);
+        remove_dir(dir);
+    }
+
+    /* a recommender: the news table may be I8, the user encoder's tensors not */
+    gen_opts r = {.task = MODEL_TASK_NEWS_RECOMMENDATION,
+                  .i8_groups = 1,
+                  .i8_tensor = "user_encoder.fastformer_model.poolers.0.att_fc1.weight"};
+    char *dir = make_dir(&r);
+    expect_load_error(dir, "model.safetensors: tensor "
+                           "'user_encoder.fastformer_model.poolers.0.att_fc1.weight' is I8, but "
+                           "only the word embedding table 'news_encoder.word_embedding.weight' "
+                           "may be I8");
+    remove_dir(dir);
+    /* an unknown I8 tensor is rejected too (unknown F32 ones are ignored) */
+    r.i8_tensor = NULL;
+    r.extra = true;
+    dir = make_dir(&r);
+    char path[600];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    size_t len;
+    const unsigned char data[2] = {1, 2};
+    unsigned char *img =
+        st_image("{\"optimizer.state\":{\"dtype\":\"I8\",\"shape\":[2],\"data_offsets\":[0,2]}}",
+                 data, 2, &len);
+    st_write_file(path, img, len);
+    free(img);
+    expect_load_error(dir, "model.safetensors: tensor 'optimizer.state' is I8, but only the word "
+                           "embedding table 'news_encoder.word_embedding.weight' may be I8");
     remove_dir(dir);
 }
 
@@ -641,7 +922,7 @@ static void test_bad_safetensors_file(void **state)
     st_write_file(path, img, len);
     free(img);
     expect_load_error(dir, "model.safetensors: tensor 'word_embedding.weight': unsupported dtype "
-                           "'I64' (expected F32, F16 or BF16)");
+                           "'I64' (expected F32, F16, BF16 or I8)");
 
     /* bad JSON */
     img = st_image("{\"word_embedding.weight\":", data, 8, &len);
@@ -1001,6 +1282,9 @@ int main(void)
         cmocka_unit_test(test_load_classifier_f16_bf16_misaligned),
         cmocka_unit_test(test_load_recommender),
         cmocka_unit_test(test_mapping_kept_for_one_view),
+        cmocka_unit_test(test_load_i8_embedding),
+        cmocka_unit_test(test_i8_encodes_as_its_dequantized_table),
+        cmocka_unit_test(test_i8_malformed),
         cmocka_unit_test(test_workspace_bytes),
         cmocka_unit_test(test_unknown_tensors_ignored),
         cmocka_unit_test(test_missing_tensor),

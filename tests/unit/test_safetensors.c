@@ -1,6 +1,7 @@
 /* test_safetensors: the safetensors parser on valid images and on every kind
  * of malformed header, plus exact F16/BF16 -> F32 conversion checked against
- * hand-computed bit patterns. */
+ * hand-computed bit patterns, and I8 tensors (one byte per element, their
+ * integer values as F32). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -261,6 +262,49 @@ static void test_bf16_bit_patterns(void **state)
     free(img);
 }
 
+/* I8: one byte per element at any offset; the sizes are checked like any
+ * dtype's, and conversion gives the two's-complement integer values. */
+static void test_i8_tensors(void **state)
+{
+    (void)state;
+    const unsigned char data[1 + 6 + 4] = {0xaa, 0x00, 0x01, 0x7f, 0x80, 0x81,
+                                           0xff, 0,    0,    0x80, 0x3f};
+    size_t len;
+    unsigned char *img =
+        st_image("{\"q\":{\"dtype\":\"I8\",\"shape\":[2,3],\"data_offsets\":[1,7]},"
+                 "\"q_scale\":{\"dtype\":\"F32\",\"shape\":[1,1],\"data_offsets\":[7,11]}}",
+                 data, sizeof data, &len);
+    safetensors *st = parse_ok(img, len);
+    const safetensors_tensor *t = safetensors_find(st, "q");
+    assert_int_equal(t->dtype, SAFETENSORS_I8);
+    assert_int_equal(t->n_elements, 6);
+    assert_int_equal(t->n_bytes, 6);
+    assert_ptr_equal(t->data, img + len - sizeof data + 1);
+    float out[6];
+    safetensors_to_f32(t, out);
+    const float want[6] = {0, 1, 127, -128, -127, -1};
+    assert_memory_equal(out, want, sizeof want);
+    assert_string_equal(safetensors_dtype_name(SAFETENSORS_I8), "I8");
+    assert_int_equal(safetensors_dtype_bytes(SAFETENSORS_I8), 1);
+    assert_int_equal(safetensors_dtype_bytes(SAFETENSORS_F32), 4);
+    assert_int_equal(safetensors_dtype_bytes(SAFETENSORS_BF16), 2);
+    safetensors_free(st);
+    free(img);
+
+    /* sizes: one byte per element, and 2^63 elements overflow no product
+     * check but do not fit the data area */
+    expect_error("{\"q\":{\"dtype\":\"I8\",\"shape\":[2,3],\"data_offsets\":[0,24]}}", 24,
+                 "tensor 'q': data_offsets [0,24] do not match shape [2,3] of I8 (6 bytes)");
+    expect_error("{\"q\":{\"dtype\":\"I8\",\"shape\":[2,3],\"data_offsets\":[0,6]}}", 5,
+                 "tensor 'q': data_offsets [0,6] out of range (data area is 5 bytes)");
+    expect_error(
+        "{\"q\":{\"dtype\":\"I8\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,0]}}", 0,
+        "tensor 'q': shape [4294967296,4294967296] overflows the address space");
+    expect_error("{\"q\":{\"dtype\":\"I8\",\"shape\":[9223372036854775807],"
+                 "\"data_offsets\":[0,1]}}",
+                 1, "do not match shape [9223372036854775807] of I8");
+}
+
 static void test_f32_misaligned_conversion(void **state)
 {
     (void)state;
@@ -362,7 +406,11 @@ static void test_unknown_dtype(void **state)
 {
     (void)state;
     expect_error("{\"emb\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8,
-                 "tensor 'emb': unsupported dtype 'I64' (expected F32, F16 or BF16)");
+                 "tensor 'emb': unsupported dtype 'I64' (expected F32, F16, BF16 or I8)");
+    expect_error("{\"emb\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
+                 "tensor 'emb': unsupported dtype 'U8'");
+    expect_error("{\"emb\":{\"dtype\":\"i8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
+                 "tensor 'emb': unsupported dtype 'i8'");
     expect_error("{\"emb\":{\"dtype\":\"f32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
                  "tensor 'emb': unsupported dtype 'f32'");
 }
@@ -480,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_f16_bit_patterns),
         cmocka_unit_test(test_f16_all_finite_values_roundtrip),
         cmocka_unit_test(test_bf16_bit_patterns),
+        cmocka_unit_test(test_i8_tensors),
         cmocka_unit_test(test_f32_misaligned_conversion),
         cmocka_unit_test(test_truncated_length),
         cmocka_unit_test(test_header_past_eof),
