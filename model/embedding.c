@@ -5,7 +5,6 @@
 #include "embedding.h"
 
 #include <assert.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,10 +41,13 @@ int embedding_check_i8(const safetensors_tensor *q, const safetensors_tensor *sc
     for (size_t i = 0; i < scale->n_elements; i++) {
         float s;
         memcpy(&s, p + i * sizeof s, sizeof s);
-        if (!isfinite(s) || s < 0.0f) {
+        /* NaN fails both comparisons; the bound keeps q * s finite for every q. */
+        if (!(s >= 0.0f && s <= EMBEDDING_MAX_SCALE)) {
             snprintf(err, err_cap,
-                     "tensor '%s': scale [%zu,%zu] is %g; scales must be finite and >= 0",
-                     scale->name, i / (size_t)groups, i % (size_t)groups, (double)s);
+                     "tensor '%s': scale [%zu,%zu] is %.9g; scales must be in [0, %.9g] (finite, "
+                     "and q * scale finite for every int8 q)",
+                     scale->name, i / (size_t)groups, i % (size_t)groups, (double)s,
+                     (double)EMBEDDING_MAX_SCALE);
             return -1;
         }
     }

@@ -16,6 +16,8 @@
 
 /* The scale tensor of an int8 table NAME is NAME EMBEDDING_SCALE_SUFFIX. */
 #define EMBEDDING_SCALE_SUFFIX "_scale"
+/* The largest scale: FLT_MAX / 128, so that q * scale is finite for every q. */
+#define EMBEDDING_MAX_SCALE 0x1.fffffep+120f
 
 typedef enum {
     EMBEDDING_F32,
@@ -30,12 +32,13 @@ typedef struct {
     int block;          /* I8: elements per scale, divides D (D = one scale per row) */
     const float *f32;   /* F32: (V, D) */
     const int8_t *i8;   /* I8: (V, D) */
-    const float *scale; /* I8: (V, D / block), each finite and >= 0 */
+    const float *scale; /* I8: (V, D / block), each in [0, EMBEDDING_MAX_SCALE] */
 } embedding_table;
 
 /* Validates the scale tensor of the I8 table `q` (already checked to be
  * [n_rows, dim]): `scale` (NULL when the file has none) must be F32 of shape
- * [n_rows, G] with G >= 1 dividing dim, and every value finite and >= 0.
+ * [n_rows, G] with G >= 1 dividing dim, and every value in [0,
+ * EMBEDDING_MAX_SCALE] (finite, >= 0, and q * scale finite).
  * Returns 0 with G in *n_groups, or -1 with a message naming the tensor, e.g.
  * "tensor 'word_embedding.weight_scale' has shape [7,3]: expected [7,G] with
  * G dividing 8". Reads the scales (unaligned data is fine); never reads out

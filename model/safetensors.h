@@ -21,7 +21,8 @@
  * j / (D/G)], computed in float. Writers quantize symmetrically with
  * round-to-nearest: scale = max|x| / 127 over the block, q = round(x /
  * scale) in [-127, 127], and scale = 0 with q = 0 for an all-zero block (the
- * padding row 0 stays exactly zero). Every scale must be finite and >= 0.
+ * padding row 0 stays exactly zero). Every scale must lie in [0, FLT_MAX /
+ * 128] (0x1.fffffep+120): finite, and q * scale finite for every q.
  * Only the word embedding tables may be I8: word_embedding.weight
  * (classifier) and news_encoder.word_embedding.weight (recommender); the
  * model loader (model.c, embedding.h) enforces all of this. This parser only

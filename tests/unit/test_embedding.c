@@ -5,6 +5,7 @@
  * extreme int8 values, zero scales and the table sizes; and the scale
  * checks on parsed tensors (the model loader's messages are tested in
  * test_model_load). */
+#include <float.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -103,7 +104,7 @@ static void test_check_scales(void **state)
     (void)state;
     st_writer w = {0};
     const int64_t qs[2] = {3, 4}, ss[2] = {3, 2}, bad[2] = {3, 3};
-    const float qv[12] = {0}, sv[9] = {0, 0, 1, 2, 3, 4, 0, 0, 0};
+    const float qv[12] = {-128, 0, 0, 127}, sv[9] = {EMBEDDING_MAX_SCALE, 0, 1, 2, 3, 4, 0, 0, 0};
     st_writer_add(&w, "t", "I8", 2, qs, qv);
     st_writer_add(&w, "t_scale", "F32", 2, ss, sv);
     st_writer_add(&w, "u_scale", "F32", 2, bad, sv);
@@ -117,6 +118,14 @@ static void test_check_scales(void **state)
     assert_int_equal(
         embedding_check_i8(t, safetensors_find(st, "t_scale"), 3, 4, &groups, err, sizeof err), 0);
     assert_int_equal(groups, 2);
+    /* the largest scale keeps q * scale finite, even for -128 */
+    float scales[6], row[4];
+    safetensors_to_f32(safetensors_find(st, "t_scale"), scales);
+    const embedding_table table = {
+        .dtype = EMBEDDING_I8, .n_rows = 3, .dim = 4, .block = 2, .i8 = t->data, .scale = scales};
+    embedding_row_read(&table, embedding_row(&table, 0), row);
+    assert_true(row[0] == -FLT_MAX && row[1] == 0.0f && row[2] == 0.0f && row[3] == 0.0f);
+    assert_true(EMBEDDING_MAX_SCALE * 128.0f == FLT_MAX);
     assert_int_equal(
         embedding_check_i8(t, safetensors_find(st, "u_scale"), 3, 4, &groups, err, sizeof err), -1);
     assert_string_equal(err, "tensor 'u_scale' has shape [3,3]: expected [3,G] with G dividing 4");

@@ -685,6 +685,9 @@ static void test_i8_encodes_as_its_dequantized_table(void **state)
     }
 }
 
+#define SCALE_RULE                                                                                 \
+    "; scales must be in [0, 2.65845583e+36] (finite, and q * scale finite for every int8 q)"
+
 /* Every way an int8 table can be wrong, with its exact message. */
 static void test_i8_malformed(void **state)
 {
@@ -712,17 +715,16 @@ static void test_i8_malformed(void **state)
         {{.i8_groups = 1, .scale_dims = 2, .scale_shape = {V, 16}},
          "tensor 'word_embedding.weight_scale' has shape [7,16]: expected [7,G] with G dividing 8"},
         {{.i8_groups = 1, .bad_scale_set = true, .bad_scale = -0.5f},
-         "tensor 'word_embedding.weight_scale': scale [5,0] is -0.5; scales must be finite and "
-         ">= 0"},
+         "tensor 'word_embedding.weight_scale': scale [5,0] is -0.5" SCALE_RULE},
         {{.i8_groups = 2, .bad_scale_set = true, .bad_scale = NAN},
-         "tensor 'word_embedding.weight_scale': scale [2,1] is nan; scales must be finite and >= "
-         "0"},
+         "tensor 'word_embedding.weight_scale': scale [2,1] is nan" SCALE_RULE},
         {{.i8_groups = 1, .bad_scale_set = true, .bad_scale = -INFINITY},
-         "tensor 'word_embedding.weight_scale': scale [5,0] is -inf; scales must be finite and "
-         ">= 0"},
+         "tensor 'word_embedding.weight_scale': scale [5,0] is -inf" SCALE_RULE},
         {{.i8_groups = 1, .bad_scale_set = true, .bad_scale = INFINITY},
-         "tensor 'word_embedding.weight_scale': scale [5,0] is inf; scales must be finite and "
-         ">= 0"},
+         "tensor 'word_embedding.weight_scale': scale [5,0] is inf" SCALE_RULE},
+        /* the largest allowed scale is FLT_MAX / 128; the next float is not */
+        {{.i8_groups = 1, .bad_scale_set = true, .bad_scale = 0x1p+121f},
+         "tensor 'word_embedding.weight_scale': scale [5,0] is 2.65845599e+36" SCALE_RULE},
         {{.i8_tensor = "dense_linear.weight"},
          "tensor 'dense_linear.weight' is I8, but only the word embedding table "
          "'word_embedding.weight' may be I8"},
