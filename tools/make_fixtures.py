@@ -4,9 +4,13 @@ PyTorch (tools/fastformer.py) computes for them.
 
   /usr/bin/python3 tools/make_fixtures.py tests/fixtures     (= make fixtures)
 
-Writes tests/fixtures/{classifier_f32,classifier_f16,classifier_bf16,newsrec}/.
-The F16/BF16 directories hold the F32 model's weights rounded to that dtype,
-and their expected outputs are computed from the rounded weights. Every
+Writes tests/fixtures/{classifier_f32,classifier_f16,classifier_bf16,newsrec,
+classifier_i8,newsrec_i8}/. The F16/BF16 directories hold the F32 model's
+weights rounded to that dtype, and their expected outputs are computed from
+the rounded weights. The _i8 directories store the word embedding table in
+int8 (README "int8 embeddings"): classifier_i8 is the F16 classifier with
+one scale per row, newsrec_i8 an F32 recommender with blocks of 8; their
+expected outputs are computed by PyTorch on the dequantized table. Every
 parameter is random, including biases and LayerNorm weights, so that a tensor
 bound to the wrong place changes the outputs. Every case is also computed by
 tests/reference/official_style.py (a separate implementation following the
@@ -27,7 +31,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "reference"))
 
 import official_style  # noqa: E402
 from fastformer import FastformerClassifier, FastformerConfig, FastformerNewsRec  # noqa: E402
-from model_dir import model_config, write_model_dir  # noqa: E402
+from model_dir import (dequantize_int8, load_safetensors, model_config, quantize_int8,  # noqa: E402
+                       write_model_dir)
 
 SEED = 20240611
 D, H, I, L, P = 32, 4, 48, 2, 16
@@ -146,10 +151,31 @@ def classifier_expected(model, seqs):
     return pooled, logits, probs
 
 
-def write_classifier(out_dir, name, model, state, vocab, cfg, dtype, cases):
+def write_checked(path, state, config, vocab, dtype, model, embedding_block=None, int8=False):
+    """Writes the model directory and checks that the file reads back (through
+    tools/model_dir.py, which dequantizes an int8 table) as exactly the
+    weights `model` computes with."""
+    write_model_dir(path, state, config, vocab, dtype=dtype, embedding_dtype="I8" if int8 else None,
+                    embedding_block=embedding_block)
+    back = load_safetensors(os.path.join(path, "model.safetensors"))
+    for k, v in model.state_dict().items():
+        assert torch.equal(back[k], v.float()), f"{path}: {k} does not read back as written"
+
+
+def int8_embedding(model, name, block=None):
+    """Replaces model's table `name` by its int8 round trip; returns the
+    original (what the writer quantizes again, to the same q and scales)."""
+    table = dict(model.named_parameters())[name]
+    orig = table.detach().clone()
+    with torch.no_grad():
+        table.copy_(dequantize_int8(*quantize_int8(orig, block)))
+    return orig
+
+
+def write_classifier(out_dir, name, model, state, vocab, cfg, dtype, cases, int8=False):
     path = os.path.join(out_dir, name)
     config = model_config(cfg, len(vocab), task="classification", id2label=LABELS)
-    write_model_dir(path, state, config, vocab, dtype=dtype)
+    write_checked(path, state, config, vocab, dtype, model, int8=int8)
     other = official_style.load_model_dir(path).double()
     model64 = copy.deepcopy(model).double()
     golden_cases = []
@@ -176,18 +202,26 @@ def write_classifier(out_dir, name, model, state, vocab, cfg, dtype, cases):
                     assert torch.allclose(torch.tensor(row), bias, atol=0, rtol=0), c["name"]
     golden = {"task": "classification", "dtype": dtype, "labels": LABELS,
               "generator": "tools/make_fixtures.py", "cases": golden_cases}
+    if int8:
+        golden["embedding_dtype"] = "I8"
     dump_json(golden, os.path.join(path, "golden.json"))
 
 
 # ---- news recommender -----------------------------------------------------
-def newsrec_fixture(out_dir, gen, vocab, cfg):
+def newsrec_fixture(out_dir, gen, vocab, cfg, name="newsrec", int8_block=None):
+    """int8_block: store the news table in int8 with blocks of that many
+    elements (None: F32)."""
     model = FastformerNewsRec(cfg, len(vocab), user_num_hidden_layers=1, max_history=MAX_HISTORY)
     randomize(model, gen)
     model.eval()
-    path = os.path.join(out_dir, "newsrec")
+    path = os.path.join(out_dir, name)
     config = model_config(cfg, len(vocab), task="news", user_num_hidden_layers=1,
                           max_history=MAX_HISTORY)
-    write_model_dir(path, model.state_dict(), config, vocab, dtype="F32")
+    state = model.state_dict()
+    if int8_block:
+        emb = "news_encoder.word_embedding.weight"
+        state = {**state, emb: int8_embedding(model, emb, int8_block)}
+    write_checked(path, state, config, vocab, "F32", model, int8_block, int8=bool(int8_block))
     other = official_style.load_model_dir(path).double()
     model64 = copy.deepcopy(model).double()
 
@@ -263,6 +297,9 @@ def newsrec_fixture(out_dir, gen, vocab, cfg):
               "generator": "tools/make_fixtures.py",
               "news": {"input_ids": titles, "news_vectors": floats(all_news)},
               "users": user_cases}
+    if int8_block:
+        golden["embedding_dtype"] = "I8"
+        golden["embedding_block"] = int8_block
     dump_json(golden, os.path.join(path, "golden.json"))
 
 
@@ -292,8 +329,17 @@ def main(argv):
                          dtype, cases)
 
     newsrec_fixture(out_dir, gen, vocab, cfg)
-    print(f"make_fixtures: wrote classifier_f32, classifier_f16, classifier_bf16, newsrec "
-          f"under {out_dir}")
+
+    # int8 word embeddings: after every other fixture, so that theirs keep their random draws.
+    state = rounded_state(model, torch.float16)
+    rounded = FastformerClassifier(cfg, len(vocab), len(LABELS))
+    rounded.load_state_dict(state)
+    rounded.eval()
+    state["word_embedding.weight"] = int8_embedding(rounded, "word_embedding.weight")
+    write_classifier(out_dir, "classifier_i8", rounded, state, vocab, cfg, "F16", cases, int8=True)
+    newsrec_fixture(out_dir, gen, vocab, cfg, "newsrec_i8", int8_block=8)
+    print(f"make_fixtures: wrote classifier_f32, classifier_f16, classifier_bf16, newsrec, "
+          f"classifier_i8, newsrec_i8 under {out_dir}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ from torch import nn
 
 # ---- safetensors (independent reader) --------------------------------------
 def read_safetensors(path):
-    """{name: float32 tensor} from a safetensors file (F32, F16 or BF16)."""
+    """{name: float32 tensor} from a safetensors file (F32, F16 or BF16, and
+    int8 tables: an I8 tensor NAME of shape (V, D) with NAME_scale, F32 (V, G),
+    read as q * scale with each scale covering D/G consecutive elements)."""
     with open(path, "rb") as f:
         blob = f.read()
     header_len = struct.unpack("<Q", blob[:8])[0]
@@ -42,9 +44,16 @@ def read_safetensors(path):
         elif meta["dtype"] == "BF16":
             bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
             values = bits.view(np.float32)
+        elif meta["dtype"] == "I8":
+            values = np.frombuffer(raw, dtype=np.int8).astype(np.float32)
         else:
             raise ValueError(f"unknown dtype {meta['dtype']} for {name}")
         tensors[name] = torch.tensor(values.copy(), dtype=torch.float32).reshape(meta["shape"])
+    for name in [n for n, m in header.items() if n != "__metadata__" and m["dtype"] == "I8"]:
+        scale = tensors.pop(name + "_scale")
+        rows, dim = tensors[name].shape
+        per = dim // scale.shape[1]
+        tensors[name] = tensors[name] * scale.repeat_interleave(per, dim=1)
     return tensors
 
 

@@ -7,7 +7,10 @@
  * that a batch gives the outputs of its sequences run one by one, that right
  * padding run through the engine does not change a result, and that
  * all-padding input pools to exactly zero (logits = classifier bias), and
- * that the F16/BF16 fixtures are served with their file unmapped. */
+ * that the F16/BF16 fixtures are served with their file unmapped. The _i8
+ * fixtures store the word embedding table in int8 (golden.json
+ * "embedding_dtype": "I8"); PyTorch computed their outputs on the
+ * dequantized table, and the engine reads the int8 rows as stored. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -163,11 +166,23 @@ static void classifier_case(fixture *f, json_t *c, float *pooled, float *logits)
 /* mapped: whether model.safetensors stays mapped after load (F32 tensors are
  * read in place), or was released because every tensor was converted (F16,
  * BF16): the outputs below are then computed with no mapping at all. */
+/* The model's word embedding table is int8 exactly when golden.json says so. */
+static void check_embedding_dtype(const fixture *f)
+{
+    json_t *e = json_object_get(f->golden, "embedding_dtype");
+    const bool i8 = e != NULL && strcmp(json_string_value(e), "I8") == 0;
+    assert_int_equal(f->m->word_embedding.dtype, i8 ? EMBEDDING_I8 : EMBEDDING_F32);
+    json_t *block = json_object_get(f->golden, "embedding_block");
+    if (i8)
+        assert_int_equal(f->m->word_embedding.block, block ? json_integer_value(block) : f->d);
+}
+
 static void classifier_fixture(const char *fixture_name, bool mapped)
 {
     fixture f;
     fixture_open(&f, fixture_name);
     assert_int_equal(f.m->config.task, MODEL_TASK_CLASSIFICATION);
+    check_embedding_dtype(&f);
     assert_int_equal(f.m->mapped_bytes, mapped ? f.m->weights_bytes : 0);
     assert_true((f.m->file.data != NULL) == mapped);
     const int d = f.d, nc = f.m->config.num_labels;
@@ -272,6 +287,13 @@ static void test_classifier_bf16(void **state)
     classifier_fixture("classifier_bf16", false);
 }
 
+/* F16 with an int8 table: nothing is read in place, the table was copied. */
+static void test_classifier_i8(void **state)
+{
+    (void)state;
+    classifier_fixture("classifier_i8", false);
+}
+
 /* ---- news recommender fixture ------------------------------------------------ */
 
 /* Encodes a JSON array of titles into vecs (n, D); returns n. */
@@ -283,12 +305,12 @@ static int encode_titles(fixture *f, json_t *titles, float *vecs)
     return b.n;
 }
 
-static void test_newsrec(void **state)
+static void newsrec_fixture(const char *fixture_name)
 {
-    (void)state;
     fixture f;
-    fixture_open(&f, "newsrec");
+    fixture_open(&f, fixture_name);
     assert_int_equal(f.m->config.task, MODEL_TASK_NEWS_RECOMMENDATION);
+    check_embedding_dtype(&f);
     const int d = f.d;
     const int max_history = (int)json_integer_value(get(f.golden, "max_history"));
     assert_int_equal(f.m->config.user_encoder.max_position_embeddings, max_history);
@@ -356,13 +378,26 @@ static void test_newsrec(void **state)
     fixture_close(&f);
 }
 
+static void test_newsrec(void **state)
+{
+    (void)state;
+    newsrec_fixture("newsrec");
+}
+
+/* F32 with an int8 news table in blocks of 8: the table is read in place. */
+static void test_newsrec_i8(void **state)
+{
+    (void)state;
+    newsrec_fixture("newsrec_i8");
+}
+
 /* Every fixture directory tools/make_fixtures.py wrote is one of the above,
  * so a new fixture cannot be left untested. */
 static void test_every_fixture_is_checked(void **state)
 {
     (void)state;
     static const char *const known[] = {"classifier_f32", "classifier_f16", "classifier_bf16",
-                                        "newsrec"};
+                                        "newsrec",        "classifier_i8",  "newsrec_i8"};
     DIR *dir = opendir(FIXTURES);
     assert_non_null(dir);
     int seen = 0;
@@ -391,8 +426,12 @@ static void test_every_fixture_is_checked(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classifier_f32),           cmocka_unit_test(test_classifier_f16),
-        cmocka_unit_test(test_classifier_bf16),          cmocka_unit_test(test_newsrec),
+        cmocka_unit_test(test_classifier_f32),
+        cmocka_unit_test(test_classifier_f16),
+        cmocka_unit_test(test_classifier_bf16),
+        cmocka_unit_test(test_classifier_i8),
+        cmocka_unit_test(test_newsrec),
+        cmocka_unit_test(test_newsrec_i8),
         cmocka_unit_test(test_every_fixture_is_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
