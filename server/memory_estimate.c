@@ -57,7 +57,10 @@ static size_t round_up(size_t n, size_t to)
  * while aligned F32 tensors are read in place, and then every page of it is
  * resident (model_load hashed the whole file); F16/BF16 files are unmapped
  * after conversion (mapped_bytes = 0). Converted tensors and the
- * concatenated query|key projections live in the model's owned buffer. */
+ * concatenated query|key projections live in the model's owned buffer. An
+ * int8 word embedding table counts as stored, one byte per element: inside
+ * the mapping when it stays, else as the model's owned int8 copy; its scales
+ * are owned F32. */
 static size_t weights_bytes(const model *m)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);

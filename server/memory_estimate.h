@@ -28,7 +28,7 @@
 
 /* Bytes by term; every field is a sum over the models added. */
 typedef struct {
-    size_t weights;    /* model.safetensors while mapped + F32 copies the model owns */
+    size_t weights;    /* model.safetensors while mapped + copies the model owns (F32, int8) */
     size_t workspaces; /* every worker's engine workspace and pooled output rows */
     size_t catalogs;   /* news catalogs: vectors, ids and their hash tables */
     size_t caches;     /* news caches at full capacity */

@@ -1,6 +1,8 @@
 /* test_memory_estimate: the daemon's memory estimate term by term, against
  * numbers computed here from the fixtures' config.json shapes and file sizes
- * (tests/fixtures/classifier_f32, classifier_f16, newsrec + mind-tiny); the
+ * (tests/fixtures/classifier_f32, classifier_f16, newsrec + mind-tiny, and
+ * the int8-embedding classifier_i8 and newsrec_i8, whose tables count as
+ * stored: one byte per element plus the scales); the
  * workspace rows the registry gives each model (the smaller batching limit,
  * raised to a recommender's history), with a recommendation through such a
  * right-sized workspace; the runtime term; the log line; the metrics gauge.
@@ -128,6 +130,41 @@ static void test_weights_f16_are_every_param_as_f32(void **state)
     size_t params = (size_t)FX_V * FX_D + encoder_params(FX_D, FX_H, FX_I, FX_L, FX_P) +
                     (size_t)FX_C * FX_D + FX_C;
     assert_int_equal(e.weights, params * sizeof(float));
+    served_model_release(sm);
+    model_registry_free(reg);
+}
+
+/* F16 file with an int8 table (one scale per row): nothing is read in
+ * place, so the mapping is released; the table counts as stored, V*D int8
+ * bytes plus V F32 scales, and every other parameter as F32. */
+static void test_weights_i8_table_counts_as_stored(void **state)
+{
+    (void)state;
+    model_registry *reg = model_registry_new(1, NULL);
+    model_spec spec = {.name = "c",
+                       .path = FIXTURES "/classifier_i8",
+                       .max_batch_size = 4,
+                       .max_batch_tokens = 64};
+    served_model *sm = load_one(reg, &spec);
+    memory_estimate e;
+    memory_estimate_init(&e, 1, 1);
+    memory_estimate_add_model(&e, sm);
+    size_t other = encoder_params(FX_D, FX_H, FX_I, FX_L, FX_P) + (size_t)FX_C * FX_D + FX_C;
+    assert_int_equal(e.weights, (size_t)FX_V * FX_D + (FX_V + other) * sizeof(float));
+    served_model_release(sm);
+    model_registry_free(reg);
+
+    /* F32 file with an int8 news table (blocks of 8, 4 scales a row): the
+     * mapping stays and holds the table; q|k and the scales are owned */
+    reg = model_registry_new(1, NULL);
+    spec = (model_spec){
+        .name = "r", .path = FIXTURES "/newsrec_i8", .max_batch_size = 4, .max_batch_tokens = 64};
+    sm = load_one(reg, &spec);
+    memory_estimate_init(&e, 1, 1);
+    memory_estimate_add_model(&e, sm);
+    size_t mapping = page_round(file_bytes(FIXTURES "/newsrec_i8/model.safetensors"));
+    size_t qk = (FX_L + FX_USER_L) * (2 * FX_D * FX_D + 2 * FX_D) * sizeof(float);
+    assert_int_equal(e.weights, mapping + qk + (size_t)FX_V * 4 * sizeof(float));
     served_model_release(sm);
     model_registry_free(reg);
 }
@@ -346,6 +383,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_weights_f32_are_the_mapping_plus_qk),
         cmocka_unit_test(test_weights_f16_are_every_param_as_f32),
+        cmocka_unit_test(test_weights_i8_table_counts_as_stored),
         cmocka_unit_test(test_workspaces_are_sized_from_the_smaller_limit),
         cmocka_unit_test(test_recommender_workspace_holds_a_history),
         cmocka_unit_test(test_recommender_terms),
