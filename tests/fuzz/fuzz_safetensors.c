@@ -1,11 +1,53 @@
 /* fuzz_safetensors: safetensors_parse on arbitrary bytes. On success every
  * tensor must be a consistent view inside the buffer: the data range lies in
  * [buf, buf+len), its size is n_elements * dtype size, lookups by name agree,
- * and converting it to F32 reads only that range (ASan checks). */
+ * and converting it to F32 reads only that range (ASan checks). Every 2-D I8
+ * tensor goes through the int8 embedding checks with its NAME_scale tensor,
+ * as the model loader does; when they pass, every row is read as the engine
+ * reads it and must be finite. */
+#include <limits.h>
+#include <math.h>
 #include <string.h>
 
+#include "embedding.h"
 #include "fuzz_common.h"
 #include "safetensors.h"
+
+/* The loader's path for an int8 table t: scale checks, then every row. */
+static void check_int8_table(const safetensors *st, const safetensors_tensor *t)
+{
+    if (t->n_dims != 2 || t->shape[0] > INT_MAX || t->shape[1] > INT_MAX)
+        return;
+    char scale_name[600], err[256] = "";
+    snprintf(scale_name, sizeof scale_name, "%s%s", t->name, EMBEDDING_SCALE_SUFFIX);
+    const safetensors_tensor *scale = safetensors_find(st, scale_name);
+    int groups = 0;
+    if (embedding_check_i8(t, scale, t->shape[0], t->shape[1], &groups, err, sizeof err) != 0) {
+        FUZZ_CHECK(err[0] != 0, "'%s': scale check failed without a message", t->name);
+        return;
+    }
+    FUZZ_CHECK(groups >= 1 && t->shape[1] % groups == 0, "'%s': %d groups", t->name, groups);
+    FUZZ_CHECK(scale->n_elements == (size_t)t->shape[0] * (size_t)groups, "'%s': scale count",
+               t->name);
+    const int dim = (int)t->shape[1];
+    float *scales = malloc(scale->n_elements ? scale->n_elements * sizeof(float) : 1);
+    float *row = malloc(dim ? (size_t)dim * sizeof(float) : 1);
+    FUZZ_CHECK(scales && row, "out of memory");
+    safetensors_to_f32(scale, scales); /* the loader's aligned copy */
+    const embedding_table table = {.dtype = EMBEDDING_I8,
+                                   .n_rows = (int)t->shape[0],
+                                   .dim = dim,
+                                   .block = dim / groups,
+                                   .i8 = t->data,
+                                   .scale = scales};
+    for (int r = 0; r < table.n_rows; r++) {
+        embedding_row_read(&table, embedding_row(&table, r), row);
+        for (int j = 0; j < dim; j++)
+            FUZZ_CHECK(isfinite(row[j]), "'%s': row %d [%d] is not finite", t->name, r, j);
+    }
+    free(row);
+    free(scales);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -35,6 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(elements == t->n_elements, "'%s': n_elements %zu != product %zu", t->name,
                    t->n_elements, elements);
         size_t esize = t->dtype == SAFETENSORS_F32 ? 4 : t->dtype == SAFETENSORS_I8 ? 1 : 2;
+        FUZZ_CHECK(safetensors_dtype_bytes(t->dtype) == esize, "'%s': dtype size", t->name);
         FUZZ_CHECK(t->n_bytes == t->n_elements * esize, "'%s': %zu bytes for %zu elements", t->name,
                    t->n_bytes, t->n_elements);
         const uint8_t *p = t->data;
@@ -48,6 +91,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             f32 = g;
             safetensors_to_f32(t, f32);
         }
+        if (t->dtype == SAFETENSORS_I8)
+            check_int8_table(st, t);
     }
     FUZZ_CHECK(safetensors_find(st, "") == NULL || safetensors_find(st, "")->name[0] == 0,
                "find('') returned a named tensor");

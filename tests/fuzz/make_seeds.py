@@ -70,6 +70,19 @@ def seeds_safetensors():
     write(t, "empty-header", safetensors([]))
     write(t, "three-dims", safetensors([("a.b.c", "F32", [1, 2, 2], bytes(16)),
                                         ("a.b.d", "F16", [4, 1, 1, 1], bytes(8))]))
+    # int8 embedding tables (README "int8 embeddings"): NAME I8 [V, D] + NAME_scale F32 [V, G].
+    q = bytes([0, 0, 0, 0, 1, 0x7f, 0x80, 0xff, 5, 6, 7, 8])
+    write(t, "i8-per-row", safetensors(
+        [("word_embedding.weight_scale", "F32", [3, 1], struct.pack("<3f", 0, 0.5, 1e-3)),
+         ("word_embedding.weight", "I8", [3, 4], q)]))
+    write(t, "i8-blocks", safetensors(
+        [("news_encoder.word_embedding.weight_scale", "F32", [3, 2], struct.pack("<6f", 0, 0, 1, 2, 3.4e38, 4)),
+         ("news_encoder.word_embedding.weight", "I8", [3, 4], q)]))
+    write(t, "i8-bad-scale", safetensors(
+        [("w", "I8", [2, 2], bytes([1, 2, 3, 4])),
+         ("w_scale", "F32", [2, 1], struct.pack("<2f", float("nan"), -1.0))]))
+    write(t, "i8-no-scale", safetensors([("w", "I8", [2, 2], bytes([1, 2, 3, 4])),
+                                         ("x_scale", "F16", [2, 1], bytes(4))]))
 
 
 # ---- config.json --------------------------------------------------------------
