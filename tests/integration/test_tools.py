@@ -166,6 +166,33 @@ def test_export_int8_recommender_quantizes_the_news_encoder_table(tmp_path):
     assert header["news_encoder.word_embedding.weight_scale"]["shape"] == [6, 1]
 
 
+def test_int8_compare_reports_sizes_errors_and_both_models_metrics(tmp_path):
+    from conftest import CLI
+    model = FastformerClassifier(TINY, 10, 2)
+    sd = random_state_dict(model)
+    vocab = ["[PAD]", "[UNK]"] + [f"w{i}" for i in range(8)]
+    export.export(sd, vocab, str(tmp_path / "m"), "F32", labels=["a", "b"])
+    data = tmp_path / "test.jsonl"
+    data.write_text("".join(json.dumps({"input_ids": [i % 9 + 1, 3, 4], "label": i % 2}) + "\n" for i in range(20)))
+    p = run_tool("tools/int8_compare.py", "--model", str(tmp_path / "m"), "--data", str(data), "--cli", CLI,
+                 "--out", str(tmp_path / "m8"), "--json")
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    assert (r["rows"], r["dim"], r["block"]) == (10, 16, 16)
+    assert (r["f32_bytes"], r["f16_bytes"], r["i8_bytes"]) == (640, 320, 160 + 40)
+    w = sd["word_embedding.weight"]
+    assert r["max_abs_error"] <= (w.abs().amax(dim=1) / 127 / 2).max().item() * 1.0001
+    assert r["i8_file_bytes"] < r["file_bytes"]
+    header, _ = st_header(tmp_path / "m8" / "model.safetensors")
+    assert header["word_embedding.weight"]["dtype"] == "I8"
+    assert set(r["metrics"]) == set(r["i8_metrics"]) == {"accuracy", "macro_f1"}
+    # The metrics are the CLI's own on each directory.
+    for key, d in (("metrics", "m"), ("i8_metrics", "m8")):
+        out = subprocess.run([CLI, "eval", "--model", str(tmp_path / d), "--data", str(data), "--json"],
+                             capture_output=True, text=True, check=True)
+        assert json.loads(out.stdout)["accuracy"] == r[key]["accuracy"]
+
+
 def test_export_rejects_a_missing_tensor_by_name(tmp_path):
     sd = random_state_dict(FastformerClassifier(TINY, 4, 2))
     del sd["fastformer_model.encoders.1.output.dense.bias"]
