@@ -112,61 +112,48 @@ static void test_weights_f32_are_the_mapping_plus_qk(void **state)
     model_registry_free(reg);
 }
 
+/* The weights term of the fixture directory `name`, served alone. */
+static size_t weights_term(const char *name)
+{
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/%s", FIXTURES, name);
+    model_registry *reg = model_registry_new(1, NULL);
+    model_spec spec = {.name = "m", .path = dir, .max_batch_size = 4, .max_batch_tokens = 64};
+    served_model *sm = load_one(reg, &spec);
+    memory_estimate e;
+    memory_estimate_init(&e, 1, 1);
+    memory_estimate_add_model(&e, sm);
+    served_model_release(sm);
+    model_registry_free(reg);
+    return e.weights;
+}
+
 /* F16 file: every tensor is converted to an owned F32 copy, and the mapping
  * is released after load, so only the copies count. */
 static void test_weights_f16_are_every_param_as_f32(void **state)
 {
     (void)state;
-    model_registry *reg = model_registry_new(1, NULL);
-    model_spec spec = {.name = "c",
-                       .path = FIXTURES "/classifier_f16",
-                       .max_batch_size = 4,
-                       .max_batch_tokens = 64};
-    served_model *sm = load_one(reg, &spec);
-    memory_estimate e;
-    memory_estimate_init(&e, 1, 1);
-    memory_estimate_add_model(&e, sm);
-
     size_t params = (size_t)FX_V * FX_D + encoder_params(FX_D, FX_H, FX_I, FX_L, FX_P) +
                     (size_t)FX_C * FX_D + FX_C;
-    assert_int_equal(e.weights, params * sizeof(float));
-    served_model_release(sm);
-    model_registry_free(reg);
+    assert_int_equal(weights_term("classifier_f16"), params * sizeof(float));
 }
 
-/* F16 file with an int8 table (one scale per row): nothing is read in
- * place, so the mapping is released; the table counts as stored, V*D int8
- * bytes plus V F32 scales, and every other parameter as F32. */
+/* An int8 word embedding table counts as stored: V*D bytes plus its F32
+ * scales. */
 static void test_weights_i8_table_counts_as_stored(void **state)
 {
     (void)state;
-    model_registry *reg = model_registry_new(1, NULL);
-    model_spec spec = {.name = "c",
-                       .path = FIXTURES "/classifier_i8",
-                       .max_batch_size = 4,
-                       .max_batch_tokens = 64};
-    served_model *sm = load_one(reg, &spec);
-    memory_estimate e;
-    memory_estimate_init(&e, 1, 1);
-    memory_estimate_add_model(&e, sm);
+    /* F16 file with an int8 table, one scale per row: nothing is read in
+     * place, so the mapping is released; every other parameter is F32 */
     size_t other = encoder_params(FX_D, FX_H, FX_I, FX_L, FX_P) + (size_t)FX_C * FX_D + FX_C;
-    assert_int_equal(e.weights, (size_t)FX_V * FX_D + (FX_V + other) * sizeof(float));
-    served_model_release(sm);
-    model_registry_free(reg);
+    assert_int_equal(weights_term("classifier_i8"),
+                     (size_t)FX_V * FX_D + (FX_V + other) * sizeof(float));
 
-    /* F32 file with an int8 news table (blocks of 8, 4 scales a row): the
+    /* F32 file with an int8 news table in blocks of 8 (4 scales a row): the
      * mapping stays and holds the table; q|k and the scales are owned */
-    reg = model_registry_new(1, NULL);
-    spec = (model_spec){
-        .name = "r", .path = FIXTURES "/newsrec_i8", .max_batch_size = 4, .max_batch_tokens = 64};
-    sm = load_one(reg, &spec);
-    memory_estimate_init(&e, 1, 1);
-    memory_estimate_add_model(&e, sm);
     size_t mapping = page_round(file_bytes(FIXTURES "/newsrec_i8/model.safetensors"));
     size_t qk = (FX_L + FX_USER_L) * (2 * FX_D * FX_D + 2 * FX_D) * sizeof(float);
-    assert_int_equal(e.weights, mapping + qk + (size_t)FX_V * 4 * sizeof(float));
-    served_model_release(sm);
-    model_registry_free(reg);
+    assert_int_equal(weights_term("newsrec_i8"), mapping + qk + (size_t)FX_V * 4 * sizeof(float));
 }
 
 /* ==== workspaces ============================================================= */
