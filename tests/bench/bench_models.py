@@ -1,9 +1,11 @@
-"""Random model directories for `make bench`, written with the PyTorch
-reference (tools/fastformer.py) and tools/model_dir.py, plus the texts and
-news catalog the server benchmarks send. Weights are init_weights' N(0, 0.02)
-with a fixed seed; the models compute nothing meaningful, only at full size.
+"""Model directories for `make bench`: random ones written with the PyTorch
+reference (tools/fastformer.py) and tools/model_dir.py, the default model
+models/imdb-sentiment, and the texts and news catalog the server benchmarks
+send. Weights are init_weights' N(0, 0.02) with a fixed seed; the random
+models compute nothing meaningful, only at full size.
 
-Needs Debian's python3-torch (run with /usr/bin/python3)."""
+Writing a model needs Debian's python3-torch (run with /usr/bin/python3);
+torch is imported only then."""
 import json
 import os
 import random
@@ -12,16 +14,45 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
-import torch  # noqa: E402
-
-from fastformer import FastformerClassifier, FastformerConfig, FastformerNewsRec  # noqa: E402
-from model_dir import model_config, write_model_dir  # noqa: E402
-
-# Official shape (fastformer.json) and a BERT-base-sized layer.
+# Official shape (fastformer.json), a wider one and a BERT-base-sized layer.
 OFFICIAL = dict(hidden_size=256, num_attention_heads=16, intermediate_size=256, num_hidden_layers=2)
+MID = dict(hidden_size=384, num_attention_heads=12, intermediate_size=1536, num_hidden_layers=2)
 LARGE = dict(hidden_size=768, num_attention_heads=12, intermediate_size=3072, num_hidden_layers=2)
 
 VOCAB_SIZE = 30000
+
+# name -> (dims, max_position_embeddings) of the random classifiers.
+CLASSIFIERS = {
+    "official": (OFFICIAL, 256),
+    "mid": (MID, 256),
+    "large": (LARGE, 256),
+    "official-p4096": (OFFICIAL, 4096),  # the length benchmark's lengths up to 4096
+}
+# Committed trained models the bench also measures (real weights).
+DEFAULT_MODELS = {"imdb-sentiment": os.path.join(ROOT, "models", "imdb-sentiment")}
+
+
+def describe(name):
+    """'D=256 H=16 I=256 L=2' for a model name of model_dir."""
+    if name in CLASSIFIERS:
+        d = CLASSIFIERS[name][0]
+    else:
+        with open(os.path.join(DEFAULT_MODELS[name], "config.json")) as f:
+            d = json.load(f)
+    return (f"D={d['hidden_size']} H={d['num_attention_heads']} I={d['intermediate_size']} "
+            f"L={d['num_hidden_layers']}")
+
+
+def model_dir(name, models_root):
+    """The directory of model `name`: a CLASSIFIERS entry (written once under
+    models_root), "recommender" (with its news.tsv), or a DEFAULT_MODELS one."""
+    if name in DEFAULT_MODELS:
+        return DEFAULT_MODELS[name]
+    path = os.path.join(models_root, name)
+    if name == "recommender":
+        return recommender_dir(path)[0]
+    dims, positions = CLASSIFIERS[name]
+    return classifier_dir(path, dims, positions)
 
 
 def vocab_words(n):
@@ -67,6 +98,9 @@ def classifier_dir(path, dims, max_positions, num_labels=4, seed=1):
             "labels": num_labels, "seed": seed}
     if _fresh(path, spec):
         return path
+    import torch
+    from fastformer import FastformerClassifier, FastformerConfig
+    from model_dir import model_config, write_model_dir
     torch.manual_seed(seed)
     cfg = FastformerConfig(**dims, max_position_embeddings=max_positions)
     model = FastformerClassifier(cfg, VOCAB_SIZE, num_labels).eval()
@@ -87,6 +121,9 @@ def recommender_dir(path, n_news=5000, title_words=(8, 20), seed=2):
     news = os.path.join(path, "news.tsv")
     if _fresh(path, spec):
         return path, news
+    import torch
+    from fastformer import FastformerConfig, FastformerNewsRec
+    from model_dir import model_config, write_model_dir
     torch.manual_seed(seed)
     dims = dict(OFFICIAL, num_hidden_layers=1)
     cfg = FastformerConfig(**dims, max_position_embeddings=32)

@@ -5,7 +5,11 @@ alternate C and PyTorch measurements. Timing is model.encode(ids) (embedding,
 encoder and pooling) under torch.inference_mode(); `fwd` answers
 "ok WALL 0 CPU" (seconds; CPU = process CPU time, every thread).
 
-usage: OPENBLAS_NUM_THREADS=T OMP_NUM_THREADS=T /usr/bin/python3 torch_bench.py DIR T
+With --transformer it times, in place of the Fastformer, a standard
+softmax-attention encoder of the directory's width, heads, FFN and depth
+(nn.TransformerEncoder, random weights): what a BERT-style server runs.
+
+usage: OPENBLAS_NUM_THREADS=T OMP_NUM_THREADS=T /usr/bin/python3 torch_bench.py DIR T [--transformer]
 """
 import json
 import os
@@ -16,17 +20,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
+from bench_lib import bench_id  # noqa: E402
 from fastformer import FastformerClassifier, FastformerConfig  # noqa: E402
 from model_dir import load_safetensors  # noqa: E402
-
-
-def bench_id(s, t, vocab_size):
-    """The same ids as bench_engine.c's bench_id."""
-    x = (s * 1000003 + t * 7919 + 12345) & 0xFFFFFFFF
-    x = (x * 2654435761) & 0xFFFFFFFF
-    x ^= x >> 16
-    return 1 + x % (vocab_size - 1)
 
 
 def load(path):
@@ -43,10 +41,48 @@ def load(path):
     return model.eval(), c
 
 
+class SoftmaxTransformer(nn.Module):
+    """BERT-style encoder of the same width, heads, FFN and depth as a
+    Fastformer config: word + position embeddings and LayerNorm, then
+    nn.TransformerEncoder (post-LN, GELU, batch_first, so eval runs PyTorch's
+    fused fast path), then mean pooling. Random N(0, 0.02) weights: only the
+    cost is of interest."""
+
+    def __init__(self, c):
+        super().__init__()
+        d = c["hidden_size"]
+        self.word_embedding = nn.Embedding(c["vocab_size"], d, padding_idx=0)
+        self.position_embeddings = nn.Embedding(c["max_position_embeddings"], d)
+        self.norm = nn.LayerNorm(d, eps=c["layer_norm_eps"])
+        layer = nn.TransformerEncoderLayer(d, c["num_attention_heads"], c["intermediate_size"],
+                                           dropout=0.0, activation="gelu", batch_first=True,
+                                           layer_norm_eps=c["layer_norm_eps"])
+        self.encoder = nn.TransformerEncoder(layer, c["num_hidden_layers"])
+        for p in self.parameters():
+            if p.dim() > 1:
+                nn.init.normal_(p, std=0.02)
+
+    def encode(self, input_ids):
+        n = input_ids.shape[1]
+        x = self.word_embedding(input_ids) + self.position_embeddings(torch.arange(n))
+        pad = input_ids == 0
+        # Without padding (the bench ids have none) no mask is passed, which
+        # keeps the fast path dense, as a server batching equal lengths would.
+        x = self.encoder(self.norm(x), src_key_padding_mask=pad if bool(pad.any()) else None)
+        return x.mean(dim=1)
+
+
+def load_transformer(path):
+    with open(os.path.join(path, "config.json")) as f:
+        c = json.load(f)
+    torch.manual_seed(3)
+    return SoftmaxTransformer(c).eval(), c
+
+
 def main():
     path, threads = sys.argv[1], int(sys.argv[2])
     torch.set_num_threads(threads)
-    model, c = load(path)
+    model, c = load_transformer(path) if "--transformer" in sys.argv[3:] else load(path)
     vocab = c["vocab_size"]
     cache = {}
 

@@ -1,0 +1,78 @@
+"""engine: the C engine's forward vs its own cblas_sgemm calls replayed alone
+(gemm_share, issue 6), 1 BLAS thread, official and large shapes."""
+from bench_lib import engine_proc, fmt, interleaved, log, reps_for, verdict
+
+NAME = "engine"
+TITLE = "Engine vs the GEMM limit (1 BLAS thread)"
+SHAPES = [(1, 32), (1, 128), (32, 32), (32, 128), (64, 256)]
+MODELS = ["official", "large"]
+
+
+def measure_shape(e, label, b, n, quick):
+    """One row: forward and GEMM-only, interleaved."""
+    rounds = 3 if quick else 7
+    fwd, gemm = f"fwd {b} {n} {{n}}", f"gemm {b} {n} {{n}}"
+    reps = reps_for(e, fwd, 0.1 if quick else 0.25)
+    cost = b * n * (9 if label == "large" else 1)  # ~ forward time
+    if cost <= 65536:  # the first gemm also records the calls (untimed)
+        e.seconds(gemm.format(n=1))
+    rnds = rounds if cost <= 8192 else (3 if cost <= 65536 else 2)
+    med, cpu = interleaved({"fwd": (e, fwd, reps), "gemm": (e, gemm, reps)}, rnds)
+    gflop = float(e.last["fwd"][1])
+    return {"model": label, "batch": b, "length": n, "fwd_ms": med["fwd"] * 1e3,
+            "gemm_ms": med["gemm"] * 1e3, "docs_s": b / med["fwd"],
+            "tokens_s": b * n / med["fwd"], "gflops": gflop / med["fwd"],
+            "gemm_gflops": gflop / med["gemm"],
+            "gemm_share": med["gemm"] / med["fwd"], "gemm_calls": int(e.last["gemm"][3]),
+            "cpu_fwd_ms": cpu["fwd"] * 1e3, "cpu_gemm_ms": cpu["gemm"] * 1e3,
+            "cpu_gemm_share": cpu["gemm"] / cpu["fwd"], "rounds": rnds, "reps": reps}
+
+
+def run(ctx):
+    rows = []
+    for label in MODELS:
+        e = engine_proc(ctx.build, ctx.model(label), 1)
+        try:
+            ctx.res["corename"] = e.ask("info")[6]
+            for b, n in SHAPES:
+                if ctx.quick and label == "large" and b * n > 1024:
+                    continue
+                row = measure_shape(e, label, b, n, ctx.quick)
+                rows.append(row)
+                log(f"engine {label} {b}x{n}: fwd {row['fwd_ms']:.3f} ms, gemm "
+                    f"{row['gemm_ms']:.3f} ms, share {row['gemm_share']:.3f} (CPU time "
+                    f"{row['cpu_gemm_share']:.3f})")
+        finally:
+            e.close()
+    ctx.res[NAME] = {"rows": rows}
+
+
+def targets(res):
+    eng = {(r["model"], r["batch"], r["length"]): r for r in res.get(NAME, {}).get("rows", [])}
+    out = []
+    for shp in ((32, 128), (64, 256)):
+        r = eng.get(("official", *shp))
+        out.append((f"gemm_share >= 0.85, official {shp[0]}x{shp[1]}",
+                    f"{fmt(r and r['gemm_share'])} (CPU time {fmt(r and r['cpu_gemm_share'])})",
+                    verdict(r and r["gemm_share"] >= 0.85, r and r["cpu_gemm_share"] >= 0.85)))
+    return out
+
+
+def report(res):
+    rows = res.get(NAME, {}).get("rows")
+    if not rows:
+        return []
+    out = ["Forward = model_encode_ids (gather, encoder, pooling). GEMM-only = the forward's own "
+           "cblas_sgemm calls (recorded through -Wl,--wrap) replayed alone on the same buffers. "
+           "GFLOP/s counts GEMM flops (fastformer_gemm_flops).\n",
+           "| model | batch x len | forward ms | GEMM-only ms | docs/s | tokens/s | GFLOP/s "
+           "| GEMM-only GFLOP/s | gemm_share | CPU ms fwd / GEMM | gemm_share in CPU time |",
+           "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for r in rows:
+        out.append(f"| {r['model']} | {r['batch']}x{r['length']} | {r['fwd_ms']:.3f} | "
+                   f"{r['gemm_ms']:.3f} | {r['docs_s']:.1f} | {r['tokens_s']:.0f} | "
+                   f"{r['gflops']:.1f} | {r['gemm_gflops']:.1f} | {r['gemm_share']:.3f} | "
+                   f"{r['cpu_fwd_ms']:.3f} / {r['cpu_gemm_ms']:.3f} | {r['cpu_gemm_share']:.3f} |")
+    out.append("\nModels: official D=256 H=16 I=256 L=2; large D=768 H=12 I=3072 L=2; random "
+               "N(0, 0.02) weights, vocab 30000.\n")
+    return out
