@@ -229,17 +229,38 @@ fixtures:
 	OPENBLAS_NUM_THREADS=1 $(PYTHON) tools/make_fixtures.py tests/fixtures
 
 # ---- benchmarks (never part of `make test`) -----------------------------------
-# make bench [BENCH_QUICK=1]: tests/bench/run_bench.py writes build/bench/results.md.
+# make bench [BENCH_QUICK=1] [BENCH_ONLY=ort,length,...]: tests/bench/run_bench.py
+# writes build/bench/results.md, results.json, length.csv and length.svg.
 # bench_engine wraps cblas_sgemm to replay the engine's exact GEMM calls.
+# ONNX Runtime (the CPU library ships in the npm package) goes into build/bench/ort;
+# --ignore-scripts skips its install script, which downloads GPU libraries from a
+# host that cannot be reached. When npm or the install fails, the bench still runs
+# and its ONNX Runtime rows say why.
 BENCH_ENGINE := $(B)/bench_engine
+DEB_BENCH := wrk gnuplot-nox python3-torch
+ORT_VERSION := 1.30.0
+ORT_DIR := build/bench/ort
+ORT_STAMP := $(ORT_DIR)/.installed-$(ORT_VERSION)
 
 $(BENCH_ENGINE): $(B)/obj/tests/bench/bench_engine.o $(B)/libmodel.a
 	$(QUIET_LD)$(CC) $(ALL_LDFLAGS) -Wl,--wrap=cblas_sgemm -o $@ $^ $(LIBS)
 
 -include $(B)/obj/tests/bench/bench_engine.d
 
-bench: all $(BENCH_ENGINE)
-	OPENBLAS_NUM_THREADS=1 $(PYTHON) tests/bench/run_bench.py --build $(B)
+$(ORT_STAMP):
+	@mkdir -p $(ORT_DIR)
+	@rm -f $(ORT_DIR)/.installed-*
+	@echo "bench: npm install --ignore-scripts onnxruntime-node@$(ORT_VERSION) into $(ORT_DIR)"
+	@if npm install --prefix $(ORT_DIR) --ignore-scripts --no-audit --no-fund --save-exact \
+	    onnxruntime-node@$(ORT_VERSION) >$(ORT_DIR)/npm.log 2>&1; then touch $@; \
+	  else echo "bench: npm install failed (see $(ORT_DIR)/npm.log): no ONNX Runtime rows"; fi
+
+bench:
+	-@$(MAKE) --no-print-directory deps DEB_PKGS="$(DEB_PKGS) $(DEB_BENCH)"
+	@$(MAKE) --no-print-directory all $(BENCH_ENGINE)
+	-@$(MAKE) --no-print-directory $(ORT_STAMP)
+	OPENBLAS_NUM_THREADS=1 $(PYTHON) tests/bench/run_bench.py --build $(B) --ort-dir $(ORT_DIR) \
+	  $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
 
 # ---- installation -----------------------------------------------------------
 # make install [PREFIX=/usr/local] [SYSCONFDIR=/etc] [DESTDIR=]: binaries, the
