@@ -55,8 +55,8 @@ SECTIONS = [section_ort, section_engine, section_torch, section_length, section_
             section_recommend, section_memory]
 BY_NAME = {s.NAME: s for s in SECTIONS}
 # The CPU features the engine's kernels and ONNX Runtime's MLAS dispatch on.
-CPU_FLAGS = ["avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl",
-             "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile"]
+CPU_FLAGS = ["avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl",
+             "avx512_vnni", "avx512_bf16", "avx_vnni"]
 
 
 # ---- machine description -----------------------------------------------------------

@@ -72,8 +72,8 @@ def measure_model(ctx, name, sec):
             sec["checks"][name] = bench_ort.check(ctx.build, model_dir, procs["engine 1t"],
                                                   procs["ort 1t"], vocab)
         for b, n in SHAPES:
-            if ctx.quick and name != MODELS[0] and b * n > 4096:
-                continue
+            if ctx.quick and name != MODELS[0] and (b, n) != (1, 32):
+                continue  # quick: the wider models at 1x32 only
             row = {"model": name, **measure_shape(procs, b, n, ctx.quick)}
             sec["rows"].append(row)
             log(f"ort {name} {b}x{n}: " + ", ".join(
@@ -126,27 +126,35 @@ def threads_label(t):
     return f"{t} thread{'s' * (t > 1)}"
 
 
-def model_targets(sec, name):
-    desc = f"{name} ({sec['models'][name]})"
+def scaling_target(sec, name, desc):
+    """Engine docs/s on 2 threads / on 1 thread (ONNX Runtime's beside it)."""
+    vals = cells(sec, name, SCALING_SHAPES, lambda r: ratio(r, "engine 2t", "engine 1t"))
+    theirs = cells(sec, name, SCALING_SHAPES, lambda r: ratio(r, "ort 2t", "ort 1t"))
+    return (f"engine docs/s 2 threads >= {SCALING_MIN}x 1 thread, {desc}",
+            listed(vals) + (f" (ONNX Runtime: {listed(theirs)})"
+                            if any(v is not None for _, v in theirs) else ""),
+            holds(vals, lambda v: v >= SCALING_MIN))
+
+
+def ort_targets(sec, name, desc):
+    """Engine vs ONNX Runtime docs/s per thread count, and the 1x32 latency."""
     out = []
     for t in THREADS:
         vals = cells(sec, name, SHAPES, lambda r: ratio(r, f"engine {t}t", f"ort {t}t"))
-        measured = (f"not measured: {sec['unavailable']}" if "unavailable" in sec
-                    else listed(vals))
+        measured, verdict_ = listed(vals), holds(vals, lambda v: v >= RATIO_MIN)
+        if t == 1:
+            # CPU time is comparable on 1 thread only: ONNX Runtime's pool
+            # spins while it waits, which counts as CPU time on 2.
+            cpu = cells(sec, name, SHAPES, lambda r: cpu_ratio(r, "engine 1t", "ort 1t"))
+            measured += f" (CPU time: {listed(cpu)})"
+            verdict_ += f" (CPU time: {holds(cpu, lambda v: v >= RATIO_MIN)})"
         out.append((f"engine docs/s >= {RATIO_MIN}x ONNX Runtime, {threads_label(t)}, {desc}",
-                    measured, holds(vals, lambda v: v >= RATIO_MIN)))
-    vals = cells(sec, name, SCALING_SHAPES, lambda r: ratio(r, "engine 2t", "engine 1t"))
-    theirs = cells(sec, name, SCALING_SHAPES, lambda r: ratio(r, "ort 2t", "ort 1t"))
-    out.append((f"engine docs/s 2 threads >= {SCALING_MIN}x 1 thread, {desc}",
-                f"{listed(vals)} (ONNX Runtime: {listed(theirs)})",
-                holds(vals, lambda v: v >= SCALING_MIN)))
+                    measured, verdict_))
     # Latency: engine seconds per 1x32 forward / ONNX Runtime's.
     vals = [(threads_label(t), v) for t in THREADS
             for _, v in cells(sec, name, [(1, 32)], lambda r, t=t: ratio(r, f"ort {t}t",
                                                                          f"engine {t}t"))]
-    out.append((f"latency 1x32 <= {LATENCY_MAX}x ONNX Runtime's, {desc}",
-                listed(vals) if "unavailable" not in sec
-                else f"not measured: {sec['unavailable']}",
+    out.append((f"latency 1x32 <= {LATENCY_MAX}x ONNX Runtime's, {desc}", listed(vals),
                 holds(vals, lambda v: v <= LATENCY_MAX)))
     return out
 
@@ -156,8 +164,15 @@ def targets(res):
     if not sec:
         return []
     out = []
+    if "unavailable" in sec:
+        out.append((f"engine docs/s >= {RATIO_MIN}x ONNX Runtime and 1x32 latency <= "
+                    f"{LATENCY_MAX}x, every width and thread count",
+                    f"not measured: {sec['unavailable']}", verdict(None)))
     for name in sec["models"]:
-        out += model_targets(sec, name)
+        desc = f"{name} ({sec['models'][name]})"
+        if "unavailable" not in sec:
+            out += ort_targets(sec, name, desc)
+        out.append(scaling_target(sec, name, desc))
     chk = sec["checks"]
     if chk:
         out.append((f"ONNX Runtime probabilities = the engine's within "
