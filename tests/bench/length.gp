@@ -16,7 +16,8 @@ set format y "%.0s%c"
 set xtics (64, 128, 256, 512, 1024, 2048, 4096)
 set grid xtics ytics lc rgb "#dddddd"
 set key bottom left box opaque Left reverse
-set offsets graph 0.02, graph 0.02, graph 0.1, graph 0.05
+set autoscale yfix
+set offsets graph 0.02, graph 0.02, graph 0.15, graph 0.45
 plot csv skip 1 using 1:3 with linespoints lw 2 pt 7 lc rgb "#1f77b4" title "fastformerd (C engine)", \
      csv skip 1 using 1:4 with linespoints lw 2 pt 5 lc rgb "#ff7f0e" title "ONNX Runtime, same Fastformer", \
      csv skip 1 using 1:5 with linespoints lw 2 pt 9 lc rgb "#2ca02c" title "PyTorch nn.TransformerEncoder (softmax attention)"
