@@ -183,6 +183,8 @@ def run_sections(ctx, sections):
             # must not hide the others: the table says what failed.
             log(f"{s.NAME}: FAILED: {e}")
             why = str(e).strip().splitlines()[0][:300] if str(e).strip() else repr(e)
+            if isinstance(e, ImportError):
+                why = f"needs Debian's python3-torch, run with /usr/bin/python3 ({why})"
             ctx.res["failures"][s.NAME] = why
         ctx.res.setdefault("section_seconds", {})[s.NAME] = round(time.monotonic() - t0, 1)
         log(f"{s.NAME}: {time.monotonic() - t0:.0f} s")
