@@ -22,8 +22,8 @@ DEB_BUILD := gcc make pkg-config libopenblas-dev libjansson-dev libyaml-dev libm
              libsystemd-dev libutf8proc-dev
 DEB_TEST := libcmocka-dev python3 python3-pytest prometheus systemd
 DEB_PKGS := $(DEB_BUILD) $(DEB_TEST)
-# What CI's further checks need (make asan/tsan/fuzz/analyze/stress/docker-check): `make deps-ci`.
-DEB_CI := clang libfuzzer-14-dev libclang-rt-14-dev cppcheck clang-tidy valgrind debootstrap
+# What CI's further checks need (make asan/tsan/fuzz/analyze/format-check/stress/docker-check): `make deps-ci`.
+DEB_CI := clang clang-format libfuzzer-14-dev libclang-rt-14-dev cppcheck clang-tidy valgrind debootstrap
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wvla -Werror
 BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -g $(WARN) $(LAYER_INC) -MMD -MP

@@ -19,8 +19,8 @@ typedef enum {
 typedef struct {
     model_task task;
     fastformer_dims encoder;      /* classifier text encoder, or recommender news encoder */
-    fastformer_dims user_encoder; /* recommender only: D, H, I as encoder; L = user_num_hidden_layers;
-                                     P = max_history */
+    fastformer_dims user_encoder; /* recommender only: D, H, I as encoder; L =
+                                     user_num_hidden_layers; P = max_history */
     int vocab_size;
     int num_labels;  /* classifier: number of id2label entries (ids 0..n-1, all present) */
     char **id2label; /* (num_labels) owned strings */

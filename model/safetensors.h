@@ -25,12 +25,12 @@ typedef enum {
 } safetensors_dtype;
 
 typedef struct {
-    const char *name;               /* owned by the safetensors object */
+    const char *name; /* owned by the safetensors object */
     safetensors_dtype dtype;
     int n_dims;
     int64_t shape[SAFETENSORS_MAX_DIMS];
     size_t n_elements;
-    const void *data;               /* borrowed: points into the parsed buffer */
+    const void *data; /* borrowed: points into the parsed buffer */
     size_t n_bytes;
 } safetensors_tensor;
 
