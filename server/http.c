@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "api_errors.h"
+#include "mono_clock.h"
 
 #define HTTP_MAX_PARAMS 4
 #define HTTP_MAX_HEADERS 4
@@ -116,13 +117,6 @@ struct http_request {
     void (*cancel_fn)(http_request *r, void *ctx);
     void *cancel_ctx;
 };
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* ---- small helpers ---------------------------------------------------------- */
 
@@ -530,7 +524,7 @@ static http_request *request_new(http_server *s, struct MHD_Connection *conn, co
     r->conn = conn;
     r->method = method_parse(method);
     r->route_name = "";
-    r->start_us = now_us();
+    r->start_us = mono_clock_us();
     r->stats.queue_us = -1;
     r->stats.infer_us = -1;
     r->content_type = "application/json";
@@ -702,7 +696,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         if (!c)
             return; /* out of memory: only MHD's idle timeout applies */
         c->fd = ci->connect_fd;
-        c->reading_since_us = now_us();
+        c->reading_since_us = mono_clock_us();
         pthread_mutex_lock(&s->parked_lock);
         c->next = s->conn_head;
         if (s->conn_head)
@@ -736,7 +730,7 @@ static void conn_set_reading(http_server *s, struct MHD_Connection *conn, bool r
     if (!c)
         return;
     pthread_mutex_lock(&s->parked_lock);
-    c->reading_since_us = reading ? now_us() : 0;
+    c->reading_since_us = reading ? mono_clock_us() : 0;
     pthread_mutex_unlock(&s->parked_lock);
 }
 
@@ -744,7 +738,7 @@ int http_server_cut_slow_clients(http_server *s)
 {
     int n = 0;
     int64_t limit_us = (int64_t)s->opt.connection_timeout_s * 1000000;
-    int64_t now = now_us();
+    int64_t now = mono_clock_us();
     pthread_mutex_lock(&s->parked_lock);
     for (http_conn *c = s->conn_head; c; c = c->next) {
         if (c->reading_since_us > 0 && now - c->reading_since_us > limit_us) {
@@ -944,7 +938,7 @@ int http_server_start(const http_options *opt, http_server **out, char *err, siz
     }
     s->opt.api_key = NULL;
     if (getrandom(&s->id_seed, sizeof s->id_seed, GRND_NONBLOCK) != sizeof s->id_seed)
-        s->id_seed = (uint64_t)now_us() ^ ((uint64_t)getpid() << 32);
+        s->id_seed = (uint64_t)mono_clock_us() ^ ((uint64_t)getpid() << 32);
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,

@@ -505,7 +505,7 @@ static int serve(daemon_state *d)
     notify_watchdog_init(&wd, workers_alive, d);
     int rc = 0;
     for (;;) {
-        int timeout = notify_watchdog_tick(&wd, notify_now_us());
+        int timeout = notify_watchdog_tick(&wd, (uint64_t)mono_clock_us());
         if (timeout < 0 || timeout > MAIN_TICK_MS)
             timeout = MAIN_TICK_MS;
         int sig = signal_wait(&set, timeout);

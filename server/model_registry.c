@@ -2,6 +2,7 @@
  * a mutex; served_models are reference counted so that requests in flight
  * keep the old ones alive (see model_registry.h). */
 #include "model_registry.h"
+#include "mono_clock.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -136,9 +137,7 @@ static int read_file(const char *path, char **buf, size_t *len, char *err, size_
 
 static double mono_seconds(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    return (double)mono_clock_us() * 1e-6;
 }
 
 int model_registry_workspace_tokens(const model *m, int max_batch_size, int max_batch_tokens)
