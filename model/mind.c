@@ -3,6 +3,8 @@
  * counts taken before parsing (lines, spaces), so parsing never reallocates. */
 #include "mind.h"
 
+#include "fnv1a.h"
+
 #include <assert.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -128,17 +130,6 @@ static char *next_token(char **s)
     return tok;
 }
 
-/* FNV-1a: the id strings are short and this needs no state. */
-static uint64_t hash_bytes(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 /* ---- news.tsv ------------------------------------------------------------ */
 
 void mind_news_free(mind_news_table *t)
@@ -155,7 +146,7 @@ ptrdiff_t mind_news_find(const mind_news_table *t, const char *id, size_t id_len
 {
     assert(t != NULL && (id != NULL || id_len == 0));
     size_t mask = t->index_cap - 1;
-    for (size_t slot = (size_t)hash_bytes(id, id_len) & mask;; slot = (slot + 1) & mask) {
+    for (size_t slot = (size_t)fnv1a_64(id, id_len) & mask;; slot = (slot + 1) & mask) {
         uint32_t e = t->index[slot];
         if (e == 0)
             return -1;
@@ -172,7 +163,7 @@ static bool news_index_add(mind_news_table *t, size_t i)
     const char *id = t->news[i].id;
     size_t id_len = strlen(id);
     size_t mask = t->index_cap - 1;
-    for (size_t slot = (size_t)hash_bytes(id, id_len) & mask;; slot = (slot + 1) & mask) {
+    for (size_t slot = (size_t)fnv1a_64(id, id_len) & mask;; slot = (slot + 1) & mask) {
         uint32_t e = t->index[slot];
         if (e == 0) {
             t->index[slot] = (uint32_t)(i + 1);

@@ -4,6 +4,8 @@
  * recent at the head) orders them for eviction. */
 #include "news_cache.h"
 
+#include "fnv1a.h"
+
 #include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -35,13 +37,11 @@ struct news_cache {
 /* FNV-1a over the ids' bytes, then a final mix so the low bits are usable. */
 static uint64_t ids_hash(const int32_t *ids, int n)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = FNV1A_64_OFFSET;
     for (int i = 0; i < n; i++) {
         uint32_t v = (uint32_t)ids[i];
-        for (int b = 0; b < 4; b++) {
-            h ^= (v >> (8 * b)) & 0xff;
-            h *= 1099511628211ull;
-        }
+        unsigned char le[4] = {v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, v >> 24};
+        h = fnv1a_64_add(h, le, sizeof le);
     }
     h ^= (uint64_t)n;
     h ^= h >> 33;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv1a.h"
 #include "mind.h"
 
 struct news_catalog {
@@ -26,11 +27,7 @@ struct news_catalog {
 
 static uint64_t id_hash(const char *id, size_t len)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)id[i];
-        h *= 1099511628211ull;
-    }
+    uint64_t h = fnv1a_64(id, len);
     return h ^ (h >> 29);
 }
 
