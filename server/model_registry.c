@@ -3,17 +3,14 @@
  * keep the old ones alive (see model_registry.h). */
 #include "model_registry.h"
 #include "mono_clock.h"
+#include "whole_file.h"
 
 #include <assert.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 typedef struct {
     char *name, *path, *news_catalog;
@@ -92,47 +89,6 @@ static void catalog_progress(void *user, size_t done, size_t total)
     char msg[256];
     snprintf(msg, sizeof msg, "model '%s': encoded %zu/%zu news titles", p->name, done, total);
     p->reg->ev.on_progress(p->reg->ev.user, msg);
-}
-
-/* Reads a whole file into a new buffer (*buf, *len). */
-static int read_file(const char *path, char **buf, size_t *len, char *err, size_t err_cap)
-{
-    *buf = NULL;
-    *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        snprintf(err, err_cap, "%s: cannot read: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    size_t size = (size_t)st.st_size;
-    char *b = malloc(size + 1);
-    if (!b) {
-        snprintf(err, err_cap, "%s: out of memory for %zu bytes", path, size);
-        close(fd);
-        return -1;
-    }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t r = read(fd, b + got, size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            snprintf(err, err_cap, "%s: cannot read: %s", path,
-                     r < 0 ? strerror(errno) : "short read");
-            free(b);
-            close(fd);
-            return -1;
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    b[size] = '\0';
-    *buf = b;
-    *len = size;
-    return 0;
 }
 
 static double mono_seconds(void)
@@ -219,7 +175,7 @@ static int load_one(model_registry *reg, const spec_copy *spec, served_model **o
         }
         char *buf;
         size_t len;
-        if (read_file(spec->news_catalog, &buf, &len, e, sizeof e) != 0) {
+        if (whole_file_read(spec->news_catalog, SIZE_MAX, &buf, &len, e, sizeof e) != 0) {
             snprintf(err, err_cap, "model '%s': %s", spec->name, e);
             goto fail;
         }

@@ -3,16 +3,15 @@
  * a wrong type or an out-of-range value names its file, line and key path. */
 #include "settings.h"
 
+#include "error_message.h"
+#include "whole_file.h"
+
 #include <assert.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <yaml.h>
 
 /* Largest config file settings_load reads. */
@@ -20,17 +19,6 @@
 
 /* Longest key path in a message, e.g. "models[12].news_cache_entries". */
 #define KEY_PATH_MAX 96
-
-static void set_err(char *err, size_t err_cap, const char *fmt, ...) FF_PRINTF(3, 4);
-static void set_err(char *err, size_t err_cap, const char *fmt, ...)
-{
-    if (err == NULL || err_cap == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_cap, fmt, ap);
-    va_end(ap);
-}
 
 static char *dup_bytes(const char *s, size_t n)
 {
@@ -107,9 +95,9 @@ uint32_t settings_model_max_batch_tokens(const settings *s, const settings_model
 int settings_check(const settings *s, char *err, size_t err_cap)
 {
     if (s->n_models == 0) {
-        set_err(err, err_cap,
-                "no models configured: give a config file with a models section or "
-                "--model NAME=DIR");
+        error_message_set(err, err_cap,
+                          "no models configured: give a config file with a models section or "
+                          "--model NAME=DIR");
         return -1;
     }
     return 0;
@@ -240,9 +228,9 @@ static int fail(parse_ctx *c, unsigned line, const char *path, const char *fmt, 
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (path)
-        set_err(c->err, c->err_cap, "%s:%u: %s: %s", c->filename, line, path, msg);
+        error_message_set(c->err, c->err_cap, "%s:%u: %s: %s", c->filename, line, path, msg);
     else
-        set_err(c->err, c->err_cap, "%s:%u: %s", c->filename, line, msg);
+        error_message_set(c->err, c->err_cap, "%s:%u: %s", c->filename, line, msg);
     return -1;
 }
 
@@ -661,7 +649,7 @@ int settings_parse(settings *out, const void *buf, size_t len, const char *filen
     }
     s.source = strdup(filename);
     if (s.source == NULL) {
-        set_err(err, err_cap, "%s: out of memory", filename);
+        error_message_set(err, err_cap, "%s: out of memory", filename);
         return -1;
     }
 
@@ -669,7 +657,7 @@ int settings_parse(settings *out, const void *buf, size_t len, const char *filen
     yaml_document_t doc;
     int rc = -1;
     if (!yaml_parser_initialize(&parser)) {
-        set_err(err, err_cap, "%s: out of memory", filename);
+        error_message_set(err, err_cap, "%s: out of memory", filename);
         settings_free(&s);
         return -1;
     }
@@ -713,44 +701,10 @@ int settings_parse(settings *out, const void *buf, size_t len, const char *filen
 int settings_load(settings *out, const char *path, char *err, size_t err_cap)
 {
     settings_init(out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        set_err(err, err_cap, "%s: cannot read: %s", path, strerror(errno));
+    char *buf;
+    size_t size;
+    if (whole_file_read(path, SETTINGS_FILE_MAX, &buf, &size, err, err_cap) != 0)
         return -1;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        set_err(err, err_cap, "%s: cannot read: not a regular file", path);
-        close(fd);
-        return -1;
-    }
-    if ((uint64_t)st.st_size > SETTINGS_FILE_MAX) {
-        set_err(err, err_cap, "%s: cannot read: larger than %zu bytes", path, SETTINGS_FILE_MAX);
-        close(fd);
-        return -1;
-    }
-    size_t size = (size_t)st.st_size;
-    char *buf = malloc(size ? size : 1);
-    if (buf == NULL) {
-        set_err(err, err_cap, "%s: out of memory", path);
-        close(fd);
-        return -1;
-    }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            set_err(err, err_cap, "%s: cannot read: %s", path,
-                    r < 0 ? strerror(errno) : "file shrank while reading");
-            free(buf);
-            close(fd);
-            return -1;
-        }
-        got += (size_t)r;
-    }
-    close(fd);
     int rc = settings_parse(out, buf, size, path, err, err_cap);
     free(buf);
     return rc;
@@ -762,8 +716,9 @@ int settings_apply_overrides(settings *s, const settings_overrides *o, char *err
         char host[SETTINGS_LISTEN_MAX];
         uint16_t port;
         if (!listen_parse(o->listen, strlen(o->listen), host, &port)) {
-            set_err(err, err_cap, "--listen '%s': expected HOST:PORT with PORT in [0, 65535]",
-                    o->listen);
+            error_message_set(err, err_cap,
+                              "--listen '%s': expected HOST:PORT with PORT in [0, 65535]",
+                              o->listen);
             return -1;
         }
         snprintf(s->server.listen, sizeof s->server.listen, "%s", o->listen);
@@ -774,21 +729,22 @@ int settings_apply_overrides(settings *s, const settings_overrides *o, char *err
         const char *arg = o->models[i];
         const char *eq = strchr(arg, '=');
         if (eq == NULL || eq[1] == '\0') {
-            set_err(err, err_cap, "--model '%s': expected NAME=DIR", arg);
+            error_message_set(err, err_cap, "--model '%s': expected NAME=DIR", arg);
             return -1;
         }
         size_t name_len = (size_t)(eq - arg);
         if (!model_name_valid(arg, name_len)) {
-            set_err(err, err_cap,
-                    "--model '%s': invalid model name '%.*s' (expected [A-Za-z0-9_.-]{1,64}, "
-                    "not starting with '.')",
-                    arg, (int)name_len, arg);
+            error_message_set(
+                err, err_cap,
+                "--model '%s': invalid model name '%.*s' (expected [A-Za-z0-9_.-]{1,64}, "
+                "not starting with '.')",
+                arg, (int)name_len, arg);
             return -1;
         }
         for (size_t j = 0; j < i; j++) {
             if (strncmp(o->models[j], arg, name_len + 1) == 0) {
-                set_err(err, err_cap, "--model '%s': model '%.*s' given twice", arg, (int)name_len,
-                        arg);
+                error_message_set(err, err_cap, "--model '%s': model '%.*s' given twice", arg,
+                                  (int)name_len, arg);
                 return -1;
             }
         }
@@ -797,7 +753,7 @@ int settings_apply_overrides(settings *s, const settings_overrides *o, char *err
         if (dir == NULL || name == NULL) {
             free(dir);
             free(name);
-            set_err(err, err_cap, "--model '%s': out of memory", arg);
+            error_message_set(err, err_cap, "--model '%s': out of memory", arg);
             return -1;
         }
         settings_model *m = (settings_model *)settings_find_model(s, name);
@@ -811,7 +767,7 @@ int settings_apply_overrides(settings *s, const settings_overrides *o, char *err
         if (grown == NULL) {
             free(dir);
             free(name);
-            set_err(err, err_cap, "--model '%s': out of memory", arg);
+            error_message_set(err, err_cap, "--model '%s': out of memory", arg);
             return -1;
         }
         s->models = grown;
