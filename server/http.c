@@ -22,12 +22,12 @@
 
 #include "api_errors.h"
 #include "mono_clock.h"
+#include "settings.h"
 
 #define HTTP_MAX_PARAMS 4
 #define HTTP_MAX_HEADERS 4
 #define HTTP_REQUEST_ID_MAX 128
 #define HTTP_MODEL_NAME_MAX 128
-#define HTTP_TIMEOUT_MS_MAX 3600000L
 /* A body without Content-Length that crosses the limit is read and dropped
  * up to this many times the limit before the connection is cut. */
 #define HTTP_DISCARD_FACTOR 16
@@ -482,10 +482,12 @@ static bool request_screen(http_server *s, http_request *r, const char *method_s
     const char *to = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Timeout-Ms");
     if (to) {
         long ms;
-        if (!parse_bounded(to, 1, HTTP_TIMEOUT_MS_MAX, &ms)) {
+        /* The header takes the range of server.request_timeout_ms. */
+        const settings_spec *range = settings_spec_find("server", "request_timeout_ms");
+        if (!parse_bounded(to, (long)range->min, (long)range->max, &ms)) {
             http_request_respond_error(
-                r, 400, "header X-Request-Timeout-Ms: expected an integer in [1, %ld]",
-                HTTP_TIMEOUT_MS_MAX);
+                r, 400, "header X-Request-Timeout-Ms: expected an integer in [%ld, %ld]",
+                (long)range->min, (long)range->max);
             return true;
         }
         r->deadline_us = r->start_us + (int64_t)ms * 1000;
