@@ -192,7 +192,8 @@ fuzz: fuzz-bins
 	tests/fuzz/run.sh $(FUZZ_B) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # ---- static analysis: cppcheck + clang-tidy over model/, server/ and cli/ -------
-# First, no function longer than 120 lines (tools/check_function_length.py).
+# First, no function longer than 120 lines (tools/check_function_length.py) and
+# no include cycle between modules (tools/check_include_cycles.py).
 # The checks, and why each disabled one is off, are in .clang-tidy and
 # .cppcheck-suppressions. Any finding fails. ANALYZE_JOBS clang-tidy processes.
 ANALYZE_JOBS ?= 2
@@ -202,6 +203,7 @@ ANALYZE_FLAGS = -std=c11 -D_GNU_SOURCE -Imodel -Iserver -Icli $(PKG_CFLAGS)
 analyze:
 	$(PYTHON) tools/check_function_length.py --max 120 --allow tools/function_length_allow.txt \
 	  model server cli
+	$(PYTHON) tools/check_include_cycles.py model server cli
 	cppcheck -q --std=c11 --enable=warning,style,performance,portability --inline-suppr \
 	  --suppressions-list=.cppcheck-suppressions --error-exitcode=1 \
 	  -D_GNU_SOURCE -D__x86_64__ -Imodel -Iserver -Icli model server cli
