@@ -108,6 +108,11 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libserver.a $(B)/libmodel.a
 	@mkdir -p $(dir $@)
 	$(QUIET_LD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 
+# test_constructors fails each allocation of a constructor in turn: its link
+# wraps the allocator (calls from model/ and server/ objects go through it).
+$(B)/tests/test_constructors: ALL_LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
+  -Wl,--wrap=aligned_alloc,--wrap=strdup,--wrap=free
+
 -include $(MODEL_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(B)/obj/tests/unit/%.d)
 -include $(B)/obj/server/main.d $(B)/obj/cli/cli.d
 # server/openapi.c embeds this file with .incbin, which -MMD cannot see.

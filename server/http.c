@@ -929,10 +929,11 @@ int http_server_start(const http_options *opt, http_server **out, char *err, siz
     }
     s->opt = *opt;
     pthread_mutex_init(&s->parked_lock, NULL);
+    /* From here on http_server_stop takes the partly built server. */
     if (opt->api_key && *opt->api_key) {
         s->api_key = strdup(opt->api_key);
         if (!s->api_key) {
-            free(s);
+            http_server_stop(s);
             snprintf(err, err_cap, "out of memory");
             return -1;
         }
@@ -951,8 +952,7 @@ int http_server_start(const http_options *opt, http_server **out, char *err, siz
     int gai = getaddrinfo(opt->host, port_str, &hints, &ai);
     if (gai != 0 || !ai) {
         snprintf(err, err_cap, "listen %s:%d: %s", opt->host, opt->port, gai_strerror(gai));
-        free(s->api_key);
-        free(s);
+        http_server_stop(s);
         return -1;
     }
     struct sockaddr_storage addr;
@@ -977,8 +977,7 @@ int http_server_start(const http_options *opt, http_server **out, char *err, siz
         int e = errno;
         snprintf(err, err_cap, "listen %s:%d: %s", opt->host, opt->port,
                  e ? strerror(e) : "cannot start the HTTP server");
-        free(s->api_key);
-        free(s);
+        http_server_stop(s);
         return -1;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -1011,7 +1010,8 @@ void http_server_stop(http_server *s)
 {
     if (!s)
         return;
-    MHD_stop_daemon(s->daemon);
+    if (s->daemon) /* NULL when http_server_start failed */
+        MHD_stop_daemon(s->daemon);
     pthread_mutex_destroy(&s->parked_lock);
     free(s->api_key);
     free(s);

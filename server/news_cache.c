@@ -65,6 +65,11 @@ news_cache *news_cache_new(size_t capacity, int dim, int max_ids)
     news_cache *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
+    if (pthread_mutex_init(&c->mu, NULL) != 0) {
+        free(c);
+        return NULL;
+    }
+    /* From here on news_cache_free takes the partly built cache. */
     c->capacity = capacity;
     c->dim = dim;
     c->max_ids = max_ids;
@@ -78,16 +83,8 @@ news_cache *news_cache_new(size_t capacity, int dim, int max_ids)
     c->ids = malloc(capacity * row_ids * sizeof *c->ids);
     c->vecs = malloc(capacity * (size_t)dim * sizeof *c->vecs);
     if (!c->buckets || !c->chain || !c->prev || !c->next || !c->hash || !c->n_ids || !c->ids ||
-        !c->vecs || pthread_mutex_init(&c->mu, NULL) != 0) {
-        free(c->buckets);
-        free(c->chain);
-        free(c->prev);
-        free(c->next);
-        free(c->hash);
-        free(c->n_ids);
-        free(c->ids);
-        free(c->vecs);
-        free(c);
+        !c->vecs) {
+        news_cache_free(c);
         return NULL;
     }
     for (size_t i = 0; i < nb; i++)

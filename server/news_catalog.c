@@ -49,6 +49,11 @@ news_catalog *news_catalog_new(int dim, size_t capacity)
     news_catalog *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
+    if (pthread_rwlock_init(&c->lock, NULL) != 0) {
+        free(c);
+        return NULL;
+    }
+    /* From here on news_catalog_free takes the partly built catalog. */
     c->dim = dim;
     c->cap_rows = capacity;
     c->n_slots = slots_for(capacity);
@@ -56,13 +61,8 @@ news_catalog *news_catalog_new(int dim, size_t capacity)
     c->ids = calloc(capacity, sizeof *c->ids);
     c->id_len = calloc(capacity, sizeof *c->id_len);
     c->slots = calloc(c->n_slots, sizeof *c->slots);
-    if (!c->vecs || !c->ids || !c->id_len || !c->slots ||
-        pthread_rwlock_init(&c->lock, NULL) != 0) {
-        free(c->vecs);
-        free(c->ids);
-        free(c->id_len);
-        free(c->slots);
-        free(c);
+    if (!c->vecs || !c->ids || !c->id_len || !c->slots) {
+        news_catalog_free(c);
         return NULL;
     }
     return c;
