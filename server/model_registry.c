@@ -111,6 +111,47 @@ int model_registry_workspace_tokens(const model *m, int max_batch_size, int max_
     return rows;
 }
 
+/* Reads spec's news catalog and encodes it into sm->catalog with sm's first
+ * workspace. Messages start with "model 'NAME': ". */
+static int load_catalog(model_registry *reg, const spec_copy *spec, served_model *sm, char *err,
+                        size_t err_cap)
+{
+    char e[768];
+    char *buf;
+    size_t len;
+    if (whole_file_read(spec->news_catalog, SIZE_MAX, &buf, &len, e, sizeof e) != 0) {
+        snprintf(err, err_cap, "model '%s': %s", spec->name, e);
+        return -1;
+    }
+    progress_ctx pc = {.reg = reg, .name = spec->name};
+    int rc =
+        news_catalog_build(sm->model, sm->ws[0], buf, len, spec->news_catalog, sm->max_batch_size,
+                           sm->max_batch_tokens, catalog_progress, &pc, &sm->catalog, e, sizeof e);
+    free(buf);
+    if (rc != 0) {
+        snprintf(err, err_cap, "model '%s': %s", spec->name, e);
+        return -1;
+    }
+    return 0;
+}
+
+/* The "ready" progress line: load time and the workspaces' sizes. */
+static void report_ready(const model_registry *reg, const served_model *sm)
+{
+    if (!reg->ev.on_progress)
+        return;
+    char msg[600];
+    double mib =
+        (double)model_workspace_bytes(sm->model, sm->workspace_tokens, sm->max_batch_size) *
+        reg->n_workers / (1024.0 * 1024.0);
+    snprintf(msg, sizeof msg,
+             "model '%s' (%s) ready in %.2f s: %d workspace%s of %d tokens / %d sequences, "
+             "%.1f MiB",
+             sm->name, model_task_name(sm->model->config.task), sm->load_seconds, reg->n_workers,
+             reg->n_workers == 1 ? "" : "s", sm->workspace_tokens, sm->max_batch_size, mib);
+    reg->ev.on_progress(reg->ev.user, msg);
+}
+
 /* Loads, sizes, builds the catalog and warms up one model. */
 static int load_one(model_registry *reg, const spec_copy *spec, served_model **out, char *err,
                     size_t err_cap)
@@ -173,21 +214,8 @@ static int load_one(model_registry *reg, const spec_copy *spec, served_model **o
                      spec->name, model_task_name(m->config.task));
             goto fail;
         }
-        char *buf;
-        size_t len;
-        if (whole_file_read(spec->news_catalog, SIZE_MAX, &buf, &len, e, sizeof e) != 0) {
-            snprintf(err, err_cap, "model '%s': %s", spec->name, e);
+        if (load_catalog(reg, spec, sm, err, err_cap) != 0)
             goto fail;
-        }
-        progress_ctx pc = {.reg = reg, .name = spec->name};
-        int rc = news_catalog_build(m, sm->ws[0], buf, len, spec->news_catalog, sm->max_batch_size,
-                                    sm->max_batch_tokens, catalog_progress, &pc, &sm->catalog, e,
-                                    sizeof e);
-        free(buf);
-        if (rc != 0) {
-            snprintf(err, err_cap, "model '%s': %s", spec->name, e);
-            goto fail;
-        }
     }
     if (rec && spec->news_cache_entries > 0) {
         sm->cache = news_cache_new((size_t)spec->news_cache_entries, D, P);
@@ -206,17 +234,7 @@ static int load_one(model_registry *reg, const spec_copy *spec, served_model **o
         }
     }
     sm->load_seconds = mono_seconds() - t0;
-    if (reg->ev.on_progress) {
-        char msg[600];
-        double mib = (double)model_workspace_bytes(m, ws_tokens, sm->max_batch_size) *
-                     reg->n_workers / (1024.0 * 1024.0);
-        snprintf(msg, sizeof msg,
-                 "model '%s' (%s) ready in %.2f s: %d workspace%s of %d tokens / %d sequences, "
-                 "%.1f MiB",
-                 spec->name, model_task_name(m->config.task), sm->load_seconds, reg->n_workers,
-                 reg->n_workers == 1 ? "" : "s", ws_tokens, sm->max_batch_size, mib);
-        reg->ev.on_progress(reg->ev.user, msg);
-    }
+    report_ready(reg, sm);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     sm->load_time_unix_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
