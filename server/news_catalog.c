@@ -72,7 +72,7 @@ void news_catalog_free(news_catalog *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; i < c->n_rows; i++)
+    for (size_t i = 0; c->ids && i < c->n_rows; i++) /* n_rows is 0 while ids is NULL */
         free(c->ids[i]);
     pthread_rwlock_destroy(&c->lock);
     free(c->vecs);

@@ -45,17 +45,17 @@ _Static_assert(LOG_LEVEL_DEBUG == 0 && LOG_LEVEL_INFO == 1 && LOG_LEVEL_WARN == 
 
 #define UINT_ROW(sec, k, st, f, lo, hi, d, fl)                                                     \
     {                                                                                              \
-        .section = sec, .key = k, .type = SETTINGS_UINT, UINT_AT(st, f), .min = lo, .max = hi,     \
-        .def = d, .flags = fl                                                                      \
+        .section = (sec), .key = (k), .type = SETTINGS_UINT, UINT_AT(st, f), .min = (lo),          \
+        .max = (hi), .def = (d), .flags = (fl)                                                     \
     }
 #define STRING_ROW(sec, k, t, st, f, most, fl)                                                     \
     {                                                                                              \
-        .section = sec, .key = k, .type = t, PTR_AT(st, f), .max = most, .flags = fl               \
+        .section = (sec), .key = (k), .type = (t), PTR_AT(st, f), .max = (most), .flags = (fl)     \
     }
 #define ENUM_ROW(sec, k, st, f, words, d)                                                          \
     {                                                                                              \
-        .section = sec, .key = k, .type = SETTINGS_ENUM, .offset = offsetof(st, f),                \
-        .size = sizeof(((st *)0)->f), .def = d, .names = words                                     \
+        .section = (sec), .key = (k), .type = SETTINGS_ENUM, .offset = offsetof(st, f),            \
+        .size = sizeof(((st *)0)->f), .def = (d), .names = (words)                                 \
     }
 
 const settings_spec settings_specs[] = {
