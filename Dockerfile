@@ -15,6 +15,7 @@ WORKDIR /src
 COPY Makefile ./
 COPY model/ model/
 COPY server/ server/
+COPY cli/ cli/
 COPY conf/ conf/
 COPY README.md ./
 COPY deploy/ deploy/

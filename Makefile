@@ -22,11 +22,20 @@ DEB_BUILD := gcc make pkg-config libopenblas-dev libjansson-dev libyaml-dev libm
              libsystemd-dev libutf8proc-dev
 DEB_TEST := libcmocka-dev python3 python3-pytest prometheus systemd
 DEB_PKGS := $(DEB_BUILD) $(DEB_TEST)
-# What CI's further checks need (make asan/tsan/fuzz/analyze/stress/docker-check): `make deps-ci`.
-DEB_CI := clang libfuzzer-14-dev libclang-rt-14-dev cppcheck clang-tidy valgrind debootstrap
+# What CI's further checks need (make asan/tsan/fuzz/analyze/format-check/stress/docker-check): `make deps-ci`.
+DEB_CI := clang clang-format libfuzzer-14-dev libclang-rt-14-dev cppcheck clang-tidy valgrind debootstrap
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wvla -Werror
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -Imodel -Iserver -MMD -MP
+BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -g $(WARN) $(LAYER_INC) -MMD -MP
+# The layering, enforced: each top folder sees only its own headers and those
+# below it. model/ is the engine; server/ (the daemon) and cli/ (the CLI) are
+# two programs on it, so model/ cannot include server/, and cli/ cannot reach
+# into the daemon. LAYER_INC picks the set by the first folder of the source.
+INC_model := -Imodel
+INC_server := -Iserver -Imodel
+INC_cli := -Icli -Imodel
+INC_tests := -Iserver -Icli -Imodel
+LAYER_INC = $(INC_$(firstword $(subst /, ,$<)))
 
 ifeq ($(VARIANT),release)
   B := build
@@ -60,12 +69,13 @@ ALL_LDFLAGS = $(VARIANT_LDFLAGS) $(LDFLAGS)
 LIBS = $(PKG_LIBS) -lpthread -lm
 
 MODEL_SRC := $(wildcard model/*.c)
-SERVER_MAINS := server/main.c server/cli.c
-SERVER_SRC := $(filter-out $(SERVER_MAINS),$(wildcard server/*.c))
+SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+CLI_SRC := $(filter-out cli/cli.c,$(wildcard cli/*.c))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
 MODEL_OBJ := $(MODEL_SRC:%.c=$(B)/obj/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(B)/obj/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(B)/obj/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
 DAEMON := $(B)/fastformerd
@@ -91,15 +101,20 @@ $(B)/libserver.a: $(SERVER_OBJ)
 $(DAEMON): $(B)/obj/server/main.o $(B)/libserver.a $(B)/libmodel.a
 	$(QUIET_LD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-$(CLI): $(B)/obj/server/cli.o $(B)/libserver.a $(B)/libmodel.a
+$(CLI): $(B)/obj/cli/cli.o $(CLI_OBJ) $(B)/libmodel.a
 	$(QUIET_LD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(B)/libserver.a $(B)/libmodel.a
 	@mkdir -p $(dir $@)
 	$(QUIET_LD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 
--include $(MODEL_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(B)/obj/tests/unit/%.d)
--include $(B)/obj/server/main.d $(B)/obj/server/cli.d
+# test_constructors fails each allocation of a constructor in turn: its link
+# wraps the allocator (calls from model/ and server/ objects go through it).
+$(B)/tests/test_constructors: ALL_LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
+  -Wl,--wrap=aligned_alloc,--wrap=strdup,--wrap=free
+
+-include $(MODEL_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(UNIT_SRC:tests/unit/%.c=$(B)/obj/tests/unit/%.d)
+-include $(B)/obj/server/main.d $(B)/obj/cli/cli.d
 # server/openapi.c embeds this file with .incbin, which -MMD cannot see.
 $(B)/obj/server/openapi.o: server/openapi.json
 
@@ -181,17 +196,22 @@ fuzz-bins: $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz_%)
 fuzz: fuzz-bins
 	tests/fuzz/run.sh $(FUZZ_B) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-# ---- static analysis: cppcheck + clang-tidy over model/ and server/ ------------
+# ---- static analysis: cppcheck + clang-tidy over model/, server/ and cli/ -------
+# First, no function longer than 120 lines (tools/check_function_length.py) and
+# no include cycle between modules (tools/check_include_cycles.py).
 # The checks, and why each disabled one is off, are in .clang-tidy and
 # .cppcheck-suppressions. Any finding fails. ANALYZE_JOBS clang-tidy processes.
 ANALYZE_JOBS ?= 2
-ANALYZE_SRC = $(wildcard model/*.c server/*.c)
-ANALYZE_FLAGS = -std=c11 -D_GNU_SOURCE -Imodel -Iserver $(PKG_CFLAGS)
+ANALYZE_SRC = $(wildcard model/*.c server/*.c cli/*.c)
+ANALYZE_FLAGS = -std=c11 -D_GNU_SOURCE -Imodel -Iserver -Icli $(PKG_CFLAGS)
 
 analyze:
+	$(PYTHON) tools/check_function_length.py --max 120 --allow tools/function_length_allow.txt \
+	  model server cli
+	$(PYTHON) tools/check_include_cycles.py model server cli
 	cppcheck -q --std=c11 --enable=warning,style,performance,portability --inline-suppr \
 	  --suppressions-list=.cppcheck-suppressions --error-exitcode=1 \
-	  -D_GNU_SOURCE -D__x86_64__ -Imodel -Iserver model server
+	  -D_GNU_SOURCE -D__x86_64__ -Imodel -Iserver -Icli model server cli
 	printf '%s\n' $(ANALYZE_SRC) | \
 	  xargs -P $(ANALYZE_JOBS) -n 4 sh -c 'clang-tidy -quiet "$$@" -- $(ANALYZE_FLAGS)' clang-tidy
 	@echo "analyze: cppcheck and clang-tidy clean"

@@ -131,14 +131,14 @@ fastformer_workspace *fastformer_workspace_new(const fastformer_dims *dims, int 
     fastformer_workspace *ws = calloc(1, sizeof *ws);
     if (!ws)
         return NULL;
+    /* Owned from here on by ws, so fastformer_workspace_free takes a partly
+     * built one; the block starts at mask. */
     float *block = aligned_alloc(FF_ALIGN_BYTES, l.total * sizeof(float));
-    const void **row_src = calloc((size_t)max_tokens, sizeof *row_src);
-    int32_t *starts = calloc((size_t)max_seqs + 1, sizeof(int32_t));
-    if (!block || !row_src || !starts) {
-        free(block);
-        free(row_src);
-        free(starts);
-        free(ws);
+    ws->mask = block;
+    ws->row_src = calloc((size_t)max_tokens, sizeof *ws->row_src);
+    ws->seq_start = calloc((size_t)max_seqs + 1, sizeof *ws->seq_start);
+    if (!block || !ws->row_src || !ws->seq_start) {
+        fastformer_workspace_free(ws);
         return NULL;
     }
     /* Zeroed once so that a workspace never exposes stale heap contents. */
@@ -146,9 +146,7 @@ fastformer_workspace *fastformer_workspace_new(const fastformer_dims *dims, int 
     ws->dims = *dims;
     ws->max_tokens = max_tokens;
     ws->max_seqs = max_seqs;
-    ws->row_src = row_src;
     ws->mask = block + l.mask;
-    ws->seq_start = starts;
     ws->scratch = block + l.x;
     ws->scratch_floats = l.total - l.x;
     return ws;

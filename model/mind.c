@@ -3,8 +3,10 @@
  * counts taken before parsing (lines, spaces), so parsing never reallocates. */
 #include "mind.h"
 
+#include "error_message.h"
+#include "fnv1a.h"
+
 #include <assert.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,17 +25,6 @@ static const char *const behaviors_column_names[BEHAVIORS_COLUMNS] = {
 };
 
 /* ---- shared helpers ------------------------------------------------------ */
-
-FF_PRINTF(3, 4)
-static void mind_error(char *err, size_t err_cap, const char *fmt, ...)
-{
-    if (!err || !err_cap)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_cap, fmt, ap);
-    va_end(ap);
-}
 
 /* Length of s to quote in a message: long items are cut at QUOTE_MAX bytes. */
 static int quote_len(const char *s)
@@ -58,16 +49,16 @@ static char *copy_text(const void *buf, size_t len, const char *name, char *err,
     const char *nul = memchr(buf, '\0', len);
     if (nul) {
         size_t line = 1 + count_byte(buf, (size_t)(nul - (const char *)buf), '\n');
-        mind_error(err, err_cap, "%s:%zu: contains a NUL byte", name, line);
+        error_message_set(err, err_cap, "%s:%zu: contains a NUL byte", name, line);
         return NULL;
     }
     if (len == SIZE_MAX) {
-        mind_error(err, err_cap, "%s: input too large", name);
+        error_message_set(err, err_cap, "%s: input too large", name);
         return NULL;
     }
     char *text = malloc(len + 1);
     if (!text) {
-        mind_error(err, err_cap, "%s: out of memory copying %zu bytes", name, len);
+        error_message_set(err, err_cap, "%s: out of memory copying %zu bytes", name, len);
         return NULL;
     }
     if (len)
@@ -128,17 +119,6 @@ static char *next_token(char **s)
     return tok;
 }
 
-/* FNV-1a: the id strings are short and this needs no state. */
-static uint64_t hash_bytes(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 /* ---- news.tsv ------------------------------------------------------------ */
 
 void mind_news_free(mind_news_table *t)
@@ -155,7 +135,7 @@ ptrdiff_t mind_news_find(const mind_news_table *t, const char *id, size_t id_len
 {
     assert(t != NULL && (id != NULL || id_len == 0));
     size_t mask = t->index_cap - 1;
-    for (size_t slot = (size_t)hash_bytes(id, id_len) & mask;; slot = (slot + 1) & mask) {
+    for (size_t slot = (size_t)fnv1a_64(id, id_len) & mask;; slot = (slot + 1) & mask) {
         uint32_t e = t->index[slot];
         if (e == 0)
             return -1;
@@ -172,7 +152,7 @@ static bool news_index_add(mind_news_table *t, size_t i)
     const char *id = t->news[i].id;
     size_t id_len = strlen(id);
     size_t mask = t->index_cap - 1;
-    for (size_t slot = (size_t)hash_bytes(id, id_len) & mask;; slot = (slot + 1) & mask) {
+    for (size_t slot = (size_t)fnv1a_64(id, id_len) & mask;; slot = (slot + 1) & mask) {
         uint32_t e = t->index[slot];
         if (e == 0) {
             t->index[slot] = (uint32_t)(i + 1);
@@ -188,28 +168,29 @@ static int news_row(mind_news *row, char **fields, size_t n_fields, const char *
                     char *err, size_t err_cap)
 {
     if (n_fields > NEWS_COLUMNS) {
-        mind_error(err, err_cap, "%s:%zu: has %zu columns, expected at most %d", name, line,
-                   n_fields, NEWS_COLUMNS);
+        error_message_set(err, err_cap, "%s:%zu: has %zu columns, expected at most %d", name, line,
+                          n_fields, NEWS_COLUMNS);
         return -1;
     }
     if (n_fields < 4) {
-        mind_error(err, err_cap, "%s:%zu: column 4 (%s) is missing (the line has %zu column%s)",
-                   name, line, news_column_names[3], n_fields, n_fields == 1 ? "" : "s");
+        error_message_set(err, err_cap,
+                          "%s:%zu: column 4 (%s) is missing (the line has %zu column%s)", name,
+                          line, news_column_names[3], n_fields, n_fields == 1 ? "" : "s");
         return -1;
     }
     if (!fields[0][0]) {
-        mind_error(err, err_cap, "%s:%zu: column 1 (%s) is empty", name, line,
-                   news_column_names[0]);
+        error_message_set(err, err_cap, "%s:%zu: column 1 (%s) is empty", name, line,
+                          news_column_names[0]);
         return -1;
     }
     if (strchr(fields[0], ' ')) {
-        mind_error(err, err_cap, "%s:%zu: column 1 (id): news id '%.*s' contains a space", name,
-                   line, quote_len(fields[0]), fields[0]);
+        error_message_set(err, err_cap, "%s:%zu: column 1 (id): news id '%.*s' contains a space",
+                          name, line, quote_len(fields[0]), fields[0]);
         return -1;
     }
     if (!fields[3][0]) {
-        mind_error(err, err_cap, "%s:%zu: column 4 (%s) is empty", name, line,
-                   news_column_names[3]);
+        error_message_set(err, err_cap, "%s:%zu: column 4 (%s) is empty", name, line,
+                          news_column_names[3]);
         return -1;
     }
     static const char empty[] = "";
@@ -240,7 +221,7 @@ int mind_news_parse(const void *buf, size_t len, const char *source_name, mind_n
 
     mind_news_table *t = calloc(1, sizeof *t);
     if (!t) {
-        mind_error(err, err_cap, "%s: out of memory", name);
+        error_message_set(err, err_cap, "%s: out of memory", name);
         return -1;
     }
     t->text = copy_text(buf, len, name, err, err_cap);
@@ -249,7 +230,7 @@ int mind_news_parse(const void *buf, size_t len, const char *source_name, mind_n
 
     size_t max_rows = count_byte(t->text, len, '\n') + 1;
     if (max_rows >= UINT32_MAX / 2) {
-        mind_error(err, err_cap, "%s: too many lines (%zu)", name, max_rows);
+        error_message_set(err, err_cap, "%s: too many lines (%zu)", name, max_rows);
         goto fail;
     }
     t->index_cap = 16;
@@ -258,7 +239,7 @@ int mind_news_parse(const void *buf, size_t len, const char *source_name, mind_n
     t->news = calloc(max_rows, sizeof *t->news);
     t->index = calloc(t->index_cap, sizeof *t->index);
     if (!t->news || !t->index) {
-        mind_error(err, err_cap, "%s: out of memory for %zu rows", name, max_rows);
+        error_message_set(err, err_cap, "%s: out of memory for %zu rows", name, max_rows);
         goto fail;
     }
 
@@ -305,18 +286,18 @@ static int parse_candidate(mind_behaviors *b, char *item, const char *name, size
 {
     char *dash = strrchr(item, '-');
     if (!dash) {
-        mind_error(err, err_cap, "%s:%zu: impression '%.*s': expected '<news id>-<label>'", name,
-                   line, quote_len(item), item);
+        error_message_set(err, err_cap, "%s:%zu: impression '%.*s': expected '<news id>-<label>'",
+                          name, line, quote_len(item), item);
         return -1;
     }
     if (dash == item) {
-        mind_error(err, err_cap, "%s:%zu: impression '%.*s': empty news id", name, line,
-                   quote_len(item), item);
+        error_message_set(err, err_cap, "%s:%zu: impression '%.*s': empty news id", name, line,
+                          quote_len(item), item);
         return -1;
     }
     if ((dash[1] != '0' && dash[1] != '1') || dash[2] != '\0') {
-        mind_error(err, err_cap, "%s:%zu: impression '%.*s': label must be 0 or 1", name, line,
-                   quote_len(item), item);
+        error_message_set(err, err_cap, "%s:%zu: impression '%.*s': label must be 0 or 1", name,
+                          line, quote_len(item), item);
         return -1;
     }
     b->labels[b->n_candidates] = (uint8_t)(dash[1] - '0');
@@ -332,20 +313,21 @@ static int behaviors_row(mind_behaviors *b, char *text_line, const char *name, s
     char *f[BEHAVIORS_COLUMNS];
     size_t n_fields = split_tabs(text_line, f, BEHAVIORS_COLUMNS);
     if (n_fields > BEHAVIORS_COLUMNS) {
-        mind_error(err, err_cap, "%s:%zu: has %zu columns, expected %d", name, line, n_fields,
-                   BEHAVIORS_COLUMNS);
+        error_message_set(err, err_cap, "%s:%zu: has %zu columns, expected %d", name, line,
+                          n_fields, BEHAVIORS_COLUMNS);
         return -1;
     }
     if (n_fields < BEHAVIORS_COLUMNS) {
-        mind_error(err, err_cap, "%s:%zu: column %zu (%s) is missing (the line has %zu column%s)",
-                   name, line, n_fields + 1, behaviors_column_names[n_fields], n_fields,
-                   n_fields == 1 ? "" : "s");
+        error_message_set(err, err_cap,
+                          "%s:%zu: column %zu (%s) is missing (the line has %zu column%s)", name,
+                          line, n_fields + 1, behaviors_column_names[n_fields], n_fields,
+                          n_fields == 1 ? "" : "s");
         return -1;
     }
     for (size_t c = 0; c < 2; c++) {
         if (!f[c][0]) {
-            mind_error(err, err_cap, "%s:%zu: column %zu (%s) is empty", name, line, c + 1,
-                       behaviors_column_names[c]);
+            error_message_set(err, err_cap, "%s:%zu: column %zu (%s) is empty", name, line, c + 1,
+                              behaviors_column_names[c]);
             return -1;
         }
     }
@@ -369,7 +351,7 @@ static int behaviors_row(mind_behaviors *b, char *text_line, const char *name, s
     imp->n_history = b->n_history_ids - imp->history_start;
     imp->n_candidates = b->n_candidates - imp->candidate_start;
     if (imp->n_candidates == 0) {
-        mind_error(err, err_cap, "%s:%zu: column 5 (impressions) is empty", name, line);
+        error_message_set(err, err_cap, "%s:%zu: column 5 (impressions) is empty", name, line);
         return -1;
     }
     b->n_impressions++;
@@ -385,7 +367,7 @@ int mind_behaviors_parse(const void *buf, size_t len, const char *source_name, m
 
     mind_behaviors *b = calloc(1, sizeof *b);
     if (!b) {
-        mind_error(err, err_cap, "%s: out of memory", name);
+        error_message_set(err, err_cap, "%s: out of memory", name);
         return -1;
     }
     b->text = copy_text(buf, len, name, err, err_cap);
@@ -397,7 +379,7 @@ int mind_behaviors_parse(const void *buf, size_t len, const char *source_name, m
     size_t max_rows = count_byte(b->text, len, '\n') + 1;
     size_t max_items = count_byte(b->text, len, ' ') + max_rows;
     if (max_items > SIZE_MAX / sizeof(char *)) {
-        mind_error(err, err_cap, "%s: input too large", name);
+        error_message_set(err, err_cap, "%s: input too large", name);
         goto fail;
     }
     b->impressions = calloc(max_rows, sizeof *b->impressions);
@@ -405,7 +387,7 @@ int mind_behaviors_parse(const void *buf, size_t len, const char *source_name, m
     b->candidate_ids = calloc(max_items, sizeof *b->candidate_ids);
     b->labels = calloc(max_items, sizeof *b->labels);
     if (!b->impressions || !b->history_ids || !b->candidate_ids || !b->labels) {
-        mind_error(err, err_cap, "%s: out of memory for %zu lines", name, max_rows);
+        error_message_set(err, err_cap, "%s: out of memory for %zu lines", name, max_rows);
         goto fail;
     }
 

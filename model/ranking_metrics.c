@@ -4,9 +4,10 @@
  * ranking metrics read it backwards, as evaluate.py's argsort(...)[::-1]. */
 #include "ranking_metrics.h"
 
+#include "error_message.h"
+
 #include <assert.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -89,17 +90,6 @@ double ranking_ndcg(const uint8_t *labels, const size_t *order, size_t n, size_t
     return dcg / ideal;
 }
 
-FF_PRINTF(3, 4)
-static void ranking_error(char *err, size_t err_cap, const char *fmt, ...)
-{
-    if (!err || !err_cap)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_cap, fmt, ap);
-    va_end(ap);
-}
-
 int ranking_impression(const double *scores, const uint8_t *labels, size_t n, size_t *order,
                        ranking_scores *out, char *err, size_t err_cap)
 {
@@ -108,17 +98,17 @@ int ranking_impression(const double *scores, const uint8_t *labels, size_t n, si
     for (size_t i = 0; i < n; i++) {
         assert(labels[i] <= 1);
         if (isnan(scores[i])) {
-            ranking_error(err, err_cap, "candidate %zu has a NaN score", i);
+            error_message_set(err, err_cap, "candidate %zu has a NaN score", i);
             return -1;
         }
         n_pos += labels[i];
     }
     if (n_pos == 0) {
-        ranking_error(err, err_cap, "no clicked candidate among %zu (metrics undefined)", n);
+        error_message_set(err, err_cap, "no clicked candidate among %zu (metrics undefined)", n);
         return -1;
     }
     if (n_pos == n) {
-        ranking_error(err, err_cap, "all %zu candidates clicked (AUC undefined)", n);
+        error_message_set(err, err_cap, "all %zu candidates clicked (AUC undefined)", n);
         return -1;
     }
     ranking_order_ascending(scores, n, order);

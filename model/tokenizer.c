@@ -4,10 +4,10 @@
 #include "tokenizer.h"
 
 #include <assert.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "error_message.h"
 #include "tokenizer_impl.h"
 #include "utf8.h"
 
@@ -19,14 +19,12 @@ int tokenizer_new(tokenizer_kind kind, bool lowercase, const vocab *v, tokenizer
     *out = NULL;
     int32_t unk = vocab_lookup(v, "[UNK]", 5);
     if (unk < 0) {
-        if (err && err_cap)
-            snprintf(err, err_cap, "vocab has no \"[UNK]\" token");
+        error_message_set(err, err_cap, "vocab has no \"[UNK]\" token");
         return -1;
     }
     tokenizer *t = calloc(1, sizeof *t);
     if (!t) {
-        if (err && err_cap)
-            snprintf(err, err_cap, "tokenizer: out of memory");
+        error_message_set(err, err_cap, "tokenizer: out of memory");
         return -1;
     }
     t->kind = kind;
@@ -52,8 +50,7 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t text_bytes, in
     *truncated = false;
     size_t bad;
     if (utf8_validate(text, text_bytes, &bad) != 0) {
-        if (err && err_cap)
-            snprintf(err, err_cap, "invalid UTF-8 at byte %zu", bad);
+        error_message_set(err, err_cap, "invalid UTF-8 at byte %zu", bad);
         return -1;
     }
     tokenizer_sink sink = {.ids = ids, .max_ids = max_ids};

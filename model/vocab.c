@@ -14,6 +14,8 @@
  * without LF counts; a final LF does not start another (empty) line. */
 #include "vocab.h"
 
+#include "fnv1a.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,17 +41,6 @@ struct vocab {
     vocab_slot *slots; /* (n_slots) */
     size_t n_slots;    /* power of two, >= 2 * n_tokens */
 };
-
-/* FNV-1a, 64-bit. */
-static uint64_t vocab_hash(const char *s, size_t len)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
 
 int vocab_parse(const void *buf, size_t len, vocab **out, char *err, size_t err_cap)
 {
@@ -113,7 +104,7 @@ int vocab_parse(const void *buf, size_t len, vocab **out, char *err, size_t err_
 
         /* Insert unless present: duplicates keep the first id. */
         const size_t mask = n_slots - 1;
-        const uint64_t h = vocab_hash(v->text + v->offset[id], n);
+        const uint64_t h = fnv1a_64(v->text + v->offset[id], n);
         const uint32_t tag = (uint32_t)(h >> 32);
         size_t slot = (size_t)h & mask;
         for (;;) {
@@ -159,7 +150,7 @@ size_t vocab_size(const vocab *v)
 int32_t vocab_lookup(const vocab *v, const char *tok, size_t len)
 {
     const size_t mask = v->n_slots - 1;
-    const uint64_t h = vocab_hash(tok, len);
+    const uint64_t h = fnv1a_64(tok, len);
     const uint32_t tag = (uint32_t)(h >> 32);
     size_t slot = (size_t)h & mask;
     for (;;) {

@@ -1,8 +1,8 @@
 /* api_inputs: validates one input and writes it into its infer_request item. */
 #include "api_inputs.h"
+#include "input_ids.h"
 #include "value_kind.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,30 +40,12 @@ int api_input_ids(const served_model *sm, infer_request *req, int i, json_t *arr
                   size_t n, const api_input_rules *rules, const char *path, size_t index_base,
                   char *err, size_t err_cap)
 {
-    int vocab_size = sm->model->config.vocab_size;
     int max_ids = model_max_tokens(sm->model);
+    int32_t *ids = infer_request_item_ids(req, i);
     size_t used = 0; /* length without trailing padding */
-    for (size_t k = 0; k < n; k++) {
-        json_t *e = json_array_get(arr, off + k);
-        if (!json_is_integer(e)) {
-            snprintf(err, err_cap, "%s[%zu]: expected an integer id, got %s", path, index_base + k,
-                     value_kind_name(e));
-            return 400;
-        }
-        json_int_t v = json_integer_value(e);
-        if (v < 0) {
-            snprintf(err, err_cap, "%s[%zu]: id %" JSON_INTEGER_FORMAT " is negative", path,
-                     index_base + k, v);
-            return 400;
-        }
-        if (v >= vocab_size) {
-            snprintf(err, err_cap, "%s[%zu]: id %" JSON_INTEGER_FORMAT " >= vocab_size %d", path,
-                     index_base + k, v, vocab_size);
-            return 400;
-        }
-        if (v != 0)
-            used = k + 1;
-    }
+    if (input_ids_from_json(arr, off, n, sm->model->config.vocab_size, ids, (size_t)max_ids, &used,
+                            path, index_base, err, err_cap) != 0)
+        return 400;
     if (used > (size_t)max_ids) {
         if (!rules->truncate) {
             snprintf(err, err_cap,
@@ -75,9 +57,6 @@ int api_input_ids(const served_model *sm, infer_request *req, int i, json_t *arr
         /* Cutting may leave trailing padding again; it is harmless (dropped
          * before compute) but keep the length honest. */
     }
-    int32_t *ids = infer_request_item_ids(req, i);
-    for (size_t k = 0; k < used; k++)
-        ids[k] = (int32_t)json_integer_value(json_array_get(arr, off + k));
     while (used > 0 && ids[used - 1] == 0)
         used--;
     item_commit(req, i, (int)used, rules);

@@ -158,6 +158,27 @@ struct batcher {
     _Atomic uint64_t batches, batch_items;
 };
 
+/* The lock and the two condition variables (waits on CLOCK_MONOTONIC): all
+ * of them, or none (what was made is undone). */
+static bool sync_init(batcher *b)
+{
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0)
+        return false;
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    bool mu = pthread_mutex_init(&b->mu, NULL) == 0;
+    bool work = mu && pthread_cond_init(&b->work_cv, &ca) == 0;
+    bool idle = work && pthread_cond_init(&b->idle_cv, &ca) == 0;
+    pthread_condattr_destroy(&ca);
+    if (idle)
+        return true;
+    if (work)
+        pthread_cond_destroy(&b->work_cv);
+    if (mu)
+        pthread_mutex_destroy(&b->mu);
+    return false;
+}
+
 batcher *batcher_new(const batcher_limits *lim)
 {
     assert(lim && lim->max_queue >= 1 && lim->max_batch_size >= 1 && lim->max_queue_items >= 0 &&
@@ -165,6 +186,11 @@ batcher *batcher_new(const batcher_limits *lim)
     batcher *b = calloc(1, sizeof *b);
     if (!b)
         return NULL;
+    if (!sync_init(b)) {
+        free(b);
+        return NULL;
+    }
+    /* From here on batcher_free takes the partly built batcher. */
     b->lim = *lim;
     if (b->lim.max_queue_items == 0) {
         int64_t n = (int64_t)lim->max_queue * 64;
@@ -178,23 +204,8 @@ batcher *batcher_new(const batcher_limits *lim)
     b->take = calloc((size_t)lim->max_batch_size, sizeof *b->take);
     b->drop = calloc(cap, sizeof *b->drop);
     b->drop_reasons = calloc(cap, sizeof *b->drop_reasons);
-    pthread_condattr_t ca;
-    bool ok = b->q && b->scratch && b->take && b->drop && b->drop_reasons;
-    if (ok && pthread_condattr_init(&ca) == 0) {
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        ok = pthread_mutex_init(&b->mu, NULL) == 0 && pthread_cond_init(&b->work_cv, &ca) == 0 &&
-             pthread_cond_init(&b->idle_cv, &ca) == 0;
-        pthread_condattr_destroy(&ca);
-    } else {
-        ok = false;
-    }
-    if (!ok) {
-        free(b->q);
-        free(b->scratch);
-        free(b->take);
-        free(b->drop);
-        free(b->drop_reasons);
-        free(b);
+    if (!b->q || !b->scratch || !b->take || !b->drop || !b->drop_reasons) {
+        batcher_free(b);
         return NULL;
     }
     return b;

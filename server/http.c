@@ -21,12 +21,13 @@
 #include <unistd.h>
 
 #include "api_errors.h"
+#include "mono_clock.h"
+#include "settings.h"
 
 #define HTTP_MAX_PARAMS 4
 #define HTTP_MAX_HEADERS 4
 #define HTTP_REQUEST_ID_MAX 128
 #define HTTP_MODEL_NAME_MAX 128
-#define HTTP_TIMEOUT_MS_MAX 3600000L
 /* A body without Content-Length that crosses the limit is read and dropped
  * up to this many times the limit before the connection is cut. */
 #define HTTP_DISCARD_FACTOR 16
@@ -116,13 +117,6 @@ struct http_request {
     void (*cancel_fn)(http_request *r, void *ctx);
     void *cancel_ctx;
 };
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* ---- small helpers ---------------------------------------------------------- */
 
@@ -488,10 +482,12 @@ static bool request_screen(http_server *s, http_request *r, const char *method_s
     const char *to = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Timeout-Ms");
     if (to) {
         long ms;
-        if (!parse_bounded(to, 1, HTTP_TIMEOUT_MS_MAX, &ms)) {
+        /* The header takes the range of server.request_timeout_ms. */
+        const settings_spec *range = settings_spec_find("server", "request_timeout_ms");
+        if (!parse_bounded(to, (long)range->min, (long)range->max, &ms)) {
             http_request_respond_error(
-                r, 400, "header X-Request-Timeout-Ms: expected an integer in [1, %ld]",
-                HTTP_TIMEOUT_MS_MAX);
+                r, 400, "header X-Request-Timeout-Ms: expected an integer in [%ld, %ld]",
+                (long)range->min, (long)range->max);
             return true;
         }
         r->deadline_us = r->start_us + (int64_t)ms * 1000;
@@ -530,7 +526,7 @@ static http_request *request_new(http_server *s, struct MHD_Connection *conn, co
     r->conn = conn;
     r->method = method_parse(method);
     r->route_name = "";
-    r->start_us = now_us();
+    r->start_us = mono_clock_us();
     r->stats.queue_us = -1;
     r->stats.infer_us = -1;
     r->content_type = "application/json";
@@ -702,7 +698,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         if (!c)
             return; /* out of memory: only MHD's idle timeout applies */
         c->fd = ci->connect_fd;
-        c->reading_since_us = now_us();
+        c->reading_since_us = mono_clock_us();
         pthread_mutex_lock(&s->parked_lock);
         c->next = s->conn_head;
         if (s->conn_head)
@@ -736,7 +732,7 @@ static void conn_set_reading(http_server *s, struct MHD_Connection *conn, bool r
     if (!c)
         return;
     pthread_mutex_lock(&s->parked_lock);
-    c->reading_since_us = reading ? now_us() : 0;
+    c->reading_since_us = reading ? mono_clock_us() : 0;
     pthread_mutex_unlock(&s->parked_lock);
 }
 
@@ -744,7 +740,7 @@ int http_server_cut_slow_clients(http_server *s)
 {
     int n = 0;
     int64_t limit_us = (int64_t)s->opt.connection_timeout_s * 1000000;
-    int64_t now = now_us();
+    int64_t now = mono_clock_us();
     pthread_mutex_lock(&s->parked_lock);
     for (http_conn *c = s->conn_head; c; c = c->next) {
         if (c->reading_since_us > 0 && now - c->reading_since_us > limit_us) {
@@ -933,10 +929,11 @@ int http_server_start(const http_options *opt, http_server **out, char *err, siz
     }
     s->opt = *opt;
     pthread_mutex_init(&s->parked_lock, NULL);
+    /* From here on http_server_stop takes the partly built server. */
     if (opt->api_key && *opt->api_key) {
         s->api_key = strdup(opt->api_key);
         if (!s->api_key) {
-            free(s);
+            http_server_stop(s);
             snprintf(err, err_cap, "out of memory");
             return -1;
         }
@@ -944,7 +941,7 @@ int http_server_start(const http_options *opt, http_server **out, char *err, siz
     }
     s->opt.api_key = NULL;
     if (getrandom(&s->id_seed, sizeof s->id_seed, GRND_NONBLOCK) != sizeof s->id_seed)
-        s->id_seed = (uint64_t)now_us() ^ ((uint64_t)getpid() << 32);
+        s->id_seed = (uint64_t)mono_clock_us() ^ ((uint64_t)getpid() << 32);
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
@@ -955,8 +952,7 @@ int http_server_start(const http_options *opt, http_server **out, char *err, siz
     int gai = getaddrinfo(opt->host, port_str, &hints, &ai);
     if (gai != 0 || !ai) {
         snprintf(err, err_cap, "listen %s:%d: %s", opt->host, opt->port, gai_strerror(gai));
-        free(s->api_key);
-        free(s);
+        http_server_stop(s);
         return -1;
     }
     struct sockaddr_storage addr;
@@ -981,8 +977,7 @@ int http_server_start(const http_options *opt, http_server **out, char *err, siz
         int e = errno;
         snprintf(err, err_cap, "listen %s:%d: %s", opt->host, opt->port,
                  e ? strerror(e) : "cannot start the HTTP server");
-        free(s->api_key);
-        free(s);
+        http_server_stop(s);
         return -1;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -1015,7 +1010,8 @@ void http_server_stop(http_server *s)
 {
     if (!s)
         return;
-    MHD_stop_daemon(s->daemon);
+    if (s->daemon) /* NULL when http_server_start failed */
+        MHD_stop_daemon(s->daemon);
     pthread_mutex_destroy(&s->parked_lock);
     free(s->api_key);
     free(s);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "input_ids.h"
 #include "model_registry.h"
 #include "mono_clock.h"
 
@@ -152,17 +153,9 @@ int infer_request_set_item_ids(infer_request *req, int i, const int32_t *ids, si
         return -1;
     }
     int vocab_size = req->sm->model->config.vocab_size;
-    for (size_t k = 0; k < n; k++) {
-        if (ids[k] < 0) {
-            snprintf(err, err_cap, "input_ids[%zu]: id %ld is negative", k, (long)ids[k]);
+    for (size_t k = 0; k < n; k++)
+        if (input_id_check(ids[k], vocab_size, "input_ids", k, err, err_cap) != 0)
             return -1;
-        }
-        if (ids[k] >= vocab_size) {
-            snprintf(err, err_cap, "input_ids[%zu]: id %ld >= vocab_size %d", k, (long)ids[k],
-                     vocab_size);
-            return -1;
-        }
-    }
     if (n > 0)
         memcpy(infer_request_item_ids(req, i), ids, n * sizeof *ids);
     infer_request_set_item_text_news(req, i, (int)n);

@@ -294,13 +294,13 @@ static void drain(daemon_state *d, const sigset_t *set, bool quiet)
  * loopback). Returns the process exit code: 0 when it answered 200. */
 static int healthcheck(const settings *cfg)
 {
-    const char *host = cfg->server.listen_host;
+    const char *host = cfg->server.listen.host;
     if (strcmp(host, "0.0.0.0") == 0 || host[0] == 0)
         host = "127.0.0.1";
     else if (strcmp(host, "::") == 0)
         host = "::1";
     char port[16];
-    snprintf(port, sizeof port, "%u", cfg->server.listen_port);
+    snprintf(port, sizeof port, "%u", cfg->server.listen.port);
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
     if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai) {
         fprintf(stderr, "healthcheck: cannot resolve %s\n", host);
@@ -467,8 +467,8 @@ static int serve(daemon_state *d)
     d->api.metrics = d->metrics;
     d->api.version = FASTFORMERD_VERSION;
     atomic_store(&d->api.draining, false);
-    http_options ho = {.host = cfg->server.listen_host,
-                       .port = cfg->server.listen_port,
+    http_options ho = {.host = cfg->server.listen.host,
+                       .port = cfg->server.listen.port,
                        .body_limit_bytes = (size_t)cfg->server.max_body_bytes,
                        .connection_limit = cfg->server.max_connections,
                        .connection_timeout_s = cfg->server.connection_timeout_s,
@@ -484,7 +484,7 @@ static int serve(daemon_state *d)
         log_error("%s", err);
         return 1;
     }
-    const char *host = cfg->server.listen_host;
+    const char *host = cfg->server.listen.host;
     bool v6 = strchr(host, ':') != NULL;
     log_info("fastformerd %s listening on http://%s%s%s:%d (%u worker%s x %u BLAS thread%s)",
              FASTFORMERD_VERSION, v6 ? "[" : "", host, v6 ? "]" : "", http_server_port(d->http),
@@ -505,7 +505,7 @@ static int serve(daemon_state *d)
     notify_watchdog_init(&wd, workers_alive, d);
     int rc = 0;
     for (;;) {
-        int timeout = notify_watchdog_tick(&wd, notify_now_us());
+        int timeout = notify_watchdog_tick(&wd, (uint64_t)mono_clock_us());
         if (timeout < 0 || timeout > MAIN_TICK_MS)
             timeout = MAIN_TICK_MS;
         int sig = signal_wait(&set, timeout);

@@ -19,6 +19,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "whole_file.h"
+
 #define N_SLOTS (METRICS_MAX_MODELS + 1)
 #define NAME_MAX_BYTES 64
 
@@ -41,6 +43,8 @@ static const uint64_t batch_tokens_bounds[] = {16,    32,     64,     128,    25
                                                65536, 131072, 262144, 524288, 1048576};
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define MAX_BOUNDS 17
+/* Largest /proc file read (/proc/stat grows with the CPU count). */
+#define PROC_FILE_MAX ((size_t)1 << 20)
 
 typedef struct {
     _Atomic uint64_t buckets[MAX_BOUNDS + 1]; /* last: above every bound (+Inf) */
@@ -91,36 +95,26 @@ typedef struct {
     double start_ticks; /* since boot */
 } proc_stat;
 
-static bool read_small_file(const char *path, char *buf, size_t cap)
-{
-    FILE *f = fopen(path, "re");
-    if (f == NULL)
-        return false;
-    size_t n = fread(buf, 1, cap - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return n > 0;
-}
-
 /* Fields of /proc/self/stat after the command name (which may contain
  * spaces and parentheses, hence the last ')'). */
 static bool proc_self_stat(proc_stat *out)
 {
-    char buf[2048];
-    if (!read_small_file("/proc/self/stat", buf, sizeof buf))
+    char *buf;
+    size_t len;
+    if (whole_file_read("/proc/self/stat", PROC_FILE_MAX, &buf, &len, NULL, 0) != 0)
         return false;
     const char *p = strrchr(buf, ')');
-    if (p == NULL)
-        return false;
     unsigned long long utime, stime, starttime, vsize;
     long long rss;
     /* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
      * utime stime cutime cstime priority nice threads itrealvalue starttime
      * vsize rss */
-    int n = sscanf(p + 1,
-                   " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d "
-                   "%*d %llu %llu %lld",
-                   &utime, &stime, &starttime, &vsize, &rss);
+    int n = p == NULL ? 0
+                      : sscanf(p + 1,
+                               " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d "
+                               "%*d %*d %*d %*d %llu %llu %lld",
+                               &utime, &stime, &starttime, &vsize, &rss);
+    free(buf);
     if (n != 5)
         return false;
     long ticks = sysconf(_SC_CLK_TCK);
@@ -136,13 +130,14 @@ static bool proc_self_stat(proc_stat *out)
 
 static double boot_time_s(void)
 {
-    char buf[16384];
-    if (!read_small_file("/proc/stat", buf, sizeof buf))
+    char *buf;
+    size_t len;
+    if (whole_file_read("/proc/stat", PROC_FILE_MAX, &buf, &len, NULL, 0) != 0)
         return -1;
     const char *p = strstr(buf, "\nbtime ");
-    if (p == NULL)
-        return -1;
-    return strtod(p + 7, NULL);
+    double btime = p ? strtod(p + 7, NULL) : -1;
+    free(buf);
+    return btime;
 }
 
 static long count_open_fds(void)

@@ -2,17 +2,15 @@
  * a mutex; served_models are reference counted so that requests in flight
  * keep the old ones alive (see model_registry.h). */
 #include "model_registry.h"
+#include "mono_clock.h"
+#include "whole_file.h"
 
 #include <assert.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 typedef struct {
     char *name, *path, *news_catalog;
@@ -93,52 +91,9 @@ static void catalog_progress(void *user, size_t done, size_t total)
     p->reg->ev.on_progress(p->reg->ev.user, msg);
 }
 
-/* Reads a whole file into a new buffer (*buf, *len). */
-static int read_file(const char *path, char **buf, size_t *len, char *err, size_t err_cap)
-{
-    *buf = NULL;
-    *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        snprintf(err, err_cap, "%s: cannot read: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    size_t size = (size_t)st.st_size;
-    char *b = malloc(size + 1);
-    if (!b) {
-        snprintf(err, err_cap, "%s: out of memory for %zu bytes", path, size);
-        close(fd);
-        return -1;
-    }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t r = read(fd, b + got, size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            snprintf(err, err_cap, "%s: cannot read: %s", path,
-                     r < 0 ? strerror(errno) : "short read");
-            free(b);
-            close(fd);
-            return -1;
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    b[size] = '\0';
-    *buf = b;
-    *len = size;
-    return 0;
-}
-
 static double mono_seconds(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    return (double)mono_clock_us() * 1e-6;
 }
 
 int model_registry_workspace_tokens(const model *m, int max_batch_size, int max_batch_tokens)
@@ -154,6 +109,47 @@ int model_registry_workspace_tokens(const model *m, int max_batch_size, int max_
         m->config.user_encoder.max_position_embeddings > rows)
         rows = m->config.user_encoder.max_position_embeddings;
     return rows;
+}
+
+/* Reads spec's news catalog and encodes it into sm->catalog with sm's first
+ * workspace. Messages start with "model 'NAME': ". */
+static int load_catalog(model_registry *reg, const spec_copy *spec, served_model *sm, char *err,
+                        size_t err_cap)
+{
+    char e[768];
+    char *buf;
+    size_t len;
+    if (whole_file_read(spec->news_catalog, SIZE_MAX, &buf, &len, e, sizeof e) != 0) {
+        snprintf(err, err_cap, "model '%s': %s", spec->name, e);
+        return -1;
+    }
+    progress_ctx pc = {.reg = reg, .name = spec->name};
+    int rc =
+        news_catalog_build(sm->model, sm->ws[0], buf, len, spec->news_catalog, sm->max_batch_size,
+                           sm->max_batch_tokens, catalog_progress, &pc, &sm->catalog, e, sizeof e);
+    free(buf);
+    if (rc != 0) {
+        snprintf(err, err_cap, "model '%s': %s", spec->name, e);
+        return -1;
+    }
+    return 0;
+}
+
+/* The "ready" progress line: load time and the workspaces' sizes. */
+static void report_ready(const model_registry *reg, const served_model *sm)
+{
+    if (!reg->ev.on_progress)
+        return;
+    char msg[600];
+    double mib =
+        (double)model_workspace_bytes(sm->model, sm->workspace_tokens, sm->max_batch_size) *
+        reg->n_workers / (1024.0 * 1024.0);
+    snprintf(msg, sizeof msg,
+             "model '%s' (%s) ready in %.2f s: %d workspace%s of %d tokens / %d sequences, "
+             "%.1f MiB",
+             sm->name, model_task_name(sm->model->config.task), sm->load_seconds, reg->n_workers,
+             reg->n_workers == 1 ? "" : "s", sm->workspace_tokens, sm->max_batch_size, mib);
+    reg->ev.on_progress(reg->ev.user, msg);
 }
 
 /* Loads, sizes, builds the catalog and warms up one model. */
@@ -218,21 +214,8 @@ static int load_one(model_registry *reg, const spec_copy *spec, served_model **o
                      spec->name, model_task_name(m->config.task));
             goto fail;
         }
-        char *buf;
-        size_t len;
-        if (read_file(spec->news_catalog, &buf, &len, e, sizeof e) != 0) {
-            snprintf(err, err_cap, "model '%s': %s", spec->name, e);
+        if (load_catalog(reg, spec, sm, err, err_cap) != 0)
             goto fail;
-        }
-        progress_ctx pc = {.reg = reg, .name = spec->name};
-        int rc = news_catalog_build(m, sm->ws[0], buf, len, spec->news_catalog, sm->max_batch_size,
-                                    sm->max_batch_tokens, catalog_progress, &pc, &sm->catalog, e,
-                                    sizeof e);
-        free(buf);
-        if (rc != 0) {
-            snprintf(err, err_cap, "model '%s': %s", spec->name, e);
-            goto fail;
-        }
     }
     if (rec && spec->news_cache_entries > 0) {
         sm->cache = news_cache_new((size_t)spec->news_cache_entries, D, P);
@@ -251,17 +234,7 @@ static int load_one(model_registry *reg, const spec_copy *spec, served_model **o
         }
     }
     sm->load_seconds = mono_seconds() - t0;
-    if (reg->ev.on_progress) {
-        char msg[600];
-        double mib = (double)model_workspace_bytes(m, ws_tokens, sm->max_batch_size) *
-                     reg->n_workers / (1024.0 * 1024.0);
-        snprintf(msg, sizeof msg,
-                 "model '%s' (%s) ready in %.2f s: %d workspace%s of %d tokens / %d sequences, "
-                 "%.1f MiB",
-                 spec->name, model_task_name(m->config.task), sm->load_seconds, reg->n_workers,
-                 reg->n_workers == 1 ? "" : "s", ws_tokens, sm->max_batch_size, mib);
-        reg->ev.on_progress(reg->ev.user, msg);
-    }
+    report_ready(reg, sm);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     sm->load_time_unix_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;

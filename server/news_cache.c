@@ -4,6 +4,8 @@
  * recent at the head) orders them for eviction. */
 #include "news_cache.h"
 
+#include "fnv1a.h"
+
 #include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -35,13 +37,11 @@ struct news_cache {
 /* FNV-1a over the ids' bytes, then a final mix so the low bits are usable. */
 static uint64_t ids_hash(const int32_t *ids, int n)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = FNV1A_64_OFFSET;
     for (int i = 0; i < n; i++) {
         uint32_t v = (uint32_t)ids[i];
-        for (int b = 0; b < 4; b++) {
-            h ^= (v >> (8 * b)) & 0xff;
-            h *= 1099511628211ull;
-        }
+        unsigned char le[4] = {v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, v >> 24};
+        h = fnv1a_64_add(h, le, sizeof le);
     }
     h ^= (uint64_t)n;
     h ^= h >> 33;
@@ -65,6 +65,11 @@ news_cache *news_cache_new(size_t capacity, int dim, int max_ids)
     news_cache *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
+    if (pthread_mutex_init(&c->mu, NULL) != 0) {
+        free(c);
+        return NULL;
+    }
+    /* From here on news_cache_free takes the partly built cache. */
     c->capacity = capacity;
     c->dim = dim;
     c->max_ids = max_ids;
@@ -78,16 +83,8 @@ news_cache *news_cache_new(size_t capacity, int dim, int max_ids)
     c->ids = malloc(capacity * row_ids * sizeof *c->ids);
     c->vecs = malloc(capacity * (size_t)dim * sizeof *c->vecs);
     if (!c->buckets || !c->chain || !c->prev || !c->next || !c->hash || !c->n_ids || !c->ids ||
-        !c->vecs || pthread_mutex_init(&c->mu, NULL) != 0) {
-        free(c->buckets);
-        free(c->chain);
-        free(c->prev);
-        free(c->next);
-        free(c->hash);
-        free(c->n_ids);
-        free(c->ids);
-        free(c->vecs);
-        free(c);
+        !c->vecs) {
+        news_cache_free(c);
         return NULL;
     }
     for (size_t i = 0; i < nb; i++)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv1a.h"
 #include "mind.h"
 
 struct news_catalog {
@@ -26,11 +27,7 @@ struct news_catalog {
 
 static uint64_t id_hash(const char *id, size_t len)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)id[i];
-        h *= 1099511628211ull;
-    }
+    uint64_t h = fnv1a_64(id, len);
     return h ^ (h >> 29);
 }
 
@@ -52,6 +49,11 @@ news_catalog *news_catalog_new(int dim, size_t capacity)
     news_catalog *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
+    if (pthread_rwlock_init(&c->lock, NULL) != 0) {
+        free(c);
+        return NULL;
+    }
+    /* From here on news_catalog_free takes the partly built catalog. */
     c->dim = dim;
     c->cap_rows = capacity;
     c->n_slots = slots_for(capacity);
@@ -59,13 +61,8 @@ news_catalog *news_catalog_new(int dim, size_t capacity)
     c->ids = calloc(capacity, sizeof *c->ids);
     c->id_len = calloc(capacity, sizeof *c->id_len);
     c->slots = calloc(c->n_slots, sizeof *c->slots);
-    if (!c->vecs || !c->ids || !c->id_len || !c->slots ||
-        pthread_rwlock_init(&c->lock, NULL) != 0) {
-        free(c->vecs);
-        free(c->ids);
-        free(c->id_len);
-        free(c->slots);
-        free(c);
+    if (!c->vecs || !c->ids || !c->id_len || !c->slots) {
+        news_catalog_free(c);
         return NULL;
     }
     return c;
@@ -75,7 +72,7 @@ void news_catalog_free(news_catalog *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; i < c->n_rows; i++)
+    for (size_t i = 0; c->ids && i < c->n_rows; i++) /* n_rows is 0 while ids is NULL */
         free(c->ids[i]);
     pthread_rwlock_destroy(&c->lock);
     free(c->vecs);

@@ -7,7 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
-#include <time.h>
+
+#include "mono_clock.h"
 
 int notify_ready(void)
 {
@@ -18,7 +19,7 @@ int notify_reloading(void)
 {
     /* systemd >= 253 (Type=notify-reload) wants the time the reload began. */
     char msg[64];
-    snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, notify_now_us());
+    snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, (uint64_t)mono_clock_us());
     return sd_notify(0, msg);
 }
 
@@ -50,13 +51,6 @@ int notify_extend_timeout(uint64_t usec)
 int notify_watchdog_ping(void)
 {
     return sd_notify(0, "WATCHDOG=1");
-}
-
-uint64_t notify_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 bool notify_watchdog_init(notify_watchdog *w, notify_liveness_fn liveness, void *ctx)

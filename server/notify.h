@@ -73,13 +73,10 @@ typedef struct {
  * The first tick pings at once. Returns true when the watchdog is enabled. */
 bool notify_watchdog_init(notify_watchdog *w, notify_liveness_fn liveness, void *ctx);
 
-/* If a ping is due at `now_us` (CLOCK_MONOTONIC microseconds), checks
+/* If a ping is due at `now_us` (mono_clock_us()), checks
  * liveness and pings. Returns the milliseconds until the next tick is due
  * (at least 1, rounded up), or -1 when the watchdog is disabled. Call from
  * one thread only (the one that owns *w). */
 int notify_watchdog_tick(notify_watchdog *w, uint64_t now_us);
-
-/* CLOCK_MONOTONIC in microseconds, the clock notify_watchdog_tick expects. */
-uint64_t notify_now_us(void);
 
 #endif

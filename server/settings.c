@@ -1,18 +1,18 @@
 /* settings: parses the YAML config with libyaml's document API (which keeps
- * every node's line) and walks it against a fixed schema, so an unknown key,
- * a wrong type or an out-of-range value names its file, line and key path. */
+ * every node's line) and walks it against settings_specs[], the one table of
+ * keys, so an unknown key, a wrong type or an out-of-range value names its
+ * file, line and key path. */
 #include "settings.h"
 
+#include "error_message.h"
+#include "whole_file.h"
+
 #include <assert.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <yaml.h>
 
 /* Largest config file settings_load reads. */
@@ -21,15 +21,128 @@
 /* Longest key path in a message, e.g. "models[12].news_cache_entries". */
 #define KEY_PATH_MAX 96
 
-static void set_err(char *err, size_t err_cap, const char *fmt, ...) FF_PRINTF(3, 4);
-static void set_err(char *err, size_t err_cap, const char *fmt, ...)
+/* What a model name must look like, in messages (see model_name_valid). */
+#define MODEL_NAME_RULE "[A-Za-z0-9_.-]{1,64}, not starting with '.'"
+
+/* ---- the table ---------------------------------------------------------- */
+
+static const char *const log_formats[] = {"text", "json", NULL};
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+_Static_assert(LOG_FORMAT_TEXT == 0 && LOG_FORMAT_JSON == 1, "log_formats[] follows log_format");
+_Static_assert(LOG_LEVEL_DEBUG == 0 && LOG_LEVEL_INFO == 1 && LOG_LEVEL_WARN == 2 &&
+                   LOG_LEVEL_ERROR == 3,
+               "log_levels[] follows log_level");
+
+/* Bounds shared by a batching key and its per-model override. */
+#define MAX_BATCH_SIZE_MAX 4096
+#define MAX_BATCH_TOKENS_MAX 1048576
+
+/* The field's offset and size; _Generic refuses a field of another type. */
+#define UINT_AT(st, f)                                                                             \
+    .offset = offsetof(st, f), .size = _Generic(((st *)0)->f, uint32_t : 4u, uint64_t : 8u)
+#define PTR_AT(st, f)                                                                              \
+    .offset = offsetof(st, f), .size = _Generic(((st *)0)->f, char * : sizeof(char *))
+
+#define UINT_ROW(sec, k, st, f, lo, hi, d, fl)                                                     \
+    {                                                                                              \
+        .section = (sec), .key = (k), .type = SETTINGS_UINT, UINT_AT(st, f), .min = (lo),          \
+        .max = (hi), .def = (d), .flags = (fl)                                                     \
+    }
+#define STRING_ROW(sec, k, t, st, f, most, fl)                                                     \
+    {                                                                                              \
+        .section = (sec), .key = (k), .type = (t), PTR_AT(st, f), .max = (most), .flags = (fl)     \
+    }
+#define ENUM_ROW(sec, k, st, f, words, d)                                                          \
+    {                                                                                              \
+        .section = (sec), .key = (k), .type = SETTINGS_ENUM, .offset = offsetof(st, f),            \
+        .size = sizeof(((st *)0)->f), .def = (d), .names = (words)                                 \
+    }
+
+const settings_spec settings_specs[] = {
+    {.section = "server",
+     .key = "listen",
+     .type = SETTINGS_ADDRESS,
+     .offset = offsetof(settings, server.listen),
+     .size = _Generic(((settings *)0)->server.listen, settings_address
+                      : sizeof(settings_address)),
+     .min = 0,
+     .max = 65535,
+     .def_text = "127.0.0.1:8080"},
+    UINT_ROW("server", "max_connections", settings, server.max_connections, 1, 65536, 256, 0),
+    UINT_ROW("server", "max_body_bytes", settings, server.max_body_bytes, 1024, 1073741824, 1048576,
+             0),
+    UINT_ROW("server", "request_timeout_ms", settings, server.request_timeout_ms, 1, 3600000, 10000,
+             0),
+    UINT_ROW("server", "connection_timeout_s", settings, server.connection_timeout_s, 1, 3600, 30,
+             0),
+    UINT_ROW("server", "drain_timeout_s", settings, server.drain_timeout_s, 0, 3600, 30, 0),
+    STRING_ROW("server", "api_key", SETTINGS_STRING, settings, server.api_key, 4096,
+               SETTINGS_NULLABLE),
+
+    UINT_ROW("batching", "max_batch_size", settings, batching.max_batch_size, 1, MAX_BATCH_SIZE_MAX,
+             32, 0),
+    UINT_ROW("batching", "max_batch_tokens", settings, batching.max_batch_tokens, 1,
+             MAX_BATCH_TOKENS_MAX, 8192, 0),
+    UINT_ROW("batching", "max_queue_delay_us", settings, batching.max_queue_delay_us, 0, 10000000,
+             2000, 0),
+    UINT_ROW("batching", "max_queue", settings, batching.max_queue, 1, 1000000, 1024, 0),
+    UINT_ROW("batching", "workers", settings, batching.workers, 1, 256, 2, 0),
+    UINT_ROW("batching", "blas_threads", settings, batching.blas_threads, 1, 256, 1, 0),
+
+    ENUM_ROW("logging", "format", settings, logging.format, log_formats, LOG_FORMAT_TEXT),
+    ENUM_ROW("logging", "level", settings, logging.level, log_levels, LOG_LEVEL_INFO),
+
+    STRING_ROW("models", "name", SETTINGS_MODEL_NAME, settings_model, name, SETTINGS_MODEL_NAME_MAX,
+               SETTINGS_REQUIRED),
+    STRING_ROW("models", "path", SETTINGS_PATH, settings_model, path, 0, SETTINGS_REQUIRED),
+    UINT_ROW("models", "max_batch_size", settings_model, max_batch_size, 1, MAX_BATCH_SIZE_MAX, 0,
+             SETTINGS_INHERIT),
+    UINT_ROW("models", "max_batch_tokens", settings_model, max_batch_tokens, 1,
+             MAX_BATCH_TOKENS_MAX, 0, SETTINGS_INHERIT),
+    STRING_ROW("models", "news_catalog", SETTINGS_PATH, settings_model, news_catalog, 0,
+               SETTINGS_NULLABLE),
+    UINT_ROW("models", "news_cache_entries", settings_model, news_cache_entries, 0, 10000000, 4096,
+             0),
+};
+const size_t settings_n_specs = sizeof settings_specs / sizeof settings_specs[0];
+/* A models entry records the keys it has seen in a 64-bit mask. */
+_Static_assert(sizeof settings_specs / sizeof settings_specs[0] <= 64, "seen masks hold 64 rows");
+
+const settings_spec *settings_spec_find(const char *section, const char *key)
 {
-    if (err == NULL || err_cap == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_cap, fmt, ap);
-    va_end(ap);
+    for (size_t i = 0; i < settings_n_specs; i++)
+        if (strcmp(settings_specs[i].section, section) == 0 &&
+            strcmp(settings_specs[i].key, key) == 0)
+            return &settings_specs[i];
+    return NULL;
+}
+
+static bool is_models(const settings_spec *spec)
+{
+    return strcmp(spec->section, "models") == 0;
+}
+
+/* The field of `spec` in `base` (a settings, or a settings_model for models). */
+static void *field_of(const settings_spec *spec, void *base)
+{
+    return (char *)base + spec->offset;
+}
+
+static void uint_store(const settings_spec *spec, void *base, uint64_t v)
+{
+    if (spec->size == sizeof(uint32_t)) {
+        uint32_t v32 = (uint32_t)v;
+        memcpy(field_of(spec, base), &v32, sizeof v32);
+    } else {
+        assert(spec->size == sizeof(uint64_t));
+        memcpy(field_of(spec, base), &v, sizeof v);
+    }
+}
+
+static void enum_store(const settings_spec *spec, void *base, int index)
+{
+    assert(spec->size == sizeof(int));
+    memcpy(field_of(spec, base), &index, sizeof index);
 }
 
 static char *dup_bytes(const char *s, size_t n)
@@ -40,79 +153,6 @@ static char *dup_bytes(const char *s, size_t n)
         p[n] = '\0';
     }
     return p;
-}
-
-/* ---- defaults, lookup, free ------------------------------------------- */
-
-void settings_init(settings *s)
-{
-    assert(s);
-    memset(s, 0, sizeof *s);
-    snprintf(s->server.listen, sizeof s->server.listen, "%s", SETTINGS_DEFAULT_LISTEN);
-    snprintf(s->server.listen_host, sizeof s->server.listen_host, "127.0.0.1");
-    s->server.listen_port = 8080;
-    s->server.max_connections = SETTINGS_DEFAULT_MAX_CONNECTIONS;
-    s->server.max_body_bytes = SETTINGS_DEFAULT_MAX_BODY_BYTES;
-    s->server.request_timeout_ms = SETTINGS_DEFAULT_REQUEST_TIMEOUT_MS;
-    s->server.connection_timeout_s = SETTINGS_DEFAULT_CONNECTION_TIMEOUT_S;
-    s->server.drain_timeout_s = SETTINGS_DEFAULT_DRAIN_TIMEOUT_S;
-    s->server.api_key = NULL;
-    s->batching.max_batch_size = SETTINGS_DEFAULT_MAX_BATCH_SIZE;
-    s->batching.max_batch_tokens = SETTINGS_DEFAULT_MAX_BATCH_TOKENS;
-    s->batching.max_queue_delay_us = SETTINGS_DEFAULT_MAX_QUEUE_DELAY_US;
-    s->batching.max_queue = SETTINGS_DEFAULT_MAX_QUEUE;
-    s->batching.workers = SETTINGS_DEFAULT_WORKERS;
-    s->batching.blas_threads = SETTINGS_DEFAULT_BLAS_THREADS;
-    s->logging.format = LOG_FORMAT_TEXT;
-    s->logging.level = LOG_LEVEL_INFO;
-}
-
-static void model_free_fields(settings_model *m)
-{
-    free(m->name);
-    free(m->path);
-    free(m->news_catalog);
-}
-
-void settings_free(settings *s)
-{
-    if (s == NULL)
-        return;
-    for (size_t i = 0; i < s->n_models; i++)
-        model_free_fields(&s->models[i]);
-    free(s->models);
-    free(s->server.api_key);
-    free(s->source);
-    settings_init(s);
-}
-
-const settings_model *settings_find_model(const settings *s, const char *name)
-{
-    for (size_t i = 0; i < s->n_models; i++)
-        if (strcmp(s->models[i].name, name) == 0)
-            return &s->models[i];
-    return NULL;
-}
-
-uint32_t settings_model_max_batch_size(const settings *s, const settings_model *m)
-{
-    return m->max_batch_size ? m->max_batch_size : s->batching.max_batch_size;
-}
-
-uint32_t settings_model_max_batch_tokens(const settings *s, const settings_model *m)
-{
-    return m->max_batch_tokens ? m->max_batch_tokens : s->batching.max_batch_tokens;
-}
-
-int settings_check(const settings *s, char *err, size_t err_cap)
-{
-    if (s->n_models == 0) {
-        set_err(err, err_cap,
-                "no models configured: give a config file with a models section or "
-                "--model NAME=DIR");
-        return -1;
-    }
-    return 0;
 }
 
 /* ---- value syntax shared by the file and the overrides ---------------- */
@@ -132,9 +172,10 @@ static bool model_name_valid(const char *s, size_t n)
     return true;
 }
 
-/* Splits "HOST:PORT" / "[V6]:PORT" into host (without brackets) and port.
- * The whole string must be shorter than SETTINGS_LISTEN_MAX. */
-static bool listen_parse(const char *s, size_t n, char host[SETTINGS_LISTEN_MAX], uint16_t *port)
+/* Splits "HOST:PORT" / "[V6]:PORT" into *out (text, host without brackets,
+ * port); *out is untouched on failure. The whole string must be shorter than
+ * SETTINGS_LISTEN_MAX. */
+static bool address_parse(const char *s, size_t n, settings_address *out)
 {
     if (n == 0 || n >= SETTINGS_LISTEN_MAX || memchr(s, '\0', n))
         return false;
@@ -169,10 +210,121 @@ static bool listen_parse(const char *s, size_t n, char host[SETTINGS_LISTEN_MAX]
     }
     if (p > 65535)
         return false;
-    memcpy(host, host_start, host_len);
-    host[host_len] = '\0';
-    *port = (uint16_t)p;
+    memcpy(out->text, s, n);
+    out->text[n] = '\0';
+    memcpy(out->host, host_start, host_len);
+    out->host[host_len] = '\0';
+    out->port = (uint16_t)p;
     return true;
+}
+
+/* ---- defaults, lookup, free ------------------------------------------- */
+
+/* Sets every field of `base` that belongs to the rows of `models` (true: a
+ * models entry; false: the sections) to its default. */
+static void defaults_apply(void *base, bool models)
+{
+    for (size_t i = 0; i < settings_n_specs; i++) {
+        const settings_spec *spec = &settings_specs[i];
+        if (is_models(spec) != models)
+            continue;
+        switch (spec->type) {
+        case SETTINGS_UINT:
+            uint_store(spec, base, (uint64_t)spec->def);
+            break;
+        case SETTINGS_ENUM:
+            enum_store(spec, base, (int)spec->def);
+            break;
+        case SETTINGS_ADDRESS: {
+            bool ok = address_parse(spec->def_text, strlen(spec->def_text), field_of(spec, base));
+            assert(ok); /* the table's own default */
+            (void)ok;
+            break;
+        }
+        case SETTINGS_STRING:
+        case SETTINGS_PATH:
+        case SETTINGS_MODEL_NAME:
+            *(char **)field_of(spec, base) = NULL;
+            break;
+        }
+    }
+}
+
+/* Frees the owned strings of `base` (see defaults_apply). */
+static void strings_free(void *base, bool models)
+{
+    for (size_t i = 0; i < settings_n_specs; i++) {
+        const settings_spec *spec = &settings_specs[i];
+        if (is_models(spec) != models)
+            continue;
+        switch (spec->type) {
+        case SETTINGS_STRING:
+        case SETTINGS_PATH:
+        case SETTINGS_MODEL_NAME:
+            free(*(char **)field_of(spec, base));
+            *(char **)field_of(spec, base) = NULL;
+            break;
+        case SETTINGS_UINT:
+        case SETTINGS_ENUM:
+        case SETTINGS_ADDRESS:
+            break;
+        }
+    }
+}
+
+void settings_init(settings *s)
+{
+    assert(s);
+    memset(s, 0, sizeof *s);
+    defaults_apply(s, false);
+}
+
+void settings_model_init(settings_model *m)
+{
+    assert(m);
+    memset(m, 0, sizeof *m);
+    defaults_apply(m, true);
+}
+
+void settings_free(settings *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->n_models; i++)
+        strings_free(&s->models[i], true);
+    free(s->models);
+    strings_free(s, false);
+    free(s->source);
+    settings_init(s);
+}
+
+const settings_model *settings_find_model(const settings *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_models; i++)
+        if (strcmp(s->models[i].name, name) == 0)
+            return &s->models[i];
+    return NULL;
+}
+
+uint32_t settings_model_max_batch_size(const settings *s, const settings_model *m)
+{
+    return m->max_batch_size ? m->max_batch_size : s->batching.max_batch_size;
+}
+
+uint32_t settings_model_max_batch_tokens(const settings *s, const settings_model *m)
+{
+    return m->max_batch_tokens ? m->max_batch_tokens : s->batching.max_batch_tokens;
+}
+
+int settings_check(const settings *s, char *err, size_t err_cap)
+{
+    if (s->n_models == 0) {
+        error_message_set(err, err_cap,
+                          "no models configured: give a config file with a models section or "
+                          "--model NAME=DIR");
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- YAML walking ------------------------------------------------------ */
@@ -240,9 +392,9 @@ static int fail(parse_ctx *c, unsigned line, const char *path, const char *fmt, 
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (path)
-        set_err(c->err, c->err_cap, "%s:%u: %s: %s", c->filename, line, path, msg);
+        error_message_set(c->err, c->err_cap, "%s:%u: %s: %s", c->filename, line, path, msg);
     else
-        set_err(c->err, c->err_cap, "%s:%u: %s", c->filename, line, msg);
+        error_message_set(c->err, c->err_cap, "%s:%u: %s", c->filename, line, msg);
     return -1;
 }
 
@@ -298,17 +450,6 @@ static int get_int(parse_ctx *c, const yaml_node_t *n, const char *path, int64_t
     if (overflow || value < lo || value > hi)
         return fail_expected(c, n, path, what);
     *out = value;
-    return 0;
-}
-
-static int get_u32(parse_ctx *c, const yaml_node_t *n, const char *path, int64_t lo, int64_t hi,
-                   uint32_t *out)
-{
-    int64_t v = 0;
-    assert(lo >= 0 && hi <= UINT32_MAX);
-    if (get_int(c, n, path, lo, hi, &v) != 0)
-        return -1;
-    *out = (uint32_t)v;
     return 0;
 }
 
@@ -423,153 +564,132 @@ static int fail_unknown(parse_ctx *c, const yaml_node_t *key_node, const char *k
     return fail(c, node_line(key_node), key_path, "unknown key");
 }
 
-/* ---- sections ---------------------------------------------------------- */
+/* ---- values and sections --------------------------------------------- */
 
-static int server_pair(parse_ctx *c, const char *key, const yaml_node_t *k, const yaml_node_t *v,
-                       const char *path, void *ud)
+static int set_uint(parse_ctx *c, const settings_spec *spec, void *base, const yaml_node_t *v,
+                    const char *path)
 {
-    settings_server *s = ud;
-    uint32_t u32;
-    int64_t i64;
-    if (strcmp(key, "listen") == 0) {
-        const char *str;
-        size_t len;
-        char host[SETTINGS_LISTEN_MAX];
-        uint16_t port;
-        if (v->type != YAML_SCALAR_NODE || scalar_is_null(v) ||
-            !listen_parse((const char *)v->data.scalar.value, v->data.scalar.length, host, &port))
-            return fail_expected(c, v, path, "HOST:PORT with PORT in [0, 65535]");
-        str = (const char *)v->data.scalar.value;
-        len = v->data.scalar.length;
-        memcpy(s->listen, str, len);
-        s->listen[len] = '\0';
-        memcpy(s->listen_host, host, sizeof host);
-        s->listen_port = port;
-    } else if (strcmp(key, "max_connections") == 0) {
-        if (get_u32(c, v, path, 1, 65536, &u32))
-            return -1;
-        s->max_connections = u32;
-    } else if (strcmp(key, "max_body_bytes") == 0) {
-        if (get_int(c, v, path, 1024, (int64_t)1 << 30, &i64))
-            return -1;
-        s->max_body_bytes = (uint64_t)i64;
-    } else if (strcmp(key, "request_timeout_ms") == 0) {
-        if (get_u32(c, v, path, 1, 3600000, &u32))
-            return -1;
-        s->request_timeout_ms = u32;
-    } else if (strcmp(key, "connection_timeout_s") == 0) {
-        if (get_u32(c, v, path, 1, 3600, &u32))
-            return -1;
-        s->connection_timeout_s = u32;
-    } else if (strcmp(key, "drain_timeout_s") == 0) {
-        if (get_u32(c, v, path, 0, 3600, &u32))
-            return -1;
-        s->drain_timeout_s = u32;
-    } else if (strcmp(key, "api_key") == 0) {
-        if (scalar_is_null(v))
-            return 0;
-        const char *str;
-        size_t len;
-        if (get_str(c, v, path, &str, &len))
-            return -1;
-        if (len > 4096)
-            return fail(c, node_line(v), path, "expected at most 4096 bytes, got %zu", len);
-        free(s->api_key);
-        s->api_key = dup_bytes(str, len);
-        if (s->api_key == NULL)
-            return fail_oom(c, v, path);
-    } else {
-        return fail_unknown(c, k, path);
-    }
+    int64_t x = 0;
+    if (get_int(c, v, path, spec->min, spec->max, &x) != 0)
+        return -1;
+    uint_store(spec, base, (uint64_t)x);
     return 0;
 }
 
-static int batching_pair(parse_ctx *c, const char *key, const yaml_node_t *k, const yaml_node_t *v,
-                         const char *path, void *ud)
+static int set_enum(parse_ctx *c, const settings_spec *spec, void *base, const yaml_node_t *v,
+                    const char *path)
 {
-    settings_batching *b = ud;
-    if (strcmp(key, "max_batch_size") == 0)
-        return get_u32(c, v, path, 1, 4096, &b->max_batch_size);
-    if (strcmp(key, "max_batch_tokens") == 0)
-        return get_u32(c, v, path, 1, 1048576, &b->max_batch_tokens);
-    if (strcmp(key, "max_queue_delay_us") == 0)
-        return get_u32(c, v, path, 0, 10000000, &b->max_queue_delay_us);
-    if (strcmp(key, "max_queue") == 0)
-        return get_u32(c, v, path, 1, 1000000, &b->max_queue);
-    if (strcmp(key, "workers") == 0)
-        return get_u32(c, v, path, 1, 256, &b->workers);
-    if (strcmp(key, "blas_threads") == 0)
-        return get_u32(c, v, path, 1, 256, &b->blas_threads);
-    return fail_unknown(c, k, path);
+    size_t n_names = 0;
+    while (spec->names[n_names])
+        n_names++;
+    int index = 0;
+    if (get_enum(c, v, path, spec->names, n_names, &index) != 0)
+        return -1;
+    enum_store(spec, base, index);
+    return 0;
 }
 
-static int logging_pair(parse_ctx *c, const char *key, const yaml_node_t *k, const yaml_node_t *v,
-                        const char *path, void *ud)
+static int set_address(parse_ctx *c, const settings_spec *spec, void *base, const yaml_node_t *v,
+                       const char *path)
 {
-    static const char *const formats[] = {"text", "json"};
-    static const char *const levels[] = {"debug", "info", "warn", "error"};
-    settings_logging *l = ud;
-    int idx = 0;
-    if (strcmp(key, "format") == 0) {
-        if (get_enum(c, v, path, formats, 2, &idx))
-            return -1;
-        l->format = idx == 1 ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT;
-        return 0;
-    }
-    if (strcmp(key, "level") == 0) {
-        if (get_enum(c, v, path, levels, 4, &idx))
-            return -1;
-        l->level = (log_level)idx;
-        return 0;
-    }
-    return fail_unknown(c, k, path);
+    if (v->type != YAML_SCALAR_NODE || scalar_is_null(v) ||
+        !address_parse((const char *)v->data.scalar.value, v->data.scalar.length,
+                       field_of(spec, base)))
+        return fail_expected(c, v, path, "HOST:PORT with PORT in [0, 65535]");
+    return 0;
 }
 
-typedef struct {
-    settings_model *m;
-    bool has_name, has_path;
-} model_entry;
-
-static int model_pair(parse_ctx *c, const char *key, const yaml_node_t *k, const yaml_node_t *v,
-                      const char *path, void *ud)
+/* STRING, PATH and MODEL_NAME: an owned copy replaces the field. */
+static int set_string(parse_ctx *c, const settings_spec *spec, void *base, const yaml_node_t *v,
+                      const char *path)
 {
-    model_entry *e = ud;
-    settings_model *m = e->m;
+    if ((spec->flags & SETTINGS_NULLABLE) && scalar_is_null(v))
+        return 0;
     const char *str;
     size_t len;
-    if (strcmp(key, "name") == 0) {
+    if (spec->type == SETTINGS_MODEL_NAME) {
         if (v->type != YAML_SCALAR_NODE || scalar_is_null(v) ||
             !model_name_valid((const char *)v->data.scalar.value, v->data.scalar.length))
-            return fail_expected(c, v, path,
-                                 "a model name matching [A-Za-z0-9_.-]{1,64}, not starting "
-                                 "with '.'");
-        m->name = dup_bytes((const char *)v->data.scalar.value, v->data.scalar.length);
-        if (m->name == NULL)
-            return fail_oom(c, v, path);
-        e->has_name = true;
-    } else if (strcmp(key, "path") == 0) {
-        if (get_str(c, v, path, &str, &len))
-            return -1;
-        m->path = resolve_path(c, str, len);
-        if (m->path == NULL)
-            return fail_oom(c, v, path);
-        e->has_path = true;
-    } else if (strcmp(key, "max_batch_size") == 0) {
-        return get_u32(c, v, path, 1, 4096, &m->max_batch_size);
-    } else if (strcmp(key, "max_batch_tokens") == 0) {
-        return get_u32(c, v, path, 1, 1048576, &m->max_batch_tokens);
-    } else if (strcmp(key, "news_catalog") == 0) {
-        if (scalar_is_null(v))
-            return 0;
-        if (get_str(c, v, path, &str, &len))
-            return -1;
-        m->news_catalog = resolve_path(c, str, len);
-        if (m->news_catalog == NULL)
-            return fail_oom(c, v, path);
-    } else if (strcmp(key, "news_cache_entries") == 0) {
-        return get_u32(c, v, path, 0, 10000000, &m->news_cache_entries);
-    } else {
+            return fail_expected(c, v, path, "a model name matching " MODEL_NAME_RULE);
+        str = (const char *)v->data.scalar.value;
+        len = v->data.scalar.length;
+    } else if (get_str(c, v, path, &str, &len) != 0) {
+        return -1;
+    }
+    if (spec->max > 0 && len > (size_t)spec->max)
+        return fail(c, node_line(v), path, "expected at most %lld bytes, got %zu",
+                    (long long)spec->max, len);
+    char *copy = spec->type == SETTINGS_PATH ? resolve_path(c, str, len) : dup_bytes(str, len);
+    if (copy == NULL)
+        return fail_oom(c, v, path);
+    char **field = field_of(spec, base);
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+static int set_value(parse_ctx *c, const settings_spec *spec, void *base, const yaml_node_t *v,
+                     const char *path)
+{
+    switch (spec->type) {
+    case SETTINGS_UINT:
+        return set_uint(c, spec, base, v, path);
+    case SETTINGS_ENUM:
+        return set_enum(c, spec, base, v, path);
+    case SETTINGS_ADDRESS:
+        return set_address(c, spec, base, v, path);
+    case SETTINGS_STRING:
+    case SETTINGS_PATH:
+    case SETTINGS_MODEL_NAME:
+        return set_string(c, spec, base, v, path);
+    }
+    assert(!"unknown settings_type");
+    return -1;
+}
+
+/* One section's mapping (or one models entry): each key is a row of
+ * `section`, written into base; `seen` collects the rows given. */
+typedef struct {
+    const char *section;
+    void *base;
+    uint64_t seen;
+} section_walk;
+
+static int section_pair(parse_ctx *c, const char *key, const yaml_node_t *k, const yaml_node_t *v,
+                        const char *path, void *ud)
+{
+    section_walk *w = ud;
+    const settings_spec *spec = settings_spec_find(w->section, key);
+    if (spec == NULL)
         return fail_unknown(c, k, path);
+    w->seen |= (uint64_t)1 << (spec - settings_specs);
+    return set_value(c, spec, w->base, v, path);
+}
+
+/* Entry i of models: its keys, the required ones, a unique name. */
+static int parse_model_entry(parse_ctx *c, const yaml_node_t *item, settings *s, size_t i)
+{
+    char path[KEY_PATH_MAX];
+    snprintf(path, sizeof path, "models[%zu]", i);
+    settings_model *m = &s->models[s->n_models++];
+    settings_model_init(m);
+    m->line = (int)node_line(item);
+    if (item->type != YAML_MAPPING_NODE)
+        return fail_expected(c, item, path, "a mapping with name and path");
+    section_walk w = {.section = "models", .base = m};
+    if (walk_mapping(c, item, path, section_pair, &w) != 0)
+        return -1;
+    for (size_t r = 0; r < settings_n_specs; r++) {
+        const settings_spec *spec = &settings_specs[r];
+        if (is_models(spec) && (spec->flags & SETTINGS_REQUIRED) && !(w.seen >> r & 1))
+            return fail(c, node_line(item), path, "missing required key '%s'", spec->key);
+    }
+    for (size_t j = 0; j < i; j++) {
+        if (strcmp(s->models[j].name, m->name) == 0) {
+            snprintf(path, sizeof path, "models[%zu].name", i);
+            return fail(c, (unsigned)m->line, path, "duplicate model name '%s' (first at line %d)",
+                        m->name, s->models[j].line);
+        }
     }
     return 0;
 }
@@ -588,47 +708,31 @@ static int parse_models(parse_ctx *c, const yaml_node_t *node, settings *s)
     s->models = calloc(n, sizeof *s->models);
     if (s->models == NULL)
         return fail_oom(c, node, "models");
-    for (size_t i = 0; i < n; i++) {
-        const yaml_node_t *item = yaml_document_get_node(c->doc, begin[i]);
-        char path[KEY_PATH_MAX];
-        snprintf(path, sizeof path, "models[%zu]", i);
-        settings_model *m = &s->models[s->n_models++];
-        m->news_cache_entries = SETTINGS_DEFAULT_NEWS_CACHE_ENTRIES;
-        m->line = (int)node_line(item);
-        if (item->type != YAML_MAPPING_NODE)
-            return fail_expected(c, item, path, "a mapping with name and path");
-        model_entry e = {.m = m};
-        if (walk_mapping(c, item, path, model_pair, &e) != 0)
+    for (size_t i = 0; i < n; i++)
+        if (parse_model_entry(c, yaml_document_get_node(c->doc, begin[i]), s, i) != 0)
             return -1;
-        if (!e.has_name)
-            return fail(c, node_line(item), path, "missing required key 'name'");
-        if (!e.has_path)
-            return fail(c, node_line(item), path, "missing required key 'path'");
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(s->models[j].name, m->name) == 0) {
-                snprintf(path, sizeof path, "models[%zu].name", i);
-                return fail(c, (unsigned)m->line, path,
-                            "duplicate model name '%s' (first at line %d)", m->name,
-                            s->models[j].line);
-            }
-        }
-    }
     return 0;
+}
+
+/* A top-level key names a section of the table ("models" is a sequence). */
+static bool section_known(const char *key)
+{
+    for (size_t i = 0; i < settings_n_specs; i++)
+        if (!is_models(&settings_specs[i]) && strcmp(settings_specs[i].section, key) == 0)
+            return true;
+    return false;
 }
 
 static int top_pair(parse_ctx *c, const char *key, const yaml_node_t *k, const yaml_node_t *v,
                     const char *path, void *ud)
 {
     settings *s = ud;
-    if (strcmp(key, "server") == 0)
-        return walk_mapping(c, v, path, server_pair, &s->server);
-    if (strcmp(key, "batching") == 0)
-        return walk_mapping(c, v, path, batching_pair, &s->batching);
-    if (strcmp(key, "logging") == 0)
-        return walk_mapping(c, v, path, logging_pair, &s->logging);
     if (strcmp(key, "models") == 0)
         return parse_models(c, v, s);
-    return fail_unknown(c, k, path);
+    if (!section_known(key))
+        return fail_unknown(c, k, path);
+    section_walk w = {.section = key, .base = s};
+    return walk_mapping(c, v, path, section_pair, &w);
 }
 
 /* ---- entry points ------------------------------------------------------ */
@@ -661,7 +765,7 @@ int settings_parse(settings *out, const void *buf, size_t len, const char *filen
     }
     s.source = strdup(filename);
     if (s.source == NULL) {
-        set_err(err, err_cap, "%s: out of memory", filename);
+        error_message_set(err, err_cap, "%s: out of memory", filename);
         return -1;
     }
 
@@ -669,7 +773,7 @@ int settings_parse(settings *out, const void *buf, size_t len, const char *filen
     yaml_document_t doc;
     int rc = -1;
     if (!yaml_parser_initialize(&parser)) {
-        set_err(err, err_cap, "%s: out of memory", filename);
+        error_message_set(err, err_cap, "%s: out of memory", filename);
         settings_free(&s);
         return -1;
     }
@@ -713,44 +817,10 @@ int settings_parse(settings *out, const void *buf, size_t len, const char *filen
 int settings_load(settings *out, const char *path, char *err, size_t err_cap)
 {
     settings_init(out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        set_err(err, err_cap, "%s: cannot read: %s", path, strerror(errno));
+    char *buf;
+    size_t size;
+    if (whole_file_read(path, SETTINGS_FILE_MAX, &buf, &size, err, err_cap) != 0)
         return -1;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        set_err(err, err_cap, "%s: cannot read: not a regular file", path);
-        close(fd);
-        return -1;
-    }
-    if ((uint64_t)st.st_size > SETTINGS_FILE_MAX) {
-        set_err(err, err_cap, "%s: cannot read: larger than %zu bytes", path, SETTINGS_FILE_MAX);
-        close(fd);
-        return -1;
-    }
-    size_t size = (size_t)st.st_size;
-    char *buf = malloc(size ? size : 1);
-    if (buf == NULL) {
-        set_err(err, err_cap, "%s: out of memory", path);
-        close(fd);
-        return -1;
-    }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            set_err(err, err_cap, "%s: cannot read: %s", path,
-                    r < 0 ? strerror(errno) : "file shrank while reading");
-            free(buf);
-            close(fd);
-            return -1;
-        }
-        got += (size_t)r;
-    }
-    close(fd);
     int rc = settings_parse(out, buf, size, path, err, err_cap);
     free(buf);
     return rc;
@@ -758,37 +828,30 @@ int settings_load(settings *out, const char *path, char *err, size_t err_cap)
 
 int settings_apply_overrides(settings *s, const settings_overrides *o, char *err, size_t err_cap)
 {
-    if (o->listen) {
-        char host[SETTINGS_LISTEN_MAX];
-        uint16_t port;
-        if (!listen_parse(o->listen, strlen(o->listen), host, &port)) {
-            set_err(err, err_cap, "--listen '%s': expected HOST:PORT with PORT in [0, 65535]",
-                    o->listen);
-            return -1;
-        }
-        snprintf(s->server.listen, sizeof s->server.listen, "%s", o->listen);
-        memcpy(s->server.listen_host, host, sizeof host);
-        s->server.listen_port = port;
+    if (o->listen && !address_parse(o->listen, strlen(o->listen), &s->server.listen)) {
+        error_message_set(err, err_cap, "--listen '%s': expected HOST:PORT with PORT in [0, 65535]",
+                          o->listen);
+        return -1;
     }
     for (size_t i = 0; i < o->n_models; i++) {
         const char *arg = o->models[i];
         const char *eq = strchr(arg, '=');
         if (eq == NULL || eq[1] == '\0') {
-            set_err(err, err_cap, "--model '%s': expected NAME=DIR", arg);
+            error_message_set(err, err_cap, "--model '%s': expected NAME=DIR", arg);
             return -1;
         }
         size_t name_len = (size_t)(eq - arg);
         if (!model_name_valid(arg, name_len)) {
-            set_err(err, err_cap,
-                    "--model '%s': invalid model name '%.*s' (expected [A-Za-z0-9_.-]{1,64}, "
-                    "not starting with '.')",
-                    arg, (int)name_len, arg);
+            error_message_set(err, err_cap,
+                              "--model '%s': invalid model name '%.*s' (expected " MODEL_NAME_RULE
+                              ")",
+                              arg, (int)name_len, arg);
             return -1;
         }
         for (size_t j = 0; j < i; j++) {
             if (strncmp(o->models[j], arg, name_len + 1) == 0) {
-                set_err(err, err_cap, "--model '%s': model '%.*s' given twice", arg, (int)name_len,
-                        arg);
+                error_message_set(err, err_cap, "--model '%s': model '%.*s' given twice", arg,
+                                  (int)name_len, arg);
                 return -1;
             }
         }
@@ -797,7 +860,7 @@ int settings_apply_overrides(settings *s, const settings_overrides *o, char *err
         if (dir == NULL || name == NULL) {
             free(dir);
             free(name);
-            set_err(err, err_cap, "--model '%s': out of memory", arg);
+            error_message_set(err, err_cap, "--model '%s': out of memory", arg);
             return -1;
         }
         settings_model *m = (settings_model *)settings_find_model(s, name);
@@ -811,15 +874,14 @@ int settings_apply_overrides(settings *s, const settings_overrides *o, char *err
         if (grown == NULL) {
             free(dir);
             free(name);
-            set_err(err, err_cap, "--model '%s': out of memory", arg);
+            error_message_set(err, err_cap, "--model '%s': out of memory", arg);
             return -1;
         }
         s->models = grown;
         m = &s->models[s->n_models++];
-        memset(m, 0, sizeof *m);
+        settings_model_init(m);
         m->name = name;
         m->path = dir;
-        m->news_cache_entries = SETTINGS_DEFAULT_NEWS_CACHE_ENTRIES;
     }
     return 0;
 }

@@ -1,6 +1,8 @@
-/* settings: the daemon's YAML configuration (conf/fastformerd.yaml documents
- * every key and its default), parsed with libyaml from a buffer into a plain
- * struct, plus the command-line overrides (--listen, --model NAME=DIR).
+/* settings: the daemon's YAML configuration, parsed with libyaml from a
+ * buffer into a plain struct, plus the command-line overrides (--listen,
+ * --model NAME=DIR). Every key is one row of settings_specs[] (type, field,
+ * range, default); conf/fastformerd.yaml and SECURITY.md document the rows,
+ * and test_settings checks them against the table.
  *
  * Strict: an unknown key, a duplicate key, a wrong type or an out-of-range
  * value fails with "FILE:LINE: KEY.PATH: what was expected, got 'VALUE'", e.g.
@@ -21,34 +23,26 @@
 #include "compiler.h"
 #include "log.h"
 
-/* Capacity of settings_server.listen / listen_host, including the NUL. */
+/* Capacity of a settings_address's text and host, including the NUL. */
 #define SETTINGS_LISTEN_MAX 256
 /* Longest model name. Names match [A-Za-z0-9_.-]{1,64} and do not start with
  * '.', because they appear in URLs and metric labels. */
 #define SETTINGS_MODEL_NAME_MAX 64
 
-/* Defaults and accepted ranges (inclusive). */
-#define SETTINGS_DEFAULT_LISTEN "127.0.0.1:8080"
-#define SETTINGS_DEFAULT_MAX_CONNECTIONS 256u     /* [1, 65536] */
-#define SETTINGS_DEFAULT_MAX_BODY_BYTES 1048576u  /* [1024, 1073741824] */
-#define SETTINGS_DEFAULT_REQUEST_TIMEOUT_MS 10000 /* [1, 3600000] */
-#define SETTINGS_DEFAULT_CONNECTION_TIMEOUT_S 30  /* [1, 3600] */
-#define SETTINGS_DEFAULT_DRAIN_TIMEOUT_S 30       /* [0, 3600] */
-#define SETTINGS_DEFAULT_MAX_BATCH_SIZE 32        /* [1, 4096] */
-#define SETTINGS_DEFAULT_MAX_BATCH_TOKENS 8192    /* [1, 1048576] */
-#define SETTINGS_DEFAULT_MAX_QUEUE_DELAY_US 2000  /* [0, 10000000] */
-#define SETTINGS_DEFAULT_MAX_QUEUE 1024           /* [1, 1000000] */
-#define SETTINGS_DEFAULT_WORKERS 2                /* [1, 256] */
-#define SETTINGS_DEFAULT_BLAS_THREADS 1           /* [1, 256] */
-#define SETTINGS_DEFAULT_NEWS_CACHE_ENTRIES 4096  /* [0, 10000000]; 0 disables the cache */
-
+/* "HOST:PORT" as configured; HOST is an IPv4 address, a host name, or an IPv6
+ * address in brackets ("[::1]:8080"). PORT is in [0, 65535]; 0 asks the
+ * kernel for a free port. */
 typedef struct {
-    /* "HOST:PORT" as configured; HOST is an IPv4 address, a host name, or an
-     * IPv6 address in brackets ("[::1]:8080"). PORT is in [0, 65535]; 0 asks
-     * the kernel for a free port. */
-    char listen[SETTINGS_LISTEN_MAX];
-    char listen_host[SETTINGS_LISTEN_MAX]; /* HOST without brackets, e.g. "::1" */
-    uint16_t listen_port;
+    char text[SETTINGS_LISTEN_MAX]; /* as configured, e.g. "[::1]:8080" */
+    char host[SETTINGS_LISTEN_MAX]; /* HOST without brackets, e.g. "::1" */
+    uint16_t port;
+} settings_address;
+
+/* Every value's range and default is in settings_specs[] (below), the one
+ * place they are written; conf/fastformerd.yaml documents them and a unit
+ * test holds the two together. */
+typedef struct {
+    settings_address listen;
     uint32_t max_connections;    /* concurrent HTTP connections */
     uint64_t max_body_bytes;     /* request body limit; larger -> 413 */
     uint32_t request_timeout_ms; /* default per-request deadline (X-Request-Timeout-Ms overrides) */
@@ -70,17 +64,16 @@ typedef struct {
     char *name; /* owned; unique; see SETTINGS_MODEL_NAME_MAX */
     char *path; /* owned; model directory, resolved (see top of file) */
     /* Per-model limits; 0 means "use the batching section's value". */
-    uint32_t max_batch_size;     /* [1, 4096] when set */
-    uint32_t max_batch_tokens;   /* [1, 1048576] when set */
+    uint32_t max_batch_size;
+    uint32_t max_batch_tokens;
     char *news_catalog;          /* owned; MIND news.tsv (recommenders), resolved; NULL = none */
-    uint32_t news_cache_entries; /* LRU of text-news vectors; default
-                                    SETTINGS_DEFAULT_NEWS_CACHE_ENTRIES */
+    uint32_t news_cache_entries; /* LRU of text-news vectors; 0 disables the cache */
     int line; /* line of the entry in the config file; 0 when it came from --model */
 } settings_model;
 
 typedef struct {
-    log_format format; /* default LOG_FORMAT_TEXT */
-    log_level level;   /* default LOG_LEVEL_INFO */
+    log_format format;
+    log_level level;
 } settings_logging;
 
 typedef struct {
@@ -92,9 +85,53 @@ typedef struct {
     char *source;           /* owned; the config file name, NULL without a file */
 } settings;
 
+/* ---- the table of keys ------------------------------------------------
+ * One row per key, in the spirit of pgbouncer's CF_ABS: the parser, the
+ * defaults (settings_init, settings_model_init), the range checks and the
+ * documentation test all read it. Adding a setting is a field above, a row in
+ * settings.c and its documentation in conf/fastformerd.yaml. */
+
+typedef enum {
+    SETTINGS_UINT,       /* integer in [min, max] into a uint32_t or uint64_t field */
+    SETTINGS_ENUM,       /* one of names[] into an int-sized enum field (the index) */
+    SETTINGS_ADDRESS,    /* HOST:PORT into a settings_address field */
+    SETTINGS_STRING,     /* non-empty string of at most max bytes (0: any) into an owned char * */
+    SETTINGS_PATH,       /* like STRING, resolved against the config file's directory */
+    SETTINGS_MODEL_NAME, /* [A-Za-z0-9_.-]{1,64}, not starting with '.', into an owned char * */
+} settings_type;
+
+enum {
+    SETTINGS_REQUIRED = 1, /* a models entry without it is an error */
+    SETTINGS_NULLABLE = 2, /* YAML null keeps the default (unset) */
+    SETTINGS_INHERIT = 4,  /* default 0: use the batching section's key of the same name */
+};
+
+typedef struct {
+    const char *section; /* "server", "batching", "logging" or "models" (each entry) */
+    const char *key;
+    settings_type type;
+    size_t offset; /* of the field in settings, or in settings_model for "models" */
+    size_t size;   /* of the field */
+    int64_t min, max;
+    int64_t def;              /* UINT: the value; ENUM: the index in names */
+    const char *def_text;     /* ADDRESS: the default address; else NULL */
+    const char *const *names; /* ENUM: the accepted words, NULL-terminated */
+    unsigned flags;           /* SETTINGS_REQUIRED | SETTINGS_NULLABLE | SETTINGS_INHERIT */
+} settings_spec;
+
+extern const settings_spec settings_specs[];
+extern const size_t settings_n_specs;
+
+/* The row of key `key` in section `section` (e.g. "server",
+ * "request_timeout_ms"; "models" for a models entry's key), or NULL. */
+const settings_spec *settings_spec_find(const char *section, const char *key);
+
 /* Fills *s with every default and no models. Cannot fail; free with
  * settings_free (a no-op for a defaults-only struct, but harmless). */
 void settings_init(settings *s);
+
+/* Fills *m with the defaults of a models entry (no name, no path). */
+void settings_model_init(settings_model *m);
 
 /* Parses the YAML document buf[0..len) into *out. `filename` is used in
  * messages and to resolve relative paths (its directory; no slash means the

@@ -1,7 +1,8 @@
 /* fuzz_settings: settings_parse (the daemon's YAML config) on arbitrary
  * bytes. On failure *out must still hold the defaults and be safe to free; on
- * success every value must lie in its documented range, model names must be
+ * success every value must lie in its range in settings_specs[], model names must be
  * valid and unique, and the final checks and per-model lookups must work. */
+#include <stdbool.h>
 #include <string.h>
 
 #include "fuzz_common.h"
@@ -18,34 +19,47 @@ static void name_check(const char *name)
             "model name '%s'", name);
 }
 
+/* Every integer of `base` (a settings, or a settings_model for "models")
+ * lies in its row's range; an INHERIT row may also be 0. */
+static void uint_ranges_check(const void *base, bool models, const char *what)
+{
+    for (size_t i = 0; i < settings_n_specs; i++) {
+        const settings_spec *spec = &settings_specs[i];
+        if (spec->type != SETTINGS_UINT || (strcmp(spec->section, "models") == 0) != models)
+            continue;
+        uint64_t v = 0;
+        if (spec->size == sizeof(uint32_t)) {
+            uint32_t v32;
+            memcpy(&v32, (const char *)base + spec->offset, sizeof v32);
+            v = v32;
+        } else {
+            memcpy(&v, (const char *)base + spec->offset, sizeof v);
+        }
+        bool inherited = (spec->flags & SETTINGS_INHERIT) && v == 0;
+        FUZZ_CHECK(inherited || (v >= (uint64_t)spec->min && v <= (uint64_t)spec->max),
+                   "%s%s.%s = %llu outside [%lld, %lld]", what, spec->section, spec->key,
+                   (unsigned long long)v, (long long)spec->min, (long long)spec->max);
+    }
+}
+
 static void ranges_check(const settings *s)
 {
     const settings_server *sv = &s->server;
-    FUZZ_CHECK(memchr(sv->listen, 0, sizeof sv->listen) &&
-                   memchr(sv->listen_host, 0, sizeof sv->listen_host),
+    FUZZ_CHECK(memchr(sv->listen.text, 0, sizeof sv->listen.text) &&
+                   memchr(sv->listen.host, 0, sizeof sv->listen.host),
                "listen not terminated");
-    FUZZ_CHECK(sv->max_connections >= 1 && sv->max_connections <= 65536, "max_connections");
-    FUZZ_CHECK(sv->max_body_bytes >= 1024 && sv->max_body_bytes <= 1073741824, "max_body_bytes");
-    FUZZ_CHECK(sv->request_timeout_ms >= 1 && sv->request_timeout_ms <= 3600000,
-               "request_timeout_ms");
-    FUZZ_CHECK(sv->connection_timeout_s >= 1 && sv->connection_timeout_s <= 3600,
-               "connection_timeout_s");
-    FUZZ_CHECK(sv->drain_timeout_s <= 3600, "drain_timeout_s");
-    const settings_batching *b = &s->batching;
-    FUZZ_CHECK(b->max_batch_size >= 1 && b->max_batch_size <= 4096, "max_batch_size");
-    FUZZ_CHECK(b->max_batch_tokens >= 1 && b->max_batch_tokens <= 1048576, "max_batch_tokens");
-    FUZZ_CHECK(b->max_queue_delay_us <= 10000000, "max_queue_delay_us");
-    FUZZ_CHECK(b->max_queue >= 1 && b->max_queue <= 1000000, "max_queue");
-    FUZZ_CHECK(b->workers >= 1 && b->workers <= 256, "workers");
-    FUZZ_CHECK(b->blas_threads >= 1 && b->blas_threads <= 256, "blas_threads");
+    uint_ranges_check(s, false, "");
+    FUZZ_CHECK(s->logging.format == LOG_FORMAT_TEXT || s->logging.format == LOG_FORMAT_JSON,
+               "logging.format");
+    FUZZ_CHECK(s->logging.level >= LOG_LEVEL_DEBUG && s->logging.level <= LOG_LEVEL_ERROR,
+               "logging.level");
     FUZZ_CHECK(s->n_models == 0 || s->models, "models");
     for (size_t i = 0; i < s->n_models; i++) {
         const settings_model *m = &s->models[i];
         FUZZ_CHECK(m->name && m->path, "model %zu without name or path", i);
         name_check(m->name);
         FUZZ_CHECK(settings_find_model(s, m->name) == m, "model '%s' given twice", m->name);
-        FUZZ_CHECK(m->max_batch_size <= 4096 && m->max_batch_tokens <= 1048576, "model limits");
-        FUZZ_CHECK(m->news_cache_entries <= 10000000, "news_cache_entries");
+        uint_ranges_check(m, true, "model ");
         FUZZ_CHECK(settings_model_max_batch_size(s, m) >= 1 &&
                        settings_model_max_batch_tokens(s, m) >= 1,
                    "effective limits");

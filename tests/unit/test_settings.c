@@ -2,6 +2,7 @@
  * with its exact FILE:LINE message), path resolution, overrides and load. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,9 +21,9 @@ static int parse(settings *s, const char *yaml, const char *filename, char *err,
 
 static void assert_defaults(const settings *s)
 {
-    assert_string_equal(s->server.listen, "127.0.0.1:8080");
-    assert_string_equal(s->server.listen_host, "127.0.0.1");
-    assert_int_equal(s->server.listen_port, 8080);
+    assert_string_equal(s->server.listen.text, "127.0.0.1:8080");
+    assert_string_equal(s->server.listen.host, "127.0.0.1");
+    assert_int_equal(s->server.listen.port, 8080);
     assert_int_equal(s->server.max_connections, 256);
     assert_int_equal(s->server.max_body_bytes, 1048576);
     assert_int_equal(s->server.request_timeout_ms, 10000);
@@ -107,9 +108,9 @@ static void test_every_key(void **state)
     int rc = parse(&s, every_key, "conf/x.yaml", err, sizeof err);
     assert_string_equal(err, "");
     assert_int_equal(rc, 0);
-    assert_string_equal(s.server.listen, "0.0.0.0:9090");
-    assert_string_equal(s.server.listen_host, "0.0.0.0");
-    assert_int_equal(s.server.listen_port, 9090);
+    assert_string_equal(s.server.listen.text, "0.0.0.0:9090");
+    assert_string_equal(s.server.listen.host, "0.0.0.0");
+    assert_int_equal(s.server.listen.port, 9090);
     assert_int_equal(s.server.max_connections, 10);
     assert_int_equal(s.server.max_body_bytes, 4096);
     assert_int_equal(s.server.request_timeout_ms, 1500);
@@ -132,7 +133,7 @@ static void test_every_key(void **state)
     assert_int_equal(a->max_batch_size, 0);
     assert_int_equal(a->max_batch_tokens, 0);
     assert_null(a->news_catalog);
-    assert_int_equal(a->news_cache_entries, SETTINGS_DEFAULT_NEWS_CACHE_ENTRIES);
+    assert_int_equal(a->news_cache_entries, 4096);
     assert_int_equal(a->line, 21);
     assert_int_equal(settings_model_max_batch_size(&s, a), 64);
     assert_int_equal(settings_model_max_batch_tokens(&s, a), 16384);
@@ -192,8 +193,8 @@ static void test_listen_forms(void **state)
         settings s;
         char err[256] = "";
         assert_int_equal(parse(&s, ok[i].yaml, "x.yaml", err, sizeof err), 0);
-        assert_string_equal(s.server.listen_host, ok[i].host);
-        assert_int_equal(s.server.listen_port, ok[i].port);
+        assert_string_equal(s.server.listen.host, ok[i].host);
+        assert_int_equal(s.server.listen.port, ok[i].port);
         settings_free(&s);
     }
 }
@@ -363,9 +364,9 @@ static void test_overrides(void **state)
     const char *models[] = {"mind_rec.v2=/tmp/rec2", "extra=models/extra"};
     settings_overrides o = {.listen = "[::]:7000", .models = models, .n_models = 2};
     assert_int_equal(settings_apply_overrides(&s, &o, err, sizeof err), 0);
-    assert_string_equal(s.server.listen, "[::]:7000");
-    assert_string_equal(s.server.listen_host, "::");
-    assert_int_equal(s.server.listen_port, 7000);
+    assert_string_equal(s.server.listen.text, "[::]:7000");
+    assert_string_equal(s.server.listen.host, "::");
+    assert_int_equal(s.server.listen.port, 7000);
     assert_int_equal(s.n_models, 3);
     /* replaced path, kept limits */
     assert_string_equal(s.models[1].name, "mind_rec.v2");
@@ -377,7 +378,7 @@ static void test_overrides(void **state)
     assert_string_equal(s.models[2].path, "models/extra");
     assert_int_equal(s.models[2].max_batch_size, 0);
     assert_null(s.models[2].news_catalog);
-    assert_int_equal(s.models[2].news_cache_entries, SETTINGS_DEFAULT_NEWS_CACHE_ENTRIES);
+    assert_int_equal(s.models[2].news_cache_entries, 4096);
     assert_int_equal(s.models[2].line, 0);
     settings_free(&s);
 }
@@ -397,7 +398,7 @@ static void test_overrides_without_file(void **state)
     assert_int_equal(s.n_models, 1);
     assert_string_equal(s.models[0].name, "imdb");
     assert_string_equal(s.models[0].path, "models/imdb-sentiment");
-    assert_string_equal(s.server.listen, "127.0.0.1:8080");
+    assert_string_equal(s.server.listen.text, "127.0.0.1:8080");
     assert_int_equal(settings_check(&s, err, sizeof err), 0);
     settings_free(&s);
 }
@@ -440,7 +441,8 @@ static void test_override_errors(void **state)
         if (rc != -1 || strcmp(err, cases[i].message) != 0)
             fail_msg("case %zu: rc %d\n  got      \"%s\"\n  expected \"%s\"", i, rc, err,
                      cases[i].message);
-        assert_string_equal(s.server.listen, "127.0.0.1:8080"); /* a bad --listen changes nothing */
+        assert_string_equal(s.server.listen.text,
+                            "127.0.0.1:8080"); /* a bad --listen changes nothing */
         settings_free(&s);
     }
 }
@@ -501,9 +503,9 @@ static void test_shipped_config_parses(void **state)
     int rc = settings_load(&s, "conf/fastformerd.yaml", err, sizeof err);
     if (rc != 0)
         fail_msg("%s", err);
-    assert_string_equal(s.server.listen, "127.0.0.1:8080");
-    assert_int_equal(s.batching.max_batch_size, SETTINGS_DEFAULT_MAX_BATCH_SIZE);
-    assert_int_equal(s.batching.workers, SETTINGS_DEFAULT_WORKERS);
+    assert_string_equal(s.server.listen.text, "127.0.0.1:8080");
+    assert_int_equal(s.batching.max_batch_size, 32);
+    assert_int_equal(s.batching.workers, 2);
     assert_true(s.n_models >= 3);
     assert_non_null(settings_find_model(&s, "imdb-sentiment"));
     assert_non_null(settings_find_model(&s, "agnews-topic"));
@@ -511,6 +513,343 @@ static void test_shipped_config_parses(void **state)
     assert_string_equal(settings_find_model(&s, "imdb-sentiment")->path,
                         "conf/../models/imdb-sentiment");
     settings_free(&s);
+}
+
+/* ---- the table, and the documentation that restates it ------------------ */
+
+static bool spec_is_string(const settings_spec *spec)
+{
+    switch (spec->type) {
+    case SETTINGS_STRING:
+    case SETTINGS_PATH:
+    case SETTINGS_MODEL_NAME:
+        return true;
+    case SETTINGS_UINT:
+    case SETTINGS_ENUM:
+    case SETTINGS_ADDRESS:
+        return false;
+    }
+    return false;
+}
+
+/* Every row is well formed: a known section, its default in its range, a
+ * field that fits the range, unique keys, and settings_init applying it. */
+static void test_table_is_consistent(void **state)
+{
+    (void)state;
+    settings s;
+    settings_init(&s);
+    settings_model m;
+    settings_model_init(&m);
+    for (size_t i = 0; i < settings_n_specs; i++) {
+        const settings_spec *spec = &settings_specs[i];
+        bool models = strcmp(spec->section, "models") == 0;
+        const char *base = models ? (const char *)&m : (const char *)&s;
+        assert_true(spec->offset + spec->size <= (models ? sizeof m : sizeof s));
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(settings_specs[j].section, spec->section) == 0 &&
+                strcmp(settings_specs[j].key, spec->key) == 0)
+                fail_msg("%s.%s is in the table twice", spec->section, spec->key);
+        assert_ptr_equal(settings_spec_find(spec->section, spec->key), spec);
+        switch (spec->type) {
+        case SETTINGS_UINT: {
+            assert_true(spec->size == 4 || spec->size == 8);
+            assert_true(spec->min >= 0 && spec->min <= spec->max);
+            assert_true(spec->size == 8 || spec->max <= (int64_t)UINT32_MAX);
+            if (spec->flags & SETTINGS_INHERIT)
+                assert_int_equal(spec->def, 0);
+            else if (spec->def < spec->min || spec->def > spec->max)
+                fail_msg("%s.%s: default %lld outside [%lld, %lld]", spec->section, spec->key,
+                         (long long)spec->def, (long long)spec->min, (long long)spec->max);
+            uint64_t v = 0;
+            if (spec->size == 4) {
+                uint32_t v32;
+                memcpy(&v32, base + spec->offset, 4);
+                v = v32;
+            } else {
+                memcpy(&v, base + spec->offset, 8);
+            }
+            assert_int_equal(v, (uint64_t)spec->def);
+            break;
+        }
+        case SETTINGS_ENUM: {
+            assert_non_null(spec->names);
+            int64_t n = 0;
+            while (spec->names[n])
+                n++;
+            assert_true(spec->def >= 0 && spec->def < n);
+            int v;
+            assert_int_equal(spec->size, sizeof v);
+            memcpy(&v, base + spec->offset, sizeof v);
+            assert_int_equal(v, spec->def);
+            break;
+        }
+        case SETTINGS_ADDRESS:
+            assert_non_null(spec->def_text);
+            assert_string_equal(((const settings_address *)(base + spec->offset))->text,
+                                spec->def_text);
+            break;
+        case SETTINGS_STRING:
+        case SETTINGS_PATH:
+        case SETTINGS_MODEL_NAME:
+            assert_int_equal(spec->size, sizeof(char *));
+            assert_null(*(char *const *)(base + spec->offset));
+            assert_false((spec->flags & SETTINGS_REQUIRED) && (spec->flags & SETTINGS_NULLABLE));
+            break;
+        }
+    }
+    assert_null(settings_spec_find("server", "no_such_key"));
+    assert_null(settings_spec_find("models", "listen"));
+    settings_free(&s);
+}
+
+static char *read_repo_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        fail_msg("%s: cannot open (tests run from the repository root)", path);
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    assert_true(n < sizeof buf - 1);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* One documented key of conf/fastformerd.yaml and the text of its comment. */
+typedef struct {
+    char section[32];
+    char key[48];
+    char doc[1024];
+} yaml_doc;
+
+#define YAML_DOCS_MAX 64
+
+static void doc_append(char *doc, const char *text, size_t n)
+{
+    size_t len = strlen(doc);
+    if (len > 0 && len + 1 < 1024)
+        doc[len++] = ' ';
+    while (n > 0 && *text == ' ') {
+        text++;
+        n--;
+    }
+    snprintf(doc + len, 1024 - len, "%.*s", (int)n, text);
+}
+
+static yaml_doc *doc_add(yaml_doc *docs, size_t *n, const char *section, const char *key,
+                         size_t key_len)
+{
+    assert_true(*n < YAML_DOCS_MAX);
+    yaml_doc *d = &docs[(*n)++];
+    memset(d, 0, sizeof *d);
+    snprintf(d->section, sizeof d->section, "%s", section);
+    snprintf(d->key, sizeof d->key, "%.*s", (int)key_len, key);
+    return d;
+}
+
+static size_t word_len(const char *p)
+{
+    size_t n = 0;
+    while ((p[n] >= 'a' && p[n] <= 'z') || p[n] == '_')
+        n++;
+    return n;
+}
+
+/* The "Each entry:" block above `models:`: "  key   text" starts a key's
+ * documentation, a deeper-indented line continues it. */
+static void models_docs(char comment[][160], size_t n_comment, yaml_doc *docs, size_t *n)
+{
+    bool in_entries = false;
+    yaml_doc *cur = NULL;
+    for (size_t i = 0; i < n_comment; i++) {
+        const char *l = comment[i];
+        if (strstr(l, "Each entry:")) {
+            in_entries = true;
+            continue;
+        }
+        if (!in_entries)
+            continue;
+        size_t k = word_len(l + 2);
+        if (l[0] == ' ' && l[1] == ' ' && k > 0 && l[2 + k] == ' ' && l[3 + k] == ' ') {
+            cur = doc_add(docs, n, "models", l + 2, k);
+            doc_append(cur->doc, l + 2 + k, strlen(l + 2 + k));
+        } else if (cur && strncmp(l, "    ", 4) == 0) {
+            doc_append(cur->doc, l, strlen(l));
+        }
+    }
+}
+
+/* Collects the documentation of every key: the comment lines right above
+ * "  key:" (or a commented-out "  # key: example") in a section. */
+static size_t yaml_docs_read(const char *text, yaml_doc *docs)
+{
+    static char comment[64][160];
+    size_t n_comment = 0, n = 0;
+    char section[32] = "";
+    for (const char *line = text; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        size_t indent = 0;
+        while (indent < len && line[indent] == ' ')
+            indent++;
+        const char *body = line + indent;
+        size_t k = word_len(indent < len && body[0] == '#' ? body + 2 : body);
+        bool is_comment = indent < len && body[0] == '#';
+        bool commented_key = is_comment && indent == 2 && k > 0 && body[2 + k] == ':' &&
+                             body[3 + k] == ' ' && section[0] && strcmp(section, "models") != 0;
+        if (is_comment && !commented_key) {
+            assert_true(n_comment < 64);
+            const char *t = body[1] == ' ' ? body + 2 : body + 1;
+            snprintf(comment[n_comment++], 160, "%.*s", (int)(line + len - t), t);
+        } else if (indent == 0 && k > 0 && body[k] == ':') {
+            snprintf(section, sizeof section, "%.*s", (int)k, body);
+            if (strcmp(section, "models") == 0)
+                models_docs(comment, n_comment, docs, &n);
+            n_comment = 0;
+        } else if (commented_key || (indent == 2 && k > 0 && body[k] == ':')) {
+            yaml_doc *d = doc_add(docs, &n, section, commented_key ? body + 2 : body, k);
+            for (size_t i = 0; i < n_comment; i++)
+                doc_append(d->doc, comment[i], strlen(comment[i]));
+            n_comment = 0;
+        } else {
+            n_comment = 0;
+        }
+        line = end ? end + 1 : line + len;
+    }
+    return n;
+}
+
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* What the documentation of `spec` must say, and say once. */
+static void doc_expect(const settings_spec *spec, const char *doc)
+{
+    char want[256];
+    if (spec->flags & SETTINGS_REQUIRED)
+        snprintf(want, sizeof want, "(required)");
+    else if (spec->type == SETTINGS_UINT && (spec->flags & SETTINGS_INHERIT))
+        snprintf(want, sizeof want, "(default inherit)");
+    else if (spec->type == SETTINGS_UINT)
+        snprintf(want, sizeof want, "(default %lld)", (long long)spec->def);
+    else if (spec->type == SETTINGS_ENUM)
+        snprintf(want, sizeof want, "(default %s)", spec->names[spec->def]);
+    else if (spec->type == SETTINGS_ADDRESS)
+        snprintf(want, sizeof want, "(default %s)", spec->def_text);
+    else
+        snprintf(want, sizeof want, "(default none");
+    if (count_of(doc, want) != 1 || count_of(doc, "(default") + count_of(doc, "(required)") != 1)
+        fail_msg("conf/fastformerd.yaml: %s.%s: expected \"%s\" once in: %s", spec->section,
+                 spec->key, want, doc);
+    want[0] = '\0';
+    if (spec->type == SETTINGS_UINT) {
+        snprintf(want, sizeof want, "[%lld, %lld]", (long long)spec->min, (long long)spec->max);
+        if (count_of(doc, "[") != 1)
+            fail_msg("conf/fastformerd.yaml: %s.%s: expected one range in: %s", spec->section,
+                     spec->key, doc);
+    } else if (spec->type == SETTINGS_ENUM) {
+        size_t o = (size_t)snprintf(want, sizeof want, "one of ");
+        for (size_t i = 0; spec->names[i]; i++)
+            o += (size_t)snprintf(want + o, sizeof want - o, "%s%s", i ? ", " : "", spec->names[i]);
+    } else if (spec_is_string(spec) && spec->max > 0) {
+        snprintf(want, sizeof want, "up to %lld bytes", (long long)spec->max);
+    }
+    if (want[0] && !strcasestr(doc, want))
+        fail_msg("conf/fastformerd.yaml: %s.%s: expected \"%s\" in: %s", spec->section, spec->key,
+                 want, doc);
+}
+
+/* conf/fastformerd.yaml documents every row of the table, with its range and
+ * default, and documents nothing else. */
+static void test_yaml_documents_the_table(void **state)
+{
+    (void)state;
+    static yaml_doc docs[YAML_DOCS_MAX];
+    size_t n = yaml_docs_read(read_repo_file("conf/fastformerd.yaml"), docs);
+    for (size_t i = 0; i < settings_n_specs; i++) {
+        const settings_spec *spec = &settings_specs[i];
+        const yaml_doc *d = NULL;
+        for (size_t j = 0; j < n && !d; j++)
+            if (strcmp(docs[j].section, spec->section) == 0 && strcmp(docs[j].key, spec->key) == 0)
+                d = &docs[j];
+        if (d == NULL)
+            fail_msg("conf/fastformerd.yaml does not document %s.%s", spec->section, spec->key);
+        doc_expect(spec, d->doc);
+    }
+    for (size_t j = 0; j < n; j++)
+        if (settings_spec_find(docs[j].section, docs[j].key) == NULL)
+            fail_msg("conf/fastformerd.yaml documents %s.%s, which the daemon does not know",
+                     docs[j].section, docs[j].key);
+}
+
+/* "1024", "1 GiB" -> bytes; the end of the number in *end. */
+static long long doc_number(const char *p, const char **end)
+{
+    char *e;
+    long long v = strtoll(p, &e, 10);
+    if (strncmp(e, " KiB", 4) == 0 || strncmp(e, " MiB", 4) == 0 || strncmp(e, " GiB", 4) == 0) {
+        v <<= e[1] == 'K' ? 10 : e[1] == 'M' ? 20 : 30;
+        e += 4;
+    }
+    *end = e;
+    return v;
+}
+
+/* SECURITY.md's table of configured limits states each key's default and
+ * range as the table has them. */
+static void test_security_md_limits_match_the_table(void **state)
+{
+    (void)state;
+    const char *text = read_repo_file("SECURITY.md");
+    const char *start = strstr(text, "## Limits and their defaults");
+    assert_non_null(start);
+    const char *stop = strstr(start + 1, "\n## ");
+    size_t n_rows = 0;
+    for (const char *row = strstr(start, "\n| "); row && (!stop || row < stop);
+         row = strstr(row + 1, "\n| ")) {
+        char cells[5][512];
+        const char *p = row + 3;
+        size_t c = 0;
+        for (; c < 5; c++) {
+            const char *bar = strstr(p, " | ");
+            const char *eol = strchr(p, '\n');
+            if (bar == NULL || (eol && bar > eol))
+                break;
+            snprintf(cells[c], sizeof cells[c], "%.*s", (int)(bar - p), p);
+            p = bar + 3;
+        }
+        char section[32], key[48];
+        if (c < 4 || sscanf(cells[1], "`%31[a-z_].%47[a-z_]`", section, key) != 2)
+            continue;
+        const settings_spec *spec = settings_spec_find(section, key);
+        if (spec == NULL)
+            fail_msg("SECURITY.md: unknown key %s.%s", section, key);
+        n_rows++;
+        if (spec->type == SETTINGS_UINT) {
+            const char *e;
+            long long def = doc_number(cells[2], &e);
+            long long lo = doc_number(cells[3], &e);
+            assert_true(strncmp(e, " .. ", 4) == 0);
+            long long hi = doc_number(e + 4, &e);
+            if (def != spec->def || lo != spec->min || hi != spec->max)
+                fail_msg("SECURITY.md: %s.%s says default %s, range %s; the table has %lld, "
+                         "[%lld, %lld]",
+                         section, key, cells[2], cells[3], (long long)spec->def,
+                         (long long)spec->min, (long long)spec->max);
+        } else if (spec_is_string(spec) && spec->max > 0) {
+            char want[64];
+            snprintf(want, sizeof want, "up to %lld bytes", (long long)spec->max);
+            assert_string_equal(cells[3], want);
+            assert_string_equal(cells[2], "unset");
+        }
+    }
+    assert_true(n_rows >= 5);
 }
 
 int main(void)
@@ -528,6 +867,9 @@ int main(void)
         cmocka_unit_test(test_override_errors),
         cmocka_unit_test(test_load),
         cmocka_unit_test(test_shipped_config_parses),
+        cmocka_unit_test(test_table_is_consistent),
+        cmocka_unit_test(test_yaml_documents_the_table),
+        cmocka_unit_test(test_security_md_limits_match_the_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

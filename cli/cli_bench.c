@@ -5,9 +5,9 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "cli.h"
+#include "mono_clock.h"
 
 static const char bench_usage[] =
     "usage: fastformer-cli bench --model DIR [--threads N] [--min-seconds S]\n"
@@ -30,9 +30,7 @@ static const struct {
 
 static double now_seconds(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return (double)mono_clock_us() * 1e-6;
 }
 
 /* xorshift64*: reproducible random ids. */

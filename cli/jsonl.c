@@ -1,6 +1,8 @@
 /* jsonl: a getline loop plus json_loadb per line. */
 #include "jsonl.h"
 
+#include "error_message.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -17,8 +19,7 @@ int jsonl_reader_open(jsonl_reader *r, const char *path, char *err, size_t err_c
     }
     r->file = fopen(path, "r");
     if (!r->file) {
-        if (err && err_cap)
-            snprintf(err, err_cap, "%s: %s", path, strerror(errno));
+        error_message_set(err, err_cap, "%s: %s", path, strerror(errno));
         return -1;
     }
     r->name = path;
@@ -44,8 +45,7 @@ jsonl_status jsonl_reader_next(jsonl_reader *r, json_t **out, char *err, size_t 
     ssize_t n = getline(&r->buf, &r->buf_cap, r->file);
     if (n < 0) {
         if (ferror(r->file)) {
-            if (err && err_cap)
-                snprintf(err, err_cap, "%s: %s", r->name, strerror(errno ? errno : EIO));
+            error_message_set(err, err_cap, "%s: %s", r->name, strerror(errno ? errno : EIO));
             return JSONL_IO_ERROR;
         }
         return JSONL_EOF;
@@ -61,8 +61,7 @@ jsonl_status jsonl_reader_next(jsonl_reader *r, json_t **out, char *err, size_t 
     json_error_t jerr;
     json_t *v = json_loadb(r->buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!v) {
-        if (err && err_cap)
-            snprintf(err, err_cap, "invalid JSON at column %d: %s", jerr.column, jerr.text);
+        error_message_set(err, err_cap, "invalid JSON at column %d: %s", jerr.column, jerr.text);
         return JSONL_BAD;
     }
     *out = v;

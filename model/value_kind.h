@@ -1,4 +1,5 @@
-/* value_kind: the word error messages use for a JSON value's type. */
+/* value_kind: the word error messages use for a JSON value's type (in model/ so that
+ * input_ids.c, the API and the CLI all share it). */
 #ifndef FF_VALUE_KIND_H
 #define FF_VALUE_KIND_H
 

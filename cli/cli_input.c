@@ -1,5 +1,6 @@
 /* cli_input: validation of predict/eval input objects. */
 #include "cli_input.h"
+#include "input_ids.h"
 #include "value_kind.h"
 
 #include <assert.h>
@@ -15,25 +16,10 @@ static int ids_from_array(const model *m, const json_t *arr, int32_t *ids, int32
                  "input_ids has %zu ids, more than the model's max_position_embeddings %d", n, max);
         return -1;
     }
-    for (size_t i = 0; i < n; i++) {
-        const json_t *v = json_array_get(arr, i);
-        if (!json_is_integer(v)) {
-            snprintf(err, err_cap, "input_ids[%zu]: expected an integer id, got %s", i,
-                     value_kind_name(v));
-            return -1;
-        }
-        json_int_t id = json_integer_value(v);
-        if (id < 0) {
-            snprintf(err, err_cap, "input_ids[%zu]: id %lld is negative", i, (long long)id);
-            return -1;
-        }
-        if (id >= m->config.vocab_size) {
-            snprintf(err, err_cap, "input_ids[%zu]: id %lld >= vocab_size %d", i, (long long)id,
-                     m->config.vocab_size);
-            return -1;
-        }
-        ids[i] = (int32_t)id;
-    }
+    size_t n_content = 0;
+    if (input_ids_from_json(arr, 0, n, m->config.vocab_size, ids, n, &n_content, "input_ids", 0,
+                            err, err_cap) != 0)
+        return -1;
     *n_ids = (int32_t)n;
     return 0;
 }

@@ -1,0 +1,45 @@
+/* input_ids: validation of client-given token ids (see input_ids.h). */
+#include "input_ids.h"
+
+#include <assert.h>
+#include <stdio.h>
+
+#include "value_kind.h"
+
+int input_id_check(long long id, int vocab_size, const char *path, size_t index, char *err,
+                   size_t err_cap)
+{
+    if (id < 0) {
+        snprintf(err, err_cap, "%s[%zu]: id %lld is negative", path, index, id);
+        return -1;
+    }
+    if (id >= vocab_size) {
+        snprintf(err, err_cap, "%s[%zu]: id %lld >= vocab_size %d", path, index, id, vocab_size);
+        return -1;
+    }
+    return 0;
+}
+
+int input_ids_from_json(const json_t *arr, size_t off, size_t n, int vocab_size, int32_t *ids,
+                        size_t ids_cap, size_t *n_content, const char *path, size_t index_base,
+                        char *err, size_t err_cap)
+{
+    assert(arr != NULL && n_content != NULL && path != NULL && (ids != NULL || ids_cap == 0));
+    *n_content = 0;
+    for (size_t k = 0; k < n; k++) {
+        const json_t *e = json_array_get(arr, off + k);
+        if (!json_is_integer(e)) {
+            snprintf(err, err_cap, "%s[%zu]: expected an integer id, got %s", path, index_base + k,
+                     value_kind_name(e));
+            return -1;
+        }
+        long long id = json_integer_value(e);
+        if (input_id_check(id, vocab_size, path, index_base + k, err, err_cap) != 0)
+            return -1;
+        if (k < ids_cap)
+            ids[k] = (int32_t)id;
+        if (id != 0)
+            *n_content = k + 1;
+    }
+    return 0;
+}
