@@ -252,7 +252,7 @@ int cli_eval(int argc, char **argv)
     model *m = NULL;
     if (cli_model_load("eval", model_dir, &m) != 0)
         return CLI_EXIT_FAILURE;
-    if (m->config.task != MODEL_TASK_CLASSIFICATION) {
+    if (!model_has_classifier(m)) {
         cli_error("eval", "%s is a %s model; eval needs a classifier (see eval-mind)", model_dir,
                   model_task_name(m->config.task));
         model_free(m);

@@ -529,7 +529,7 @@ int cli_eval_mind(int argc, char **argv)
     if (args.scorer == SCORER_MODEL) {
         if (cli_model_load("eval-mind", args.model_dir, &m) != 0)
             goto done;
-        if (m->config.task != MODEL_TASK_NEWS_RECOMMENDATION) {
+        if (!model_has_user_encoder(m)) {
             cli_error("eval-mind", "%s is a %s model; eval-mind needs a news recommendation model",
                       args.model_dir, model_task_name(m->config.task));
             goto done;

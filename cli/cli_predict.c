@@ -77,7 +77,7 @@ static json_t *result_object(const predict_state *st, const pending_line *p, con
     json_t *out = json_object();
     if (p->id)
         json_object_set(out, "id", p->id);
-    if (m->config.task == MODEL_TASK_CLASSIFICATION) {
+    if (model_has_classifier(m)) {
         int C = m->config.num_labels;
         const float *z = st->logits + (size_t)p->seq * C, *pr = st->probs + (size_t)p->seq * C;
         int best = 0;
@@ -102,7 +102,7 @@ static void predict_flush(predict_state *st)
 {
     int n = 0;
     const float *pooled = cli_batch_run(&st->batch, &n);
-    if (n > 0 && st->m->config.task == MODEL_TASK_CLASSIFICATION)
+    if (n > 0 && model_has_classifier(st->m))
         model_classify(st->m, pooled, n, st->logits, st->probs);
     for (int i = 0; i < st->n_pending; i++) {
         pending_line *p = &st->pending[i];
@@ -221,7 +221,7 @@ int cli_predict(int argc, char **argv)
         model_free(m);
         return CLI_EXIT_FAILURE;
     }
-    size_t C = m->config.task == MODEL_TASK_CLASSIFICATION ? (size_t)m->config.num_labels : 0;
+    size_t C = model_has_classifier(m) ? (size_t)m->config.num_labels : 0;
     st.logits = calloc(PREDICT_BATCH * C + 1, sizeof *st.logits);
     st.probs = calloc(PREDICT_BATCH * C + 1, sizeof *st.probs);
     if (!st.logits || !st.probs ||

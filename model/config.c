@@ -18,6 +18,7 @@
 #define CONFIG_MAX_VOCAB (1 << 24)
 #define CONFIG_MAX_LABELS (1 << 16)
 
+/* The architecture name of each task: the list config.json is matched against. */
 static const char *const config_architectures[] = {
     [MODEL_TASK_CLASSIFICATION] = "FastformerForSequenceClassification",
     [MODEL_TASK_NEWS_RECOMMENDATION] = "FastformerForNewsRecommendation",
@@ -25,7 +26,35 @@ static const char *const config_architectures[] = {
 
 const char *model_task_name(model_task task)
 {
-    return task == MODEL_TASK_CLASSIFICATION ? "classification" : "news-recommendation";
+    switch (task) {
+    case MODEL_TASK_CLASSIFICATION:
+        return "classification";
+    case MODEL_TASK_NEWS_RECOMMENDATION:
+        return "news-recommendation";
+    }
+    return "unknown"; /* not a model_task */
+}
+
+bool model_task_has_classifier(model_task task)
+{
+    switch (task) {
+    case MODEL_TASK_CLASSIFICATION:
+        return true;
+    case MODEL_TASK_NEWS_RECOMMENDATION:
+        return false;
+    }
+    return false;
+}
+
+bool model_task_has_user_encoder(model_task task)
+{
+    switch (task) {
+    case MODEL_TASK_CLASSIFICATION:
+        return false;
+    case MODEL_TASK_NEWS_RECOMMENDATION:
+        return true;
+    }
+    return false;
 }
 
 const char *model_task_architecture(model_task task)
@@ -90,7 +119,7 @@ static int config_architecture(json_t *root, model_task *task, char *err, size_t
         return -1;
     }
     const char *name = json_string_value(json_array_get(v, 0));
-    for (int t = 0; t < 2; t++) {
+    for (size_t t = 0; t < sizeof config_architectures / sizeof config_architectures[0]; t++) {
         if (strcmp(name, config_architectures[t]) == 0) {
             *task = (model_task)t;
             return 0;
@@ -249,9 +278,10 @@ static int config_fields(json_t *root, model_config *cfg, char *err, size_t err_
         config_tokenizer(root, cfg, err, err_cap) != 0)
         return -1;
 
-    if (cfg->task == MODEL_TASK_CLASSIFICATION)
-        return config_id2label(root, cfg, err, err_cap);
-
+    if (model_task_has_classifier(cfg->task) && config_id2label(root, cfg, err, err_cap) != 0)
+        return -1;
+    if (!model_task_has_user_encoder(cfg->task))
+        return 0;
     /* The user encoder shares D, H, I and eps with the news encoder. */
     cfg->user_encoder = *d;
     if (config_int(root, "user_num_hidden_layers", true, 1, CONFIG_MAX_LAYERS,

@@ -44,4 +44,11 @@ void model_config_free(model_config *cfg);
 const char *model_task_name(model_task task); /* "classification" | "news-recommendation" */
 const char *model_task_architecture(model_task task);
 
+/* What a task's model has. Code that differs by task asks one of these (or
+ * switches on the task with no default:), so that adding a task makes -Wswitch
+ * list every place that must decide. */
+bool model_task_has_classifier(model_task task);   /* a label head: id2label, logits, probs */
+bool model_task_has_user_encoder(model_task task); /* a user encoder over clicked news, and
+                                                      dot-product scores of candidates */
+
 #endif

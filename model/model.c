@@ -300,19 +300,22 @@ static int bind_model(binder *b, model *m)
     const int64_t V = c->vocab_size, D = c->encoder.hidden_size;
     if (bind_embedding(b, embedding_name(c->task), V, D, &m->word_embedding) != 0)
         return -1;
-    if (c->task == MODEL_TASK_CLASSIFICATION) {
+    switch (c->task) {
+    case MODEL_TASK_CLASSIFICATION:
         if (bind_encoder(b, "", &c->encoder, &m->encoder, m->owned_layers) != 0 ||
             bind_tensor(b, "dense_linear.weight", 2, c->num_labels, D, &m->classifier_weight) !=
                 0 ||
             bind_tensor(b, "dense_linear.bias", 1, c->num_labels, 0, &m->classifier_bias) != 0)
             return -1;
         return 0;
+    case MODEL_TASK_NEWS_RECOMMENDATION:
+        if (bind_encoder(b, "news_encoder.", &c->encoder, &m->encoder, m->owned_layers) != 0 ||
+            bind_encoder(b, "user_encoder.", &c->user_encoder, &m->user_encoder,
+                         m->owned_layers + c->encoder.num_hidden_layers) != 0)
+            return -1;
+        return 0;
     }
-    if (bind_encoder(b, "news_encoder.", &c->encoder, &m->encoder, m->owned_layers) != 0 ||
-        bind_encoder(b, "user_encoder.", &c->user_encoder, &m->user_encoder,
-                     m->owned_layers + c->encoder.num_hidden_layers) != 0)
-        return -1;
-    return 0;
+    return -1; /* not a model_task: config_architecture accepts none other */
 }
 
 /* ---- loading ------------------------------------------------------------------ */
@@ -374,7 +377,7 @@ static int bind_weights(const char *path, const safetensors *st, model *m, size_
     if (check_i8_tensors(path, st, m->config.task, err, err_cap) != 0)
         return -1;
     size_t n_layers = (size_t)m->config.encoder.num_hidden_layers;
-    if (m->config.task == MODEL_TASK_NEWS_RECOMMENDATION)
+    if (model_has_user_encoder(m))
         n_layers += (size_t)m->config.user_encoder.num_hidden_layers;
     m->owned_layers = calloc(n_layers, sizeof *m->owned_layers);
     if (m->owned_layers == NULL) {
@@ -510,6 +513,16 @@ int model_max_tokens(const model *m)
     return m->config.encoder.max_position_embeddings;
 }
 
+bool model_has_classifier(const model *m)
+{
+    return model_task_has_classifier(m->config.task);
+}
+
+bool model_has_user_encoder(const model *m)
+{
+    return model_task_has_user_encoder(m->config.task);
+}
+
 int model_tokenize(const model *m, const char *text, size_t text_bytes, int32_t *ids, size_t *n_ids,
                    bool *truncated, char *err, size_t err_cap)
 {
@@ -542,7 +555,7 @@ void model_encode_ids(const model *m, fastformer_workspace *ws, const int32_t *c
 
 void model_classify(const model *m, const float *pooled, int n, float *logits, float *probs)
 {
-    assert(m->config.task == MODEL_TASK_CLASSIFICATION);
+    assert(model_has_classifier(m));
     const int C = m->config.num_labels, D = m->config.encoder.hidden_size;
     for (int s = 0; s < n; s++) {
         const float *x = pooled + (size_t)s * D;
@@ -577,7 +590,7 @@ void model_classify(const model *m, const float *pooled, int n, float *logits, f
 void model_encode_users(const model *m, fastformer_workspace *ws, const float *news_vecs,
                         const int32_t *hist_start, int n_users, float *user_vecs)
 {
-    assert(m->config.task == MODEL_TASK_NEWS_RECOMMENDATION);
+    assert(model_has_user_encoder(m));
     assert(n_users >= 0 && n_users <= ws->max_seqs);
     const int D = m->config.encoder.hidden_size;
     const int max_history = m->config.user_encoder.max_position_embeddings;

@@ -76,6 +76,12 @@ size_t model_workspace_bytes(const model *m, int max_tokens, int max_seqs);
 /* Maximum tokens of one text (the text/news encoder's max_position_embeddings). */
 int model_max_tokens(const model *m);
 
+/* The model's capabilities (model_task_has_classifier / _has_user_encoder of
+ * its task): model_classify needs a classifier, model_encode_users and
+ * model_score a user encoder. Any thread. */
+bool model_has_classifier(const model *m);
+bool model_has_user_encoder(const model *m);
+
 /* Tokenizes one text with the model's tokenizer, truncating at
  * model_max_tokens() (ids must hold that many). See tokenizer_encode. */
 FF_MUST_CHECK int model_tokenize(const model *m, const char *text, size_t text_bytes, int32_t *ids,

@@ -35,14 +35,14 @@ json_t *api_model_json(const served_model *sm, bool full)
         json_object_set_new(config, "vocab_size", json_integer(cfg->vocab_size));
         json_object_set_new(config, "tokenizer", json_string(tokenizer_kind_name(cfg->tokenizer)));
         json_object_set_new(config, "lowercase", json_boolean(cfg->lowercase));
-        if (cfg->task == MODEL_TASK_NEWS_RECOMMENDATION) {
+        if (model_has_user_encoder(sm->model)) {
             json_object_set_new(config, "user_num_hidden_layers",
                                 json_integer(cfg->user_encoder.num_hidden_layers));
             json_object_set_new(config, "max_history",
                                 json_integer(cfg->user_encoder.max_position_embeddings));
-        } else {
-            json_object_set_new(config, "num_labels", json_integer(cfg->num_labels));
         }
+        if (model_has_classifier(sm->model))
+            json_object_set_new(config, "num_labels", json_integer(cfg->num_labels));
     }
     json_object_set_new(o, "architecture", json_string(model_task_architecture(cfg->task)));
     json_object_set_new(o, "config", config ? config : json_null());
@@ -65,7 +65,7 @@ json_t *api_model_json(const served_model *sm, bool full)
     json_object_set_new(o, "load_seconds", json_real(sm->load_seconds));
     json_object_set_new(o, "max_batch_size", json_integer(sm->max_batch_size));
     json_object_set_new(o, "max_batch_tokens", json_integer(sm->max_batch_tokens));
-    if (cfg->task == MODEL_TASK_NEWS_RECOMMENDATION)
+    if (model_has_user_encoder(sm->model))
         json_object_set_new(o, "news_catalog_items",
                             sm->catalog ? json_integer((json_int_t)news_catalog_count(sm->catalog))
                                         : json_integer(0));

@@ -31,18 +31,23 @@ infer_request *infer_request_new(served_model *sm, infer_task task, int n_items,
     assert(sm && sm->model && n_items >= 1);
     const model *m = sm->model;
     int dim = m->config.encoder.hidden_size;
-    int n_labels = task == INFER_CLASSIFY ? m->config.num_labels : 0;
     int max_ids = model_max_tokens(m);
-    int n_cand = 0;
-    if (task == INFER_RECOMMEND) {
-        assert(m->config.task == MODEL_TASK_NEWS_RECOMMENDATION);
+    int n_labels = 0, n_cand = 0; /* n_cand > 0: the recommend head's outputs */
+    switch (task) {
+    case INFER_CLASSIFY:
+        assert(model_has_classifier(m));
+        n_labels = m->config.num_labels;
+        n_history = 0;
+        break;
+    case INFER_EMBED:
+        n_history = 0;
+        break;
+    case INFER_RECOMMEND:
+        assert(model_has_user_encoder(m));
         assert(n_history >= 0 && n_history < n_items);
         n_cand = n_items - n_history;
-    } else {
-        n_history = 0;
+        break;
     }
-    if (task == INFER_CLASSIFY)
-        assert(m->config.task == MODEL_TASK_CLASSIFICATION);
 
     size_t n = (size_t)n_items, off = sizeof(infer_request);
     size_t at_ids, at_n_ids, at_ready, at_cache, at_vec, at_logits = 0, at_probs = 0, at_user = 0,
@@ -56,7 +61,7 @@ infer_request *infer_request_new(served_model *sm, infer_task task, int n_items,
         ok = n <= SIZE_MAX / (size_t)n_labels &&
              layout_add(&off, n * (size_t)n_labels, sizeof(float), &at_logits) &&
              layout_add(&off, n * (size_t)n_labels, sizeof(float), &at_probs);
-    if (ok && task == INFER_RECOMMEND)
+    if (ok && n_cand > 0)
         ok = layout_add(&off, (size_t)dim, sizeof(float), &at_user) &&
              layout_add(&off, (size_t)n_cand, sizeof(float), &at_scores) &&
              layout_add(&off, (size_t)n_cand, sizeof(int32_t), &at_rank);
@@ -86,7 +91,7 @@ infer_request *infer_request_new(served_model *sm, infer_task task, int n_items,
         req->logits = (float *)(block + at_logits);
         req->probs = (float *)(block + at_probs);
     }
-    if (task == INFER_RECOMMEND) {
+    if (n_cand > 0) {
         req->user_vector = (float *)(block + at_user);
         req->scores = (float *)(block + at_scores);
         req->ranking = (int32_t *)(block + at_rank);
@@ -126,11 +131,25 @@ void infer_request_set_item_len(infer_request *req, int i, int n)
     req->item_cache[i] = 0;
 }
 
+/* The news cache serves the news of recommend requests; classify and embed
+ * items are always computed. */
+static bool task_uses_news_cache(infer_task task)
+{
+    switch (task) {
+    case INFER_CLASSIFY:
+    case INFER_EMBED:
+        return false;
+    case INFER_RECOMMEND:
+        return true;
+    }
+    return false;
+}
+
 void infer_request_set_item_text_news(infer_request *req, int i, int n)
 {
     infer_request_set_item_len(req, i, n);
     news_cache *cache = req->sm->cache;
-    if (req->task != INFER_RECOMMEND || !cache)
+    if (!task_uses_news_cache(req->task) || !cache)
         return;
     float *row = req->vectors + (size_t)i * (size_t)req->dim;
     if (news_cache_get(cache, infer_request_item_ids(req, i), req->n_ids[i], row)) {

@@ -105,8 +105,7 @@ int model_registry_workspace_tokens(const model *m, int max_batch_size, int max_
     int64_t texts = (int64_t)max_batch_size * model_max_tokens(m);
     int rows = texts < max_batch_tokens ? (int)texts : max_batch_tokens;
     /* The recommend head encodes one user: the last max_history clicks. */
-    if (m->config.task == MODEL_TASK_NEWS_RECOMMENDATION &&
-        m->config.user_encoder.max_position_embeddings > rows)
+    if (model_has_user_encoder(m) && m->config.user_encoder.max_position_embeddings > rows)
         rows = m->config.user_encoder.max_position_embeddings;
     return rows;
 }
@@ -178,7 +177,7 @@ static int load_one(model_registry *reg, const spec_copy *spec, served_model **o
         goto fail;
     }
     const model *m = sm->model;
-    const bool rec = m->config.task == MODEL_TASK_NEWS_RECOMMENDATION;
+    const bool rec = model_has_user_encoder(m);
     const int D = m->config.encoder.hidden_size, P = model_max_tokens(m);
     sm->max_batch_size = spec->max_batch_size >= 1 ? spec->max_batch_size : 1;
     /* A single text of the model's maximum length must always fit a batch. */

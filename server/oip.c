@@ -70,7 +70,7 @@ void oip_model_metadata(http_request *r, void *vctx)
         json_array_append_new(
             inputs, json_pack("{s:s,s:s,s:[i]}", "name", "text", "datatype", "BYTES", "shape", -1));
         json_array_append_new(inputs, tensor_meta("input_ids", "INT64", -1, -1));
-        if (cfg->task == MODEL_TASK_CLASSIFICATION)
+        if (model_has_classifier(sm->model))
             json_array_append_new(outputs,
                                   tensor_meta("probabilities", "FP32", -1, cfg->num_labels));
         json_array_append_new(outputs,
@@ -256,7 +256,7 @@ void oip_infer(http_request *r, void *vctx)
     json_t *body = NULL, *flat = NULL;
     infer_request *req = NULL;
     oip_job *job = NULL;
-    bool classifier = sm->model->config.task == MODEL_TASK_CLASSIFICATION;
+    bool classifier = model_has_classifier(sm->model);
     char err[512];
 
     body = api_body_parse(r);

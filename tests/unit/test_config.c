@@ -171,6 +171,15 @@ static void test_task_names(void **state)
                         "FastformerForNewsRecommendation");
 }
 
+static void test_task_capabilities(void **state)
+{
+    (void)state;
+    assert_true(model_task_has_classifier(MODEL_TASK_CLASSIFICATION));
+    assert_false(model_task_has_user_encoder(MODEL_TASK_CLASSIFICATION));
+    assert_false(model_task_has_classifier(MODEL_TASK_NEWS_RECOMMENDATION));
+    assert_true(model_task_has_user_encoder(MODEL_TASK_NEWS_RECOMMENDATION));
+}
+
 static void test_missing_required_keys(void **state)
 {
     (void)state;
@@ -323,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_valid_recommender),
         cmocka_unit_test(test_task_names),
+        cmocka_unit_test(test_task_capabilities),
         cmocka_unit_test(test_missing_required_keys),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_ranges),
