@@ -125,14 +125,6 @@ const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];
 
 /* ---- metrics and access log -------------------------------------------------- */
 
-static int reject_reason(const char *error)
-{
-    for (int i = 0; i < METRICS_N_REJECTS; i++)
-        if (strcmp(error, metrics_reject_name((metrics_reject_reason)i)) == 0)
-            return i;
-    return -1;
-}
-
 void api_on_complete(const http_request *r, void *vctx)
 {
     api_context *ctx = vctx;
@@ -147,15 +139,13 @@ void api_on_complete(const http_request *r, void *vctx)
     metrics_request_done(ctx->metrics, mid, route, http_request_status(r),
                          (uint64_t)latency_us * 1000);
     const http_request_stats *st = http_request_stats_get(r);
-    if (st->error) {
-        int reason = reject_reason(st->error);
-        if (reason >= 0)
-            metrics_reject(ctx->metrics, mid, (metrics_reject_reason)reason);
+    if (st->reject != REJECT_NONE) {
+        metrics_reject(ctx->metrics, mid, st->reject);
     } else if (http_request_status(r) == 499) {
         /* The transport saw the client leave before any answer (while the
          * body was read, or before the request was parked): a disconnect the
          * parked-request probe never had the chance to cancel and count. */
-        metrics_reject(ctx->metrics, mid, METRICS_REJECT_DISCONNECTED);
+        metrics_reject(ctx->metrics, mid, REJECT_DISCONNECTED);
     }
 
     char addr[96];
@@ -172,7 +162,7 @@ void api_on_complete(const http_request *r, void *vctx)
         .queue_ns = st->queue_us > 0 ? (uint64_t)st->queue_us * 1000 : 0,
         .batch_size = st->batch_size > 0 ? (uint32_t)st->batch_size : 0,
         .n_items = st->n_items > 0 ? (uint32_t)st->n_items : 0,
-        .error = st->error,
+        .error = reject_reason_name(st->reject),
     };
     log_access(&e);
 }
@@ -196,12 +186,12 @@ served_model *api_model_get(api_context *ctx, http_request *r)
         return sm;
     switch (model_registry_state(ctx->registry, name)) {
     case SERVED_MODEL_LOADING:
-        http_request_stats_of(r)->error = "not_ready";
+        http_request_stats_of(r)->reject = REJECT_NOT_READY;
         http_request_add_header(r, "Retry-After", "1");
         http_request_respond_error(r, 503, "model '%.64s' is still loading", name);
         return NULL;
     case SERVED_MODEL_FAILED:
-        http_request_stats_of(r)->error = "not_ready";
+        http_request_stats_of(r)->reject = REJECT_NOT_READY;
         http_request_respond_error(r, 503, "model '%.64s' failed to load", name);
         return NULL;
     default:
@@ -326,18 +316,18 @@ static void on_resume(http_request *r, void *vctx)
     case BATCHER_OK:
         break;
     case BATCHER_FULL:
-        st->error = "queue_full";
+        st->reject = REJECT_QUEUE_FULL;
         snprintf(retry, sizeof retry, "%d", batcher_retry_after_s(ctx->batcher));
         http_request_add_header(r, "Retry-After", retry);
         http_request_respond_error(r, 429, "the request queue is full; retry after %s s", retry);
         return;
     case BATCHER_DRAINING:
-        st->error = "draining";
+        st->reject = REJECT_DRAINING;
         http_request_add_header(r, "Retry-After", "1");
         http_request_respond_error(r, 503, "server is draining (shutting down)");
         return;
     case BATCHER_TOO_BIG:
-        st->error = "too_large";
+        st->reject = REJECT_TOO_LARGE;
         http_request_respond_error(r, 413, "request has %d items, more than the queue can hold",
                                    pd->req->n_items);
         return;
@@ -351,18 +341,18 @@ static void on_resume(http_request *r, void *vctx)
         pd->finish(r, req, pd->job);
         return;
     case INFER_DEADLINE:
-        st->error = "deadline";
+        st->reject = REJECT_DEADLINE;
         http_request_respond_error(r, 504, "the request's deadline passed while it was queued");
         return;
     case INFER_CANCELLED:
         /* The client went away (http_server_probe_disconnects): nobody reads
          * this answer; 499 (nginx's "client closed request") is for the log. */
-        st->error = "disconnected";
+        st->reject = REJECT_DISCONNECTED;
         http_request_respond_error(r, 499, "the client closed the connection");
         return;
     case INFER_SHUTDOWN:
     default:
-        st->error = "draining";
+        st->reject = REJECT_DRAINING;
         http_request_respond_error(r, 503, "server shut down before the request was computed");
         return;
     }

@@ -153,7 +153,7 @@ static json_t *inputs_get(http_request *r, json_t *body, const char *key, bool a
         return NULL;
     }
     if (n > API_MAX_INPUTS) {
-        http_request_stats_of(r)->error = "too_large";
+        http_request_stats_of(r)->reject = REJECT_TOO_LARGE;
         http_request_respond_error(r, 413, "%s: %zu inputs, more than the limit of %d per request",
                                    key, n, API_MAX_INPUTS);
         return NULL;
@@ -316,7 +316,7 @@ void api_v1_recommend(http_request *r, void *vctx)
         goto out;
     int nh = (int)json_array_size(history), nc = (int)json_array_size(cands);
     if (nh + nc > API_MAX_INPUTS) {
-        http_request_stats_of(r)->error = "too_large";
+        http_request_stats_of(r)->reject = REJECT_TOO_LARGE;
         http_request_respond_error(r, 413,
                                    "history and candidates: %d news, more than the limit of %d",
                                    nh + nc, API_MAX_INPUTS);

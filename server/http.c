@@ -458,14 +458,14 @@ static bool request_screen(http_server *s, http_request *r, const char *method_s
         if (!given)
             given = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-API-Key");
         if (!given) {
-            r->stats.error = "unauthorized";
+            r->stats.reject = REJECT_UNAUTHORIZED;
             http_request_add_header(r, "WWW-Authenticate", "Bearer");
             http_request_respond_error(
                 r, 401, "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key'");
             return true;
         }
         if (!key_equal(s->api_key, s->api_key_len, given)) {
-            r->stats.error = "unauthorized";
+            r->stats.reject = REJECT_UNAUTHORIZED;
             http_request_add_header(r, "WWW-Authenticate", "Bearer");
             http_request_respond_error(r, 401, "invalid API key");
             return true;
@@ -473,7 +473,7 @@ static bool request_screen(http_server *s, http_request *r, const char *method_s
     }
 
     if (!hit->open && atomic_load(&s->draining)) {
-        r->stats.error = "draining";
+        r->stats.reject = REJECT_DRAINING;
         http_request_add_header(r, "Retry-After", "1");
         http_request_respond_error(r, 503, "server is draining (shutting down)");
         return true;
@@ -500,7 +500,7 @@ static bool request_screen(http_server *s, http_request *r, const char *method_s
     if (cl) {
         long n;
         if (!parse_bounded(cl, 0, (long)o->body_limit_bytes, &n)) {
-            r->stats.error = "too_large";
+            r->stats.reject = REJECT_TOO_LARGE;
             http_request_respond_error(r, 413,
                                        "request body of %s bytes exceeds the limit of %zu bytes",
                                        cl, o->body_limit_bytes);
@@ -623,7 +623,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             return response_queue(r);
         }
         if (r->too_large) {
-            r->stats.error = "too_large";
+            r->stats.reject = REJECT_TOO_LARGE;
             http_request_respond_error(r, 413, "request body exceeds the limit of %zu bytes",
                                        s->opt.body_limit_bytes);
             return response_queue(r);
@@ -807,7 +807,7 @@ int http_server_probe_disconnects(http_server *s)
             /* MHD may close the connection on resume without calling the
              * handler again, so record the reason here (read under the lock
              * by on_completed's parked_remove, or later by the handler). */
-            r->stats.error = "disconnected";
+            r->stats.reject = REJECT_DISCONNECTED;
             r->cancel_fn(r, r->cancel_ctx);
             n++;
         }

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "compiler.h"
+#include "reject_reason.h"
 
 typedef enum {
     HTTP_GET,
@@ -140,11 +141,11 @@ void http_request_set_model(http_request *r, const char *model_name);
 
 /* Facts for the access log and metrics, filled in by the API layer. */
 typedef struct {
-    int64_t queue_us;  /* longest queue wait of the request's items; -1 = none */
-    int64_t infer_us;  /* longest compute time of one of its batches; -1 = none */
-    int batch_size;    /* largest batch one of its items ran in; 0 = none */
-    int n_items;       /* sequences the request was split into; 0 = none */
-    const char *error; /* static reason for a rejection (e.g. "queue_full"), or NULL */
+    int64_t queue_us;     /* longest queue wait of the request's items; -1 = none */
+    int64_t infer_us;     /* longest compute time of one of its batches; -1 = none */
+    int batch_size;       /* largest batch one of its items ran in; 0 = none */
+    int n_items;          /* sequences the request was split into; 0 = none */
+    reject_reason reject; /* why the request was refused, or REJECT_NONE */
 } http_request_stats;
 http_request_stats *http_request_stats_of(http_request *r);
 const http_request_stats *http_request_stats_get(const http_request *r);

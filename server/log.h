@@ -79,7 +79,7 @@ typedef struct {
     uint64_t queue_ns;       /* longest time one of its items waited in the queue; 0 if none */
     uint32_t batch_size;     /* largest batch that computed one of its items; 0 if none */
     uint32_t n_items;        /* sequences the request was split into; 0 if none */
-    const char *error;       /* error message sent, NULL on success */
+    const char *error;       /* why it was rejected (reject_reason_name), NULL if it was not */
 } log_access_entry;
 
 /* Emits `e` at LOG_LEVEL_INFO.

@@ -75,7 +75,7 @@ struct metrics {
     histogram batch_size[N_SLOTS];
     histogram batch_tokens[N_SLOTS];
     _Atomic int64_t queue_depth[N_SLOTS];
-    _Atomic uint64_t rejects[N_SLOTS][METRICS_N_REJECTS];
+    _Atomic uint64_t rejects[N_SLOTS][REJECT_N_REASONS]; /* [REJECT_NONE] unused */
     _Atomic int ready[N_SLOTS];
     _Atomic uint64_t cache_hits[N_SLOTS];
     _Atomic uint64_t cache_misses[N_SLOTS];
@@ -255,31 +255,6 @@ const char *metrics_route_name(metrics_route route)
     return "other";
 }
 
-const char *metrics_reject_name(metrics_reject_reason reason)
-{
-    switch (reason) {
-    case METRICS_REJECT_QUEUE_FULL:
-        return "queue_full";
-    case METRICS_REJECT_DEADLINE:
-        return "deadline";
-    case METRICS_REJECT_DISCONNECTED:
-        return "disconnected";
-    case METRICS_REJECT_DRAINING:
-        return "draining";
-    case METRICS_REJECT_NOT_READY:
-        return "not_ready";
-    case METRICS_REJECT_TOO_LARGE:
-        return "too_large";
-    case METRICS_REJECT_CONNECTION_LIMIT:
-        return "connection_limit";
-    case METRICS_REJECT_UNAUTHORIZED:
-        return "unauthorized";
-    case METRICS_N_REJECTS:
-        break;
-    }
-    return "other";
-}
-
 /* ---- updates ----------------------------------------------------------- */
 
 /* Slot of a model id; ids out of range (a programmer error, but cheap to
@@ -340,9 +315,9 @@ void metrics_queue_depth_add(metrics *m, metrics_model_id model, int64_t delta)
     atomic_fetch_add_explicit(&m->queue_depth[slot_of(m, model)], delta, memory_order_relaxed);
 }
 
-void metrics_reject(metrics *m, metrics_model_id model, metrics_reject_reason reason)
+void metrics_reject(metrics *m, metrics_model_id model, reject_reason reason)
 {
-    assert(reason >= 0 && reason < METRICS_N_REJECTS);
+    assert(reason > REJECT_NONE && reason < REJECT_N_REASONS);
     atomic_fetch_add_explicit(&m->rejects[slot_of(m, model)][reason], 1, memory_order_relaxed);
 }
 
@@ -631,14 +606,14 @@ int metrics_render(const metrics *m, char **out, size_t *out_len)
     out_family(&o, "fastformerd_rejected_requests_total", "counter",
                "Requests refused or dropped without compute, by reason.");
     for (size_t s = 0; s < n_slots; s++) {
-        for (size_t r = 0; r < METRICS_N_REJECTS; r++) {
+        for (size_t r = REJECT_NONE + 1; r < REJECT_N_REASONS; r++) {
             uint64_t x = atomic_load_explicit(&mm->rejects[s][r], memory_order_relaxed);
             if (x == 0)
                 continue;
             out_printf(&o, "fastformerd_rejected_requests_total");
             out_model_labels(&o, m, s);
-            out_printf(&o, ",reason=\"%s\"} %" PRIu64 "\n",
-                       metrics_reject_name((metrics_reject_reason)r), x);
+            out_printf(&o, ",reason=\"%s\"} %" PRIu64 "\n", reject_reason_name((reject_reason)r),
+                       x);
         }
     }
 

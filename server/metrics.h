@@ -3,7 +3,8 @@
  *
  * Every label set is bounded: models get a slot when registered (at load or
  * reload; slots are never reused for another name), routes are the fixed enum
- * below, status codes a fixed set, reject reasons an enum. Updates are single
+ * below, status codes a fixed set, reject reasons an enum
+ * (reject_reason.h). Updates are single
  * relaxed atomic operations on preallocated counters, so any thread may call
  * them on the hot path; rendering only reads those atomics (it takes no lock
  * that an update takes), so a scrape never blocks inference.
@@ -38,6 +39,7 @@
 #include <stdint.h>
 
 #include "compiler.h"
+#include "reject_reason.h"
 
 /* Most model slots ever registered in one process (reloads included). A
  * registration beyond this returns METRICS_NO_MODEL, whose series carry model="". */
@@ -71,19 +73,6 @@ typedef enum {
     METRICS_N_ROUTES
 } metrics_route;
 
-/* Why a request (or an item of one) was refused or dropped without compute. */
-typedef enum {
-    METRICS_REJECT_QUEUE_FULL = 0,   /* queue at max_queue -> 429/503 */
-    METRICS_REJECT_DEADLINE,         /* deadline passed while queued -> 504 */
-    METRICS_REJECT_DISCONNECTED,     /* client went away before compute */
-    METRICS_REJECT_DRAINING,         /* shutting down -> 503 */
-    METRICS_REJECT_NOT_READY,        /* models still loading -> 503 */
-    METRICS_REJECT_TOO_LARGE,        /* body or batch too large -> 413 */
-    METRICS_REJECT_CONNECTION_LIMIT, /* max_connections reached */
-    METRICS_REJECT_UNAUTHORIZED,     /* missing or wrong API key -> 401 */
-    METRICS_N_REJECTS
-} metrics_reject_reason;
-
 typedef struct metrics metrics;
 
 /* A new, empty registry (free with metrics_free), or NULL when out of
@@ -101,11 +90,9 @@ metrics_model_id metrics_model_register(metrics *m, const char *name);
 /* The slot of an already registered model, or METRICS_NO_MODEL. Lock-free. */
 metrics_model_id metrics_model_find(const metrics *m, const char *name);
 
-/* Label values, static strings: "/v1/models/{name}/classify", ..., "other";
- * "queue_full", "deadline", "disconnected", "draining", "not_ready",
- * "too_large", "connection_limit", "unauthorized". */
+/* Label values, static strings: "/v1/models/{name}/classify", ..., "other".
+ * Reject reasons are labelled with reject_reason_name(). */
 const char *metrics_route_name(metrics_route route);
-const char *metrics_reject_name(metrics_reject_reason reason);
 
 /* ---- updates: any thread, lock-free, never allocate ------------------- */
 
@@ -129,7 +116,7 @@ void metrics_queue_depth_add(metrics *m, metrics_model_id model, int64_t delta);
 
 /* Counts one rejected or dropped request (or item; callers choose and stay
  * consistent: the batcher counts requests). */
-void metrics_reject(metrics *m, metrics_model_id model, metrics_reject_reason reason);
+void metrics_reject(metrics *m, metrics_model_id model, reject_reason reason);
 
 void metrics_model_set_ready(metrics *m, metrics_model_id model, int ready);
 void metrics_news_cache(metrics *m, metrics_model_id model, uint64_t hits, uint64_t misses);

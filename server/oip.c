@@ -429,7 +429,7 @@ void oip_infer(http_request *r, void *vctx)
         goto out;
     }
     if (batch > API_MAX_INPUTS) {
-        http_request_stats_of(r)->error = "too_large";
+        http_request_stats_of(r)->reject = REJECT_TOO_LARGE;
         http_request_respond_error(r, 413,
                                    "inputs[0]: batch of %" JSON_INTEGER_FORMAT
                                    ", more than the limit of %d per request",

@@ -232,9 +232,10 @@ static void test_route_and_reason_names(void **state)
     static const char *const reasons[] = {"queue_full",       "deadline",    "disconnected",
                                           "draining",         "not_ready",   "too_large",
                                           "connection_limit", "unauthorized"};
-    assert_int_equal(sizeof reasons / sizeof reasons[0], METRICS_N_REJECTS);
-    for (int r = 0; r < METRICS_N_REJECTS; r++)
-        assert_string_equal(metrics_reject_name((metrics_reject_reason)r), reasons[r]);
+    assert_int_equal(sizeof reasons / sizeof reasons[0], REJECT_N_REASONS - 1);
+    assert_null(reject_reason_name(REJECT_NONE));
+    for (int r = REJECT_NONE + 1; r < REJECT_N_REASONS; r++)
+        assert_string_equal(reject_reason_name((reject_reason)r), reasons[r - 1]);
 }
 
 static void test_label_escaping(void **state)
@@ -244,7 +245,7 @@ static void test_label_escaping(void **state)
     /* backslash, double quote and newline are escaped; everything else as is */
     metrics_model_id id = metrics_model_register(m, "a\\b\"c\nd{e}=,f");
     assert_int_not_equal(id, METRICS_NO_MODEL);
-    metrics_reject(m, id, METRICS_REJECT_DEADLINE);
+    metrics_reject(m, id, REJECT_DEADLINE);
     char *t = render(m);
     assert_line(t, "fastformerd_rejected_requests_total{model=\"a\\\\b\\\"c\\nd{e}=,f\","
                    "reason=\"deadline\"} 1");
@@ -352,9 +353,9 @@ static void test_gauges_and_counters(void **state)
     metrics_queue_depth_add(m, METRICS_NO_MODEL, 2);
     metrics_news_cache(m, a, 5, 2);
     metrics_news_cache(m, a, 1, 0);
-    metrics_reject(m, a, METRICS_REJECT_QUEUE_FULL);
-    metrics_reject(m, a, METRICS_REJECT_QUEUE_FULL);
-    metrics_reject(m, METRICS_NO_MODEL, METRICS_REJECT_DRAINING);
+    metrics_reject(m, a, REJECT_QUEUE_FULL);
+    metrics_reject(m, a, REJECT_QUEUE_FULL);
+    metrics_reject(m, METRICS_NO_MODEL, REJECT_DRAINING);
     metrics_reload(m, 1);
     metrics_reload(m, 1);
     metrics_reload(m, 0);
@@ -480,8 +481,8 @@ static void render_sample(void)
     metrics_observe_batch(m, a, 4000000, 8, 512);
     metrics_observe_batch(m, b, 40000000, 3000, 2000000);
     metrics_queue_depth_set(m, a, 3);
-    for (int r = 0; r < METRICS_N_REJECTS; r++)
-        metrics_reject(m, r % 2 ? a : METRICS_NO_MODEL, (metrics_reject_reason)r);
+    for (int r = REJECT_NONE + 1; r < REJECT_N_REASONS; r++)
+        metrics_reject(m, (r - 1) % 2 ? a : METRICS_NO_MODEL, (reject_reason)r);
     metrics_news_cache(m, b, 10, 3);
     metrics_reload(m, 1);
     metrics_reload(m, 0);
