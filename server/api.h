@@ -1,9 +1,11 @@
 /* api: the daemon's HTTP API on top of the transport (http.h): the route
- * table, the shared context the handlers read, the operational endpoints
- * (/healthz, /readyz, /metrics, /openapi.json) and the per-request hook that
- * feeds metrics and the access log. The model routes live in api_v1.c (REST)
- * and oip.c (KServe Open Inference Protocol v2); input parsing in
- * api_inputs.c; the error shape in api_errors.c. */
+ * table (api_routes.def, the one place a route is spelled), the shared
+ * context the handlers read and the per-request hook that feeds metrics and
+ * the access log. The operational endpoints (/healthz, /readyz, /metrics,
+ * /openapi.json) are in api_ops.c; the model routes in api_v1.c (REST) and
+ * oip.c (KServe Open Inference Protocol v2), run by the frame of
+ * api_frame.c; field checks in api_fields.c, input parsing in api_inputs.c,
+ * the error shape in api_errors.c. */
 #ifndef FF_API_H
 #define FF_API_H
 
@@ -40,9 +42,57 @@ typedef struct {
     } cache_seen[METRICS_MAX_MODELS];
 } api_context;
 
-/* The route table, for http_options.routes (route_ctx = api_context *). */
+/* ---- the route table ------------------------------------------------------ */
+
+/* A route's family: the tag its operation has in server/openapi.json (a unit
+ * test checks them). The family is what decides a route's error shape when
+ * the families' shapes differ (the Open Inference Protocol's is
+ * {"error": "message"}); today every family answers api_errors.h's. */
+typedef enum {
+    API_FAMILY_V1,         /* "v1": the REST API */
+    API_FAMILY_V2,         /* "v2": the KServe Open Inference Protocol */
+    API_FAMILY_OPERATIONS, /* "operations": health, readiness, metrics, the document */
+} api_family;
+
+/* "v1", "v2" or "operations". */
+const char *api_family_tag(api_family family);
+
+typedef struct api_model_route api_model_route; /* api_frame.h */
+
+/* What the API knows of a route besides what the transport needs. */
+typedef struct {
+    api_family family;
+    /* A route on one model ("{name}" first) whose body becomes an
+     * infer_request: its parser and answer, run by api_frame_handle. NULL for
+     * a route whose handler answers by itself. */
+    const api_model_route *model;
+} api_route_info;
+
+/* Every route, in the order of api_routes.def: api_routes (for
+ * http_options.routes, route_ctx = api_context *), api_route_infos[i] and
+ * api_route_labels[i] (its path, the metrics' route label) describe the same
+ * route. Static, read-only. */
 extern const http_route api_routes[];
+extern const api_route_info api_route_infos[];
+extern const char *const api_route_labels[];
 extern const size_t api_n_routes;
+
+/* The index of `route` in api_routes, or METRICS_ROUTE_OTHER for NULL (no
+ * route matched). `route` must be NULL or an element of api_routes. */
+int api_route_index(const http_route *route);
+
+/* The info of `route` (an element of api_routes). */
+const api_route_info *api_route_info_of(const http_route *route);
+
+/* The handlers and the model routes' parsers the table names, declared from
+ * the table itself, so that adding a route declares its handler too. */
+#define API_ROUTE(method, path, family, access, handler) void handler(http_request *r, void *ctx);
+#define API_MODEL_ROUTE(method, path, family, route) extern const api_model_route route;
+#include "api_routes.def"
+#undef API_ROUTE
+#undef API_MODEL_ROUTE
+
+/* ---- hooks for http_options ------------------------------------------------ */
 
 /* http_options.on_complete (ctx = api_context *): counts the request in the
  * metrics and writes the access-log line. HTTP thread. */
@@ -51,56 +101,13 @@ void api_on_complete(const http_request *r, void *ctx);
 /* http_options.on_connection (ctx = api_context *): the open-connections gauge. */
 void api_on_connection(int delta, void *ctx);
 
-/* ---- shared by the model routes (api_v1.c, oip.c) ------------------------ */
-
-/* Looks up the model named by path parameter 0 and records it on the request.
- * Returns a new reference, or NULL after answering 404 (unknown) or 503
- * (still loading, or the server is not ready). */
-served_model *api_model_get(api_context *ctx, http_request *r);
-
-/* Parses the request body as one JSON object (duplicate keys rejected, NUL
- * allowed in strings). Returns a new reference, or NULL after answering 400
- * with the position of the error. */
-json_t *api_body_parse(http_request *r);
-
-/* Rejects keys of `obj` not listed in the NULL-terminated `allowed` (400
- * "unknown key 'x' (allowed: a, b)"; `where` prefixes the message, may be "").
- * Returns false after answering. */
-bool api_keys_check(http_request *r, json_t *obj, const char *where, const char *const *allowed);
-
-/* Called on the HTTP thread with the finished infer_request (status OK)
- * to answer. `job` is the handler's state given to api_submit. */
-typedef void (*api_finish_fn)(http_request *r, infer_request *req, void *job);
-
-/* Parks `r`, submits `req` (items set) and, once it is done, runs `finish`
- * on the HTTP thread (or answers 504 / 503 itself for deadline / shutdown /
- * cancel). On a refused submit answers 429 (queue full, with Retry-After),
- * 503 (draining) or 413 (too big). Takes the caller's reference to req and
- * takes `job` (freed with job_free, may be NULL) whatever happens. */
-void api_submit(api_context *ctx, http_request *r, infer_request *req, api_finish_fn finish,
-                void *job, void (*job_free)(void *));
+/* ---- answers shared by the routes ------------------------------------------- */
 
 /* json_real for a float that may not be finite (JSON has no NaN): returns
  * null for NaN/Inf. A new reference, or NULL when out of memory. */
 json_t *api_json_float(float v);
 /* A JSON array of n floats (new reference, NULL when out of memory). */
 json_t *api_json_floats(const float *v, int n);
-
-/* ---- route handlers ----------------------------------------------------- */
-
-void api_v1_models(http_request *r, void *ctx);
-void api_v1_model(http_request *r, void *ctx);
-void api_v1_classify(http_request *r, void *ctx);
-void api_v1_embed(http_request *r, void *ctx);
-void api_v1_recommend(http_request *r, void *ctx);
-void api_v1_news_put(http_request *r, void *ctx);
-
-void oip_server_metadata(http_request *r, void *ctx);
-void oip_health_live(http_request *r, void *ctx);
-void oip_health_ready(http_request *r, void *ctx);
-void oip_model_metadata(http_request *r, void *ctx);
-void oip_model_ready(http_request *r, void *ctx);
-void oip_infer(http_request *r, void *ctx);
 
 /* A model's description for /v1/models (full = false: name, task, ready) and
  * /v1/models/{name} (full = true). New reference, NULL when out of memory. */

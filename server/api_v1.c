@@ -1,7 +1,8 @@
-/* api_v1: the REST routes under /v1: classify, embed, recommend, the model
- * list and descriptions, and PUT of one news item into a recommender's
- * catalog. Each inference handler validates the whole request on the HTTP
- * thread, fills one infer_request and parks until the workers are done. */
+/* api_v1: the REST routes under /v1: the model list and descriptions, and
+ * the model routes classify, embed, recommend and PUT of one news item into
+ * a recommender's catalog. A model route is a pure parser (the body -> one
+ * infer_request, or a status and a message) and an answer from the computed
+ * request; the frame (api_frame.c) runs them. */
 #include "api.h"
 
 #include <stdio.h>
@@ -9,8 +10,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "api_fields.h"
+#include "api_frame.h"
 #include "api_inputs.h"
-#include "value_kind.h"
 
 /* ---- model descriptions -------------------------------------------------------- */
 
@@ -107,89 +109,94 @@ void api_v1_model(http_request *r, void *vctx)
     served_model_release(sm);
 }
 
-/* ---- request parsing shared by the inference routes ---------------------------- */
+/* ---- request parsing shared by the model routes --------------------------------- */
 
-static bool task_check(http_request *r, const served_model *sm, model_task want, const char *route)
+/* 400 unless the model has what the route needs (`want`: the task's name). */
+static int model_needs(const api_call *call, bool has, const char *route, const char *want,
+                       api_verdict *v)
 {
-    model_task have = sm->model->config.task;
-    if (have == want)
-        return true;
-    http_request_respond_error(r, 400, "model '%s' is a %s model; %s needs a %s model", sm->name,
-                               model_task_name(have), route, model_task_name(want));
-    return false;
+    if (has)
+        return 0;
+    return api_fail(v, 400, "model '%s' is a %s model; %s needs a %s model", call->sm->name,
+                    model_task_name(call->sm->model->config.task), route, want);
 }
 
-static bool truncate_get(http_request *r, json_t *body, bool *out)
+/* The array body[key] with its size checked, or NULL with the verdict. */
+static json_t *inputs_get(json_t *body, const char *key, bool allow_empty, api_verdict *v)
 {
-    json_t *t = json_object_get(body, "truncate");
-    *out = true;
-    if (!t)
-        return true;
-    if (!json_is_boolean(t)) {
-        http_request_respond_error(r, 400, "truncate: expected a boolean, got %s",
-                                   value_kind_name(t));
-        return false;
-    }
-    *out = json_is_true(t);
-    return true;
-}
-
-/* The array `key` of body with its size checked. Answers and returns NULL on error. */
-static json_t *inputs_get(http_request *r, json_t *body, const char *key, bool allow_empty)
-{
-    json_t *a = json_object_get(body, key);
-    if (!a) {
-        http_request_respond_error(r, 400, "missing key '%s'", key);
+    json_t *a = api_require(body, key, v);
+    if (!a || !api_expect(a, API_KIND_ARRAY, key, "an array", v))
         return NULL;
-    }
-    if (!json_is_array(a)) {
-        http_request_respond_error(r, 400, "%s: expected an array, got %s", key,
-                                   value_kind_name(a));
-        return NULL;
-    }
     size_t n = json_array_size(a);
     if (n == 0 && !allow_empty) {
-        http_request_respond_error(r, 400, "%s: must not be empty", key);
+        api_fail(v, 400, "%s: must not be empty", key);
         return NULL;
     }
     if (n > API_MAX_INPUTS) {
-        http_request_stats_of(r)->reject = REJECT_TOO_LARGE;
-        http_request_respond_error(r, 413, "%s: %zu inputs, more than the limit of %d per request",
-                                   key, n, API_MAX_INPUTS);
+        api_fail(v, 413, "%s: %zu inputs, more than the limit of %d per request", key, n,
+                 API_MAX_INPUTS);
         return NULL;
     }
     return a;
 }
 
-/* Fills items [first, first + size(arr)) from arr. Answers and returns false on error. */
-static bool items_fill(http_request *r, const served_model *sm, infer_request *req, int first,
-                       json_t *arr, const char *key, const api_input_rules *rules)
+/* Fills items [first, first + size(arr)) from arr; false with the verdict. */
+static bool items_fill(const api_call *call, infer_request *req, int first, json_t *arr,
+                       const char *key, const api_input_rules *rules, api_verdict *v)
 {
     size_t i;
     json_t *input;
     json_array_foreach(arr, i, input)
     {
-        char path[64], err[512];
+        char path[64];
         snprintf(path, sizeof path, "%s[%zu]", key, i);
-        int status = api_input_parse(sm, req, first + (int)i, input, rules, path, err, sizeof err);
-        if (status != 0) {
-            http_request_respond_error(r, status, "%s", err);
+        v->status = api_input_parse(call->sm, req, first + (int)i, input, rules, path, v->message,
+                                    sizeof v->message);
+        if (v->status != 0)
             return false;
-        }
     }
     return true;
 }
 
-static infer_request *request_new(http_request *r, served_model *sm, infer_task task, int n_items,
-                                  int n_history)
+/* ---- classify and embed ---------------------------------------------------------- */
+
+static int classify_check(const api_call *call, api_verdict *v)
 {
-    infer_request *req = infer_request_new(sm, task, n_items, n_history);
-    if (!req)
-        http_request_respond_error(r, 503, "out of memory for %d inputs", n_items);
-    return req;
+    return model_needs(call, model_has_classifier(call->sm->model), "classify", "classification",
+                       v);
 }
 
-/* ---- classify and embed ---------------------------------------------------------- */
+/* {"inputs": [...], "truncate": bool}. A recommender embeds news: the
+ * news-cache rule applies, news ids do not (their vectors are in the
+ * catalog already). */
+static int texts_parse(const api_call *call, json_t *body, infer_task task, api_parsed *out)
+{
+    static const char *const keys[] = {"inputs", "truncate", NULL};
+    api_verdict *v = &out->verdict;
+    bool truncate = true;
+    if (!api_keys_allowed(body, "", keys, v) ||
+        !api_optional_bool(body, "truncate", "truncate", &truncate, v))
+        return v->status;
+    json_t *inputs = inputs_get(body, "inputs", false, v);
+    if (!inputs)
+        return v->status;
+    out->req = api_request_new(call, task, (int)json_array_size(inputs), 0, v);
+    if (!out->req)
+        return v->status;
+    api_input_rules rules = {.truncate = truncate, .news = false};
+    items_fill(call, out->req, 0, inputs, "inputs", &rules, v);
+    return v->status;
+}
+
+static int classify_parse(const api_call *call, json_t *body, api_parsed *out)
+{
+    return texts_parse(call, body, INFER_CLASSIFY, out);
+}
+
+static int embed_parse(const api_call *call, json_t *body, api_parsed *out)
+{
+    return texts_parse(call, body, INFER_EMBED, out);
+}
 
 static void finish_classify(http_request *r, infer_request *req, void *job)
 {
@@ -222,55 +229,70 @@ static void finish_embed(http_request *r, infer_request *req, void *job)
         r, 200, embs ? json_pack("{s:s,s:o}", "model", req->sm->name, "embeddings", embs) : NULL);
 }
 
-static void texts_route(http_request *r, api_context *ctx, infer_task task)
-{
-    static const char *const keys[] = {"inputs", "truncate", NULL};
-    served_model *sm = api_model_get(ctx, r);
-    if (!sm)
-        return;
-    json_t *body = NULL;
-    infer_request *req = NULL;
-    bool truncate;
-    if (task == INFER_CLASSIFY && !task_check(r, sm, MODEL_TASK_CLASSIFICATION, "classify"))
-        goto out;
-    body = api_body_parse(r);
-    if (!body || !api_keys_check(r, body, "", keys) || !truncate_get(r, body, &truncate))
-        goto out;
-    json_t *inputs = inputs_get(r, body, "inputs", false);
-    if (!inputs)
-        goto out;
-    int n = (int)json_array_size(inputs);
-    req = request_new(r, sm, task, n, 0);
-    if (!req)
-        goto out;
-    /* A recommender embeds news: the news-cache rule applies, news ids do not
-     * (their vectors are in the catalog already). */
-    api_input_rules rules = {.truncate = truncate, .news = false};
-    if (!items_fill(r, sm, req, 0, inputs, "inputs", &rules))
-        goto out;
-    api_submit(ctx, r, req, task == INFER_CLASSIFY ? finish_classify : finish_embed, NULL, NULL);
-    req = NULL;
-out:
-    infer_request_release(req);
-    json_decref(body);
-    served_model_release(sm);
-}
+const api_model_route api_v1_classify = {
+    .check = classify_check, .parse = classify_parse, .finish = finish_classify};
 
-void api_v1_classify(http_request *r, void *ctx)
-{
-    texts_route(r, ctx, INFER_CLASSIFY);
-}
-
-void api_v1_embed(http_request *r, void *ctx)
-{
-    texts_route(r, ctx, INFER_EMBED);
-}
+const api_model_route api_v1_embed = {.parse = embed_parse, .finish = finish_embed};
 
 /* ---- recommend --------------------------------------------------------------------- */
 
 typedef struct {
     int top_k;
 } recommend_job;
+
+static int recommend_check(const api_call *call, api_verdict *v)
+{
+    return model_needs(call, model_has_user_encoder(call->sm->model), "recommend",
+                       "news-recommendation", v);
+}
+
+/* top_k into *out: at most n_candidates, which is also its default. */
+static bool top_k_get(json_t *body, int n_candidates, int *out, api_verdict *v)
+{
+    *out = n_candidates;
+    json_t *tk = json_object_get(body, "top_k");
+    if (!tk)
+        return true;
+    if (!api_expect(tk, API_KIND_INTEGER, "top_k", "an integer >= 1", v))
+        return false;
+    json_int_t k = json_integer_value(tk);
+    if (k < 1) {
+        api_fail(v, 400, "top_k: expected an integer >= 1, got %" JSON_INTEGER_FORMAT, k);
+        return false;
+    }
+    if (k < n_candidates)
+        *out = (int)k;
+    return true;
+}
+
+/* {"history": [...], "candidates": [...], "top_k": n, "truncate": bool} */
+static int recommend_parse(const api_call *call, json_t *body, api_parsed *out)
+{
+    static const char *const keys[] = {"history", "candidates", "top_k", "truncate", NULL};
+    api_verdict *v = &out->verdict;
+    recommend_job *job = out->job;
+    bool truncate = true;
+    if (!api_keys_allowed(body, "", keys, v) ||
+        !api_optional_bool(body, "truncate", "truncate", &truncate, v))
+        return v->status;
+    json_t *history = inputs_get(body, "history", true, v);
+    json_t *cands = history ? inputs_get(body, "candidates", false, v) : NULL;
+    if (!cands)
+        return v->status;
+    int nh = (int)json_array_size(history), nc = (int)json_array_size(cands);
+    if (nh + nc > API_MAX_INPUTS)
+        return api_fail(v, 413, "history and candidates: %d news, more than the limit of %d",
+                        nh + nc, API_MAX_INPUTS);
+    if (!top_k_get(body, nc, &job->top_k, v))
+        return v->status;
+    out->req = api_request_new(call, INFER_RECOMMEND, nh + nc, nh, v);
+    if (!out->req)
+        return v->status;
+    api_input_rules rules = {.truncate = truncate, .news = true};
+    if (items_fill(call, out->req, 0, history, "history", &rules, v))
+        items_fill(call, out->req, nh, cands, "candidates", &rules, v);
+    return v->status;
+}
 
 static void finish_recommend(http_request *r, infer_request *req, void *vjob)
 {
@@ -292,75 +314,10 @@ static void finish_recommend(http_request *r, infer_request *req, void *vjob)
         json_pack("{s:s,s:o,s:o}", "model", req->sm->name, "scores", scores, "ranking", ranking));
 }
 
-void api_v1_recommend(http_request *r, void *vctx)
-{
-    static const char *const keys[] = {"history", "candidates", "top_k", "truncate", NULL};
-    api_context *ctx = vctx;
-    served_model *sm = api_model_get(ctx, r);
-    if (!sm)
-        return;
-    json_t *body = NULL;
-    infer_request *req = NULL;
-    recommend_job *job = NULL;
-    bool truncate;
-    if (!task_check(r, sm, MODEL_TASK_NEWS_RECOMMENDATION, "recommend"))
-        goto out;
-    body = api_body_parse(r);
-    if (!body || !api_keys_check(r, body, "", keys) || !truncate_get(r, body, &truncate))
-        goto out;
-    json_t *history = inputs_get(r, body, "history", true);
-    if (!history)
-        goto out;
-    json_t *cands = inputs_get(r, body, "candidates", false);
-    if (!cands)
-        goto out;
-    int nh = (int)json_array_size(history), nc = (int)json_array_size(cands);
-    if (nh + nc > API_MAX_INPUTS) {
-        http_request_stats_of(r)->reject = REJECT_TOO_LARGE;
-        http_request_respond_error(r, 413,
-                                   "history and candidates: %d news, more than the limit of %d",
-                                   nh + nc, API_MAX_INPUTS);
-        goto out;
-    }
-    int top_k = nc;
-    json_t *tk = json_object_get(body, "top_k");
-    if (tk) {
-        if (!json_is_integer(tk)) {
-            http_request_respond_error(r, 400, "top_k: expected an integer >= 1, got %s",
-                                       value_kind_name(tk));
-            goto out;
-        }
-        if (json_integer_value(tk) < 1) {
-            http_request_respond_error(r, 400,
-                                       "top_k: expected an integer >= 1, got %" JSON_INTEGER_FORMAT,
-                                       json_integer_value(tk));
-            goto out;
-        }
-        if (json_integer_value(tk) < nc)
-            top_k = (int)json_integer_value(tk);
-    }
-    job = malloc(sizeof *job);
-    if (!job) {
-        http_request_respond_error(r, 503, "out of memory");
-        goto out;
-    }
-    job->top_k = top_k;
-    req = request_new(r, sm, INFER_RECOMMEND, nh + nc, nh);
-    if (!req)
-        goto out;
-    api_input_rules rules = {.truncate = truncate, .news = true};
-    if (!items_fill(r, sm, req, 0, history, "history", &rules) ||
-        !items_fill(r, sm, req, nh, cands, "candidates", &rules))
-        goto out;
-    api_submit(ctx, r, req, finish_recommend, job, free);
-    req = NULL;
-    job = NULL;
-out:
-    free(job);
-    infer_request_release(req);
-    json_decref(body);
-    served_model_release(sm);
-}
+const api_model_route api_v1_recommend = {.check = recommend_check,
+                                          .parse = recommend_parse,
+                                          .finish = finish_recommend,
+                                          .job_bytes = sizeof(recommend_job)};
 
 /* ---- PUT one news item --------------------------------------------------------------- */
 
@@ -368,6 +325,45 @@ typedef struct {
     char id[NEWS_CATALOG_ID_MAX + 1];
     size_t id_len;
 } news_job;
+
+/* The model has a catalog, and the path's id fits it. */
+static int news_put_check(const api_call *call, api_verdict *v)
+{
+    if (model_needs(call, model_has_user_encoder(call->sm->model), "news", "news-recommendation",
+                    v) != 0)
+        return v->status;
+    if (!call->sm->catalog)
+        return api_fail(v, 400, "model '%s' has no news catalog (configure models[].news_catalog)",
+                        call->sm->name);
+    size_t id_len = call->param ? strlen(call->param) : 0;
+    if (id_len == 0 || id_len > NEWS_CATALOG_ID_MAX)
+        return api_fail(v, 400, "news id: expected 1 to %d bytes, got %zu", NEWS_CATALOG_ID_MAX,
+                        id_len);
+    return 0;
+}
+
+/* {"title": "..."}: one item to embed, the id to store it under. */
+static int news_put_parse(const api_call *call, json_t *body, api_parsed *out)
+{
+    static const char *const keys[] = {"title", NULL};
+    api_verdict *v = &out->verdict;
+    news_job *job = out->job;
+    if (!api_keys_allowed(body, "", keys, v))
+        return v->status;
+    json_t *title = api_require(body, "title", v);
+    if (!title || !api_expect(title, API_KIND_STRING, "title", "a string", v))
+        return v->status;
+    job->id_len = strlen(call->param); /* news_put_check bounded it */
+    memcpy(job->id, call->param, job->id_len + 1);
+    out->req = api_request_new(call, INFER_EMBED, 1, 0, v);
+    if (!out->req)
+        return v->status;
+    api_input_rules rules = {.truncate = true, .news = false};
+    v->status =
+        api_input_text(call->sm, out->req, 0, json_string_value(title), json_string_length(title),
+                       &rules, "title", v->message, sizeof v->message);
+    return v->status;
+}
 
 static void finish_news_put(http_request *r, infer_request *req, void *vjob)
 {
@@ -384,67 +380,7 @@ static void finish_news_put(http_request *r, infer_request *req, void *vjob)
                                         "replaced", replaced));
 }
 
-void api_v1_news_put(http_request *r, void *vctx)
-{
-    static const char *const keys[] = {"title", NULL};
-    api_context *ctx = vctx;
-    served_model *sm = api_model_get(ctx, r);
-    if (!sm)
-        return;
-    json_t *body = NULL;
-    infer_request *req = NULL;
-    news_job *job = NULL;
-    const char *id = http_request_param(r, 1);
-    size_t id_len = id ? strlen(id) : 0;
-    if (!task_check(r, sm, MODEL_TASK_NEWS_RECOMMENDATION, "news"))
-        goto out;
-    if (!sm->catalog) {
-        http_request_respond_error(
-            r, 400, "model '%s' has no news catalog (configure models[].news_catalog)", sm->name);
-        goto out;
-    }
-    if (id_len == 0 || id_len > NEWS_CATALOG_ID_MAX) {
-        http_request_respond_error(r, 400, "news id: expected 1 to %d bytes, got %zu",
-                                   NEWS_CATALOG_ID_MAX, id_len);
-        goto out;
-    }
-    body = api_body_parse(r);
-    if (!body || !api_keys_check(r, body, "", keys))
-        goto out;
-    json_t *title = json_object_get(body, "title");
-    if (!title) {
-        http_request_respond_error(r, 400, "missing key 'title'");
-        goto out;
-    }
-    if (!json_is_string(title)) {
-        http_request_respond_error(r, 400, "title: expected a string, got %s",
-                                   value_kind_name(title));
-        goto out;
-    }
-    job = malloc(sizeof *job);
-    if (!job) {
-        http_request_respond_error(r, 503, "out of memory");
-        goto out;
-    }
-    memcpy(job->id, id, id_len + 1);
-    job->id_len = id_len;
-    req = request_new(r, sm, INFER_EMBED, 1, 0);
-    if (!req)
-        goto out;
-    api_input_rules rules = {.truncate = true, .news = false};
-    char err[512];
-    int status = api_input_text(sm, req, 0, json_string_value(title), json_string_length(title),
-                                &rules, "title", err, sizeof err);
-    if (status != 0) {
-        http_request_respond_error(r, status, "%s", err);
-        goto out;
-    }
-    api_submit(ctx, r, req, finish_news_put, job, free);
-    req = NULL;
-    job = NULL;
-out:
-    free(job);
-    infer_request_release(req);
-    json_decref(body);
-    served_model_release(sm);
-}
+const api_model_route api_v1_news_put = {.check = news_put_check,
+                                         .parse = news_put_parse,
+                                         .finish = finish_news_put,
+                                         .job_bytes = sizeof(news_job)};

@@ -22,9 +22,9 @@
 
 #include "api_errors.h"
 #include "mono_clock.h"
+#include "route_path.h"
 #include "settings.h"
 
-#define HTTP_MAX_PARAMS 4
 #define HTTP_MAX_HEADERS 4
 #define HTTP_REQUEST_ID_MAX 128
 #define HTTP_MODEL_NAME_MAX 128
@@ -74,10 +74,9 @@ struct http_request {
     http_method method;
     char *path;   /* owned, decoded by MHD */
     char *params; /* owned: the captures back to back, NUL-separated */
-    const char *param[HTTP_MAX_PARAMS];
+    const char *param[ROUTE_PATH_MAX_CAPTURES];
     int n_params;
-    const http_route *route;
-    const char *route_name;
+    const http_route *route; /* NULL until routed, and when no route matched */
     char request_id[HTTP_REQUEST_ID_MAX + 1];
     char model[HTTP_MODEL_NAME_MAX + 1];
     int64_t start_us;
@@ -209,58 +208,19 @@ static bool parse_bounded(const char *s, long lo, long hi, long *out)
     return true;
 }
 
-/* Splits `path` by '/' and matches it against `pattern`. */
-static bool route_match(const char *pattern, const char *path)
+/* Copies the captures of the matched path into one allocation. */
+static bool params_copy(http_request *r, const route_path_span *caps, int n)
 {
-    const char *p = pattern, *s = path;
-    int n = 0;
-    for (;;) {
-        if (*p != '/' || *s != '/')
-            return *p == 0 && *s == 0;
-        p++;
-        s++;
-        const char *pe = strchr(p, '/');
-        const char *se = strchr(s, '/');
-        size_t pl = pe ? (size_t)(pe - p) : strlen(p);
-        size_t sl = se ? (size_t)(se - s) : strlen(s);
-        if (pl == 2 && p[0] == '{' && p[1] == '}') {
-            if (sl == 0 || n == HTTP_MAX_PARAMS)
-                return false;
-            n++;
-        } else if (pl != sl || memcmp(p, s, pl) != 0) {
-            return false;
-        }
-        p += pl;
-        s += sl;
-    }
-}
-
-static bool route_capture(const char *pattern, http_request *r)
-{
-    /* Re-walk the matched path to copy the captures into one allocation. */
-    size_t total = strlen(r->path) + HTTP_MAX_PARAMS + 1;
     free(r->params);
-    r->params = malloc(total);
+    r->params = malloc(strlen(r->path) + ROUTE_PATH_MAX_CAPTURES + 1);
     if (!r->params)
         return false;
     char *out = r->params;
-    const char *p = pattern, *s = r->path;
-    r->n_params = 0;
-    while (*p == '/' && *s == '/') {
-        p++;
-        s++;
-        const char *pe = strchr(p, '/');
-        const char *se = strchr(s, '/');
-        size_t pl = pe ? (size_t)(pe - p) : strlen(p);
-        size_t sl = se ? (size_t)(se - s) : strlen(s);
-        if (pl == 2 && p[0] == '{' && p[1] == '}' && r->n_params < HTTP_MAX_PARAMS) {
-            memcpy(out, s, sl);
-            out[sl] = 0;
-            r->param[r->n_params++] = out;
-            out += sl + 1;
-        }
-        p += pl;
-        s += sl;
+    for (r->n_params = 0; r->n_params < n; r->n_params++) {
+        memcpy(out, r->path + caps[r->n_params].off, caps[r->n_params].len);
+        out[caps[r->n_params].len] = 0;
+        r->param[r->n_params] = out;
+        out += caps[r->n_params].len + 1;
     }
     return true;
 }
@@ -415,10 +375,13 @@ static bool request_screen(http_server *s, http_request *r, const char *method_s
 
     bool path_known = false;
     const http_route *hit = NULL;
+    route_path_span caps[ROUTE_PATH_MAX_CAPTURES];
+    int n_caps = -1;
     char allow[64] = "";
     for (size_t i = 0; i < o->n_routes; i++) {
         const http_route *rt = &o->routes[i];
-        if (!route_match(rt->pattern, r->path))
+        n_caps = route_path_match(rt->path, r->path, caps);
+        if (n_caps < 0)
             continue;
         path_known = true;
         if (rt->method == m) {
@@ -432,7 +395,6 @@ static bool request_screen(http_server *s, http_request *r, const char *method_s
         }
     }
     if (!hit) {
-        r->route_name = path_known ? "method_not_allowed" : "unknown";
         if (path_known) {
             http_request_add_header(r, "Allow", allow);
             http_request_respond_error(r, 405, "method %s is not allowed on %s (allowed: %s)",
@@ -443,8 +405,7 @@ static bool request_screen(http_server *s, http_request *r, const char *method_s
         return true;
     }
     r->route = hit;
-    r->route_name = hit->name;
-    if (!route_capture(hit->pattern, r)) {
+    if (!params_copy(r, caps, n_caps)) {
         http_request_respond_error(r, 500, "out of memory");
         return true;
     }
@@ -525,7 +486,6 @@ static http_request *request_new(http_server *s, struct MHD_Connection *conn, co
     r->srv = s;
     r->conn = conn;
     r->method = method_parse(method);
-    r->route_name = "";
     r->start_us = mono_clock_us();
     r->stats.queue_us = -1;
     r->stats.infer_us = -1;
@@ -858,14 +818,11 @@ const char *http_request_id(const http_request *r)
 {
     return r->request_id;
 }
-const char *http_request_route_name(const http_request *r)
+const http_route *http_request_route(const http_request *r)
 {
-    return r->route_name;
+    return r->route;
 }
-int http_request_route_tag(const http_request *r)
-{
-    return r->route ? r->route->tag : -1;
-}
+
 const char *http_request_method_name(const http_request *r)
 {
     return method_name(r->method);

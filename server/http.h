@@ -44,15 +44,14 @@ typedef void (*http_handler)(http_request *r, void *ctx);
 /* Runs on the HTTP thread after http_request_resume; must answer. */
 typedef void (*http_resume_fn)(http_request *r, void *ctx);
 
-/* One route. A pattern is a path whose segments are literal or "{}", which
- * matches exactly one non-empty segment (captured, see http_request_param). */
+/* One route. The path is a template (route_path.h): a "{...}" segment
+ * matches exactly one non-empty segment and captures it (see
+ * http_request_param), e.g. "/v1/models/{name}/classify". */
 typedef struct {
     http_method method;
-    const char *pattern; /* e.g. "/v1/models/{}/classify" */
+    const char *path;
     http_handler handler;
-    const char *name; /* label for metrics and logs, e.g. "classify" */
-    bool open;        /* no API key needed, still served while draining */
-    int tag;          /* opaque to the transport (e.g. a metrics route id) */
+    bool open; /* no API key needed, still served while draining */
 } http_route;
 
 /* Called on the HTTP thread when a request is finished (answered or
@@ -118,7 +117,7 @@ void http_server_stop(http_server *s);
 
 http_method http_request_method(const http_request *r);
 const char *http_request_path(const http_request *r);
-/* The i-th "{}" capture of the route pattern (percent-decoded, NUL-terminated), or NULL. */
+/* The i-th "{...}" capture of the route path (percent-decoded, NUL-terminated), or NULL. */
 const char *http_request_param(const http_request *r, int i);
 /* The body (NUL-terminated after body_bytes for convenience; may contain NULs). */
 const char *http_request_body(const http_request *r, size_t *body_bytes);
@@ -127,10 +126,9 @@ void http_request_remote_addr(const http_request *r, char *buf, size_t cap);
 /* A request header, or NULL. HTTP thread only. */
 const char *http_request_header(const http_request *r, const char *name);
 const char *http_request_id(const http_request *r);
-const char *
-http_request_route_name(const http_request *r); /* "" before routing, "unknown" on 404 */
-/* The matched route's tag, or -1 when no route matched (404, 405). */
-int http_request_route_tag(const http_request *r);
+/* The matched route: an element of http_options.routes, or NULL when no
+ * route matched (404, 405) or before routing. */
+const http_route *http_request_route(const http_request *r);
 const char *http_request_method_name(const http_request *r); /* "GET", ... */
 /* Monotonic microseconds: when the headers arrived, and the deadline (0 = none). */
 int64_t http_request_start_us(const http_request *r);

@@ -432,7 +432,7 @@ static int serve(daemon_state *d)
     sigset_t set;
     signals_block(&set);
 
-    d->metrics = metrics_new();
+    d->metrics = metrics_new(api_route_labels, (int)api_n_routes);
     model_registry_events ev = {.user = d, .on_progress = on_load_progress, .on_loaded = on_loaded};
     d->registry = model_registry_new((int)cfg->batching.workers, &ev);
     int max_batch = 1;

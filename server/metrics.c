@@ -68,8 +68,12 @@ struct metrics {
     _Atomic int n_models; /* published with release after the name is written */
     char names[METRICS_MAX_MODELS][NAME_MAX_BYTES + 1];
 
-    _Atomic uint64_t requests[N_SLOTS][METRICS_N_ROUTES][N_CODES + 1];
-    histogram request_seconds[N_SLOTS][METRICS_N_ROUTES];
+    /* Routes: the labels given to metrics_new, then "other" (n_routes columns
+     * in all, the last one for METRICS_ROUTE_OTHER). */
+    size_t n_routes;
+    const char **route_labels;  /* (n_routes) borrowed strings, owned array */
+    _Atomic uint64_t *requests; /* (N_SLOTS, n_routes, N_CODES + 1) */
+    histogram *request_seconds; /* (N_SLOTS, n_routes) */
     histogram queue_seconds[N_SLOTS];
     histogram inference_seconds[N_SLOTS];
     histogram batch_size[N_SLOTS];
@@ -156,12 +160,24 @@ static long count_open_fds(void)
 
 /* ---- registry ---------------------------------------------------------- */
 
-metrics *metrics_new(void)
+metrics *metrics_new(const char *const *route_labels, int n_routes)
 {
+    assert(n_routes >= 0 && (route_labels || n_routes == 0));
     metrics *m = calloc(1, sizeof *m);
     if (m == NULL)
         return NULL;
     pthread_mutex_init(&m->register_lock, NULL);
+    m->n_routes = (size_t)n_routes + 1;
+    m->route_labels = calloc(m->n_routes, sizeof *m->route_labels);
+    m->requests = calloc(N_SLOTS * m->n_routes * (N_CODES + 1), sizeof *m->requests);
+    m->request_seconds = calloc(N_SLOTS * m->n_routes, sizeof *m->request_seconds);
+    if (!m->route_labels || !m->requests || !m->request_seconds) {
+        metrics_free(m);
+        return NULL;
+    }
+    for (int r = 0; r < n_routes; r++)
+        m->route_labels[r] = route_labels[r];
+    m->route_labels[n_routes] = "other";
     proc_stat ps;
     double boot = boot_time_s();
     m->start_time_s = (boot >= 0 && proc_self_stat(&ps)) ? boot + ps.start_ticks : -1;
@@ -173,6 +189,9 @@ void metrics_free(metrics *m)
     if (m == NULL)
         return;
     pthread_mutex_destroy(&m->register_lock);
+    free(m->route_labels);
+    free(m->requests);
+    free(m->request_seconds);
     free(m);
 }
 
@@ -213,46 +232,16 @@ metrics_model_id metrics_model_register(metrics *m, const char *name)
     return id;
 }
 
-const char *metrics_route_name(metrics_route route)
+/* Column of a route: its index, or the last one for METRICS_ROUTE_OTHER. */
+static size_t route_column(const metrics *m, int route)
 {
-    switch (route) {
-    case METRICS_ROUTE_V1_MODELS:
-        return "/v1/models";
-    case METRICS_ROUTE_V1_MODEL:
-        return "/v1/models/{name}";
-    case METRICS_ROUTE_V1_CLASSIFY:
-        return "/v1/models/{name}/classify";
-    case METRICS_ROUTE_V1_EMBED:
-        return "/v1/models/{name}/embed";
-    case METRICS_ROUTE_V1_RECOMMEND:
-        return "/v1/models/{name}/recommend";
-    case METRICS_ROUTE_V1_NEWS_PUT:
-        return "/v1/models/{name}/news/{id}";
-    case METRICS_ROUTE_V2:
-        return "/v2";
-    case METRICS_ROUTE_V2_LIVE:
-        return "/v2/health/live";
-    case METRICS_ROUTE_V2_READY:
-        return "/v2/health/ready";
-    case METRICS_ROUTE_V2_MODEL:
-        return "/v2/models/{name}";
-    case METRICS_ROUTE_V2_MODEL_READY:
-        return "/v2/models/{name}/ready";
-    case METRICS_ROUTE_V2_INFER:
-        return "/v2/models/{name}/infer";
-    case METRICS_ROUTE_HEALTHZ:
-        return "/healthz";
-    case METRICS_ROUTE_READYZ:
-        return "/readyz";
-    case METRICS_ROUTE_METRICS:
-        return "/metrics";
-    case METRICS_ROUTE_OPENAPI:
-        return "/openapi.json";
-    case METRICS_ROUTE_OTHER:
-    case METRICS_N_ROUTES:
-        break;
-    }
-    return "other";
+    assert(route == METRICS_ROUTE_OTHER || (route >= 0 && (size_t)route < m->n_routes - 1));
+    return route == METRICS_ROUTE_OTHER ? m->n_routes - 1 : (size_t)route;
+}
+
+const char *metrics_route_name(const metrics *m, int route)
+{
+    return m->route_labels[route_column(m, route)];
 }
 
 /* ---- updates ----------------------------------------------------------- */
@@ -282,13 +271,13 @@ static void histogram_observe(histogram *h, const histogram_kind *k, uint64_t v)
     atomic_fetch_add_explicit(&h->sum, v, memory_order_relaxed);
 }
 
-void metrics_request_done(metrics *m, metrics_model_id model, metrics_route route, int code,
+void metrics_request_done(metrics *m, metrics_model_id model, int route, int code,
                           uint64_t latency_ns)
 {
-    assert(route >= 0 && route < METRICS_N_ROUTES);
-    size_t s = slot_of(m, model);
-    atomic_fetch_add_explicit(&m->requests[s][route][code_index(code)], 1, memory_order_relaxed);
-    histogram_observe(&m->request_seconds[s][route], &kind_seconds, latency_ns);
+    size_t cell = slot_of(m, model) * m->n_routes + route_column(m, route);
+    atomic_fetch_add_explicit(&m->requests[cell * (N_CODES + 1) + code_index(code)], 1,
+                              memory_order_relaxed);
+    histogram_observe(&m->request_seconds[cell], &kind_seconds, latency_ns);
 }
 
 void metrics_observe_queue(metrics *m, metrics_model_id model, uint64_t wait_ns)
@@ -556,14 +545,15 @@ int metrics_render(const metrics *m, char **out, size_t *out_len)
     out_family(&o, "fastformerd_http_requests_total", "counter",
                "HTTP requests answered, by model, route and status code.");
     for (size_t s = 0; s < n_slots; s++) {
-        for (size_t r = 0; r < METRICS_N_ROUTES; r++) {
+        for (size_t r = 0; r < m->n_routes; r++) {
+            _Atomic uint64_t *row = &mm->requests[(s * m->n_routes + r) * (N_CODES + 1)];
             for (size_t c = 0; c <= N_CODES; c++) {
-                uint64_t x = atomic_load_explicit(&m->requests[s][r][c], memory_order_relaxed);
+                uint64_t x = atomic_load_explicit(&row[c], memory_order_relaxed);
                 if (x == 0)
                     continue;
                 out_printf(&o, "fastformerd_http_requests_total");
                 out_model_labels(&o, m, s);
-                out_printf(&o, ",route=\"%s\",code=\"", metrics_route_name((metrics_route)r));
+                out_printf(&o, ",route=\"%s\",code=\"", m->route_labels[r]);
                 if (c == CODE_OTHER)
                     out_printf(&o, "other");
                 else
@@ -576,9 +566,10 @@ int metrics_render(const metrics *m, char **out, size_t *out_len)
     out_family(&o, "fastformerd_request_duration_seconds", "histogram",
                "Time from request received to response queued, by model and route.");
     for (size_t s = 0; s < n_slots; s++)
-        for (size_t r = 0; r < METRICS_N_ROUTES; r++)
-            out_histogram(&o, "fastformerd_request_duration_seconds", &m->request_seconds[s][r],
-                          &kind_seconds, m, s, metrics_route_name((metrics_route)r));
+        for (size_t r = 0; r < m->n_routes; r++)
+            out_histogram(&o, "fastformerd_request_duration_seconds",
+                          &m->request_seconds[s * m->n_routes + r], &kind_seconds, m, s,
+                          m->route_labels[r]);
 
     render_per_model_histogram(&o, m, n_slots, "fastformerd_queue_duration_seconds",
                                "Time an item waited in the batching queue.", m->queue_seconds,

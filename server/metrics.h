@@ -2,8 +2,8 @@
  * (passes `promtool check metrics`).
  *
  * Every label set is bounded: models get a slot when registered (at load or
- * reload; slots are never reused for another name), routes are the fixed enum
- * below, status codes a fixed set, reject reasons an enum
+ * reload; slots are never reused for another name), routes are the caller's
+ * fixed table, status codes a fixed set, reject reasons an enum
  * (reject_reason.h). Updates are single
  * relaxed atomic operations on preallocated counters, so any thread may call
  * them on the hot path; rendering only reads those atomics (it takes no lock
@@ -50,34 +50,18 @@
 typedef int metrics_model_id;
 #define METRICS_NO_MODEL (-1)
 
-/* The routes of issue 3. The label value is the route template, see
- * metrics_route_name(). */
-typedef enum {
-    METRICS_ROUTE_V1_MODELS = 0,  /* GET  /v1/models */
-    METRICS_ROUTE_V1_MODEL,       /* GET  /v1/models/{name} */
-    METRICS_ROUTE_V1_CLASSIFY,    /* POST /v1/models/{name}/classify */
-    METRICS_ROUTE_V1_EMBED,       /* POST /v1/models/{name}/embed */
-    METRICS_ROUTE_V1_RECOMMEND,   /* POST /v1/models/{name}/recommend */
-    METRICS_ROUTE_V1_NEWS_PUT,    /* PUT  /v1/models/{name}/news/{id} */
-    METRICS_ROUTE_V2,             /* GET  /v2 */
-    METRICS_ROUTE_V2_LIVE,        /* GET  /v2/health/live */
-    METRICS_ROUTE_V2_READY,       /* GET  /v2/health/ready */
-    METRICS_ROUTE_V2_MODEL,       /* GET  /v2/models/{name} */
-    METRICS_ROUTE_V2_MODEL_READY, /* GET  /v2/models/{name}/ready */
-    METRICS_ROUTE_V2_INFER,       /* POST /v2/models/{name}/infer */
-    METRICS_ROUTE_HEALTHZ,        /* GET  /healthz */
-    METRICS_ROUTE_READYZ,         /* GET  /readyz */
-    METRICS_ROUTE_METRICS,        /* GET  /metrics */
-    METRICS_ROUTE_OPENAPI,        /* GET  /openapi.json */
-    METRICS_ROUTE_OTHER,          /* anything unmatched (404) */
-    METRICS_N_ROUTES
-} metrics_route;
+/* Routes are the caller's table (api_routes.def): route i of metrics_new's
+ * labels, or METRICS_ROUTE_OTHER for a request that matched none (404, 405),
+ * labelled "other". */
+#define METRICS_ROUTE_OTHER (-1)
 
 typedef struct metrics metrics;
 
-/* A new, empty registry (free with metrics_free), or NULL when out of
- * memory. Records the process start for process_start_time_seconds. */
-metrics *metrics_new(void);
+/* A new, empty registry for n_routes routes labelled route_labels[0..n)
+ * (the array is copied; the strings are borrowed and must outlive the
+ * registry), or NULL when out of memory. Free with metrics_free. Records the
+ * process start for process_start_time_seconds. */
+metrics *metrics_new(const char *const *route_labels, int n_routes);
 void metrics_free(metrics *m); /* NULL ok; no update or render may be running */
 
 /* Returns the slot for model `name` (1 to 64 bytes; escaped when rendered),
@@ -90,9 +74,9 @@ metrics_model_id metrics_model_register(metrics *m, const char *name);
 /* The slot of an already registered model, or METRICS_NO_MODEL. Lock-free. */
 metrics_model_id metrics_model_find(const metrics *m, const char *name);
 
-/* Label values, static strings: "/v1/models/{name}/classify", ..., "other".
- * Reject reasons are labelled with reject_reason_name(). */
-const char *metrics_route_name(metrics_route route);
+/* The label of a route (its label given to metrics_new, or "other" for
+ * METRICS_ROUTE_OTHER). Reject reasons are labelled with reject_reason_name(). */
+const char *metrics_route_name(const metrics *m, int route);
 
 /* ---- updates: any thread, lock-free, never allocate ------------------- */
 
@@ -100,7 +84,7 @@ const char *metrics_route_name(metrics_route route);
  * latency. Codes outside {200, 201, 204, 400, 401, 404, 405, 408, 413, 415,
  * 422, 429, 499, 500, 503, 504} count as code="other" (499: the client
  * closed the connection before the answer). */
-void metrics_request_done(metrics *m, metrics_model_id model, metrics_route route, int code,
+void metrics_request_done(metrics *m, metrics_model_id model, int route, int code,
                           uint64_t latency_ns);
 
 /* Time one item spent queued, observed when it leaves the queue (for compute or drop). */

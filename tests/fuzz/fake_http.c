@@ -13,6 +13,7 @@
 #define FAKE_MAX_HEADERS 4 /* HTTP_MAX_HEADERS in http.c */
 
 struct http_request {
+    const http_route *route;
     http_method method;
     char *path;
     char *param[2];
@@ -28,6 +29,7 @@ struct http_request {
     bool suspended, resumed;
     int n_answers;
     int status;
+    const char *content_type;
     json_t *response;
     int n_headers;
 };
@@ -52,13 +54,15 @@ static char *dup_or_die(const char *s)
     return d;
 }
 
-http_request *fake_http_request_new(http_method method, const char *path, const char *param0,
+http_request *fake_http_request_new(const http_route *route, const char *path, const char *param0,
                                     const char *param1, const void *body, size_t body_bytes)
 {
     http_request *r = calloc(1, sizeof *r);
     if (!r)
         fake_fail("out of memory");
-    r->method = method;
+    r->route = route;
+    r->method = route->method;
+    r->content_type = "";
     r->path = dup_or_die(path);
     if (param0)
         r->param[r->n_params++] = dup_or_die(param0);
@@ -103,6 +107,11 @@ int fake_http_request_finish(http_request *r)
 const json_t *fake_http_request_response(const http_request *r)
 {
     return r->response;
+}
+
+const char *fake_http_request_content_type(const http_request *r)
+{
+    return r->content_type;
 }
 
 void fake_http_request_free(http_request *r)
@@ -161,15 +170,9 @@ const char *http_request_id(const http_request *r)
     return "fuzz";
 }
 
-const char *http_request_route_name(const http_request *r)
+const http_route *http_request_route(const http_request *r)
 {
-    return r->path;
-}
-
-int http_request_route_tag(const http_request *r)
-{
-    (void)r;
-    return -1;
+    return r->route;
 }
 
 const char *http_request_method_name(const http_request *r)
@@ -241,6 +244,7 @@ static void answer(http_request *r, int status, const char *content_type, const 
     if (status < 100 || status > 599)
         fake_fail("%s: status %d", r->path, status);
     r->status = status;
+    r->content_type = content_type;
     if (strcmp(content_type, "application/json") == 0) {
         json_error_t jerr;
         r->response = json_loadb(text, len, 0, &jerr);

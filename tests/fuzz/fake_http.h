@@ -17,9 +17,10 @@
 
 #include "http.h"
 
-/* A request as the transport would hand it to a route handler. All strings
- * are copied; params may be NULL. The body may contain NULs. */
-http_request *fake_http_request_new(http_method method, const char *path, const char *param0,
+/* A request as the transport would hand it to the handler of `route` (an
+ * element of the route table, borrowed: http_request_route returns it). All
+ * strings are copied; params may be NULL. The body may contain NULs. */
+http_request *fake_http_request_new(const http_route *route, const char *path, const char *param0,
                                     const char *param1, const void *body, size_t body_bytes);
 
 /* True while the request is parked and no one has called http_request_resume. */
@@ -33,6 +34,9 @@ int fake_http_request_finish(http_request *r);
 
 /* The answer's JSON (borrowed), or NULL for a non-JSON answer. */
 const json_t *fake_http_request_response(const http_request *r);
+
+/* The answer's Content-Type (a static string), or "" before the answer. */
+const char *fake_http_request_content_type(const http_request *r);
 
 void fake_http_request_free(http_request *r);
 

@@ -190,40 +190,56 @@ def seeds_mind():
 
 # ---- API requests (byte 0 picks the route, see fuzz_api.c) -------------------------------
 def seeds_api():
+    """One request per route of server/api_routes.def, as "METHOD PATH\\n" + body
+    (fuzz_api.c). Models: cls (classifier), rec (recommender with a catalog and a
+    news cache), bare (recommender without either); others are unknown."""
     t = "api"
     clear(t)
     seeds = {
-        "classify-texts": ("@", {"inputs": ["a great film", "terrible acting!", ""]}),
-        "classify-ids": ("@", {"inputs": [{"input_ids": [1, 2, 3, 0, 0]}, "ok"], "truncate": False}),
-        "classify-wrong-task": ("A", {"inputs": ["x"]}),
-        "embed-cls": ("B", {"inputs": ["one", {"input_ids": [5]}]}),
-        "embed-rec": ("C", {"inputs": ["oil bank has bank to as says"]}),
-        "recommend": ("D", {"history": [{"news_id": "N101"}, "oil bank says"],
-                            "candidates": [{"news_id": "N102"}, {"input_ids": [3, 4]}, "report"],
-                            "top_k": 2}),
-        "recommend-empty-history": ("D", {"history": [], "candidates": [{"news_id": "N103"}],
-                                          "truncate": True}),
-        "recommend-wrong-task": ("E", {"history": [], "candidates": ["x"]}),
-        "news-put": ("F", {"title": "a new story about oil"}),
-        "news-replace": ("G", {"title": "To world league after from oil"}),
-        "oip-text": ("H", {"id": "r1", "inputs": [{"name": "text", "datatype": "BYTES",
-                                                  "shape": [2, 1], "data": [["hello"], ["world"]]}]}),
-        "oip-ids": ("H", {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [2, 3],
-                                      "data": [1, 2, 3, 4, 5, 0]}],
-                          "outputs": [{"name": "probabilities"}, {"name": "embeddings"}],
-                          "parameters": {"truncate": False}}),
-        "oip-rec-int32": ("I", {"inputs": [{"name": "input_ids", "datatype": "INT32", "shape": [1, 2],
-                                            "data": [[7, 8]]}]}),
-        "oip-unknown-model": ("J", {"inputs": []}),
-        "classify-unknown-model": ("K", {"inputs": ["x"]}),
-        "news-put-bare": ("L", {"title": "t"}),
-        "oip-metadata": ("M", {}),
-        "v1-model": ("N", {}),
-        "recommend-bare": ("O", {"history": ["a b c"], "candidates": ["d", "e f"], "top_k": 5}),
+        "classify-texts": ("POST /v1/models/cls/classify",
+                           {"inputs": ["a great film", "terrible acting!", ""]}),
+        "classify-ids": ("POST /v1/models/cls/classify",
+                         {"inputs": [{"input_ids": [1, 2, 3, 0, 0]}, "ok"], "truncate": False}),
+        "classify-wrong-task": ("POST /v1/models/rec/classify", {"inputs": ["x"]}),
+        "embed-cls": ("POST /v1/models/cls/embed", {"inputs": ["one", {"input_ids": [5]}]}),
+        "embed-rec": ("POST /v1/models/rec/embed", {"inputs": ["oil bank has bank to as says"]}),
+        "recommend": ("POST /v1/models/rec/recommend",
+                      {"history": [{"news_id": "N101"}, "oil bank says"],
+                       "candidates": [{"news_id": "N102"}, {"input_ids": [3, 4]}, "report"],
+                       "top_k": 2}),
+        "recommend-empty-history": ("POST /v1/models/rec/recommend",
+                                    {"history": [], "candidates": [{"news_id": "N103"}],
+                                     "truncate": True}),
+        "recommend-wrong-task": ("POST /v1/models/cls/recommend", {"history": [], "candidates": ["x"]}),
+        "news-put": ("PUT /v1/models/rec/news/Nfz", {"title": "a new story about oil"}),
+        "news-replace": ("PUT /v1/models/rec/news/N101", {"title": "To world league after from oil"}),
+        "oip-text": ("POST /v2/models/cls/infer",
+                     {"id": "r1", "inputs": [{"name": "text", "datatype": "BYTES", "shape": [2, 1],
+                                              "data": [["hello"], ["world"]]}]}),
+        "oip-ids": ("POST /v2/models/cls/infer",
+                    {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [2, 3],
+                                 "data": [1, 2, 3, 4, 5, 0]}],
+                     "outputs": [{"name": "probabilities"}, {"name": "embeddings"}],
+                     "parameters": {"truncate": False}}),
+        "oip-rec-int32": ("POST /v2/models/rec/infer",
+                          {"inputs": [{"name": "input_ids", "datatype": "INT32", "shape": [1, 2],
+                                       "data": [[7, 8]]}]}),
+        "oip-unknown-model": ("POST /v2/models/nope/infer", {"inputs": []}),
+        "classify-unknown-model": ("POST /v1/models/nope/classify", {"inputs": ["x"]}),
+        "news-put-bare": ("PUT /v1/models/bare/news/N1", {"title": "t"}),
+        "recommend-bare": ("POST /v1/models/bare/recommend",
+                           {"history": ["a b c"], "candidates": ["d", "e f"], "top_k": 5}),
+        "oip-metadata": ("GET /v2/models/cls", {}),
+        "oip-ready": ("GET /v2/models/rec/ready", {}),
+        "v1-model": ("GET /v1/models/rec", {}),
+        "v1-models": ("GET /v1/models", {}),
+        "v2": ("GET /v2", {}),
+        "healthz": ("GET /healthz", {}),
+        "metrics": ("GET /metrics", {}),
     }
-    for name, (sel, body) in seeds.items():
-        write(t, name, sel.encode() + json.dumps(body, ensure_ascii=False).encode())
-    write(t, "not-json", b"D{\"history\": [}")
+    for name, (line, body) in seeds.items():
+        write(t, name, line.encode() + b"\n" + json.dumps(body, ensure_ascii=False).encode())
+    write(t, "not-json", b"POST /v1/models/rec/recommend\n{\"history\": [}")
 
 
 def main():

@@ -350,7 +350,7 @@ static void test_format(void **state)
 static void test_metrics_gauge(void **state)
 {
     (void)state;
-    metrics *m = metrics_new();
+    metrics *m = metrics_new(NULL, 0);
     char *text;
     size_t len;
     assert_int_equal(metrics_render(m, &text, &len), 0);

@@ -17,7 +17,26 @@
 
 #include <cmocka.h>
 
+#include "api.h"
 #include "metrics.h"
+
+/* A registry with the daemon's routes (api_routes.def) as its route labels. */
+static metrics *metrics_new_api(void)
+{
+    metrics *m = metrics_new(api_route_labels, (int)api_n_routes);
+    assert_non_null(m);
+    return m;
+}
+
+/* The index of the route with this path in the daemon's table. */
+static int route(const char *path)
+{
+    for (size_t i = 0; i < api_n_routes; i++)
+        if (strcmp(api_route_labels[i], path) == 0)
+            return (int)i;
+    fail_msg("no route %s", path);
+    return METRICS_ROUTE_OTHER;
+}
 
 /* noinline: inlined, gcc 12 -O3 suspects the returned buffer of pointing
  * at this frame (-Wdangling-pointer false positive). */
@@ -67,7 +86,7 @@ static int count_prefix(const char *text, const char *prefix)
 static void test_empty_registry(void **state)
 {
     (void)state;
-    metrics *m = metrics_new();
+    metrics *m = metrics_new_api();
     assert_non_null(m);
     char *t = render(m);
     static const char *const families[][2] = {
@@ -124,7 +143,7 @@ static double sample_value(const char *text, const char *name)
 static void test_process_metrics_are_plausible(void **state)
 {
     (void)state;
-    metrics *m = metrics_new();
+    metrics *m = metrics_new_api();
     char *t = render(m);
     double rss = sample_value(t, "process_resident_memory_bytes");
     assert_true(rss > 1e5 && rss < 1e11);
@@ -143,7 +162,7 @@ static void test_process_metrics_are_plausible(void **state)
 static void test_model_registration(void **state)
 {
     (void)state;
-    metrics *m = metrics_new();
+    metrics *m = metrics_new_api();
     metrics_model_id a = metrics_model_register(m, "imdb");
     metrics_model_id b = metrics_model_register(m, "agnews");
     assert_int_equal(a, 0);
@@ -186,17 +205,18 @@ static void test_model_registration(void **state)
 static void test_request_counters(void **state)
 {
     (void)state;
-    metrics *m = metrics_new();
+    metrics *m = metrics_new_api();
     metrics_model_id a = metrics_model_register(m, "imdb");
-    metrics_request_done(m, a, METRICS_ROUTE_V1_CLASSIFY, 200, 1000000);
-    metrics_request_done(m, a, METRICS_ROUTE_V1_CLASSIFY, 200, 1000000);
-    metrics_request_done(m, a, METRICS_ROUTE_V1_CLASSIFY, 429, 1000);
-    metrics_request_done(m, a, METRICS_ROUTE_V1_CLASSIFY, 499, 1000); /* client went away */
-    metrics_request_done(m, a, METRICS_ROUTE_V2_INFER, 418, 1000);
-    metrics_request_done(m, a, METRICS_ROUTE_V2_INFER, 999, 1000);
+    metrics_request_done(m, a, route("/v1/models/{name}/classify"), 200, 1000000);
+    metrics_request_done(m, a, route("/v1/models/{name}/classify"), 200, 1000000);
+    metrics_request_done(m, a, route("/v1/models/{name}/classify"), 429, 1000);
+    metrics_request_done(m, a, route("/v1/models/{name}/classify"), 499,
+                         1000); /* client went away */
+    metrics_request_done(m, a, route("/v2/models/{name}/infer"), 418, 1000);
+    metrics_request_done(m, a, route("/v2/models/{name}/infer"), 999, 1000);
     metrics_request_done(m, METRICS_NO_MODEL, METRICS_ROUTE_OTHER, 404, 1000);
-    metrics_request_done(m, METRICS_NO_MODEL, METRICS_ROUTE_HEALTHZ, 200, 1000);
-    metrics_request_done(m, 12345, METRICS_ROUTE_METRICS, 200, 1000); /* bad id -> model="" */
+    metrics_request_done(m, METRICS_NO_MODEL, route("/healthz"), 200, 1000);
+    metrics_request_done(m, 12345, route("/metrics"), 200, 1000); /* bad id -> model="" */
     char *t = render(m);
     assert_line(t, "fastformerd_http_requests_total{model=\"imdb\",route=\"/v1/models/{name}/"
                    "classify\",code=\"200\"} 2");
@@ -217,18 +237,32 @@ static void test_request_counters(void **state)
 static void test_route_and_reason_names(void **state)
 {
     (void)state;
-    assert_string_equal(metrics_route_name(METRICS_ROUTE_V1_MODELS), "/v1/models");
-    assert_string_equal(metrics_route_name(METRICS_ROUTE_V1_NEWS_PUT),
-                        "/v1/models/{name}/news/{id}");
-    assert_string_equal(metrics_route_name(METRICS_ROUTE_V2_MODEL_READY),
-                        "/v2/models/{name}/ready");
-    assert_string_equal(metrics_route_name(METRICS_ROUTE_OPENAPI), "/openapi.json");
-    assert_string_equal(metrics_route_name(METRICS_ROUTE_OTHER), "other");
-    for (int r = 0; r < METRICS_N_ROUTES; r++) {
+    /* The labels are the caller's (copied array, borrowed strings), then "other". */
+    static const char *const labels[] = {"/a/{name}", "/b"};
+    metrics *m = metrics_new(labels, 2);
+    assert_non_null(m);
+    assert_string_equal(metrics_route_name(m, 0), "/a/{name}");
+    assert_string_equal(metrics_route_name(m, 1), "/b");
+    assert_string_equal(metrics_route_name(m, METRICS_ROUTE_OTHER), "other");
+    metrics_request_done(m, METRICS_NO_MODEL, 1, 200, 1000);
+    metrics_request_done(m, METRICS_NO_MODEL, METRICS_ROUTE_OTHER, 404, 1000);
+    char *t = render(m);
+    assert_line(t, "fastformerd_http_requests_total{model=\"\",route=\"/b\",code=\"200\"} 1");
+    assert_line(t, "fastformerd_http_requests_total{model=\"\",route=\"other\",code=\"404\"} 1");
+    free(t);
+    metrics_free(m);
+    m = metrics_new(NULL, 0); /* no routes: everything is "other" */
+    assert_non_null(m);
+    assert_string_equal(metrics_route_name(m, METRICS_ROUTE_OTHER), "other");
+    metrics_free(m);
+    /* The daemon's labels are its route paths, all distinct. */
+    m = metrics_new_api();
+    for (int r = 0; r < (int)api_n_routes; r++) {
+        assert_string_equal(metrics_route_name(m, r), api_routes[r].path);
         for (int q = 0; q < r; q++)
-            assert_string_not_equal(metrics_route_name((metrics_route)r),
-                                    metrics_route_name((metrics_route)q));
+            assert_string_not_equal(metrics_route_name(m, r), metrics_route_name(m, q));
     }
+    metrics_free(m);
     static const char *const reasons[] = {"queue_full",       "deadline",    "disconnected",
                                           "draining",         "not_ready",   "too_large",
                                           "connection_limit", "unauthorized"};
@@ -241,7 +275,7 @@ static void test_route_and_reason_names(void **state)
 static void test_label_escaping(void **state)
 {
     (void)state;
-    metrics *m = metrics_new();
+    metrics *m = metrics_new_api();
     /* backslash, double quote and newline are escaped; everything else as is */
     metrics_model_id id = metrics_model_register(m, "a\\b\"c\nd{e}=,f");
     assert_int_not_equal(id, METRICS_NO_MODEL);
@@ -275,7 +309,7 @@ static long last_cumulative(const char *text, const char *prefix)
 static void test_histogram_buckets(void **state)
 {
     (void)state;
-    metrics *m = metrics_new();
+    metrics *m = metrics_new_api();
     metrics_model_id a = metrics_model_register(m, "imdb");
     /* queue waits: exactly on a bound (le is inclusive), between bounds, above the top */
     metrics_observe_queue(m, a, 100000);      /* 0.0001 s: the first bucket */
@@ -311,7 +345,7 @@ static void test_histogram_buckets(void **state)
 static void test_batch_histograms(void **state)
 {
     (void)state;
-    metrics *m = metrics_new();
+    metrics *m = metrics_new_api();
     metrics_model_id a = metrics_model_register(m, "agnews");
     metrics_observe_batch(m, a, 2000000, 1, 40);         /* 2 ms, 1 item, 40 tokens */
     metrics_observe_batch(m, a, 8000000, 5, 320);        /* 8 ms, 5 items */
@@ -346,7 +380,7 @@ static void test_batch_histograms(void **state)
 static void test_gauges_and_counters(void **state)
 {
     (void)state;
-    metrics *m = metrics_new();
+    metrics *m = metrics_new_api();
     metrics_model_id a = metrics_model_register(m, "rec");
     metrics_queue_depth_set(m, a, 10);
     metrics_queue_depth_add(m, a, -3);
@@ -390,7 +424,8 @@ static void *smoke_updater(void *arg)
 {
     smoke_ctx *c = arg;
     for (int i = 0; i < SMOKE_ITERS; i++) {
-        metrics_request_done(c->m, c->id, METRICS_ROUTE_V1_EMBED, 200, (uint64_t)i * 1000);
+        metrics_request_done(c->m, c->id, route("/v1/models/{name}/embed"), 200,
+                             (uint64_t)i * 1000);
         metrics_observe_queue(c->m, c->id, 1000);
         metrics_observe_batch(c->m, c->id, 1000, 2, 16);
         metrics_queue_depth_add(c->m, c->id, 1);
@@ -417,7 +452,7 @@ static void *smoke_renderer(void *arg)
 static void test_concurrency_smoke(void **state)
 {
     (void)state;
-    metrics *m = metrics_new();
+    metrics *m = metrics_new_api();
     smoke_ctx c = {.m = m, .id = metrics_model_register(m, "embed")};
     pthread_t th[SMOKE_THREADS], renderer;
     assert_int_equal(pthread_create(&renderer, NULL, smoke_renderer, &c), 0);
@@ -462,20 +497,20 @@ static void test_concurrency_smoke(void **state)
 
 static void render_sample(void)
 {
-    metrics *m = metrics_new();
+    metrics *m = metrics_new_api();
     metrics_model_id a = metrics_model_register(m, "imdb-sentiment");
     metrics_model_id b = metrics_model_register(m, "movielens-rec");
     metrics_model_id odd = metrics_model_register(m, "we\"ird\\name\n");
     metrics_model_set_ready(m, a, 1);
     metrics_model_set_ready(m, b, 1);
-    for (int r = 0; r < METRICS_N_ROUTES; r++) {
-        metrics_request_done(m, a, (metrics_route)r, 200, 1500000);
-        metrics_request_done(m, METRICS_NO_MODEL, (metrics_route)r, 404, 20000);
+    for (int r = METRICS_ROUTE_OTHER; r < (int)api_n_routes; r++) {
+        metrics_request_done(m, a, r, 200, 1500000);
+        metrics_request_done(m, METRICS_NO_MODEL, r, 404, 20000);
     }
     static const int codes[] = {200, 201, 204, 400, 401, 404, 405, 408, 413,
                                 415, 422, 429, 499, 500, 503, 504, 302};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
-        metrics_request_done(m, odd, METRICS_ROUTE_V2_INFER, codes[i], 40000000000ull);
+        metrics_request_done(m, odd, route("/v2/models/{name}/infer"), codes[i], 40000000000ull);
     metrics_observe_queue(m, a, 300000);
     metrics_observe_queue(m, b, 0);
     metrics_observe_batch(m, a, 4000000, 8, 512);

@@ -1,6 +1,7 @@
 /* test_openapi: the embedded OpenAPI document is valid JSON, is OpenAPI 3,
- * describes every route of the daemon with the right methods, every $ref
- * resolves, and it is byte-identical to server/openapi.json (not stale). */
+ * and holds exactly the routes of the route table (api_routes.def), each
+ * with its method, family (tag) and access (security); every $ref resolves,
+ * and it is byte-identical to server/openapi.json (not stale). */
 #include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "api.h"
+#include "api_frame.h"
 #include "openapi.h"
 
 static json_t *load_doc(void)
@@ -38,47 +41,118 @@ static void test_valid_json_and_nul_terminated(void **state)
     json_decref(doc);
 }
 
-static void test_every_route(void **state)
+static const char *method_key(http_method m)
+{
+    switch (m) {
+    case HTTP_GET:
+        return "get";
+    case HTTP_HEAD:
+        return "head";
+    case HTTP_POST:
+        return "post";
+    case HTTP_PUT:
+        return "put";
+    case HTTP_DELETE:
+        return "delete";
+    case HTTP_OTHER:
+        break;
+    }
+    fail_msg("a route with method HTTP_OTHER");
+    return "";
+}
+
+/* The operation's tags hold exactly `tag`. */
+static bool tagged(json_t *op, const char *tag)
+{
+    json_t *tags = json_object_get(op, "tags");
+    const char *only = json_string_value(json_array_get(tags, 0));
+    return json_array_size(tags) == 1 && only && strcmp(only, tag) == 0;
+}
+
+/* An operation is open (no API key) when its security is the empty list. */
+static bool open_in_document(json_t *op)
+{
+    json_t *security = json_object_get(op, "security");
+    return json_is_array(security) && json_array_size(security) == 0;
+}
+
+/* Every route of the table (api_routes.def) is in the document with its
+ * method, its family as the tag, its access and a 200 answer. */
+static void test_every_route_is_documented(void **state)
 {
     (void)state;
-    static const struct {
-        const char *path, *method;
-    } routes[] = {
-        {"/v1/models", "get"},
-        {"/v1/models/{name}", "get"},
-        {"/v1/models/{name}/classify", "post"},
-        {"/v1/models/{name}/embed", "post"},
-        {"/v1/models/{name}/recommend", "post"},
-        {"/v1/models/{name}/news/{id}", "put"},
-        {"/v2", "get"},
-        {"/v2/health/live", "get"},
-        {"/v2/health/ready", "get"},
-        {"/v2/models/{name}", "get"},
-        {"/v2/models/{name}/ready", "get"},
-        {"/v2/models/{name}/infer", "post"},
-        {"/healthz", "get"},
-        {"/readyz", "get"},
-        {"/metrics", "get"},
-        {"/openapi.json", "get"},
-    };
     json_t *doc = load_doc();
     json_t *paths = json_object_get(doc, "paths");
     assert_true(json_is_object(paths));
-    assert_int_equal(json_object_size(paths), sizeof routes / sizeof routes[0]);
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        json_t *item = json_object_get(paths, routes[i].path);
-        if (!json_is_object(item))
-            fail_msg("path %s missing", routes[i].path);
-        json_t *op = json_object_get(item, routes[i].method);
+    for (size_t i = 0; i < api_n_routes; i++) {
+        const http_route *rt = &api_routes[i];
+        const char *method = method_key(rt->method);
+        json_t *op = json_object_get(json_object_get(paths, rt->path), method);
         if (!json_is_object(op))
-            fail_msg("%s %s missing", routes[i].method, routes[i].path);
-        json_t *responses = json_object_get(op, "responses");
-        assert_true(json_is_object(responses));
-        if (!json_object_get(responses, "200"))
-            fail_msg("%s %s has no 200 response", routes[i].method, routes[i].path);
-        assert_true(json_object_size(item) == 1); /* one method per path */
+            fail_msg("%s %s is in the route table but not in openapi.json", method, rt->path);
+        const char *tag = api_family_tag(api_route_infos[i].family);
+        if (!tagged(op, tag))
+            fail_msg("%s %s: the table says family '%s', the document's tags differ", method,
+                     rt->path, tag);
+        if (open_in_document(op) != rt->open)
+            fail_msg("%s %s: the table says %s, the document's security says otherwise", method,
+                     rt->path, rt->open ? "open" : "API key");
+        if (!json_object_get(json_object_get(op, "responses"), "200"))
+            fail_msg("%s %s has no 200 response", method, rt->path);
+        assert_string_equal(api_route_labels[i], rt->path);
     }
     json_decref(doc);
+}
+
+/* ...and every operation of the document is a route of the table. */
+static void test_every_documented_route_exists(void **state)
+{
+    (void)state;
+    static const char *const methods[] = {"get",  "put",   "post",  "delete", "options",
+                                          "head", "patch", "trace", NULL};
+    json_t *doc = load_doc();
+    const char *path;
+    json_t *item;
+    size_t n_ops = 0;
+    json_object_foreach(json_object_get(doc, "paths"), path, item)
+    {
+        for (const char *const *m = methods; *m; m++) {
+            if (!json_object_get(item, *m))
+                continue;
+            n_ops++;
+            bool found = false;
+            for (size_t i = 0; i < api_n_routes && !found; i++)
+                found = strcmp(api_routes[i].path, path) == 0 &&
+                        strcmp(method_key(api_routes[i].method), *m) == 0;
+            if (!found)
+                fail_msg("%s %s is in openapi.json but not in the route table", *m, path);
+        }
+    }
+    assert_int_equal(n_ops, api_n_routes);
+    json_decref(doc);
+}
+
+/* The route table drives the dispatcher: each model route runs the frame
+ * with its parser, each other route its own handler. */
+static void test_table_consistency(void **state)
+{
+    (void)state;
+    assert_true(api_n_routes >= 16);
+    for (size_t i = 0; i < api_n_routes; i++) {
+        const api_route_info *info = api_route_info_of(&api_routes[i]);
+        assert_ptr_equal(info, &api_route_infos[i]);
+        assert_int_equal(api_route_index(&api_routes[i]), (int)i);
+        if (info->model) {
+            assert_ptr_equal(api_routes[i].handler, api_frame_handle);
+            assert_non_null(info->model->parse);
+            assert_non_null(info->model->finish);
+            assert_false(api_routes[i].open);
+            assert_memory_equal(strstr(api_routes[i].path, "/models/{name}"), "/models/{name}", 14);
+        } else {
+            assert_ptr_not_equal(api_routes[i].handler, api_frame_handle);
+        }
+    }
+    assert_int_equal(api_route_index(NULL), METRICS_ROUTE_OTHER);
 }
 
 static void test_error_shape(void **state)
@@ -156,7 +230,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_json_and_nul_terminated),
-        cmocka_unit_test(test_every_route),
+        cmocka_unit_test(test_every_route_is_documented),
+        cmocka_unit_test(test_every_documented_route_exists),
+        cmocka_unit_test(test_table_consistency),
         cmocka_unit_test(test_error_shape),
         cmocka_unit_test(test_refs_resolve),
         cmocka_unit_test(test_embedded_copy_is_current),

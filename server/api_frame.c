@@ -1,0 +1,242 @@
+/* api_frame: model lookup, the pure parse, the one error answer, the submit
+ * and resume glue and the clean-up shared by every model route. */
+#include "api_frame.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "batcher.h"
+
+/* ---- the pure part ------------------------------------------------------------- */
+
+static void job_free(const api_model_route *route, void *job)
+{
+    if (job && route->job_release)
+        route->job_release(job);
+    free(job);
+}
+
+void api_parsed_release(const api_model_route *route, api_parsed *out)
+{
+    infer_request_release(out->req);
+    out->req = NULL;
+    job_free(route, out->job);
+    out->job = NULL;
+}
+
+int api_route_parse(const api_model_route *route, const api_call *call, const char *body,
+                    size_t body_bytes, api_parsed *out)
+{
+    out->verdict.status = 0;
+    out->verdict.message[0] = 0;
+    out->req = NULL;
+    out->job = NULL;
+    if (route->check && route->check(call, &out->verdict) != 0)
+        return out->verdict.status;
+    json_t *json = api_body_json(body, body_bytes, &out->verdict);
+    if (!json)
+        return out->verdict.status;
+    if (route->job_bytes > 0) {
+        out->job = calloc(1, route->job_bytes);
+        if (!out->job) {
+            json_decref(json);
+            return api_fail(&out->verdict, 503, "out of memory");
+        }
+    }
+    int status = route->parse(call, json, out);
+    json_decref(json);
+    assert(status == out->verdict.status && (status != 0 || out->req));
+    if (status != 0)
+        api_parsed_release(route, out);
+    return status;
+}
+
+infer_request *api_request_new(const api_call *call, infer_task task, int n_items, int n_history,
+                               api_verdict *v)
+{
+    infer_request *req = infer_request_new(call->sm, task, n_items, n_history);
+    if (!req)
+        api_fail(v, 503, "out of memory for %d inputs", n_items);
+    return req;
+}
+
+/* ---- the frame ------------------------------------------------------------------- */
+
+served_model *api_model_get(api_context *ctx, http_request *r)
+{
+    const char *name = http_request_param(r, 0);
+    if (!name)
+        name = "";
+    http_request_set_model(r, name);
+    served_model *sm = model_registry_get(ctx->registry, name);
+    if (sm)
+        return sm;
+    switch (model_registry_state(ctx->registry, name)) {
+    case SERVED_MODEL_LOADING:
+        http_request_stats_of(r)->reject = REJECT_NOT_READY;
+        http_request_add_header(r, "Retry-After", "1");
+        http_request_respond_error(r, 503, "model '%.64s' is still loading", name);
+        return NULL;
+    case SERVED_MODEL_FAILED:
+        http_request_stats_of(r)->reject = REJECT_NOT_READY;
+        http_request_respond_error(r, 503, "model '%.64s' failed to load", name);
+        return NULL;
+    default:
+        /* Unknown names must not become metric labels. */
+        http_request_set_model(r, "");
+        http_request_respond_error(r, 404, "model '%.64s' not found", name);
+        return NULL;
+    }
+}
+
+void api_verdict_respond(http_request *r, const api_verdict *v)
+{
+    if (v->status == 413)
+        http_request_stats_of(r)->reject = REJECT_TOO_LARGE;
+    http_request_respond_error(r, v->status, "%s", v->message);
+}
+
+void api_frame_handle(http_request *r, void *vctx)
+{
+    api_context *ctx = vctx;
+    const api_model_route *route = api_route_info_of(http_request_route(r))->model;
+    assert(route && "api_frame_handle serves API_MODEL_ROUTE routes only");
+    served_model *sm = api_model_get(ctx, r);
+    if (!sm)
+        return;
+    size_t body_bytes;
+    const char *body = http_request_body(r, &body_bytes);
+    api_call call = {.sm = sm, .param = http_request_param(r, 1)};
+    api_parsed parsed;
+    if (api_route_parse(route, &call, body, body_bytes, &parsed) == 0)
+        api_submit(ctx, r, route, &parsed);
+    else
+        api_verdict_respond(r, &parsed.verdict);
+    served_model_release(sm);
+}
+
+/* ---- submit and resume --------------------------------------------------------- */
+
+typedef struct {
+    api_context *ctx;
+    const api_model_route *route;
+    infer_request *req;
+    void *job;
+    batcher_status submit;
+} api_pending;
+
+static void pending_free(void *p)
+{
+    api_pending *pd = p;
+    infer_request_release(pd->req);
+    job_free(pd->route, pd->job);
+    free(pd);
+}
+
+/* Main thread (http_server_probe_disconnects): the client went away. */
+static void on_client_gone(http_request *r, void *ctx)
+{
+    (void)ctx;
+    api_pending *pd = http_request_state(r);
+    infer_request_cancel(pd->req);
+}
+
+/* Worker thread: the request's last item is done. */
+static void on_infer_done(infer_request *req, void *user)
+{
+    (void)req;
+    http_request_resume(user);
+}
+
+/* Answers a submit the batcher refused. */
+static void refusal_respond(http_request *r, api_pending *pd)
+{
+    http_request_stats *st = http_request_stats_of(r);
+    char retry[16];
+    switch (pd->submit) {
+    case BATCHER_OK:
+        assert(!"refusal_respond on an accepted submit");
+        return;
+    case BATCHER_FULL:
+        st->reject = REJECT_QUEUE_FULL;
+        snprintf(retry, sizeof retry, "%d", batcher_retry_after_s(pd->ctx->batcher));
+        http_request_add_header(r, "Retry-After", retry);
+        http_request_respond_error(r, 429, "the request queue is full; retry after %s s", retry);
+        return;
+    case BATCHER_DRAINING:
+        st->reject = REJECT_DRAINING;
+        http_request_add_header(r, "Retry-After", "1");
+        http_request_respond_error(r, 503, "server is draining (shutting down)");
+        return;
+    case BATCHER_TOO_BIG:
+        st->reject = REJECT_TOO_LARGE;
+        http_request_respond_error(r, 413, "request has %d items, more than the queue can hold",
+                                   pd->req->n_items);
+        return;
+    }
+}
+
+static void on_resume(http_request *r, void *vctx)
+{
+    (void)vctx;
+    api_pending *pd = http_request_state(r);
+    if (pd->submit != BATCHER_OK) {
+        refusal_respond(r, pd);
+        return;
+    }
+    http_request_stats *st = http_request_stats_of(r);
+    infer_request *req = pd->req;
+    st->queue_us = atomic_load(&req->queue_us_max);
+    st->infer_us = atomic_load(&req->infer_us_max);
+    st->batch_size = atomic_load(&req->batch_size_max);
+    switch (infer_request_status(req)) {
+    case INFER_OK:
+        pd->route->finish(r, req, pd->job);
+        return;
+    case INFER_DEADLINE:
+        st->reject = REJECT_DEADLINE;
+        http_request_respond_error(r, 504, "the request's deadline passed while it was queued");
+        return;
+    case INFER_CANCELLED:
+        /* The client went away (http_server_probe_disconnects): nobody reads
+         * this answer; 499 (nginx's "client closed request") is for the log. */
+        st->reject = REJECT_DISCONNECTED;
+        http_request_respond_error(r, 499, "the client closed the connection");
+        return;
+    case INFER_SHUTDOWN:
+    case INFER_PENDING:
+        break;
+    }
+    /* INFER_PENDING cannot reach here: the done callback runs after the
+     * status is final. */
+    st->reject = REJECT_DRAINING;
+    http_request_respond_error(r, 503, "server shut down before the request was computed");
+}
+
+void api_submit(api_context *ctx, http_request *r, const api_model_route *route, api_parsed *parsed)
+{
+    api_pending *pd = calloc(1, sizeof *pd);
+    if (!pd) {
+        api_parsed_release(route, parsed);
+        http_request_respond_error(r, 503, "out of memory");
+        return;
+    }
+    pd->ctx = ctx;
+    pd->route = route;
+    pd->req = parsed->req;
+    pd->job = parsed->job;
+    parsed->req = NULL;
+    parsed->job = NULL;
+    infer_request *req = pd->req;
+    http_request_set_state(r, pd, pending_free);
+    http_request_stats_of(r)->n_items = req->n_items;
+    infer_request_set_deadline(req, http_request_deadline_us(r));
+    infer_request_set_done(req, on_infer_done, r);
+    http_request_set_cancel(r, on_client_gone, NULL);
+    /* Park first: the done callback may run before batcher_submit returns. */
+    http_request_suspend(r, on_resume, ctx);
+    pd->submit = batcher_submit(ctx->batcher, req);
+    if (pd->submit != BATCHER_OK)
+        http_request_resume(r); /* on_resume answers the refusal */
+}

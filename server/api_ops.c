@@ -1,0 +1,85 @@
+/* api_ops: the operational endpoints, /healthz, /readyz, /metrics and
+ * /openapi.json. They never touch the inference path. */
+#include "api.h"
+
+#include <stdio.h>
+
+#include "openapi.h"
+
+void api_healthz(http_request *r, void *ctx)
+{
+    (void)ctx;
+    http_request_respond_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void api_readyz(http_request *r, void *vctx)
+{
+    api_context *ctx = vctx;
+    char reason[256];
+    if (atomic_load(&ctx->draining)) {
+        http_request_respond_json(
+            r, 503, json_pack("{s:s,s:s}", "status", "not_ready", "reason", "draining"));
+        return;
+    }
+    if (!model_registry_ready(ctx->registry, reason, sizeof reason)) {
+        http_request_respond_json(r, 503,
+                                  json_pack("{s:s,s:s}", "status", "not_ready", "reason", reason));
+        return;
+    }
+    http_request_respond_json(r, 200, json_pack("{s:s}", "status", "ready"));
+}
+
+/* Per-model state the metrics read at scrape time: each model's queued items
+ * (the gauge) and its news cache's hits and misses. The caches count
+ * themselves; the metrics take increments, so pass on what changed since the
+ * last scrape (a reload brings a new cache, whose counts start from zero). */
+static void per_model_sync(api_context *ctx)
+{
+    served_model *list[METRICS_MAX_MODELS];
+    int n = model_registry_list(ctx->registry, list, METRICS_MAX_MODELS);
+    if (n > METRICS_MAX_MODELS)
+        n = METRICS_MAX_MODELS;
+    for (int i = 0; i < n; i++) {
+        metrics_model_id id = metrics_model_find(ctx->metrics, list[i]->name);
+        if (id >= 0)
+            metrics_queue_depth_set(ctx->metrics, id, atomic_load(&list[i]->queued_items));
+        if (list[i]->cache && id >= 0 && id < METRICS_MAX_MODELS) {
+            news_cache_stats cs;
+            news_cache_stats_get(list[i]->cache, &cs);
+            if (ctx->cache_seen[id].cache != list[i]->cache || cs.hits < ctx->cache_seen[id].hits ||
+                cs.misses < ctx->cache_seen[id].misses) {
+                ctx->cache_seen[id].cache = list[i]->cache;
+                ctx->cache_seen[id].hits = 0;
+                ctx->cache_seen[id].misses = 0;
+            }
+            uint64_t dh = cs.hits - ctx->cache_seen[id].hits;
+            uint64_t dm = cs.misses - ctx->cache_seen[id].misses;
+            metrics_news_cache(ctx->metrics, id, dh, dm);
+            ctx->cache_seen[id].hits = cs.hits;
+            ctx->cache_seen[id].misses = cs.misses;
+        }
+        served_model_release(list[i]);
+    }
+}
+
+void api_metrics(http_request *r, void *vctx)
+{
+    api_context *ctx = vctx;
+    batcher_stats st;
+    batcher_stats_get(ctx->batcher, &st);
+    metrics_queue_depth_set(ctx->metrics, METRICS_NO_MODEL, st.queue_items);
+    per_model_sync(ctx);
+    char *text = NULL;
+    size_t len = 0;
+    if (metrics_render(ctx->metrics, &text, &len) != 0) {
+        http_request_respond_error(r, 500, "out of memory while rendering metrics");
+        return;
+    }
+    http_request_respond_owned(r, 200, METRICS_CONTENT_TYPE, text, len);
+}
+
+void api_openapi(http_request *r, void *ctx)
+{
+    (void)ctx;
+    http_request_respond_bytes(r, 200, "application/json", openapi_json, openapi_json_bytes);
+}
