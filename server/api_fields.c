@@ -3,9 +3,31 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "value_kind.h"
+
+/* ---- jansson's allocations ---------------------------------------------------- */
+
+static void *(*json_alloc_inner)(size_t) = malloc;
+static _Thread_local bool json_alloc_failed; /* since api_body_json's last reset */
+
+static void *json_alloc(size_t n)
+{
+    void *p = json_alloc_inner(n);
+    if (!p)
+        json_alloc_failed = true;
+    return p;
+}
+
+void api_json_alloc_install(void *(*alloc)(size_t))
+{
+    json_alloc_inner = alloc ? alloc : malloc;
+    json_set_alloc_funcs(json_alloc, free);
+}
+
+/* ---- verdicts and fields ------------------------------------------------------- */
 
 int api_fail(api_verdict *v, int status, const char *fmt, ...)
 {
@@ -24,8 +46,15 @@ json_t *api_body_json(const char *body, size_t body_bytes, api_verdict *v)
         return NULL;
     }
     json_error_t jerr;
+    json_alloc_failed = false;
     json_t *j = json_loadb(body, body_bytes,
                            JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+    /* jansson reports some failed allocations as syntax errors ("string or
+     * '}' expected"), so the allocator's own note decides. */
+    if (!j && json_alloc_failed) {
+        api_fail(v, 503, "out of memory");
+        return NULL;
+    }
     if (!j) {
         api_fail(v, 400, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column,
                  jerr.text);

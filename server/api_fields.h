@@ -29,6 +29,14 @@ typedef struct {
  * (truncated to API_MESSAGE_CAP). Returns status. */
 int api_fail(api_verdict *v, int status, const char *fmt, ...) FF_PRINTF(3, 4);
 
+/* Routes jansson's allocations through `alloc` (malloc when NULL) and notes
+ * each failure per thread, so that api_body_json answers an allocation that
+ * failed while the body was read with 503, not with the syntax error jansson
+ * reports for some of them. Call before any thread uses jansson (main, at
+ * start-up); tests pass a failing `alloc` to inject out of memory. Without
+ * it, such a failure is a 400. */
+void api_json_alloc_install(void *(*alloc)(size_t));
+
 /* The JSON kinds a field can be required to have. */
 typedef enum {
     API_KIND_OBJECT,
@@ -41,7 +49,8 @@ typedef enum {
 /* The body as one JSON object (duplicate keys rejected, NUL allowed in
  * strings). Returns a new reference, or NULL with a 400 naming the problem:
  * "request body is empty: expected a JSON object", "invalid JSON at line L,
- * column C: ...", "request body: expected a JSON object, got array". */
+ * column C: ...", "request body: expected a JSON object, got array"; or
+ * NULL with 503 "out of memory" (see api_json_alloc_install). */
 json_t *api_body_json(const char *body, size_t body_bytes, api_verdict *v);
 
 /* True when every key of `obj` is in the NULL-terminated `allowed`; else

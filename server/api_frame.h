@@ -55,7 +55,9 @@ struct api_model_route {
 /* Runs route->check, the body's JSON parse (api_body_json) and route->parse.
  * Returns 0 with out->req (and out->job) to submit or to release with
  * api_parsed_release, or the error status with out->verdict, nothing left to
- * release. Out of memory is 503. Pure; any thread. */
+ * release. Out of memory is 503. Pure: no HTTP call and no state of its own
+ * (it reads the model, its news catalog and its news cache, which lock
+ * themselves); any thread. */
 FF_MUST_CHECK int api_route_parse(const api_model_route *route, const api_call *call,
                                   const char *body, size_t body_bytes, api_parsed *out);
 

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "api_fields.h"
 #include "batcher.h"
 #include "http.h"
 #include "log.h"
@@ -551,6 +552,7 @@ static void teardown(daemon_state *d)
 int main(int argc, char **argv)
 {
     static daemon_state d;
+    api_json_alloc_install(NULL); /* before any thread uses jansson */
     int rc = args_parse(argc, argv, &d.args);
     if (rc >= 0) {
         free(d.args.models);

@@ -29,6 +29,7 @@
 
 #include "api.h"
 #include "api_errors.h"
+#include "api_fields.h"
 #include "api_frame.h"
 #include "batcher.h"
 #include "fake_http.h"
@@ -51,6 +52,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     fuzz_verbose = getenv("FUZZ_VERBOSE") != NULL;
+    api_json_alloc_install(NULL); /* as main does */
     int devnull = open("/dev/null", O_WRONLY);
     if (devnull >= 0)
         log_set_fd(devnull); /* the access log still formats every line */
