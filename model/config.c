@@ -211,11 +211,7 @@ static int config_tokenizer(json_t *root, model_config *cfg, char *err, size_t e
             return -1;
         }
         const char *s = json_string_value(type);
-        if (strcmp(s, "word") == 0) {
-            cfg->tokenizer = TOKENIZER_WORD;
-        } else if (strcmp(s, "wordpiece") == 0) {
-            cfg->tokenizer = TOKENIZER_WORDPIECE;
-        } else {
+        if (tokenizer_kind_parse(s, &cfg->tokenizer) != 0) {
             snprintf(err, err_cap,
                      "config.json: 'tokenizer.type' '%s' is unknown (expected 'word' or "
                      "'wordpiece')",
