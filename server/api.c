@@ -28,7 +28,7 @@ const http_route api_routes[] = {
 
 const api_route_info api_route_infos[] = {
 #define API_ROUTE(method, path, family, access, handler) {API_FAMILY_##family, NULL},
-#define API_MODEL_ROUTE(method, path, family, route) {API_FAMILY_##family, &route},
+#define API_MODEL_ROUTE(method, path, family, route) {API_FAMILY_##family, &(route)},
 #include "api_routes.def"
 #undef API_ROUTE
 #undef API_MODEL_ROUTE
