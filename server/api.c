@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_frame.h"
 #include "log.h"
 #include "mono_clock.h"
 

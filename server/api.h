@@ -77,6 +77,11 @@ extern const api_route_info api_route_infos[];
 extern const char *const api_route_labels[];
 extern const size_t api_n_routes;
 
+/* The http_handler of every API_MODEL_ROUTE (ctx = api_context *): the frame
+ * of api_frame.h, with the route's api_model_route from api_route_infos.
+ * HTTP thread. (Declared here, where the table needs it.) */
+void api_frame_handle(http_request *r, void *ctx);
+
 /* The index of `route` in api_routes, or METRICS_ROUTE_OTHER for NULL (no
  * route matched). `route` must be NULL or an element of api_routes. */
 int api_route_index(const http_route *route);

@@ -64,10 +64,6 @@ FF_MUST_CHECK int api_route_parse(const api_model_route *route, const api_call *
 /* Releases out->req and out->job (NULL fields are skipped). */
 void api_parsed_release(const api_model_route *route, api_parsed *out);
 
-/* The http_handler of every API_MODEL_ROUTE (ctx = api_context *): the frame
- * above, with the route's api_model_route from api_route_infos. HTTP thread. */
-void api_frame_handle(http_request *r, void *ctx);
-
 /* Looks up the model named by path parameter 0 and records it on the request.
  * Returns a new reference, or NULL after answering 404 (unknown) or 503
  * (still loading, or failed to load). For routes outside the frame too. */
