@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "api_fields.h"
 #include "infer_request.h"
 #include "model_registry.h"
 
@@ -22,19 +23,19 @@ typedef struct {
 } api_input_rules;
 
 /* Fills item i of req from `input`. Returns 0, or the HTTP status (400 or
- * 422) with a message starting with `path` in err. */
+ * 422) with a message starting with `path` in the verdict. */
 int api_input_parse(const served_model *sm, infer_request *req, int i, json_t *input,
-                    const api_input_rules *rules, const char *path, char *err, size_t err_cap);
+                    const api_input_rules *rules, const char *path, api_verdict *v);
 
 /* Item i from the text s[0..len). Returns 0, 400 (invalid UTF-8) or 422. */
 int api_input_text(const served_model *sm, infer_request *req, int i, const char *s, size_t len,
-                   const api_input_rules *rules, const char *path, char *err, size_t err_cap);
+                   const api_input_rules *rules, const char *path, api_verdict *v);
 
 /* Item i from the ids arr[off .. off+n) (JSON integers; 0 = padding, trailing
  * padding dropped). Messages name elements as path[index_base + k]. Returns
  * 0, 400 (not an integer, negative, >= vocab_size) or 422 (too long). */
 int api_input_ids(const served_model *sm, infer_request *req, int i, json_t *arr, size_t off,
                   size_t n, const api_input_rules *rules, const char *path, size_t index_base,
-                  char *err, size_t err_cap);
+                  api_verdict *v);
 
 #endif

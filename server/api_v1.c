@@ -150,9 +150,7 @@ static bool items_fill(const api_call *call, infer_request *req, int first, json
     {
         char path[64];
         snprintf(path, sizeof path, "%s[%zu]", key, i);
-        v->status = api_input_parse(call->sm, req, first + (int)i, input, rules, path, v->message,
-                                    sizeof v->message);
-        if (v->status != 0)
+        if (api_input_parse(call->sm, req, first + (int)i, input, rules, path, v) != 0)
             return false;
     }
     return true;
@@ -359,10 +357,8 @@ static int news_put_parse(const api_call *call, json_t *body, api_parsed *out)
     if (!out->req)
         return v->status;
     api_input_rules rules = {.truncate = true, .news = false};
-    v->status =
-        api_input_text(call->sm, out->req, 0, json_string_value(title), json_string_length(title),
-                       &rules, "title", v->message, sizeof v->message);
-    return v->status;
+    return api_input_text(call->sm, out->req, 0, json_string_value(title),
+                          json_string_length(title), &rules, "title", v);
 }
 
 static void finish_news_put(http_request *r, infer_request *req, void *vjob)

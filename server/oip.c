@@ -389,14 +389,12 @@ static bool tensor_items_fill(const api_call *call, infer_request *req, const oi
             snprintf(path, sizeof path, "inputs[0].data[%d]", i);
             if (!api_expect(s, API_KIND_STRING, path, "a string (BYTES)", v))
                 return false;
-            v->status =
-                api_input_text(call->sm, req, i, json_string_value(s), json_string_length(s), rules,
-                               path, v->message, sizeof v->message);
+            api_input_text(call->sm, req, i, json_string_value(s), json_string_length(s), rules,
+                           path, v);
         } else {
             size_t len = (size_t)t->shape.dims[1];
-            v->status =
-                api_input_ids(call->sm, req, i, t->flat, (size_t)i * len, len, rules,
-                              "inputs[0].data", (size_t)i * len, v->message, sizeof v->message);
+            api_input_ids(call->sm, req, i, t->flat, (size_t)i * len, len, rules, "inputs[0].data",
+                          (size_t)i * len, v);
         }
         if (v->status != 0)
             return false;

@@ -67,7 +67,10 @@ static int parse(served_model *sm, infer_task task, const char *json, bool trunc
     assert_non_null(req);
     api_input_rules rules = {.truncate = truncate, .news = news};
     err[0] = 0;
-    int status = api_input_parse(sm, req, 0, j, &rules, "inputs[0]", err, cap);
+    api_verdict v = {0};
+    int status = api_input_parse(sm, req, 0, j, &rules, "inputs[0]", &v);
+    assert_int_equal(status, v.status);
+    snprintf(err, cap, "%s", v.message);
     json_decref(j);
     *out = req;
     return status;
