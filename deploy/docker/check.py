@@ -254,14 +254,18 @@ def container_logs(name):
     return (r.stdout + r.stderr).strip()
 
 
+def check_running(name):
+    if inspect(name, "{{.State.Running}}") != "true":
+        raise CheckFailed(f"the container exited with {inspect(name, '{{.State.ExitCode}}')} "
+                          f"before /readyz answered 200; its log:\n{container_logs(name)}")
+
+
 def wait_ready(name, base):
     limit_s = float(os.environ.get("DOCKER_CHECK_READY_S", "180"))
     deadline = time.monotonic() + limit_s
     last = "no answer"
     while time.monotonic() < deadline:
-        if inspect(name, "{{.State.Running}}") != "true":
-            raise CheckFailed(f"the container exited with {inspect(name, '{{.State.ExitCode}}')} "
-                              f"before /readyz answered 200; its log:\n{container_logs(name)}")
+        check_running(name)
         try:
             status, body = http("GET", base + "/readyz", timeout=2)
             last = f"{status} {body.decode(errors='replace').strip()}"
@@ -376,7 +380,11 @@ def run_and_check(image, name):
     if extra:
         log(f"DOCKER_CHECK_ARGS: appending {extra} to the CMD")
     docker("run", "-d", "--name", name, "-p", f"127.0.0.1::{port}", image, *cmd, *extra)
-    host_port = docker("port", name, port).splitlines()[0].rsplit(":", 1)[1]
+    published = docker("port", name, port, check=False)
+    if not published:
+        check_running(name)
+        raise CheckFailed(f"{port} of {name} is not published")
+    host_port = published.splitlines()[0].rsplit(":", 1)[1]
     base = f"http://127.0.0.1:{host_port}"
     log(f"started container {name}, {port} published on {base}")
     wait_ready(name, base)
