@@ -214,8 +214,9 @@ def ensure_base_image():
 def build(tag, target=None):
     """docker build of the repository's Dockerfile with the classic builder,
     which uses the local base image and leaves each stage's layers as images
-    that `docker rmi` of the tag removes again. Prints the Step lines; the
-    whole output goes to build/docker/build.log."""
+    that `docker rmi` of the tag removes again. Prints the Step lines of the
+    steps that run (not those taken from the cache); the whole output goes to
+    build/docker/build.log."""
     argv = [DOCKER, "build", "--force-rm", "-t", tag]
     if target:
         argv += ["--target", target]
@@ -225,10 +226,12 @@ def build(tag, target=None):
     with open(logpath, "a") as out:
         proc = subprocess.Popen(argv + [REPO], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, env={**os.environ, "DOCKER_BUILDKIT": "0"})
+        step = None
         for line in proc.stdout:
             out.write(line)
-            if line.startswith("Step "):
-                log("  " + line.rstrip()[:100])
+            if step and "Using cache" not in line:
+                log("  " + step.rstrip()[:100])
+            step = line if line.startswith("Step ") else None
         proc.wait()
     if proc.returncode != 0:
         raise CheckFailed(f"docker build failed ({proc.returncode}):\n{tail(logpath)}")
@@ -332,21 +335,25 @@ def wait_healthy(name):
                       f"probe log: {inspect(name, '{{json .State.Health.Log}}')}")
 
 
-def check_user(name):
-    """PID 1 of the container (seen from the host) runs as the Dockerfile's
-    last USER, and that is not root."""
-    with open(os.path.join(REPO, "Dockerfile")) as f:
-        users = re.findall(r"^USER\s+(\S+)", f.read(), re.M)
-    if not users:
-        raise CheckFailed("the Dockerfile sets no USER")
-    uid, _, gid = users[-1].partition(":")
-    pid = inspect(name, "{{.State.Pid}}")
-    with open(f"/proc/{pid}/status") as f:
-        ids = {k: v.split()[0] for k, v in (line.split(":", 1) for line in f) if k in ("Uid", "Gid")}
+def check_user(image, name):
+    """PID 1 of the container runs as the image's USER (the Dockerfile's last),
+    and that is not root. Read through docker exec, so it holds whatever PID
+    namespace the engine uses."""
+    user = inspect(image, "{{.Config.User}}")
+    if not user:
+        raise CheckFailed("the image sets no USER: the daemon would run as root")
+    uid, _, gid = user.partition(":")
+    if not uid.isdigit():  # USER by name: as the container's passwd says
+        uid = docker("exec", name, "id", "-u", uid)
+    if gid and not gid.isdigit():
+        gid = docker("exec", name, "getent", "group", gid).split(":")[2]
+    status = docker("exec", name, "cat", "/proc/1/status")
+    ids = {k: v.split()[0] for k, v in (line.split(":", 1) for line in status.splitlines())
+           if k in ("Uid", "Gid")}
     if ids["Uid"] != uid or (gid and ids["Gid"] != gid) or ids["Uid"] == "0":
         raise CheckFailed(f"the daemon runs as uid {ids['Uid']} gid {ids['Gid']}, "
-                          f"the Dockerfile says USER {users[-1]}")
-    log(f"the daemon runs as uid {ids['Uid']} gid {ids['Gid']} (USER {users[-1]})")
+                          f"the image says USER {user}")
+    log(f"the daemon runs as uid {ids['Uid']} gid {ids['Gid']} (USER {user})")
 
 
 def check_stop(name, config_path):
@@ -390,16 +397,15 @@ def run_and_check(image, name):
     wait_ready(name, base)
     log("GET /readyz -> 200")
     check_classify(base)
-    check_user(name)
+    check_user(image, name)
     wait_healthy(name)
     check_stop(name, config_path)
 
 
 def main():
     os.makedirs(WORK, exist_ok=True)
-    for stale in ("build.log",):
-        if os.path.exists(os.path.join(WORK, stale)):
-            os.remove(os.path.join(WORK, stale))
+    if os.path.exists(os.path.join(WORK, "build.log")):
+        os.remove(os.path.join(WORK, "build.log"))
     run_id = f"{os.getpid()}-{int(time.time())}"
     image, build_image = f"fastformerd-check:{run_id}", f"fastformerd-check-build:{run_id}"
     name = f"fastformerd-check-{run_id}"
