@@ -117,7 +117,8 @@ def test_the_mind_sample_stands_in_for_mind_small(tmp_path):
         pytest.skip("no MIND sample: run make data or set DATA_SRC")
     r = make_data(tmp_path, "mind", src=root)
     assert r.returncode == 0, r.stderr
-    assert f"make data: mind-sample: copied {root}/mind-sample/ to " in r.stdout
+    # the script names DATA_SRC as `cd DIR && pwd` does: absolute, with no `..`
+    assert f"make data: mind-sample: copied {os.path.normpath(root)}/mind-sample/ to " in r.stdout
     assert "make data: mind: not made (download failed); the mind-sample data set stands in" in r.stdout
     assert (tmp_path / "data" / "mind-sample" / "behaviors.tsv").is_file()
     assert not (tmp_path / "data" / "mind-small").exists()

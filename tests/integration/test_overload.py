@@ -123,10 +123,11 @@ def test_client_disconnect_while_queued_is_dropped_and_counted(start_daemon, slo
     s.close()
     finish(threads, results)
     deadline = time.monotonic() + 30
-    while 'reason="disconnected"} 1' not in d.get("/metrics").body.decode():
+    # The daemon counts the reject, then writes the access-log line: wait for both.
+    while ('reason="disconnected"} 1' not in d.get("/metrics").body.decode()
+           or not re.search(r"status=499 .*error=\"disconnected\"", d.log())):
         assert time.monotonic() < deadline, d.log()[-2000:]
         time.sleep(0.01)
-    assert re.search(r"status=499 .*error=\"disconnected\"", d.log())
     # Its item was never computed: the classifier ran no batch at all.
     assert 'fastformerd_batch_size_count{model="classifier"}' not in d.get("/metrics").body.decode()
     assert d.post("/v1/models/classifier/classify", SMALL).status == 200
