@@ -43,3 +43,32 @@ int input_ids_from_json(const json_t *arr, size_t off, size_t n, int vocab_size,
     }
     return 0;
 }
+
+/* A little-endian signed integer of `width` (4 or 8) bytes. */
+static long long le_signed(const unsigned char *p, int width)
+{
+    uint64_t u = 0;
+    for (int b = width - 1; b >= 0; b--)
+        u = (u << 8) | p[b];
+    if (width == 4)
+        return (long long)(int32_t)(uint32_t)u;
+    return (long long)(int64_t)u;
+}
+
+int input_ids_from_le(const unsigned char *raw, int width, size_t n, int vocab_size, int32_t *ids,
+                      size_t ids_cap, size_t *n_content, const char *path, size_t index_base,
+                      char *err, size_t err_cap)
+{
+    assert((width == 4 || width == 8) && (raw != NULL || n == 0) && n_content != NULL);
+    *n_content = 0;
+    for (size_t k = 0; k < n; k++) {
+        long long id = le_signed(raw + k * (size_t)width, width);
+        if (input_id_check(id, vocab_size, path, index_base + k, err, err_cap) != 0)
+            return -1;
+        if (k < ids_cap)
+            ids[k] = (int32_t)id;
+        if (id != 0)
+            *n_content = k + 1;
+    }
+    return 0;
+}

@@ -45,9 +45,11 @@ typedef struct {
 /* ---- the route table ------------------------------------------------------ */
 
 /* A route's family: the tag its operation has in server/openapi.json (a unit
- * test checks them). The family is what decides a route's error shape when
- * the families' shapes differ (the Open Inference Protocol's is
- * {"error": "message"}); today every family answers api_errors.h's. */
+ * test checks them). The V2 family's routes are exactly those under /v2,
+ * which answer errors in the Open Inference Protocol's shape
+ * {"error": "message", ...} (api_errors.h decides by the path, so that an
+ * unmatched /v2 path is answered the same way; test_openapi holds the
+ * family to the paths). */
 typedef enum {
     API_FAMILY_V1,         /* "v1": the REST API */
     API_FAMILY_V2,         /* "v2": the KServe Open Inference Protocol */

@@ -34,7 +34,14 @@ int api_route_parse(const api_model_route *route, const api_call *call, const ch
     out->job = NULL;
     if (route->check && route->check(call, &out->verdict) != 0)
         return out->verdict.status;
-    json_t *json = api_body_json(body, body_bytes, &out->verdict);
+    size_t json_bytes = body_bytes;
+    if (route->json_part && route->json_part(call, body_bytes, &json_bytes, &out->verdict) != 0)
+        return out->verdict.status;
+    assert(json_bytes <= body_bytes);
+    api_call with_tail = *call;
+    with_tail.tail = body + json_bytes;
+    with_tail.tail_bytes = body_bytes - json_bytes;
+    json_t *json = api_body_json(body, json_bytes, &out->verdict);
     if (!json)
         return out->verdict.status;
     if (route->job_bytes > 0) {
@@ -44,7 +51,7 @@ int api_route_parse(const api_model_route *route, const api_call *call, const ch
             return api_fail(&out->verdict, 503, "out of memory");
         }
     }
-    int status = route->parse(call, json, out);
+    int status = route->parse(&with_tail, json, out);
     json_decref(json);
     assert(status == out->verdict.status && (status != 0 || out->req));
     if (status != 0)
@@ -107,7 +114,11 @@ void api_frame_handle(http_request *r, void *vctx)
         return;
     size_t body_bytes;
     const char *body = http_request_body(r, &body_bytes);
-    api_call call = {.sm = sm, .param = http_request_param(r, 1)};
+    api_call call = {.sm = sm,
+                     .param = http_request_param(r, 1),
+                     .content_type = http_request_header(r, "Content-Type"),
+                     .inference_header_length =
+                         http_request_header(r, "Inference-Header-Content-Length")};
     api_parsed parsed;
     if (api_route_parse(route, &call, body, body_bytes, &parsed) == 0)
         api_submit(ctx, r, route, &parsed);

@@ -266,7 +266,7 @@ void http_request_respond_error(http_request *r, int status, const char *fmt, ..
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     /* A NULL body (out of memory) is answered by the transport as a bare 500. */
-    http_request_respond_json(r, status, api_error_json(status, msg));
+    http_request_respond_json(r, status, api_error_json_for_path(r->path, status, msg));
 }
 
 void http_request_respond_json(http_request *r, int status, json_t *body)

@@ -157,7 +157,8 @@ void *http_request_state(const http_request *r);
 
 /* Takes `body` (a new reference is stolen) and answers with it as JSON. */
 void http_request_respond_json(http_request *r, int status, json_t *body);
-/* Answers with the API's one error shape (api_errors.h) for `status`; the
+/* Answers with the error shape of the request's path (api_errors.h: the
+ * Open Inference Protocol's under /v2, the API's elsewhere) for `status`; the
  * message is printf-formatted and truncated to 512 bytes. */
 void http_request_respond_error(http_request *r, int status, const char *fmt, ...) FF_PRINTF(3, 4);
 /* Answers with bytes the transport copies. */

@@ -273,7 +273,7 @@ void http_request_respond_error(http_request *r, int status, const char *fmt, ..
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    http_request_respond_json(r, status, api_error_json(status, msg));
+    http_request_respond_json(r, status, api_error_json_for_path(r->path, status, msg));
 }
 
 void http_request_respond_bytes(http_request *r, int status, const char *content_type,

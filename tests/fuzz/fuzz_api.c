@@ -189,6 +189,16 @@ static void answer_check(const char *path, const http_request *r, int status)
     if (status < 400 && strcmp(fake_http_request_content_type(r), "application/json") != 0)
         return; /* /metrics: Prometheus text */
     FUZZ_CHECK(resp, "%s: status %d without a JSON body", path, status);
+    if (status >= 400 && api_error_path_is_oip(path)) {
+        /* the Open Inference Protocol's shape: the message is "error" */
+        json_t *code = json_object_get(resp, "code");
+        FUZZ_CHECK(json_is_string(json_object_get(resp, "error")) &&
+                       json_is_string(json_object_get(resp, "type")) && json_object_size(resp) == 3,
+                   "%s: error shape", path);
+        FUZZ_CHECK(json_is_integer(code) && json_integer_value(code) == status,
+                   "%s: error code != status %d", path, status);
+        return;
+    }
     if (status >= 400) {
         json_t *e = json_object_get(resp, "error");
         FUZZ_CHECK(json_is_object(e) && json_object_size(resp) == 1, "%s: error shape", path);
@@ -216,7 +226,8 @@ static int parser_check(const fuzz_request *q, const api_model_route *route, cha
     api_call call = {.sm = sm, .param = q->n_params > 1 ? q->params[1] : NULL};
     api_parsed parsed;
     int status = api_route_parse(route, &call, (const char *)q->body, q->body_bytes, &parsed);
-    FUZZ_CHECK(status == 0 || status == 400 || status == 413 || status == 422 || status == 503,
+    FUZZ_CHECK(status == 0 || status == 400 || status == 404 || status == 413 || status == 415 ||
+                   status == 422 || status == 503,
                "%s: parser status %d", q->path, status);
     FUZZ_CHECK(status == parsed.verdict.status, "%s: status %d, verdict %d", q->path, status,
                parsed.verdict.status);
@@ -267,7 +278,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (parse_status > 0) {
         /* The parser's message as the error shape carries it (invalid UTF-8
          * replaced, see api_error_json). */
-        json_t *want = api_error_json(parse_status, parse_message);
+        json_t *want = api_error_json_for_path(q.path, parse_status, parse_message);
         FUZZ_CHECK(want, "out of memory");
         FUZZ_CHECK(status == parse_status && json_equal(want, fake_http_request_response(r)),
                    "%s: the parser said %d '%s', the handler answered %d", q.path, parse_status,

@@ -1,7 +1,8 @@
 """The bad-request catalogue: each case has its exact status and error JSON
-({"error": {"code", "type", "message"}}), and after each one the daemon still
-answers a good request correctly. Also the API key (401) cases, which need a
-daemon with a key."""
+({"error": {"code", "type", "message"}}, or under /v2 the Open Inference
+Protocol's {"error": "message", "code", "type"}), and after each one the
+daemon still answers a good request correctly. Also the API key (401) cases,
+which need a daemon with a key."""
 import json
 import os
 import socket
@@ -17,7 +18,15 @@ I = "/v2/models/classifier/infer"
 LIMIT = 1048576
 
 TYPES = {400: "invalid_argument", 401: "unauthenticated", 404: "not_found",
-         405: "method_not_allowed", 413: "payload_too_large", 422: "unprocessable_entity"}
+         405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
+         422: "unprocessable_entity"}
+
+
+def error_body(path, status, message):
+    """The error JSON for a request to `path`: the protocol's shape under /v2."""
+    if path == "/v2" or path.startswith("/v2/"):
+        return {"error": message, "code": status, "type": TYPES[status]}
+    return {"error": {"code": status, "type": TYPES[status], "message": message}}
 
 
 def oip(tensor, **extra):
@@ -121,6 +130,19 @@ CASES = [
     ("unknown_model", "POST", "/v1/models/nope/classify", {"inputs": ["a"]}, {}, 404,
      "model 'nope' not found"),
     ("unknown_model_oip", "POST", "/v2/models/nope/infer", {}, {}, 404, "model 'nope' not found"),
+    ("unknown_model_oip_metadata", "GET", "/v2/models/nope", None, {}, 404,
+     "model 'nope' not found"),
+    ("unknown_model_oip_versioned", "GET", "/v2/models/nope/versions/1/ready", None, {}, 404,
+     "model 'nope' not found"),
+    ("unknown_route_oip", "GET", "/v2/repository/index", None, {}, 404,
+     "no route for GET /v2/repository/index"),
+    ("unknown_version_metadata", "GET", "/v2/models/classifier/versions/2", None, {}, 404,
+     "model 'classifier' has no version '2' (its only version is '1')"),
+    ("unknown_version_ready", "GET", "/v2/models/classifier/versions/0/ready", None, {}, 404,
+     "model 'classifier' has no version '0' (its only version is '1')"),
+    ("unknown_version_infer", "POST", "/v2/models/classifier/versions/v1/infer",
+     {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [1, 1], "data": [7]}]}, {},
+     404, "model 'classifier' has no version 'v1' (its only version is '1')"),
     ("unknown_route", "GET", "/v3/models", None, {}, 404, "no route for GET /v3/models"),
     ("trailing_slash", "GET", "/v1/models/", None, {}, 404, "no route for GET /v1/models/"),
     ("wrong_method_classify", "GET", C, None, {}, 405,
@@ -198,7 +220,7 @@ def test_bad_request(daemon, case):
     assert r.status == status, r
     assert r.headers["content-type"] == "application/json"
     assert "x-request-id" in r.headers
-    assert r.json() == {"error": {"code": status, "type": TYPES[status], "message": message}}
+    assert r.json() == error_body(path, status, message)
     if status == 405:
         assert r.headers["allow"]
     assert daemon.alive()
@@ -284,7 +306,11 @@ def test_api_key(start_daemon):
         assert r.json()["error"]["message"] in ("invalid API key", "missing API key: send "
                                                 "'Authorization: Bearer <key>' or 'X-API-Key'")
     assert d.get("/v1/models").status == 401
-    assert d.post(I, {}).status == 401
+    r = d.post(I, {})
+    assert r.status == 401
+    assert r.json() == {"error": "missing API key: send 'Authorization: Bearer <key>' or "
+                        "'X-API-Key'", "code": 401, "type": "unauthenticated"}
+    assert d.get("/v2/models/classifier/versions/1").status == 401
     # Health, readiness and metrics stay open.
     for path in ["/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"]:
         assert d.get(path).status == 200, path
@@ -301,7 +327,8 @@ def documented_routes():
         paths = json.load(f)["paths"]
     methods = ("GET", "POST", "PUT", "DELETE", "PATCH")
     return [([m.upper() for m in ops if m.upper() in methods],
-             template.replace("{name}", "classifier").replace("{id}", "N1"))
+             template.replace("{name}", "classifier").replace("{id}", "N1")
+             .replace("{version}", "1"))
             for template, ops in paths.items()]
 
 
@@ -317,8 +344,8 @@ def test_wrong_method_on_every_route(daemon, allowed, path):
         assert r.status == 405, (method, path, r)
         allow = r.headers["allow"]
         assert sorted(allow.split(", ")) == sorted(allowed)
-        assert r.json() == {"error": {"code": 405, "type": "method_not_allowed", "message":
-                            f"method {method} is not allowed on {path} (allowed: {allow})"}}
+        assert r.json() == error_body(
+            path, 405, f"method {method} is not allowed on {path} (allowed: {allow})")
     # HEAD works wherever GET does, without a body.
     if "GET" in allowed:
         assert daemon.request("HEAD", path).status in (200, 503)

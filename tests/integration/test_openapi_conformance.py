@@ -110,6 +110,16 @@ CALLS = [
     ("/v2/models/{name}/infer", "POST", "/v2/models/newsrec/infer", OIP_IDS, 200),
     ("/v2/models/{name}/infer", "POST", "/v2/models/classifier/infer",
      {"inputs": [{"name": "input_ids", "datatype": "FP64", "shape": [1, 1], "data": [1]}]}, 400),
+    ("/v2/models/{name}/versions/{version}", "GET", "/v2/models/classifier/versions/1", None,
+     200),
+    ("/v2/models/{name}/versions/{version}", "GET", "/v2/models/classifier/versions/2", None,
+     404),
+    ("/v2/models/{name}/versions/{version}/ready", "GET", "/v2/models/newsrec/versions/1/ready",
+     None, 200),
+    ("/v2/models/{name}/versions/{version}/infer", "POST",
+     "/v2/models/classifier/versions/1/infer", OIP_IDS, 200),
+    ("/v2/models/{name}/versions/{version}/infer", "POST",
+     "/v2/models/classifier/versions/1/infer", {"inputs": []}, 400),
     ("/openapi.json", "GET", "/openapi.json", None, 200),
 ]
 

@@ -213,18 +213,11 @@ static void test_news_inputs(void **state)
 static void test_error_shape(void **state)
 {
     (void)state;
-    const int codes[] = {400, 401, 404, 405, 413, 422, 429, 500, 503, 504, 418};
-    const char *types[] = {"invalid_argument",
-                           "unauthenticated",
-                           "not_found",
-                           "method_not_allowed",
-                           "payload_too_large",
-                           "unprocessable_entity",
-                           "resource_exhausted",
-                           "internal",
-                           "unavailable",
-                           "deadline_exceeded",
-                           "error"};
+    const int codes[] = {400, 401, 404, 405, 413, 415, 422, 429, 500, 503, 504, 418};
+    const char *types[] = {"invalid_argument",     "unauthenticated",    "not_found",
+                           "method_not_allowed",   "payload_too_large",  "unsupported_media_type",
+                           "unprocessable_entity", "resource_exhausted", "internal",
+                           "unavailable",          "deadline_exceeded",  "error"};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         json_t *e = api_error_json(codes[i], "m");
         char *s = json_dumps(e, JSON_COMPACT);
@@ -242,6 +235,28 @@ static void test_error_shape(void **state)
                         "model 'a?"
                         "?' not found");
     json_decref(e);
+
+    /* Under /v2 the Open Inference Protocol's shape: "error" is the message. */
+    const char *oip_paths[] = {"/v2", "/v2/", "/v2/models/m/infer", "/v2/nowhere"};
+    for (size_t i = 0; i < sizeof oip_paths / sizeof oip_paths[0]; i++) {
+        assert_true(api_error_path_is_oip(oip_paths[i]));
+        e = api_error_json_for_path(oip_paths[i], 404, "model 'a\xff' not found");
+        char *s = json_dumps(e, JSON_COMPACT);
+        assert_string_equal(s, "{\"error\":\"model 'a?' not found\",\"code\":404,\"type\":"
+                               "\"not_found\"}");
+        free(s);
+        json_decref(e);
+    }
+    const char *api_paths[] = {"/v1/models", "/v2x", "/v20/models", "/", "", "/healthz", "v2"};
+    for (size_t i = 0; i < sizeof api_paths / sizeof api_paths[0]; i++) {
+        assert_false(api_error_path_is_oip(api_paths[i]));
+        e = api_error_json_for_path(api_paths[i], 400, "m");
+        char *s = json_dumps(e, JSON_COMPACT);
+        assert_string_equal(s, "{\"error\":{\"code\":400,\"type\":\"invalid_argument\","
+                               "\"message\":\"m\"}}");
+        free(s);
+        json_decref(e);
+    }
 }
 
 int main(void)

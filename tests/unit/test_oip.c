@@ -30,7 +30,8 @@ static void test_options_errors(void **state)
     char body[512];
 #define WITH(extra) (snprintf(body, sizeof body, "{%s, %s}", t, extra), body)
     fails(f->cls, WITH("\"model\": \"x\""), 400,
-          "unknown key 'model' (allowed: id, parameters, inputs, outputs)");
+          "unknown key 'model' (allowed: id, parameters, inputs, outputs, model_name, "
+          "model_version)");
     fails(f->cls, WITH("\"id\": 7"), 400, "id: expected a string, got integer");
     fails(f->cls, WITH("\"parameters\": []"), 400, "parameters: expected an object, got array");
     fails(f->cls, WITH("\"parameters\": {\"truncate\": \"yes\"}"), 400,
