@@ -56,6 +56,13 @@ const unsigned char *oip_binary_take(oip_binary_tail *t, size_t size, const char
                                      api_verdict *v)
 {
     size_t left = t->size - t->used;
+    if (size > 0 && t->size == 0) {
+        api_fail(v, 400,
+                 "%s.parameters.binary_data_size: %zu bytes, but the body has no binary data "
+                 "(its JSON part's length goes in the header " OIP_HEADER_LENGTH ")",
+                 path, size);
+        return NULL;
+    }
     if (size > left) {
         api_fail(v, 400,
                  "%s.parameters.binary_data_size: %zu bytes, but the body has only %zu binary "
