@@ -237,9 +237,42 @@ def seeds_api():
         "healthz": ("GET /healthz", {}),
         "metrics": ("GET /metrics", {}),
     }
+    seeds.update({
+        "oip-versioned-metadata": ("GET /v2/models/cls/versions/1", {}),
+        "oip-versioned-ready": ("GET /v2/models/rec/versions/2/ready", {}),
+        "oip-versioned-infer": ("POST /v2/models/cls/versions/1/infer",
+                                {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1],
+                                             "data": ["hello"]}]}),
+    })
     for name, (line, body) in seeds.items():
         write(t, name, line.encode() + b"\n" + json.dumps(body, ensure_ascii=False).encode())
     write(t, "not-json", b"POST /v1/models/rec/recommend\n{\"history\": [}")
+    # The binary tensor data extension: JSON, then the inputs' raw bytes.
+    def binary(name, line, header, data, content_type="application/octet-stream"):
+        head = json.dumps(header, separators=(",", ":")).encode()
+        headers = b"Inference-Header-Content-Length: %d\n" % len(head)
+        if content_type:
+            headers = b"Content-Type: " + content_type.encode() + b"\n" + headers
+        write(t, name, line.encode() + b"\n" + headers + head + data)
+    ids = struct.pack("<6q", 1, 2, 3, 4, 5, 0)
+    binary("oip-binary-int64", "POST /v2/models/cls/infer",
+           {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [2, 3],
+                        "parameters": {"binary_data_size": len(ids)}}],
+            "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}},
+                        {"name": "embeddings"}]}, ids)
+    ids32 = struct.pack("<2i", 7, 8)
+    binary("oip-binary-int32", "POST /v2/models/rec/versions/1/infer",
+           {"inputs": [{"name": "input_ids", "datatype": "INT32", "shape": [1, 2],
+                        "parameters": {"binary_data_size": len(ids32)}}],
+            "parameters": {"binary_data_output": True}}, ids32, content_type=None)
+    texts = b"".join(struct.pack("<I", len(x)) + x for x in (b"hello", b"", b"w\xc3\xb6rld"))
+    binary("oip-binary-bytes", "POST /v2/models/cls/infer",
+           {"model_name": "cls", "inputs": [{"name": "text", "datatype": "BYTES", "shape": [3, 1],
+                                             "parameters": {"binary_data_size": len(texts)}}],
+            "parameters": {"binary_data_output": True, "priority": 1}}, texts)
+    binary("oip-binary-bytes-cut", "POST /v2/models/cls/infer",
+           {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2],
+                        "parameters": {"binary_data_size": 12}}]}, texts[:12])
 
 
 def main():

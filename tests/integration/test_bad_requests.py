@@ -6,6 +6,7 @@ which need a daemon with a key."""
 import json
 import os
 import socket
+import time
 
 import pytest
 
@@ -19,7 +20,7 @@ LIMIT = 1048576
 
 TYPES = {400: "invalid_argument", 401: "unauthenticated", 404: "not_found",
          405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
-         422: "unprocessable_entity"}
+         422: "unprocessable_entity", 504: "deadline_exceeded"}
 
 
 def error_body(path, status, message):
@@ -196,6 +197,15 @@ CASES = [
      {}, 400, "outputs[0].name: unknown output 'logits' (expected 'probabilities' or 'embeddings')"),
     ("oip_id_not_string", "POST", I, oip(ids_tensor([1, 1], [1]), id=7), {}, 400,
      "id: expected a string, got integer"),
+    ("oip_too_long_truncate_false", "POST", I,
+     oip(ids_tensor([1, 17], [5] * 17), parameters={"truncate": False}), {}, 422,
+     "inputs[0].data: 17 ids, more than the model's maximum of 16 and truncate is false"),
+    ("oip_batch_too_large", "POST", I,
+     oip({"name": "text", "datatype": "BYTES", "shape": [1025], "data": ["a"] * 1025}), {}, 413,
+     "inputs[0]: batch of 1025, more than the limit of 1024 per request"),
+    ("oip_bad_timeout_header", "POST", I, oip(ids_tensor([1, 1], [1])),
+     {"X-Request-Timeout-Ms": "soon"}, 400,
+     "header X-Request-Timeout-Ms: expected an integer in [1, 3600000]"),
     ("oip_tensor_unknown_key", "POST", I, oip({**ids_tensor([1, 1], [1]), "contents": {}}), {}, 400,
      "inputs[0]: unknown key 'contents' (allowed: name, shape, datatype, data, parameters)"),
 ]
@@ -283,6 +293,34 @@ def test_oversized_content_length_is_refused_before_the_body(daemon):
     assert json.loads(body)["error"]["message"] == (
         f"request body of 5000000 bytes exceeds the limit of {LIMIT} bytes")
     check_good(daemon)
+
+
+def test_oip_transport_errors_have_the_protocol_shape(daemon):
+    # 413 before the body (Content-Length over the limit) and 504 (the deadline
+    # passed while queued) come from the transport and the frame, not the parser.
+    line, _, body = raw_exchange(daemon, b"POST " + I.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                                 b"Expect: 100-continue\r\nContent-Length: 5000000\r\n\r\n")
+    assert line.startswith(b"HTTP/1.1 413"), line
+    assert json.loads(body) == error_body(
+        I, 413, f"request body of 5000000 bytes exceeds the limit of {LIMIT} bytes")
+    payload = json.dumps(oip(ids_tensor([1, 1], [7]))).encode()
+    s = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+    s.sendall(b"POST " + I.encode() + b" HTTP/1.1\r\nHost: x\r\nX-Request-Timeout-Ms: 1\r\n"
+              b"Content-Type: application/json\r\nConnection: close\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(payload))
+    time.sleep(0.05)
+    s.sendall(payload)
+    data = b""
+    while True:
+        got = s.recv(4096)
+        if not got:
+            break
+        data += got
+    s.close()
+    head, _, answer = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 504"), data
+    assert json.loads(answer) == error_body(I, 504,
+                                            "the request's deadline passed while it was queued")
 
 
 def test_nul_in_text_is_a_control_character_not_an_error(daemon):
