@@ -26,9 +26,9 @@ void oip_server_metadata(http_request *r, void *vctx)
 {
     api_context *ctx = vctx;
     http_request_respond_json(r, 200,
-                              json_pack("{s:s,s:s,s:[s]}", "name", "fastformerd", "version",
+                              json_pack("{s:s,s:s,s:[s,s]}", "name", "fastformerd", "version",
                                         ctx->version ? ctx->version : "", "extensions",
-                                        "binary_tensor_data"));
+                                        "binary_tensor_data", "classification"));
 }
 
 void oip_health_live(http_request *r, void *ctx)

@@ -122,7 +122,20 @@ int oip_bytes_all_read(const oip_bytes_reader *rd, const char *path, api_verdict
 
 size_t oip_output_bytes(const oip_output *o)
 {
+    if (!o->data)
+        return o->bytes_size;
     return (size_t)o->rows * (size_t)o->cols * sizeof(float);
+}
+
+size_t oip_bytes_put(char *out, const char *s, uint32_t len)
+{
+    unsigned char *p = (unsigned char *)out;
+    p[0] = (unsigned char)len;
+    p[1] = (unsigned char)(len >> 8);
+    p[2] = (unsigned char)(len >> 16);
+    p[3] = (unsigned char)(len >> 24);
+    memcpy(out + 4, s, len);
+    return 4 + (size_t)len;
 }
 
 /* n floats as little-endian IEEE 754 binary32. */
@@ -159,8 +172,11 @@ int oip_binary_body(const json_t *header, const oip_output *outputs, int n, char
     for (int k = 0; k < n; k++) {
         if (!outputs[k].binary)
             continue;
-        floats_le((unsigned char *)buf + off, outputs[k].data,
-                  (size_t)outputs[k].rows * (size_t)outputs[k].cols);
+        if (outputs[k].data)
+            floats_le((unsigned char *)buf + off, outputs[k].data,
+                      (size_t)outputs[k].rows * (size_t)outputs[k].cols);
+        else
+            memcpy(buf + off, outputs[k].bytes, outputs[k].bytes_size);
         off += oip_output_bytes(&outputs[k]);
     }
     *body = buf;

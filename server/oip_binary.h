@@ -74,20 +74,29 @@ bool oip_bytes_next(oip_bytes_reader *rd, const char **s, size_t *len, const cha
  * after the last of its M BYTES elements". */
 int oip_bytes_all_read(const oip_bytes_reader *rd, const char *path, api_verdict *v);
 
-/* One output of an answer: a float32 tensor, sent in the JSON or after it. */
+/* One output of an answer, sent in the JSON or after it: FP32 (rows x cols
+ * floats) or BYTES (rows x cols elements, already serialized as binary
+ * tensor data: each a 4-byte little-endian length, then its bytes). */
 typedef struct {
     const char *name;
-    const float *data;
     int rows, cols;
     bool binary;
+    const float *data; /* FP32, or NULL for BYTES */
+    const char *bytes; /* BYTES: bytes_size bytes of serialized elements */
+    size_t bytes_size;
 } oip_output;
 
-/* The bytes of a binary output: rows * cols * 4. */
+/* The bytes of a binary output: rows * cols * 4 for FP32, bytes_size for BYTES. */
 size_t oip_output_bytes(const oip_output *o);
+
+/* Appends one BYTES element (its 4-byte little-endian length, then s) at
+ * out, which has room for 4 + len bytes. Returns the bytes written. */
+size_t oip_bytes_put(char *out, const char *s, uint32_t len);
 
 /* An answer with binary outputs: the JSON `header` (which gives each binary
  * output "parameters": {"binary_data_size": oip_output_bytes}), then the
- * little-endian bytes of each binary output of outputs[0..n), in order.
+ * bytes of each binary output of outputs[0..n), in order (FP32 as
+ * little-endian IEEE 754 binary32, BYTES as serialized).
  * Returns 0 with *body (malloc'ed: the caller's), *body_bytes and
  * *json_bytes (the JSON's length, for Inference-Header-Content-Length), or
  * -1 when out of memory. */

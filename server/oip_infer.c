@@ -8,8 +8,10 @@
  * echoed. Tensors travel in JSON or as binary tensor data (oip_binary.h):
  * an input with "parameters": {"binary_data_size": N}, an output asked for
  * with "parameters": {"binary_data": true} (or every output with the
- * request's "binary_data_output": true). "parameters" objects are accepted
- * wherever the protocol allows them; parameters we do not know are ignored.
+ * request's "binary_data_output": true). "probabilities" with "parameters":
+ * {"classification": k} answers the top k classes instead (oip_classes.h).
+ * "parameters" objects are accepted wherever the protocol allows them;
+ * parameters we do not know are ignored.
  * A model route: a pure parser and an answer, run by the frame (api_frame.c). */
 #include "api.h"
 
@@ -22,6 +24,7 @@
 #include "api_frame.h"
 #include "api_inputs.h"
 #include "oip_binary.h"
+#include "oip_classes.h"
 #include "oip_version.h"
 
 /* The datatypes of the protocol; anything else is "unknown". */
@@ -45,6 +48,7 @@ typedef struct {
     bool want_embeddings;
     bool probs_binary; /* sent as binary tensor data */
     bool embeddings_binary;
+    int probs_classes; /* > 0: the top classes instead (the classification extension) */
 } oip_job;
 
 static void job_release(void *p)
@@ -96,9 +100,10 @@ static bool options_get(json_t *body, infer_options *opt, api_verdict *v)
 }
 
 /* Output k's "parameters": whether it goes in binary (*binary keeps the
- * request's default unless "binary_data" says). Triton's "classification"
- * would change what the output holds, so it is refused, not ignored. */
-static bool output_parameters(json_t *o, size_t k, bool *binary, api_verdict *v)
+ * request's default unless "binary_data" says) and, for probabilities, how
+ * many top classes to answer instead of the raw tensor ("classification",
+ * Triton's classification extension; *classes stays 0 without it). */
+static bool output_parameters(json_t *o, size_t k, bool *binary, int *classes, api_verdict *v)
 {
     json_t *params = json_object_get(o, "parameters");
     if (!params)
@@ -107,13 +112,19 @@ static bool output_parameters(json_t *o, size_t k, bool *binary, api_verdict *v)
     snprintf(path, sizeof path, "outputs[%zu].parameters", k);
     if (!api_expect(params, API_KIND_OBJECT, path, "an object", v))
         return false;
-    if (json_object_get(params, "classification")) {
-        api_fail(v, 400,
-                 "%s.classification: the classification extension is not served; ask for "
-                 "'probabilities'",
+    json_t *count = json_object_get(params, "classification");
+    if (count && !classes) {
+        api_fail(v, 400, "%s.classification: only 'probabilities' can be answered as classes",
                  path);
         return false;
     }
+    if (count && (!json_is_integer(count) || json_integer_value(count) < 1 ||
+                  json_integer_value(count) > INT32_MAX)) {
+        api_fail(v, 400, "%s.classification: expected an integer >= 1 (how many classes)", path);
+        return false;
+    }
+    if (count)
+        *classes = (int)json_integer_value(count);
     char sub[96];
     snprintf(sub, sizeof sub, "%s.binary_data", path);
     return api_optional_bool(params, "binary_data", sub, binary, v);
@@ -140,12 +151,12 @@ static bool outputs_get(json_t *body, bool classifier, bool binary_output, oip_j
         bool binary = binary_output;
         if (strcmp(nm, "embeddings") == 0) {
             job->want_embeddings = true;
-            if (!output_parameters(o, k, &binary, v))
+            if (!output_parameters(o, k, &binary, NULL, v))
                 return false;
             job->embeddings_binary = binary;
         } else if (strcmp(nm, "probabilities") == 0 && classifier) {
             job->want_probs = true;
-            if (!output_parameters(o, k, &binary, v))
+            if (!output_parameters(o, k, &binary, &job->probs_classes, v))
                 return false;
             job->probs_binary = binary;
         } else {
@@ -503,14 +514,16 @@ static int infer_parse(const api_call *call, json_t *body, api_parsed *out)
     return v->status;
 }
 
-/* One output's JSON: its data inline, or its binary_data_size. */
-static json_t *output_json(const oip_output *o)
+/* One output's JSON: its data inline (`strings` for BYTES), or its
+ * binary_data_size. */
+static json_t *output_json(const oip_output *o, json_t *strings)
 {
-    json_t *t = json_pack("{s:s,s:s,s:[i,i]}", "name", o->name, "datatype", "FP32", "shape",
-                          o->rows, o->cols);
+    json_t *t = json_pack("{s:s,s:s,s:[i,i]}", "name", o->name, "datatype",
+                          o->data ? "FP32" : "BYTES", "shape", o->rows, o->cols);
     json_t *extra = o->binary
                         ? json_pack("{s:I}", "binary_data_size", (json_int_t)oip_output_bytes(o))
-                        : api_json_floats(o->data, o->rows * o->cols);
+                    : o->data ? api_json_floats(o->data, o->rows * o->cols)
+                              : json_incref(strings);
     if (!t || !extra || json_object_set_new(t, o->binary ? "parameters" : "data", extra) != 0) {
         json_decref(t);
         return NULL;
@@ -540,20 +553,48 @@ static void answer(http_request *r, json_t *resp, const oip_output *outputs, int
     http_request_respond_owned(r, 200, "application/octet-stream", body, body_bytes);
 }
 
+/* The probabilities output: the raw tensor, or with "classification" the
+ * top classes as BYTES (their serialization in *bytes, to free, and their
+ * strings in *strings). False when out of memory. */
+static bool probs_output(const infer_request *req, const oip_job *job, oip_output *o, char **bytes,
+                         json_t **strings)
+{
+    *o = (oip_output){.name = "probabilities",
+                      .rows = req->n_items,
+                      .cols = req->n_labels,
+                      .binary = job->probs_binary,
+                      .data = req->probs};
+    if (job->probs_classes == 0)
+        return true;
+    int k = job->probs_classes < req->n_labels ? job->probs_classes : req->n_labels;
+    o->data = NULL;
+    o->cols = k;
+    if (oip_classes(req->probs, req->n_items, req->n_labels, k, req->sm->model->config.id2label,
+                    bytes, &o->bytes_size, strings) != 0)
+        return false;
+    o->bytes = *bytes;
+    return true;
+}
+
 static void finish_infer(http_request *r, infer_request *req, void *vjob)
 {
     oip_job *job = vjob;
     oip_output outputs[2];
     int n = 0;
+    char *class_bytes = NULL;
+    json_t *class_strings = NULL;
+    bool ok = true;
     if (job->want_probs)
-        outputs[n++] = (oip_output){"probabilities", req->probs, req->n_items, req->n_labels,
-                                    job->probs_binary};
+        ok = probs_output(req, job, &outputs[n++], &class_bytes, &class_strings);
     if (job->want_embeddings)
-        outputs[n++] = (oip_output){"embeddings", req->vectors, req->n_items, req->dim,
-                                    job->embeddings_binary};
-    json_t *list = json_array();
+        outputs[n++] = (oip_output){.name = "embeddings",
+                                    .rows = req->n_items,
+                                    .cols = req->dim,
+                                    .binary = job->embeddings_binary,
+                                    .data = req->vectors};
+    json_t *list = ok ? json_array() : NULL;
     for (int k = 0; k < n && list; k++) {
-        if (json_array_append_new(list, output_json(&outputs[k])) != 0) {
+        if (json_array_append_new(list, output_json(&outputs[k], class_strings)) != 0) {
             json_decref(list);
             list = NULL;
         }
@@ -565,7 +606,11 @@ static void finish_infer(http_request *r, infer_request *req, void *vjob)
         json_decref(resp);
         resp = NULL;
     }
+    if (!ok)
+        n = 0; /* resp is NULL: a bare 500 */
     answer(r, resp, outputs, n);
+    json_decref(class_strings);
+    free(class_bytes);
 }
 
 const api_model_route oip_infer = {.check = infer_check,

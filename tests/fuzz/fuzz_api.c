@@ -119,8 +119,8 @@ typedef struct {
     int n_params;
     const uint8_t *body;
     size_t body_bytes;
-    char content_type[96];     /* "" when absent */
-    char header_length[96];    /* Inference-Header-Content-Length, "" when absent */
+    char content_type[96];  /* "" when absent */
+    char header_length[96]; /* Inference-Header-Content-Length, "" when absent */
     bool has_content_type, has_header_length;
 } fuzz_request;
 
@@ -248,7 +248,8 @@ static void answer_check(const char *path, const http_request *r, int status)
 {
     const json_t *resp = fake_http_request_response(r);
     FUZZ_CHECK(status != 500, "%s: 500", path);
-    if (status == 200 && strcmp(fake_http_request_content_type(r), "application/octet-stream") == 0) {
+    if (status == 200 &&
+        strcmp(fake_http_request_content_type(r), "application/octet-stream") == 0) {
         binary_answer_check(path, r);
         return;
     }

@@ -270,6 +270,11 @@ def seeds_api():
            {"model_name": "cls", "inputs": [{"name": "text", "datatype": "BYTES", "shape": [3, 1],
                                              "parameters": {"binary_data_size": len(texts)}}],
             "parameters": {"binary_data_output": True, "priority": 1}}, texts)
+    binary("oip-binary-classification", "POST /v2/models/cls/infer",
+           {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [2, 3],
+                        "parameters": {"binary_data_size": len(ids)}}],
+            "outputs": [{"name": "probabilities",
+                         "parameters": {"classification": 2, "binary_data": True}}]}, ids)
     binary("oip-binary-bytes-cut", "POST /v2/models/cls/infer",
            {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2],
                         "parameters": {"binary_data_size": 12}}]}, texts[:12])

@@ -327,7 +327,7 @@ def test_model_description(daemon):
 def test_oip_health_and_metadata(daemon):
     r = daemon.get("/v2")
     assert r.status == 200 and r.json()["name"] == "fastformerd"
-    assert r.json()["extensions"] == ["binary_tensor_data"]
+    assert r.json()["extensions"] == ["binary_tensor_data", "classification"]
     assert daemon.get("/v2/health/live").json() == {"live": True}
     assert daemon.get("/v2/health/ready").json() == {"ready": True}
     r = daemon.get("/v2/models/classifier")

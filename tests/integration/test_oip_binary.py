@@ -14,8 +14,9 @@ parameters.binary_data_size takes that many bytes, in output order.
 
 Checked: binary and JSON requests give the same outputs (and the PyTorch
 golden probabilities), binary outputs decode to the JSON outputs bit for bit
-(float32 of the JSON value), the versioned route, and every size error with
-its exact 400 (the protocol's error shape {"error": message, ...})."""
+(float32 of the JSON value), the classification extension's top classes in
+JSON and in binary, the versioned route, and every size error with its exact
+400 (the protocol's error shape {"error": message, ...})."""
 import json
 import socket
 import struct
@@ -205,6 +206,48 @@ def test_recommender_embeddings_in_binary(daemon):
     assert_close(floats(bins["embeddings"]), flat(g["news"]["news_vectors"][:3]), 1e-4, 1e-5)
 
 
+# ---- the classification extension -------------------------------------------------------------
+
+def bytes_decode(raw):
+    """BYTES tensor data -> list of bytes elements (4-byte little-endian length, then bytes)."""
+    out, at = [], 0
+    while at < len(raw):
+        (n,) = struct.unpack_from("<I", raw, at)
+        out.append(raw[at + 4:at + 4 + n])
+        at += 4 + n
+    return out
+
+
+def classes_want(probs, k, labels):
+    """Triton's "<value>:<index>:<label>" of the k largest, value as C's %f, ties to the lower index."""
+    order = sorted(range(len(probs)), key=lambda c: (-probs[c], c))[:k]
+    return ["%f:%d:%s" % (f32(probs[c]), c, labels[c]) for c in order]
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_classification_top_k(daemon, binary):
+    labels = daemon.get("/v1/models/classifier").json()["labels"]
+    rows, _ = padded_ids()
+    raw = le_ints(flat(rows), "q")
+    want = daemon.post(I, {"inputs": [{"name": "input_ids", "shape": [len(rows), len(rows[0])],
+                                       "datatype": "INT64", "data": flat(rows)}]}).json()
+    probs = want["outputs"][0]["data"]
+    for k, got_k in [(2, 2), (1, 1), (7, 3)]:  # more than the 3 labels: all of them
+        r = post_binary(daemon, {"inputs": [ids_tensor(rows, binary_data_size=len(raw))],
+                                 "outputs": [{"name": "probabilities", "parameters": {
+                                     "classification": k, "binary_data": binary}}]}, raw)
+        assert r.status == 200, r
+        head, bins = decode(r)
+        out = head["outputs"][0]
+        assert out["datatype"] == "BYTES" and out["shape"] == [len(rows), got_k]
+        got = ([b.decode() for b in bytes_decode(bins["probabilities"])] if binary
+               else out["data"])
+        assert len(got) == len(rows) * got_k
+        for i in range(len(rows)):
+            assert got[i * got_k:(i + 1) * got_k] == classes_want(probs[3 * i:3 * i + 3], got_k,
+                                                                  labels)
+
+
 # ---- the bytes Triton's clients send ---------------------------------------------------------
 
 def raw_post(daemon, head_lines, body):
@@ -381,12 +424,16 @@ ERRORS = [
     ("output_parameters_not_object",
      *body_and_length({**ids_header(), "outputs": [{"name": "embeddings", "parameters": 1}]},
                       IDS_RAW), 400, "outputs[0].parameters: expected an object, got integer"),
-    ("classification_refused",
-     *body_and_length({**ids_header(), "outputs": [{"name": "probabilities",
+    ("classification_on_embeddings",
+     *body_and_length({**ids_header(), "outputs": [{"name": "embeddings",
                                                      "parameters": {"classification": 2}}]},
                       IDS_RAW), 400,
-     "outputs[0].parameters.classification: the classification extension is not served; ask for "
-     "'probabilities'"),
+     "outputs[0].parameters.classification: only 'probabilities' can be answered as classes"),
+    ("classification_zero",
+     *body_and_length({**ids_header(), "outputs": [{"name": "probabilities",
+                                                     "parameters": {"classification": 0}}]},
+                      IDS_RAW), 400,
+     "outputs[0].parameters.classification: expected an integer >= 1 (how many classes)"),
     ("model_name_not_string", *body_and_length({**ids_header(), "model_name": 3}, IDS_RAW), 400,
      "model_name: expected a string, got integer"),
     ("content_type_text_plain", B_IDS, {HL: str(N_IDS), "Content-Type": "text/plain"}, 415,

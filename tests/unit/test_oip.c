@@ -48,6 +48,30 @@ static void test_options_errors(void **state)
           "outputs[0].name: unknown output 'logits' (expected 'probabilities' or 'embeddings')");
     fails(f->rec, WITH("\"outputs\": [{\"name\": \"probabilities\"}]"), 400,
           "outputs[0].name: unknown output 'probabilities' (expected 'embeddings')");
+    fails(f->cls, WITH("\"outputs\": [{\"name\": \"embeddings\", \"parameters\": []}]"), 400,
+          "outputs[0].parameters: expected an object, got array");
+    fails(f->cls,
+          WITH("\"outputs\": [{\"name\": \"embeddings\", \"parameters\": {\"classification\": "
+               "1}}]"),
+          400,
+          "outputs[0].parameters.classification: only 'probabilities' can be answered as "
+          "classes");
+    fails(f->cls,
+          WITH("\"outputs\": [{\"name\": \"probabilities\", \"parameters\": "
+               "{\"classification\": \"2\"}}]"),
+          400, "outputs[0].parameters.classification: expected an integer >= 1 (how many classes)");
+    fails(f->cls,
+          WITH("\"outputs\": [{\"name\": \"probabilities\", \"parameters\": "
+               "{\"classification\": 4294967296}}]"),
+          400, "outputs[0].parameters.classification: expected an integer >= 1 (how many classes)");
+    fails(f->cls,
+          WITH("\"outputs\": [{\"name\": \"probabilities\", \"parameters\": {\"binary_data\": "
+               "1}}]"),
+          400, "outputs[0].parameters.binary_data: expected a boolean, got integer");
+    fails(f->cls, WITH("\"parameters\": {\"binary_data_output\": \"yes\"}"), 400,
+          "parameters.binary_data_output: expected a boolean, got string");
+    fails(f->cls, WITH("\"model_version\": 1"), 400,
+          "model_version: expected a string, got integer");
 #undef WITH
 }
 
