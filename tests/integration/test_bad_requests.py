@@ -237,11 +237,13 @@ def test_bad_request(daemon, case):
     check_good(daemon)
 
 
-def raw_exchange(daemon, data, chunks=()):
-    """Sends raw bytes (then each chunk) and returns (status line, headers, body)."""
+def raw_exchange(daemon, data, chunks=(), pause=0.0):
+    """Sends raw bytes (then each chunk, `pause` seconds before each) and
+    returns (status line, headers, body)."""
     s = socket.create_connection(("127.0.0.1", daemon.port), timeout=20)
     s.sendall(data)
     for c in chunks:
+        time.sleep(pause)
         s.sendall(c)
     resp = b""
     while True:
@@ -304,21 +306,11 @@ def test_oip_transport_errors_have_the_protocol_shape(daemon):
     assert json.loads(body) == error_body(
         I, 413, f"request body of 5000000 bytes exceeds the limit of {LIMIT} bytes")
     payload = json.dumps(oip(ids_tensor([1, 1], [7]))).encode()
-    s = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
-    s.sendall(b"POST " + I.encode() + b" HTTP/1.1\r\nHost: x\r\nX-Request-Timeout-Ms: 1\r\n"
-              b"Content-Type: application/json\r\nConnection: close\r\n"
-              b"Content-Length: %d\r\n\r\n" % len(payload))
-    time.sleep(0.05)
-    s.sendall(payload)
-    data = b""
-    while True:
-        got = s.recv(4096)
-        if not got:
-            break
-        data += got
-    s.close()
-    head, _, answer = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 504"), data
+    line, _, answer = raw_exchange(
+        daemon, b"POST " + I.encode() + b" HTTP/1.1\r\nHost: x\r\nX-Request-Timeout-Ms: 1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(payload),
+        [payload], pause=0.05)
+    assert line.startswith(b"HTTP/1.1 504"), line
     assert json.loads(answer) == error_body(I, 504,
                                             "the request's deadline passed while it was queued")
 
