@@ -33,6 +33,18 @@ typedef struct {
     metrics *metrics;
     atomic_bool draining; /* set by main on SIGTERM: /readyz says "draining" */
     const char *version;  /* daemon version string */
+    /* server.cors_allow_origins (cors.h), borrowed from the daemon's settings */
+    char *const *cors_origins;
+    size_t n_cors_origins;
+    /* server.model_control: the repository routes answer (api_repository.c) */
+    bool model_control;
+    /* The repository's view of the config (main.c): fills *spec with the
+     * current config file's entry for `name` (strings valid until the next
+     * call; HTTP thread). Returns 0, 1 when the config has no such model, or
+     * -1 with err (the config no longer parses). NULL: no repository. */
+    int (*repository_spec)(void *user, const char *name, model_spec *spec, char *err,
+                           size_t err_cap);
+    void *repository_user;
 
     /* News-cache counters already passed to the metrics, per metrics model
      * slot (HTTP thread only: updated when /metrics is scraped). */
@@ -105,6 +117,12 @@ void api_on_complete(const http_request *r, void *ctx);
 
 /* http_options.on_connection (ctx = api_context *): the open-connections gauge. */
 void api_on_connection(int delta, void *ctx);
+
+/* http_options.on_headers (ctx = api_context *; api_headers.c): the W3C
+ * trace context (traceparent in, the request's trace and span in its stats
+ * and a traceparent out) and CORS (the origin headers, and the answer to an
+ * allowed origin's preflight). HTTP thread. */
+bool api_on_headers(http_request *r, void *ctx);
 
 /* ---- answers shared by the routes ------------------------------------------- */
 

@@ -117,6 +117,31 @@ static model_spec *specs_from(const settings *cfg)
     return specs;
 }
 
+/* The model repository's view of the config (api_context.repository_spec):
+ * the config file as it is now, with the command line's overrides, so that
+ * loading one model re-reads its entry as SIGHUP does. HTTP thread. */
+static int repository_spec(void *user, const char *name, model_spec *spec, char *err,
+                           size_t err_cap)
+{
+    daemon_state *d = user;
+    static settings fresh; /* keeps the strings *spec borrows until the next call */
+    settings_free(&fresh);
+    if (config_read(&d->args, &fresh, err, err_cap) != 0)
+        return -1;
+    const settings_model *m = settings_find_model(&fresh, name);
+    if (!m)
+        return 1;
+    *spec = (model_spec){
+        .name = m->name,
+        .path = m->path,
+        .news_catalog = m->news_catalog,
+        .news_cache_entries = (int)m->news_cache_entries,
+        .max_batch_size = (int)settings_model_max_batch_size(&fresh, m),
+        .max_batch_tokens = (int)settings_model_max_batch_tokens(&fresh, m),
+    };
+    return 0;
+}
+
 /* ---- loader events (loader thread) ---------------------------------------------- */
 
 static void on_load_progress(void *user, const char *message)
@@ -467,6 +492,12 @@ static int serve(daemon_state *d)
     d->api.batcher = d->batcher;
     d->api.metrics = d->metrics;
     d->api.version = FASTFORMERD_VERSION;
+    d->api.cors_origins = cfg->server.cors_allow_origins.items;
+    d->api.n_cors_origins = cfg->server.cors_allow_origins.n;
+    d->api.model_control = cfg->server.model_control != 0;
+    d->api.repository_spec = repository_spec;
+    d->api.repository_user = d;
+    metrics_request_timeout_set(d->metrics, cfg->server.request_timeout_ms);
     atomic_store(&d->api.draining, false);
     http_options ho = {.host = cfg->server.listen.host,
                        .port = cfg->server.listen.port,
@@ -480,6 +511,7 @@ static int serve(daemon_state *d)
                        .route_ctx = &d->api,
                        .on_complete = api_on_complete,
                        .on_connection = api_on_connection,
+                       .on_headers = api_on_headers,
                        .complete_ctx = &d->api};
     if (http_server_start(&ho, &d->http, err, sizeof err) != 0) {
         log_error("%s", err);

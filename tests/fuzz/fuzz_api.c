@@ -114,7 +114,7 @@ typedef struct {
 
 static const char *method_name(http_method m)
 {
-    static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OTHER"};
+    static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "OTHER"};
     return names[m];
 }
 
