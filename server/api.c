@@ -72,6 +72,8 @@ const char *api_family_tag(api_family family)
         return "v2";
     case API_FAMILY_OPERATIONS:
         return "operations";
+    case API_FAMILY_OPENAI:
+        return "openai";
     }
     return "";
 }

@@ -20,6 +20,7 @@
 #include "infer_request.h"
 #include "metrics.h"
 #include "model_registry.h"
+#include "settings.h"
 
 /* Most inputs (items) in one request; more -> 413. Keeps the per-request
  * allocation (items x max tokens ids) bounded whatever the body limit. */
@@ -38,12 +39,11 @@ typedef struct {
     size_t n_cors_origins;
     /* server.model_control: the repository routes answer (api_repository.c) */
     bool model_control;
-    /* The repository's view of the config (main.c): fills *spec with the
-     * current config file's entry for `name` (strings valid until the next
-     * call; HTTP thread). Returns 0, 1 when the config has no such model, or
-     * -1 with err (the config no longer parses). NULL: no repository. */
-    int (*repository_spec)(void *user, const char *name, model_spec *spec, char *err,
-                           size_t err_cap);
+    /* The repository: the config file as it is now, with the command line's
+     * overrides (main.c), valid until the next call; or NULL with err when it
+     * no longer parses. HTTP thread. NULL: no repository (the routes answer
+     * 403 as when model_control is off). */
+    const settings *(*repository_config)(void *user, char *err, size_t err_cap);
     void *repository_user;
 
     /* News-cache counters already passed to the metrics, per metrics model
@@ -64,9 +64,11 @@ typedef enum {
     API_FAMILY_V1,         /* "v1": the REST API */
     API_FAMILY_V2,         /* "v2": the KServe Open Inference Protocol */
     API_FAMILY_OPERATIONS, /* "operations": health, readiness, metrics, the document */
+    API_FAMILY_OPENAI,     /* "openai": OpenAI-compatible routes, OpenAI's error shape
+                              {"error": {"message", "type", "param", "code"}} (api_openai.c) */
 } api_family;
 
-/* "v1", "v2" or "operations". */
+/* "v1", "v2", "operations" or "openai". */
 const char *api_family_tag(api_family family);
 
 typedef struct api_model_route api_model_route; /* api_frame.h */
@@ -131,6 +133,10 @@ bool api_on_headers(http_request *r, void *ctx);
 json_t *api_json_float(float v);
 /* A JSON array of n floats (new reference, NULL when out of memory). */
 json_t *api_json_floats(const float *v, int n);
+
+/* The registry's spec of the configured model m (strings borrowed from cfg):
+ * its effective batch limits resolved (api_repository.c). */
+model_spec api_model_spec(const settings *cfg, const settings_model *m);
 
 /* A model's description for /v1/models (full = false: name, task, ready) and
  * /v1/models/{name} (full = true). New reference, NULL when out of memory. */

@@ -38,8 +38,9 @@ static void trace_begin(api_context *ctx, http_request *r)
 static void path_methods(const char *path, char *out, size_t cap)
 {
     static const char *const names[] = {
-        [HTTP_GET] = "GET", [HTTP_HEAD] = "HEAD", [HTTP_POST] = "POST", [HTTP_PUT] = "PUT",
-        [HTTP_DELETE] = "DELETE", [HTTP_OPTIONS] = "OPTIONS", [HTTP_OTHER] = "OTHER"};
+        [HTTP_GET] = "GET",    [HTTP_HEAD] = "HEAD",     [HTTP_POST] = "POST",
+        [HTTP_PUT] = "PUT",    [HTTP_DELETE] = "DELETE", [HTTP_OPTIONS] = "OPTIONS",
+        [HTTP_OTHER] = "OTHER"};
     out[0] = 0;
     for (size_t i = 0; i < api_n_routes; i++) {
         route_path_span caps[ROUTE_PATH_MAX_CAPTURES];

@@ -24,15 +24,15 @@ bool cors_origin_valid(const char *s, size_t n)
     size_t host = i;
     if (s[i] == '[') {
         i++;
-        while (i < n && (is_lower_alnum(s[i]) || (s[i] >= 'A' && s[i] <= 'F') || s[i] == ':' ||
-                         s[i] == '.'))
+        while (i < n &&
+               (is_lower_alnum(s[i]) || (s[i] >= 'A' && s[i] <= 'F') || s[i] == ':' || s[i] == '.'))
             i++;
         if (i >= n || s[i] != ']' || i == host + 1)
             return false;
         i++;
     } else {
-        while (i < n && (is_lower_alnum(s[i]) || (s[i] >= 'A' && s[i] <= 'Z') || s[i] == '-' ||
-                         s[i] == '.'))
+        while (i < n &&
+               (is_lower_alnum(s[i]) || (s[i] >= 'A' && s[i] <= 'Z') || s[i] == '-' || s[i] == '.'))
             i++;
         if (i == host)
             return false;

@@ -81,6 +81,7 @@ typedef struct {
      * reload that drops a model turns its ready gauge to 0 */
     metrics_model_id served_ids[METRICS_MAX_MODELS];
     int n_served;
+    settings repository; /* the config as the model repository last read it (HTTP thread) */
 } daemon_state;
 
 /* ---- configuration ------------------------------------------------------------ */
@@ -103,43 +104,21 @@ static model_spec *specs_from(const settings *cfg)
     model_spec *specs = calloc(cfg->n_models ? cfg->n_models : 1, sizeof *specs);
     if (!specs)
         return NULL;
-    for (size_t i = 0; i < cfg->n_models; i++) {
-        const settings_model *m = &cfg->models[i];
-        specs[i] = (model_spec){
-            .name = m->name,
-            .path = m->path,
-            .news_catalog = m->news_catalog,
-            .news_cache_entries = (int)m->news_cache_entries,
-            .max_batch_size = (int)settings_model_max_batch_size(cfg, m),
-            .max_batch_tokens = (int)settings_model_max_batch_tokens(cfg, m),
-        };
-    }
+    for (size_t i = 0; i < cfg->n_models; i++)
+        specs[i] = api_model_spec(cfg, &cfg->models[i]);
     return specs;
 }
 
-/* The model repository's view of the config (api_context.repository_spec):
+/* The model repository's view of the config (api_context.repository_config):
  * the config file as it is now, with the command line's overrides, so that
  * loading one model re-reads its entry as SIGHUP does. HTTP thread. */
-static int repository_spec(void *user, const char *name, model_spec *spec, char *err,
-                           size_t err_cap)
+static const settings *repository_config(void *user, char *err, size_t err_cap)
 {
     daemon_state *d = user;
-    static settings fresh; /* keeps the strings *spec borrows until the next call */
-    settings_free(&fresh);
-    if (config_read(&d->args, &fresh, err, err_cap) != 0)
-        return -1;
-    const settings_model *m = settings_find_model(&fresh, name);
-    if (!m)
-        return 1;
-    *spec = (model_spec){
-        .name = m->name,
-        .path = m->path,
-        .news_catalog = m->news_catalog,
-        .news_cache_entries = (int)m->news_cache_entries,
-        .max_batch_size = (int)settings_model_max_batch_size(&fresh, m),
-        .max_batch_tokens = (int)settings_model_max_batch_tokens(&fresh, m),
-    };
-    return 0;
+    settings_free(&d->repository);
+    if (config_read(&d->args, &d->repository, err, err_cap) != 0)
+        return NULL;
+    return &d->repository;
 }
 
 /* ---- loader events (loader thread) ---------------------------------------------- */
@@ -495,7 +474,7 @@ static int serve(daemon_state *d)
     d->api.cors_origins = cfg->server.cors_allow_origins.items;
     d->api.n_cors_origins = cfg->server.cors_allow_origins.n;
     d->api.model_control = cfg->server.model_control != 0;
-    d->api.repository_spec = repository_spec;
+    d->api.repository_config = repository_config;
     d->api.repository_user = d;
     metrics_request_timeout_set(d->metrics, cfg->server.request_timeout_ms);
     atomic_store(&d->api.draining, false);
@@ -577,6 +556,7 @@ static void teardown(daemon_state *d)
     if (d->batcher)
         batcher_free(d->batcher);
     metrics_free(d->metrics);
+    settings_free(&d->repository);
     settings_free(&d->cfg);
     free(d->args.models);
 }

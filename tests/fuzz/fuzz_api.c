@@ -18,7 +18,9 @@
  *   400/413/422/503 with a message and nothing left to release; the handler
  *   then answers exactly that status and message;
  * - the transport contract (fake_http.h), no 500 (nothing runs out of memory
- *   here), every error is {"error": {"code": status, "type", "message"}}, a
+ *   here), every error is {"error": {"code": status, "type", "message"}}
+ *   (OpenAI's {"error": {"message", "type", "param", "code"}} on the openai
+ *   family's routes), a
  *   200 JSON answer holds no null (a NaN or infinite output), and the queue
  *   is empty after every request.
  * State carried between inputs: PUT replaces news ids in the catalog, and
@@ -182,13 +184,23 @@ static void no_null_check(const json_t *j, const char *path)
     }
 }
 
-static void answer_check(const char *path, const http_request *r, int status)
+static void answer_check(const char *path, const http_request *r, int status, bool openai)
 {
     const json_t *resp = fake_http_request_response(r);
     FUZZ_CHECK(status != 500, "%s: 500", path);
     if (status < 400 && strcmp(fake_http_request_content_type(r), "application/json") != 0)
         return; /* /metrics: Prometheus text */
     FUZZ_CHECK(resp, "%s: status %d without a JSON body", path, status);
+    if (status >= 400 && openai) {
+        /* OpenAI's shape: {"error": {"message", "type", "param", "code"}} */
+        json_t *e = json_object_get(resp, "error");
+        FUZZ_CHECK(json_is_object(e) && json_object_size(resp) == 1 &&
+                       json_is_string(json_object_get(e, "message")) &&
+                       json_is_string(json_object_get(e, "type")) && json_object_get(e, "param") &&
+                       json_object_get(e, "code"),
+                   "%s: OpenAI error shape", path);
+        return;
+    }
     if (status >= 400) {
         json_t *e = json_object_get(resp, "error");
         FUZZ_CHECK(json_is_object(e) && json_object_size(resp) == 1, "%s: error shape", path);
@@ -263,7 +275,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 text ? text : "(none)");
         free(text);
     }
-    answer_check(q.path, r, status);
+    answer_check(q.path, r, status, api_route_info_of(q.route)->family == API_FAMILY_OPENAI);
     if (parse_status > 0) {
         /* The parser's message as the error shape carries it (invalid UTF-8
          * replaced, see api_error_json). */

@@ -36,20 +36,20 @@ static void test_parse_malformed(void **state)
     static const char *const bad[] = {
         "",
         "junk",
-        "00-" TID "-" PID,                                  /* no flags */
-        "00-" TID "-" PID "-0",                             /* short flags */
-        "00-" TID "-" PID "-01-extra",                      /* version 00 is exactly 55 */
-        "01-" TID "-" PID "-01extra",                       /* later version: needs a '-' */
-        "ff-" TID "-" PID "-01",                            /* version ff is invalid */
-        "0g-" TID "-" PID "-01",                            /* non-hex version */
-        "00-4BF92F3577B34DA6A3CE929D0E0E4736-" PID "-01",   /* upper case */
-        "00-00000000000000000000000000000000-" PID "-01",   /* all-zero trace id */
-        "00-" TID "-0000000000000000-01",                   /* all-zero parent id */
-        "00_" TID "-" PID "-01",                            /* separators */
+        "00-" TID "-" PID,                                /* no flags */
+        "00-" TID "-" PID "-0",                           /* short flags */
+        "00-" TID "-" PID "-01-extra",                    /* version 00 is exactly 55 */
+        "01-" TID "-" PID "-01extra",                     /* later version: needs a '-' */
+        "ff-" TID "-" PID "-01",                          /* version ff is invalid */
+        "0g-" TID "-" PID "-01",                          /* non-hex version */
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-" PID "-01", /* upper case */
+        "00-00000000000000000000000000000000-" PID "-01", /* all-zero trace id */
+        "00-" TID "-0000000000000000-01",                 /* all-zero parent id */
+        "00_" TID "-" PID "-01",                          /* separators */
         "00-" TID "_" PID "-01",
         "00-" TID "-" PID "_01",
-        "00-4bf92f3577b34da6a3ce929d0e0e473-" PID "-01x",   /* a short trace id */
-        "00-" TID "-" PID "-0z",                            /* non-hex flags */
+        "00-4bf92f3577b34da6a3ce929d0e0e473-" PID "-01x", /* a short trace id */
+        "00-" TID "-" PID "-0z",                          /* non-hex flags */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         trace_parent p;
@@ -76,8 +76,7 @@ static bool all_hex(const char *s, size_t n)
 static void test_new_ids_and_format(void **state)
 {
     (void)state;
-    char t1[TRACE_ID_HEX + 1], s1[TRACE_SPAN_HEX + 1], t2[TRACE_ID_HEX + 1],
-        s2[TRACE_SPAN_HEX + 1];
+    char t1[TRACE_ID_HEX + 1], s1[TRACE_SPAN_HEX + 1], t2[TRACE_ID_HEX + 1], s2[TRACE_SPAN_HEX + 1];
     trace_ids_new(t1, s1);
     trace_ids_new(t2, s2);
     assert_true(all_hex(t1, 32) && all_hex(t2, 32) && all_hex(s1, 16) && all_hex(s2, 16));
@@ -96,9 +95,13 @@ static void test_new_ids_and_format(void **state)
 static void test_cors_origin_syntax(void **state)
 {
     (void)state;
-    static const char *const good[] = {"*", "https://app.example.com", "http://localhost:3000",
-                                       "http://127.0.0.1:8080", "http://[::1]:8080",
-                                       "chrome-extension://abcdef", "https://Mixed.Example"};
+    static const char *const good[] = {"*",
+                                       "https://app.example.com",
+                                       "http://localhost:3000",
+                                       "http://127.0.0.1:8080",
+                                       "http://[::1]:8080",
+                                       "chrome-extension://abcdef",
+                                       "https://Mixed.Example"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         if (!cors_origin_valid(good[i], strlen(good[i])))
             fail_msg("refused '%s'", good[i]);
