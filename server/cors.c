@@ -15,12 +15,15 @@ bool cors_origin_valid(const char *s, size_t n)
         return true;
     if (n == 0 || n > CORS_ORIGIN_MAX || !(s[0] >= 'a' && s[0] <= 'z'))
         return false;
-    size_t i = 1;
-    while (i < n && (is_lower_alnum(s[i]) || s[i] == '+' || s[i] == '.' || s[i] == '-'))
-        i++;
-    if (n - i < 4 || memcmp(s + i, "://", 3) != 0)
+    const char *sep = memmem(s, n, "://", 3);
+    if (!sep)
         return false;
-    i += 3;
+    for (const char *c = s + 1; c < sep; c++)
+        if (!is_lower_alnum(*c) && *c != '+' && *c != '.' && *c != '-')
+            return false;
+    size_t i = (size_t)(sep - s) + 3;
+    if (i >= n)
+        return false;
     size_t host = i;
     if (s[i] == '[') {
         i++;

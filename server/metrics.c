@@ -548,6 +548,19 @@ static void render_process(out_buf *o, const metrics *m)
     }
 }
 
+/* The request deadline gauge and the malformed-traceparent counter. */
+static void render_deadline_and_trace(out_buf *o, metrics *mm)
+{
+    out_family(o, "fastformerd_request_timeout_seconds", "gauge",
+               "The default request deadline (server.request_timeout_ms).");
+    out_printf(o, "fastformerd_request_timeout_seconds %.3f\n",
+               atomic_load_explicit(&mm->request_timeout_ms, memory_order_relaxed) / 1000.0);
+    out_family(o, "fastformerd_traceparent_invalid_total", "counter",
+               "Malformed traceparent headers (ignored: the request started a new trace).");
+    out_printf(o, "fastformerd_traceparent_invalid_total %" PRIu64 "\n",
+               atomic_load_explicit(&mm->traceparent_invalid, memory_order_relaxed));
+}
+
 int metrics_render(const metrics *m, char **out, size_t *out_len)
 {
     out_buf o = {0};
@@ -648,16 +661,7 @@ int metrics_render(const metrics *m, char **out, size_t *out_len)
                "The daemon's estimate of its resident memory for the models it serves.");
     out_printf(&o, "fastformerd_memory_estimate_bytes %" PRIu64 "\n",
                atomic_load_explicit(&mm->memory_estimate_bytes, memory_order_relaxed));
-
-    out_family(&o, "fastformerd_request_timeout_seconds", "gauge",
-               "The default request deadline (server.request_timeout_ms).");
-    out_printf(&o, "fastformerd_request_timeout_seconds %.3f\n",
-               atomic_load_explicit(&mm->request_timeout_ms, memory_order_relaxed) / 1000.0);
-
-    out_family(&o, "fastformerd_traceparent_invalid_total", "counter",
-               "Malformed traceparent headers (ignored: the request started a new trace).");
-    out_printf(&o, "fastformerd_traceparent_invalid_total %" PRIu64 "\n",
-               atomic_load_explicit(&mm->traceparent_invalid, memory_order_relaxed));
+    render_deadline_and_trace(&o, mm);
 
     render_process(&o, m);
 
