@@ -548,6 +548,10 @@ static void teardown(daemon_state *d)
         batcher_abort(d->batcher);
     if (d->workers)
         worker_pool_join(d->workers);
+    /* A model repository load parks its request until the loader is done:
+     * let it resume while the server still runs. */
+    if (d->registry)
+        model_registry_join_loader(d->registry);
     http_server_stop(d->http);
     if (d->registry) {
         model_registry_join_loader(d->registry);
