@@ -289,6 +289,10 @@ static served_model *model_of(api_context *ctx, http_request *r, json_t *body)
         snprintf(msg, sizeof msg, "model: '%.64s' failed to load", n);
         openai_error(r, 503, NULL, msg);
         return NULL;
+    case SERVED_MODEL_UNLOADED:
+        snprintf(msg, sizeof msg, "model: '%.64s' is unloaded", n);
+        openai_error(r, 404, "model_not_found", msg);
+        return NULL;
     default:
         snprintf(msg, sizeof msg, "model: the model '%.64s' does not exist", n);
         openai_error(r, 404, "model_not_found", msg);

@@ -67,6 +67,11 @@ def test_unload_then_load_while_others_serve(d):
     assert list(index(d, {"ready": True})) == ["newsrec", "mind"]
     r = d.post("/v1/models/classifier/classify", {"inputs": ["x"]}, headers=AUTH)
     assert r.status == 404 and "is unloaded" in r.json()["error"]["message"]
+    r = d.post("/v1/embeddings", {"model": "classifier", "input": "x"}, headers=AUTH)
+    assert r.status == 404 and r.json()["error"]["message"] == "model: 'classifier' is unloaded"
+    assert r.json()["error"]["code"] == "model_not_found"
+    r = d.post("/v1/models/classifier/tokenize", {"inputs": ["x"]}, headers=AUTH)
+    assert r.status == 404
     assert d.get("/v2/models/classifier/ready", headers=AUTH).status in (200, 404, 503)
     models = {m["name"]: m for m in d.get("/v1/models", headers=AUTH).json()["models"]}
     assert models["classifier"]["state"] == "unloaded" and models["classifier"]["ready"] is False
