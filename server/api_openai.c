@@ -56,9 +56,9 @@ static json_t *openai_error_json(int status, const char *code, const char *messa
     size_t n = strspn(message, "abcdefghijklmnopqrstuvwxyz_");
     if (n > 0 && n < sizeof param && strchr(":[.", message[n]) && message[n])
         snprintf(param, sizeof param, "%.*s", (int)n, message);
-    json_t *e = json_pack("{s:{s:s,s:s,s:s?,s:s?}}", "error", "message", message, "type",
-                          openai_error_type(status), "param", param[0] ? param : NULL, "code",
-                          code);
+    json_t *e =
+        json_pack("{s:{s:s,s:s,s:s?,s:s?}}", "error", "message", message, "type",
+                  openai_error_type(status), "param", param[0] ? param : NULL, "code", code);
     return e;
 }
 
@@ -140,8 +140,8 @@ static bool options_parse(const api_call *call, json_t *body, embeddings_job *jo
 
 static int embeddings_parse(const api_call *call, json_t *body, api_parsed *out)
 {
-    static const char *const keys[] = {"model", "input", "encoding_format", "dimensions", "user",
-                                       NULL};
+    static const char *const keys[] = {"model",      "input", "encoding_format",
+                                       "dimensions", "user",  NULL};
     api_verdict *v = &out->verdict;
     embeddings_job *job = out->job;
     if (!api_keys_allowed(body, "", keys, v) || !options_parse(call, body, job, v))
@@ -231,8 +231,8 @@ static void finish_embeddings(http_request *r, infer_request *req, void *vjob)
     embeddings_job *job = vjob;
     json_t *data = json_array();
     for (int i = 0; data && i < req->n_items; i++) {
-        json_t *vec = vector_json(req->vectors + (size_t)i * (size_t)req->dim, req->dim,
-                                  job->base64);
+        json_t *vec =
+            vector_json(req->vectors + (size_t)i * (size_t)req->dim, req->dim, job->base64);
         if (!vec || json_array_append_new(data, json_pack("{s:s,s:i,s:o}", "object", "embedding",
                                                           "index", i, "embedding", vec)) != 0) {
             json_decref(data);

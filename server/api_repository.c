@@ -158,9 +158,9 @@ static const settings_model *configured(http_request *r, const settings *cfg)
     const char *name = http_request_param(r, 0);
     const settings_model *m = settings_find_model(cfg, name);
     if (!m)
-        http_request_respond_error(
-            r, 404, "model '%.64s' is not in the configuration (%s)", name,
-            cfg->source ? cfg->source : "no config file: only --model models");
+        http_request_respond_error(r, 404, "model '%.64s' is not in the configuration (%s)", name,
+                                   cfg->source ? cfg->source
+                                               : "no config file: only --model models");
     return m;
 }
 
@@ -202,7 +202,8 @@ static void load_answer(http_request *r, void *vctx)
         respond_busy(r, job->message);
     else if (job->ok)
         http_request_respond_json(
-            r, 200, json_pack("{s:s,s:s,s:s}", "name", job->name, "version", "1", "state", "READY"));
+            r, 200,
+            json_pack("{s:s,s:s,s:s}", "name", job->name, "version", "1", "state", "READY"));
     else
         http_request_respond_error(r, 422, "%s (a version already served keeps serving)",
                                    job->message);
@@ -244,8 +245,8 @@ void api_repository_load(http_request *r, void *vctx)
     http_request_suspend(r, load_answer, ctx);
     model_spec spec = api_model_spec(cfg, m);
     char err[300];
-    if (model_registry_load_one_async(ctx->registry, &spec, on_loaded_one, job, err,
-                                      sizeof err) != 0) {
+    if (model_registry_load_one_async(ctx->registry, &spec, on_loaded_one, job, err, sizeof err) !=
+        0) {
         job->busy = true;
         snprintf(job->message, sizeof job->message, "%s", err);
         http_request_resume(r);

@@ -41,8 +41,8 @@ static json_t *text_tokens(const model *m, json_t *text, const char *path, int32
     json_t *list = json_array();
     for (size_t i = 0; list && i < n; i++) {
         const char *word = vocab_token(m->vocab, ids[i]);
-        if (json_array_append_new(list, json_pack("{s:i,s:s}", "id", (int)ids[i], "text",
-                                                  word ? word : "")) != 0) {
+        if (json_array_append_new(
+                list, json_pack("{s:i,s:s}", "id", (int)ids[i], "text", word ? word : "")) != 0) {
             json_decref(list);
             list = NULL;
         }
