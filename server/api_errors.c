@@ -11,10 +11,14 @@ const char *api_error_type(int status)
         return "invalid_argument";
     case 401:
         return "unauthenticated";
+    case 403:
+        return "permission_denied";
     case 404:
         return "not_found";
     case 405:
         return "method_not_allowed";
+    case 409:
+        return "conflict";
     case 413:
         return "payload_too_large";
     case 415:

@@ -3,6 +3,7 @@
 #include "api_frame.h"
 
 #include <assert.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -89,6 +90,13 @@ served_model *api_model_get(api_context *ctx, http_request *r)
         http_request_stats_of(r)->reject = REJECT_NOT_READY;
         http_request_respond_error(r, 503, "model '%.64s' failed to load", name);
         return NULL;
+    case SERVED_MODEL_UNLOADED:
+        http_request_set_model(r, "");
+        http_request_respond_error(r, 404,
+                                   "model '%.64s' is unloaded (POST "
+                                   "/v2/repository/models/%.64s/load serves it again)",
+                                   name, name);
+        return NULL;
     default:
         /* Unknown names must not become metric labels. */
         http_request_set_model(r, "");
@@ -160,6 +168,23 @@ static void on_infer_done(infer_request *req, void *user)
     http_request_resume(user);
 }
 
+/* An error answer of the frame, in the route's shape. */
+static void frame_error(http_request *r, const api_model_route *route, int status, const char *fmt,
+                        ...) FF_PRINTF(4, 5);
+static void frame_error(http_request *r, const api_model_route *route, int status, const char *fmt,
+                        ...)
+{
+    char msg[API_MESSAGE_CAP];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (route->respond_error)
+        route->respond_error(r, status, msg);
+    else
+        http_request_respond_error(r, status, "%s", msg);
+}
+
 /* Answers a submit the batcher refused. */
 static void refusal_respond(http_request *r, api_pending *pd)
 {
@@ -173,17 +198,17 @@ static void refusal_respond(http_request *r, api_pending *pd)
         st->reject = REJECT_QUEUE_FULL;
         snprintf(retry, sizeof retry, "%d", batcher_retry_after_s(pd->ctx->batcher));
         http_request_add_header(r, "Retry-After", retry);
-        http_request_respond_error(r, 429, "the request queue is full; retry after %s s", retry);
+        frame_error(r, pd->route, 429, "the request queue is full; retry after %s s", retry);
         return;
     case BATCHER_DRAINING:
         st->reject = REJECT_DRAINING;
         http_request_add_header(r, "Retry-After", "1");
-        http_request_respond_error(r, 503, "server is draining (shutting down)");
+        frame_error(r, pd->route, 503, "server is draining (shutting down)");
         return;
     case BATCHER_TOO_BIG:
         st->reject = REJECT_TOO_LARGE;
-        http_request_respond_error(r, 413, "request has %d items, more than the queue can hold",
-                                   pd->req->n_items);
+        frame_error(r, pd->route, 413, "request has %d items, more than the queue can hold",
+                    pd->req->n_items);
         return;
     }
 }
@@ -207,13 +232,13 @@ static void on_resume(http_request *r, void *vctx)
         return;
     case INFER_DEADLINE:
         st->reject = REJECT_DEADLINE;
-        http_request_respond_error(r, 504, "the request's deadline passed while it was queued");
+        frame_error(r, pd->route, 504, "the request's deadline passed while it was queued");
         return;
     case INFER_CANCELLED:
         /* The client went away (http_server_probe_disconnects): nobody reads
          * this answer; 499 (nginx's "client closed request") is for the log. */
         st->reject = REJECT_DISCONNECTED;
-        http_request_respond_error(r, 499, "the client closed the connection");
+        frame_error(r, pd->route, 499, "the client closed the connection");
         return;
     case INFER_SHUTDOWN:
     case INFER_PENDING:
@@ -222,7 +247,7 @@ static void on_resume(http_request *r, void *vctx)
     /* INFER_PENDING cannot reach here: the done callback runs after the
      * status is final. */
     st->reject = REJECT_DRAINING;
-    http_request_respond_error(r, 503, "server shut down before the request was computed");
+    frame_error(r, pd->route, 503, "server shut down before the request was computed");
 }
 
 void api_submit(api_context *ctx, http_request *r, const api_model_route *route, api_parsed *parsed)

@@ -61,6 +61,9 @@ struct api_model_route {
     api_finish_fn finish;
     size_t job_bytes;               /* size of the job the answer needs (0: none) */
     void (*job_release)(void *job); /* frees what a job owns (not the job); may be NULL */
+    /* Answers the frame's own errors (429, 503, 504, 413 after parsing) in
+     * the route family's shape; NULL: http_request_respond_error's. */
+    void (*respond_error)(http_request *r, int status, const char *message);
 };
 
 /* Runs route->check, route->json_part, the JSON part's parse (api_body_json)

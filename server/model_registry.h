@@ -98,6 +98,28 @@ FF_MUST_CHECK int model_registry_load(model_registry *reg, const model_spec *spe
 FF_MUST_CHECK int model_registry_load_async(model_registry *reg, const model_spec *specs,
                                             int n_specs, char *err, size_t err_cap);
 
+/* Loads one model on the loader thread and swaps it into the served set:
+ * it replaces the served model of the same name (requests in flight finish
+ * on the old one) or joins the set; every other model keeps serving
+ * throughout, as with a whole-set load. On failure the set is unchanged (an
+ * older version of the model keeps serving) and the model's state is FAILED
+ * until a later load. Reports through events.on_loaded, then, with `loading`
+ * already false, calls done(user, ok, message) on the loader thread (may be
+ * NULL). Returns 0, or -1 with a message when a load is already running or
+ * the thread cannot start. Any thread. */
+FF_MUST_CHECK int model_registry_load_one_async(model_registry *reg, const model_spec *spec,
+                                                void (*done)(void *user, bool ok,
+                                                             const char *message),
+                                                void *user, char *err, size_t err_cap);
+
+/* Takes the model `name` out of the served set; requests that hold it
+ * finish on it, new ones get its state (UNLOADED). Returns 1 when it was
+ * served, 0 when it was not (never loaded, failed or unloaded already), or
+ * -1 with a message while a load is running. Reports a change through
+ * events.on_loaded (on the calling thread). Any thread. */
+FF_MUST_CHECK int model_registry_unload(model_registry *reg, const char *name, char *err,
+                                        size_t err_cap);
+
 /* True while a load (sync or async) is running. */
 bool model_registry_loading(const model_registry *reg);
 
@@ -127,13 +149,14 @@ typedef enum {
     SERVED_MODEL_LOADING,
     SERVED_MODEL_READY,
     SERVED_MODEL_FAILED,
+    SERVED_MODEL_UNLOADED, /* taken out of service by model_registry_unload */
 } served_model_state;
 served_model_state model_registry_state(model_registry *reg, const char *name);
 
-/* The models of the latest load that are not served: still loading, or
- * failed (while the previous set, if any, keeps serving). Copies up to cap
+/* The models of the latest load that are not served: still loading,
+ * failed (while the previous set, if any, keeps serving), or unloaded. Copies up to cap
  * names (NUL-terminated, cut at MODEL_REGISTRY_NAME_CAP - 1 bytes) and their
- * states (LOADING or FAILED) in load order; returns how many there are, which
+ * states (LOADING, FAILED or UNLOADED) in load order; returns how many there are, which
  * may exceed cap. Any thread. */
 #define MODEL_REGISTRY_NAME_CAP 80
 int model_registry_unserved(model_registry *reg, char (*names)[MODEL_REGISTRY_NAME_CAP],

@@ -25,10 +25,17 @@ static bool version_served(http_request *r, const char *model_name)
 void oip_server_metadata(http_request *r, void *vctx)
 {
     api_context *ctx = vctx;
+    /* "model_repository": /v2/repository/... (api_repository.c), when on */
     http_request_respond_json(r, 200,
-                              json_pack("{s:s,s:s,s:[s,s]}", "name", "fastformerd", "version",
-                                        ctx->version ? ctx->version : "", "extensions",
-                                        "binary_tensor_data", "classification"));
+                              ctx->model_control
+                                  ? json_pack("{s:s,s:s,s:[s,s,s]}", "name", "fastformerd",
+                                              "version", ctx->version ? ctx->version : "",
+                                              "extensions", "binary_tensor_data",
+                                              "classification", "model_repository")
+                                  : json_pack("{s:s,s:s,s:[s,s]}", "name", "fastformerd",
+                                              "version", ctx->version ? ctx->version : "",
+                                              "extensions", "binary_tensor_data",
+                                              "classification"));
 }
 
 void oip_health_live(http_request *r, void *ctx)

@@ -38,6 +38,12 @@ typedef struct {
     uint16_t port;
 } settings_address;
 
+/* A list of strings (SETTINGS_ORIGIN_LIST). Owned. */
+typedef struct {
+    char **items;
+    size_t n;
+} settings_strings;
+
 /* Every value's range and default is in settings_specs[] (below), the one
  * place they are written; conf/fastformerd.yaml documents them and a unit
  * test holds the two together. */
@@ -46,9 +52,11 @@ typedef struct {
     uint32_t max_connections;    /* concurrent HTTP connections */
     uint64_t max_body_bytes;     /* request body limit; larger -> 413 */
     uint32_t request_timeout_ms; /* default per-request deadline (X-Request-Timeout-Ms overrides) */
-    uint32_t connection_timeout_s; /* idle/slow connection timeout */
-    uint32_t drain_timeout_s;      /* SIGTERM: time allowed to finish accepted requests */
-    char *api_key;                 /* owned; NULL = no key required */
+    uint32_t connection_timeout_s;       /* idle/slow connection timeout */
+    uint32_t drain_timeout_s;            /* SIGTERM: time allowed to finish accepted requests */
+    char *api_key;                       /* owned; NULL = no key required */
+    settings_strings cors_allow_origins; /* origins or "*" (cors.h); empty = CORS off */
+    int model_control; /* 1: the model repository routes (/v2/repository/...) answer */
 } settings_server;
 
 typedef struct {
@@ -92,12 +100,14 @@ typedef struct {
  * settings.c and its documentation in conf/fastformerd.yaml. */
 
 typedef enum {
-    SETTINGS_UINT,       /* integer in [min, max] into a uint32_t or uint64_t field */
-    SETTINGS_ENUM,       /* one of names[] into an int-sized enum field (the index) */
-    SETTINGS_ADDRESS,    /* HOST:PORT into a settings_address field */
-    SETTINGS_STRING,     /* non-empty string of at most max bytes (0: any) into an owned char * */
-    SETTINGS_PATH,       /* like STRING, resolved against the config file's directory */
-    SETTINGS_MODEL_NAME, /* [A-Za-z0-9_.-]{1,64}, not starting with '.', into an owned char * */
+    SETTINGS_UINT,        /* integer in [min, max] into a uint32_t or uint64_t field */
+    SETTINGS_ENUM,        /* one of names[] into an int-sized enum field (the index) */
+    SETTINGS_ADDRESS,     /* HOST:PORT into a settings_address field */
+    SETTINGS_STRING,      /* non-empty string of at most max bytes (0: any) into an owned char * */
+    SETTINGS_PATH,        /* like STRING, resolved against the config file's directory */
+    SETTINGS_MODEL_NAME,  /* [A-Za-z0-9_.-]{1,64}, not starting with '.', into an owned char * */
+    SETTINGS_ORIGIN_LIST, /* a sequence of origins or "*" (cors_origin_valid) into a
+                             settings_strings; default empty */
 } settings_type;
 
 enum {

@@ -26,7 +26,9 @@
  *   add up to the rest;
  * - the transport contract (fake_http.h), no 500 (nothing runs out of memory
  *   here), every error is {"error": {"code": status, "type", "message"}}
- *   (under /v2: {"error": "message", "code": status, "type"}), a
+ *   (under /v2: {"error": "message", "code": status, "type"}; OpenAI's
+ *   {"error": {"message", "type", "param", "code"}} on the openai
+ *   family's routes), a
  *   200 JSON answer holds no null (a NaN or infinite output), and the queue
  *   is empty after every request.
  * State carried between inputs: PUT replaces news ids in the catalog, and
@@ -148,7 +150,7 @@ static bool header_line_take(const uint8_t **data, size_t *size, fuzz_request *o
 
 static const char *method_name(http_method m)
 {
-    static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OTHER"};
+    static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "OTHER"};
     return names[m];
 }
 
@@ -244,7 +246,7 @@ static void binary_answer_check(const char *path, const http_request *r)
     json_decref(head);
 }
 
-static void answer_check(const char *path, const http_request *r, int status)
+static void answer_check(const char *path, const http_request *r, int status, bool openai)
 {
     const json_t *resp = fake_http_request_response(r);
     FUZZ_CHECK(status != 500, "%s: 500", path);
@@ -256,6 +258,16 @@ static void answer_check(const char *path, const http_request *r, int status)
     if (status < 400 && strcmp(fake_http_request_content_type(r), "application/json") != 0)
         return; /* /metrics: Prometheus text */
     FUZZ_CHECK(resp, "%s: status %d without a JSON body", path, status);
+    if (status >= 400 && openai) {
+        /* OpenAI's shape: {"error": {"message", "type", "param", "code"}} */
+        json_t *e = json_object_get(resp, "error");
+        FUZZ_CHECK(json_is_object(e) && json_object_size(resp) == 1 &&
+                       json_is_string(json_object_get(e, "message")) &&
+                       json_is_string(json_object_get(e, "type")) && json_object_get(e, "param") &&
+                       json_object_get(e, "code"),
+                   "%s: OpenAI error shape", path);
+        return;
+    }
     if (status >= 400 && api_error_path_is_oip(path)) {
         /* the Open Inference Protocol's shape: the message is "error" */
         json_t *code = json_object_get(resp, "code");
@@ -348,7 +360,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 text ? text : "(none)");
         free(text);
     }
-    answer_check(q.path, r, status);
+    answer_check(q.path, r, status, api_route_info_of(q.route)->family == API_FAMILY_OPENAI);
     if (parse_status > 0) {
         /* The parser's message as the error shape carries it (invalid UTF-8
          * replaced, see api_error_json). */

@@ -125,6 +125,8 @@ def seeds_settings():
   connection_timeout_s: 5
   drain_timeout_s: 0
   api_key: "s3cret key"
+  cors_allow_origins: ["https://app.example.com", "*", "http://[::1]:3000"]
+  model_control: true
 batching: {max_batch_size: 64, max_batch_tokens: 16384, max_queue_delay_us: 0, max_queue: 7, workers: 1, blas_threads: 2}
 logging:
   format: json
@@ -236,6 +238,17 @@ def seeds_api():
         "v2": ("GET /v2", {}),
         "healthz": ("GET /healthz", {}),
         "metrics": ("GET /metrics", {}),
+        "tokenize": ("POST /v1/models/cls/tokenize", {"inputs": ["a great film!", ""], "truncate": True}),
+        "tokenize-one": ("POST /v1/models/rec/tokenize", {"inputs": "oil bank says"}),
+        "openai-texts": ("POST /v1/embeddings", {"model": "cls", "input": ["a great film", "x"]}),
+        "openai-ids-base64": ("POST /v1/embeddings", {"model": "rec", "input": [[1, 2], [3]],
+                                                      "encoding_format": "base64"}),
+        "openai-one-ids": ("POST /v1/embeddings", {"model": "cls", "input": [4, 5, 0],
+                                                   "dimensions": 8, "user": "u"}),
+        "openai-unknown-model": ("POST /v1/embeddings", {"model": "nope", "input": "x"}),
+        "repository-index": ("POST /v2/repository/index", {"ready": True}),
+        "repository-load": ("POST /v2/repository/models/cls/load", {}),
+        "repository-unload": ("POST /v2/repository/models/cls/unload", {}),
     }
     seeds.update({
         "oip-versioned-metadata": ("GET /v2/models/cls/versions/1", {}),

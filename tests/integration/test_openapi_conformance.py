@@ -124,6 +124,20 @@ CALLS = [
     ("/v2/models/{name}/versions/{version}/infer", "POST",
      "/v2/models/classifier/versions/1/infer", {"inputs": []}, 400),
     ("/openapi.json", "GET", "/openapi.json", None, 200),
+    ("/v1/models/{name}/tokenize", "POST", "/v1/models/classifier/tokenize",
+     {"inputs": ["oil price", ""]}, 200),
+    ("/v1/models/{name}/tokenize", "POST", "/v1/models/classifier/tokenize", {"inputs": [3]}, 400),
+    ("/v1/embeddings", "POST", "/v1/embeddings", {"model": "classifier", "input": ["oil"]}, 200),
+    ("/v1/embeddings", "POST", "/v1/embeddings",
+     {"model": "newsrec", "input": [[1, 2]], "encoding_format": "base64"}, 200),
+    ("/v1/embeddings", "POST", "/v1/embeddings", {"model": "nope", "input": "x"}, 404),
+    ("/v1/embeddings", "POST", "/v1/embeddings", {"model": "classifier", "input": []}, 400),
+    # the shared daemon has server.model_control off (test_repository.py runs them on)
+    ("/v2/repository/index", "POST", "/v2/repository/index", {}, 403),
+    ("/v2/repository/models/{name}/load", "POST", "/v2/repository/models/classifier/load", {},
+     403),
+    ("/v2/repository/models/{name}/unload", "POST", "/v2/repository/models/classifier/unload", {},
+     403),
 ]
 
 

@@ -55,10 +55,11 @@ static const char *method_key(http_method m)
         return "put";
     case HTTP_DELETE:
         return "delete";
+    case HTTP_OPTIONS:
     case HTTP_OTHER:
         break;
     }
-    fail_msg("a route with method HTTP_OTHER");
+    fail_msg("a route with method HTTP_OPTIONS or HTTP_OTHER");
     return "";
 }
 
