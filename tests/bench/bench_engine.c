@@ -22,8 +22,12 @@
 static const char usage[] =
     "usage: bench_engine --model DIR [--threads N]\n"
     "\n"
+    "--threads N: the engine's threads, a team of N lanes (this thread and N-1 lent\n"
+    "ones, model/parallel.h), each with 1 OpenBLAS thread, as the daemon runs one\n"
+    "worker; FASTFORMER_KERNELS in the environment forces the GEMM kernel path.\n"
+    "\n"
     "Reads commands from stdin, answers one line each on stdout:\n"
-    "  info          -> ok D H I L P V corename\n"
+    "  info          -> ok D H I L P V corename kernel_path lanes\n"
     "  fwd B L N     -> ok SECONDS GFLOP CPU        N forwards of B x L random ids "
     "(model_encode_ids)\n"
     "  gemm B L N    -> ok SECONDS GFLOP CPU CALLS  N replays of that forward's cblas_sgemm calls\n"
@@ -107,6 +111,28 @@ static unsigned long use_clock;
  * the daemon's, which are sized from the batching limits. */
 static int ws_min_tokens, ws_min_seqs;
 
+/* The engine's team: lanes - 1 lent threads serve it for the process's life. */
+static parallel_team *team;
+static int lanes = 1;
+
+static void *lent_main(void *arg)
+{
+    parallel_team_serve(team, (int)(intptr_t)arg);
+    return NULL;
+}
+
+static int team_start(int n)
+{
+    static pthread_t lent[64];
+    if (n < 1 || n > 64 || !(team = parallel_team_new(n)))
+        return -1;
+    lanes = n;
+    for (int i = 1; i < n; i++)
+        if (pthread_create(&lent[i - 1], NULL, lent_main, (void *)(intptr_t)i) != 0)
+            return -1;
+    return 0;
+}
+
 static double now_seconds(void)
 {
     struct timespec ts;
@@ -150,8 +176,9 @@ static int shape_init(shape *s, const model *m, int batch, int length)
     const int d = m->config.encoder.hidden_size;
     s->batch = batch;
     s->length = length;
-    s->ws = model_workspace_new(m, batch * length > ws_min_tokens ? batch * length : ws_min_tokens,
-                                batch > ws_min_seqs ? batch : ws_min_seqs);
+    s->ws = model_workspace_new_lanes(
+        m, batch * length > ws_min_tokens ? batch * length : ws_min_tokens,
+        batch > ws_min_seqs ? batch : ws_min_seqs, lanes);
     s->ids = calloc((size_t)batch * (size_t)length, sizeof *s->ids);
     s->n_ids = calloc((size_t)batch, sizeof *s->n_ids);
     s->rows = calloc((size_t)batch, sizeof *s->rows);
@@ -160,6 +187,7 @@ static int shape_init(shape *s, const model *m, int batch, int length)
         shape_free(s);
         return -1;
     }
+    fastformer_workspace_set_team(s->ws, team);
     for (int i = 0; i < batch; i++) {
         s->rows[i] = s->ids + (size_t)i * (size_t)length;
         s->n_ids[i] = length;
@@ -276,6 +304,9 @@ static double par_run(const model *m, int workers, int batch, int length, int re
         if (!args[w].s->ws || args[w].s->slot != w || args[w].s->batch != batch ||
             args[w].s->length != length)
             return -1.0;
+    /* Each worker runs alone on its thread: the team is for single forwards. */
+    for (int w = 0; w < workers; w++)
+        fastformer_workspace_set_team(args[w].s->ws, NULL);
     pthread_barrier_init(&start, NULL, (unsigned)workers + 1);
     for (int w = 0; w < workers; w++) {
         if (pthread_create(&tids[w], NULL, par_main, &args[w]) != 0) {
@@ -288,6 +319,8 @@ static double par_run(const model *m, int workers, int batch, int length, int re
     for (int w = 0; w < workers; w++)
         pthread_join(tids[w], NULL);
     pthread_barrier_destroy(&start);
+    for (int w = 0; w < workers; w++)
+        fastformer_workspace_set_team(args[w].s->ws, team);
     /* Wall time from the first worker's start to the last one's end, read
      * by the workers themselves: on a busy machine this thread may be
      * scheduled long after the barrier opens. */
@@ -312,9 +345,10 @@ static void command(const model *m, const char *line)
     int b = 0, len = 0, n = 0, w = 0;
     if (strncmp(line, "info", 4) == 0) {
         const fastformer_dims *d = &m->config.encoder;
-        printf("ok %d %d %d %d %d %d %s\n", d->hidden_size, d->num_attention_heads,
+        printf("ok %d %d %d %d %d %d %s %s %d\n", d->hidden_size, d->num_attention_heads,
                d->intermediate_size, d->num_hidden_layers, d->max_position_embeddings,
-               m->config.vocab_size, openblas_get_corename());
+               m->config.vocab_size, openblas_get_corename(), gemm_path_name(m->kernel_path),
+               lanes);
     } else if (sscanf(line, "fwd %d %d %d", &b, &len, &n) == 3 && n >= 1 &&
                valid_shape(m, b, len)) {
         shape *s = shape_get(m, b, len, 0);
@@ -396,8 +430,12 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
-    if (threads > 0)
-        openblas_set_num_threads(threads);
+    /* One OpenBLAS thread per lane: the engine's threads are its team's. */
+    openblas_set_num_threads(1);
+    if (team_start(threads > 0 ? threads : 1) != 0) {
+        fprintf(stderr, "bench_engine: cannot start a team of %d threads\n", threads);
+        return 1;
+    }
     model *m = NULL;
     char err[512];
     if (model_load(dir, &m, err, sizeof err) != 0) {
@@ -420,5 +458,6 @@ int main(int argc, char **argv)
     for (int i = 0; i < MAX_SHAPES; i++)
         shape_free(&shapes[i]);
     model_free(m);
+    /* The lent threads are left serving: the process ends here. */
     return 0;
 }
