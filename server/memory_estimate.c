@@ -73,7 +73,8 @@ void memory_estimate_add_model(memory_estimate *e, const served_model *sm)
     assert(e && sm && sm->model && sm->n_workers >= 1 && sm->workspace_tokens >= 1);
     const model *m = sm->model;
     const int D = m->config.encoder.hidden_size;
-    size_t ws = model_workspace_bytes(m, sm->workspace_tokens, sm->max_batch_size);
+    size_t ws = model_workspace_bytes_lanes(m, sm->workspace_tokens, sm->max_batch_size,
+                                            sm->n_lanes >= 1 ? sm->n_lanes : 1);
     size_t pooled = ((size_t)sm->max_batch_size + 1) * (size_t)D * sizeof(float);
 
     e->weights += weights_bytes(m);
