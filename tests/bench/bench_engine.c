@@ -3,12 +3,14 @@
  * reply line per command on stdout, so that the driver can interleave these
  * measurements with others (GEMM-only, PyTorch) and take medians.
  *
- * The GEMM-only figure replays the exact cblas_sgemm calls of one forward:
- * this binary is linked with -Wl,--wrap=cblas_sgemm, so every call the engine
- * makes goes through __wrap_cblas_sgemm, which records its arguments (shapes,
- * strides, pointers into the real weights and workspace) when asked to. The
- * replay then calls the real cblas_sgemm with those arguments and nothing
- * else. Not a test: it prints timings only. */
+ * The GEMM-only figure replays the exact products of one forward: this
+ * binary is linked with -Wl,--wrap=cblas_sgemm,--wrap=gemm_run, so every
+ * product the engine computes (its own packed GEMM, or cblas_sgemm for an
+ * encoder that is not packed) goes through a wrapper that records its
+ * arguments (shapes, strides, pointers into the real weights and workspace)
+ * when asked to. The replay then runs the real products with those arguments
+ * and nothing else (the packed ones without their fused epilogues: the
+ * products alone). Not a test: it prints timings only. */
 #include <cblas.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -30,7 +32,7 @@ static const char usage[] =
     "  info          -> ok D H I L P V corename kernel_path lanes\n"
     "  fwd B L N     -> ok SECONDS GFLOP CPU        N forwards of B x L random ids "
     "(model_encode_ids)\n"
-    "  gemm B L N    -> ok SECONDS GFLOP CPU CALLS  N replays of that forward's cblas_sgemm calls\n"
+    "  gemm B L N    -> ok SECONDS GFLOP CPU CALLS  N replays of that forward's products\n"
     "  par W B L N   -> ok SECONDS GFLOP CPU        W threads, each with its own workspace, each\n"
     "                                               running N forwards at once (1 BLAS thread "
     "each)\n"
@@ -40,7 +42,9 @@ static const char usage[] =
     "sequences\n"
     "  quit\n"
     "SECONDS is wall time for all N, CPU the process's CPU seconds over them, GFLOP\n"
-    "fastformer_gemm_flops of one forward, CALLS the cblas_sgemm calls per forward.\n"
+    "fastformer_gemm_flops of one forward, CALLS the products (gemm_run or cblas_sgemm\n"
+    "calls) per forward; recorded and replayed on the calling thread, so use them\n"
+    "with --threads 1.\n"
     "Ids: id(s, t) = 1 + mix(s * 1000003 + t * 7919 + 12345) % (V - 1), the same\n"
     "function as tests/bench/torch_bench.py.\n";
 
@@ -57,7 +61,15 @@ void __wrap_cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE
                         const float *b, const blasint ldb, const float beta, float *c,
                         const blasint ldc);
 
+void __real_gemm_run(const gemm_weights *w, int m, const float *a, int lda, bool accumulate,
+                     float *c, int ldc, const gemm_epilogue *epi);
+void __wrap_gemm_run(const gemm_weights *w, int m, const float *a, int lda, bool accumulate,
+                     float *c, int ldc, const gemm_epilogue *epi);
+
 typedef struct {
+    bool packed; /* a gemm_run call (w, m, a, lda, accumulate, c, ldc), else cblas_sgemm */
+    gemm_weights w;
+    bool accumulate;
     enum CBLAS_ORDER order;
     enum CBLAS_TRANSPOSE ta, tb;
     blasint m, n, k, lda, ldb, ldc;
@@ -79,12 +91,43 @@ void __wrap_cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE
 {
     if (recording_on) {
         if (n_recorded < recording_cap)
-            recording[n_recorded++] =
-                (sgemm_call){order, ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c};
+            recording[n_recorded++] = (sgemm_call){.order = order,
+                                                   .ta = ta,
+                                                   .tb = tb,
+                                                   .m = m,
+                                                   .n = n,
+                                                   .k = k,
+                                                   .lda = lda,
+                                                   .ldb = ldb,
+                                                   .ldc = ldc,
+                                                   .alpha = alpha,
+                                                   .beta = beta,
+                                                   .a = a,
+                                                   .b = b,
+                                                   .c = c};
         else
             recording_overflow = 1;
     }
     __real_cblas_sgemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void __wrap_gemm_run(const gemm_weights *w, int m, const float *a, int lda, bool accumulate,
+                     float *c, int ldc, const gemm_epilogue *epi)
+{
+    if (recording_on) {
+        if (n_recorded < recording_cap)
+            recording[n_recorded++] = (sgemm_call){.packed = true,
+                                                   .w = *w,
+                                                   .accumulate = accumulate,
+                                                   .m = m,
+                                                   .lda = lda,
+                                                   .ldc = ldc,
+                                                   .a = a,
+                                                   .c = c};
+        else
+            recording_overflow = 1;
+    }
+    __real_gemm_run(w, m, a, lda, accumulate, c, ldc, epi);
 }
 
 /* ---- shapes: workspace, ids and recorded GEMMs per batch x length --------------- */
@@ -256,6 +299,10 @@ static void shape_replay(const shape *s)
 {
     for (size_t i = 0; i < s->n_calls; i++) {
         const sgemm_call *c = &s->calls[i];
+        if (c->packed) {
+            __real_gemm_run(&c->w, c->m, c->a, c->lda, c->accumulate, c->c, c->ldc, NULL);
+            continue;
+        }
         __real_cblas_sgemm(c->order, c->ta, c->tb, c->m, c->n, c->k, c->alpha, c->a, c->lda, c->b,
                            c->ldb, c->beta, c->c, c->ldc);
     }
