@@ -251,7 +251,7 @@ fixtures:
 # ---- benchmarks (never part of `make test`) -----------------------------------
 # make bench [BENCH_QUICK=1] [BENCH_ONLY=ort,length,...]: tests/bench/run_bench.py
 # writes build/bench/results.md, results.json, length.csv and length.svg.
-# bench_engine wraps cblas_sgemm to replay the engine's exact GEMM calls.
+# bench_engine wraps gemm_run and cblas_sgemm to replay the engine's exact products.
 # ONNX Runtime (the CPU library ships in the npm package) goes into build/bench/ort;
 # --ignore-scripts skips its install script, which downloads GPU libraries from a
 # host that cannot be reached. When npm or the install fails, the bench still runs
@@ -263,7 +263,7 @@ ORT_DIR := build/bench/ort
 ORT_STAMP := $(ORT_DIR)/.installed-$(ORT_VERSION)
 
 $(BENCH_ENGINE): $(B)/obj/tests/bench/bench_engine.o $(B)/libmodel.a
-	$(QUIET_LD)$(CC) $(ALL_LDFLAGS) -Wl,--wrap=cblas_sgemm -o $@ $^ $(LIBS)
+	$(QUIET_LD)$(CC) $(ALL_LDFLAGS) -Wl,--wrap=cblas_sgemm,--wrap=gemm_run -o $@ $^ $(LIBS)
 
 -include $(B)/obj/tests/bench/bench_engine.d
 

@@ -440,6 +440,8 @@ static int serve(daemon_state *d)
     d->metrics = metrics_new(api_route_labels, (int)api_n_routes);
     model_registry_events ev = {.user = d, .on_progress = on_load_progress, .on_loaded = on_loaded};
     d->registry = model_registry_new((int)cfg->batching.workers, &ev);
+    if (d->registry)
+        model_registry_set_lanes(d->registry, (int)cfg->batching.engine_threads);
     int max_batch = 1;
     for (size_t i = 0; i < cfg->n_models; i++) {
         int b = (int)settings_model_max_batch_size(cfg, &cfg->models[i]);
@@ -456,6 +458,7 @@ static int serve(daemon_state *d)
     }
     worker_options wo = {.n_workers = (int)cfg->batching.workers,
                          .blas_threads = (int)cfg->batching.blas_threads,
+                         .engine_threads = (int)cfg->batching.engine_threads,
                          .observer = {.user = d->metrics,
                                       .on_batch = obs_batch,
                                       .on_queue_wait = obs_queue_wait,
@@ -498,10 +501,10 @@ static int serve(daemon_state *d)
     }
     const char *host = cfg->server.listen.host;
     bool v6 = strchr(host, ':') != NULL;
-    log_info("fastformerd %s listening on http://%s%s%s:%d (%u worker%s x %u BLAS thread%s)",
+    log_info("fastformerd %s listening on http://%s%s%s:%d (%u worker%s x %u engine thread%s)",
              FASTFORMERD_VERSION, v6 ? "[" : "", host, v6 ? "]" : "", http_server_port(d->http),
              cfg->batching.workers, cfg->batching.workers == 1 ? "" : "s",
-             cfg->batching.blas_threads, cfg->batching.blas_threads == 1 ? "" : "s");
+             cfg->batching.engine_threads, cfg->batching.engine_threads == 1 ? "" : "s");
     notify_status("listening; loading %zu model%s", cfg->n_models, cfg->n_models == 1 ? "" : "s");
 
     model_spec *specs = specs_from(cfg);

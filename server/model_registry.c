@@ -20,6 +20,7 @@ typedef struct {
 struct model_registry {
     pthread_mutex_t mu;
     int n_workers;
+    int n_lanes;
     model_registry_events ev;
 
     served_model **set; /* current set (one reference each), configuration order */
@@ -140,14 +141,15 @@ static void report_ready(const model_registry *reg, const served_model *sm)
     if (!reg->ev.on_progress)
         return;
     char msg[600];
-    double mib =
-        (double)model_workspace_bytes(sm->model, sm->workspace_tokens, sm->max_batch_size) *
-        reg->n_workers / (1024.0 * 1024.0);
+    double mib = (double)model_workspace_bytes_lanes(sm->model, sm->workspace_tokens,
+                                                     sm->max_batch_size, sm->n_lanes) *
+                 reg->n_workers / (1024.0 * 1024.0);
     snprintf(msg, sizeof msg,
              "model '%s' (%s) ready in %.2f s: %d workspace%s of %d tokens / %d sequences, "
-             "%.1f MiB",
+             "%.1f MiB; %s kernels",
              sm->name, model_task_name(sm->model->config.task), sm->load_seconds, reg->n_workers,
-             reg->n_workers == 1 ? "" : "s", sm->workspace_tokens, sm->max_batch_size, mib);
+             reg->n_workers == 1 ? "" : "s", sm->workspace_tokens, sm->max_batch_size, mib,
+             gemm_path_name(sm->model->kernel_path));
     reg->ev.on_progress(reg->ev.user, msg);
 }
 
@@ -168,6 +170,7 @@ static int load_one(model_registry *reg, const spec_copy *spec, served_model **o
     sm->name = strdup(spec->name);
     sm->path = strdup(spec->path);
     sm->n_workers = reg->n_workers;
+    sm->n_lanes = reg->n_lanes;
     if (!sm->name || !sm->path) {
         snprintf(err, err_cap, "model '%s': out of memory", spec->name);
         goto fail;
@@ -198,7 +201,7 @@ static int load_one(model_registry *reg, const spec_copy *spec, served_model **o
     if (!sm->ws || !sm->pooled)
         goto oom;
     for (int i = 0; i < reg->n_workers; i++) {
-        sm->ws[i] = model_workspace_new(m, ws_tokens, sm->max_batch_size);
+        sm->ws[i] = model_workspace_new_lanes(m, ws_tokens, sm->max_batch_size, sm->n_lanes);
         /* one spare row for the warm-up's user vector */
         sm->pooled[i] = malloc(((size_t)sm->max_batch_size + 1) * (size_t)D * sizeof(float));
         if (!sm->ws[i] || !sm->pooled[i])
@@ -261,9 +264,16 @@ model_registry *model_registry_new(int n_workers, const model_registry_events *e
         return NULL;
     }
     reg->n_workers = n_workers;
+    reg->n_lanes = 1;
     if (events)
         reg->ev = *events;
     return reg;
+}
+
+void model_registry_set_lanes(model_registry *reg, int n_lanes)
+{
+    assert(n_lanes >= 1);
+    reg->n_lanes = n_lanes;
 }
 
 static void free_load_names(model_registry *reg)

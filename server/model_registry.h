@@ -31,9 +31,11 @@ struct served_model {
     int max_batch_size;        /* effective limits (per-model or the batching section's) */
     int max_batch_tokens;      /* >= model_max_tokens (raised at load if configured lower) */
     int workspace_tokens;      /* rows of each workspace: model_registry_workspace_tokens() */
-    fastformer_workspace **ws; /* (n_workers) one per worker, worker i uses ws[i] only */
+    fastformer_workspace **ws; /* (n_workers) one per worker, worker i uses ws[i] only; each
+                                  holds n_lanes lanes (the worker's engine threads) */
     float **pooled;            /* (n_workers) worker i's (max_batch_size + 1, D) output rows */
     int n_workers;
+    int n_lanes;
     int64_t load_time_unix_ms; /* when it became ready (wall clock) */
     double load_seconds;       /* load + catalog + warm-up time */
     _Atomic int queued_items;  /* items of this model waiting in the batcher now (the
@@ -80,6 +82,10 @@ typedef struct model_registry model_registry;
 
 /* An empty registry for n_workers workers. Main thread. NULL when out of memory. */
 model_registry *model_registry_new(int n_workers, const model_registry_events *events);
+/* Workspaces of models loaded from now on hold n_lanes >= 1 lanes, for
+ * workers whose engine runs on that many threads (default 1). Main thread,
+ * before the first load. */
+void model_registry_set_lanes(model_registry *reg, int n_lanes);
 
 /* Joins a running loader, releases the current set and frees. Requests still
  * holding served_models keep them alive. Main thread. */

@@ -96,8 +96,9 @@ const settings_spec settings_specs[] = {
     UINT_ROW("batching", "max_queue_delay_us", settings, batching.max_queue_delay_us, 0, 10000000,
              2000, 0),
     UINT_ROW("batching", "max_queue", settings, batching.max_queue, 1, 1000000, 1024, 0),
-    UINT_ROW("batching", "workers", settings, batching.workers, 1, 256, 2, 0),
+    UINT_ROW("batching", "workers", settings, batching.workers, 1, 256, 1, 0),
     UINT_ROW("batching", "blas_threads", settings, batching.blas_threads, 1, 256, 1, 0),
+    UINT_ROW("batching", "engine_threads", settings, batching.engine_threads, 1, 256, 2, 0),
 
     ENUM_ROW("logging", "format", settings, logging.format, log_formats, LOG_FORMAT_TEXT),
     ENUM_ROW("logging", "level", settings, logging.level, log_levels, LOG_LEVEL_INFO),

@@ -66,6 +66,8 @@ typedef struct {
     uint32_t max_queue;          /* queued requests before 429/503 */
     uint32_t workers;            /* inference threads */
     uint32_t blas_threads;       /* OpenBLAS threads per process; workers * blas_threads <= cores */
+    uint32_t engine_threads;     /* engine threads per worker (the worker and lent ones);
+                                    workers * engine_threads <= cores */
 } settings_batching;
 
 typedef struct {

@@ -136,8 +136,9 @@ def header(res, quick):
         f"{res.get('torch_version', 'torch n/a')} on the same OpenBLAS",
         "- Threads: every measured process gets OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = its "
         "thread count (ONNX Runtime: intraOpNumThreads, interOpNumThreads 1; PyTorch: "
-        "torch.set_num_threads); each section says which counts it runs; fastformerd with "
-        "workers 2 x blas_threads 1; wrk with 1 thread on the same 2 cores",
+        "torch.set_num_threads), except the engine: T engine threads (a team of T lanes) x 1 "
+        "OpenBLAS thread; each section says which counts it runs; fastformerd with workers 1 x "
+        "engine_threads 2 (its default); wrk with 1 thread on the same 2 cores",
         "- Wall-clock figures decide the targets. Beside them, the same ratios in CPU time "
         "(process CPU seconds): on a shared machine a process that never sleeps gets a fraction "
         "of a core while one that sleeps between requests is scheduled at once, so wall ratios "

@@ -34,8 +34,9 @@ static void assert_defaults(const settings *s)
     assert_int_equal(s->batching.max_batch_tokens, 8192);
     assert_int_equal(s->batching.max_queue_delay_us, 2000);
     assert_int_equal(s->batching.max_queue, 1024);
-    assert_int_equal(s->batching.workers, 2);
+    assert_int_equal(s->batching.workers, 1);
     assert_int_equal(s->batching.blas_threads, 1);
+    assert_int_equal(s->batching.engine_threads, 2);
     assert_int_equal(s->logging.format, LOG_FORMAT_TEXT);
     assert_int_equal(s->logging.level, LOG_LEVEL_INFO);
     assert_int_equal(s->n_models, 0);
@@ -224,6 +225,8 @@ static const struct {
      "conf/x.yaml:2: batching.workers: expected an integer in [1, 256], got '257'"},
     {"batching:\n  blas_threads: 0\n",
      "conf/x.yaml:2: batching.blas_threads: expected an integer in [1, 256], got '0'"},
+    {"batching:\n  engine_threads: 0\n",
+     "conf/x.yaml:2: batching.engine_threads: expected an integer in [1, 256], got '0'"},
     {"server:\n  max_connections: 0\n",
      "conf/x.yaml:2: server.max_connections: expected an integer in [1, 65536], got '0'"},
     {"server:\n  max_body_bytes: 1023\n",
@@ -555,7 +558,8 @@ static void test_shipped_config_parses(void **state)
         fail_msg("%s", err);
     assert_string_equal(s.server.listen.text, "127.0.0.1:8080");
     assert_int_equal(s.batching.max_batch_size, 32);
-    assert_int_equal(s.batching.workers, 2);
+    assert_int_equal(s.batching.workers, 1);
+    assert_int_equal(s.batching.engine_threads, 2);
     assert_true(s.n_models >= 3);
     assert_non_null(settings_find_model(&s, "imdb-sentiment"));
     assert_non_null(settings_find_model(&s, "agnews-topic"));
