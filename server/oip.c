@@ -26,16 +26,14 @@ void oip_server_metadata(http_request *r, void *vctx)
 {
     api_context *ctx = vctx;
     /* "model_repository": /v2/repository/... (api_repository.c), when on */
-    http_request_respond_json(r, 200,
-                              ctx->model_control
-                                  ? json_pack("{s:s,s:s,s:[s,s,s]}", "name", "fastformerd",
-                                              "version", ctx->version ? ctx->version : "",
-                                              "extensions", "binary_tensor_data",
-                                              "classification", "model_repository")
-                                  : json_pack("{s:s,s:s,s:[s,s]}", "name", "fastformerd",
-                                              "version", ctx->version ? ctx->version : "",
-                                              "extensions", "binary_tensor_data",
-                                              "classification"));
+    http_request_respond_json(
+        r, 200,
+        ctx->model_control ? json_pack("{s:s,s:s,s:[s,s,s]}", "name", "fastformerd", "version",
+                                       ctx->version ? ctx->version : "", "extensions",
+                                       "binary_tensor_data", "classification", "model_repository")
+                           : json_pack("{s:s,s:s,s:[s,s]}", "name", "fastformerd", "version",
+                                       ctx->version ? ctx->version : "", "extensions",
+                                       "binary_tensor_data", "classification"));
 }
 
 void oip_health_live(http_request *r, void *ctx)
