@@ -367,13 +367,46 @@ static void linear(const run_state *s, const linear_job *j)
         linear_rows(j, 0, j->rows);
 }
 
+/* The per-sequence part of the additive attention, in place in Q|K: for
+ * each sequence, alpha's softmax (s->att holds its logits), qg, P = (K0 + bk)
+ * * qg in K's slot, key_att(P), beta, kg, then U = kg * (Q0 + bq) in P's slot. */
+static void additive_attention(const fastformer_layer *l, run_state *s, const float *qatt_bias)
+{
+    const int d = s->d, h = s->h, ld = 2 * d;
+    float *q = s->qk, *k = s->qk + d, *glob = s->vec;
+    const float *bq = l->qk_bias, *bk = l->qk_bias + d;
+    for (int si = 0; si < s->n_seqs; si++) {
+        const int r0 = s->seq_start[si] - s->row0, n = s->seq_start[si + 1] - s->seq_start[si];
+        if (n == 0)
+            continue;
+        float *att = s->att + (size_t)r0 * (size_t)h;
+        float *qs = q + (size_t)r0 * ld, *ks = k + (size_t)r0 * ld;
+        kernels_softmax_masked_cols(att, n, h, qatt_bias, s->inv_scale, s->mask + r0, s->col);
+        kernels_head_weighted_sum(glob, att, qs, ld, n, h, s->dh);
+        for (int j = 0; j < d; j++)
+            glob[j] += bq[j];
+        kernels_bias_mul_rows(ks, ld, ks, ld, n, d, bk, glob);
+        linear_rows(&(linear_job){.packed = &l->key_att_packed,
+                                  .w = l->key_att_weight,
+                                  .rows = n,
+                                  .n = h,
+                                  .k = d,
+                                  .a = ks,
+                                  .lda = ld,
+                                  .c = att,
+                                  .ldc = h},
+                    0, n);
+        kernels_softmax_masked_cols(att, n, h, l->key_att_bias, s->inv_scale, s->mask + r0, s->col);
+        kernels_head_weighted_sum(glob, att, ks, ld, n, h, s->dh);
+        kernels_bias_mul_rows(ks, ld, qs, ld, n, d, bq, glob);
+    }
+}
+
 /* One FastformerLayer over all rows: X (s->x) becomes the layer's output Y. */
 static void layer_forward(const fastformer_layer *l, run_state *s)
 {
     const int d = s->d, h = s->h, ld = 2 * d, rows = s->n_rows;
     float *q = s->qk, *k = s->qk + d;
-    const float *bq = l->qk_bias, *bk = l->qk_bias + d;
-    float *glob = s->vec;
 
     /* Q0|K0 = X [Wq;Wk]^T without biases. Rather than passes adding biases to
      * Q0, they are carried along: query_att(Q0 + bq) = Q0 Wa^T + (Wa bq + ba);
@@ -414,31 +447,7 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
                             .lda = ld,
                             .c = s->att,
                             .ldc = h});
-    for (int si = 0; si < s->n_seqs; si++) {
-        const int r0 = s->seq_start[si] - s->row0, n = s->seq_start[si + 1] - s->seq_start[si];
-        if (n == 0)
-            continue;
-        float *att = s->att + (size_t)r0 * (size_t)h;
-        float *qs = q + (size_t)r0 * ld, *ks = k + (size_t)r0 * ld;
-        kernels_softmax_masked_cols(att, n, h, qatt_bias, s->inv_scale, s->mask + r0, s->col);
-        kernels_head_weighted_sum(glob, att, qs, ld, n, h, s->dh);
-        for (int j = 0; j < d; j++)
-            glob[j] += bq[j];
-        kernels_bias_mul_rows(ks, ld, ks, ld, n, d, bk, glob);
-        linear_rows(&(linear_job){.packed = &l->key_att_packed,
-                                  .w = l->key_att_weight,
-                                  .rows = n,
-                                  .n = h,
-                                  .k = d,
-                                  .a = ks,
-                                  .lda = ld,
-                                  .c = att,
-                                  .ldc = h},
-                    0, n);
-        kernels_softmax_masked_cols(att, n, h, l->key_att_bias, s->inv_scale, s->mask + r0, s->col);
-        kernels_head_weighted_sum(glob, att, ks, ld, n, h, s->dh);
-        kernels_bias_mul_rows(ks, ld, qs, ld, n, d, bq, glob);
-    }
+    additive_attention(l, s, qatt_bias);
 
     /* out0 = transform(U) + Q0 in Q's slot (out = out0 + bq + bt). */
     linear(s, &(linear_job){.packed = &l->transform_packed,
