@@ -140,7 +140,7 @@ void gemm_run(const gemm_weights *w, int m, const float *a, int lda, bool accumu
     for (int i = 0; i < m; i += pi->mr) {
         const int mr = m - i < pi->mr ? m - i : pi->mr;
         float *ci = c + (size_t)i * (size_t)ldc;
-        pi->block(w, mr, a + (size_t)i * (size_t)lda, lda, accumulate, ci, ldc);
+        pi->block(w->panels, w->n, w->k, mr, a + (size_t)i * (size_t)lda, lda, accumulate, ci, ldc);
         /* The block's rows are still in L1: finish them now. */
         switch (kind) {
         case GEMM_EPI_NONE:

@@ -7,15 +7,14 @@
 #define MR GEMM_PLAIN_MR
 #define NR GEMM_PLAIN_NR
 
-void gemm_block_plain(const gemm_weights *w, int mr, const float *a, int lda, bool accumulate,
-                      float *c, int ldc)
+void gemm_block_plain(const float *panels, int n, int k, int mr, const float *a, int lda,
+                      bool accumulate, float *c, int ldc)
 {
-    const int k = w->k, n = w->n;
     const float *ar[MR];
     for (int i = 0; i < MR; i++)
         ar[i] = a + (size_t)(i < mr ? i : mr - 1) * (size_t)lda;
     for (int p = 0; p * NR < n; p++) {
-        const float *bp = w->panels + (size_t)p * (size_t)k * NR;
+        const float *bp = panels + (size_t)p * (size_t)k * NR;
         float t[MR * NR] = {0};
         for (int kk = 0; kk < k; kk++, bp += NR)
             for (int i = 0; i < MR; i++) {
