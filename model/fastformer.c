@@ -36,7 +36,6 @@
 #include <assert.h>
 #include <cblas.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -346,12 +345,13 @@ static int linear_align(const linear_job *j)
     return j->packed->panels ? gemm_path_rows(j->packed->path) : 8;
 }
 
-static void linear_lane(void *arg, int lane, int n_lanes)
+/* Items are blocks of linear_align rows. */
+static void linear_blocks(void *arg, int lane, int begin, int end)
 {
+    (void)lane;
     const linear_job *j = arg;
-    int r0, r1;
-    parallel_split(j->rows, linear_align(j), lane, n_lanes, &r0, &r1);
-    linear_rows(j, r0, r1);
+    const int align = linear_align(j);
+    linear_rows(j, begin * align, end * align < j->rows ? end * align : j->rows);
 }
 
 /* Products below this many multiply-adds run on one lane: waking the others
@@ -360,9 +360,9 @@ static void linear_lane(void *arg, int lane, int n_lanes)
 
 static void linear(const run_state *s, const linear_job *j)
 {
-    if (s->team && j->rows >= 2 * linear_align(j) &&
-        (long)j->rows * j->n * j->k >= FF_SPLIT_MIN_MACS)
-        parallel_run(s->team, linear_lane, (void *)j);
+    const int align = linear_align(j);
+    if (s->team && j->rows >= 2 * align && (long)j->rows * j->n * j->k >= FF_SPLIT_MIN_MACS)
+        parallel_for(s->team, (j->rows + align - 1) / align, 1, linear_blocks, (void *)j);
     else
         linear_rows(j, 0, j->rows);
 }
@@ -607,24 +607,21 @@ static run_state lane_state(const run_state *base, const fastformer_workspace *w
     return s;
 }
 
-/* Whole chunks per lane, taken in turn from a shared counter (so that a lane
- * slowed by a busy machine takes fewer). */
+/* Whole chunks per lane, each lane on its own scratch, taken one at a time
+ * (so that a lane slowed by a busy machine takes fewer). */
 typedef struct {
     const fastformer_encoder *enc;
     const fastformer_workspace *ws;
     const ws_layout *l;
     const run_state *base;
     float *pooled;
-    int n_chunks;
-    _Atomic int next;
 } chunks_job;
 
-static void chunks_lane(void *arg, int lane, int n_lanes)
+static void chunks_lane(void *arg, int lane, int begin, int end)
 {
-    (void)n_lanes;
-    chunks_job *j = arg;
+    const chunks_job *j = arg;
     run_state s = lane_state(j->base, j->ws, j->l, lane);
-    for (int c; (c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < j->n_chunks;)
+    for (int c = begin; c < end; c++)
         chunk_run(j->enc, j->ws, &s, j->ws->chunk_seq[c], j->ws->chunk_seq[c + 1], j->pooled);
 }
 
@@ -668,14 +665,9 @@ void fastformer_encode(const fastformer_encoder *enc, fastformer_workspace *ws, 
          * the rows each so that every lane gets work. */
         int share = (total_rows + n_lanes - 1) / n_lanes;
         int max_rows = share < l.chunk_rows ? (share > 0 ? share : 1) : l.chunk_rows;
-        chunks_job j = {.enc = enc,
-                        .ws = ws,
-                        .l = &l,
-                        .base = &base,
-                        .pooled = pooled,
-                        .n_chunks = chunks_plan(starts, n_seqs, max_rows, ws->chunk_seq)};
-        atomic_init(&j.next, 0);
-        parallel_run(ws->team, chunks_lane, &j);
+        chunks_job j = {.enc = enc, .ws = ws, .l = &l, .base = &base, .pooled = pooled};
+        parallel_for(ws->team, chunks_plan(starts, n_seqs, max_rows, ws->chunk_seq), 1, chunks_lane,
+                     &j);
         return;
     }
     /* One lane's chunks in turn, each product split across the team. */
