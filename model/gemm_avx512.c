@@ -42,7 +42,7 @@
 TARGET void gemm_block_avx512(const float *panels, int n, int k, int mr, const float *a, int lda,
                               bool accumulate, float *c, int ldc)
 {
-#define ROW_PTR(i) a + (size_t)((i) < mr ? (i) : mr - 1) * (size_t)lda
+#define ROW_PTR(i) (a + (size_t)((i) < mr ? (i) : mr - 1) * (size_t)lda)
     const float *a0 = ROW_PTR(0), *a1 = ROW_PTR(1), *a2 = ROW_PTR(2), *a3 = ROW_PTR(3);
     const float *a4 = ROW_PTR(4), *a5 = ROW_PTR(5), *a6 = ROW_PTR(6), *a7 = ROW_PTR(7);
 #undef ROW_PTR
