@@ -1,6 +1,7 @@
 /* gemm_kernels: the micro-kernels behind gemm.h, one per path, private to
- * gemm.c. Each computes the rows [0, mr) of C (mr <= the path's MR) for all
- * n columns, panel by panel (the packed panels of an n x k weight, gemm.h),
+ * gemm.c. Each computes the rows [0, mr) of C (mr <= the path's MR) for the
+ * columns of panels [p0, p1) (NR columns each from column p0 * NR; c points at
+ * column 0) of the packed panels of an n x k weight (gemm.h),
  * from A (row stride lda, k columns): C = A W^T, plus the
  * old C when accumulate. Rows past mr are computed from row mr-1 and not
  * stored; columns past n are not stored. The avx2 and avx512 ones are
@@ -18,8 +19,8 @@
 #define GEMM_AVX512_MR 8
 #define GEMM_AVX512_NR 32
 
-typedef void gemm_block_fn(const float *panels, int n, int k, int mr, const float *a, int lda,
-                           bool accumulate, float *c, int ldc);
+typedef void gemm_block_fn(const float *panels, int n, int k, int p0, int p1, int mr,
+                           const float *a, int lda, bool accumulate, float *c, int ldc);
 
 gemm_block_fn gemm_block_plain;
 gemm_block_fn gemm_block_avx2;

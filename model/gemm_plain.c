@@ -19,13 +19,13 @@ static inline v4 load4(const float *p)
     return v;
 }
 
-void gemm_block_plain(const float *panels, int n, int k, int mr, const float *a, int lda,
-                      bool accumulate, float *c, int ldc)
+void gemm_block_plain(const float *panels, int n, int k, int p0, int p1, int mr, const float *a,
+                      int lda, bool accumulate, float *c, int ldc)
 {
     const float *ar[MR];
     for (int i = 0; i < MR; i++)
         ar[i] = a + (size_t)(i < mr ? i : mr - 1) * (size_t)lda;
-    for (int p = 0; p * NR < n; p++) {
+    for (int p = p0; p < p1; p++) {
         const float *bp = panels + (size_t)p * (size_t)k * NR;
         v4 acc[MR][2] = {{{0}}};
         for (int kk = 0; kk < k; kk++, bp += NR) {
