@@ -354,17 +354,39 @@ static void linear_blocks(void *arg, int lane, int begin, int end)
     linear_rows(j, begin * align, end * align < j->rows ? end * align : j->rows);
 }
 
+/* Items are panels of W's columns, for products of few rows: each lane reads
+ * only its share of W (split by rows, every lane would read all of it). A
+ * LayerNorm epilogue needs whole rows: it runs after, in linear. */
+static void linear_panels(void *arg, int lane, int begin, int end)
+{
+    (void)lane;
+    const linear_job *j = arg;
+    const gemm_epilogue none = {.kind = GEMM_EPI_NONE};
+    gemm_run_panels(j->packed, begin, end, j->rows, j->a, j->lda, j->accumulate, j->c, j->ldc,
+                    j->epi.kind == GEMM_EPI_BIAS_LN ? &none : &j->epi);
+}
+
 /* Products below this many multiply-adds run on one lane: waking the others
  * would cost more than it saves. */
 #define FF_SPLIT_MIN_MACS (1L << 18)
+/* Products of at most this many rows split by columns (linear_panels). */
+#define FF_SPLIT_COLUMNS_MAX_ROWS 64
 
 static void linear(const run_state *s, const linear_job *j)
 {
     const int align = linear_align(j);
-    if (s->team && j->rows >= 2 * align && (long)j->rows * j->n * j->k >= FF_SPLIT_MIN_MACS)
+    const bool split = s->team && (long)j->rows * j->n * j->k >= FF_SPLIT_MIN_MACS;
+    if (split && j->packed->panels && j->rows <= FF_SPLIT_COLUMNS_MAX_ROWS &&
+        gemm_panels(j->packed) >= 2) {
+        parallel_for(s->team, gemm_panels(j->packed), 1, linear_panels, (void *)j);
+        if (j->epi.kind == GEMM_EPI_BIAS_LN)
+            kernels_layernorm_rows(j->c, j->ldc, j->rows, j->n, j->epi.bias, j->epi.gamma,
+                                   j->epi.beta, j->epi.eps);
+    } else if (split && j->rows >= 2 * align) {
         parallel_for(s->team, (j->rows + align - 1) / align, 1, linear_blocks, (void *)j);
-    else
+    } else {
         linear_rows(j, 0, j->rows);
+    }
 }
 
 /* The per-sequence part of the additive attention, in place in Q|K: for

@@ -145,36 +145,53 @@ static int group_rows(const path_info *pi, int k)
     return rows > pi->mr ? rows : pi->mr;
 }
 
-static void epilogue_rows(const gemm_epilogue *epi, float *c, int ldc, int rows, int n)
+int gemm_panels(const gemm_weights *w)
+{
+    return (w->n + w->nr - 1) / w->nr;
+}
+
+/* The columns [col0, col0 + n_cols) of rows [0, rows) of C after the product. */
+static void epilogue_cols(const gemm_epilogue *epi, float *c, int ldc, int rows, int col0,
+                          int n_cols)
 {
     switch (epi ? epi->kind : GEMM_EPI_NONE) {
     case GEMM_EPI_NONE:
         break;
     case GEMM_EPI_BIAS_GELU:
-        kernels_bias_gelu_rows(c, ldc, rows, n, epi->bias);
+        kernels_bias_gelu_rows(c + col0, ldc, rows, n_cols, epi->bias + col0);
         break;
     case GEMM_EPI_BIAS_LN:
-        kernels_layernorm_rows(c, ldc, rows, n, epi->bias, epi->gamma, epi->beta, epi->eps);
+        assert(col0 == 0);
+        kernels_layernorm_rows(c, ldc, rows, n_cols, epi->bias, epi->gamma, epi->beta, epi->eps);
         break;
+    }
+}
+
+void gemm_run_panels(const gemm_weights *w, int p0, int p1, int m, const float *a, int lda,
+                     bool accumulate, float *c, int ldc, const gemm_epilogue *epi)
+{
+    assert(m >= 0 && lda >= w->k && ldc >= w->n && 0 <= p0 && p0 <= p1 && p1 <= gemm_panels(w));
+    const path_info *pi = info(w->path);
+    const int group = group_rows(pi, w->k), col0 = p0 * pi->nr;
+    const int col1 = p1 * pi->nr < w->n ? p1 * pi->nr : w->n;
+    assert(!epi || epi->kind != GEMM_EPI_BIAS_LN || (p0 == 0 && col1 == w->n));
+    for (int g = 0; g < m; g += group) {
+        const int gm = m - g < group ? m - g : group;
+        const float *ag = a + (size_t)g * (size_t)lda;
+        float *cg = c + (size_t)g * (size_t)ldc;
+        for (int p = p0; p < p1; p++)
+            for (int i = 0; i < gm; i += pi->mr)
+                pi->block(w->panels, w->n, w->k, p, p + 1, gm - i < pi->mr ? gm - i : pi->mr,
+                          ag + (size_t)i * (size_t)lda, lda, accumulate,
+                          cg + (size_t)i * (size_t)ldc, ldc);
+        /* The group's rows are still in L2: finish them now. */
+        if (col1 > col0)
+            epilogue_cols(epi, cg, ldc, gm, col0, col1 - col0);
     }
 }
 
 void gemm_run(const gemm_weights *w, int m, const float *a, int lda, bool accumulate, float *c,
               int ldc, const gemm_epilogue *epi)
 {
-    assert(m >= 0 && lda >= w->k && ldc >= w->n);
-    const path_info *pi = info(w->path);
-    const int n_panels = (w->n + pi->nr - 1) / pi->nr, group = group_rows(pi, w->k);
-    for (int g = 0; g < m; g += group) {
-        const int gm = m - g < group ? m - g : group;
-        const float *ag = a + (size_t)g * (size_t)lda;
-        float *cg = c + (size_t)g * (size_t)ldc;
-        for (int p = 0; p < n_panels; p++)
-            for (int i = 0; i < gm; i += pi->mr)
-                pi->block(w->panels, w->n, w->k, p, p + 1, gm - i < pi->mr ? gm - i : pi->mr,
-                          ag + (size_t)i * (size_t)lda, lda, accumulate,
-                          cg + (size_t)i * (size_t)ldc, ldc);
-        /* The group's rows are still in L2: finish them now. */
-        epilogue_rows(epi, cg, ldc, gm, w->n);
-    }
+    gemm_run_panels(w, 0, gemm_panels(w), m, a, lda, accumulate, c, ldc, epi);
 }
