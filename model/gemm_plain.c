@@ -37,7 +37,9 @@ void gemm_block_plain(const float *panels, int n, int k, int p0, int p1, int mr,
             }
         }
         float t[MR * NR];
-        memcpy(t, acc, sizeof t);
+        for (int i = 0; i < MR; i++)
+            for (int h = 0; h < 2; h++)
+                memcpy(t + i * NR + 4 * h, &acc[i][h], 4 * sizeof(float));
         const int nc = n - p * NR < NR ? n - p * NR : NR;
         gemm_store_edge(t, NR, mr, nc, accumulate, c + (size_t)p * NR, ldc);
     }
