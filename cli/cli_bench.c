@@ -131,26 +131,31 @@ static void bench_team_stop(bench_team *t)
     t->team = NULL;
 }
 
-int cli_bench(int argc, char **argv)
+typedef struct {
+    const char *model_dir;
+    int threads;
+    const char *kernels; /* NULL: FASTFORMER_KERNELS or the best path */
+    double min_seconds;
+} bench_options;
+
+/* Parses bench's options into *o; returns -1 to go on, else the exit code. */
+static int bench_parse(int argc, char **argv, bench_options *o)
 {
     static const struct option options[] = {
         {"model", required_argument, NULL, 'm'},   {"threads", required_argument, NULL, 't'},
         {"kernels", required_argument, NULL, 'k'}, {"min-seconds", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
-    const char *model_dir = NULL;
-    int threads = 1;
-    const char *kernels = NULL;
-    double min_seconds = 1.0;
+    *o = (bench_options){.threads = 1, .min_seconds = 1.0};
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, "+:m:t:k:s:h", options, NULL)) != -1) {
         switch (c) {
         case 'm':
-            model_dir = optarg;
+            o->model_dir = optarg;
             break;
         case 't':
-            if (cli_parse_int("bench", "--threads", optarg, 256, &threads) != 0)
+            if (cli_parse_int("bench", "--threads", optarg, 256, &o->threads) != 0)
                 return CLI_EXIT_USAGE;
             break;
         case 'k': {
@@ -159,13 +164,14 @@ int cli_bench(int argc, char **argv)
                 cli_error("bench", "--kernels: expected plain, avx2 or avx512, got '%s'", optarg);
                 return CLI_EXIT_USAGE;
             }
-            kernels = optarg;
+            o->kernels = optarg;
             break;
         }
         case 's': {
             char *end = NULL;
-            min_seconds = strtod(optarg, &end);
-            if (end == optarg || *end != '\0' || !(min_seconds >= 0.0 && min_seconds <= 3600.0)) {
+            o->min_seconds = strtod(optarg, &end);
+            if (end == optarg || *end != '\0' ||
+                !(o->min_seconds >= 0.0 && o->min_seconds <= 3600.0)) {
                 cli_error("bench", "--min-seconds: expected seconds from 0 to 3600, got '%s'",
                           optarg);
                 return CLI_EXIT_USAGE;
@@ -183,18 +189,30 @@ int cli_bench(int argc, char **argv)
         cli_error("bench", "unexpected argument '%s' (see bench --help)", argv[optind]);
         return CLI_EXIT_USAGE;
     }
-    if (!model_dir) {
+    if (!o->model_dir) {
         cli_error("bench", "missing --model DIR (see bench --help)");
         return CLI_EXIT_USAGE;
     }
+    if (o->threads < 1) {
+        cli_error("bench", "--threads: expected 1 to 256, got %d", o->threads);
+        return CLI_EXIT_USAGE;
+    }
+    return -1;
+}
+
+int cli_bench(int argc, char **argv)
+{
+    bench_options o;
+    int parsed = bench_parse(argc, argv, &o);
+    if (parsed >= 0)
+        return parsed;
+    const char *model_dir = o.model_dir, *kernels = o.kernels;
+    const int threads = o.threads;
+    const double min_seconds = o.min_seconds;
     /* model_load reads the kernel path from the environment. */
     if (kernels && setenv("FASTFORMER_KERNELS", kernels, 1) != 0) {
         cli_error("bench", "cannot set FASTFORMER_KERNELS");
         return CLI_EXIT_FAILURE;
-    }
-    if (threads < 1) {
-        cli_error("bench", "--threads: expected 1 to 256, got %d", threads);
-        return CLI_EXIT_USAGE;
     }
     model *m = NULL;
     if (cli_model_load("bench", model_dir, &m) != 0)

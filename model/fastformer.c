@@ -36,7 +36,6 @@
 #include <assert.h>
 #include <cblas.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -346,25 +345,83 @@ static int linear_align(const linear_job *j)
     return j->packed->panels ? gemm_path_rows(j->packed->path) : 8;
 }
 
-static void linear_lane(void *arg, int lane, int n_lanes)
+/* Items are blocks of linear_align rows. */
+static void linear_blocks(void *arg, int lane, int begin, int end)
 {
+    (void)lane;
     const linear_job *j = arg;
-    int r0, r1;
-    parallel_split(j->rows, linear_align(j), lane, n_lanes, &r0, &r1);
-    linear_rows(j, r0, r1);
+    const int align = linear_align(j);
+    linear_rows(j, begin * align, end * align < j->rows ? end * align : j->rows);
+}
+
+/* Items are panels of W's columns, for products of few rows: each lane reads
+ * only its share of W (split by rows, every lane would read all of it). A
+ * LayerNorm epilogue needs whole rows: it runs after, in linear. */
+static void linear_panels(void *arg, int lane, int begin, int end)
+{
+    (void)lane;
+    const linear_job *j = arg;
+    const gemm_epilogue none = {.kind = GEMM_EPI_NONE};
+    gemm_run_panels(j->packed, begin, end, j->rows, j->a, j->lda, j->accumulate, j->c, j->ldc,
+                    j->epi.kind == GEMM_EPI_BIAS_LN ? &none : &j->epi);
 }
 
 /* Products below this many multiply-adds run on one lane: waking the others
  * would cost more than it saves. */
 #define FF_SPLIT_MIN_MACS (1L << 18)
+/* Products of at most this many rows split by columns (linear_panels). */
+#define FF_SPLIT_COLUMNS_MAX_ROWS 64
 
 static void linear(const run_state *s, const linear_job *j)
 {
-    if (s->team && j->rows >= 2 * linear_align(j) &&
-        (long)j->rows * j->n * j->k >= FF_SPLIT_MIN_MACS)
-        parallel_run(s->team, linear_lane, (void *)j);
-    else
+    const int align = linear_align(j);
+    const bool split = s->team && (long)j->rows * j->n * j->k >= FF_SPLIT_MIN_MACS;
+    if (split && j->packed->panels && j->rows <= FF_SPLIT_COLUMNS_MAX_ROWS &&
+        gemm_panels(j->packed) >= 2) {
+        parallel_for(s->team, gemm_panels(j->packed), 1, linear_panels, (void *)j);
+        if (j->epi.kind == GEMM_EPI_BIAS_LN)
+            kernels_layernorm_rows(j->c, j->ldc, j->rows, j->n, j->epi.bias, j->epi.gamma,
+                                   j->epi.beta, j->epi.eps);
+    } else if (split && j->rows >= 2 * align) {
+        parallel_for(s->team, (j->rows + align - 1) / align, 1, linear_blocks, (void *)j);
+    } else {
         linear_rows(j, 0, j->rows);
+    }
+}
+
+/* The per-sequence part of the additive attention, in place in Q|K: for
+ * each sequence, alpha's softmax (s->att holds its logits), qg, P = (K0 + bk)
+ * * qg in K's slot, key_att(P), beta, kg, then U = kg * (Q0 + bq) in P's slot. */
+static void additive_attention(const fastformer_layer *l, run_state *s, const float *qatt_bias)
+{
+    const int d = s->d, h = s->h, ld = 2 * d;
+    float *q = s->qk, *k = s->qk + d, *glob = s->vec;
+    const float *bq = l->qk_bias, *bk = l->qk_bias + d;
+    for (int si = 0; si < s->n_seqs; si++) {
+        const int r0 = s->seq_start[si] - s->row0, n = s->seq_start[si + 1] - s->seq_start[si];
+        if (n == 0)
+            continue;
+        float *att = s->att + (size_t)r0 * (size_t)h;
+        float *qs = q + (size_t)r0 * ld, *ks = k + (size_t)r0 * ld;
+        kernels_softmax_masked_cols(att, n, h, qatt_bias, s->inv_scale, s->mask + r0, s->col);
+        kernels_head_weighted_sum(glob, att, qs, ld, n, h, s->dh);
+        for (int j = 0; j < d; j++)
+            glob[j] += bq[j];
+        kernels_bias_mul_rows(ks, ld, ks, ld, n, d, bk, glob);
+        linear_rows(&(linear_job){.packed = &l->key_att_packed,
+                                  .w = l->key_att_weight,
+                                  .rows = n,
+                                  .n = h,
+                                  .k = d,
+                                  .a = ks,
+                                  .lda = ld,
+                                  .c = att,
+                                  .ldc = h},
+                    0, n);
+        kernels_softmax_masked_cols(att, n, h, l->key_att_bias, s->inv_scale, s->mask + r0, s->col);
+        kernels_head_weighted_sum(glob, att, ks, ld, n, h, s->dh);
+        kernels_bias_mul_rows(ks, ld, qs, ld, n, d, bq, glob);
+    }
 }
 
 /* One FastformerLayer over all rows: X (s->x) becomes the layer's output Y. */
@@ -372,8 +429,6 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
 {
     const int d = s->d, h = s->h, ld = 2 * d, rows = s->n_rows;
     float *q = s->qk, *k = s->qk + d;
-    const float *bq = l->qk_bias, *bk = l->qk_bias + d;
-    float *glob = s->vec;
 
     /* Q0|K0 = X [Wq;Wk]^T without biases. Rather than passes adding biases to
      * Q0, they are carried along: query_att(Q0 + bq) = Q0 Wa^T + (Wa bq + ba);
@@ -414,31 +469,7 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
                             .lda = ld,
                             .c = s->att,
                             .ldc = h});
-    for (int si = 0; si < s->n_seqs; si++) {
-        const int r0 = s->seq_start[si] - s->row0, n = s->seq_start[si + 1] - s->seq_start[si];
-        if (n == 0)
-            continue;
-        float *att = s->att + (size_t)r0 * (size_t)h;
-        float *qs = q + (size_t)r0 * ld, *ks = k + (size_t)r0 * ld;
-        kernels_softmax_masked_cols(att, n, h, qatt_bias, s->inv_scale, s->mask + r0, s->col);
-        kernels_head_weighted_sum(glob, att, qs, ld, n, h, s->dh);
-        for (int j = 0; j < d; j++)
-            glob[j] += bq[j];
-        kernels_bias_mul_rows(ks, ld, ks, ld, n, d, bk, glob);
-        linear_rows(&(linear_job){.packed = &l->key_att_packed,
-                                  .w = l->key_att_weight,
-                                  .rows = n,
-                                  .n = h,
-                                  .k = d,
-                                  .a = ks,
-                                  .lda = ld,
-                                  .c = att,
-                                  .ldc = h},
-                    0, n);
-        kernels_softmax_masked_cols(att, n, h, l->key_att_bias, s->inv_scale, s->mask + r0, s->col);
-        kernels_head_weighted_sum(glob, att, ks, ld, n, h, s->dh);
-        kernels_bias_mul_rows(ks, ld, qs, ld, n, d, bq, glob);
-    }
+    additive_attention(l, s, qatt_bias);
 
     /* out0 = transform(U) + Q0 in Q's slot (out = out0 + bq + bt). */
     linear(s, &(linear_job){.packed = &l->transform_packed,
@@ -598,24 +629,21 @@ static run_state lane_state(const run_state *base, const fastformer_workspace *w
     return s;
 }
 
-/* Whole chunks per lane, taken in turn from a shared counter (so that a lane
- * slowed by a busy machine takes fewer). */
+/* Whole chunks per lane, each lane on its own scratch, taken one at a time
+ * (so that a lane slowed by a busy machine takes fewer). */
 typedef struct {
     const fastformer_encoder *enc;
     const fastformer_workspace *ws;
     const ws_layout *l;
     const run_state *base;
     float *pooled;
-    int n_chunks;
-    _Atomic int next;
 } chunks_job;
 
-static void chunks_lane(void *arg, int lane, int n_lanes)
+static void chunks_lane(void *arg, int lane, int begin, int end)
 {
-    (void)n_lanes;
-    chunks_job *j = arg;
+    const chunks_job *j = arg;
     run_state s = lane_state(j->base, j->ws, j->l, lane);
-    for (int c; (c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < j->n_chunks;)
+    for (int c = begin; c < end; c++)
         chunk_run(j->enc, j->ws, &s, j->ws->chunk_seq[c], j->ws->chunk_seq[c + 1], j->pooled);
 }
 
@@ -659,14 +687,9 @@ void fastformer_encode(const fastformer_encoder *enc, fastformer_workspace *ws, 
          * the rows each so that every lane gets work. */
         int share = (total_rows + n_lanes - 1) / n_lanes;
         int max_rows = share < l.chunk_rows ? (share > 0 ? share : 1) : l.chunk_rows;
-        chunks_job j = {.enc = enc,
-                        .ws = ws,
-                        .l = &l,
-                        .base = &base,
-                        .pooled = pooled,
-                        .n_chunks = chunks_plan(starts, n_seqs, max_rows, ws->chunk_seq)};
-        atomic_init(&j.next, 0);
-        parallel_run(ws->team, chunks_lane, &j);
+        chunks_job j = {.enc = enc, .ws = ws, .l = &l, .base = &base, .pooled = pooled};
+        parallel_for(ws->team, chunks_plan(starts, n_seqs, max_rows, ws->chunk_seq), 1, chunks_lane,
+                     &j);
         return;
     }
     /* One lane's chunks in turn, each product split across the team. */

@@ -84,4 +84,14 @@ typedef struct {
 void gemm_run(const gemm_weights *w, int m, const float *a, int lda, bool accumulate, float *c,
               int ldc, const gemm_epilogue *epi);
 
+/* Panels of NR columns that W is stored in: the units of gemm_run_panels. */
+int gemm_panels(const gemm_weights *w);
+
+/* gemm_run restricted to the columns of panels [p0, p1) (c, bias: still
+ * those of column 0), so that threads can split one product by columns and
+ * each read only its share of W. epi may be NULL, GEMM_EPI_NONE or
+ * GEMM_EPI_BIAS_GELU (a LayerNorm needs whole rows: run it after). */
+void gemm_run_panels(const gemm_weights *w, int p0, int p1, int m, const float *a, int lda,
+                     bool accumulate, float *c, int ldc, const gemm_epilogue *epi);
+
 #endif

@@ -39,16 +39,15 @@
         _mm512_storeu_ps(t + (i)*NR + 16, c##i##1);                                                \
     } while (0)
 
-TARGET void gemm_block_avx512(const gemm_weights *w, int mr, const float *a, int lda,
-                              bool accumulate, float *c, int ldc)
+TARGET void gemm_block_avx512(const float *panels, int n, int k, int p0, int p1, int mr,
+                              const float *a, int lda, bool accumulate, float *c, int ldc)
 {
-    const int k = w->k, n = w->n;
-#define ROW_PTR(i) a + (size_t)((i) < mr ? (i) : mr - 1) * (size_t)lda
+#define ROW_PTR(i) (a + (size_t)((i) < mr ? (i) : mr - 1) * (size_t)lda)
     const float *a0 = ROW_PTR(0), *a1 = ROW_PTR(1), *a2 = ROW_PTR(2), *a3 = ROW_PTR(3);
     const float *a4 = ROW_PTR(4), *a5 = ROW_PTR(5), *a6 = ROW_PTR(6), *a7 = ROW_PTR(7);
 #undef ROW_PTR
-    for (int p = 0; p * NR < n; p++) {
-        const float *bp = w->panels + (size_t)p * (size_t)k * NR;
+    for (int p = p0; p < p1; p++) {
+        const float *bp = panels + (size_t)p * (size_t)k * NR;
         __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
         __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00;
         __m512 c61 = c00, c70 = c00, c71 = c00;
@@ -91,10 +90,10 @@ TARGET void gemm_block_avx512(const gemm_weights *w, int mr, const float *a, int
 
 #else /* not x86-64: never dispatched (gemm_path_supported is false) */
 
-void gemm_block_avx512(const gemm_weights *w, int mr, const float *a, int lda, bool accumulate,
-                       float *c, int ldc)
+void gemm_block_avx512(const float *panels, int n, int k, int p0, int p1, int mr, const float *a,
+                       int lda, bool accumulate, float *c, int ldc)
 {
-    gemm_block_plain(w, mr, a, lda, accumulate, c, ldc);
+    gemm_block_plain(panels, n, k, p0, p1, mr, a, lda, accumulate, c, ldc);
 }
 
 #endif

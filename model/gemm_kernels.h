@@ -1,16 +1,16 @@
 /* gemm_kernels: the micro-kernels behind gemm.h, one per path, private to
- * gemm.c. Each computes the rows [0, mr) of C (mr <= the path's MR) for all
- * w->n columns, panel by panel, from A (row stride lda): C = A W^T, plus the
+ * gemm.c. Each computes the rows [0, mr) of C (mr <= the path's MR) for the
+ * columns of panels [p0, p1) (NR columns each from column p0 * NR; c points at
+ * column 0) of the packed panels of an n x k weight (gemm.h),
+ * from A (row stride lda, k columns): C = A W^T, plus the
  * old C when accumulate. Rows past mr are computed from row mr-1 and not
- * stored; columns past w->n are not stored. The avx2 and avx512 ones are
+ * stored; columns past n are not stored. The avx2 and avx512 ones are
  * compiled with target attributes and may only run where gemm_path_supported
  * says so. */
 #ifndef FF_GEMM_KERNELS_H
 #define FF_GEMM_KERNELS_H
 
 #include <stdbool.h>
-
-#include "gemm.h"
 
 #define GEMM_PLAIN_MR 4
 #define GEMM_PLAIN_NR 8
@@ -19,8 +19,8 @@
 #define GEMM_AVX512_MR 8
 #define GEMM_AVX512_NR 32
 
-typedef void gemm_block_fn(const gemm_weights *w, int mr, const float *a, int lda, bool accumulate,
-                           float *c, int ldc);
+typedef void gemm_block_fn(const float *panels, int n, int k, int p0, int p1, int mr,
+                           const float *a, int lda, bool accumulate, float *c, int ldc);
 
 gemm_block_fn gemm_block_plain;
 gemm_block_fn gemm_block_avx2;

@@ -1,31 +1,40 @@
-/* parallel: the team of lent threads (parallel.h). A run is published by
- * bumping `generation` (release) after storing fn and arg; each lent thread
- * waits for a new generation (spinning briefly, then on `wake`), runs its
- * share and decrements `pending`; the last one signals `done`. The owner
- * waits on `pending` the same way. Both condition variables are signalled
- * under the mutex after the atomic store, so no wake-up is lost. */
+/* parallel: the team of lent threads (parallel.h).
+ *
+ * A run is one 64-bit atomic `claim`: generation << 32 | next item. The
+ * owner stores fn, arg, n_items and grain, then publishes claim = (gen, 0)
+ * and wakes the lent threads. Every lane takes grains by compare-and-swap on
+ * claim, which fails once the items are gone or the generation moved on.
+ * A lent thread announces itself in `active` before it reads claim, and the
+ * owner returns only when the items are gone and active is 0; so while a lent
+ * thread holds a claim of generation g, the owner is still in run g and fn,
+ * arg and n_items are still g's. A lent thread that wakes after its run
+ * finds nothing to claim. Both condition variables are signalled under the
+ * mutex after the atomic stores they announce, so no wake-up is lost. */
 #include "parallel.h"
 
 #include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 
-/* How many polls a waiting thread makes before it sleeps: a few tens of
+/* How many polls a waiting thread makes before it sleeps: some tens of
  * microseconds, longer than the gap between two runs of one encode. */
 #define PARALLEL_SPIN_POLLS 4000
 
 struct parallel_team {
     int n_lanes;
-    parallel_fn *_Atomic fn;
+    unsigned generation; /* owner only: the last run's */
+    parallel_items_fn *_Atomic fn;
     void *_Atomic arg;
-    _Atomic unsigned generation;
-    _Atomic int pending; /* lent lanes still running the current generation */
+    _Atomic int n_items, grain;
+    _Atomic uint64_t claim; /* generation << 32 | next item */
+    _Atomic int active;     /* lent threads between announcing themselves and done */
     _Atomic bool stop;
     pthread_mutex_t lock;
     pthread_cond_t wake; /* a new generation or stop */
-    pthread_cond_t done; /* pending reached 0 */
+    pthread_cond_t done; /* active reached 0 */
 };
 
 static inline void cpu_relax(void)
@@ -83,36 +92,64 @@ void parallel_team_stop(parallel_team *t)
     pthread_mutex_unlock(&t->lock);
 }
 
-/* Waits until generation != seen or stop; returns false on stop. */
+static unsigned generation_of(uint64_t claim)
+{
+    return (unsigned)(claim >> 32);
+}
+
+/* Takes the next grain of run `gen`: true with [*begin, *end), or false when
+ * the run has no items left or is over. */
+static bool take(parallel_team *t, unsigned gen, int *begin, int *end)
+{
+    uint64_t c = atomic_load(&t->claim);
+    for (;;) {
+        if (generation_of(c) != gen)
+            return false;
+        const int next = (int)(uint32_t)c,
+                  n = atomic_load_explicit(&t->n_items, memory_order_relaxed);
+        if (next >= n)
+            return false;
+        const int grain = atomic_load_explicit(&t->grain, memory_order_relaxed);
+        const int stop = n - next < grain ? n : next + grain;
+        if (atomic_compare_exchange_weak(&t->claim, &c, ((uint64_t)gen << 32) | (uint32_t)stop)) {
+            *begin = next;
+            *end = stop;
+            return true;
+        }
+    }
+}
+
+/* Waits until claim's generation is not `seen` or stop; false on stop. */
 static bool wait_generation(parallel_team *t, unsigned seen)
 {
     for (int i = 0; i < PARALLEL_SPIN_POLLS; i++) {
-        if (atomic_load_explicit(&t->generation, memory_order_acquire) != seen)
+        if (generation_of(atomic_load(&t->claim)) != seen)
             return true;
         if (atomic_load_explicit(&t->stop, memory_order_relaxed))
             return false;
         cpu_relax();
     }
     pthread_mutex_lock(&t->lock);
-    while (atomic_load_explicit(&t->generation, memory_order_acquire) == seen &&
-           !atomic_load(&t->stop))
+    while (generation_of(atomic_load(&t->claim)) == seen && !atomic_load(&t->stop))
         pthread_cond_wait(&t->wake, &t->lock);
     pthread_mutex_unlock(&t->lock);
-    return atomic_load_explicit(&t->generation, memory_order_acquire) != seen;
+    return !atomic_load(&t->stop);
 }
 
 void parallel_team_serve(parallel_team *t, int lane)
 {
     assert(lane >= 1 && lane < t->n_lanes);
-    /* From generation 0: a run published before this thread got here is
-     * still pending on it (lanes are lent once, from the team's start). */
     unsigned seen = 0;
     while (wait_generation(t, seen)) {
-        seen++; /* runs are one at a time: the next one is seen + 1 */
-        parallel_fn *fn = atomic_load_explicit(&t->fn, memory_order_relaxed);
+        atomic_fetch_add(&t->active, 1);
+        /* Announced: from here the owner cannot leave the run we read. */
+        seen = generation_of(atomic_load(&t->claim));
+        parallel_items_fn *fn = atomic_load_explicit(&t->fn, memory_order_relaxed);
         void *arg = atomic_load_explicit(&t->arg, memory_order_relaxed);
-        fn(arg, lane, t->n_lanes);
-        if (atomic_fetch_sub_explicit(&t->pending, 1, memory_order_acq_rel) == 1) {
+        int begin, end;
+        while (take(t, seen, &begin, &end))
+            fn(arg, lane, begin, end);
+        if (atomic_fetch_sub(&t->active, 1) == 1) {
             pthread_mutex_lock(&t->lock);
             pthread_cond_signal(&t->done);
             pthread_mutex_unlock(&t->lock);
@@ -120,40 +157,35 @@ void parallel_team_serve(parallel_team *t, int lane)
     }
 }
 
-void parallel_run(parallel_team *t, parallel_fn *fn, void *arg)
+void parallel_for(parallel_team *t, int n_items, int grain, parallel_items_fn *fn, void *arg)
 {
-    if (!t || t->n_lanes == 1) {
-        fn(arg, 0, 1);
+    assert(n_items >= 0 && grain >= 1);
+    if (!t || t->n_lanes == 1 || n_items <= grain) {
+        fn(arg, 0, 0, n_items);
         return;
     }
-    assert(atomic_load(&t->pending) == 0);
+    const unsigned gen = ++t->generation;
     atomic_store_explicit(&t->fn, fn, memory_order_relaxed);
     atomic_store_explicit(&t->arg, arg, memory_order_relaxed);
-    atomic_store_explicit(&t->pending, t->n_lanes - 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&t->generation, 1, memory_order_release);
+    atomic_store_explicit(&t->n_items, n_items, memory_order_relaxed);
+    atomic_store_explicit(&t->grain, grain, memory_order_relaxed);
+    atomic_store(&t->claim, (uint64_t)gen << 32);
     pthread_mutex_lock(&t->lock);
     pthread_cond_broadcast(&t->wake);
     pthread_mutex_unlock(&t->lock);
 
-    fn(arg, 0, t->n_lanes);
+    int begin, end;
+    while (take(t, gen, &begin, &end))
+        fn(arg, 0, begin, end);
 
+    /* Every item is taken; wait for the lent threads still holding some. */
     for (int i = 0; i < PARALLEL_SPIN_POLLS; i++) {
-        if (atomic_load_explicit(&t->pending, memory_order_acquire) == 0)
+        if (atomic_load(&t->active) == 0)
             return;
         cpu_relax();
     }
     pthread_mutex_lock(&t->lock);
-    while (atomic_load_explicit(&t->pending, memory_order_acquire) != 0)
+    while (atomic_load(&t->active) != 0)
         pthread_cond_wait(&t->done, &t->lock);
     pthread_mutex_unlock(&t->lock);
-}
-
-void parallel_split(int n, int align, int lane, int n_lanes, int *begin, int *end)
-{
-    assert(n >= 0 && align >= 1 && lane >= 0 && lane < n_lanes);
-    const int blocks = (n + align - 1) / align;
-    const int b0 = (int)((long)blocks * lane / n_lanes),
-              b1 = (int)((long)blocks * (lane + 1) / n_lanes);
-    *begin = b0 * align < n ? b0 * align : n;
-    *end = b1 * align < n ? b1 * align : n;
 }

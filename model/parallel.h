@@ -3,21 +3,24 @@
  * lanes, starts n-1 threads of its own that each call parallel_team_serve
  * (lending themselves to the team until parallel_team_stop), and passes the
  * team to the workspace (fastformer_workspace_set_team). Lane 0 is the
- * thread that calls parallel_run; lanes 1..n-1 are the lent threads.
+ * thread that calls parallel_for; lanes 1..n-1 are the lent threads.
  *
- * A parallel_run costs a wake-up of the lent threads: they spin for a few
- * microseconds after each run (so that the runs of one encode follow each
- * other cheaply) and then sleep on a condition variable, so an idle team
- * uses no CPU. One parallel_run at a time per team (one owner thread). */
+ * parallel_for hands out items (row blocks, chunks of sequences) one grain at
+ * a time to whichever lane asks first, and the caller takes part: it never
+ * waits for a lent thread that has not started, only for one that holds
+ * items. On a busy machine, where a lent thread may wake late or not at all
+ * during a run, the caller simply does more of the work. Lent threads spin
+ * for a few tens of microseconds after each run (so that the runs of one
+ * encode follow each other cheaply), then sleep on a condition variable, so
+ * an idle team uses no CPU. One parallel_for at a time per team (its owner). */
 #ifndef FF_PARALLEL_H
 #define FF_PARALLEL_H
 
-#include "compiler.h"
-
 typedef struct parallel_team parallel_team;
 
-/* fn(arg, lane, n_lanes) runs once on every lane of the team. */
-typedef void parallel_fn(void *arg, int lane, int n_lanes);
+/* Runs items [begin, end) on lane `lane` (0 = the caller); lanes run disjoint
+ * items concurrently, each item exactly once per parallel_for. */
+typedef void parallel_items_fn(void *arg, int lane, int begin, int end);
 
 /* Returns a new team of n_lanes >= 1 lanes (free with parallel_team_free), or
  * NULL when out of memory or when the synchronisation objects cannot be made. */
@@ -25,26 +28,21 @@ parallel_team *parallel_team_new(int n_lanes);
 int parallel_team_lanes(const parallel_team *t);
 
 /* Lends the calling thread to the team as lane `lane` (1 <= lane < n_lanes,
- * each lane lent by exactly one thread): runs the lane's share of every
- * parallel_run until parallel_team_stop, then returns. */
+ * each lane lent by exactly one thread, from the team's start): takes items
+ * of every parallel_for until parallel_team_stop, then returns. */
 void parallel_team_serve(parallel_team *t, int lane);
 
 /* Makes every parallel_team_serve return (after the run in progress, if
- * any). The owner thread, with no parallel_run in progress. */
+ * any). The owner thread, with no parallel_for in progress. */
 void parallel_team_stop(parallel_team *t);
 
-/* Runs fn on every lane, the caller's as lane 0, and returns when all are
- * done. Until the lent threads serve, their shares wait. Owner thread only.
- * A team of one lane just calls fn(arg, 0, 1). */
-void parallel_run(parallel_team *t, parallel_fn *fn, void *arg);
+/* Runs fn over items [0, n_items) in grains of `grain` items on the caller
+ * and whichever lent threads join, and returns when every item is done.
+ * Owner thread only. t NULL or of one lane: fn(arg, 0, 0, n_items). */
+void parallel_for(parallel_team *t, int n_items, int grain, parallel_items_fn *fn, void *arg);
 
 /* Frees a team whose lent threads have returned from parallel_team_serve
  * (or never served). NULL is a no-op. */
 void parallel_team_free(parallel_team *t);
-
-/* The share [*begin, *end) of lane `lane` of n items split in n_lanes near
- * equal parts, each boundary a multiple of `align` (the last part takes the
- * rest). */
-void parallel_split(int n, int align, int lane, int n_lanes, int *begin, int *end);
 
 #endif

@@ -388,6 +388,12 @@ static void test_engine_matches_naive(void **state)
     check_shape((fastformer_dims){12, 4, 20, 2, 8, 1e-12f}, lens_e, 7, 15);
     const int lens_d[] = {1};
     check_shape((fastformer_dims){8, 1, 4, 0, 3, 1e-12f}, lens_d, 1, 14); /* no layers */
+    /* One sequence on a team: every large product split across the lanes,
+     * by columns (few rows) or by rows. */
+    const int lens_h[] = {60};
+    check_shape((fastformer_dims){128, 4, 256, 2, 60, 1e-12f}, lens_h, 1, 18);
+    const int lens_i[] = {300};
+    check_shape((fastformer_dims){64, 4, 128, 1, 300, 1e-12f}, lens_i, 1, 19);
 }
 
 /* Batches of more rows than one chunk (512): the engine runs them chunk by
