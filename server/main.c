@@ -21,6 +21,7 @@
 #include "api_fields.h"
 #include "batcher.h"
 #include "http.h"
+#include "http_guard.h"
 #include "log.h"
 #include "memory_estimate.h"
 #include "metrics.h"
@@ -77,6 +78,7 @@ typedef struct {
     api_context api;
     atomic_int first_load; /* 0 pending, 1 ok, -1 failed */
     atomic_bool reloading;
+    bool reload_pending; /* a SIGHUP came during a load: reload again after it (main thread) */
     /* metrics slots of the set being served (loader thread only), so that a
      * reload that drops a model turns its ready gauge to 0 */
     metrics_model_id served_ids[METRICS_MAX_MODELS];
@@ -93,7 +95,34 @@ static int config_read(const cli_args *a, settings *out, char *err, size_t err_c
     settings_overrides o = {.listen = a->listen, .models = a->models, .n_models = a->n_models};
     if (settings_apply_overrides(out, &o, err, err_cap) != 0)
         return -1;
-    return 0;
+    return settings_resolve_api_key(out, getenv("FASTFORMERD_API_KEY"), err, err_cap);
+}
+
+/* The transport's options from the config: at start, and on SIGHUP for the
+ * settings a running server can change (http_server_reconfigure). */
+static http_options http_options_from(const settings *cfg, daemon_state *d)
+{
+    const settings_server *sv = &cfg->server;
+    const char *hosts = sv->allowed_hosts ? sv->allowed_hosts
+                                          : http_guard_default_hosts(sv->listen.host);
+    return (http_options){.host = sv->listen.host,
+                          .port = sv->listen.port,
+                          .body_limit_bytes = (size_t)sv->max_body_bytes,
+                          .connection_limit = sv->max_connections,
+                          .connection_timeout_s = sv->connection_timeout_s,
+                          .header_timeout_s = sv->header_timeout_s,
+                          .per_ip_connection_limit = sv->max_connections_per_ip,
+                          .api_key = sv->api_key,
+                          .allowed_hosts = hosts,
+                          .default_timeout_ms = (int)sv->request_timeout_ms,
+                          .probe_host = sv->health_listen.text[0] ? sv->health_listen.host : NULL,
+                          .probe_port = sv->health_listen.port,
+                          .routes = api_routes,
+                          .n_routes = api_n_routes,
+                          .route_ctx = &d->api,
+                          .on_complete = api_on_complete,
+                          .on_connection = api_on_connection,
+                          .complete_ctx = &d->api};
 }
 
 /* The registry's view of the configured models. Returns a malloc'ed array
@@ -219,12 +248,44 @@ static int signal_wait(const sigset_t *set, int timeout_ms)
     return sig > 0 ? sig : 0;
 }
 
+/* Applies what a reload can change without a restart, and names what it
+ * cannot. Takes *fresh into d->cfg (keeping the restart-only values). */
+static void reload_apply_settings(daemon_state *d, settings *fresh)
+{
+    unsigned changed = settings_restart_diff(&d->cfg, fresh);
+    for (unsigned i = 0; settings_restart_keys[i]; i++)
+        if (changed & (1u << i))
+            log_error("reload: %s changed, which needs a restart; the running value stays until "
+                      "then",
+                      settings_restart_keys[i]);
+    metrics_restart_required_set(d->metrics, changed);
+    settings_keep_restart_keys(&d->cfg, fresh);
+    http_options ho = http_options_from(fresh, d);
+    if (http_server_reconfigure(d->http, &ho) != 0) {
+        log_error("reload: out of memory: the server settings stay as they were");
+    } else {
+        log_info("reload: server settings applied (API key %s, max_body_bytes %llu, "
+                 "request_timeout_ms %u, connection_timeout_s %u, header_timeout_s %u)",
+                 fresh->server.api_key ? "set" : "none",
+                 (unsigned long long)fresh->server.max_body_bytes,
+                 fresh->server.request_timeout_ms, fresh->server.connection_timeout_s,
+                 fresh->server.header_timeout_s);
+    }
+    log_configure(fresh->logging.format, fresh->logging.level);
+    settings_free(&d->cfg);
+    d->cfg = *fresh;
+    settings_init(fresh);
+}
+
 static void reload(daemon_state *d)
 {
     if (atomic_load(&d->reloading) || model_registry_loading(d->registry)) {
-        log_warn("SIGHUP ignored: a load is still running");
+        if (!d->reload_pending)
+            log_info("SIGHUP queued: a load is running; reloading again once it ends");
+        d->reload_pending = true;
         return;
     }
+    d->reload_pending = false;
     notify_reloading();
     log_info("SIGHUP: reloading %s", d->args.config_path ? d->args.config_path : "the models");
     settings fresh;
@@ -237,20 +298,18 @@ static void reload(daemon_state *d)
         notify_ready();
         return;
     }
-    log_configure(fresh.logging.format, fresh.logging.level);
-    model_spec *specs = specs_from(&fresh);
+    reload_apply_settings(d, &fresh);
+    model_spec *specs = specs_from(&d->cfg);
     atomic_store(&d->reloading, true);
     if (!specs ||
-        model_registry_load_async(d->registry, specs, (int)fresh.n_models, err, sizeof err) != 0) {
+        model_registry_load_async(d->registry, specs, (int)d->cfg.n_models, err, sizeof err) != 0) {
         log_error("reload failed, old models keep serving: %s", specs ? err : "out of memory");
         metrics_reload(d->metrics, 0);
         atomic_store(&d->reloading, false);
         notify_ready();
     }
-    /* load_async copied the specs. Server and batching settings need a
-     * restart: the running daemon keeps its own. */
+    /* load_async copied the specs. */
     free(specs);
-    settings_free(&fresh);
 }
 
 /* Drains: readiness goes 503, new requests get 503, accepted ones finish.
@@ -468,19 +527,7 @@ static int serve(daemon_state *d)
     d->api.metrics = d->metrics;
     d->api.version = FASTFORMERD_VERSION;
     atomic_store(&d->api.draining, false);
-    http_options ho = {.host = cfg->server.listen.host,
-                       .port = cfg->server.listen.port,
-                       .body_limit_bytes = (size_t)cfg->server.max_body_bytes,
-                       .connection_limit = cfg->server.max_connections,
-                       .connection_timeout_s = cfg->server.connection_timeout_s,
-                       .api_key = cfg->server.api_key,
-                       .default_timeout_ms = (int)cfg->server.request_timeout_ms,
-                       .routes = api_routes,
-                       .n_routes = api_n_routes,
-                       .route_ctx = &d->api,
-                       .on_complete = api_on_complete,
-                       .on_connection = api_on_connection,
-                       .complete_ctx = &d->api};
+    http_options ho = http_options_from(cfg, d);
     if (http_server_start(&ho, &d->http, err, sizeof err) != 0) {
         log_error("%s", err);
         return 1;
@@ -491,6 +538,12 @@ static int serve(daemon_state *d)
              FASTFORMERD_VERSION, v6 ? "[" : "", host, v6 ? "]" : "", http_server_port(d->http),
              cfg->batching.workers, cfg->batching.workers == 1 ? "" : "s",
              cfg->batching.blas_threads, cfg->batching.blas_threads == 1 ? "" : "s");
+    if (http_server_probe_port(d->http) > 0) {
+        const char *ph = cfg->server.health_listen.host;
+        bool pv6 = strchr(ph, ':') != NULL;
+        log_info("health listener (open routes only) on http://%s%s%s:%d", pv6 ? "[" : "", ph,
+                 pv6 ? "]" : "", http_server_probe_port(d->http));
+    }
     notify_status("listening; loading %zu model%s", cfg->n_models, cfg->n_models == 1 ? "" : "s");
 
     model_spec *specs = specs_from(cfg);
@@ -518,7 +571,8 @@ static int serve(daemon_state *d)
             rc = 1;
             break;
         }
-        if (sig == SIGHUP) {
+        if (sig == SIGHUP || (d->reload_pending && !atomic_load(&d->reloading) &&
+                              !model_registry_loading(d->registry))) {
             reload(d);
         } else if (sig == SIGTERM || sig == SIGINT) {
             log_info("%s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -5,6 +5,7 @@
  * i lives in slot i + 1. Histogram buckets are stored non-cumulative (one
  * atomic increment per observation) and summed when rendering. */
 #include "metrics.h"
+#include "settings.h"
 
 #include <assert.h>
 #include <dirent.h>
@@ -84,6 +85,7 @@ struct metrics {
     _Atomic uint64_t cache_hits[N_SLOTS];
     _Atomic uint64_t cache_misses[N_SLOTS];
     _Atomic uint64_t reloads[2]; /* [0] failure, [1] success */
+    _Atomic unsigned restart_required; /* bits of settings_restart_keys */
     _Atomic int64_t connections;
     _Atomic uint64_t memory_estimate_bytes;
 
@@ -322,6 +324,11 @@ void metrics_news_cache(metrics *m, metrics_model_id model, uint64_t hits, uint6
         atomic_fetch_add_explicit(&m->cache_hits[s], hits, memory_order_relaxed);
     if (misses)
         atomic_fetch_add_explicit(&m->cache_misses[s], misses, memory_order_relaxed);
+}
+
+void metrics_restart_required_set(metrics *m, unsigned mask)
+{
+    atomic_store_explicit(&m->restart_required, mask, memory_order_relaxed);
 }
 
 void metrics_reload(metrics *m, int success)
@@ -627,6 +634,13 @@ int metrics_render(const metrics *m, char **out, size_t *out_len)
                atomic_load_explicit(&mm->reloads[1], memory_order_relaxed));
     out_printf(&o, "fastformerd_reloads_total{result=\"failure\"} %" PRIu64 "\n",
                atomic_load_explicit(&mm->reloads[0], memory_order_relaxed));
+
+    out_family(&o, "fastformerd_restart_required", "gauge",
+               "1 when the config file changed a setting that only a restart applies.");
+    unsigned restart = atomic_load_explicit(&mm->restart_required, memory_order_relaxed);
+    for (unsigned i = 0; settings_restart_keys[i]; i++)
+        out_printf(&o, "fastformerd_restart_required{setting=\"%s\"} %u\n",
+                   settings_restart_keys[i], (restart >> i) & 1u);
 
     out_family(&o, "fastformerd_http_connections", "gauge", "Open HTTP connections.");
     out_printf(&o, "fastformerd_http_connections %" PRId64 "\n",

@@ -22,6 +22,8 @@
  *   fastformerd_news_cache_hits_total{model}                     counter
  *   fastformerd_news_cache_misses_total{model}                   counter
  *   fastformerd_reloads_total{result="success"|"failure"}        counter
+ *   fastformerd_restart_required{setting}                        gauge (0/1 per
+ *                                                                settings_restart_keys entry)
  *   fastformerd_http_connections                                 gauge (open connections)
  *   fastformerd_memory_estimate_bytes                            gauge (memory_estimate.h; 0
  *                                                                until the first model set is in)
@@ -105,6 +107,8 @@ void metrics_reject(metrics *m, metrics_model_id model, reject_reason reason);
 void metrics_model_set_ready(metrics *m, metrics_model_id model, int ready);
 void metrics_news_cache(metrics *m, metrics_model_id model, uint64_t hits, uint64_t misses);
 void metrics_reload(metrics *m, int success);
+/* The settings_restart_keys that a reload found changed (bit i = key i). */
+void metrics_restart_required_set(metrics *m, unsigned mask);
 void metrics_connections_add(metrics *m, int64_t delta);
 /* The daemon's memory estimate of the set being served, in bytes. */
 void metrics_memory_estimate_set(metrics *m, uint64_t bytes);

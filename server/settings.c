@@ -78,6 +78,22 @@ const settings_spec settings_specs[] = {
     UINT_ROW("server", "drain_timeout_s", settings, server.drain_timeout_s, 0, 3600, 30, 0),
     STRING_ROW("server", "api_key", SETTINGS_STRING, settings, server.api_key, 4096,
                SETTINGS_NULLABLE),
+    UINT_ROW("server", "header_timeout_s", settings, server.header_timeout_s, 1, 3600, 5, 0),
+    UINT_ROW("server", "max_connections_per_ip", settings, server.max_connections_per_ip, 0, 65536,
+             0, 0),
+    {.section = "server",
+     .key = "health_listen",
+     .type = SETTINGS_ADDRESS,
+     .offset = offsetof(settings, server.health_listen),
+     .size = _Generic(((settings *)0)->server.health_listen, settings_address
+                      : sizeof(settings_address)),
+     .min = 0,
+     .max = 65535,
+     .flags = SETTINGS_NULLABLE},
+    STRING_ROW("server", "allowed_hosts", SETTINGS_STRING, settings, server.allowed_hosts, 4096,
+               SETTINGS_NULLABLE),
+    STRING_ROW("server", "api_key_file", SETTINGS_PATH, settings, server.api_key_file, 0,
+               SETTINGS_NULLABLE),
 
     UINT_ROW("batching", "max_batch_size", settings, batching.max_batch_size, 1, MAX_BATCH_SIZE_MAX,
              32, 0),
@@ -236,6 +252,10 @@ static void defaults_apply(void *base, bool models)
             enum_store(spec, base, (int)spec->def);
             break;
         case SETTINGS_ADDRESS: {
+            if (!spec->def_text) { /* nullable: unset is an empty text */
+                memset(field_of(spec, base), 0, sizeof(settings_address));
+                break;
+            }
             bool ok = address_parse(spec->def_text, strlen(spec->def_text), field_of(spec, base));
             assert(ok); /* the table's own default */
             (void)ok;
@@ -592,6 +612,8 @@ static int set_enum(parse_ctx *c, const settings_spec *spec, void *base, const y
 static int set_address(parse_ctx *c, const settings_spec *spec, void *base, const yaml_node_t *v,
                        const char *path)
 {
+    if ((spec->flags & SETTINGS_NULLABLE) && scalar_is_null(v))
+        return 0;
     if (v->type != YAML_SCALAR_NODE || scalar_is_null(v) ||
         !address_parse((const char *)v->data.scalar.value, v->data.scalar.length,
                        field_of(spec, base)))

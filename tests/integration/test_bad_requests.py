@@ -234,7 +234,7 @@ def raw_exchange(daemon, data, chunks=()):
 def test_chunked_body_over_limit_is_413(daemon):
     chunk = b"a" * 65536
     chunks = [b"%x\r\n" % len(chunk) + chunk + b"\r\n"] * 17 + [b"0\r\n\r\n"]
-    line, _, body = raw_exchange(daemon, b"POST " + C.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+    line, _, body = raw_exchange(daemon, b"POST " + C.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                                  b"Transfer-Encoding: chunked\r\n\r\n", chunks)
     assert line.startswith(b"HTTP/1.1 413"), line
     assert json.loads(body) == {"error": {"code": 413, "type": "payload_too_large", "message":
@@ -246,7 +246,7 @@ def test_chunked_body_within_limit_is_served(daemon):
     payload = json.dumps({"inputs": [{"input_ids": [7]}]}).encode()
     chunks = [b"%x\r\n" % 5 + payload[:5] + b"\r\n",
               b"%x\r\n" % (len(payload) - 5) + payload[5:] + b"\r\n", b"0\r\n\r\n"]
-    line, _, body = raw_exchange(daemon, b"POST " + C.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+    line, _, body = raw_exchange(daemon, b"POST " + C.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                                  b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n", chunks)
     assert line.startswith(b"HTTP/1.1 200"), line
     assert json.loads(body)["predictions"][0]["label"] == "negative"
@@ -255,7 +255,7 @@ def test_chunked_body_within_limit_is_served(daemon):
 def test_oversized_content_length_is_refused_before_the_body(daemon):
     # Expect: 100-continue with a too-large Content-Length: the 413 comes
     # without the client sending any body at all.
-    line, _, body = raw_exchange(daemon, b"POST " + C.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+    line, _, body = raw_exchange(daemon, b"POST " + C.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                                  b"Expect: 100-continue\r\nContent-Length: 5000000\r\n\r\n")
     assert line.startswith(b"HTTP/1.1 413"), line
     assert json.loads(body)["error"]["message"] == (

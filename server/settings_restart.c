@@ -1,0 +1,48 @@
+/* settings_restart: the keys a SIGHUP cannot apply to a running daemon
+ * (sockets, thread counts and the sizes of buffers allocated at start), and
+ * how a reload tells them apart (settings.h). */
+#include "settings.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+const char *const settings_restart_keys[] = {
+    "server.listen",          "server.health_listen",  "server.max_connections",
+    "server.max_connections_per_ip", "batching.workers", "batching.blas_threads",
+    "batching.max_queue",     "batching.max_queue_delay_us", NULL,
+};
+
+unsigned settings_restart_diff(const settings *a, const settings *b)
+{
+    const settings_server *x = &a->server, *y = &b->server;
+    bool changed[] = {
+        strcmp(x->listen.text, y->listen.text) != 0,
+        strcmp(x->health_listen.text, y->health_listen.text) != 0,
+        x->max_connections != y->max_connections,
+        x->max_connections_per_ip != y->max_connections_per_ip,
+        a->batching.workers != b->batching.workers,
+        a->batching.blas_threads != b->batching.blas_threads,
+        a->batching.max_queue != b->batching.max_queue,
+        a->batching.max_queue_delay_us != b->batching.max_queue_delay_us,
+    };
+    _Static_assert(sizeof changed / sizeof changed[0] ==
+                       sizeof settings_restart_keys / sizeof settings_restart_keys[0] - 1,
+                   "one comparison per restart key");
+    unsigned mask = 0;
+    for (unsigned i = 0; i < sizeof changed / sizeof changed[0]; i++)
+        if (changed[i])
+            mask |= 1u << i;
+    return mask;
+}
+
+void settings_keep_restart_keys(const settings *running, settings *fresh)
+{
+    fresh->server.listen = running->server.listen;
+    fresh->server.health_listen = running->server.health_listen;
+    fresh->server.max_connections = running->server.max_connections;
+    fresh->server.max_connections_per_ip = running->server.max_connections_per_ip;
+    fresh->batching.workers = running->batching.workers;
+    fresh->batching.blas_threads = running->batching.blas_threads;
+    fresh->batching.max_queue = running->batching.max_queue;
+    fresh->batching.max_queue_delay_us = running->batching.max_queue_delay_us;
+}
