@@ -32,6 +32,9 @@ typedef struct {
     batcher *batcher;
     metrics *metrics;
     atomic_bool draining; /* set by main on SIGTERM: /readyz says "draining" */
+    /* Where model routes parse their bodies (api_frame.c), off the HTTP
+     * thread; NULL parses on the HTTP thread (unit tests, the fuzzer). */
+    struct task_pool *parse_pool;
     const char *version;  /* daemon version string */
 
     /* News-cache counters already passed to the metrics, per metrics model

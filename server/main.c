@@ -29,6 +29,7 @@
 #include "mono_clock.h"
 #include "notify.h"
 #include "settings.h"
+#include "task_pool.h"
 #include "worker.h"
 
 #define FASTFORMERD_VERSION "0.1.0"
@@ -527,6 +528,13 @@ static int serve(daemon_state *d)
     d->api.metrics = d->metrics;
     d->api.version = FASTFORMERD_VERSION;
     atomic_store(&d->api.draining, false);
+    /* Model requests' bodies are parsed off the HTTP thread (api_frame.c). */
+    d->api.parse_pool = cfg->server.parse_threads ? task_pool_new((int)cfg->server.parse_threads)
+                                                  : NULL;
+    if (cfg->server.parse_threads && !d->api.parse_pool) {
+        log_error("cannot start the request parsing threads");
+        return 1;
+    }
     http_options ho = http_options_from(cfg, d);
     if (http_server_start(&ho, &d->http, err, sizeof err) != 0) {
         log_error("%s", err);
@@ -591,7 +599,11 @@ static void teardown(daemon_state *d)
         batcher_abort(d->batcher);
     if (d->workers)
         worker_pool_join(d->workers);
+    /* Requests still waiting for a parse are parsed and refused by the
+     * aborted batcher; later ones parse inline. Freed once HTTP has stopped. */
+    task_pool_stop(d->api.parse_pool);
     http_server_stop(d->http);
+    task_pool_free(d->api.parse_pool);
     if (d->registry) {
         model_registry_join_loader(d->registry);
         model_registry_free(d->registry);

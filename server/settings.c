@@ -94,6 +94,7 @@ const settings_spec settings_specs[] = {
                SETTINGS_NULLABLE),
     STRING_ROW("server", "api_key_file", SETTINGS_PATH, settings, server.api_key_file, 0,
                SETTINGS_NULLABLE),
+    UINT_ROW("server", "parse_threads", settings, server.parse_threads, 0, 64, 2, 0),
 
     UINT_ROW("batching", "max_batch_size", settings, batching.max_batch_size, 1, MAX_BATCH_SIZE_MAX,
              32, 0),

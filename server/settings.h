@@ -54,6 +54,7 @@ typedef struct {
     settings_address health_listen;  /* probe listener; text "" = none */
     char *allowed_hosts;             /* owned; comma-separated Host names; NULL = default */
     char *api_key_file;              /* owned; resolved path; NULL = none */
+    uint32_t parse_threads;          /* threads parsing model request bodies; 0 = HTTP thread */
 } settings_server;
 
 typedef struct {

@@ -9,7 +9,7 @@
 const char *const settings_restart_keys[] = {
     "server.listen",          "server.health_listen",  "server.max_connections",
     "server.max_connections_per_ip", "batching.workers", "batching.blas_threads",
-    "batching.max_queue",     "batching.max_queue_delay_us", NULL,
+    "batching.max_queue",     "batching.max_queue_delay_us", "server.parse_threads", NULL,
 };
 
 unsigned settings_restart_diff(const settings *a, const settings *b)
@@ -24,6 +24,7 @@ unsigned settings_restart_diff(const settings *a, const settings *b)
         a->batching.blas_threads != b->batching.blas_threads,
         a->batching.max_queue != b->batching.max_queue,
         a->batching.max_queue_delay_us != b->batching.max_queue_delay_us,
+        x->parse_threads != y->parse_threads,
     };
     _Static_assert(sizeof changed / sizeof changed[0] ==
                        sizeof settings_restart_keys / sizeof settings_restart_keys[0] - 1,
@@ -45,4 +46,5 @@ void settings_keep_restart_keys(const settings *running, settings *fresh)
     fresh->batching.blas_threads = running->batching.blas_threads;
     fresh->batching.max_queue = running->batching.max_queue;
     fresh->batching.max_queue_delay_us = running->batching.max_queue_delay_us;
+    fresh->server.parse_threads = running->server.parse_threads;
 }
