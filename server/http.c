@@ -75,6 +75,7 @@ struct http_server {
     int probe_port;
     atomic_bool draining;
     atomic_long in_flight;
+    atomic_size_t body_bytes; /* capacity of every body buffer held */
     atomic_uint_fast64_t next_id;
     uint64_t id_seed;
     /* Parked requests, for http_server_probe_disconnects (main thread) */
@@ -385,6 +386,8 @@ static void parked_remove(http_server *s, http_request *r)
 
 static void request_free(http_request *r)
 {
+    if (r->body)
+        atomic_fetch_sub(&r->srv->body_bytes, r->body_cap + 1);
     if (r->state_free)
         r->state_free(r->state);
     free(r->resp_body);
@@ -674,7 +677,6 @@ static http_request *request_new(http_server *s, struct MHD_Connection *conn, co
 /* Appends a chunk of body; false when it would cross the limit. */
 static bool body_append(http_server *s, http_request *r, const char *data, size_t n)
 {
-    (void)s;
     size_t limit = r->body_limit;
     if (n > limit - r->body_bytes)
         return false;
@@ -695,6 +697,9 @@ static bool body_append(http_server *s, http_request *r, const char *data, size_
             r->out_of_memory = true;
             return false;
         }
+        atomic_fetch_add(&s->body_bytes, cap + 1);
+        if (r->body)
+            atomic_fetch_sub(&s->body_bytes, r->body_cap + 1);
         r->body = nb;
         r->body_cap = cap;
     }
@@ -737,6 +742,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             if (!body_append(s, r, upload_data, n)) {
                 r->too_large = true;
                 r->discarded_bytes = r->body_bytes + n;
+                if (r->body)
+                    atomic_fetch_sub(&s->body_bytes, r->body_cap + 1);
                 free(r->body);
                 r->body = NULL;
                 r->body_bytes = 0;
@@ -1266,6 +1273,11 @@ void http_server_set_draining(http_server *s, bool draining)
 bool http_server_draining(const http_server *s)
 {
     return atomic_load(&((http_server *)s)->draining);
+}
+
+size_t http_server_body_bytes(const http_server *s)
+{
+    return atomic_load(&((http_server *)s)->body_bytes);
 }
 
 long http_server_in_flight(const http_server *s)

@@ -107,6 +107,10 @@ FF_MUST_CHECK int http_server_reconfigure(http_server *s, const http_options *op
 void http_server_set_draining(http_server *s, bool draining);
 bool http_server_draining(const http_server *s);
 
+/* Bytes of request bodies held now (buffers of requests being read or
+ * served). Any thread. */
+size_t http_server_body_bytes(const http_server *s);
+
 /* Requests that were accepted and have not finished yet (parked ones included). */
 long http_server_in_flight(const http_server *s);
 

@@ -197,6 +197,8 @@ static void on_loaded(void *user, bool ok, const char *message)
     memory_estimate_format(&mem, mem_line, sizeof mem_line);
     log_info("%s", mem_line);
     metrics_memory_estimate_set(d->metrics, memory_estimate_total_bytes(&mem));
+    /* /metrics adds the catalogs as they grow and the bodies held. */
+    atomic_store(&d->api.memory_fixed_bytes, memory_estimate_total_bytes(&mem) - mem.catalogs);
     notify_status("serving %d model%s", n, n == 1 ? "" : "s");
     notify_ready();
     if (first)
@@ -540,6 +542,7 @@ static int serve(daemon_state *d)
         log_error("%s", err);
         return 1;
     }
+    d->api.http = d->http;
     const char *host = cfg->server.listen.host;
     bool v6 = strchr(host, ':') != NULL;
     log_info("fastformerd %s listening on http://%s%s%s:%d (%u worker%s x %u BLAS thread%s)",

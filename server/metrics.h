@@ -26,7 +26,9 @@
  *                                                                settings_restart_keys entry)
  *   fastformerd_http_connections                                 gauge (open connections)
  *   fastformerd_memory_estimate_bytes                            gauge (memory_estimate.h; 0
- *                                                                until the first model set is in)
+ *                                                                until the first model set is in;
+ *                                                                api_metrics adds the catalogs as
+ *                                                                they grow and the bodies held)
  *   process_cpu_seconds_total, process_resident_memory_bytes, process_virtual_memory_bytes,
  *   process_open_fds, process_max_fds, process_start_time_seconds   (from /proc/self)
  * Requests that name no model (or an unknown one) use model="". Request,

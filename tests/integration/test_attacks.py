@@ -447,3 +447,37 @@ def test_no_sighup_is_dropped(start_daemon):
              "the last SIGHUP's key never took effect")
     wait_for(lambda: reloads(d) > n, "no reload")
     assert "SIGHUP ignored" not in d.log()
+
+
+# ---- the memory estimate follows bodies and catalog rows ------------------------------
+
+
+def memory_metric(d):
+    m = re.search(r"^fastformerd_memory_estimate_bytes (\d+)$", d.get("/metrics").body.decode(),
+                  re.M)
+    return int(m.group(1))
+
+
+def test_memory_estimate_counts_bodies_in_flight_and_catalog_growth(start_daemon):
+    d = start_daemon(models=MIND, server={"max_body_bytes": 4 << 20})
+    base = memory_metric(d)
+    assert base > 0
+    # 8 uploads of 2 MB, held open before their last byte.
+    held = []
+    for _ in range(8):
+        s = socket.create_connection(("127.0.0.1", d.port))
+        n = 2 << 20
+        s.sendall(b"PUT /v1/models/mind/news/X HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % n)
+        s.sendall(b" " * (n - 1))
+        held.append(s)
+    wait_for(lambda: memory_metric(d) >= base + 8 * (2 << 20), "bodies in flight not counted")
+    for s in held:
+        s.close()
+    wait_for(lambda: memory_metric(d) < base + (1 << 20), "released bodies still counted")
+    # 2,000 new catalog rows.
+    for i in range(2000):
+        r = d.request("PUT", f"/v1/models/mind/news/grow{i}", body={"title": "team win game"})
+        assert r.status in (200, 201), r
+    grown = memory_metric(d)
+    assert grown > base + 2000 * 32 * 4, (base, grown)  # at least each row's vector (dim 32)
