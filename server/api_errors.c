@@ -16,6 +16,8 @@ const char *api_error_type(int status)
         return "method_not_allowed";
     case 413:
         return "payload_too_large";
+    case 415:
+        return "unsupported_media_type";
     case 422:
         return "unprocessable_entity";
     case 429:

@@ -288,9 +288,14 @@ static void parse_task(task_pool_task *t)
     atomic_store(&pd->cancellable, req);
     if (atomic_load(&pd->gone))
         infer_request_cancel(req);
-    pd->submit = batcher_submit(pd->ctx->batcher, req);
-    if (pd->submit != BATCHER_OK)
+    /* Once submitted, a worker may finish the request and the HTTP thread
+     * free pd: only a refusal (which nobody else sees) is written back. */
+    pd->submit = BATCHER_OK;
+    batcher_status st = batcher_submit(pd->ctx->batcher, req);
+    if (st != BATCHER_OK) {
+        pd->submit = st;
         http_request_resume(r); /* on_resume answers the refusal */
+    }
 }
 
 void api_frame_handle(http_request *r, void *vctx)

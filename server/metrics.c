@@ -543,6 +543,17 @@ static void render_process(out_buf *o, const metrics *m)
     }
 }
 
+/* One series per settings_restart_keys entry: 1 when a reload found it changed. */
+static void render_restart_required(out_buf *o, metrics *mm)
+{
+    out_family(o, "fastformerd_restart_required", "gauge",
+               "1 when the config file changed a setting that only a restart applies.");
+    unsigned restart = atomic_load_explicit(&mm->restart_required, memory_order_relaxed);
+    for (unsigned i = 0; settings_restart_keys[i]; i++)
+        out_printf(o, "fastformerd_restart_required{setting=\"%s\"} %u\n",
+                   settings_restart_keys[i], (restart >> i) & 1u);
+}
+
 int metrics_render(const metrics *m, char **out, size_t *out_len)
 {
     out_buf o = {0};
@@ -635,12 +646,7 @@ int metrics_render(const metrics *m, char **out, size_t *out_len)
     out_printf(&o, "fastformerd_reloads_total{result=\"failure\"} %" PRIu64 "\n",
                atomic_load_explicit(&mm->reloads[0], memory_order_relaxed));
 
-    out_family(&o, "fastformerd_restart_required", "gauge",
-               "1 when the config file changed a setting that only a restart applies.");
-    unsigned restart = atomic_load_explicit(&mm->restart_required, memory_order_relaxed);
-    for (unsigned i = 0; settings_restart_keys[i]; i++)
-        out_printf(&o, "fastformerd_restart_required{setting=\"%s\"} %u\n",
-                   settings_restart_keys[i], (restart >> i) & 1u);
+    render_restart_required(&o, mm);
 
     out_family(&o, "fastformerd_http_connections", "gauge", "Open HTTP connections.");
     out_printf(&o, "fastformerd_http_connections %" PRId64 "\n",

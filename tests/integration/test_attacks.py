@@ -280,7 +280,9 @@ def test_post_without_json_content_type_is_415(daemon, content_type):
                        b"Connection: close\r\n" + headers
                        + b"Content-Length: %d\r\n\r\n" % len(BODY) + BODY)
     assert responses(data) == [b"415"], data
-    assert json_body(data)[1]["error"]["message"] == "Content-Type: expected 'application/json'"
+    err = json_body(data)[1]["error"]
+    assert err["message"] == "Content-Type: expected 'application/json'"
+    assert err["type"] == "unsupported_media_type"
 
 
 def test_json_content_type_with_charset_is_served(daemon):

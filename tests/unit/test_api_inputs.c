@@ -213,12 +213,13 @@ static void test_news_inputs(void **state)
 static void test_error_shape(void **state)
 {
     (void)state;
-    const int codes[] = {400, 401, 404, 405, 413, 422, 429, 500, 503, 504, 418};
+    const int codes[] = {400, 401, 404, 405, 413, 415, 422, 429, 500, 503, 504, 418};
     const char *types[] = {"invalid_argument",
                            "unauthenticated",
                            "not_found",
                            "method_not_allowed",
                            "payload_too_large",
+                           "unsupported_media_type",
                            "unprocessable_entity",
                            "resource_exhausted",
                            "internal",
