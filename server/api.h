@@ -40,7 +40,7 @@ typedef struct {
      * and the request bodies held, so the gauge follows PUTs and uploads. */
     _Atomic size_t memory_fixed_bytes;
     const http_server *http; /* for the bodies held; NULL = none */
-    const char *version;  /* daemon version string */
+    const char *version;     /* daemon version string */
 
     /* News-cache counters already passed to the metrics, per metrics model
      * slot (HTTP thread only: updated when /metrics is scraped). */

@@ -82,9 +82,8 @@ void api_metrics(http_request *r, void *vctx)
     size_t catalogs = per_model_sync(ctx);
     size_t fixed = atomic_load(&ctx->memory_fixed_bytes);
     if (fixed > 0) /* 0 until the first model set is in */
-        metrics_memory_estimate_set(ctx->metrics, fixed + catalogs +
-                                                      (ctx->http ? http_server_body_bytes(ctx->http)
-                                                                 : 0));
+        metrics_memory_estimate_set(
+            ctx->metrics, fixed + catalogs + (ctx->http ? http_server_body_bytes(ctx->http) : 0));
     char *text = NULL;
     size_t len = 0;
     int rendered = metrics_render(ctx->metrics, &text, &len);

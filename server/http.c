@@ -6,8 +6,10 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received (glibc's lacks it) */
 #include <microhttpd.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -16,8 +18,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
-#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received (glibc's lacks it) */
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,7 +68,7 @@ typedef struct {
 struct http_server {
     struct MHD_Daemon *daemon;
     struct MHD_Daemon *probe_daemon; /* NULL without a probe listener */
-    http_options opt; /* as started; the live part is in `live` */
+    http_options opt;                /* as started; the live part is in `live` */
     pthread_mutex_t live_lock;
     http_live live;
     int port;
@@ -112,7 +112,7 @@ struct http_request {
     char *body; /* owned, body_cap + 1 bytes */
     size_t body_bytes;
     size_t body_cap;
-    size_t body_limit; /* server.max_body_bytes when the request started */
+    size_t body_limit;      /* server.max_body_bytes when the request started */
     bool too_large;         /* the body crossed the limit: the rest is dropped */
     bool out_of_memory;     /* the body could not be stored: the rest is dropped */
     size_t discarded_bytes; /* bytes dropped so far */
@@ -596,8 +596,8 @@ static bool request_screen(http_server *s, http_request *r, const char *method_s
 
     if (m == HTTP_POST || m == HTTP_PUT) {
         char err[128];
-        const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_TYPE);
+        const char *ct =
+            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
         if (http_guard_check_content_type(ct, err, sizeof err)) {
             http_request_respond_error(r, 415, "%s", err);
             return true;

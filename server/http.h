@@ -63,19 +63,19 @@ typedef struct {
     int port;         /* 0 picks a free port (see http_server_port) */
     size_t body_limit_bytes;
     unsigned connection_limit;
-    unsigned connection_timeout_s; /* idle / slow-client cut-off; 0 = none */
-    unsigned header_timeout_s;     /* opening (or first byte) to complete headers; 0 = none */
+    unsigned connection_timeout_s;    /* idle / slow-client cut-off; 0 = none */
+    unsigned header_timeout_s;        /* opening (or first byte) to complete headers; 0 = none */
     unsigned per_ip_connection_limit; /* per client address; 0 = none */
-    const char *api_key;           /* NULL or "" = no key required; copied */
-    const char *allowed_hosts;     /* http_guard_check_host's list; NULL = any; copied */
-    int default_timeout_ms;        /* request deadline without a header; 0 = none */
+    const char *api_key;              /* NULL or "" = no key required; copied */
+    const char *allowed_hosts;        /* http_guard_check_host's list; NULL = any; copied */
+    int default_timeout_ms;           /* request deadline without a header; 0 = none */
     /* An optional second listener that serves only the `open` routes (health,
      * readiness, metrics), on its own thread and connection limit, so that
      * probes are answered whatever holds the main listener's slots. NULL =
      * none. */
     const char *probe_host;
     int probe_port;
-    const http_route *routes;      /* borrowed, must outlive the server */
+    const http_route *routes; /* borrowed, must outlive the server */
     size_t n_routes;
     void *route_ctx;
     http_complete_fn on_complete; /* may be NULL */

@@ -127,8 +127,8 @@ const char *http_guard_check_capture(const char *what, const char *s, size_t n, 
                                      size_t err_cap)
 {
     if (n == 0 || n > HTTP_GUARD_CAPTURE_MAX) {
-        snprintf(err, err_cap, "%s: expected 1 to %d bytes, got %zu", what,
-                 HTTP_GUARD_CAPTURE_MAX, n);
+        snprintf(err, err_cap, "%s: expected 1 to %d bytes, got %zu", what, HTTP_GUARD_CAPTURE_MAX,
+                 n);
         return err;
     }
     size_t bad;
@@ -140,8 +140,8 @@ const char *http_guard_check_capture(const char *what, const char *s, size_t n, 
         int32_t cp;
         size_t len = utf8_decode((const unsigned char *)s + i, n - i, &cp);
         if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) {
-            snprintf(err, err_cap, "%s: control character U+%04X at byte %zu", what,
-                     (unsigned)cp, i);
+            snprintf(err, err_cap, "%s: control character U+%04X at byte %zu", what, (unsigned)cp,
+                     i);
             return err;
         }
         i += len;

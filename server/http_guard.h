@@ -16,9 +16,9 @@
 
 /* The framing headers of one request, as counted by the transport. */
 typedef struct {
-    int n_content_length;      /* occurrences of Content-Length */
-    const char *content_length; /* the first one's value, or NULL */
-    int n_transfer_encoding;    /* occurrences of Transfer-Encoding */
+    int n_content_length;          /* occurrences of Content-Length */
+    const char *content_length;    /* the first one's value, or NULL */
+    int n_transfer_encoding;       /* occurrences of Transfer-Encoding */
     const char *transfer_encoding; /* the first one's value, or NULL */
 } http_guard_framing;
 

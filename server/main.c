@@ -104,8 +104,8 @@ static int config_read(const cli_args *a, settings *out, char *err, size_t err_c
 static http_options http_options_from(const settings *cfg, daemon_state *d)
 {
     const settings_server *sv = &cfg->server;
-    const char *hosts = sv->allowed_hosts ? sv->allowed_hosts
-                                          : http_guard_default_hosts(sv->listen.host);
+    const char *hosts =
+        sv->allowed_hosts ? sv->allowed_hosts : http_guard_default_hosts(sv->listen.host);
     return (http_options){.host = sv->listen.host,
                           .port = sv->listen.port,
                           .body_limit_bytes = (size_t)sv->max_body_bytes,
@@ -270,9 +270,8 @@ static void reload_apply_settings(daemon_state *d, settings *fresh)
         log_info("reload: server settings applied (API key %s, max_body_bytes %llu, "
                  "request_timeout_ms %u, connection_timeout_s %u, header_timeout_s %u)",
                  fresh->server.api_key ? "set" : "none",
-                 (unsigned long long)fresh->server.max_body_bytes,
-                 fresh->server.request_timeout_ms, fresh->server.connection_timeout_s,
-                 fresh->server.header_timeout_s);
+                 (unsigned long long)fresh->server.max_body_bytes, fresh->server.request_timeout_ms,
+                 fresh->server.connection_timeout_s, fresh->server.header_timeout_s);
     }
     log_configure(fresh->logging.format, fresh->logging.level);
     settings_free(&d->cfg);
@@ -531,8 +530,8 @@ static int serve(daemon_state *d)
     d->api.version = FASTFORMERD_VERSION;
     atomic_store(&d->api.draining, false);
     /* Model requests' bodies are parsed off the HTTP thread (api_frame.c). */
-    d->api.parse_pool = cfg->server.parse_threads ? task_pool_new((int)cfg->server.parse_threads)
-                                                  : NULL;
+    d->api.parse_pool =
+        cfg->server.parse_threads ? task_pool_new((int)cfg->server.parse_threads) : NULL;
     if (cfg->server.parse_threads && !d->api.parse_pool) {
         log_error("cannot start the request parsing threads");
         return 1;

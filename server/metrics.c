@@ -84,7 +84,7 @@ struct metrics {
     _Atomic int ready[N_SLOTS];
     _Atomic uint64_t cache_hits[N_SLOTS];
     _Atomic uint64_t cache_misses[N_SLOTS];
-    _Atomic uint64_t reloads[2]; /* [0] failure, [1] success */
+    _Atomic uint64_t reloads[2];       /* [0] failure, [1] success */
     _Atomic unsigned restart_required; /* bits of settings_restart_keys */
     _Atomic int64_t connections;
     _Atomic uint64_t memory_estimate_bytes;
@@ -550,8 +550,8 @@ static void render_restart_required(out_buf *o, metrics *mm)
                "1 when the config file changed a setting that only a restart applies.");
     unsigned restart = atomic_load_explicit(&mm->restart_required, memory_order_relaxed);
     for (unsigned i = 0; settings_restart_keys[i]; i++)
-        out_printf(o, "fastformerd_restart_required{setting=\"%s\"} %u\n",
-                   settings_restart_keys[i], (restart >> i) & 1u);
+        out_printf(o, "fastformerd_restart_required{setting=\"%s\"} %u\n", settings_restart_keys[i],
+                   (restart >> i) & 1u);
 }
 
 int metrics_render(const metrics *m, char **out, size_t *out_len)

@@ -46,10 +46,10 @@ typedef struct {
     uint32_t max_connections;    /* concurrent HTTP connections */
     uint64_t max_body_bytes;     /* request body limit; larger -> 413 */
     uint32_t request_timeout_ms; /* default per-request deadline (X-Request-Timeout-Ms overrides) */
-    uint32_t connection_timeout_s; /* idle/slow connection timeout */
-    uint32_t drain_timeout_s;      /* SIGTERM: time allowed to finish accepted requests */
-    char *api_key;                 /* owned; NULL = no key required */
-    uint32_t header_timeout_s;     /* opening (or first byte) to complete headers */
+    uint32_t connection_timeout_s;   /* idle/slow connection timeout */
+    uint32_t drain_timeout_s;        /* SIGTERM: time allowed to finish accepted requests */
+    char *api_key;                   /* owned; NULL = no key required */
+    uint32_t header_timeout_s;       /* opening (or first byte) to complete headers */
     uint32_t max_connections_per_ip; /* 0 = no per-address limit */
     settings_address health_listen;  /* probe listener; text "" = none */
     char *allowed_hosts;             /* owned; comma-separated Host names; NULL = default */

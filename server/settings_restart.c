@@ -7,9 +7,11 @@
 #include <string.h>
 
 const char *const settings_restart_keys[] = {
-    "server.listen",          "server.health_listen",  "server.max_connections",
-    "server.max_connections_per_ip", "batching.workers", "batching.blas_threads",
-    "batching.max_queue",     "batching.max_queue_delay_us", "server.parse_threads", NULL,
+    "server.listen",          "server.health_listen",
+    "server.max_connections", "server.max_connections_per_ip",
+    "batching.workers",       "batching.blas_threads",
+    "batching.max_queue",     "batching.max_queue_delay_us",
+    "server.parse_threads",   NULL,
 };
 
 unsigned settings_restart_diff(const settings *a, const settings *b)

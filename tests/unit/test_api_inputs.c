@@ -214,18 +214,10 @@ static void test_error_shape(void **state)
 {
     (void)state;
     const int codes[] = {400, 401, 404, 405, 413, 415, 422, 429, 500, 503, 504, 418};
-    const char *types[] = {"invalid_argument",
-                           "unauthenticated",
-                           "not_found",
-                           "method_not_allowed",
-                           "payload_too_large",
-                           "unsupported_media_type",
-                           "unprocessable_entity",
-                           "resource_exhausted",
-                           "internal",
-                           "unavailable",
-                           "deadline_exceeded",
-                           "error"};
+    const char *types[] = {"invalid_argument",     "unauthenticated",    "not_found",
+                           "method_not_allowed",   "payload_too_large",  "unsupported_media_type",
+                           "unprocessable_entity", "resource_exhausted", "internal",
+                           "unavailable",          "deadline_exceeded",  "error"};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         json_t *e = api_error_json(codes[i], "m");
         char *s = json_dumps(e, JSON_COMPACT);

@@ -32,7 +32,10 @@ static void test_framing(void **state)
     assert_string_equal(framing(2, "5", 0, NULL), "Content-Length is repeated: send it once");
     assert_string_equal(framing(0, NULL, 2, "chunked"),
                         "Transfer-Encoding is repeated: send it once");
-    for (const char *bad = "-1\0+1\0 1\0" "1 \0" "0x10\0\0"; *bad || bad[1]; bad += strlen(bad) + 1)
+    for (const char *bad = "-1\0+1\0 1\0"
+                           "1 \0"
+                           "0x10\0\0";
+         *bad || bad[1]; bad += strlen(bad) + 1)
         assert_string_equal(framing(1, bad, 0, NULL),
                             "Content-Length: expected a non-negative decimal integer");
     assert_string_equal(framing(1, "", 0, NULL),
@@ -75,7 +78,8 @@ static void test_host(void **state)
     assert_null(host(lo, NULL, true));
     /* The client's bytes are shown printable only. */
     assert_string_equal(host(lo, "a\x01\xff", false),
-                        "Host 'a?" "?' is not allowed here (server.allowed_hosts)");
+                        "Host 'a?"
+                        "?' is not allowed here (server.allowed_hosts)");
 
     assert_null(host(NULL, "anything", false));
     assert_null(host("", NULL, false));
@@ -92,9 +96,14 @@ static void test_content_type(void **state)
     assert_null(http_guard_check_content_type("application/json", err, sizeof err));
     assert_null(http_guard_check_content_type("Application/JSON; charset=utf-8", err, sizeof err));
     assert_null(http_guard_check_content_type(" application/json ;x=y", err, sizeof err));
-    const char *bad[] = {NULL, "", "text/plain", "application/x-www-form-urlencoded",
-                         "multipart/form-data; boundary=x", "application/jsonp",
-                         "application/json-seq", "text/json"};
+    const char *bad[] = {NULL,
+                         "",
+                         "text/plain",
+                         "application/x-www-form-urlencoded",
+                         "multipart/form-data; boundary=x",
+                         "application/jsonp",
+                         "application/json-seq",
+                         "text/json"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_string_equal(http_guard_check_content_type(bad[i], err, sizeof err),
                             "Content-Type: expected 'application/json'");
@@ -119,7 +128,7 @@ static void test_capture(void **state)
     assert_string_equal(cap("", 0), "news id: expected 1 to 128 bytes, got 0");
     assert_string_equal(cap("N\xff", 2), "news id: invalid UTF-8 at byte 1");
     assert_string_equal(cap("ab\xc3", 3), "news id: invalid UTF-8 at byte 2");
-    assert_string_equal(cap("\xc0\xaf", 2), "news id: invalid UTF-8 at byte 0"); /* overlong */
+    assert_string_equal(cap("\xc0\xaf", 2), "news id: invalid UTF-8 at byte 0");     /* overlong */
     assert_string_equal(cap("\xed\xa0\x80", 3), "news id: invalid UTF-8 at byte 0"); /* surrogate */
     assert_string_equal(cap("a\0b", 3), "news id: control character U+0000 at byte 1");
     assert_string_equal(cap("a\tb", 3), "news id: control character U+0009 at byte 1");

@@ -290,8 +290,13 @@ static void test_access_long_or_spoofing_path(void **state)
     memset(path, 'a', sizeof path - 1);
     memcpy(path, "/x\" status=200 \\", 16);
     path[sizeof path - 1] = 0;
-    log_access_entry e = {.request_id = "abc", .method = "GET", .path = path, .route = "other",
-                          .remote_addr = "10.0.0.1:5", .status = 401, .error = "unauthorized"};
+    log_access_entry e = {.request_id = "abc",
+                          .method = "GET",
+                          .path = path,
+                          .route = "other",
+                          .remote_addr = "10.0.0.1:5",
+                          .status = 401,
+                          .error = "unauthorized"};
     log_access(&e);
     char *out = captured();
     assert_true(strlen(out) <= LOG_LINE_MAX);
