@@ -28,7 +28,7 @@
 #include "route_path.h"
 #include "settings.h"
 
-#define HTTP_MAX_HEADERS 5
+#define HTTP_MAX_HEADERS 12
 #define HTTP_REQUEST_ID_MAX 128
 #define HTTP_MODEL_NAME_MAX 128
 /* A body without Content-Length that crosses the limit is read and dropped
@@ -91,8 +91,8 @@ typedef enum {
 } request_phase;
 
 typedef struct {
-    char name[32];
-    char value[96];
+    char name[48];
+    char value[256];
 } response_header;
 
 struct http_request {
@@ -159,6 +159,8 @@ static http_method method_parse(const char *m)
         return HTTP_PUT;
     if (strcmp(m, "DELETE") == 0)
         return HTTP_DELETE;
+    if (strcmp(m, "OPTIONS") == 0)
+        return HTTP_OPTIONS;
     return HTTP_OTHER;
 }
 
@@ -175,6 +177,8 @@ static const char *method_name(http_method m)
         return "PUT";
     case HTTP_DELETE:
         return "DELETE";
+    case HTTP_OPTIONS:
+        return "OPTIONS";
     default:
         return "OTHER";
     }
@@ -295,7 +299,7 @@ void http_request_respond_error(http_request *r, int status, const char *fmt, ..
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     /* A NULL body (out of memory) is answered by the transport as a bare 500. */
-    http_request_respond_json(r, status, api_error_json(status, msg));
+    http_request_respond_json(r, status, api_error_json_for_path(r->path, status, msg));
 }
 
 void http_request_respond_json(http_request *r, int status, json_t *body)
@@ -522,14 +526,10 @@ static bool request_screen_key(http_server *s, http_request *r, const header_cou
 /* Checks everything that can be decided from the headers alone. Returns true
  * when the request was answered (rejected) here. */
 static bool request_screen(http_server *s, http_request *r, const char *method_str,
-                           const char *version)
+                           const header_counts *hc)
 {
     const http_options *o = &s->opt;
     http_method m = r->method == HTTP_HEAD ? HTTP_GET : r->method;
-    header_counts hc = {0};
-    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, header_count, &hc);
-    if (request_screen_wire(s, r, version, &hc))
-        return true;
     bool probes_only = false;
     if (s->probe_daemon) {
         const union MHD_ConnectionInfo *di =
@@ -584,7 +584,7 @@ static bool request_screen(http_server *s, http_request *r, const char *method_s
         return true;
     }
 
-    if (!hit->open && request_screen_key(s, r, &hc))
+    if (!hit->open && request_screen_key(s, r, hc))
         return true;
 
     if (!hit->open && atomic_load(&s->draining)) {
@@ -598,7 +598,10 @@ static bool request_screen(http_server *s, http_request *r, const char *method_s
         char err[128];
         const char *ct =
             MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (http_guard_check_content_type(ct, err, sizeof err)) {
+        const char *binary =
+            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, HTTP_GUARD_BINARY_HEADER);
+        const char *origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
+        if (http_guard_check_content_type(ct, binary, origin, err, sizeof err)) {
             http_request_respond_error(r, 415, "%s", err);
             return true;
         }
@@ -722,7 +725,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             return MHD_NO; /* out of memory: MHD closes the connection */
         *req_cls = r;
         conn_headers_in(s, conn);
-        if (request_screen(s, r, method, version))
+        /* Framing, the path's bytes and Host first: a malformed request gets
+         * no CORS answer either. */
+        header_counts hc = {0};
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, header_count, &hc);
+        if (request_screen_wire(s, r, version, &hc))
+            return response_queue(r);
+        if (s->opt.on_headers && s->opt.on_headers(r, s->opt.route_ctx))
+            return response_queue(r);
+        if (request_screen(s, r, method, &hc))
             return response_queue(r);
         return MHD_YES;
     }

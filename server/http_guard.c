@@ -105,9 +105,12 @@ const char *http_guard_default_hosts(const char *listen_host)
     return NULL;
 }
 
-const char *http_guard_check_content_type(const char *content_type, char *err, size_t err_cap)
+const char *http_guard_check_content_type(const char *content_type, const char *binary_header,
+                                          const char *origin, char *err, size_t err_cap)
 {
     static const char json[] = "application/json";
+    if (binary_header || (!content_type && !origin))
+        return NULL;
     if (content_type) {
         while (*content_type == ' ' || *content_type == '\t')
             content_type++;

@@ -42,9 +42,21 @@ const char *http_guard_check_host(const char *allowed, const char *host, bool ht
  * "localhost", NULL (any host) otherwise. Static string. */
 const char *http_guard_default_hosts(const char *listen_host);
 
-/* A body's Content-Type must be application/json, parameters (such as
- * "; charset=utf-8") allowed; NULL (absent) is refused too. For a 415. */
-const char *http_guard_check_content_type(const char *content_type, char *err, size_t err_cap);
+/* The Open Inference Protocol's binary tensor extension header (oip_binary.h's
+ * OIP_HEADER_LENGTH; test_http_guard holds them equal). */
+#define HTTP_GUARD_BINARY_HEADER "Inference-Header-Content-Length"
+
+/* A POST or PUT body's Content-Type must be application/json, parameters
+ * (such as "; charset=utf-8") allowed. For a 415. The rule stops cross-site
+ * "simple" requests, which a browser sends without a CORS preflight: their
+ * Content-Type is text/plain, a form type, or (a Blob body) none, and then
+ * they always carry Origin. So a request without Content-Type passes when it
+ * has no Origin either (`origin` NULL: not from a browser; Triton's Python
+ * client sends neither). With the binary extension's header (`binary_header`
+ * non-NULL) the route checks the type itself (Triton's C++ client sends
+ * application/octet-stream): a simple request cannot carry that header. */
+const char *http_guard_check_content_type(const char *content_type, const char *binary_header,
+                                          const char *origin, char *err, size_t err_cap);
 
 /* A path capture (s[0..n)) named `what` ("news id", "model name"): 1 to
  * HTTP_GUARD_CAPTURE_MAX bytes of valid UTF-8 without NUL or other control

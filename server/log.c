@@ -400,6 +400,9 @@ void log_access(const log_access_entry *e)
         line_printf(&l, ",\"latency_ms\":%.3f,\"queue_ms\":%.3f", latency_ms, queue_ms);
         line_printf(&l, ",\"batch_size\":%u,\"items\":%u", e->batch_size, e->n_items);
         line_field_str(&l, true, "error", e->error);
+        line_field_str(&l, true, "trace_id", e->trace_id);
+        line_field_str(&l, true, "span_id", e->span_id);
+        line_field_str(&l, true, "parent_id", e->parent_id);
         line_field_str(&l, true, "request_id", e->request_id);
         line_field_str(&l, true, "method", e->method);
         line_field_str(&l, true, "path", e->path);
@@ -416,6 +419,12 @@ void log_access(const log_access_entry *e)
             line_text_str(&l, e->error, strlen(e->error), true);
             line_puts(&l, "\"");
         }
+        if (e->trace_id) {
+            line_field_str(&l, false, "trace_id", e->trace_id);
+            line_field_str(&l, false, "span_id", e->span_id);
+        }
+        if (e->parent_id)
+            line_field_str(&l, false, "parent_id", e->parent_id);
         line_field_str(&l, false, "id", e->request_id);
         line_field_str(&l, false, "method", e->method);
         line_text_path(&l, e->path ? e->path : "-", e->path ? strlen(e->path) : 1);

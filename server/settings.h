@@ -38,6 +38,12 @@ typedef struct {
     uint16_t port;
 } settings_address;
 
+/* A list of strings (SETTINGS_ORIGIN_LIST). Owned. */
+typedef struct {
+    char **items;
+    size_t n;
+} settings_strings;
+
 /* Every value's range and default is in settings_specs[] (below), the one
  * place they are written; conf/fastformerd.yaml documents them and a unit
  * test holds the two together. */
@@ -46,10 +52,12 @@ typedef struct {
     uint32_t max_connections;    /* concurrent HTTP connections */
     uint64_t max_body_bytes;     /* request body limit; larger -> 413 */
     uint32_t request_timeout_ms; /* default per-request deadline (X-Request-Timeout-Ms overrides) */
-    uint32_t connection_timeout_s;   /* idle/slow connection timeout */
-    uint32_t drain_timeout_s;        /* SIGTERM: time allowed to finish accepted requests */
-    char *api_key;                   /* owned; NULL = no key required */
-    uint32_t header_timeout_s;       /* opening (or first byte) to complete headers */
+    uint32_t connection_timeout_s;       /* idle/slow connection timeout */
+    uint32_t drain_timeout_s;            /* SIGTERM: time allowed to finish accepted requests */
+    char *api_key;                       /* owned; NULL = no key required */
+    settings_strings cors_allow_origins; /* origins or "*" (cors.h); empty = CORS off */
+    int model_control;         /* 1: the model repository routes (/v2/repository/...) answer */
+    uint32_t header_timeout_s; /* opening (or first byte) to complete headers */
     uint32_t max_connections_per_ip; /* 0 = no per-address limit */
     settings_address health_listen;  /* probe listener; text "" = none */
     char *allowed_hosts;             /* owned; comma-separated Host names; NULL = default */
@@ -64,6 +72,8 @@ typedef struct {
     uint32_t max_queue;          /* queued requests before 429/503 */
     uint32_t workers;            /* inference threads */
     uint32_t blas_threads;       /* OpenBLAS threads per process; workers * blas_threads <= cores */
+    uint32_t engine_threads;     /* engine threads per worker (the worker and lent ones);
+                                    workers * engine_threads <= cores */
 } settings_batching;
 
 typedef struct {
@@ -98,12 +108,14 @@ typedef struct {
  * settings.c and its documentation in conf/fastformerd.yaml. */
 
 typedef enum {
-    SETTINGS_UINT,       /* integer in [min, max] into a uint32_t or uint64_t field */
-    SETTINGS_ENUM,       /* one of names[] into an int-sized enum field (the index) */
-    SETTINGS_ADDRESS,    /* HOST:PORT into a settings_address field */
-    SETTINGS_STRING,     /* non-empty string of at most max bytes (0: any) into an owned char * */
-    SETTINGS_PATH,       /* like STRING, resolved against the config file's directory */
-    SETTINGS_MODEL_NAME, /* [A-Za-z0-9_.-]{1,64}, not starting with '.', into an owned char * */
+    SETTINGS_UINT,        /* integer in [min, max] into a uint32_t or uint64_t field */
+    SETTINGS_ENUM,        /* one of names[] into an int-sized enum field (the index) */
+    SETTINGS_ADDRESS,     /* HOST:PORT into a settings_address field */
+    SETTINGS_STRING,      /* non-empty string of at most max bytes (0: any) into an owned char * */
+    SETTINGS_PATH,        /* like STRING, resolved against the config file's directory */
+    SETTINGS_MODEL_NAME,  /* [A-Za-z0-9_.-]{1,64}, not starting with '.', into an owned char * */
+    SETTINGS_ORIGIN_LIST, /* a sequence of origins or "*" (cors_origin_valid) into a
+                             settings_strings; default empty */
 } settings_type;
 
 enum {
@@ -203,9 +215,10 @@ extern const char *const settings_restart_keys[];
  * `fresh`. */
 unsigned settings_restart_diff(const settings *running, const settings *fresh);
 
-/* Copies the settings_restart_keys values of `running` into *fresh (what a
- * reload keeps). */
-void settings_keep_restart_keys(const settings *running, settings *fresh);
+/* Gives *fresh the settings_restart_keys values of `running` (what a reload
+ * keeps): copies the scalars, and swaps the owned lists (cors_allow_origins),
+ * so that pointers the daemon borrowed from `running` move into *fresh. */
+void settings_keep_restart_keys(settings *running, settings *fresh);
 
 /* Frees everything *s owns and re-initialises it to the defaults. NULL ok. */
 void settings_free(settings *s);

@@ -7,12 +7,30 @@
 #include <string.h>
 
 const char *const settings_restart_keys[] = {
-    "server.listen",          "server.health_listen",
-    "server.max_connections", "server.max_connections_per_ip",
-    "batching.workers",       "batching.blas_threads",
-    "batching.max_queue",     "batching.max_queue_delay_us",
-    "server.parse_threads",   NULL,
+    "server.listen",
+    "server.health_listen",
+    "server.max_connections",
+    "server.max_connections_per_ip",
+    "batching.workers",
+    "batching.blas_threads",
+    "batching.engine_threads",
+    "batching.max_queue",
+    "batching.max_queue_delay_us",
+    "server.parse_threads",
+    "server.cors_allow_origins",
+    "server.model_control",
+    NULL,
 };
+
+static bool strings_equal(const settings_strings *a, const settings_strings *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->items[i], b->items[i]) != 0)
+            return false;
+    return true;
+}
 
 unsigned settings_restart_diff(const settings *a, const settings *b)
 {
@@ -24,9 +42,12 @@ unsigned settings_restart_diff(const settings *a, const settings *b)
         x->max_connections_per_ip != y->max_connections_per_ip,
         a->batching.workers != b->batching.workers,
         a->batching.blas_threads != b->batching.blas_threads,
+        a->batching.engine_threads != b->batching.engine_threads,
         a->batching.max_queue != b->batching.max_queue,
         a->batching.max_queue_delay_us != b->batching.max_queue_delay_us,
         x->parse_threads != y->parse_threads,
+        !strings_equal(&x->cors_allow_origins, &y->cors_allow_origins),
+        x->model_control != y->model_control,
     };
     _Static_assert(sizeof changed / sizeof changed[0] ==
                        sizeof settings_restart_keys / sizeof settings_restart_keys[0] - 1,
@@ -38,14 +59,20 @@ unsigned settings_restart_diff(const settings *a, const settings *b)
     return mask;
 }
 
-void settings_keep_restart_keys(const settings *running, settings *fresh)
+void settings_keep_restart_keys(settings *running, settings *fresh)
 {
+    /* Owned lists swap, so that what the daemon borrowed stays alive. */
+    settings_strings origins = fresh->server.cors_allow_origins;
+    fresh->server.cors_allow_origins = running->server.cors_allow_origins;
+    running->server.cors_allow_origins = origins;
+    fresh->server.model_control = running->server.model_control;
     fresh->server.listen = running->server.listen;
     fresh->server.health_listen = running->server.health_listen;
     fresh->server.max_connections = running->server.max_connections;
     fresh->server.max_connections_per_ip = running->server.max_connections_per_ip;
     fresh->batching.workers = running->batching.workers;
     fresh->batching.blas_threads = running->batching.blas_threads;
+    fresh->batching.engine_threads = running->batching.engine_threads;
     fresh->batching.max_queue = running->batching.max_queue;
     fresh->batching.max_queue_delay_us = running->batching.max_queue_delay_us;
     fresh->server.parse_threads = running->server.parse_threads;

@@ -29,7 +29,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     check_verdict(http_guard_check_host(allowed, host, size % 2, err, sizeof err), err, "host");
     check_verdict(http_guard_check_host(allowed, NULL, false, err, sizeof err), err, "no host");
-    check_verdict(http_guard_check_content_type(rest, err, sizeof err), err, "content type");
+    check_verdict(http_guard_check_content_type(size % 7 ? rest : NULL, size % 5 ? NULL : host,
+                                                size % 3 ? allowed : NULL, err, sizeof err),
+                  err, "content type");
     http_guard_framing f = {(int)(size % 3), rest, (int)(size / 3 % 3), host};
     check_verdict(http_guard_check_framing(&f, err, sizeof err), err, "framing");
 

@@ -272,10 +272,15 @@ def test_nul_in_a_model_name_is_400_not_a_shorter_name(daemon):
     assert r.status == 400, r
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
-                                          "multipart/form-data; boundary=x", "application/jsonx"])
-def test_post_without_json_content_type_is_415(daemon, content_type):
+@pytest.mark.parametrize("content_type,origin", [
+    (None, b"http://evil.example"),  # a browser's Blob body: no type, but Origin
+    ("text/plain", None), ("text/plain;charset=UTF-8", b"http://evil.example"),
+    ("application/x-www-form-urlencoded", None), ("multipart/form-data; boundary=x", None),
+    ("application/jsonx", None)])
+def test_post_without_json_content_type_is_415(daemon, content_type, origin):
     headers = b"" if content_type is None else b"Content-Type: " + content_type.encode() + b"\r\n"
+    if origin:
+        headers += b"Origin: " + origin + b"\r\n"
     data, _ = exchange(daemon.port, b"POST " + C.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                        b"Connection: close\r\n" + headers
                        + b"Content-Length: %d\r\n\r\n" % len(BODY) + BODY)
@@ -283,6 +288,13 @@ def test_post_without_json_content_type_is_415(daemon, content_type):
     err = json_body(data)[1]["error"]
     assert err["message"] == "Content-Type: expected 'application/json'"
     assert err["type"] == "unsupported_media_type"
+
+
+def test_post_without_content_type_or_origin_is_served(daemon):
+    # Not a browser (Triton's Python client sends neither header).
+    data, _ = exchange(daemon.port, b"POST " + C.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                       b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY)
+    assert responses(data) == [b"200"], data
 
 
 def test_json_content_type_with_charset_is_served(daemon):

@@ -235,6 +235,26 @@ static void test_error_shape(void **state)
                         "model 'a?"
                         "?' not found");
     json_decref(e);
+
+    /* Under /v2 the Open Inference Protocol's shape: "error" is the message. */
+    static const char oip[] = "{\"error\":\"model 'a?' not found\",\"code\":404,"
+                              "\"type\":\"not_found\"}";
+    static const char api[] = "{\"error\":{\"code\":404,\"type\":\"not_found\",\"message\":"
+                              "\"model 'a?' not found\"}}";
+    const struct {
+        const char *path, *want;
+    } by_path[] = {{"/v2", oip},         {"/v2/", oip},       {"/v2/models/m/infer", oip},
+                   {"/v2/nowhere", oip}, {"/v1/models", api}, {"/v2x", api},
+                   {"/v20/models", api}, {"/", api},          {"", api},
+                   {"/healthz", api},    {"v2", api}};
+    for (size_t i = 0; i < sizeof by_path / sizeof by_path[0]; i++) {
+        assert_int_equal(api_error_path_is_oip(by_path[i].path), by_path[i].want == oip);
+        e = api_error_json_for_path(by_path[i].path, 404, "model 'a\xff' not found");
+        char *s = json_dumps(e, JSON_COMPACT);
+        assert_string_equal(s, by_path[i].want);
+        free(s);
+        json_decref(e);
+    }
 }
 
 int main(void)

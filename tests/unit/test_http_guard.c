@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "http_guard.h"
+#include "oip_binary.h"
 
 static char err[256];
 
@@ -93,9 +94,12 @@ static void test_host(void **state)
 static void test_content_type(void **state)
 {
     (void)state;
-    assert_null(http_guard_check_content_type("application/json", err, sizeof err));
-    assert_null(http_guard_check_content_type("Application/JSON; charset=utf-8", err, sizeof err));
-    assert_null(http_guard_check_content_type(" application/json ;x=y", err, sizeof err));
+    assert_null(
+        http_guard_check_content_type("application/json", NULL, "http://a", err, sizeof err));
+    assert_null(http_guard_check_content_type("Application/JSON; charset=utf-8", NULL, "http://a",
+                                              err, sizeof err));
+    assert_null(
+        http_guard_check_content_type(" application/json ;x=y", NULL, "http://a", err, sizeof err));
     const char *bad[] = {NULL,
                          "",
                          "text/plain",
@@ -104,9 +108,18 @@ static void test_content_type(void **state)
                          "application/jsonp",
                          "application/json-seq",
                          "text/json"};
+    /* No Content-Type and no Origin: not a browser (Triton's Python client). */
+    assert_null(http_guard_check_content_type(NULL, NULL, NULL, err, sizeof err));
+    assert_non_null(http_guard_check_content_type("text/plain", NULL, NULL, err, sizeof err));
+    /* The binary tensor extension's requests are left to the route. */
+    assert_string_equal(HTTP_GUARD_BINARY_HEADER, OIP_HEADER_LENGTH);
+    assert_null(http_guard_check_content_type(NULL, "42", "http://a", err, sizeof err));
+    assert_null(
+        http_guard_check_content_type("application/octet-stream", "42", NULL, err, sizeof err));
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_string_equal(http_guard_check_content_type(bad[i], err, sizeof err),
-                            "Content-Type: expected 'application/json'");
+        assert_string_equal(
+            http_guard_check_content_type(bad[i], NULL, "http://a", err, sizeof err),
+            "Content-Type: expected 'application/json'");
 }
 
 static const char *cap(const char *s, size_t n)
