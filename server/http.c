@@ -27,6 +27,7 @@
 #include "mono_clock.h"
 #include "route_path.h"
 #include "settings.h"
+#include "tls_identity.h"
 
 #define HTTP_MAX_HEADERS 12
 #define HTTP_REQUEST_ID_MAX 128
@@ -1144,12 +1145,35 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
      * daemon's structured log; errors that matter surface as return codes. */
 }
 
+/* The options that make a listener speak TLS (tls_priorities non-NULL):
+ * GnuTLS's priority string and tls_identity's certificate callback, which
+ * answers each handshake with the identity served now. Fills 3 items. */
+static void tls_options(struct MHD_OptionItem *items, const char *tls_priorities)
+{
+    gnutls_certificate_retrieve_function2 *cb = tls_identity_retrieve;
+    void *cb_ptr; /* MHD's option array carries the function as a pointer */
+    memcpy(&cb_ptr, &cb, sizeof cb_ptr);
+    items[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)tls_priorities};
+    items[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, cb_ptr};
+    items[2] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+}
+
 /* Binds host:port and starts an MHD daemon (its own polling thread) whose
- * callbacks all take `s`. NULL with a message naming the address. */
+ * callbacks all take `s`; over TLS when tls_priorities is not NULL. NULL
+ * with a message naming the address. */
 static struct MHD_Daemon *listener_start(http_server *s, const char *host, int port,
                                          unsigned connection_limit, unsigned per_ip_limit,
-                                         char *err, size_t err_cap)
+                                         const char *tls_priorities, char *err, size_t err_cap)
 {
+    struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}};
+    if (tls_priorities && (!MHD_is_feature_supported(MHD_FEATURE_TLS) ||
+                           !MHD_is_feature_supported(MHD_FEATURE_HTTPS_CERT_CALLBACK))) {
+        snprintf(err, err_cap, "listen %s:%d: TLS: this libmicrohttpd was built without TLS", host,
+                 port);
+        return NULL;
+    }
+    if (tls_priorities)
+        tls_options(tls, tls_priorities);
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
@@ -1170,6 +1194,8 @@ static struct MHD_Daemon *listener_start(http_server *s, const char *host, int p
                      MHD_USE_ERROR_LOG;
     if (v6)
         flags |= MHD_USE_IPv6;
+    if (tls_priorities)
+        flags |= MHD_USE_TLS;
     /* Over the limit MHD stops accepting (the backlog holds the rest); over
      * the per-IP limit it accepts and closes at once. The timeout cuts off
      * idle clients; http_server_cut_slow_clients the slow ones. */
@@ -1181,11 +1207,13 @@ static struct MHD_Daemon *listener_start(http_server *s, const char *host, int p
         s->live.connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_UNESCAPE_CALLBACK,
         unescape_noting_nul, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     if (!d) {
         int e = errno;
         snprintf(err, err_cap, "listen %s:%d: %s", host, port,
-                 e ? strerror(e) : "cannot start the HTTP server");
+                 e                ? strerror(e)
+                 : tls_priorities ? "cannot start the HTTPS server (TLS priorities or GnuTLS)"
+                                  : "cannot start the HTTP server");
     }
     return d;
 }
@@ -1219,7 +1247,7 @@ int http_server_start(const http_options *opt, http_server **out, char *err, siz
         s->id_seed = (uint64_t)mono_clock_us() ^ ((uint64_t)getpid() << 32);
 
     s->daemon = listener_start(s, opt->host, opt->port, opt->connection_limit,
-                               opt->per_ip_connection_limit, err, err_cap);
+                               opt->per_ip_connection_limit, opt->tls_priorities, err, err_cap);
     if (!s->daemon) {
         http_server_stop(s);
         return -1;
@@ -1227,7 +1255,7 @@ int http_server_start(const http_options *opt, http_server **out, char *err, siz
     s->port = listener_port(s->daemon, opt->port);
     if (opt->probe_host) {
         s->probe_daemon = listener_start(s, opt->probe_host, opt->probe_port,
-                                         HTTP_PROBE_CONNECTION_LIMIT, 0, err, err_cap);
+                                         HTTP_PROBE_CONNECTION_LIMIT, 0, NULL, err, err_cap);
         if (!s->probe_daemon) {
             http_server_stop(s);
             return -1;

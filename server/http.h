@@ -76,6 +76,10 @@ typedef struct {
      * none. */
     const char *probe_host;
     int probe_port;
+    /* Non-NULL: the main listener speaks TLS only (HTTPS), with this GnuTLS
+     * priority string (tls_priorities()) and the certificate tls_identity
+     * serves; the probe listener stays plain HTTP. NULL = plain HTTP. */
+    const char *tls_priorities;
     const http_route *routes; /* borrowed, must outlive the server */
     size_t n_routes;
     void *route_ctx;

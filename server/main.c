@@ -30,6 +30,8 @@
 #include "notify.h"
 #include "settings.h"
 #include "task_pool.h"
+#include "tls_identity.h"
+#include "tls_probe.h"
 #include "worker.h"
 
 #define FASTFORMERD_VERSION "0.1.0"
@@ -107,25 +109,28 @@ static http_options http_options_from(const settings *cfg, daemon_state *d)
     const settings_server *sv = &cfg->server;
     const char *hosts =
         sv->allowed_hosts ? sv->allowed_hosts : http_guard_default_hosts(sv->listen.host);
-    return (http_options){.host = sv->listen.host,
-                          .port = sv->listen.port,
-                          .body_limit_bytes = (size_t)sv->max_body_bytes,
-                          .connection_limit = sv->max_connections,
-                          .connection_timeout_s = sv->connection_timeout_s,
-                          .header_timeout_s = sv->header_timeout_s,
-                          .per_ip_connection_limit = sv->max_connections_per_ip,
-                          .api_key = sv->api_key,
-                          .allowed_hosts = hosts,
-                          .default_timeout_ms = (int)sv->request_timeout_ms,
-                          .probe_host = sv->health_listen.text[0] ? sv->health_listen.host : NULL,
-                          .probe_port = sv->health_listen.port,
-                          .routes = api_routes,
-                          .n_routes = api_n_routes,
-                          .route_ctx = &d->api,
-                          .on_complete = api_on_complete,
-                          .on_connection = api_on_connection,
-                          .on_headers = api_on_headers,
-                          .complete_ctx = &d->api};
+    return (http_options){
+        .host = sv->listen.host,
+        .port = sv->listen.port,
+        .body_limit_bytes = (size_t)sv->max_body_bytes,
+        .connection_limit = sv->max_connections,
+        .connection_timeout_s = sv->connection_timeout_s,
+        .header_timeout_s = sv->header_timeout_s,
+        .per_ip_connection_limit = sv->max_connections_per_ip,
+        .api_key = sv->api_key,
+        .allowed_hosts = hosts,
+        .default_timeout_ms = (int)sv->request_timeout_ms,
+        .probe_host = sv->health_listen.text[0] ? sv->health_listen.host : NULL,
+        .probe_port = sv->health_listen.port,
+        .tls_priorities =
+            sv->tls_cert_file ? tls_priorities((tls_min_version)sv->tls_min_version) : NULL,
+        .routes = api_routes,
+        .n_routes = api_n_routes,
+        .route_ctx = &d->api,
+        .on_complete = api_on_complete,
+        .on_connection = api_on_connection,
+        .on_headers = api_on_headers,
+        .complete_ctx = &d->api};
 }
 
 /* The registry's view of the configured models. Returns a malloc'ed array
@@ -256,6 +261,45 @@ static int signal_wait(const sigset_t *set, int timeout_ms)
     return sig > 0 ? sig : 0;
 }
 
+/* Reads the TLS certificate and key at start. Returns 0, or -1 with the
+ * error logged. */
+static int tls_start(const settings_server *sv)
+{
+    tls_identity *id;
+    char err[1024], about[512];
+    if (tls_identity_load(sv->tls_cert_file, sv->tls_key_file, &id, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    tls_identity_describe(id, about, sizeof about);
+    if (tls_identity_expires_in_s(id) < 0)
+        log_warn("TLS certificate %s has expired; serving it anyway", about);
+    log_info("TLS certificate %s", about);
+    tls_identity_serve(id);
+    return 0;
+}
+
+/* SIGHUP: re-reads the certificate and key; a renewed pair serves new
+ * handshakes, a bad file keeps the served pair. */
+static void tls_reload(const settings_server *sv)
+{
+    tls_identity *id;
+    char err[1024], about[512];
+    if (tls_identity_load(sv->tls_cert_file, sv->tls_key_file, &id, err, sizeof err) != 0) {
+        log_error("reload: %s; the served TLS certificate stays", err);
+        return;
+    }
+    if (tls_identity_same(id, tls_identity_served())) {
+        tls_identity_free(id);
+        return;
+    }
+    tls_identity_describe(id, about, sizeof about);
+    if (tls_identity_expires_in_s(id) < 0)
+        log_warn("reload: TLS certificate %s has expired; serving it anyway", about);
+    log_info("reload: TLS certificate renewed: %s", about);
+    tls_identity_serve(id);
+}
+
 /* Applies what a reload can change without a restart, and names what it
  * cannot. Takes *fresh into d->cfg (keeping the restart-only values). */
 static void reload_apply_settings(daemon_state *d, settings *fresh)
@@ -268,6 +312,8 @@ static void reload_apply_settings(daemon_state *d, settings *fresh)
                       settings_restart_keys[i]);
     metrics_restart_required_set(d->metrics, changed);
     settings_keep_restart_keys(&d->cfg, fresh);
+    if (fresh->server.tls_cert_file)
+        tls_reload(&fresh->server);
     http_options ho = http_options_from(fresh, d);
     if (http_server_reconfigure(d->http, &ho) != 0) {
         log_error("reload: out of memory: the server settings stay as they were");
@@ -392,8 +438,17 @@ static int healthcheck(const settings *cfg)
     int n = snprintf(req, sizeof req, "GET /healthz HTTP/1.0\r\nHost: %s\r\n\r\n", host);
     char resp[64] = "";
     ssize_t got = 0;
-    if (write(fd, req, (size_t)n) == n)
+    if (cfg->server.tls_cert_file) {
+        char err[256];
+        got = tls_probe_exchange(fd, host, req, resp, sizeof resp, err, sizeof err);
+        if (got < 0) {
+            fprintf(stderr, "healthcheck: %s:%s: %s\n", host, port, err);
+            close(fd);
+            return 1;
+        }
+    } else if (write(fd, req, (size_t)n) == n) {
         got = read(fd, resp, sizeof resp - 1);
+    }
     close(fd);
     if (got > 0)
         resp[got] = 0;
@@ -551,6 +606,8 @@ static int serve(daemon_state *d)
         log_error("cannot start the request parsing threads");
         return 1;
     }
+    if (cfg->server.tls_cert_file && tls_start(&cfg->server) != 0)
+        return 1;
     http_options ho = http_options_from(cfg, d);
     if (http_server_start(&ho, &d->http, err, sizeof err) != 0) {
         log_error("%s", err);
@@ -559,10 +616,11 @@ static int serve(daemon_state *d)
     d->api.http = d->http;
     const char *host = cfg->server.listen.host;
     bool v6 = strchr(host, ':') != NULL;
-    log_info("fastformerd %s listening on http://%s%s%s:%d (%u worker%s x %u engine thread%s)",
-             FASTFORMERD_VERSION, v6 ? "[" : "", host, v6 ? "]" : "", http_server_port(d->http),
-             cfg->batching.workers, cfg->batching.workers == 1 ? "" : "s",
-             cfg->batching.engine_threads, cfg->batching.engine_threads == 1 ? "" : "s");
+    log_info("fastformerd %s listening on %s://%s%s%s:%d (%u worker%s x %u engine thread%s)",
+             FASTFORMERD_VERSION, cfg->server.tls_cert_file ? "https" : "http", v6 ? "[" : "", host,
+             v6 ? "]" : "", http_server_port(d->http), cfg->batching.workers,
+             cfg->batching.workers == 1 ? "" : "s", cfg->batching.engine_threads,
+             cfg->batching.engine_threads == 1 ? "" : "s");
     if (http_server_probe_port(d->http) > 0) {
         const char *ph = cfg->server.health_listen.host;
         bool pv6 = strchr(ph, ':') != NULL;
@@ -624,6 +682,7 @@ static void teardown(daemon_state *d)
      * aborted batcher; later ones parse inline. Freed once HTTP has stopped. */
     task_pool_stop(d->api.parse_pool);
     http_server_stop(d->http);
+    tls_identity_shutdown();
     task_pool_free(d->api.parse_pool);
     if (d->registry) {
         model_registry_join_loader(d->registry);

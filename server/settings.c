@@ -30,6 +30,7 @@
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const booleans[] = {"false", "true", NULL};
+static const char *const tls_versions[] = {"1.2", "1.3", NULL}; /* tls_min_version's order */
 _Static_assert(LOG_FORMAT_TEXT == 0 && LOG_FORMAT_JSON == 1, "log_formats[] follows log_format");
 _Static_assert(LOG_LEVEL_DEBUG == 0 && LOG_LEVEL_INFO == 1 && LOG_LEVEL_WARN == 2 &&
                    LOG_LEVEL_ERROR == 3,
@@ -105,6 +106,11 @@ const settings_spec settings_specs[] = {
     STRING_ROW("server", "api_key_file", SETTINGS_PATH, settings, server.api_key_file, 0,
                SETTINGS_NULLABLE),
     UINT_ROW("server", "parse_threads", settings, server.parse_threads, 0, 64, 2, 0),
+    STRING_ROW("server", "tls_cert_file", SETTINGS_PATH, settings, server.tls_cert_file, 0,
+               SETTINGS_NULLABLE),
+    STRING_ROW("server", "tls_key_file", SETTINGS_PATH, settings, server.tls_key_file, 0,
+               SETTINGS_NULLABLE),
+    ENUM_ROW("server", "tls_min_version", settings, server.tls_min_version, tls_versions, 0),
 
     UINT_ROW("batching", "max_batch_size", settings, batching.max_batch_size, 1, MAX_BATCH_SIZE_MAX,
              32, 0),
@@ -368,6 +374,14 @@ int settings_check(const settings *s, char *err, size_t err_cap)
         error_message_set(err, err_cap,
                           "no models configured: give a config file with a models section or "
                           "--model NAME=DIR");
+        return -1;
+    }
+    if ((s->server.tls_cert_file == NULL) != (s->server.tls_key_file == NULL)) {
+        error_message_set(err, err_cap,
+                          "server.tls_cert_file and server.tls_key_file go together: %s is set "
+                          "and %s is not",
+                          s->server.tls_cert_file ? "tls_cert_file" : "tls_key_file",
+                          s->server.tls_cert_file ? "tls_key_file" : "tls_cert_file");
         return -1;
     }
     return 0;

@@ -19,6 +19,8 @@ const char *const settings_restart_keys[] = {
     "server.parse_threads",
     "server.cors_allow_origins",
     "server.model_control",
+    "server.tls_min_version",
+    "server.tls_cert_file", /* turning TLS on or off; a new path is re-read on SIGHUP */
     NULL,
 };
 
@@ -48,6 +50,8 @@ unsigned settings_restart_diff(const settings *a, const settings *b)
         x->parse_threads != y->parse_threads,
         !strings_equal(&x->cors_allow_origins, &y->cors_allow_origins),
         x->model_control != y->model_control,
+        x->tls_min_version != y->tls_min_version,
+        (x->tls_cert_file == NULL) != (y->tls_cert_file == NULL),
     };
     _Static_assert(sizeof changed / sizeof changed[0] ==
                        sizeof settings_restart_keys / sizeof settings_restart_keys[0] - 1,
@@ -76,4 +80,12 @@ void settings_keep_restart_keys(settings *running, settings *fresh)
     fresh->batching.max_queue = running->batching.max_queue;
     fresh->batching.max_queue_delay_us = running->batching.max_queue_delay_us;
     fresh->server.parse_threads = running->server.parse_threads;
+    fresh->server.tls_min_version = running->server.tls_min_version;
+    if ((fresh->server.tls_cert_file == NULL) != (running->server.tls_cert_file == NULL)) {
+        char *cert = fresh->server.tls_cert_file, *key = fresh->server.tls_key_file;
+        fresh->server.tls_cert_file = running->server.tls_cert_file;
+        fresh->server.tls_key_file = running->server.tls_key_file;
+        running->server.tls_cert_file = cert;
+        running->server.tls_key_file = key;
+    }
 }
