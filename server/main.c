@@ -107,30 +107,30 @@ static int config_read(const cli_args *a, settings *out, char *err, size_t err_c
 static http_options http_options_from(const settings *cfg, daemon_state *d)
 {
     const settings_server *sv = &cfg->server;
+    const char *tls =
+        sv->tls_cert_file ? tls_priorities((tls_min_version)sv->tls_min_version) : NULL;
     const char *hosts =
         sv->allowed_hosts ? sv->allowed_hosts : http_guard_default_hosts(sv->listen.host);
-    return (http_options){
-        .host = sv->listen.host,
-        .port = sv->listen.port,
-        .body_limit_bytes = (size_t)sv->max_body_bytes,
-        .connection_limit = sv->max_connections,
-        .connection_timeout_s = sv->connection_timeout_s,
-        .header_timeout_s = sv->header_timeout_s,
-        .per_ip_connection_limit = sv->max_connections_per_ip,
-        .api_key = sv->api_key,
-        .allowed_hosts = hosts,
-        .default_timeout_ms = (int)sv->request_timeout_ms,
-        .probe_host = sv->health_listen.text[0] ? sv->health_listen.host : NULL,
-        .probe_port = sv->health_listen.port,
-        .tls_priorities =
-            sv->tls_cert_file ? tls_priorities((tls_min_version)sv->tls_min_version) : NULL,
-        .routes = api_routes,
-        .n_routes = api_n_routes,
-        .route_ctx = &d->api,
-        .on_complete = api_on_complete,
-        .on_connection = api_on_connection,
-        .on_headers = api_on_headers,
-        .complete_ctx = &d->api};
+    return (http_options){.host = sv->listen.host,
+                          .port = sv->listen.port,
+                          .body_limit_bytes = (size_t)sv->max_body_bytes,
+                          .connection_limit = sv->max_connections,
+                          .connection_timeout_s = sv->connection_timeout_s,
+                          .header_timeout_s = sv->header_timeout_s,
+                          .per_ip_connection_limit = sv->max_connections_per_ip,
+                          .api_key = sv->api_key,
+                          .allowed_hosts = hosts,
+                          .default_timeout_ms = (int)sv->request_timeout_ms,
+                          .probe_host = sv->health_listen.text[0] ? sv->health_listen.host : NULL,
+                          .probe_port = sv->health_listen.port,
+                          .tls_priorities = tls,
+                          .routes = api_routes,
+                          .n_routes = api_n_routes,
+                          .route_ctx = &d->api,
+                          .on_complete = api_on_complete,
+                          .on_connection = api_on_connection,
+                          .on_headers = api_on_headers,
+                          .complete_ctx = &d->api};
 }
 
 /* The registry's view of the configured models. Returns a malloc'ed array
