@@ -485,6 +485,15 @@ static int check_config(const settings *cfg)
         fprintf(stderr, "fastformerd: %s\n", err);
         return 1;
     }
+    if (cfg->server.tls_cert_file) {
+        tls_identity *id;
+        if (tls_identity_load(cfg->server.tls_cert_file, cfg->server.tls_key_file, &id, err,
+                              sizeof err) != 0) {
+            fprintf(stderr, "fastformerd: %s\n", err);
+            return 1;
+        }
+        tls_identity_free(id);
+    }
     printf("config OK: %zu model%s loaded\n", cfg->n_models, cfg->n_models == 1 ? "" : "s");
     return 0;
 }

@@ -141,7 +141,7 @@ def launch(tmp_dir, models=None, server=None, batching=None, args=(), env=None, 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with open(log_path, errors="replace") as f:
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", f.read())
+            m = re.search(r"listening on https?://127\.0\.0\.1:(\d+)", f.read())
         if m:
             port = int(m.group(1))
             break
