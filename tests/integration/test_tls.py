@@ -283,3 +283,35 @@ def test_bad_tls_settings_stop_the_start(tmp_path, pki, case):
     r = sh(DAEMON, "--check-config", "--config", str(cfg))
     assert r.returncode != 0
     assert want in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_readme_tls_recipe(tmp_path):
+    """README's TLS example runs as written: the setup block makes the CA,
+    the certificate and tls.yaml (in a copy of the checkout's layout), the
+    daemon starts on that config, and the curl block prints what the README
+    shows. Only the port changes (8443 -> a free one)."""
+    from test_clients import assert_output, block
+    from conftest import ROOT, Daemon
+    os.symlink(os.path.join(ROOT, "models"), tmp_path / "models")
+    setup = block("recipe", "tls-setup").replace("127.0.0.1:8443", "127.0.0.1:0")
+    r = subprocess.run(["bash", "-e", "-c", setup], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    log_path = tmp_path / "tls.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([DAEMON, "--config", "tls.yaml"], cwd=tmp_path, stdout=log,
+                                stderr=subprocess.STDOUT,
+                                env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    deadline = time.monotonic() + 30
+    while not (m := re.search(r"listening on https://127\.0\.0\.1:(\d+)", log_path.read_text())):
+        assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.02)
+    d = Daemon(proc, int(m.group(1)), str(log_path), str(tmp_path / "tls.yaml"))
+    try:
+        wait_ready_tls(d, str(tmp_path / "ca.pem"))
+        calls = block("recipe", "tls").replace("localhost:8443", f"localhost:{d.port}")
+        r = subprocess.run(["bash", "-c", calls], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=60)
+        assert_output(r.stdout, block("output", "tls"))
+    finally:
+        assert d.stop() == 0, d.log()
