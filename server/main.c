@@ -263,7 +263,7 @@ static int signal_wait(const sigset_t *set, int timeout_ms)
 
 /* Reads the TLS certificate and key at start. Returns 0, or -1 with the
  * error logged. */
-static int tls_start(const settings_server *sv)
+static int tls_start(const settings_server *sv, metrics *m)
 {
     tls_identity *id;
     char err[1024], about[512];
@@ -272,16 +272,17 @@ static int tls_start(const settings_server *sv)
         return -1;
     }
     tls_identity_describe(id, about, sizeof about);
-    if (tls_identity_expires_in_s(id) < 0)
+    if (tls_identity_not_after(id) < (long long)time(NULL))
         log_warn("TLS certificate %s has expired; serving it anyway", about);
     log_info("TLS certificate %s", about);
+    metrics_tls_expiration_set(m, tls_identity_not_after(id));
     tls_identity_serve(id);
     return 0;
 }
 
 /* SIGHUP: re-reads the certificate and key; a renewed pair serves new
  * handshakes, a bad file keeps the served pair. */
-static void tls_reload(const settings_server *sv)
+static void tls_reload(const settings_server *sv, metrics *m)
 {
     tls_identity *id;
     char err[1024], about[512];
@@ -294,9 +295,10 @@ static void tls_reload(const settings_server *sv)
         return;
     }
     tls_identity_describe(id, about, sizeof about);
-    if (tls_identity_expires_in_s(id) < 0)
+    if (tls_identity_not_after(id) < (long long)time(NULL))
         log_warn("reload: TLS certificate %s has expired; serving it anyway", about);
     log_info("reload: TLS certificate renewed: %s", about);
+    metrics_tls_expiration_set(m, tls_identity_not_after(id));
     tls_identity_serve(id);
 }
 
@@ -313,7 +315,7 @@ static void reload_apply_settings(daemon_state *d, settings *fresh)
     metrics_restart_required_set(d->metrics, changed);
     settings_keep_restart_keys(&d->cfg, fresh);
     if (fresh->server.tls_cert_file)
-        tls_reload(&fresh->server);
+        tls_reload(&fresh->server, d->metrics);
     http_options ho = http_options_from(fresh, d);
     if (http_server_reconfigure(d->http, &ho) != 0) {
         log_error("reload: out of memory: the server settings stay as they were");
@@ -615,7 +617,7 @@ static int serve(daemon_state *d)
         log_error("cannot start the request parsing threads");
         return 1;
     }
-    if (cfg->server.tls_cert_file && tls_start(&cfg->server) != 0)
+    if (cfg->server.tls_cert_file && tls_start(&cfg->server, d->metrics) != 0)
         return 1;
     http_options ho = http_options_from(cfg, d);
     if (http_server_start(&ho, &d->http, err, sizeof err) != 0) {

@@ -90,6 +90,7 @@ struct metrics {
     _Atomic uint64_t memory_estimate_bytes;
     _Atomic uint32_t request_timeout_ms;
     _Atomic uint64_t traceparent_invalid;
+    _Atomic int64_t tls_not_after_s; /* 0 = no TLS */
 
     double start_time_s; /* process_start_time_seconds; < 0 when unknown */
 };
@@ -348,6 +349,11 @@ void metrics_memory_estimate_set(metrics *m, uint64_t bytes)
     atomic_store_explicit(&m->memory_estimate_bytes, bytes, memory_order_relaxed);
 }
 
+void metrics_tls_expiration_set(metrics *m, int64_t not_after_s)
+{
+    atomic_store_explicit(&m->tls_not_after_s, not_after_s, memory_order_relaxed);
+}
+
 void metrics_request_timeout_set(metrics *m, uint32_t timeout_ms)
 {
     atomic_store_explicit(&m->request_timeout_ms, timeout_ms, memory_order_relaxed);
@@ -566,7 +572,8 @@ static void render_restart_required(out_buf *o, metrics *mm)
                    (restart >> i) & 1u);
 }
 
-/* The request deadline gauge and the malformed-traceparent counter. */
+/* The request deadline gauge, the malformed-traceparent counter and the TLS
+ * certificate's expiry. */
 static void render_deadline_and_trace(out_buf *o, metrics *mm)
 {
     out_family(o, "fastformerd_request_timeout_seconds", "gauge",
@@ -577,6 +584,13 @@ static void render_deadline_and_trace(out_buf *o, metrics *mm)
                "Malformed traceparent headers (ignored: the request started a new trace).");
     out_printf(o, "fastformerd_traceparent_invalid_total %" PRIu64 "\n",
                atomic_load_explicit(&mm->traceparent_invalid, memory_order_relaxed));
+    int64_t not_after = atomic_load_explicit(&mm->tls_not_after_s, memory_order_relaxed);
+    if (not_after != 0) {
+        out_family(o, "fastformerd_tls_certificate_expiration_timestamp_seconds", "gauge",
+                   "When the served TLS certificate expires (notAfter, Unix seconds).");
+        out_printf(o, "fastformerd_tls_certificate_expiration_timestamp_seconds %" PRId64 "\n",
+                   not_after);
+    }
 }
 
 int metrics_render(const metrics *m, char **out, size_t *out_len)

@@ -32,6 +32,8 @@
  *   fastformerd_request_timeout_seconds                          gauge (server.request_timeout_ms)
  *   fastformerd_traceparent_invalid_total                        counter (malformed traceparent
  *                                                                headers, ignored)
+ *   fastformerd_tls_certificate_expiration_timestamp_seconds     gauge (the served certificate's
+ *                                                                notAfter; only with TLS on)
  *   process_cpu_seconds_total, process_resident_memory_bytes, process_virtual_memory_bytes,
  *   process_open_fds, process_max_fds, process_start_time_seconds   (from /proc/self)
  * Requests that name no model (or an unknown one) use model="". Request,
@@ -120,6 +122,9 @@ void metrics_memory_estimate_set(metrics *m, uint64_t bytes);
 /* The default request deadline (server.request_timeout_ms), for alerts on
  * latency against it. */
 void metrics_request_timeout_set(metrics *m, uint32_t timeout_ms);
+/* The served TLS certificate's notAfter (Unix seconds), for alerts before it
+ * expires; 0 (the default) = no TLS, and the family is not rendered. */
+void metrics_tls_expiration_set(metrics *m, int64_t not_after_s);
 /* Counts a malformed traceparent header (ignored: the request starts a new trace). */
 void metrics_traceparent_invalid(metrics *m);
 

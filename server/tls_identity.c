@@ -189,9 +189,9 @@ void tls_identity_describe(const tls_identity *id, char *buf, size_t cap)
     snprintf(buf, cap, "%s, serial %s, expires %s", id->subject, id->serial, when);
 }
 
-long long tls_identity_expires_in_s(const tls_identity *id)
+long long tls_identity_not_after(const tls_identity *id)
 {
-    return (long long)id->not_after - (long long)time(NULL);
+    return (long long)id->not_after;
 }
 
 void tls_identity_serve(tls_identity *id)

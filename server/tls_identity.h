@@ -48,8 +48,8 @@ bool tls_identity_same(const tls_identity *a, const tls_identity *b);
  * expiry, e.g. "CN=localhost, serial 1a2b, expires 2027-01-02 03:04:05 UTC". */
 void tls_identity_describe(const tls_identity *id, char *buf, size_t cap);
 
-/* Seconds from now until the leaf expires (negative once it has). */
-long long tls_identity_expires_in_s(const tls_identity *id);
+/* When the leaf expires (notAfter, Unix seconds). */
+long long tls_identity_not_after(const tls_identity *id);
 
 void tls_identity_free(tls_identity *id);
 

@@ -4,6 +4,7 @@ tls_min_version), checked with the real tools: a throwaway CA made with
 `fastformerd --healthcheck`. Covers the handshake, a wrong CA, TLS 1.0/1.1
 refused, keep-alive, a model request over TLS, certificate renewal on SIGHUP
 (the served serial changes) and a bad file on SIGHUP (the served one stays)."""
+import calendar
 import http.client
 import os
 import re
@@ -204,10 +205,25 @@ def test_healthcheck_option_speaks_tls(tls_daemon, tmp_path):
 
 def test_healthcheck_with_tls_settings_against_plain_http_fails(start_daemon, tls_daemon):
     plain = start_daemon(models=MODELS)
+    assert "fastformerd_tls_certificate" not in plain.get("/metrics").body.decode()
     r = sh(DAEMON, "--healthcheck", "--config", tls_daemon.config_path, "--listen",
            f"127.0.0.1:{plain.port}")
     assert r.returncode == 1
     assert "TLS" in r.stderr, r.stderr
+
+
+def not_after(cert_file):
+    """The certificate's notAfter as Unix seconds, as openssl reads it."""
+    r = ok("openssl", "x509", "-noout", "-enddate", "-in", cert_file)
+    when = r.stdout.strip().split("=", 1)[1]
+    return calendar.timegm(time.strptime(when, "%b %d %H:%M:%S %Y %Z"))
+
+
+def expiration_metric(d, pki):
+    r = curl("--cacert", pki.ca, https(d.port, "/metrics"))
+    m = re.search(r"^fastformerd_tls_certificate_expiration_timestamp_seconds (\d+)$", r.stdout,
+                  re.M)
+    return int(m.group(1)) if m else None
 
 
 def wait_log(d, pattern, since=0):
@@ -219,6 +235,7 @@ def wait_log(d, pattern, since=0):
 
 def test_sighup_serves_a_renewed_certificate(tls_daemon, pki, tmp_path):
     assert served_serial(tls_daemon.port, pki) == "serial=1001"
+    assert expiration_metric(tls_daemon, pki) == not_after(pki.cert)
     # An open keep-alive connection from before the renewal.
     ctx = ssl.create_default_context(cafile=pki.ca)
     conn = http.client.HTTPSConnection("127.0.0.1", tls_daemon.port, context=ctx, timeout=20)
@@ -226,12 +243,15 @@ def test_sighup_serves_a_renewed_certificate(tls_daemon, pki, tmp_path):
     assert conn.getresponse().read().strip() == b'{"status":"ok"}'
 
     renewed = str(tmp_path / "renewed.pem")
+    time.sleep(1.1)  # a later notAfter than the first certificate's
     pki.issue(0x2002, renewed)
     os.replace(renewed, tls_daemon.cert_file)
     since = len(tls_daemon.log())
     tls_daemon.proc.send_signal(signal.SIGHUP)
     wait_log(tls_daemon, r"reload: TLS certificate renewed: .*serial 2002", since)
     assert served_serial(tls_daemon.port, pki) == "serial=2002"
+    assert expiration_metric(tls_daemon, pki) == not_after(tls_daemon.cert_file) > \
+        not_after(pki.cert)
     # The connection opened before the renewal keeps working.
     conn.request("GET", "/healthz")
     assert conn.getresponse().read().strip() == b'{"status":"ok"}'
@@ -315,3 +335,11 @@ def test_readme_tls_recipe(tmp_path):
         assert_output(r.stdout, block("output", "tls"))
     finally:
         assert d.stop() == 0, d.log()
+
+
+@pytest.mark.skipif(not shutil.which("promtool"), reason="needs promtool")
+def test_metrics_over_tls_pass_promtool(tls_daemon, pki):
+    r = curl("--cacert", pki.ca, https(tls_daemon.port, "/metrics"))
+    assert "fastformerd_tls_certificate_expiration_timestamp_seconds" in r.stdout
+    p = sh("promtool", "check", "metrics", input=r.stdout)
+    assert p.returncode == 0, p.stdout + p.stderr
