@@ -343,3 +343,24 @@ def test_metrics_over_tls_pass_promtool(tls_daemon, pki):
     assert "fastformerd_tls_certificate_expiration_timestamp_seconds" in r.stdout
     p = sh("promtool", "check", "metrics", input=r.stdout)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_turning_tls_off_or_changing_min_version_needs_a_restart(tls_daemon, pki):
+    text = open(tls_daemon.config_path).read()
+    lines = [ln for ln in text.splitlines() if "tls_cert_file" not in ln and
+             "tls_key_file" not in ln]
+    lines.insert(lines.index("server:") + 1, '  tls_min_version: "1.3"')
+    with open(tls_daemon.config_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    since = len(tls_daemon.log())
+    tls_daemon.proc.send_signal(signal.SIGHUP)
+    wait_log(tls_daemon, "reload complete", since)
+    log = tls_daemon.log()[since:]
+    assert "reload: server.tls_cert_file changed, which needs a restart" in log, log
+    assert "reload: server.tls_min_version changed, which needs a restart" in log, log
+    # Still TLS, still TLS 1.2 accepted, and the metric names both settings.
+    done, out = handshake(tls_daemon.port, "-tls1_2")
+    assert done, out
+    r = curl("--cacert", pki.ca, https(tls_daemon.port, "/metrics"))
+    for key in ("server.tls_cert_file", "server.tls_min_version"):
+        assert f'fastformerd_restart_required{{setting="{key}"}} 1' in r.stdout
