@@ -282,12 +282,13 @@ def test_sighup_with_a_bad_file_keeps_the_served_certificate(tls_daemon, pki, tm
     assert r.stdout.strip() == '{"status":"ok"}'
 
 
-@pytest.mark.parametrize("case", ["missing", "garbage", "key_only"])
+@pytest.mark.parametrize("case", ["missing", "garbage", "bad_key", "key_only"])
 def test_bad_tls_settings_stop_the_start(tmp_path, pki, case):
     cfg = tmp_path / "bad.yaml"
     server = {
         "missing": f"  tls_cert_file: {tmp_path}/nope.pem\n  tls_key_file: {pki.key}\n",
         "garbage": f"  tls_cert_file: {pki.key}\n  tls_key_file: {pki.key}\n",
+        "bad_key": f"  tls_cert_file: {pki.cert}\n  tls_key_file: {pki.cert}\n",
         "key_only": f"  tls_key_file: {pki.key}\n",
     }[case]
     cfg.write_text(f"server:\n  listen: 127.0.0.1:0\n{server}"
@@ -295,6 +296,7 @@ def test_bad_tls_settings_stop_the_start(tmp_path, pki, case):
     want = {
         "missing": f"tls_cert_file {tmp_path}/nope.pem: cannot read: No such file or directory",
         "garbage": f"tls_cert_file {pki.key}: no PEM certificate in it",
+        "bad_key": f"tls_key_file {pki.cert}: not a PEM private key (",
         "key_only": "server.tls_cert_file and server.tls_key_file go together",
     }[case]
     r = sh(DAEMON, "--config", str(cfg))
