@@ -45,6 +45,14 @@ typedef struct {
      * 403 as when model_control is off). */
     const settings *(*repository_config)(void *user, char *err, size_t err_cap);
     void *repository_user;
+    /* Where model routes parse their bodies (api_frame.c), off the HTTP
+     * thread; NULL parses on the HTTP thread (unit tests, the fuzzer). */
+    struct task_pool *parse_pool;
+    /* The memory estimate of the model set being served (main.c, at each
+     * load) without its catalogs: /metrics adds the catalogs as they are now
+     * and the request bodies held, so the gauge follows PUTs and uploads. */
+    _Atomic size_t memory_fixed_bytes;
+    const http_server *http; /* for the bodies held; NULL = none */
 
     /* News-cache counters already passed to the metrics, per metrics model
      * slot (HTTP thread only: updated when /metrics is scraped). */

@@ -4,10 +4,13 @@
 
 #include <assert.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "batcher.h"
+#include "task_pool.h"
 
 /* ---- the pure part ------------------------------------------------------------- */
 
@@ -112,42 +115,37 @@ void api_verdict_respond(http_request *r, const api_verdict *v)
     http_request_respond_error(r, v->status, "%s", v->message);
 }
 
-void api_frame_handle(http_request *r, void *vctx)
-{
-    api_context *ctx = vctx;
-    const api_model_route *route = api_route_info_of(http_request_route(r))->model;
-    assert(route && "api_frame_handle serves API_MODEL_ROUTE routes only");
-    served_model *sm = api_model_get(ctx, r);
-    if (!sm)
-        return;
-    size_t body_bytes;
-    const char *body = http_request_body(r, &body_bytes);
-    api_call call = {.sm = sm,
-                     .param = http_request_param(r, 1),
-                     .content_type = http_request_header(r, "Content-Type"),
-                     .inference_header_length =
-                         http_request_header(r, "Inference-Header-Content-Length")};
-    api_parsed parsed;
-    if (api_route_parse(route, &call, body, body_bytes, &parsed) == 0)
-        api_submit(ctx, r, route, &parsed);
-    else
-        api_verdict_respond(r, &parsed.verdict);
-    served_model_release(sm);
-}
-
 /* ---- submit and resume --------------------------------------------------------- */
 
+/* A parked model request. With a parse pool it is parked from the moment
+ * its body is in: the pool parses and submits it, and the HTTP thread only
+ * answers once it is resumed. */
 typedef struct {
+    task_pool_task task; /* first: the pool hands it back */
     api_context *ctx;
     const api_model_route *route;
+    http_request *r;
+    served_model *sm; /* held until parsed (pool path) */
+    /* The headers the parser reads, looked up on the HTTP thread (MHD's
+     * connection memory: valid until the request completes). */
+    const char *content_type;
+    const char *inference_header_length;
     infer_request *req;
     void *job;
     batcher_status submit;
+    bool parse_failed; /* verdict holds the answer */
+    api_verdict verdict;
+    /* The client went away (main thread), and the request it may cancel
+     * (published by the pool thread): see on_client_gone. */
+    atomic_bool gone;
+    _Atomic(infer_request *) cancellable;
 } api_pending;
 
 static void pending_free(void *p)
 {
     api_pending *pd = p;
+    if (pd->sm)
+        served_model_release(pd->sm);
     infer_request_release(pd->req);
     job_free(pd->route, pd->job);
     free(pd);
@@ -158,7 +156,10 @@ static void on_client_gone(http_request *r, void *ctx)
 {
     (void)ctx;
     api_pending *pd = http_request_state(r);
-    infer_request_cancel(pd->req);
+    atomic_store(&pd->gone, true);
+    infer_request *req = atomic_load(&pd->cancellable);
+    if (req)
+        infer_request_cancel(req);
 }
 
 /* Worker thread: the request's last item is done. */
@@ -217,6 +218,16 @@ static void on_resume(http_request *r, void *vctx)
 {
     (void)vctx;
     api_pending *pd = http_request_state(r);
+    if (pd->parse_failed) {
+        api_verdict_respond(r, &pd->verdict);
+        return;
+    }
+    if (!pd->req) {
+        /* The client left before its body was parsed. */
+        http_request_stats_of(r)->reject = REJECT_DISCONNECTED;
+        http_request_respond_error(r, 499, "the client closed the connection");
+        return;
+    }
     if (pd->submit != BATCHER_OK) {
         refusal_respond(r, pd);
         return;
@@ -269,10 +280,98 @@ void api_submit(api_context *ctx, http_request *r, const api_model_route *route,
     http_request_stats_of(r)->n_items = req->n_items;
     infer_request_set_deadline(req, http_request_deadline_us(r));
     infer_request_set_done(req, on_infer_done, r);
+    atomic_store(&pd->cancellable, req);
     http_request_set_cancel(r, on_client_gone, NULL);
     /* Park first: the done callback may run before batcher_submit returns. */
     http_request_suspend(r, on_resume, ctx);
     pd->submit = batcher_submit(ctx->batcher, req);
     if (pd->submit != BATCHER_OK)
         http_request_resume(r); /* on_resume answers the refusal */
+}
+
+/* Pool thread: parses the parked request's body and submits it; any answer
+ * other than a submit is left for on_resume (HTTP thread). The request is
+ * parked, so this thread is the only one touching it until it resumes it. */
+static void parse_task(task_pool_task *t)
+{
+    api_pending *pd = (api_pending *)t;
+    http_request *r = pd->r;
+    if (atomic_load(&pd->gone)) {
+        http_request_resume(r); /* on_resume answers 499 */
+        return;
+    }
+    size_t body_bytes;
+    const char *body = http_request_body(r, &body_bytes);
+    api_call call = {.sm = pd->sm,
+                     .param = http_request_param(r, 1),
+                     .content_type = pd->content_type,
+                     .inference_header_length = pd->inference_header_length};
+    api_parsed parsed;
+    int status = api_route_parse(pd->route, &call, body, body_bytes, &parsed);
+    served_model_release(pd->sm);
+    pd->sm = NULL;
+    if (status != 0) {
+        pd->verdict = parsed.verdict;
+        pd->parse_failed = true;
+        http_request_resume(r);
+        return;
+    }
+    pd->req = parsed.req;
+    pd->job = parsed.job;
+    infer_request *req = pd->req;
+    http_request_stats_of(r)->n_items = req->n_items;
+    infer_request_set_deadline(req, http_request_deadline_us(r));
+    infer_request_set_done(req, on_infer_done, r);
+    /* Publish, then look again: whichever of this thread and on_client_gone
+     * comes second sees the other's write, so a cancel is never lost. */
+    atomic_store(&pd->cancellable, req);
+    if (atomic_load(&pd->gone))
+        infer_request_cancel(req);
+    /* Once submitted, a worker may finish the request and the HTTP thread
+     * free pd: only a refusal (which nobody else sees) is written back. */
+    pd->submit = BATCHER_OK;
+    batcher_status st = batcher_submit(pd->ctx->batcher, req);
+    if (st != BATCHER_OK) {
+        pd->submit = st;
+        http_request_resume(r); /* on_resume answers the refusal */
+    }
+}
+
+void api_frame_handle(http_request *r, void *vctx)
+{
+    api_context *ctx = vctx;
+    const api_model_route *route = api_route_info_of(http_request_route(r))->model;
+    assert(route && "api_frame_handle serves API_MODEL_ROUTE routes only");
+    served_model *sm = api_model_get(ctx, r);
+    if (!sm)
+        return;
+    api_pending *pd = ctx->parse_pool ? calloc(1, sizeof *pd) : NULL;
+    if (!pd) {
+        /* No pool (tests, the fuzzer), or out of memory: parse here. */
+        size_t body_bytes;
+        const char *body = http_request_body(r, &body_bytes);
+        api_call call = {.sm = sm,
+                         .param = http_request_param(r, 1),
+                         .content_type = http_request_header(r, "Content-Type"),
+                         .inference_header_length =
+                             http_request_header(r, "Inference-Header-Content-Length")};
+        api_parsed parsed;
+        if (api_route_parse(route, &call, body, body_bytes, &parsed) == 0)
+            api_submit(ctx, r, route, &parsed);
+        else
+            api_verdict_respond(r, &parsed.verdict);
+        served_model_release(sm);
+        return;
+    }
+    pd->task.run = parse_task;
+    pd->ctx = ctx;
+    pd->route = route;
+    pd->r = r;
+    pd->sm = sm; /* released by parse_task, or by pending_free */
+    pd->content_type = http_request_header(r, "Content-Type");
+    pd->inference_header_length = http_request_header(r, "Inference-Header-Content-Length");
+    http_request_set_state(r, pd, pending_free);
+    http_request_set_cancel(r, on_client_gone, NULL);
+    http_request_suspend(r, on_resume, ctx);
+    task_pool_submit(ctx->parse_pool, &pd->task);
 }

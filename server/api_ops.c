@@ -2,6 +2,7 @@
  * /openapi.json. They never touch the inference path. */
 #include "api.h"
 
+#include <pthread.h>
 #include <stdio.h>
 
 #include "openapi.h"
@@ -33,13 +34,17 @@ void api_readyz(http_request *r, void *vctx)
  * (the gauge) and its news cache's hits and misses. The caches count
  * themselves; the metrics take increments, so pass on what changed since the
  * last scrape (a reload brings a new cache, whose counts start from zero). */
-static void per_model_sync(api_context *ctx)
+/* Returns the bytes the served models' news catalogs hold now. */
+static size_t per_model_sync(api_context *ctx)
 {
+    size_t catalogs = 0;
     served_model *list[METRICS_MAX_MODELS];
     int n = model_registry_list(ctx->registry, list, METRICS_MAX_MODELS);
     if (n > METRICS_MAX_MODELS)
         n = METRICS_MAX_MODELS;
     for (int i = 0; i < n; i++) {
+        if (list[i]->catalog)
+            catalogs += news_catalog_bytes(list[i]->catalog);
         metrics_model_id id = metrics_model_find(ctx->metrics, list[i]->name);
         if (id >= 0)
             metrics_queue_depth_set(ctx->metrics, id, atomic_load(&list[i]->queued_items));
@@ -60,18 +65,30 @@ static void per_model_sync(api_context *ctx)
         }
         served_model_release(list[i]);
     }
+    return catalogs;
 }
+
+/* /metrics is served by the main listener's thread and by the health
+ * listener's: one scrape at a time updates cache_seen. */
+static pthread_mutex_t scrape_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void api_metrics(http_request *r, void *vctx)
 {
     api_context *ctx = vctx;
     batcher_stats st;
     batcher_stats_get(ctx->batcher, &st);
+    pthread_mutex_lock(&scrape_lock);
     metrics_queue_depth_set(ctx->metrics, METRICS_NO_MODEL, st.queue_items);
-    per_model_sync(ctx);
+    size_t catalogs = per_model_sync(ctx);
+    size_t fixed = atomic_load(&ctx->memory_fixed_bytes);
+    if (fixed > 0) /* 0 until the first model set is in */
+        metrics_memory_estimate_set(
+            ctx->metrics, fixed + catalogs + (ctx->http ? http_server_body_bytes(ctx->http) : 0));
     char *text = NULL;
     size_t len = 0;
-    if (metrics_render(ctx->metrics, &text, &len) != 0) {
+    int rendered = metrics_render(ctx->metrics, &text, &len);
+    pthread_mutex_unlock(&scrape_lock);
+    if (rendered != 0) {
         http_request_respond_error(r, 500, "out of memory while rendering metrics");
         return;
     }

@@ -6,8 +6,10 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received (glibc's lacks it) */
 #include <microhttpd.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -21,16 +23,23 @@
 #include <unistd.h>
 
 #include "api_errors.h"
+#include "http_guard.h"
 #include "mono_clock.h"
 #include "route_path.h"
 #include "settings.h"
+#include "tls_identity.h"
 
-#define HTTP_MAX_HEADERS 10
+#define HTTP_MAX_HEADERS 12
 #define HTTP_REQUEST_ID_MAX 128
 #define HTTP_MODEL_NAME_MAX 128
 /* A body without Content-Length that crosses the limit is read and dropped
  * up to this many times the limit before the connection is cut. */
 #define HTTP_DISCARD_FACTOR 16
+/* Connections of the probe listener (health, readiness, metrics). */
+#define HTTP_PROBE_CONNECTION_LIMIT 64
+/* Linux's TCP_CLOSE_WAIT (include/net/tcp_states.h, not in the uapi headers):
+ * the peer sent its FIN. */
+#define HTTP_TCP_CLOSE_WAIT 8
 
 /* One accepted connection (MHD_OPTION_NOTIFY_CONNECTION), for the deadline
  * on reading a whole request (http_server_cut_slow_clients). Guarded by
@@ -38,17 +47,36 @@
 typedef struct http_conn {
     int fd;
     int64_t reading_since_us; /* waiting for a complete request since; 0 = not */
+    bool headers_in;          /* the current request's headers arrived */
+    bool url_has_nul;         /* the request line decoded a %00 (unescape callback) */
+    int64_t header_clock_us;  /* the header deadline counts from here; 0 = not started */
+    uint64_t bytes_at_idle;   /* TCP bytes received when the previous answer went out */
+    int close_wait_ticks;     /* consecutive checks that saw the peer's FIN */
     struct http_conn *prev, *next;
 } http_conn;
 
-struct http_server {
-    struct MHD_Daemon *daemon;
-    http_options opt;
+/* What a reload may change (http_server_reconfigure), guarded by live_lock. */
+typedef struct {
     char *api_key; /* NULL = none */
     size_t api_key_len;
+    char *allowed_hosts; /* NULL = any */
+    size_t body_limit_bytes;
+    unsigned connection_timeout_s;
+    unsigned header_timeout_s;
+    int default_timeout_ms;
+} http_live;
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    struct MHD_Daemon *probe_daemon; /* NULL without a probe listener */
+    http_options opt;                /* as started; the live part is in `live` */
+    pthread_mutex_t live_lock;
+    http_live live;
     int port;
+    int probe_port;
     atomic_bool draining;
     atomic_long in_flight;
+    atomic_size_t body_bytes; /* capacity of every body buffer held */
     atomic_uint_fast64_t next_id;
     uint64_t id_seed;
     /* Parked requests, for http_server_probe_disconnects (main thread) */
@@ -85,6 +113,7 @@ struct http_request {
     char *body; /* owned, body_cap + 1 bytes */
     size_t body_bytes;
     size_t body_cap;
+    size_t body_limit;      /* server.max_body_bytes when the request started */
     bool too_large;         /* the body crossed the limit: the rest is dropped */
     bool out_of_memory;     /* the body could not be stored: the rest is dropped */
     size_t discarded_bytes; /* bytes dropped so far */
@@ -230,6 +259,7 @@ static bool params_copy(http_request *r, const route_path_span *caps, int n)
 }
 
 static void conn_set_reading(http_server *s, struct MHD_Connection *conn, bool reading);
+static void conn_headers_in(http_server *s, struct MHD_Connection *conn);
 
 /* ---- answering -------------------------------------------------------------- */
 
@@ -361,6 +391,8 @@ static void parked_remove(http_server *s, http_request *r)
 
 static void request_free(http_request *r)
 {
+    if (r->body)
+        atomic_fetch_sub(&r->srv->body_bytes, r->body_cap + 1);
     if (r->state_free)
         r->state_free(r->state);
     free(r->resp_body);
@@ -370,12 +402,141 @@ static void request_free(http_request *r)
     free(r);
 }
 
+/* The headers whose count matters, from one pass over them. */
+typedef struct {
+    http_guard_framing framing;
+    int n_authorization, n_api_key, n_host;
+} header_counts;
+
+static enum MHD_Result header_count(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    header_counts *hc = cls;
+    (void)kind;
+    if (!value)
+        value = "";
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (hc->framing.n_content_length++ == 0)
+            hc->framing.content_length = value;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        if (hc->framing.n_transfer_encoding++ == 0)
+            hc->framing.transfer_encoding = value;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0) {
+        hc->n_authorization++;
+    } else if (strcasecmp(key, "X-API-Key") == 0) {
+        hc->n_api_key++;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+        hc->n_host++;
+    }
+    return MHD_YES;
+}
+
+/* Answers 400 and closes the connection after the answer, so that nothing
+ * the client sent after a malformed request is read as another request. */
+static void respond_and_close(http_request *r, const char *message)
+{
+    http_request_add_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    http_request_respond_error(r, 400, "%s", message);
+}
+
+/* The i-th "{...}" of a route template, named for messages: "{name}" is the
+ * model name, "{id}" the news id. */
+static const char *capture_what(const char *tmpl, int i, char *buf, size_t cap)
+{
+    const char *p = tmpl;
+    for (int k = 0; (p = strchr(p, '{')) != NULL; k++, p++) {
+        if (k != i)
+            continue;
+        const char *end = strchr(p, '}');
+        size_t n = end ? (size_t)(end - p - 1) : 0;
+        if (n == 4 && strncmp(p + 1, "name", 4) == 0)
+            return "model name";
+        if (n == 2 && strncmp(p + 1, "id", 2) == 0)
+            return "news id";
+        snprintf(buf, cap, "path segment '%.*s'", (int)n, p + 1);
+        return buf;
+    }
+    return "path segment";
+}
+
+/* Framing, the path's bytes and the Host header: checked before routing.
+ * Returns true when the request was answered (rejected) here. */
+static bool request_screen_wire(http_server *s, http_request *r, const char *version,
+                                const header_counts *hc)
+{
+    char err[256];
+    if (http_guard_check_framing(&hc->framing, err, sizeof err)) {
+        respond_and_close(r, err);
+        return true;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    http_conn *c = ci ? ci->socket_context : NULL;
+    if (c && c->url_has_nul) {
+        respond_and_close(r, "the path contains a NUL byte (%00)");
+        return true;
+    }
+    if (hc->n_host > 1) {
+        respond_and_close(r, "Host is repeated: send it once");
+        return true;
+    }
+    const char *host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    bool http_1_0 = version && strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
+    pthread_mutex_lock(&s->live_lock);
+    const char *bad = http_guard_check_host(s->live.allowed_hosts, host, http_1_0, err, sizeof err);
+    pthread_mutex_unlock(&s->live_lock);
+    if (bad) {
+        respond_and_close(r, err);
+        return true;
+    }
+    return false;
+}
+
+/* The API key check: 400 for a repeated credential header, 401 for a
+ * missing or wrong key. Returns true when the request was answered here. */
+static bool request_screen_key(http_server *s, http_request *r, const header_counts *hc)
+{
+    if (hc->n_authorization > 1 || hc->n_api_key > 1) {
+        respond_and_close(r, hc->n_authorization > 1 ? "Authorization is repeated: send it once"
+                                                     : "X-API-Key is repeated: send it once");
+        return true;
+    }
+    const char *given = NULL;
+    const char *auth =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
+        given = auth + 7;
+    if (!given)
+        given = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-API-Key");
+    pthread_mutex_lock(&s->live_lock);
+    bool keyed = s->live.api_key != NULL;
+    bool ok = !keyed || (given && key_equal(s->live.api_key, s->live.api_key_len, given));
+    pthread_mutex_unlock(&s->live_lock);
+    if (ok)
+        return false;
+    r->stats.reject = REJECT_UNAUTHORIZED;
+    http_request_add_header(r, "WWW-Authenticate", "Bearer");
+    if (!given)
+        http_request_respond_error(
+            r, 401, "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key'");
+    else
+        http_request_respond_error(r, 401, "invalid API key");
+    return true;
+}
+
 /* Checks everything that can be decided from the headers alone. Returns true
  * when the request was answered (rejected) here. */
-static bool request_screen(http_server *s, http_request *r, const char *method_str)
+static bool request_screen(http_server *s, http_request *r, const char *method_str,
+                           const header_counts *hc)
 {
     const http_options *o = &s->opt;
     http_method m = r->method == HTTP_HEAD ? HTTP_GET : r->method;
+    bool probes_only = false;
+    if (s->probe_daemon) {
+        const union MHD_ConnectionInfo *di =
+            MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_DAEMON);
+        probes_only = di && di->daemon == s->probe_daemon;
+    }
 
     bool path_known = false;
     const http_route *hit = NULL;
@@ -384,6 +545,8 @@ static bool request_screen(http_server *s, http_request *r, const char *method_s
     char allow[64] = "";
     for (size_t i = 0; i < o->n_routes; i++) {
         const http_route *rt = &o->routes[i];
+        if (probes_only && !rt->open)
+            continue;
         n_caps = route_path_match(rt->path, r->path, caps);
         if (n_caps < 0)
             continue;
@@ -408,34 +571,22 @@ static bool request_screen(http_server *s, http_request *r, const char *method_s
         }
         return true;
     }
+    for (int i = 0; i < n_caps; i++) {
+        char err[256], what[48];
+        if (http_guard_check_capture(capture_what(hit->path, i, what, sizeof what),
+                                     r->path + caps[i].off, caps[i].len, err, sizeof err)) {
+            http_request_respond_error(r, 400, "%s", err);
+            return true;
+        }
+    }
     r->route = hit;
     if (!params_copy(r, caps, n_caps)) {
         http_request_respond_error(r, 500, "out of memory");
         return true;
     }
 
-    if (!hit->open && s->api_key) {
-        const char *given = NULL;
-        const char *auth =
-            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-        if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
-            given = auth + 7;
-        if (!given)
-            given = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-API-Key");
-        if (!given) {
-            r->stats.reject = REJECT_UNAUTHORIZED;
-            http_request_add_header(r, "WWW-Authenticate", "Bearer");
-            http_request_respond_error(
-                r, 401, "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key'");
-            return true;
-        }
-        if (!key_equal(s->api_key, s->api_key_len, given)) {
-            r->stats.reject = REJECT_UNAUTHORIZED;
-            http_request_add_header(r, "WWW-Authenticate", "Bearer");
-            http_request_respond_error(r, 401, "invalid API key");
-            return true;
-        }
-    }
+    if (!hit->open && request_screen_key(s, r, hc))
+        return true;
 
     if (!hit->open && atomic_load(&s->draining)) {
         r->stats.reject = REJECT_DRAINING;
@@ -444,6 +595,23 @@ static bool request_screen(http_server *s, http_request *r, const char *method_s
         return true;
     }
 
+    if (m == HTTP_POST || m == HTTP_PUT) {
+        char err[128];
+        const char *ct =
+            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        const char *binary =
+            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, HTTP_GUARD_BINARY_HEADER);
+        const char *origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
+        if (http_guard_check_content_type(ct, binary, origin, err, sizeof err)) {
+            http_request_respond_error(r, 415, "%s", err);
+            return true;
+        }
+    }
+
+    pthread_mutex_lock(&s->live_lock);
+    int default_timeout_ms = s->live.default_timeout_ms;
+    r->body_limit = s->live.body_limit_bytes;
+    pthread_mutex_unlock(&s->live_lock);
     const char *to = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Timeout-Ms");
     if (to) {
         long ms;
@@ -456,19 +624,19 @@ static bool request_screen(http_server *s, http_request *r, const char *method_s
             return true;
         }
         r->deadline_us = r->start_us + (int64_t)ms * 1000;
-    } else if (o->default_timeout_ms > 0) {
-        r->deadline_us = r->start_us + (int64_t)o->default_timeout_ms * 1000;
+    } else if (default_timeout_ms > 0) {
+        r->deadline_us = r->start_us + (int64_t)default_timeout_ms * 1000;
     }
 
     const char *cl =
         MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {
         long n;
-        if (!parse_bounded(cl, 0, (long)o->body_limit_bytes, &n)) {
+        if (!parse_bounded(cl, 0, (long)r->body_limit, &n)) {
             r->stats.reject = REJECT_TOO_LARGE;
             http_request_respond_error(r, 413,
                                        "request body of %s bytes exceeds the limit of %zu bytes",
-                                       cl, o->body_limit_bytes);
+                                       cl, r->body_limit);
             return true;
         }
         r->body_cap = (size_t)n;
@@ -513,7 +681,7 @@ static http_request *request_new(http_server *s, struct MHD_Connection *conn, co
 /* Appends a chunk of body; false when it would cross the limit. */
 static bool body_append(http_server *s, http_request *r, const char *data, size_t n)
 {
-    size_t limit = s->opt.body_limit_bytes;
+    size_t limit = r->body_limit;
     if (n > limit - r->body_bytes)
         return false;
     size_t need = r->body_bytes + n;
@@ -533,6 +701,9 @@ static bool body_append(http_server *s, http_request *r, const char *data, size_
             r->out_of_memory = true;
             return false;
         }
+        atomic_fetch_add(&s->body_bytes, cap + 1);
+        if (r->body)
+            atomic_fetch_sub(&s->body_bytes, r->body_cap + 1);
         r->body = nb;
         r->body_cap = cap;
     }
@@ -546,7 +717,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **req_cls)
 {
-    (void)version;
     http_server *s = cls;
     http_request *r = *req_cls;
 
@@ -555,9 +725,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (!r)
             return MHD_NO; /* out of memory: MHD closes the connection */
         *req_cls = r;
+        conn_headers_in(s, conn);
+        /* Framing, the path's bytes and Host first: a malformed request gets
+         * no CORS answer either. */
+        header_counts hc = {0};
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, header_count, &hc);
+        if (request_screen_wire(s, r, version, &hc))
+            return response_queue(r);
         if (s->opt.on_headers && s->opt.on_headers(r, s->opt.route_ctx))
             return response_queue(r);
-        if (request_screen(s, r, method))
+        if (request_screen(s, r, method, &hc))
             return response_queue(r);
         return MHD_YES;
     }
@@ -572,12 +749,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                  * rest of a body without Content-Length is read and dropped;
                  * a client that keeps sending far past the limit is cut off. */
                 r->discarded_bytes += n;
-                return r->discarded_bytes > HTTP_DISCARD_FACTOR * s->opt.body_limit_bytes ? MHD_NO
-                                                                                          : MHD_YES;
+                return r->discarded_bytes > HTTP_DISCARD_FACTOR * r->body_limit ? MHD_NO : MHD_YES;
             }
             if (!body_append(s, r, upload_data, n)) {
                 r->too_large = true;
                 r->discarded_bytes = r->body_bytes + n;
+                if (r->body)
+                    atomic_fetch_sub(&s->body_bytes, r->body_cap + 1);
                 free(r->body);
                 r->body = NULL;
                 r->body_bytes = 0;
@@ -591,7 +769,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (r->too_large) {
             r->stats.reject = REJECT_TOO_LARGE;
             http_request_respond_error(r, 413, "request body exceeds the limit of %zu bytes",
-                                       s->opt.body_limit_bytes);
+                                       r->body_limit);
             return response_queue(r);
         }
         if (!r->body && !body_append(s, r, "", 0)) {
@@ -665,6 +843,12 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             return; /* out of memory: only MHD's idle timeout applies */
         c->fd = ci->connect_fd;
         c->reading_since_us = mono_clock_us();
+        c->header_clock_us = c->reading_since_us; /* the first request's headers */
+        pthread_mutex_lock(&s->live_lock);
+        unsigned timeout_s = s->live.connection_timeout_s;
+        pthread_mutex_unlock(&s->live_lock);
+        /* MHD's idle timeout follows a reloaded connection_timeout_s. */
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, timeout_s);
         pthread_mutex_lock(&s->parked_lock);
         c->next = s->conn_head;
         if (s->conn_head)
@@ -688,28 +872,90 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     free(c);
 }
 
+static http_conn *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* The kernel's view of a connection: its TCP state and the bytes received. */
+static bool tcp_info_get(int fd, struct tcp_info *ti)
+{
+    socklen_t len = sizeof *ti;
+    return getsockopt(fd, IPPROTO_TCP, TCP_INFO, ti, &len) == 0;
+}
+
 /* MHD thread: the connection's request has been read in full (reading =
  * false), or it was answered and the connection waits for the next one. */
 static void conn_set_reading(http_server *s, struct MHD_Connection *conn, bool reading)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    http_conn *c = ci ? ci->socket_context : NULL;
+    http_conn *c = conn_of(conn);
+    if (!c)
+        return;
+    struct tcp_info ti;
+    uint64_t bytes = reading && tcp_info_get(c->fd, &ti) ? ti.tcpi_bytes_received : 0;
+    pthread_mutex_lock(&s->parked_lock);
+    c->reading_since_us = reading ? mono_clock_us() : 0;
+    if (reading) {
+        /* Keep-alive: the next request's header clock starts with its first byte. */
+        c->headers_in = false;
+        c->url_has_nul = false;
+        c->header_clock_us = 0;
+        c->bytes_at_idle = bytes;
+        c->close_wait_ticks = 0;
+    }
+    pthread_mutex_unlock(&s->parked_lock);
+}
+
+/* MHD thread: a request's headers are in. */
+static void conn_headers_in(http_server *s, struct MHD_Connection *conn)
+{
+    http_conn *c = conn_of(conn);
     if (!c)
         return;
     pthread_mutex_lock(&s->parked_lock);
-    c->reading_since_us = reading ? mono_clock_us() : 0;
+    c->headers_in = true;
     pthread_mutex_unlock(&s->parked_lock);
+}
+
+/* Why a connection waiting for a request is cut now, or NULL. Under parked_lock. */
+static const char *conn_cut_reason(http_conn *c, int64_t now, int64_t whole_us, int64_t header_us)
+{
+    struct tcp_info ti;
+    bool have_info = tcp_info_get(c->fd, &ti);
+    /* Two checks in a row, so that a request that arrived with its FIN is
+     * not cut before MHD had the chance to read it. */
+    if (have_info && ti.tcpi_state == HTTP_TCP_CLOSE_WAIT) {
+        if (++c->close_wait_ticks >= 2)
+            return "peer closed";
+    } else {
+        c->close_wait_ticks = 0;
+    }
+    if (now - c->reading_since_us > whole_us)
+        return "request timeout";
+    if (c->headers_in || header_us <= 0)
+        return NULL;
+    if (c->header_clock_us == 0 && have_info && ti.tcpi_bytes_received > c->bytes_at_idle)
+        c->header_clock_us = now; /* the next request's first bytes arrived */
+    if (c->header_clock_us > 0 && now - c->header_clock_us > header_us)
+        return "header timeout";
+    return NULL;
 }
 
 int http_server_cut_slow_clients(http_server *s)
 {
     int n = 0;
-    int64_t limit_us = (int64_t)s->opt.connection_timeout_s * 1000000;
+    pthread_mutex_lock(&s->live_lock);
+    int64_t whole_us = (int64_t)s->live.connection_timeout_s * 1000000;
+    int64_t header_us = (int64_t)s->live.header_timeout_s * 1000000;
+    pthread_mutex_unlock(&s->live_lock);
+    if (whole_us <= 0)
+        whole_us = INT64_MAX / 2;
     int64_t now = mono_clock_us();
     pthread_mutex_lock(&s->parked_lock);
     for (http_conn *c = s->conn_head; c; c = c->next) {
-        if (c->reading_since_us > 0 && now - c->reading_since_us > limit_us) {
+        if (c->reading_since_us > 0 && conn_cut_reason(c, now, whole_us, header_us)) {
             /* MHD sees the end of the stream and closes the connection on
              * its own thread; the fd stays valid until then (see above). */
             shutdown(c->fd, SHUT_RDWR);
@@ -719,6 +965,23 @@ int http_server_cut_slow_clients(http_server *s)
     }
     pthread_mutex_unlock(&s->parked_lock);
     return n;
+}
+
+/* MHD_OPTION_UNESCAPE_CALLBACK: MHD's own percent-decoding, noting a %00 on
+ * the connection first: the decoded path is a C string, so a NUL would
+ * silently cut a model name or news id (request_screen_wire answers 400). */
+static size_t unescape_noting_nul(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    for (const char *p = s; (p = strchr(p, '%')) != NULL; p++) {
+        if (p[1] == '0' && p[2] == '0') {
+            http_conn *c = conn_of(conn);
+            if (c)
+                c->url_has_nul = true; /* MHD thread; read by the same thread */
+            break;
+        }
+    }
+    return MHD_http_unescape(s);
 }
 
 /* ---- suspend / resume ------------------------------------------------------- */
@@ -882,41 +1145,45 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
      * daemon's structured log; errors that matter surface as return codes. */
 }
 
-int http_server_start(const http_options *opt, http_server **out, char *err, size_t err_cap)
+/* The options that make a listener speak TLS (tls_priorities non-NULL):
+ * GnuTLS's priority string and tls_identity's certificate callback, which
+ * answers each handshake with the identity served now. Fills 3 items. */
+static void tls_options(struct MHD_OptionItem *items, const char *tls_priorities)
 {
-    assert(opt->routes && opt->n_routes > 0);
-    http_server *s = calloc(1, sizeof *s);
-    if (!s) {
-        snprintf(err, err_cap, "out of memory");
-        return -1;
-    }
-    s->opt = *opt;
-    pthread_mutex_init(&s->parked_lock, NULL);
-    /* From here on http_server_stop takes the partly built server. */
-    if (opt->api_key && *opt->api_key) {
-        s->api_key = strdup(opt->api_key);
-        if (!s->api_key) {
-            http_server_stop(s);
-            snprintf(err, err_cap, "out of memory");
-            return -1;
-        }
-        s->api_key_len = strlen(s->api_key);
-    }
-    s->opt.api_key = NULL;
-    if (getrandom(&s->id_seed, sizeof s->id_seed, GRND_NONBLOCK) != sizeof s->id_seed)
-        s->id_seed = (uint64_t)mono_clock_us() ^ ((uint64_t)getpid() << 32);
+    gnutls_certificate_retrieve_function2 *cb = tls_identity_retrieve;
+    void *cb_ptr; /* MHD's option array carries the function as a pointer */
+    memcpy(&cb_ptr, &cb, sizeof cb_ptr);
+    items[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)tls_priorities};
+    items[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, cb_ptr};
+    items[2] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+}
 
+/* Binds host:port and starts an MHD daemon (its own polling thread) whose
+ * callbacks all take `s`; over TLS when tls_priorities is not NULL. NULL
+ * with a message naming the address. */
+static struct MHD_Daemon *listener_start(http_server *s, const char *host, int port,
+                                         unsigned connection_limit, unsigned per_ip_limit,
+                                         const char *tls_priorities, char *err, size_t err_cap)
+{
+    struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}};
+    if (tls_priorities && (!MHD_is_feature_supported(MHD_FEATURE_TLS) ||
+                           !MHD_is_feature_supported(MHD_FEATURE_HTTPS_CERT_CALLBACK))) {
+        snprintf(err, err_cap, "listen %s:%d: TLS: this libmicrohttpd was built without TLS", host,
+                 port);
+        return NULL;
+    }
+    if (tls_priorities)
+        tls_options(tls, tls_priorities);
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
     char port_str[16];
-    snprintf(port_str, sizeof port_str, "%d", opt->port);
+    snprintf(port_str, sizeof port_str, "%d", port);
     struct addrinfo *ai = NULL;
-    int gai = getaddrinfo(opt->host, port_str, &hints, &ai);
+    int gai = getaddrinfo(host, port_str, &hints, &ai);
     if (gai != 0 || !ai) {
-        snprintf(err, err_cap, "listen %s:%d: %s", opt->host, opt->port, gai_strerror(gai));
-        http_server_stop(s);
-        return -1;
+        snprintf(err, err_cap, "listen %s:%d: %s", host, port, gai_strerror(gai));
+        return NULL;
     }
     struct sockaddr_storage addr;
     memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
@@ -927,31 +1194,114 @@ int http_server_start(const http_options *opt, http_server **out, char *err, siz
                      MHD_USE_ERROR_LOG;
     if (v6)
         flags |= MHD_USE_IPv6;
-    /* MHD refuses connections over the limit by closing them at once; the
-     * timeout cuts off idle and slow (slowloris) clients. */
-    s->daemon = MHD_start_daemon(
-        flags, (uint16_t)opt->port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)opt->connection_limit,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opt->connection_timeout_s,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-        MHD_OPTION_END);
-    if (!s->daemon) {
+    if (tls_priorities)
+        flags |= MHD_USE_TLS;
+    /* Over the limit MHD stops accepting (the backlog holds the rest); over
+     * the per-IP limit it accepts and closes at once. The timeout cuts off
+     * idle clients; http_server_cut_slow_clients the slow ones. */
+    errno = 0;
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, connection_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+        s->live.connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_UNESCAPE_CALLBACK,
+        unescape_noting_nul, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+    if (!d) {
         int e = errno;
-        snprintf(err, err_cap, "listen %s:%d: %s", opt->host, opt->port,
-                 e ? strerror(e) : "cannot start the HTTP server");
+        snprintf(err, err_cap, "listen %s:%d: %s", host, port,
+                 e                ? strerror(e)
+                 : tls_priorities ? "cannot start the HTTPS server (TLS priorities or GnuTLS)"
+                                  : "cannot start the HTTP server");
+    }
+    return d;
+}
+
+static int listener_port(struct MHD_Daemon *d, int configured)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    return info ? info->port : configured;
+}
+
+int http_server_start(const http_options *opt, http_server **out, char *err, size_t err_cap)
+{
+    assert(opt->routes && opt->n_routes > 0);
+    http_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, err_cap, "out of memory");
+        return -1;
+    }
+    s->opt = *opt;
+    pthread_mutex_init(&s->parked_lock, NULL);
+    pthread_mutex_init(&s->live_lock, NULL);
+    /* From here on http_server_stop takes the partly built server. */
+    if (http_server_reconfigure(s, opt) != 0) {
+        http_server_stop(s);
+        snprintf(err, err_cap, "out of memory");
+        return -1;
+    }
+    s->opt.api_key = NULL;
+    s->opt.allowed_hosts = NULL;
+    if (getrandom(&s->id_seed, sizeof s->id_seed, GRND_NONBLOCK) != sizeof s->id_seed)
+        s->id_seed = (uint64_t)mono_clock_us() ^ ((uint64_t)getpid() << 32);
+
+    s->daemon = listener_start(s, opt->host, opt->port, opt->connection_limit,
+                               opt->per_ip_connection_limit, opt->tls_priorities, err, err_cap);
+    if (!s->daemon) {
         http_server_stop(s);
         return -1;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = info ? info->port : opt->port;
+    s->port = listener_port(s->daemon, opt->port);
+    if (opt->probe_host) {
+        s->probe_daemon = listener_start(s, opt->probe_host, opt->probe_port,
+                                         HTTP_PROBE_CONNECTION_LIMIT, 0, NULL, err, err_cap);
+        if (!s->probe_daemon) {
+            http_server_stop(s);
+            return -1;
+        }
+        s->probe_port = listener_port(s->probe_daemon, opt->probe_port);
+    }
     *out = s;
+    return 0;
+}
+
+int http_server_reconfigure(http_server *s, const http_options *opt)
+{
+    char *key = opt->api_key && *opt->api_key ? strdup(opt->api_key) : NULL;
+    char *hosts = opt->allowed_hosts && *opt->allowed_hosts ? strdup(opt->allowed_hosts) : NULL;
+    if ((opt->api_key && *opt->api_key && !key) ||
+        (opt->allowed_hosts && *opt->allowed_hosts && !hosts)) {
+        free(key);
+        free(hosts);
+        return -1;
+    }
+    pthread_mutex_lock(&s->live_lock);
+    char *old_key = s->live.api_key, *old_hosts = s->live.allowed_hosts;
+    size_t old_key_len = s->live.api_key_len;
+    s->live = (http_live){.api_key = key,
+                          .api_key_len = key ? strlen(key) : 0,
+                          .allowed_hosts = hosts,
+                          .body_limit_bytes = opt->body_limit_bytes,
+                          .connection_timeout_s = opt->connection_timeout_s,
+                          .header_timeout_s = opt->header_timeout_s,
+                          .default_timeout_ms = opt->default_timeout_ms};
+    pthread_mutex_unlock(&s->live_lock);
+    if (old_key)
+        explicit_bzero(old_key, old_key_len);
+    free(old_key);
+    free(old_hosts);
     return 0;
 }
 
 int http_server_port(const http_server *s)
 {
     return s->port;
+}
+
+int http_server_probe_port(const http_server *s)
+{
+    return s->probe_port;
 }
 
 void http_server_set_draining(http_server *s, bool draining)
@@ -964,6 +1314,11 @@ bool http_server_draining(const http_server *s)
     return atomic_load(&((http_server *)s)->draining);
 }
 
+size_t http_server_body_bytes(const http_server *s)
+{
+    return atomic_load(&((http_server *)s)->body_bytes);
+}
+
 long http_server_in_flight(const http_server *s)
 {
     return atomic_load(&((http_server *)s)->in_flight);
@@ -973,9 +1328,15 @@ void http_server_stop(http_server *s)
 {
     if (!s)
         return;
+    if (s->probe_daemon)
+        MHD_stop_daemon(s->probe_daemon);
     if (s->daemon) /* NULL when http_server_start failed */
         MHD_stop_daemon(s->daemon);
     pthread_mutex_destroy(&s->parked_lock);
-    free(s->api_key);
+    pthread_mutex_destroy(&s->live_lock);
+    if (s->live.api_key)
+        explicit_bzero(s->live.api_key, s->live.api_key_len);
+    free(s->live.api_key);
+    free(s->live.allowed_hosts);
     free(s);
 }

@@ -64,10 +64,23 @@ typedef struct {
     int port;         /* 0 picks a free port (see http_server_port) */
     size_t body_limit_bytes;
     unsigned connection_limit;
-    unsigned connection_timeout_s; /* idle / slow-client cut-off; 0 = none */
-    const char *api_key;           /* NULL or "" = no key required; copied */
-    int default_timeout_ms;        /* request deadline without a header; 0 = none */
-    const http_route *routes;      /* borrowed, must outlive the server */
+    unsigned connection_timeout_s;    /* idle / slow-client cut-off; 0 = none */
+    unsigned header_timeout_s;        /* opening (or first byte) to complete headers; 0 = none */
+    unsigned per_ip_connection_limit; /* per client address; 0 = none */
+    const char *api_key;              /* NULL or "" = no key required; copied */
+    const char *allowed_hosts;        /* http_guard_check_host's list; NULL = any; copied */
+    int default_timeout_ms;           /* request deadline without a header; 0 = none */
+    /* An optional second listener that serves only the `open` routes (health,
+     * readiness, metrics), on its own thread and connection limit, so that
+     * probes are answered whatever holds the main listener's slots. NULL =
+     * none. */
+    const char *probe_host;
+    int probe_port;
+    /* Non-NULL: the main listener speaks TLS only (HTTPS), with this GnuTLS
+     * priority string (tls_priorities()) and the certificate tls_identity
+     * serves; the probe listener stays plain HTTP. NULL = plain HTTP. */
+    const char *tls_priorities;
+    const http_route *routes; /* borrowed, must outlive the server */
     size_t n_routes;
     void *route_ctx;
     http_complete_fn on_complete; /* may be NULL */
@@ -89,12 +102,25 @@ typedef struct {
 FF_MUST_CHECK int http_server_start(const http_options *opt, http_server **out, char *err,
                                     size_t err_cap);
 
-/* The bound port (useful with port 0). */
+/* The bound port (useful with port 0), and the probe listener's (0 = none). */
 int http_server_port(const http_server *s);
+int http_server_probe_port(const http_server *s);
+
+/* Applies the settings a running server can change (SIGHUP): api_key,
+ * allowed_hosts, body_limit_bytes, connection_timeout_s, header_timeout_s
+ * and default_timeout_ms of `opt` (copied); requests already read keep the
+ * values they started with. The others (addresses, connection limits) need a
+ * restart: the caller compares them. Returns 0, or -1 when out of memory
+ * (nothing changed). Main thread. */
+FF_MUST_CHECK int http_server_reconfigure(http_server *s, const http_options *opt);
 
 /* From draining on, non-open routes answer 503 "server is draining". Any thread. */
 void http_server_set_draining(http_server *s, bool draining);
 bool http_server_draining(const http_server *s);
+
+/* Bytes of request bodies held now (buffers of requests being read or
+ * served). Any thread. */
+size_t http_server_body_bytes(const http_server *s);
 
 /* Requests that were accepted and have not finished yet (parked ones included). */
 long http_server_in_flight(const http_server *s);
@@ -106,11 +132,14 @@ long http_server_in_flight(const http_server *s);
  * hooks called. Call periodically from one thread (main). */
 int http_server_probe_disconnects(http_server *s);
 
-/* Cuts off (shutdown) every connection that has not delivered a complete
- * request within connection_timeout_s of opening or of its previous answer:
- * MHD's own timeout only counts idle time, so a client sending a byte a
- * second (slowloris) would hold its connection forever. Returns the number
- * cut. Call periodically from one thread (main). */
+/* Cuts off (shutdown) every connection that is waiting for a request and
+ * either has not delivered it in full within connection_timeout_s of
+ * opening or of its previous answer (MHD's own timeout only counts idle
+ * time, so a client sending a byte a second would hold its connection
+ * forever), or has not delivered its headers within header_timeout_s of
+ * opening (or of the first byte after a previous answer), or whose peer has
+ * closed its side (CLOSE-WAIT: MHD keeps such a connection until its
+ * timeout). Returns the number cut. Call periodically from one thread (main). */
 int http_server_cut_slow_clients(http_server *s);
 
 /* Stops the HTTP thread, closes every connection and frees the server.

@@ -346,6 +346,40 @@ LOG_LEVEL_FN(log_info, LOG_LEVEL_INFO)
 LOG_LEVEL_FN(log_warn, LOG_LEVEL_WARN)
 LOG_LEVEL_FN(log_error, LOG_LEVEL_ERROR)
 
+/* Text: ` path="..."` with quotes and backslashes escaped, cut (whole
+ * characters or escapes only) where the line's room ends, so that the fixed
+ * fields before it always survive; a cut path is marked by line_emit. */
+static void line_text_path(line *l, const char *s, size_t n)
+{
+    line_puts(l, " path=\"");
+    size_t room = sizeof l->buf - LINE_RESERVE - 1; /* keeps 1 for the closing quote */
+    for (size_t i = 0; i < n && !l->truncated; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[8];
+        size_t k = 1;
+        if (c < 0x20 || c == 0x7f) {
+            snprintf(esc, sizeof esc, "\\x%02x", c);
+            k = 4;
+        } else if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            k = 2;
+        } else {
+            esc[0] = (char)c;
+        }
+        if (l->len + k > room) {
+            l->truncated = true;
+            break;
+        }
+        memcpy(l->buf + l->len, esc, k);
+        l->len += k;
+    }
+    bool cut = l->truncated;
+    l->truncated = false;
+    line_puts(l, "\"");
+    l->truncated = cut;
+}
+
 void log_access(const log_access_entry *e)
 {
     if (!log_enabled(LOG_LEVEL_INFO))
@@ -355,33 +389,31 @@ void log_access(const log_access_entry *e)
     double queue_ms = (double)e->queue_ns / 1e6;
     line l;
     line_begin(&l, json, LOG_LEVEL_INFO);
+    /* The fixed-size fields first and the client's path last, so that a
+     * long path can only cut itself. */
     if (json) {
         line_puts(&l, ",\"event\":\"access\"");
-        line_field_str(&l, true, "request_id", e->request_id);
-        line_field_str(&l, true, "method", e->method);
-        line_field_str(&l, true, "path", e->path);
+        line_printf(&l, ",\"status\":%d", e->status);
+        line_field_str(&l, true, "remote_addr", e->remote_addr);
         line_field_str(&l, true, "route", e->route);
         line_field_str(&l, true, "model", e->model);
-        line_field_str(&l, true, "remote_addr", e->remote_addr);
-        line_printf(&l, ",\"status\":%d,\"latency_ms\":%.3f,\"queue_ms\":%.3f", e->status,
-                    latency_ms, queue_ms);
+        line_printf(&l, ",\"latency_ms\":%.3f,\"queue_ms\":%.3f", latency_ms, queue_ms);
         line_printf(&l, ",\"batch_size\":%u,\"items\":%u", e->batch_size, e->n_items);
         line_field_str(&l, true, "error", e->error);
         line_field_str(&l, true, "trace_id", e->trace_id);
         line_field_str(&l, true, "span_id", e->span_id);
         line_field_str(&l, true, "parent_id", e->parent_id);
+        line_field_str(&l, true, "request_id", e->request_id);
+        line_field_str(&l, true, "method", e->method);
+        line_field_str(&l, true, "path", e->path);
     } else {
         line_puts(&l, "access");
-        line_field_str(&l, false, "id", e->request_id);
-        line_puts(&l, " ");
-        line_text_str(&l, e->method ? e->method : "-", e->method ? strlen(e->method) : 1, false);
-        line_puts(&l, " ");
-        line_text_str(&l, e->path ? e->path : "-", e->path ? strlen(e->path) : 1, false);
+        line_printf(&l, " status=%d", e->status);
+        line_field_str(&l, false, "remote", e->remote_addr);
         line_field_str(&l, false, "route", e->route);
         line_field_str(&l, false, "model", e->model);
-        line_field_str(&l, false, "remote", e->remote_addr);
-        line_printf(&l, " status=%d latency_ms=%.3f queue_ms=%.3f batch_size=%u items=%u",
-                    e->status, latency_ms, queue_ms, e->batch_size, e->n_items);
+        line_printf(&l, " latency_ms=%.3f queue_ms=%.3f batch_size=%u items=%u", latency_ms,
+                    queue_ms, e->batch_size, e->n_items);
         if (e->error) {
             line_puts(&l, " error=\"");
             line_text_str(&l, e->error, strlen(e->error), true);
@@ -393,6 +425,9 @@ void log_access(const log_access_entry *e)
         }
         if (e->parent_id)
             line_field_str(&l, false, "parent_id", e->parent_id);
+        line_field_str(&l, false, "id", e->request_id);
+        line_field_str(&l, false, "method", e->method);
+        line_text_path(&l, e->path ? e->path : "-", e->path ? strlen(e->path) : 1);
     }
     line_emit(&l, json);
 }

@@ -21,6 +21,7 @@
 #include "api_fields.h"
 #include "batcher.h"
 #include "http.h"
+#include "http_guard.h"
 #include "log.h"
 #include "memory_estimate.h"
 #include "metrics.h"
@@ -28,6 +29,9 @@
 #include "mono_clock.h"
 #include "notify.h"
 #include "settings.h"
+#include "task_pool.h"
+#include "tls_identity.h"
+#include "tls_probe.h"
 #include "worker.h"
 
 #define FASTFORMERD_VERSION "0.1.0"
@@ -77,6 +81,7 @@ typedef struct {
     api_context api;
     atomic_int first_load; /* 0 pending, 1 ok, -1 failed */
     atomic_bool reloading;
+    bool reload_pending; /* a SIGHUP came during a load: reload again after it (main thread) */
     /* metrics slots of the set being served (loader thread only), so that a
      * reload that drops a model turns its ready gauge to 0 */
     metrics_model_id served_ids[METRICS_MAX_MODELS];
@@ -94,7 +99,38 @@ static int config_read(const cli_args *a, settings *out, char *err, size_t err_c
     settings_overrides o = {.listen = a->listen, .models = a->models, .n_models = a->n_models};
     if (settings_apply_overrides(out, &o, err, err_cap) != 0)
         return -1;
-    return 0;
+    return settings_resolve_api_key(out, getenv("FASTFORMERD_API_KEY"), err, err_cap);
+}
+
+/* The transport's options from the config: at start, and on SIGHUP for the
+ * settings a running server can change (http_server_reconfigure). */
+static http_options http_options_from(const settings *cfg, daemon_state *d)
+{
+    const settings_server *sv = &cfg->server;
+    const char *tls =
+        sv->tls_cert_file ? tls_priorities((tls_min_version)sv->tls_min_version) : NULL;
+    const char *hosts =
+        sv->allowed_hosts ? sv->allowed_hosts : http_guard_default_hosts(sv->listen.host);
+    return (http_options){.host = sv->listen.host,
+                          .port = sv->listen.port,
+                          .body_limit_bytes = (size_t)sv->max_body_bytes,
+                          .connection_limit = sv->max_connections,
+                          .connection_timeout_s = sv->connection_timeout_s,
+                          .header_timeout_s = sv->header_timeout_s,
+                          .per_ip_connection_limit = sv->max_connections_per_ip,
+                          .api_key = sv->api_key,
+                          .allowed_hosts = hosts,
+                          .default_timeout_ms = (int)sv->request_timeout_ms,
+                          .probe_host = sv->health_listen.text[0] ? sv->health_listen.host : NULL,
+                          .probe_port = sv->health_listen.port,
+                          .tls_priorities = tls,
+                          .routes = api_routes,
+                          .n_routes = api_n_routes,
+                          .route_ctx = &d->api,
+                          .on_complete = api_on_complete,
+                          .on_connection = api_on_connection,
+                          .on_headers = api_on_headers,
+                          .complete_ctx = &d->api};
 }
 
 /* The registry's view of the configured models. Returns a malloc'ed array
@@ -171,6 +207,8 @@ static void on_loaded(void *user, bool ok, const char *message)
     memory_estimate_format(&mem, mem_line, sizeof mem_line);
     log_info("%s", mem_line);
     metrics_memory_estimate_set(d->metrics, memory_estimate_total_bytes(&mem));
+    /* /metrics adds the catalogs as they grow and the bodies held. */
+    atomic_store(&d->api.memory_fixed_bytes, memory_estimate_total_bytes(&mem) - mem.catalogs);
     notify_status("serving %d model%s", n, n == 1 ? "" : "s");
     notify_ready();
     if (first)
@@ -223,12 +261,87 @@ static int signal_wait(const sigset_t *set, int timeout_ms)
     return sig > 0 ? sig : 0;
 }
 
+/* Reads the TLS certificate and key at start. Returns 0, or -1 with the
+ * error logged. */
+static int tls_start(const settings_server *sv, metrics *m)
+{
+    tls_identity *id;
+    char err[1024], about[512];
+    if (tls_identity_load(sv->tls_cert_file, sv->tls_key_file, &id, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    tls_identity_describe(id, about, sizeof about);
+    if (tls_identity_not_after(id) < (long long)time(NULL))
+        log_warn("TLS certificate %s has expired; serving it anyway", about);
+    log_info("TLS certificate %s", about);
+    metrics_tls_expiration_set(m, tls_identity_not_after(id));
+    tls_identity_serve(id);
+    return 0;
+}
+
+/* SIGHUP: re-reads the certificate and key; a renewed pair serves new
+ * handshakes, a bad file keeps the served pair. */
+static void tls_reload(const settings_server *sv, metrics *m)
+{
+    tls_identity *id;
+    char err[1024], about[512];
+    if (tls_identity_load(sv->tls_cert_file, sv->tls_key_file, &id, err, sizeof err) != 0) {
+        log_error("reload: %s; the served TLS certificate stays", err);
+        return;
+    }
+    if (tls_identity_same(id, tls_identity_served())) {
+        tls_identity_free(id);
+        return;
+    }
+    tls_identity_describe(id, about, sizeof about);
+    if (tls_identity_not_after(id) < (long long)time(NULL))
+        log_warn("reload: TLS certificate %s has expired; serving it anyway", about);
+    log_info("reload: TLS certificate renewed: %s", about);
+    metrics_tls_expiration_set(m, tls_identity_not_after(id));
+    tls_identity_serve(id);
+}
+
+/* Applies what a reload can change without a restart, and names what it
+ * cannot. Takes *fresh into d->cfg (keeping the restart-only values). */
+static void reload_apply_settings(daemon_state *d, settings *fresh)
+{
+    unsigned changed = settings_restart_diff(&d->cfg, fresh);
+    for (unsigned i = 0; settings_restart_keys[i]; i++)
+        if (changed & (1u << i))
+            log_error("reload: %s changed, which needs a restart; the running value stays until "
+                      "then",
+                      settings_restart_keys[i]);
+    metrics_restart_required_set(d->metrics, changed);
+    settings_keep_restart_keys(&d->cfg, fresh);
+    if (fresh->server.tls_cert_file)
+        tls_reload(&fresh->server, d->metrics);
+    http_options ho = http_options_from(fresh, d);
+    if (http_server_reconfigure(d->http, &ho) != 0) {
+        log_error("reload: out of memory: the server settings stay as they were");
+    } else {
+        log_info("reload: server settings applied (API key %s, max_body_bytes %llu, "
+                 "request_timeout_ms %u, connection_timeout_s %u, header_timeout_s %u)",
+                 fresh->server.api_key ? "set" : "none",
+                 (unsigned long long)fresh->server.max_body_bytes, fresh->server.request_timeout_ms,
+                 fresh->server.connection_timeout_s, fresh->server.header_timeout_s);
+    }
+    metrics_request_timeout_set(d->metrics, fresh->server.request_timeout_ms);
+    log_configure(fresh->logging.format, fresh->logging.level);
+    settings_free(&d->cfg);
+    d->cfg = *fresh;
+    settings_init(fresh);
+}
+
 static void reload(daemon_state *d)
 {
     if (atomic_load(&d->reloading) || model_registry_loading(d->registry)) {
-        log_warn("SIGHUP ignored: a load is still running");
+        if (!d->reload_pending)
+            log_info("SIGHUP queued: a load is running; reloading again once it ends");
+        d->reload_pending = true;
         return;
     }
+    d->reload_pending = false;
     notify_reloading();
     log_info("SIGHUP: reloading %s", d->args.config_path ? d->args.config_path : "the models");
     settings fresh;
@@ -241,20 +354,18 @@ static void reload(daemon_state *d)
         notify_ready();
         return;
     }
-    log_configure(fresh.logging.format, fresh.logging.level);
-    model_spec *specs = specs_from(&fresh);
+    reload_apply_settings(d, &fresh);
+    model_spec *specs = specs_from(&d->cfg);
     atomic_store(&d->reloading, true);
     if (!specs ||
-        model_registry_load_async(d->registry, specs, (int)fresh.n_models, err, sizeof err) != 0) {
+        model_registry_load_async(d->registry, specs, (int)d->cfg.n_models, err, sizeof err) != 0) {
         log_error("reload failed, old models keep serving: %s", specs ? err : "out of memory");
         metrics_reload(d->metrics, 0);
         atomic_store(&d->reloading, false);
         notify_ready();
     }
-    /* load_async copied the specs. Server and batching settings need a
-     * restart: the running daemon keeps its own. */
+    /* load_async copied the specs. */
     free(specs);
-    settings_free(&fresh);
 }
 
 /* Drains: readiness goes 503, new requests get 503, accepted ones finish.
@@ -329,8 +440,17 @@ static int healthcheck(const settings *cfg)
     int n = snprintf(req, sizeof req, "GET /healthz HTTP/1.0\r\nHost: %s\r\n\r\n", host);
     char resp[64] = "";
     ssize_t got = 0;
-    if (write(fd, req, (size_t)n) == n)
+    if (cfg->server.tls_cert_file) {
+        char err[256];
+        got = tls_probe_exchange(fd, host, req, resp, sizeof resp, err, sizeof err);
+        if (got < 0) {
+            fprintf(stderr, "healthcheck: %s:%s: %s\n", host, port, err);
+            close(fd);
+            return 1;
+        }
+    } else if (write(fd, req, (size_t)n) == n) {
         got = read(fd, resp, sizeof resp - 1);
+    }
     close(fd);
     if (got > 0)
         resp[got] = 0;
@@ -366,6 +486,15 @@ static int check_config(const settings *cfg)
     if (rc != 0) {
         fprintf(stderr, "fastformerd: %s\n", err);
         return 1;
+    }
+    if (cfg->server.tls_cert_file) {
+        tls_identity *id;
+        if (tls_identity_load(cfg->server.tls_cert_file, cfg->server.tls_key_file, &id, err,
+                              sizeof err) != 0) {
+            fprintf(stderr, "fastformerd: %s\n", err);
+            return 1;
+        }
+        tls_identity_free(id);
     }
     printf("config OK: %zu model%s loaded\n", cfg->n_models, cfg->n_models == 1 ? "" : "s");
     return 0;
@@ -481,30 +610,34 @@ static int serve(daemon_state *d)
     d->api.repository_user = d;
     metrics_request_timeout_set(d->metrics, cfg->server.request_timeout_ms);
     atomic_store(&d->api.draining, false);
-    http_options ho = {.host = cfg->server.listen.host,
-                       .port = cfg->server.listen.port,
-                       .body_limit_bytes = (size_t)cfg->server.max_body_bytes,
-                       .connection_limit = cfg->server.max_connections,
-                       .connection_timeout_s = cfg->server.connection_timeout_s,
-                       .api_key = cfg->server.api_key,
-                       .default_timeout_ms = (int)cfg->server.request_timeout_ms,
-                       .routes = api_routes,
-                       .n_routes = api_n_routes,
-                       .route_ctx = &d->api,
-                       .on_complete = api_on_complete,
-                       .on_connection = api_on_connection,
-                       .on_headers = api_on_headers,
-                       .complete_ctx = &d->api};
+    /* Model requests' bodies are parsed off the HTTP thread (api_frame.c). */
+    d->api.parse_pool =
+        cfg->server.parse_threads ? task_pool_new((int)cfg->server.parse_threads) : NULL;
+    if (cfg->server.parse_threads && !d->api.parse_pool) {
+        log_error("cannot start the request parsing threads");
+        return 1;
+    }
+    if (cfg->server.tls_cert_file && tls_start(&cfg->server, d->metrics) != 0)
+        return 1;
+    http_options ho = http_options_from(cfg, d);
     if (http_server_start(&ho, &d->http, err, sizeof err) != 0) {
         log_error("%s", err);
         return 1;
     }
+    d->api.http = d->http;
     const char *host = cfg->server.listen.host;
     bool v6 = strchr(host, ':') != NULL;
-    log_info("fastformerd %s listening on http://%s%s%s:%d (%u worker%s x %u engine thread%s)",
-             FASTFORMERD_VERSION, v6 ? "[" : "", host, v6 ? "]" : "", http_server_port(d->http),
-             cfg->batching.workers, cfg->batching.workers == 1 ? "" : "s",
-             cfg->batching.engine_threads, cfg->batching.engine_threads == 1 ? "" : "s");
+    log_info("fastformerd %s listening on %s://%s%s%s:%d (%u worker%s x %u engine thread%s)",
+             FASTFORMERD_VERSION, cfg->server.tls_cert_file ? "https" : "http", v6 ? "[" : "", host,
+             v6 ? "]" : "", http_server_port(d->http), cfg->batching.workers,
+             cfg->batching.workers == 1 ? "" : "s", cfg->batching.engine_threads,
+             cfg->batching.engine_threads == 1 ? "" : "s");
+    if (http_server_probe_port(d->http) > 0) {
+        const char *ph = cfg->server.health_listen.host;
+        bool pv6 = strchr(ph, ':') != NULL;
+        log_info("health listener (open routes only) on http://%s%s%s:%d", pv6 ? "[" : "", ph,
+                 pv6 ? "]" : "", http_server_probe_port(d->http));
+    }
     notify_status("listening; loading %zu model%s", cfg->n_models, cfg->n_models == 1 ? "" : "s");
 
     model_spec *specs = specs_from(cfg);
@@ -532,7 +665,8 @@ static int serve(daemon_state *d)
             rc = 1;
             break;
         }
-        if (sig == SIGHUP) {
+        if (sig == SIGHUP || (d->reload_pending && !atomic_load(&d->reloading) &&
+                              !model_registry_loading(d->registry))) {
             reload(d);
         } else if (sig == SIGTERM || sig == SIGINT) {
             log_info("%s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -555,7 +689,12 @@ static void teardown(daemon_state *d)
      * let it resume while the server still runs. */
     if (d->registry)
         model_registry_join_loader(d->registry);
+    /* Requests still waiting for a parse are parsed and refused by the
+     * aborted batcher; later ones parse inline. Freed once HTTP has stopped. */
+    task_pool_stop(d->api.parse_pool);
     http_server_stop(d->http);
+    tls_identity_shutdown();
+    task_pool_free(d->api.parse_pool);
     if (d->registry) {
         model_registry_join_loader(d->registry);
         model_registry_free(d->registry);

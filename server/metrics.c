@@ -5,6 +5,7 @@
  * i lives in slot i + 1. Histogram buckets are stored non-cumulative (one
  * atomic increment per observation) and summed when rendering. */
 #include "metrics.h"
+#include "settings.h"
 
 #include <assert.h>
 #include <dirent.h>
@@ -83,11 +84,13 @@ struct metrics {
     _Atomic int ready[N_SLOTS];
     _Atomic uint64_t cache_hits[N_SLOTS];
     _Atomic uint64_t cache_misses[N_SLOTS];
-    _Atomic uint64_t reloads[2]; /* [0] failure, [1] success */
+    _Atomic uint64_t reloads[2];       /* [0] failure, [1] success */
+    _Atomic unsigned restart_required; /* bits of settings_restart_keys */
     _Atomic int64_t connections;
     _Atomic uint64_t memory_estimate_bytes;
     _Atomic uint32_t request_timeout_ms;
     _Atomic uint64_t traceparent_invalid;
+    _Atomic int64_t tls_not_after_s; /* 0 = no TLS */
 
     double start_time_s; /* process_start_time_seconds; < 0 when unknown */
 };
@@ -326,6 +329,11 @@ void metrics_news_cache(metrics *m, metrics_model_id model, uint64_t hits, uint6
         atomic_fetch_add_explicit(&m->cache_misses[s], misses, memory_order_relaxed);
 }
 
+void metrics_restart_required_set(metrics *m, unsigned mask)
+{
+    atomic_store_explicit(&m->restart_required, mask, memory_order_relaxed);
+}
+
 void metrics_reload(metrics *m, int success)
 {
     atomic_fetch_add_explicit(&m->reloads[success ? 1 : 0], 1, memory_order_relaxed);
@@ -339,6 +347,11 @@ void metrics_connections_add(metrics *m, int64_t delta)
 void metrics_memory_estimate_set(metrics *m, uint64_t bytes)
 {
     atomic_store_explicit(&m->memory_estimate_bytes, bytes, memory_order_relaxed);
+}
+
+void metrics_tls_expiration_set(metrics *m, int64_t not_after_s)
+{
+    atomic_store_explicit(&m->tls_not_after_s, not_after_s, memory_order_relaxed);
 }
 
 void metrics_request_timeout_set(metrics *m, uint32_t timeout_ms)
@@ -548,7 +561,19 @@ static void render_process(out_buf *o, const metrics *m)
     }
 }
 
-/* The request deadline gauge and the malformed-traceparent counter. */
+/* One series per settings_restart_keys entry: 1 when a reload found it changed. */
+static void render_restart_required(out_buf *o, metrics *mm)
+{
+    out_family(o, "fastformerd_restart_required", "gauge",
+               "1 when the config file changed a setting that only a restart applies.");
+    unsigned restart = atomic_load_explicit(&mm->restart_required, memory_order_relaxed);
+    for (unsigned i = 0; settings_restart_keys[i]; i++)
+        out_printf(o, "fastformerd_restart_required{setting=\"%s\"} %u\n", settings_restart_keys[i],
+                   (restart >> i) & 1u);
+}
+
+/* The request deadline gauge, the malformed-traceparent counter and the TLS
+ * certificate's expiry. */
 static void render_deadline_and_trace(out_buf *o, metrics *mm)
 {
     out_family(o, "fastformerd_request_timeout_seconds", "gauge",
@@ -559,6 +584,13 @@ static void render_deadline_and_trace(out_buf *o, metrics *mm)
                "Malformed traceparent headers (ignored: the request started a new trace).");
     out_printf(o, "fastformerd_traceparent_invalid_total %" PRIu64 "\n",
                atomic_load_explicit(&mm->traceparent_invalid, memory_order_relaxed));
+    int64_t not_after = atomic_load_explicit(&mm->tls_not_after_s, memory_order_relaxed);
+    if (not_after != 0) {
+        out_family(o, "fastformerd_tls_certificate_expiration_timestamp_seconds", "gauge",
+                   "When the served TLS certificate expires (notAfter, Unix seconds).");
+        out_printf(o, "fastformerd_tls_certificate_expiration_timestamp_seconds %" PRId64 "\n",
+                   not_after);
+    }
 }
 
 int metrics_render(const metrics *m, char **out, size_t *out_len)
@@ -652,6 +684,8 @@ int metrics_render(const metrics *m, char **out, size_t *out_len)
                atomic_load_explicit(&mm->reloads[1], memory_order_relaxed));
     out_printf(&o, "fastformerd_reloads_total{result=\"failure\"} %" PRIu64 "\n",
                atomic_load_explicit(&mm->reloads[0], memory_order_relaxed));
+
+    render_restart_required(&o, mm);
 
     out_family(&o, "fastformerd_http_connections", "gauge", "Open HTTP connections.");
     out_printf(&o, "fastformerd_http_connections %" PRId64 "\n",

@@ -22,12 +22,18 @@
  *   fastformerd_news_cache_hits_total{model}                     counter
  *   fastformerd_news_cache_misses_total{model}                   counter
  *   fastformerd_reloads_total{result="success"|"failure"}        counter
+ *   fastformerd_restart_required{setting}                        gauge (0/1 per
+ *                                                                settings_restart_keys entry)
  *   fastformerd_http_connections                                 gauge (open connections)
  *   fastformerd_memory_estimate_bytes                            gauge (memory_estimate.h; 0
- *                                                                until the first model set is in)
+ *                                                                until the first model set is in;
+ *                                                                api_metrics adds the catalogs as
+ *                                                                they grow and the bodies held)
  *   fastformerd_request_timeout_seconds                          gauge (server.request_timeout_ms)
  *   fastformerd_traceparent_invalid_total                        counter (malformed traceparent
  *                                                                headers, ignored)
+ *   fastformerd_tls_certificate_expiration_timestamp_seconds     gauge (the served certificate's
+ *                                                                notAfter; only with TLS on)
  *   process_cpu_seconds_total, process_resident_memory_bytes, process_virtual_memory_bytes,
  *   process_open_fds, process_max_fds, process_start_time_seconds   (from /proc/self)
  * Requests that name no model (or an unknown one) use model="". Request,
@@ -108,12 +114,17 @@ void metrics_reject(metrics *m, metrics_model_id model, reject_reason reason);
 void metrics_model_set_ready(metrics *m, metrics_model_id model, int ready);
 void metrics_news_cache(metrics *m, metrics_model_id model, uint64_t hits, uint64_t misses);
 void metrics_reload(metrics *m, int success);
+/* The settings_restart_keys that a reload found changed (bit i = key i). */
+void metrics_restart_required_set(metrics *m, unsigned mask);
 void metrics_connections_add(metrics *m, int64_t delta);
 /* The daemon's memory estimate of the set being served, in bytes. */
 void metrics_memory_estimate_set(metrics *m, uint64_t bytes);
 /* The default request deadline (server.request_timeout_ms), for alerts on
  * latency against it. */
 void metrics_request_timeout_set(metrics *m, uint32_t timeout_ms);
+/* The served TLS certificate's notAfter (Unix seconds), for alerts before it
+ * expires; 0 (the default) = no TLS, and the family is not rendered. */
+void metrics_tls_expiration_set(metrics *m, int64_t not_after_s);
 /* Counts a malformed traceparent header (ignored: the request starts a new trace). */
 void metrics_traceparent_invalid(metrics *m);
 

@@ -4,7 +4,7 @@
  * recent at the head) orders them for eviction. */
 #include "news_cache.h"
 
-#include "fnv1a.h"
+#include "keyed_hash.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -34,20 +34,11 @@ struct news_cache {
     _Atomic size_t entries;
 };
 
-/* FNV-1a over the ids' bytes, then a final mix so the low bits are usable. */
+/* Keyed (titles come from clients; see keyed_hash.h) over the ids' bytes in
+ * memory: the table lives in one process, so byte order does not matter. */
 static uint64_t ids_hash(const int32_t *ids, int n)
 {
-    uint64_t h = FNV1A_64_OFFSET;
-    for (int i = 0; i < n; i++) {
-        uint32_t v = (uint32_t)ids[i];
-        unsigned char le[4] = {v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, v >> 24};
-        h = fnv1a_64_add(h, le, sizeof le);
-    }
-    h ^= (uint64_t)n;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    return h;
+    return keyed_hash(ids, (size_t)n * sizeof *ids);
 }
 
 news_cache *news_cache_new(size_t capacity, int dim, int max_ids)

@@ -30,6 +30,7 @@
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const booleans[] = {"false", "true", NULL};
+static const char *const tls_versions[] = {"1.2", "1.3", NULL}; /* tls_min_version's order */
 _Static_assert(LOG_FORMAT_TEXT == 0 && LOG_FORMAT_JSON == 1, "log_formats[] follows log_format");
 _Static_assert(LOG_LEVEL_DEBUG == 0 && LOG_LEVEL_INFO == 1 && LOG_LEVEL_WARN == 2 &&
                    LOG_LEVEL_ERROR == 3,
@@ -88,6 +89,28 @@ const settings_spec settings_specs[] = {
                       : sizeof(settings_strings)),
      .max = 64},
     ENUM_ROW("server", "model_control", settings, server.model_control, booleans, 0),
+    UINT_ROW("server", "header_timeout_s", settings, server.header_timeout_s, 1, 3600, 5, 0),
+    UINT_ROW("server", "max_connections_per_ip", settings, server.max_connections_per_ip, 0, 65536,
+             0, 0),
+    {.section = "server",
+     .key = "health_listen",
+     .type = SETTINGS_ADDRESS,
+     .offset = offsetof(settings, server.health_listen),
+     .size = _Generic(((settings *)0)->server.health_listen, settings_address
+                      : sizeof(settings_address)),
+     .min = 0,
+     .max = 65535,
+     .flags = SETTINGS_NULLABLE},
+    STRING_ROW("server", "allowed_hosts", SETTINGS_STRING, settings, server.allowed_hosts, 4096,
+               SETTINGS_NULLABLE),
+    STRING_ROW("server", "api_key_file", SETTINGS_PATH, settings, server.api_key_file, 0,
+               SETTINGS_NULLABLE),
+    UINT_ROW("server", "parse_threads", settings, server.parse_threads, 0, 64, 2, 0),
+    STRING_ROW("server", "tls_cert_file", SETTINGS_PATH, settings, server.tls_cert_file, 0,
+               SETTINGS_NULLABLE),
+    STRING_ROW("server", "tls_key_file", SETTINGS_PATH, settings, server.tls_key_file, 0,
+               SETTINGS_NULLABLE),
+    ENUM_ROW("server", "tls_min_version", settings, server.tls_min_version, tls_versions, 0),
 
     UINT_ROW("batching", "max_batch_size", settings, batching.max_batch_size, 1, MAX_BATCH_SIZE_MAX,
              32, 0),
@@ -247,6 +270,10 @@ static void defaults_apply(void *base, bool models)
             enum_store(spec, base, (int)spec->def);
             break;
         case SETTINGS_ADDRESS: {
+            if (!spec->def_text) { /* nullable: unset is an empty text */
+                memset(field_of(spec, base), 0, sizeof(settings_address));
+                break;
+            }
             bool ok = address_parse(spec->def_text, strlen(spec->def_text), field_of(spec, base));
             assert(ok); /* the table's own default */
             (void)ok;
@@ -347,6 +374,14 @@ int settings_check(const settings *s, char *err, size_t err_cap)
         error_message_set(err, err_cap,
                           "no models configured: give a config file with a models section or "
                           "--model NAME=DIR");
+        return -1;
+    }
+    if ((s->server.tls_cert_file == NULL) != (s->server.tls_key_file == NULL)) {
+        error_message_set(err, err_cap,
+                          "server.tls_cert_file and server.tls_key_file go together: %s is set "
+                          "and %s is not",
+                          s->server.tls_cert_file ? "tls_cert_file" : "tls_key_file",
+                          s->server.tls_cert_file ? "tls_key_file" : "tls_cert_file");
         return -1;
     }
     return 0;
@@ -617,6 +652,8 @@ static int set_enum(parse_ctx *c, const settings_spec *spec, void *base, const y
 static int set_address(parse_ctx *c, const settings_spec *spec, void *base, const yaml_node_t *v,
                        const char *path)
 {
+    if ((spec->flags & SETTINGS_NULLABLE) && scalar_is_null(v))
+        return 0;
     if (v->type != YAML_SCALAR_NODE || scalar_is_null(v) ||
         !address_parse((const char *)v->data.scalar.value, v->data.scalar.length,
                        field_of(spec, base)))

@@ -56,7 +56,16 @@ typedef struct {
     uint32_t drain_timeout_s;            /* SIGTERM: time allowed to finish accepted requests */
     char *api_key;                       /* owned; NULL = no key required */
     settings_strings cors_allow_origins; /* origins or "*" (cors.h); empty = CORS off */
-    int model_control; /* 1: the model repository routes (/v2/repository/...) answer */
+    int model_control;         /* 1: the model repository routes (/v2/repository/...) answer */
+    uint32_t header_timeout_s; /* opening (or first byte) to complete headers */
+    uint32_t max_connections_per_ip; /* 0 = no per-address limit */
+    settings_address health_listen;  /* probe listener; text "" = none */
+    char *allowed_hosts;             /* owned; comma-separated Host names; NULL = default */
+    char *api_key_file;              /* owned; resolved path; NULL = none */
+    uint32_t parse_threads;          /* threads parsing model request bodies; 0 = HTTP thread */
+    char *tls_cert_file;             /* owned; resolved PEM chain path; NULL = plain HTTP */
+    char *tls_key_file;              /* owned; resolved PEM private key path; NULL = none */
+    int tls_min_version;             /* tls_min_version (tls_identity.h): 0 = TLS 1.2, 1 = 1.3 */
 } settings_server;
 
 typedef struct {
@@ -188,6 +197,31 @@ uint32_t settings_model_max_batch_tokens(const settings *s, const settings_model
 
 /* Returns the model named `name`, or NULL. Borrowed from s. */
 const settings_model *settings_find_model(const settings *s, const char *name);
+
+/* Settles server.api_key from its three sources, then checks it: the
+ * environment variable FASTFORMERD_API_KEY (`env_key`, NULL or "" = unset)
+ * wins over the config; server.api_key and server.api_key_file are exclusive.
+ * The file must not be readable or writable by others, nor writable by its
+ * group ("PATH: mode 0644 lets other users read the API key; chmod 0600 or
+ * 0640"); one trailing newline is dropped. A key must be 1 to 4096 bytes,
+ * not only white space, without control characters. Errors name the source.
+ * Reads the file (main thread, at start and on SIGHUP). */
+FF_MUST_CHECK int settings_resolve_api_key(settings *s, const char *env_key, char *err,
+                                           size_t err_cap);
+
+/* The keys a running daemon cannot change (a SIGHUP logs an error naming
+ * each one that changed, and the metric fastformerd_restart_required shows
+ * it), NULL-terminated, as "section.key". */
+extern const char *const settings_restart_keys[];
+
+/* Bit i set when settings_restart_keys[i] differs between `running` and
+ * `fresh`. */
+unsigned settings_restart_diff(const settings *running, const settings *fresh);
+
+/* Gives *fresh the settings_restart_keys values of `running` (what a reload
+ * keeps): copies the scalars, and swaps the owned lists (cors_allow_origins),
+ * so that pointers the daemon borrowed from `running` move into *fresh. */
+void settings_keep_restart_keys(settings *running, settings *fresh);
 
 /* Frees everything *s owns and re-initialises it to the defaults. NULL ok. */
 void settings_free(settings *s);

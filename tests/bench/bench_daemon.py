@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -17,15 +18,20 @@ from bench_lib import HERE, child_env, median
 class Daemon:
     """A running fastformerd; stop() ends it (SIGTERM, then SIGKILL after 60 s)."""
 
-    def __init__(self, build, tmp, name, models=None, batching=None, config=None, args=()):
-        """Starts fastformerd with a generated config (models: list of dicts)
-        or an existing config file, on a free 127.0.0.1 port, and waits for
-        /readyz 200."""
+    def __init__(self, build, tmp, name, models=None, batching=None, config=None, args=(),
+                 server=None):
+        """Starts fastformerd with a generated config (models: list of dicts;
+        server: more server keys, e.g. TLS) or an existing config file, on a
+        free 127.0.0.1 port, and waits for /readyz 200. A TLS daemon is
+        reached over https without verifying its certificate."""
+        # Benchmarks measure, they do not authenticate: no certificate check.
+        self.ssl_ctx = ssl._create_unverified_context()
         self.log_path = os.path.join(tmp, f"{name}.log")
         if config is None:
             config = os.path.join(tmp, f"{name}.yaml")
-            lines = ["server:", "  listen: 127.0.0.1:0", "  max_connections: 1024",
-                     "batching:"]
+            lines = ["server:", "  listen: 127.0.0.1:0", "  max_connections: 1024"]
+            lines += [f"  {k}: {v}" for k, v in (server or {}).items()]
+            lines.append("batching:")
             lines += [f"  {k}: {v}" for k, v in
                       {"workers": 1, "engine_threads": 2, **(batching or {})}.items()]
             lines.append("models:")
@@ -45,9 +51,9 @@ class Daemon:
         self.port = None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and self.port is None:
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", self.log())
+            m = re.search(r"listening on (https?)://127\.0\.0\.1:(\d+)", self.log())
             if m:
-                self.port = int(m.group(1))
+                self.scheme, self.port = m.group(1), int(m.group(2))
             elif self.proc.poll() is not None:
                 break
             time.sleep(0.05)
@@ -57,7 +63,8 @@ class Daemon:
         deadline = time.monotonic() + 300
         while True:
             try:
-                with urllib.request.urlopen(self.url("/readyz"), timeout=5) as r:
+                with urllib.request.urlopen(self.url("/readyz"), timeout=5,
+                                            context=self.ssl_ctx) as r:
                     if r.status == 200:
                         break
             except OSError:
@@ -68,20 +75,20 @@ class Daemon:
             time.sleep(0.1)
 
     def url(self, path):
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def log(self):
         with open(self.log_path, errors="replace") as f:
             return f.read()
 
     def get(self, path):
-        with urllib.request.urlopen(self.url(path), timeout=30) as r:
+        with urllib.request.urlopen(self.url(path), timeout=30, context=self.ssl_ctx) as r:
             return r.read().decode()
 
     def post(self, path, body):
         req = urllib.request.Request(self.url(path), data=body.encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as r:
+        with urllib.request.urlopen(req, timeout=60, context=self.ssl_ctx) as r:
             return r.status, r.read().decode()
 
     def metrics(self):
@@ -124,12 +131,14 @@ def metric_sum(metrics, name, model):
                if n == name and f'model="{model}"' in labels)
 
 
-def wrk(port, path, bodies_file, conns, duration_s, max_requests=0):
+def wrk(port, path, bodies_file, conns, duration_s, max_requests=0, scheme="http", close=False):
+    """close: every request asks for Connection: close, so wrk opens (and,
+    over https, handshakes) a new connection per request."""
     env = dict(os.environ, BENCH_PATH=path, BENCH_BODIES=bodies_file,
-               BENCH_MAX_REQUESTS=str(max_requests))
+               BENCH_MAX_REQUESTS=str(max_requests), BENCH_CLOSE="1" if close else "")
     # One wrk thread: the machine has two cores, and both belong to the server.
     argv = ["wrk", "-t1", f"-c{conns}", f"-d{duration_s}s", "--timeout", "30s",
-            "-s", os.path.join(HERE, "post_bodies.lua"), f"http://127.0.0.1:{port}"]
+            "-s", os.path.join(HERE, "post_bodies.lua"), f"{scheme}://127.0.0.1:{port}"]
     out = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=duration_s + 120)
     m = re.search(r"BENCH_RESULT (\{.*\})", out.stdout)
     if not m:

@@ -5,6 +5,8 @@
 --                       binary tensor data request (Open Inference Protocol): the body is
 --                       the hex decoded, sent with Inference-Header-Content-Length: n
 --   BENCH_MAX_REQUESTS  optional: each wrk thread stops after this many responses
+--   BENCH_CLOSE         optional: "1" sends Connection: close, so that every request
+--                       opens a new connection (and, over https, a new TLS handshake)
 -- done() prints one line "BENCH_RESULT {json}" with the latency percentiles
 -- (microseconds), requests, duration and errors, for run_bench.py to parse.
 
@@ -17,6 +19,9 @@ for line in io.lines(os.getenv("BENCH_BODIES")) do
 end
 local max_requests = tonumber(os.getenv("BENCH_MAX_REQUESTS") or "0")
 local headers = { ["Content-Type"] = "application/json" }
+if os.getenv("BENCH_CLOSE") == "1" then
+    headers["Connection"] = "close"
+end
 
 local threads = {}
 

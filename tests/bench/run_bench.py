@@ -23,6 +23,8 @@ registry, so a new section is a new module and one line here):
   memory    peak RSS idle and under load, RSS after 10k and 200k requests
   oip       Open Inference Protocol infer at 32x128 input_ids: binary tensor
             data vs JSON (req/s, CPU per request)
+  tls       req/s over https next to plain http, keep-alive and a handshake
+            per request (issue 15)
 
 BENCH_QUICK=1 (or --quick) shortens every section (fewer rounds and shapes,
 shorter wrk runs, 50k instead of 200k requests). --only ort,length,... runs a
@@ -51,11 +53,12 @@ import section_oip  # noqa: E402
 import section_ort  # noqa: E402
 import section_recommend  # noqa: E402
 import section_server  # noqa: E402
+import section_tls  # noqa: E402
 import section_torch  # noqa: E402
 from bench_lib import ROOT, Context, Unavailable, log, thread_env  # noqa: E402
 
 SECTIONS = [section_ort, section_engine, section_torch, section_length, section_server,
-            section_recommend, section_memory, section_oip]
+            section_recommend, section_memory, section_oip, section_tls]
 BY_NAME = {s.NAME: s for s in SECTIONS}
 # The CPU features the engine's kernels and ONNX Runtime's MLAS dispatch on.
 CPU_FLAGS = ["avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl",

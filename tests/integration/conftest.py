@@ -65,9 +65,12 @@ class Daemon:
             body = json.dumps(body)
         if isinstance(body, str):
             body = body.encode()
+        headers = dict(headers or {})
+        if body is not None and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            conn.request(method, path, body=body, headers=headers or {})
+            conn.request(method, path, body=body, headers=headers)
             r = conn.getresponse()
             data = r.read()
             return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
@@ -138,7 +141,7 @@ def launch(tmp_dir, models=None, server=None, batching=None, args=(), env=None, 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with open(log_path, errors="replace") as f:
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", f.read())
+            m = re.search(r"listening on https?://127\.0\.0\.1:(\d+)", f.read())
         if m:
             port = int(m.group(1))
             break

@@ -401,7 +401,7 @@ def test_deadline_passed_in_queue_gives_504(daemon):
     # the request reaches the queue with its 1 ms deadline long gone.
     body = json.dumps({"inputs": ["oil"]}).encode()
     s = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
-    s.sendall(b"POST /v1/models/classifier/classify HTTP/1.1\r\nHost: x\r\n"
+    s.sendall(b"POST /v1/models/classifier/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
               b"X-Request-Timeout-Ms: 1\r\nContent-Type: application/json\r\n"
               b"Content-Length: %d\r\n\r\n" % len(body))
     time.sleep(0.05)
@@ -423,7 +423,8 @@ def test_keep_alive_serves_many_requests_on_one_connection(daemon):
     import http.client
     conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=10)
     for i in range(5):
-        conn.request("POST", "/v1/models/classifier/classify", body=json.dumps({"inputs": ["oil"]}))
+        conn.request("POST", "/v1/models/classifier/classify", body=json.dumps({"inputs": ["oil"]}),
+                     headers={"Content-Type": "application/json"})
         r = conn.getresponse()
         assert r.status == 200
         r.read()

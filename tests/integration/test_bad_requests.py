@@ -268,7 +268,7 @@ def raw_exchange(daemon, data, chunks=(), pause=0.0):
 def test_chunked_body_over_limit_is_413(daemon):
     chunk = b"a" * 65536
     chunks = [b"%x\r\n" % len(chunk) + chunk + b"\r\n"] * 17 + [b"0\r\n\r\n"]
-    line, _, body = raw_exchange(daemon, b"POST " + C.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+    line, _, body = raw_exchange(daemon, b"POST " + C.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                                  b"Transfer-Encoding: chunked\r\n\r\n", chunks)
     assert line.startswith(b"HTTP/1.1 413"), line
     assert json.loads(body) == {"error": {"code": 413, "type": "payload_too_large", "message":
@@ -280,7 +280,7 @@ def test_chunked_body_within_limit_is_served(daemon):
     payload = json.dumps({"inputs": [{"input_ids": [7]}]}).encode()
     chunks = [b"%x\r\n" % 5 + payload[:5] + b"\r\n",
               b"%x\r\n" % (len(payload) - 5) + payload[5:] + b"\r\n", b"0\r\n\r\n"]
-    line, _, body = raw_exchange(daemon, b"POST " + C.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+    line, _, body = raw_exchange(daemon, b"POST " + C.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                                  b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n", chunks)
     assert line.startswith(b"HTTP/1.1 200"), line
     assert json.loads(body)["predictions"][0]["label"] == "negative"
@@ -289,7 +289,7 @@ def test_chunked_body_within_limit_is_served(daemon):
 def test_oversized_content_length_is_refused_before_the_body(daemon):
     # Expect: 100-continue with a too-large Content-Length: the 413 comes
     # without the client sending any body at all.
-    line, _, body = raw_exchange(daemon, b"POST " + C.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+    line, _, body = raw_exchange(daemon, b"POST " + C.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                                  b"Expect: 100-continue\r\nContent-Length: 5000000\r\n\r\n")
     assert line.startswith(b"HTTP/1.1 413"), line
     assert json.loads(body)["error"]["message"] == (
@@ -300,14 +300,14 @@ def test_oversized_content_length_is_refused_before_the_body(daemon):
 def test_oip_transport_errors_have_the_protocol_shape(daemon):
     # 413 before the body (Content-Length over the limit) and 504 (the deadline
     # passed while queued) come from the transport and the frame, not the parser.
-    line, _, body = raw_exchange(daemon, b"POST " + I.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+    line, _, body = raw_exchange(daemon, b"POST " + I.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                  b"Expect: 100-continue\r\nContent-Length: 5000000\r\n\r\n")
     assert line.startswith(b"HTTP/1.1 413"), line
     assert json.loads(body) == error_body(
         I, 413, f"request body of 5000000 bytes exceeds the limit of {LIMIT} bytes")
     payload = json.dumps(oip(ids_tensor([1, 1], [7]))).encode()
     line, _, answer = raw_exchange(
-        daemon, b"POST " + I.encode() + b" HTTP/1.1\r\nHost: x\r\nX-Request-Timeout-Ms: 1\r\n"
+        daemon, b"POST " + I.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Timeout-Ms: 1\r\n"
         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(payload),
         [payload], pause=0.05)
     assert line.startswith(b"HTTP/1.1 504"), line

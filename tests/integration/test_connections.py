@@ -39,7 +39,7 @@ def test_connection_limit(start_daemon):
         # Over the limit, libmicrohttpd stops accepting: the new connection
         # waits in the kernel's backlog and is served once a slot frees.
         extra = socket.create_connection(("127.0.0.1", d.port))
-        extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         extra.settimeout(0.5)
         try:
             early = extra.recv(100)
@@ -80,7 +80,7 @@ def test_slow_client_is_cut_off_without_starving_others(start_daemon):
     d = start_daemon(models=[{"name": "classifier", "path": CLASSIFIER_DIR}],
                      server={"connection_timeout_s": 1})
     slow = socket.create_connection(("127.0.0.1", d.port))
-    slow.sendall(b"POST " + C.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+    slow.sendall(b"POST " + C.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
     # Others are served while the slow one dribbles.
     for _ in range(5):
         assert d.post(C, GOOD).status == 200
@@ -93,7 +93,7 @@ def test_truncated_body_does_not_hurt(start_daemon):
     d = start_daemon(models=[{"name": "classifier", "path": CLASSIFIER_DIR}])
     for _ in range(20):
         s = socket.create_connection(("127.0.0.1", d.port))
-        s.sendall(b"POST " + C.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n"
+        s.sendall(b"POST " + C.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n"
                   b'{"inputs": [')
         s.close()
     assert d.post(C, GOOD).status == 200
@@ -102,7 +102,7 @@ def test_truncated_body_does_not_hurt(start_daemon):
 
 def test_huge_header_is_refused(daemon):
     s = socket.create_connection(("127.0.0.1", daemon.port))
-    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100000 + b"\r\n\r\n")
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 100000 + b"\r\n\r\n")
     s.settimeout(10)
     data = b""
     try:

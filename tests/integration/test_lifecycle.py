@@ -268,7 +268,8 @@ def test_sigterm_under_load_answers_every_accepted_request(start_daemon):
         while not stop.is_set():
             conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
             try:
-                conn.request("POST", "/v1/models/classifier/classify", body=body)
+                conn.request("POST", "/v1/models/classifier/classify", body=body,
+                             headers={"Content-Type": "application/json"})
                 r = conn.getresponse()
                 data = r.read()
             except (ConnectionError, OSError):

@@ -123,7 +123,7 @@ def test_client_disconnect_while_queued_is_dropped_and_counted(start_daemon, slo
     threads, results = start_busy(d)
     body = json.dumps(SMALL).encode()
     s = socket.create_connection(("127.0.0.1", d.port))
-    s.sendall(b"POST /v1/models/classifier/classify HTTP/1.1\r\nHost: x\r\n"
+    s.sendall(b"POST /v1/models/classifier/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
               b"Content-Length: %d\r\n\r\n" % len(body) + body)
     wait_queue_depth(d, 5)  # queued behind B2
     s.close()

@@ -89,7 +89,10 @@ def request(port, method, path, body=None, headers=None, timeout=60):
     t0 = time.monotonic()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request(method, path, body=body, headers=headers or {})
+        headers = dict(headers or {})
+        if body is not None and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
+        conn.request(method, path, body=body, headers=headers)
         r = conn.getresponse()
         data = r.read()
         return Result(r.status, {k.lower(): v for k, v in r.getheaders()}, data,
@@ -254,7 +257,10 @@ def http_bytes(method, path, body=b"", headers=None):
     if not isinstance(body, bytes):
         body = json.dumps(body).encode()
     head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-    for k, v in (headers or {}).items():
+    headers = dict(headers or {})
+    if method in ("POST", "PUT") and not any(k.lower() == "content-type" for k in headers):
+        headers["Content-Type"] = "application/json"
+    for k, v in headers.items():
         head += f"{k}: {v}\r\n"
     head += f"Content-Length: {len(body)}\r\n\r\n"
     return head.encode() + body

@@ -23,8 +23,8 @@ SMALL = {"inputs": [{"input_ids": [7, 8, 9]}]}
 def access_lines(log):
     """{request id: [status, ...]} from the text access log."""
     out = {}
-    for m in re.finditer(r"^.*access id=(\S+) .* status=(\d+)", log, re.M):
-        out.setdefault(m.group(1), []).append(int(m.group(2)))
+    for m in re.finditer(r"^.*access status=(\d+) .* id=(\S+)", log, re.M):
+        out.setdefault(m.group(2), []).append(int(m.group(1)))
     return out
 
 

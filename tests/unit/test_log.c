@@ -272,10 +272,47 @@ static void test_access_text(void **state)
                           .error = "queue \"full\""};
     log_access(&e);
     char *out = captured();
-    assert_string_equal(out + 24, " INFO access id=abc POST /v1/models/imdb/classify "
-                                  "route=/v1/models/{name}/classify model=imdb remote=- status=429 "
+    assert_string_equal(out + 24, " INFO access status=429 remote=- "
+                                  "route=/v1/models/{name}/classify model=imdb "
                                   "latency_ms=2.000 queue_ms=0.000 batch_size=0 items=0 "
-                                  "error=\"queue \\\"full\\\"\"\n");
+                                  "error=\"queue \\\"full\\\"\" id=abc method=POST "
+                                  "path=\"/v1/models/imdb/classify\"\n");
+    free(out);
+}
+
+/* A client's path can neither push the fixed fields off the line nor fake
+ * one: it comes last, quoted, escaped, and only it is cut. */
+static void test_access_long_or_spoofing_path(void **state)
+{
+    (void)state;
+    log_configure(LOG_FORMAT_TEXT, LOG_LEVEL_INFO);
+    static char path[3 * LOG_LINE_MAX];
+    memset(path, 'a', sizeof path - 1);
+    memcpy(path, "/x\" status=200 \\", 16);
+    path[sizeof path - 1] = 0;
+    log_access_entry e = {.request_id = "abc",
+                          .method = "GET",
+                          .path = path,
+                          .route = "other",
+                          .remote_addr = "10.0.0.1:5",
+                          .status = 401,
+                          .error = "unauthorized"};
+    log_access(&e);
+    char *out = captured();
+    assert_true(strlen(out) <= LOG_LINE_MAX);
+    assert_non_null(strstr(out, " access status=401 remote=10.0.0.1:5 route=other "));
+    assert_non_null(strstr(out, " path=\"/x\\\" status=200 \\\\aaa"));
+    assert_true(strlen(out) > 9 && strcmp(out + strlen(out) - 9, "aaa\" ...\n") == 0);
+    free(out);
+    log_configure(LOG_FORMAT_JSON, LOG_LEVEL_INFO);
+    log_access(&e);
+    out = captured();
+    json_t *j = parse_json_line(out, strlen(out) - 1, "info");
+    assert_int_equal(json_integer_value(json_object_get(j, "status")), 401);
+    assert_string_equal(json_string_value(json_object_get(j, "remote_addr")), "10.0.0.1:5");
+    assert_true(json_is_true(json_object_get(j, "truncated")));
+    assert_true(strncmp(json_string_value(json_object_get(j, "path")), path, 100) == 0);
+    json_decref(j);
     free(out);
 }
 
@@ -328,6 +365,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_truncation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_access_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_access_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_access_long_or_spoofing_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writers_whole_lines, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -290,6 +290,10 @@ static const struct {
      "no path), or '*', got a sequence"},
     {"server:\n  model_control: yes\n",
      "conf/x.yaml:2: server.model_control: expected one of false, true, got 'yes'"},
+    {"server:\n  tls_min_version: \"1.1\"\n",
+     "conf/x.yaml:2: server.tls_min_version: expected one of 1.2, 1.3, got a quoted string '1.1'"},
+    {"server:\n  tls_cert_file: [a]\n",
+     "conf/x.yaml:2: server.tls_cert_file: expected a non-empty string, got a sequence"},
     /* unknown keys at every level */
     {"# comment\nserverr:\n  listen: a:1\n", "conf/x.yaml:2: serverr: unknown key"},
     {"server:\n  listen: a:1\n  port: 80\n", "conf/x.yaml:3: server.port: unknown key"},
@@ -453,6 +457,40 @@ static void test_overrides_without_file(void **state)
     assert_string_equal(s.models[0].path, "models/imdb-sentiment");
     assert_string_equal(s.server.listen.text, "127.0.0.1:8080");
     assert_int_equal(settings_check(&s, err, sizeof err), 0);
+    settings_free(&s);
+}
+
+/* TLS: the pair's paths resolve like other paths, the version is an enum,
+ * and settings_check wants both files or neither. */
+static void test_tls_keys(void **state)
+{
+    (void)state;
+    settings s;
+    char err[256] = "";
+    assert_int_equal(parse(&s,
+                           "server:\n  tls_cert_file: tls/c.pem\n  tls_key_file: /k.pem\n"
+                           "  tls_min_version: 1.3\nmodels: [{name: a, path: m}]\n",
+                           "/etc/ff/x.yaml", err, sizeof err),
+                     0);
+    assert_string_equal(s.server.tls_cert_file, "/etc/ff/tls/c.pem");
+    assert_string_equal(s.server.tls_key_file, "/k.pem");
+    assert_int_equal(s.server.tls_min_version, 1);
+    assert_int_equal(settings_check(&s, err, sizeof err), 0);
+    settings_free(&s);
+    assert_int_equal(parse(&s, "server: {tls_cert_file: c.pem}\nmodels: [{name: a, path: m}]\n",
+                           "x.yaml", err, sizeof err),
+                     0);
+    assert_int_equal(s.server.tls_min_version, 0); /* default: TLS 1.2 */
+    assert_int_equal(settings_check(&s, err, sizeof err), -1);
+    assert_string_equal(err, "server.tls_cert_file and server.tls_key_file go together: "
+                             "tls_cert_file is set and tls_key_file is not");
+    settings_free(&s);
+    assert_int_equal(parse(&s, "server: {tls_key_file: k.pem}\nmodels: [{name: a, path: m}]\n",
+                           "x.yaml", err, sizeof err),
+                     0);
+    assert_int_equal(settings_check(&s, err, sizeof err), -1);
+    assert_string_equal(err, "server.tls_cert_file and server.tls_key_file go together: "
+                             "tls_key_file is set and tls_cert_file is not");
     settings_free(&s);
 }
 
@@ -640,9 +678,10 @@ static void test_table_is_consistent(void **state)
             break;
         }
         case SETTINGS_ADDRESS:
-            assert_non_null(spec->def_text);
+            /* Without a default the address is optional: unset is "". */
+            assert_true(spec->def_text != NULL || (spec->flags & SETTINGS_NULLABLE));
             assert_string_equal(((const settings_address *)(base + spec->offset))->text,
-                                spec->def_text);
+                                spec->def_text ? spec->def_text : "");
             break;
         case SETTINGS_STRING:
         case SETTINGS_PATH:
@@ -800,7 +839,7 @@ static void doc_expect(const settings_spec *spec, const char *doc)
         snprintf(want, sizeof want, "(default %lld)", (long long)spec->def);
     else if (spec->type == SETTINGS_ENUM)
         snprintf(want, sizeof want, "(default %s)", spec->names[spec->def]);
-    else if (spec->type == SETTINGS_ADDRESS)
+    else if (spec->type == SETTINGS_ADDRESS && spec->def_text)
         snprintf(want, sizeof want, "(default %s)", spec->def_text);
     else
         snprintf(want, sizeof want, "(default none");
@@ -928,6 +967,7 @@ int main(void)
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_overrides_without_file),
         cmocka_unit_test(test_override_errors),
+        cmocka_unit_test(test_tls_keys),
         cmocka_unit_test(test_load),
         cmocka_unit_test(test_shipped_config_parses),
         cmocka_unit_test(test_table_is_consistent),
