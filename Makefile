@@ -15,12 +15,12 @@ PKG_CONFIG ?= pkg-config
 PYTHON ?= /usr/bin/python3
 PREFIX ?= /usr/local
 
-PKGS := openblas jansson yaml-0.1 libmicrohttpd libsystemd libutf8proc
+PKGS := openblas jansson yaml-0.1 libmicrohttpd libsystemd libutf8proc libpq
 
 # Debian packages: building, testing, and what `make deps` installs.
 DEB_BUILD := gcc make pkg-config libopenblas-dev libjansson-dev libyaml-dev libmicrohttpd-dev \
-             libsystemd-dev libutf8proc-dev
-DEB_TEST := libcmocka-dev python3 python3-pytest prometheus systemd
+             libsystemd-dev libutf8proc-dev libpq-dev
+DEB_TEST := libcmocka-dev python3 python3-pytest prometheus systemd postgresql
 DEB_PKGS := $(DEB_BUILD) $(DEB_TEST)
 # What CI's further checks need (make asan/tsan/fuzz/analyze/format-check/stress/docker-check): `make deps-ci`.
 DEB_CI := clang clang-format libfuzzer-14-dev libclang-rt-14-dev cppcheck clang-tidy valgrind debootstrap docker.io
