@@ -9,7 +9,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         gcc libc6-dev make pkg-config \
-        libopenblas-dev libjansson-dev libyaml-dev libmicrohttpd-dev libsystemd-dev libutf8proc-dev \
+        libopenblas-dev libjansson-dev libyaml-dev libmicrohttpd-dev libsystemd-dev libutf8proc-dev libsqlite3-dev libpq-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -27,7 +27,7 @@ RUN make -j"$(nproc)" all \
 FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        libopenblas0-pthread libjansson4 libyaml-0-2 libmicrohttpd12 libsystemd0 libutf8proc2 \
+        libopenblas0-pthread libjansson4 libyaml-0-2 libmicrohttpd12 libsystemd0 libutf8proc2 libsqlite3-0 libpq5 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin fastformerd
 COPY --from=build /out/usr/bin/ /usr/bin/

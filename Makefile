@@ -15,11 +15,11 @@ PKG_CONFIG ?= pkg-config
 PYTHON ?= /usr/bin/python3
 PREFIX ?= /usr/local
 
-PKGS := openblas jansson yaml-0.1 libmicrohttpd libsystemd libutf8proc libpq
+PKGS := openblas jansson yaml-0.1 libmicrohttpd libsystemd libutf8proc sqlite3 libpq
 
 # Debian packages: building, testing, and what `make deps` installs.
 DEB_BUILD := gcc make pkg-config libopenblas-dev libjansson-dev libyaml-dev libmicrohttpd-dev \
-             libsystemd-dev libutf8proc-dev libpq-dev
+             libsystemd-dev libutf8proc-dev libsqlite3-dev libpq-dev
 DEB_TEST := libcmocka-dev python3 python3-pytest prometheus systemd postgresql
 DEB_PKGS := $(DEB_BUILD) $(DEB_TEST)
 # What CI's further checks need (make asan/tsan/fuzz/analyze/format-check/stress/docker-check): `make deps-ci`.
