@@ -7,6 +7,7 @@
 
 /* Backends in the order they are asked; the last one takes any location. */
 static const news_store_backend *const backends[] = {
+    &news_store_postgresql,
     &news_store_sqlite,
 };
 
@@ -95,6 +96,12 @@ news_store_status news_store_poll(news_store *s, news_store_change_fn fn, void *
     if (!s->ops->poll)
         return NEWS_STORE_OK;
     return s->ops->poll(s, fn, user, err, err_cap);
+}
+
+bool news_store_reachable(news_store *s)
+{
+    assert(s);
+    return !s->ops->reachable || s->ops->reachable(s);
 }
 
 void news_store_close(news_store *s)

@@ -159,6 +159,10 @@ typedef struct {
                               size_t err_cap);
     /* Closes and frees (never fails; a NULL store is a no-op). */
     void (*close)(news_store *s);
+    /* Optional (NULL: always reachable): false while a database server
+     * cannot be reached, i.e. while writes answer UNAVAILABLE at once.
+     * Lock-free, any thread (for the metrics and readiness). */
+    bool (*reachable)(news_store *s);
 } news_store_ops;
 
 /* The head of every backend's store struct (its first member). */
@@ -217,9 +221,14 @@ FF_MUST_CHECK news_store_status news_store_info_get(news_store *s, news_store_in
 FF_MUST_CHECK news_store_status news_store_poll(news_store *s, news_store_change_fn fn, void *user,
                                                 char *err, size_t err_cap);
 void news_store_close(news_store *s);
+/* True unless the backend says its server is unreachable. Any thread. */
+bool news_store_reachable(news_store *s);
 
 /* The SQLite backend (news_store_sqlite.c). */
 extern const news_store_backend news_store_sqlite;
+/* The PostgreSQL backend (news_store_postgresql.c): locations
+ * "postgresql://..." and "postgres://...". */
+extern const news_store_backend news_store_postgresql;
 
 /* SQLite only, for tests and benchmarks of a full disk: caps the file at
  * max_pages pages (PRAGMA max_page_count) on this connection. */

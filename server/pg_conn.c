@@ -51,8 +51,14 @@ void pg_conn_describe(const char *dsn, char *out, size_t cap)
             user = o->val;
     }
     /* libpq's defaults: a Unix socket, 5432, dbname = user name. */
-    snprintf(out, cap, "postgresql://%s:%s/%s", host ? host : hostaddr ? hostaddr : "localhost",
-             port ? port : "5432", db ? db : user ? user : "(user name)");
+    snprintf(out, cap, "postgresql://%s:%s/%s",
+             host       ? host
+             : hostaddr ? hostaddr
+                        : "localhost",
+             port ? port : "5432",
+             db     ? db
+             : user ? user
+                    : "(user name)");
     PQconninfoFree(opts);
 }
 
@@ -82,9 +88,10 @@ PGconn *pg_conn_open(const char *dsn, char *err, size_t err_cap)
 {
     /* Defaults first: the DSN (expanded from dbname, last) overrides them.
      * Keepalives find a server that vanished without closing the socket. */
-    static const char *const keys[] = {"connect_timeout", "keepalives",        "keepalives_idle",
-                                       "keepalives_interval", "keepalives_count", "application_name",
-                                       "client_encoding",  "dbname",            NULL};
+    static const char *const keys[] = {
+        "connect_timeout",     "keepalives",       "keepalives_idle",
+        "keepalives_interval", "keepalives_count", "application_name",
+        "client_encoding",     "dbname",           NULL};
     const char *vals[] = {"5", "1", "10", "5", "3", "fastformerd", "UTF8", dsn, NULL};
     _Static_assert(PG_CONN_CONNECT_TIMEOUT_S == 5, "keep the literal above in step");
     PGconn *c = PQconnectdbParams(keys, vals, 1);
@@ -119,83 +126,134 @@ static int wait_socket(PGconn *c, short events, int64_t deadline_us)
 }
 
 /* Sends the statement: with parameters (the extended protocol, one
- * statement) or, for a script (n < 0), as a simple query. */
-static int send_statement(PGconn *c, const char *sql, int n, const char *const *values,
-                          const int *lengths, const int *formats, int result_format)
+ * statement) or, for a script (n < 0), as a simple query; then flushes it
+ * (libpq buffers a large statement) within the deadline. Returns 0, or -1
+ * with the failure. */
+static int send_statement(PGconn *c, const pg_conn_statement *st, bool single_row,
+                          int64_t deadline_us, pg_conn_failure *fail, char *err, size_t err_cap)
 {
-    if (n < 0)
-        return PQsendQuery(c, sql);
-    return PQsendQueryParams(c, sql, n, NULL, values, lengths, formats, result_format);
-}
-
-PGresult *pg_conn_script(PGconn *c, const char *sql, int timeout_ms, bool *lost, char *err,
-                         size_t err_cap)
-{
-    return pg_conn_exec(c, sql, -1, NULL, NULL, NULL, 0, timeout_ms, lost, err, err_cap);
-}
-
-PGresult *pg_conn_exec(PGconn *c, const char *sql, int n, const char *const *values,
-                       const int *lengths, const int *formats, int result_format, int timeout_ms,
-                       bool *lost, char *err, size_t err_cap)
-{
-    bool lost_local = false;
-    if (!lost)
-        lost = &lost_local;
-    *lost = false;
-    int64_t deadline_us = mono_clock_us() + (int64_t)timeout_ms * 1000;
-    if (PQstatus(c) != CONNECTION_OK ||
-        !send_statement(c, sql, n, values, lengths, formats, result_format)) {
-        *lost = PQstatus(c) != CONNECTION_OK;
+    int sent = st->n < 0 ? PQsendQuery(c, st->sql)
+                         : PQsendQueryParams(c, st->sql, st->n, NULL, st->values, st->lengths,
+                                             st->formats, st->result_format);
+    if (PQstatus(c) != CONNECTION_OK || !sent) {
+        fail->lost = PQstatus(c) != CONNECTION_OK;
         set_first_line(err, err_cap, "", PQerrorMessage(c));
-        return NULL;
+        return -1;
     }
-    /* Send everything (libpq buffers a large statement), then read until
-     * the last result; a wait past the deadline abandons the connection. */
+    if (single_row)
+        PQsetSingleRowMode(c);
     int flushed;
     while ((flushed = PQflush(c)) == 1) {
-        int w = wait_socket(c, POLLOUT | POLLIN, deadline_us);
-        if (w <= 0)
-            goto timed_out;
+        if (wait_socket(c, POLLOUT | POLLIN, deadline_us) <= 0) {
+            fail->lost = true;
+            error_message_set(err, err_cap, "no answer from the database within %d ms",
+                              st->timeout_ms);
+            return -1;
+        }
         if (!PQconsumeInput(c))
-            goto failed;
+            break;
     }
-    if (flushed < 0)
-        goto failed;
+    if (flushed != 0) {
+        fail->lost = true;
+        set_first_line(err, err_cap, "", PQerrorMessage(c));
+        return -1;
+    }
+    return 0;
+}
+
+/* The next result of the statement in flight into *out (NULL after the
+ * last). Returns 0, or -1 when the deadline passed or the connection broke
+ * (fail->lost). */
+static int next_result(PGconn *c, int64_t deadline_us, int timeout_ms, PGresult **out,
+                       pg_conn_failure *fail, char *err, size_t err_cap)
+{
+    *out = NULL;
+    while (PQisBusy(c)) {
+        int w = wait_socket(c, POLLIN, deadline_us);
+        if (w <= 0) {
+            fail->lost = true;
+            error_message_set(err, err_cap, "no answer from the database within %d ms", timeout_ms);
+            return -1;
+        }
+        if (!PQconsumeInput(c)) {
+            fail->lost = true;
+            set_first_line(err, err_cap, "", PQerrorMessage(c));
+            return -1;
+        }
+    }
+    *out = PQgetResult(c);
+    return 0;
+}
+
+/* A failed result's message and SQLSTATE. */
+static void result_failure(PGconn *c, const PGresult *r, pg_conn_failure *fail, char *err,
+                           size_t err_cap)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(fail->sqlstate, sizeof fail->sqlstate, "%s", state ? state : "");
+    set_first_line(err, err_cap, "", r ? PQresultErrorMessage(r) : PQerrorMessage(c));
+    fail->lost = PQstatus(c) != CONNECTION_OK;
+}
+
+PGresult *pg_conn_exec(PGconn *c, const pg_conn_statement *st, pg_conn_failure *fail, char *err,
+                       size_t err_cap)
+{
+    memset(fail, 0, sizeof *fail);
+    int64_t deadline_us = mono_clock_us() + (int64_t)st->timeout_ms * 1000;
+    if (send_statement(c, st, false, deadline_us, fail, err, err_cap) != 0)
+        return NULL;
     PGresult *last = NULL;
     for (;;) {
-        while (PQisBusy(c)) {
-            int w = wait_socket(c, POLLIN, deadline_us);
-            if (w <= 0) {
-                PQclear(last);
-                goto timed_out;
-            }
-            if (!PQconsumeInput(c)) {
-                PQclear(last);
-                goto failed;
-            }
+        PGresult *r;
+        if (next_result(c, deadline_us, st->timeout_ms, &r, fail, err, err_cap) != 0) {
+            PQclear(last);
+            return NULL;
         }
-        PGresult *r = PQgetResult(c);
         if (!r)
             break;
+        /* A script stops at its first error: keep that one. */
+        if (last && PQresultStatus(last) == PGRES_FATAL_ERROR) {
+            PQclear(r);
+            continue;
+        }
         PQclear(last);
         last = r;
     }
-    ExecStatusType st = last ? PQresultStatus(last) : PGRES_FATAL_ERROR;
-    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+    ExecStatusType status = last ? PQresultStatus(last) : PGRES_FATAL_ERROR;
+    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
         return last;
-    set_first_line(err, err_cap, "", last ? PQresultErrorMessage(last) : PQerrorMessage(c));
+    result_failure(c, last, fail, err, err_cap);
     PQclear(last);
-    *lost = PQstatus(c) != CONNECTION_OK;
     return NULL;
+}
 
-timed_out:
-    *lost = true;
-    error_message_set(err, err_cap, "no answer from the database within %d ms", timeout_ms);
-    return NULL;
-failed:
-    *lost = true;
-    set_first_line(err, err_cap, "", PQerrorMessage(c));
-    return NULL;
+int pg_conn_each_row(PGconn *c, const pg_conn_statement *st, pg_conn_row_fn fn, void *user,
+                     pg_conn_failure *fail, char *err, size_t err_cap)
+{
+    memset(fail, 0, sizeof *fail);
+    int64_t deadline_us = mono_clock_us() + (int64_t)st->timeout_ms * 1000;
+    if (send_statement(c, st, true, deadline_us, fail, err, err_cap) != 0)
+        return -1;
+    int rc = 0;
+    bool stopped = false;
+    for (;;) {
+        PGresult *r;
+        if (next_result(c, deadline_us, st->timeout_ms, &r, fail, err, err_cap) != 0)
+            return -1;
+        if (!r)
+            break;
+        deadline_us = mono_clock_us() + (int64_t)st->timeout_ms * 1000; /* per row */
+        ExecStatusType status = PQresultStatus(r);
+        if (status == PGRES_SINGLE_TUPLE) {
+            if (!stopped && rc == 0 && fn(user, r) != 0)
+                stopped = true; /* the rest is read and dropped: the connection stays usable */
+        } else if (status != PGRES_TUPLES_OK && rc == 0) {
+            result_failure(c, r, fail, err, err_cap);
+            rc = -1;
+        }
+        PQclear(r);
+    }
+    return rc;
 }
 
 size_t pg_conn_array_bytes(size_t len)

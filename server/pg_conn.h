@@ -33,21 +33,41 @@ FF_MUST_CHECK int pg_conn_check_dsn(const char *dsn, char *err, size_t err_cap);
  * refused"). Any thread. */
 PGconn *pg_conn_open(const char *dsn, char *err, size_t err_cap);
 
-/* Runs one statement with text parameters values[0..n) (NULL = SQL NULL;
- * lengths/formats as PQexecParams, may be NULL) and waits at most
- * timeout_ms for its result. Returns the result (PQclear it) when the
- * statement succeeded, or NULL with a one-line message. *lost (may be NULL)
- * is set when the connection cannot be used any more (the server went away,
- * or the deadline passed with the statement in flight): the caller must
- * PQfinish it. The calling thread must own c. */
-PGresult *pg_conn_exec(PGconn *c, const char *sql, int n, const char *const *values,
-                       const int *lengths, const int *formats, int result_format, int timeout_ms,
-                       bool *lost, char *err, size_t err_cap);
+/* Why a statement failed. */
+typedef struct {
+    bool lost;        /* the connection cannot be used any more (the server went away, or
+                         the deadline passed with the statement in flight): PQfinish it */
+    char sqlstate[6]; /* the server's SQLSTATE, e.g. "53100"; "" when none */
+} pg_conn_failure;
 
-/* Runs the statements of `sql` (no parameters; several statements allowed)
- * as pg_conn_exec does; returns the last one's result. */
-PGresult *pg_conn_script(PGconn *c, const char *sql, int timeout_ms, bool *lost, char *err,
-                         size_t err_cap);
+/* One statement: n parameters values[0..n) (NULL = SQL NULL; lengths and
+ * formats as PQexecParams, may be NULL), or n = -1 for a script of several
+ * statements without parameters (the simple query protocol). */
+typedef struct {
+    const char *sql;
+    int n;
+    const char *const *values;
+    const int *lengths;
+    const int *formats;
+    int result_format; /* 0 text, 1 binary */
+    int timeout_ms;    /* longest wait for the (next) answer */
+} pg_conn_statement;
+
+/* Runs st and waits at most st->timeout_ms for its result. Returns the
+ * result (PQclear it) when it succeeded (a script: its last statement's),
+ * or NULL with a one-line message and *fail. The calling thread must own c. */
+PGresult *pg_conn_exec(PGconn *c, const pg_conn_statement *st, pg_conn_failure *fail, char *err,
+                       size_t err_cap);
+
+/* Called with a result holding one row (row 0). Return non-zero to skip the
+ * rest of the rows. */
+typedef int (*pg_conn_row_fn)(void *user, const PGresult *row);
+
+/* Runs st in single-row mode: fn sees each row as it arrives (so a large
+ * result is never held whole), with st->timeout_ms as the longest wait for
+ * each. Returns 0, or -1 with a message and *fail. */
+FF_MUST_CHECK int pg_conn_each_row(PGconn *c, const pg_conn_statement *st, pg_conn_row_fn fn,
+                                   void *user, pg_conn_failure *fail, char *err, size_t err_cap);
 
 /* Appends the PostgreSQL array literal element for s[0..len) (double-quoted,
  * with '"' and '\' escaped) to buf at *pos, with a leading ',' unless it is
