@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "error_message.h"
@@ -50,15 +51,22 @@ void pg_conn_describe(const char *dsn, char *out, size_t cap)
         else if (!strcmp(o->keyword, "user"))
             user = o->val;
     }
-    /* libpq's defaults: a Unix socket, 5432, dbname = user name. */
-    snprintf(out, cap, "postgresql://%s:%s/%s",
-             host       ? host
-             : hostaddr ? hostaddr
-                        : "localhost",
-             port ? port : "5432",
-             db     ? db
-             : user ? user
-                    : "(user name)");
+    /* What the DSN leaves out, libpq takes from PGHOST, PGPORT, PGDATABASE
+     * and PGUSER (e.g. from a Kubernetes Secret), then its defaults: a Unix
+     * socket, 5432, dbname = user name. */
+    if (!host && !hostaddr)
+        host = getenv("PGHOST");
+    if (!host)
+        host = hostaddr ? hostaddr : "localhost";
+    if (!port)
+        port = getenv("PGPORT");
+    if (!db)
+        db = getenv("PGDATABASE");
+    if (!user)
+        user = getenv("PGUSER");
+    if (!db)
+        db = user ? user : "(user name)";
+    snprintf(out, cap, "postgresql://%s:%s/%s", host, port ? port : "5432", db);
     PQconninfoFree(opts);
 }
 

@@ -17,9 +17,10 @@
 /* Seconds a connection attempt may take, unless the DSN sets connect_timeout. */
 #define PG_CONN_CONNECT_TIMEOUT_S 5
 
-/* "postgresql://HOST:PORT/DBNAME" (what libpq would use, defaults filled
- * in; no user, no password, no other options) into out[0..cap). A DSN that
- * does not parse gives "postgresql://(invalid DSN)". Pure. */
+/* "postgresql://HOST:PORT/DBNAME" (what libpq would use: what the DSN
+ * leaves out from PGHOST, PGPORT, PGDATABASE, PGUSER, then libpq's defaults;
+ * no user, no password, no other options) into out[0..cap). A DSN that does
+ * not parse gives "postgresql://(invalid DSN)". Reads the environment. */
 void pg_conn_describe(const char *dsn, char *out, size_t cap);
 
 /* Checks that dsn parses as a libpq connection string or URI. Returns 0, or
