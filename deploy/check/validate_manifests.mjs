@@ -190,6 +190,7 @@ for (const v of ["k8s", "k8s-single-replica"]) variants[v] = await checkVariant(
 const kserveDir = path.join(deploy, "kserve");
 const runtimes = {};
 const services = [];
+const configMaps = {};
 for (const name of fs.readdirSync(kserveDir).filter((f) => f.endsWith(".yaml")).sort()) {
   for (const doc of loadDocs(path.join(kserveDir, name))) {
     const where = `kserve/${name} ${doc.kind}`;
@@ -202,6 +203,9 @@ for (const name of fs.readdirSync(kserveDir).filter((f) => f.endsWith(".yaml")).
       if (c?.name !== "kserve-container") fail(where, "the container must be named kserve-container");
       if (!c?.args?.some((a) => a.includes("/mnt/models"))) fail(where, "must serve /mnt/models");
       runtimes[doc.metadata.name] = doc;
+    } else if (doc.kind === "ConfigMap") {
+      await validateK8s(path.join(kserveDir, name), doc);
+      configMaps[doc.metadata.name] = doc;
     } else if (doc.kind === "InferenceService") {
       if (doc.apiVersion !== "serving.kserve.io/v1beta1") fail(where, `apiVersion ${doc.apiVersion}`);
       requireFields(where, doc, ["spec.predictor.model.modelFormat.name", "spec.predictor.model.storageUri"]);
@@ -216,6 +220,22 @@ for (const [where, isvc] of services) {
   else if (!rt.spec.supportedModelFormats.some((f) => f.name === m.modelFormat.name))
     fail(where, `runtime ${m.runtime} does not support format ${m.modelFormat.name}`);
   if (m.protocolVersion && m.protocolVersion !== "v2") fail(where, "protocolVersion must be v2");
+  // A config of its own (args --config FILE): a ConfigMap mounted there,
+  // serving /mnt/models, and its news catalogs where its replicas can share them.
+  const at = (m.args ?? []).indexOf("--config");
+  if (at >= 0) {
+    const file = m.args[at + 1] ?? "";
+    const mount = (m.volumeMounts ?? []).find((v) => file.startsWith(v.mountPath + "/"));
+    const vol = mount && (isvc.spec.predictor.volumes ?? []).find((v) => v.name === mount.name);
+    const cm = vol?.configMap && configMaps[vol.configMap.name];
+    const conf = cm && yaml.load(cm.data?.[file.slice(mount.mountPath.length + 1)] ?? "null");
+    if (!conf) { fail(where, `--config ${file}: no ConfigMap in deploy/kserve mounted there`); continue; }
+    if (!(conf.models ?? []).some((x) => x.path === "/mnt/models")) fail(where, "its config serves no model at /mnt/models");
+    const pod = { volumes: isvc.spec.predictor.volumes };
+    const dep = { spec: { replicas: isvc.spec.predictor.maxReplicas ?? isvc.spec.predictor.minReplicas ?? 1,
+                          strategy: { type: "Recreate" } } };
+    checkNewsStores(where, dep, pod, m, conf);
+  }
 }
 
 if (problems.length) {

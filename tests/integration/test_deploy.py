@@ -159,6 +159,9 @@ def copy_deploy(deploy_check_tools, dest):
      "k8s-single-replica: state_dir /var/lib/fastformerd must be a persistent volume"),
     ("k8s-single-replica/kustomization.yaml", "type: Recreate", "type: RollingUpdate",
      "k8s-single-replica: a SQLite state directory needs 1 replica and strategy Recreate"),
+    # KServe: replicas of a recommender with a config of its own, without PostgreSQL.
+    ("kserve/recommender.yaml", '        news_store: "postgresql://"\n', "",
+     "kserve/recommender.yaml InferenceService: 4 replicas: every recommender needs news_store"),
 ])
 def test_manifest_validation_rejects_a_misplaced_news_store(deploy_check_tools, tmp_path, variant,
                                                             old, new, message):
