@@ -83,6 +83,8 @@ struct metrics {
     _Atomic int ready[N_SLOTS];
     _Atomic uint64_t cache_hits[N_SLOTS];
     _Atomic uint64_t cache_misses[N_SLOTS];
+    /* 0: no shared news store; 1: unreachable; 2: reachable */
+    _Atomic int news_store_up[N_SLOTS];
     _Atomic uint64_t reloads[2]; /* [0] failure, [1] success */
     _Atomic int64_t connections;
     _Atomic uint64_t memory_estimate_bytes;
@@ -322,6 +324,14 @@ void metrics_news_cache(metrics *m, metrics_model_id model, uint64_t hits, uint6
         atomic_fetch_add_explicit(&m->cache_hits[s], hits, memory_order_relaxed);
     if (misses)
         atomic_fetch_add_explicit(&m->cache_misses[s], misses, memory_order_relaxed);
+}
+
+void metrics_news_store_up(metrics *m, metrics_model_id model, int up)
+{
+    int state = 0;
+    if (up >= 0)
+        state = up ? 2 : 1;
+    atomic_store_explicit(&m->news_store_up[slot_of(m, model)], state, memory_order_relaxed);
 }
 
 void metrics_reload(metrics *m, int success)
@@ -620,6 +630,18 @@ int metrics_render(const metrics *m, char **out, size_t *out_len)
                              "News vectors served from the cache.", mm->cache_hits);
     render_per_model_counter(&o, m, n_slots, "fastformerd_news_cache_misses_total",
                              "News vectors that had to be encoded.", mm->cache_misses);
+
+    out_family(&o, "fastformerd_news_store_up", "gauge",
+               "1 while the model's shared news store (PostgreSQL) can be reached, else 0 "
+               "(news writes answer 503 meanwhile).");
+    for (size_t s = 1; s < n_slots; s++) {
+        int up = atomic_load_explicit(&mm->news_store_up[s], memory_order_relaxed);
+        if (up == 0)
+            continue;
+        out_printf(&o, "fastformerd_news_store_up");
+        out_model_labels(&o, m, s);
+        out_printf(&o, "} %d\n", up == 2);
+    }
 
     out_family(&o, "fastformerd_reloads_total", "counter",
                "Configuration and model reloads (SIGHUP), by result.");

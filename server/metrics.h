@@ -104,6 +104,8 @@ void metrics_reject(metrics *m, metrics_model_id model, reject_reason reason);
 
 void metrics_model_set_ready(metrics *m, metrics_model_id model, int ready);
 void metrics_news_cache(metrics *m, metrics_model_id model, uint64_t hits, uint64_t misses);
+/* A model's shared news store: 1 reachable, 0 not, -1 none (not rendered). */
+void metrics_news_store_up(metrics *m, metrics_model_id model, int up);
 void metrics_reload(metrics *m, int success);
 void metrics_connections_add(metrics *m, int64_t delta);
 /* The daemon's memory estimate of the set being served, in bytes. */

@@ -101,6 +101,7 @@ static void test_empty_registry(void **state)
         {"fastformerd_model_ready", "gauge"},
         {"fastformerd_news_cache_hits_total", "counter"},
         {"fastformerd_news_cache_misses_total", "counter"},
+        {"fastformerd_news_store_up", "gauge"},
         {"fastformerd_reloads_total", "counter"},
         {"fastformerd_http_connections", "gauge"},
         {"process_cpu_seconds_total", "counter"},
@@ -124,6 +125,7 @@ static void test_empty_registry(void **state)
     assert_int_equal(count_prefix(t, "fastformerd_http_requests_total{"), 0);
     assert_int_equal(count_prefix(t, "fastformerd_request_duration_seconds_bucket"), 0);
     assert_int_equal(count_prefix(t, "fastformerd_model_ready{"), 0);
+    assert_int_equal(count_prefix(t, "fastformerd_news_store_up{"), 0);
     assert_true(t[strlen(t) - 1] == '\n');
     free(t);
     metrics_free(m);
@@ -395,7 +397,17 @@ static void test_gauges_and_counters(void **state)
     metrics_reload(m, 0);
     metrics_connections_add(m, 3);
     metrics_connections_add(m, -1);
+    metrics_model_id shared = metrics_model_register(m, "shared");
+    metrics_model_id gone = metrics_model_register(m, "gone");
+    metrics_news_store_up(m, a, 1);
+    metrics_news_store_up(m, a, 0); /* lost */
+    metrics_news_store_up(m, shared, 1);
+    metrics_news_store_up(m, gone, 1);
+    metrics_news_store_up(m, gone, -1); /* its store went away in a reload */
     char *t = render(m);
+    assert_line(t, "fastformerd_news_store_up{model=\"rec\"} 0");
+    assert_line(t, "fastformerd_news_store_up{model=\"shared\"} 1");
+    assert_int_equal(count_prefix(t, "fastformerd_news_store_up{model=\"gone\"}"), 0);
     assert_line(t, "fastformerd_queue_depth{model=\"rec\"} 7");
     assert_line(t, "fastformerd_queue_depth{model=\"\"} 2");
     assert_line(t, "fastformerd_news_cache_hits_total{model=\"rec\"} 6");
