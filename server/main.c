@@ -39,7 +39,8 @@
 #define MAIN_TICK_MS 100
 
 static const char usage[] =
-    "Usage: fastformerd [--config FILE] [--listen HOST:PORT] [--model NAME=DIR]...\n"
+    "Usage: fastformerd [--config FILE] [--listen HOST:PORT] [--state-dir DIR] [--model "
+    "NAME=DIR]...\n"
     "       fastformerd --check-config [--config FILE] [--model NAME=DIR]...\n"
     "       fastformerd --healthcheck [--config FILE] [--listen HOST:PORT]\n"
     "\n"
@@ -48,6 +49,7 @@ static const char usage[] =
     "  -c, --config FILE      YAML configuration (see conf/fastformerd.yaml)\n"
     "  -l, --listen HOST:PORT listen address (default 127.0.0.1:8080; port 0 = any free port)\n"
     "  -m, --model NAME=DIR   serve the model directory DIR as NAME (repeatable)\n"
+    "      --state-dir DIR    keep the recommenders' news stores in DIR (server.state_dir)\n"
     "      --check-config     validate the config and load every model, then exit 0 or 1\n"
     "      --healthcheck      GET /healthz on the configured address; exit 0 if it answers 200\n"
     "  -V, --version          print the version and exit\n"
@@ -59,6 +61,7 @@ static const char usage[] =
 typedef struct {
     const char *config_path;
     const char *listen;
+    const char *state_dir;
     const char **models;
     size_t n_models;
     bool check_config;
@@ -90,7 +93,10 @@ static int config_read(const cli_args *a, settings *out, char *err, size_t err_c
     settings_init(out);
     if (a->config_path && settings_load(out, a->config_path, err, err_cap) != 0)
         return -1;
-    settings_overrides o = {.listen = a->listen, .models = a->models, .n_models = a->n_models};
+    settings_overrides o = {.listen = a->listen,
+                            .state_dir = a->state_dir,
+                            .models = a->models,
+                            .n_models = a->n_models};
     if (settings_apply_overrides(out, &o, err, err_cap) != 0)
         return -1;
     return 0;
@@ -109,6 +115,9 @@ static model_spec *specs_from(const settings *cfg)
             .name = m->name,
             .path = m->path,
             .news_catalog = m->news_catalog,
+            .state_dir = cfg->server.state_dir,
+            .max_catalog_items = m->max_catalog_items,
+            .news_bulk_max_items = (int)cfg->server.news_bulk_max_items,
             .news_cache_entries = (int)m->news_cache_entries,
             .max_batch_size = (int)settings_model_max_batch_size(cfg, m),
             .max_batch_tokens = (int)settings_model_max_batch_tokens(cfg, m),
@@ -372,11 +381,12 @@ static int check_config(const settings *cfg)
 /* Returns -1 to continue, or an exit code. */
 static int args_parse(int argc, char **argv, cli_args *a)
 {
-    enum { OPT_CHECK = 1000, OPT_HEALTH };
+    enum { OPT_CHECK = 1000, OPT_HEALTH, OPT_STATE_DIR };
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"listen", required_argument, NULL, 'l'},
         {"model", required_argument, NULL, 'm'},
+        {"state-dir", required_argument, NULL, OPT_STATE_DIR},
         {"check-config", no_argument, NULL, OPT_CHECK},
         {"healthcheck", no_argument, NULL, OPT_HEALTH},
         {"version", no_argument, NULL, 'V'},
@@ -399,6 +409,9 @@ static int args_parse(int argc, char **argv, cli_args *a)
             break;
         case 'm':
             a->models[a->n_models++] = optarg;
+            break;
+        case OPT_STATE_DIR:
+            a->state_dir = optarg;
             break;
         case OPT_CHECK:
             a->check_config = true;

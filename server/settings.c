@@ -78,6 +78,10 @@ const settings_spec settings_specs[] = {
     UINT_ROW("server", "drain_timeout_s", settings, server.drain_timeout_s, 0, 3600, 30, 0),
     STRING_ROW("server", "api_key", SETTINGS_STRING, settings, server.api_key, 4096,
                SETTINGS_NULLABLE),
+    STRING_ROW("server", "state_dir", SETTINGS_PATH, settings, server.state_dir, 0,
+               SETTINGS_NULLABLE),
+    UINT_ROW("server", "news_bulk_max_items", settings, server.news_bulk_max_items, 1, 10000, 1000,
+             0),
 
     UINT_ROW("batching", "max_batch_size", settings, batching.max_batch_size, 1, MAX_BATCH_SIZE_MAX,
              32, 0),
@@ -103,6 +107,8 @@ const settings_spec settings_specs[] = {
                SETTINGS_NULLABLE),
     UINT_ROW("models", "news_cache_entries", settings_model, news_cache_entries, 0, 10000000, 4096,
              0),
+    UINT_ROW("models", "max_catalog_items", settings_model, max_catalog_items, 1, 100000000,
+             1000000, 0),
 };
 const size_t settings_n_specs = sizeof settings_specs / sizeof settings_specs[0];
 /* A models entry records the keys it has seen in a 64-bit mask. */
@@ -832,6 +838,19 @@ int settings_apply_overrides(settings *s, const settings_overrides *o, char *err
         error_message_set(err, err_cap, "--listen '%s': expected HOST:PORT with PORT in [0, 65535]",
                           o->listen);
         return -1;
+    }
+    if (o->state_dir) {
+        if (o->state_dir[0] == '\0') {
+            error_message_set(err, err_cap, "--state-dir '': expected a directory");
+            return -1;
+        }
+        char *dir = strdup(o->state_dir);
+        if (!dir) {
+            error_message_set(err, err_cap, "--state-dir: out of memory");
+            return -1;
+        }
+        free(s->server.state_dir);
+        s->server.state_dir = dir;
     }
     for (size_t i = 0; i < o->n_models; i++) {
         const char *arg = o->models[i];
