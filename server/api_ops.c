@@ -50,6 +50,8 @@ static void per_model_sync(api_context *ctx)
                 metrics_news_store_errors_set(
                     ctx->metrics, id, k,
                     news_catalog_store_errors(list[i]->catalog, (news_store_status)k));
+            metrics_news_store_up(ctx->metrics, id,
+                                  list[i]->catalog ? news_catalog_store_up(list[i]->catalog) : -1);
         }
         if (list[i]->cache && id >= 0 && id < METRICS_MAX_MODELS) {
             news_cache_stats cs;

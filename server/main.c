@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "model_registry.h"
 #include "mono_clock.h"
+#include "news_sync.h"
 #include "notify.h"
 #include "settings.h"
 #include "worker.h"
@@ -76,6 +77,7 @@ typedef struct {
     model_registry *registry;
     batcher *batcher;
     worker_pool *workers;
+    news_sync *news_sync;
     http_server *http;
     api_context api;
     atomic_int first_load; /* 0 pending, 1 ok, -1 failed */
@@ -116,6 +118,7 @@ static model_spec *specs_from(const settings *cfg)
             .path = m->path,
             .news_catalog = m->news_catalog,
             .state_dir = cfg->server.state_dir,
+            .news_store = m->news_store,
             .max_catalog_items = m->max_catalog_items,
             .news_bulk_max_items = (int)cfg->server.news_bulk_max_items,
             .news_cache_entries = (int)m->news_cache_entries,
@@ -463,6 +466,11 @@ static int serve(daemon_state *d)
         log_error("out of memory at start-up");
         return 1;
     }
+    d->news_sync = news_sync_start(d->registry, NEWS_SYNC_INTERVAL_MS, err, sizeof err);
+    if (!d->news_sync) {
+        log_error("%s", err);
+        return 1;
+    }
     worker_options wo = {.n_workers = (int)cfg->batching.workers,
                          .blas_threads = (int)cfg->batching.blas_threads,
                          .observer = {.user = d->metrics,
@@ -551,6 +559,7 @@ static void teardown(daemon_state *d)
     if (d->workers)
         worker_pool_join(d->workers);
     http_server_stop(d->http);
+    news_sync_stop(d->news_sync);
     if (d->registry) {
         model_registry_join_loader(d->registry);
         model_registry_free(d->registry);

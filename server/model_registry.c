@@ -15,7 +15,7 @@
 #include <time.h>
 
 typedef struct {
-    char *name, *path, *news_catalog, *state_dir;
+    char *name, *path, *news_catalog, *state_dir, *news_store;
     int news_cache_entries, max_batch_size, max_batch_tokens, news_bulk_max_items;
     size_t max_catalog_items;
 } spec_copy;
@@ -132,7 +132,9 @@ static int load_catalog(model_registry *reg, const spec_copy *spec, served_model
                                    spec->max_catalog_items ? spec->max_catalog_items : SIZE_MAX,
                                .progress = catalog_progress,
                                .progress_user = reg};
-    if (spec->state_dir) {
+    if (spec->news_store) {
+        src.store_location = spec->news_store; /* shared by replicas: no state_dir file */
+    } else if (spec->state_dir) {
         if (news_store_path(spec->state_dir, spec->name, store_path, sizeof store_path) != 0) {
             snprintf(err, err_cap, "model '%s': state directory path too long", spec->name);
             return -1;
@@ -249,7 +251,14 @@ static int load_one(model_registry *reg, const spec_copy *spec, news_catalog *pr
             goto fail;
         }
     }
-    if (rec && (spec->news_catalog || spec->state_dir) &&
+    if (spec->news_store && !rec) {
+        snprintf(err, err_cap,
+                 "model '%s': news_store is only for news-recommendation models, this one is a "
+                 "%s model",
+                 spec->name, model_task_name(m->config.task));
+        goto fail;
+    }
+    if (rec && (spec->news_catalog || spec->state_dir || spec->news_store) &&
         load_catalog(reg, spec, sm, previous, retired, err, err_cap) != 0)
         goto fail;
     if (rec && spec->news_cache_entries > 0) {
@@ -335,6 +344,7 @@ static void free_specs(spec_copy *s, int n)
         free(s[i].path);
         free(s[i].news_catalog);
         free(s[i].state_dir);
+        free(s[i].news_store);
     }
     free(s);
 }
@@ -350,13 +360,14 @@ static spec_copy *copy_specs(const model_spec *specs, int n)
         c[i].path = strdup(specs[i].path);
         c[i].news_catalog = specs[i].news_catalog ? strdup(specs[i].news_catalog) : NULL;
         c[i].state_dir = specs[i].state_dir ? strdup(specs[i].state_dir) : NULL;
+        c[i].news_store = specs[i].news_store ? strdup(specs[i].news_store) : NULL;
         c[i].max_catalog_items = specs[i].max_catalog_items;
         c[i].news_bulk_max_items = specs[i].news_bulk_max_items;
         c[i].news_cache_entries = specs[i].news_cache_entries;
         c[i].max_batch_size = specs[i].max_batch_size;
         c[i].max_batch_tokens = specs[i].max_batch_tokens;
         if (!c[i].name || !c[i].path || (specs[i].news_catalog && !c[i].news_catalog) ||
-            (specs[i].state_dir && !c[i].state_dir)) {
+            (specs[i].state_dir && !c[i].state_dir) || (specs[i].news_store && !c[i].news_store)) {
             free_specs(c, i + 1);
             return NULL;
         }

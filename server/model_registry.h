@@ -65,6 +65,7 @@ typedef struct {
     const char *path;         /* model directory */
     const char *news_catalog; /* MIND news.tsv or NULL */
     const char *state_dir;    /* recommenders' news stores live here; NULL = in memory */
+    const char *news_store;   /* "postgresql://..." shared by replicas (instead of state_dir) */
     size_t max_catalog_items; /* 0 = no limit */
     int news_bulk_max_items;  /* items of one bulk news upsert (0: 1000) */
     int news_cache_entries;   /* 0 disables the cache */

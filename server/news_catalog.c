@@ -520,6 +520,92 @@ news_write_status news_catalog_write(news_catalog *c, news_store_op *ops, size_t
     return res->status;
 }
 
+/* ---- changes made by other replicas -------------------------------------------------- */
+
+typedef struct {
+    news_catalog *c;
+    news_catalog_encode_fn encode;
+    void *user;
+    float *vec; /* D floats for an encoded title; allocated at the first need */
+    news_sync_result *out;
+} sync_ctx;
+
+static void sync_skip(sync_ctx *x, const news_store_item *it, const char *why)
+{
+    if (x->out->skipped++ == 0)
+        snprintf(x->out->first_skip, sizeof x->out->first_skip, "news '%.*s': %s", (int)it->id_len,
+                 it->id, why);
+}
+
+/* news_store_change_fn: one change into the rows (write_mu held). */
+static int sync_apply(void *user, const news_store_item *it, bool deleted)
+{
+    sync_ctx *x = user;
+    news_catalog *c = x->c;
+    char e[200];
+    if (id_check(it->id, it->id_len, e, sizeof e) != 0) {
+        sync_skip(x, it, e); /* defensive: the store keeps the id rules */
+        return 0;
+    }
+    if (deleted) {
+        pthread_rwlock_wrlock(&c->lock);
+        if (find_row(c, it->id, it->id_len) >= 0)
+            delete_locked(c, it->id, it->id_len);
+        pthread_rwlock_unlock(&c->lock);
+        x->out->applied++;
+        return 0;
+    }
+    news_store_item item = *it;
+    if (!item.vector) {
+        if (!x->vec)
+            x->vec = malloc((size_t)c->dim * sizeof *x->vec);
+        if (!x->vec) {
+            sync_skip(x, it, "out of memory");
+            return 0;
+        }
+        if (!x->encode) {
+            sync_skip(x, it, "no vector for these weights");
+            return 0;
+        }
+        if (x->encode(x->user, it->title, it->title_len, x->vec, e, sizeof e) != 0) {
+            sync_skip(x, it, e);
+            return 0;
+        }
+        item.vector = x->vec;
+    }
+    char *text = text_of(&item);
+    pthread_rwlock_wrlock(&c->lock);
+    if (!text || reserve_locked(c, c->n_rows + 1) != 0) {
+        pthread_rwlock_unlock(&c->lock);
+        free(text);
+        sync_skip(x, it, "out of memory");
+        return 0;
+    }
+    upsert_locked(c, &item, text);
+    pthread_rwlock_unlock(&c->lock);
+    x->out->applied++;
+    return 0;
+}
+
+news_store_status news_catalog_sync(news_catalog *c, news_catalog_encode_fn encode, void *user,
+                                    news_sync_result *out, char *err, size_t err_cap)
+{
+    memset(out, 0, sizeof *out);
+    if (!c->store)
+        return NEWS_STORE_OK;
+    sync_ctx x = {.c = c, .encode = encode, .user = user, .out = out};
+    pthread_mutex_lock(&c->write_mu);
+    news_store_status st = news_store_poll(c->store, sync_apply, &x, err, err_cap);
+    pthread_mutex_unlock(&c->write_mu);
+    free(x.vec);
+    return st;
+}
+
+int news_catalog_store_up(news_catalog *c)
+{
+    return c->store ? news_store_up(c->store) : -1;
+}
+
 uint64_t news_catalog_store_errors(const news_catalog *c, news_store_status status)
 {
     if ((int)status < 0 || status > NEWS_STORE_NO_MEMORY)

@@ -98,6 +98,33 @@ typedef struct {
 news_write_status news_catalog_write(news_catalog *c, news_store_op *ops, size_t n, bool *existed,
                                      news_write_result *result);
 
+/* ---- changes made by other replicas (a shared store) ------------------------------ */
+
+/* Makes the vector (D floats into out) of a title with the model's news
+ * encoder, for an item the store has no vector of these weights for.
+ * Returns 0, or -1 with a message. */
+typedef int (*news_catalog_encode_fn)(void *user, const char *title, size_t title_len, float *out,
+                                      char *err, size_t err_cap);
+
+typedef struct {
+    size_t applied;       /* upserts and deletes now in memory */
+    size_t skipped;       /* items that could not be applied (encoding failed, out of memory) */
+    char first_skip[300]; /* why the first was skipped */
+} news_sync_result;
+
+/* Applies to the rows what other processes wrote to the catalog's store
+ * since the previous call (news_store_poll: only a store shared by replicas
+ * reports changes): upserts, with their vector made by encode when the store
+ * has none for these weights (encode may be NULL: such items are skipped),
+ * and deletes. Serialized with news_catalog_write. Returns the store's
+ * status (OK without a store); *out counts what was done. Any thread. */
+news_store_status news_catalog_sync(news_catalog *c, news_catalog_encode_fn encode, void *user,
+                                    news_sync_result *out, char *err, size_t err_cap);
+
+/* news_store_up of the catalog's store: 1 reachable, 0 not, -1 no store or
+ * one without a server (SQLite). Any thread. */
+int news_catalog_store_up(news_catalog *c);
+
 /* Writes the store refused with `status`, since the catalog was built. */
 uint64_t news_catalog_store_errors(const news_catalog *c, news_store_status status);
 

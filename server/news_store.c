@@ -98,10 +98,12 @@ news_store_status news_store_poll(news_store *s, news_store_change_fn fn, void *
     return s->ops->poll(s, fn, user, err, err_cap);
 }
 
-bool news_store_reachable(news_store *s)
+int news_store_up(news_store *s)
 {
     assert(s);
-    return !s->ops->reachable || s->ops->reachable(s);
+    if (!s->ops->reachable)
+        return -1;
+    return s->ops->reachable(s) ? 1 : 0;
 }
 
 void news_store_close(news_store *s)

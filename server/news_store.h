@@ -221,8 +221,10 @@ FF_MUST_CHECK news_store_status news_store_info_get(news_store *s, news_store_in
 FF_MUST_CHECK news_store_status news_store_poll(news_store *s, news_store_change_fn fn, void *user,
                                                 char *err, size_t err_cap);
 void news_store_close(news_store *s);
-/* True unless the backend says its server is unreachable. Any thread. */
-bool news_store_reachable(news_store *s);
+/* 1 while the store's server can be reached, 0 while it cannot (writes
+ * answer UNAVAILABLE at once), -1 for a backend that has no server to
+ * reach (the SQLite file). Any thread. */
+int news_store_up(news_store *s);
 
 /* The SQLite backend (news_store_sqlite.c). */
 extern const news_store_backend news_store_sqlite;

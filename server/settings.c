@@ -109,6 +109,8 @@ const settings_spec settings_specs[] = {
              0),
     UINT_ROW("models", "max_catalog_items", settings_model, max_catalog_items, 1, 100000000,
              1000000, 0),
+    STRING_ROW("models", "news_store", SETTINGS_STRING, settings_model, news_store, 4096,
+               SETTINGS_NULLABLE),
 };
 const size_t settings_n_specs = sizeof settings_specs / sizeof settings_specs[0];
 /* A models entry records the keys it has seen in a 64-bit mask. */
@@ -329,6 +331,18 @@ int settings_check(const settings *s, char *err, size_t err_cap)
                           "no models configured: give a config file with a models section or "
                           "--model NAME=DIR");
         return -1;
+    }
+    for (size_t i = 0; i < s->n_models; i++) {
+        const char *store = s->models[i].news_store;
+        /* The value may hold a password: the message never repeats it. */
+        if (store && strncmp(store, "postgresql://", 13) != 0 &&
+            strncmp(store, "postgres://", 11) != 0) {
+            error_message_set(err, err_cap,
+                              "model '%s': news_store: expected a postgresql:// or postgres:// "
+                              "URI (a SQLite store goes under server.state_dir)",
+                              s->models[i].name);
+            return -1;
+        }
     }
     return 0;
 }

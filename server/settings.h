@@ -71,7 +71,8 @@ typedef struct {
     char *news_catalog;          /* owned; MIND news.tsv (recommenders), resolved; NULL = none */
     uint32_t news_cache_entries; /* LRU of text-news vectors; 0 disables the cache */
     uint32_t max_catalog_items;  /* news catalog items beyond which writes are refused */
-    int line; /* line of the entry in the config file; 0 when it came from --model */
+    char *news_store; /* owned; "postgresql://..." shared by replicas; NULL = server.state_dir */
+    int line;         /* line of the entry in the config file; 0 when it came from --model */
 } settings_model;
 
 typedef struct {
