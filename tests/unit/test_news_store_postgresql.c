@@ -11,7 +11,10 @@
  * parse, a newer schema, a wrong-size vector, a read-only database; the
  * server stopped (writes UNAVAILABLE at once, reachable() false, poll quiet)
  * and started again (both stores recover, a write made meanwhile by the
- * other is polled); a rewound table read again. */
+ * other is polled); a rewound table read again. And news_catalog_sync over
+ * such stores: another catalog's writes applied, with the store's vectors
+ * or, under other weights, the encoder's; an encoder that fails skips the
+ * item with its message. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +28,7 @@
 #include <libpq-fe.h>
 
 #include "mono_clock.h"
+#include "news_catalog.h"
 #include "news_store.h"
 
 enum { DIM = 4 };
@@ -72,9 +76,10 @@ static void pg_ctl(const char *action)
     assert_int_equal(system(cmd), 0);
 }
 
-static news_store *open_ok(const char *model, const char *digest)
+static news_store *open_ok(const char *model_name, const char *digest)
 {
-    news_store_config cfg = {.location = dsn, .model_name = model, .digest = digest, .dim = DIM};
+    news_store_config cfg = {
+        .location = dsn, .model_name = model_name, .digest = digest, .dim = DIM};
     news_store *s = NULL;
     char err[256] = "";
     news_store_status st = news_store_open(&cfg, &s, err, sizeof err);
@@ -85,10 +90,11 @@ static news_store *open_ok(const char *model, const char *digest)
     return s;
 }
 
-static news_store_status open_status(const char *location, const char *model, char *err, size_t cap)
+static news_store_status open_status(const char *location, const char *model_name, char *err,
+                                     size_t cap)
 {
     news_store_config cfg = {
-        .location = location, .model_name = model, .digest = DIGEST_A, .dim = DIM};
+        .location = location, .model_name = model_name, .digest = DIGEST_A, .dim = DIM};
     news_store *s = NULL;
     news_store_status st = news_store_open(&cfg, &s, err, cap);
     assert_true((st == NEWS_STORE_OK) == (s != NULL));
@@ -461,6 +467,114 @@ static void test_rewound_table(void **state)
     news_store_close(b);
 }
 
+/* A fake news encoder: every component is the title's length. */
+static int encode_len(void *user, const char *title, size_t title_len, float *out, char *err,
+                      size_t err_cap)
+{
+    (void)title;
+    (*(int *)user)++;
+    for (int i = 0; i < DIM; i++)
+        out[i] = (float)title_len;
+    (void)err;
+    (void)err_cap;
+    return 0;
+}
+
+static int encode_fails(void *user, const char *title, size_t title_len, float *out, char *err,
+                        size_t err_cap)
+{
+    (void)user;
+    (void)title;
+    (void)title_len;
+    (void)out;
+    snprintf(err, err_cap, "title: the tokenizer refused it");
+    return -1;
+}
+
+static news_catalog *catalog_on(const char *model_name, const char *digest)
+{
+    news_catalog *c = news_catalog_new(DIM, 16);
+    assert_non_null(c);
+    news_catalog_attach_store(c, open_ok(model_name, digest));
+    return c;
+}
+
+/* Syncs c until it holds `want` items (at most 20 s); returns the last result. */
+static news_sync_result sync_until(news_catalog *c, size_t want, news_catalog_encode_fn enc,
+                                   void *user)
+{
+    news_sync_result res = {0}, last = {0};
+    char err[256] = "";
+    int64_t deadline = mono_clock_us() + 20 * 1000000;
+    do {
+        assert_int_equal(news_catalog_sync(c, enc, user, &res, err, sizeof err), NEWS_STORE_OK);
+        if (res.applied || res.skipped)
+            last = res;
+        if (news_catalog_count(c) == want && (last.applied || last.skipped))
+            break;
+        usleep(20000);
+    } while (mono_clock_us() < deadline);
+    return last;
+}
+
+static void test_catalog_sync(void **state)
+{
+    fixture *f = *state;
+    news_catalog *a = catalog_on(f->model, DIGEST_A);
+    news_catalog *b = catalog_on(f->model, DIGEST_A);
+    news_catalog *other_weights = catalog_on(f->model, DIGEST_B);
+    news_catalog *failing = catalog_on(f->model, DIGEST_B);
+    assert_int_equal(news_catalog_store_up(a), 1);
+    news_catalog *mem = news_catalog_new(DIM, 16);
+    assert_int_equal(news_catalog_store_up(mem), -1);
+    news_sync_result none;
+    char err[256];
+    assert_int_equal(news_catalog_sync(mem, NULL, NULL, &none, err, sizeof err), NEWS_STORE_OK);
+    news_catalog_release(mem);
+
+    float v[DIM] = {0.5f, 1, 2, 3};
+    news_store_op ops[2] = {upsert("N1", "one", v, 0), upsert("N22", "twenty-two", v, 0)};
+    news_write_result wr;
+    assert_int_equal(news_catalog_write(a, ops, 2, NULL, &wr), NEWS_WRITE_OK);
+
+    news_sync_result r = sync_until(b, 2, NULL, NULL);
+    assert_int_equal(r.applied, 2);
+    float got[DIM];
+    assert_true(news_catalog_get(b, "N22", 3, got));
+    assert_memory_equal(got, v, sizeof v);
+
+    int calls = 0;
+    r = sync_until(other_weights, 2, encode_len, &calls);
+    assert_int_equal(r.applied, 2);
+    assert_int_equal(calls, 2);
+    assert_true(news_catalog_get(other_weights, "N22", 3, got));
+    assert_true(got[0] == 10.0f); /* strlen("twenty-two") */
+
+    r = sync_until(failing, 0, encode_fails, NULL);
+    assert_int_equal(r.skipped, 2);
+    assert_int_equal(news_catalog_count(failing), 0);
+    assert_string_equal(r.first_skip, "news 'N1': title: the tokenizer refused it");
+    /* Without an encoder, such an item cannot be applied either. */
+    news_catalog *no_encoder = catalog_on(f->model, DIGEST_B);
+    news_store_op touch = upsert("N1", "one again", v, 0);
+    assert_int_equal(news_catalog_write(a, &touch, 1, NULL, &wr), NEWS_WRITE_OK);
+    r = sync_until(no_encoder, 0, NULL, NULL);
+    assert_int_equal(r.skipped, 1);
+    assert_string_equal(r.first_skip, "news 'N1': no vector for these weights");
+
+    news_store_op del = delete_op("N1", 0);
+    assert_int_equal(news_catalog_write(a, &del, 1, NULL, &wr), NEWS_WRITE_OK);
+    sync_until(b, 1, NULL, NULL);
+    assert_int_equal(news_catalog_count(b), 1);
+    assert_false(news_catalog_get(b, "N1", 2, got));
+
+    news_catalog_release(a);
+    news_catalog_release(b);
+    news_catalog_release(other_weights);
+    news_catalog_release(failing);
+    news_catalog_release(no_encoder);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -480,6 +594,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_down_and_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rewound_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_sync, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
