@@ -14,9 +14,12 @@
  * other is polled); a rewound table read again. And news_catalog_sync over
  * such stores: another catalog's writes applied, with the store's vectors
  * or, under other weights, the encoder's; an encoder that fails skips the
- * item with its message. */
+ * item with its message; concurrent writers on one replica while another
+ * syncs and serves reads (run under TSan by make tsan) end equal. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -575,6 +578,103 @@ static void test_catalog_sync(void **state)
     news_catalog_release(no_encoder);
 }
 
+/* ---- concurrency: two writers on one replica, sync and readers on another ---- */
+
+enum { WRITERS = 2, WRITES = 30 };
+
+typedef struct {
+    news_catalog *a, *b;
+    int t;
+    atomic_bool *stop;
+} conc_arg;
+
+static void *writer_main(void *p)
+{
+    conc_arg *x = p;
+    for (int i = 0; i < WRITES; i++) {
+        char id[32];
+        float v[DIM] = {(float)x->t, (float)i, 1, 1};
+        news_write_result wr;
+        news_store_op op;
+        if (i % 5 == 4) {
+            snprintf(id, sizeof id, "W%d-%d", x->t, i - 2);
+            op = delete_op(id, 0);
+        } else {
+            snprintf(id, sizeof id, "W%d-%d", x->t, i);
+            op = upsert(id, "concurrent title", v, 0);
+        }
+        assert_int_equal(news_catalog_write(x->a, &op, 1, NULL, &wr), NEWS_WRITE_OK);
+    }
+    return NULL;
+}
+
+static void *syncer_main(void *p)
+{
+    conc_arg *x = p;
+    while (!atomic_load(x->stop)) {
+        news_sync_result r;
+        char err[256];
+        assert_int_equal(news_catalog_sync(x->b, NULL, NULL, &r, err, sizeof err), NEWS_STORE_OK);
+        usleep(1000);
+    }
+    return NULL;
+}
+
+static void *reader_main(void *p)
+{
+    conc_arg *x = p;
+    float user[DIM] = {1, 1, 1, 1}, v[DIM];
+    news_catalog_hit hits[8];
+    while (!atomic_load(x->stop)) {
+        news_catalog_query q = {.user = user, .k = 8, .since_ms = INT64_MIN};
+        int n = news_catalog_top_k(x->b, &q, hits);
+        assert_true(n >= 0 && n <= 8);
+        for (int i = 0; i < n; i++)
+            (void)news_catalog_get(x->b, hits[i].id, strlen(hits[i].id), v);
+    }
+    return NULL;
+}
+
+static void test_concurrent_writes_sync_and_reads(void **state)
+{
+    fixture *f = *state;
+    news_catalog *a = catalog_on(f->model, DIGEST_A);
+    news_catalog *b = catalog_on(f->model, DIGEST_A);
+    atomic_bool stop = false;
+    conc_arg args[WRITERS + 3];
+    pthread_t th[WRITERS + 3];
+    for (int i = 0; i < WRITERS + 3; i++) {
+        args[i] = (conc_arg){.a = a, .b = b, .t = i, .stop = &stop};
+        void *(*fn)(void *) = i < WRITERS ? writer_main : i == WRITERS ? syncer_main : reader_main;
+        assert_int_equal(pthread_create(&th[i], NULL, fn, &args[i]), 0);
+    }
+    for (int i = 0; i < WRITERS; i++)
+        pthread_join(th[i], NULL);
+    size_t want = news_catalog_count(a);
+    assert_int_equal(want,
+                     WRITERS * (WRITES - 2 * (WRITES / 5))); /* each delete removes an upsert */
+    int64_t deadline = mono_clock_us() + 20 * 1000000;
+    while (news_catalog_count(b) != want && mono_clock_us() < deadline)
+        usleep(10000);
+    atomic_store(&stop, true);
+    for (int i = WRITERS; i < WRITERS + 3; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(news_catalog_count(b), want);
+    for (int t = 0; t < WRITERS; t++) {
+        for (int i = 0; i < WRITES; i++) {
+            char id[32];
+            float va[DIM], vb[DIM];
+            snprintf(id, sizeof id, "W%d-%d", t, i);
+            bool in_a = news_catalog_get(a, id, strlen(id), va);
+            assert_true(in_a == news_catalog_get(b, id, strlen(id), vb));
+            if (in_a)
+                assert_memory_equal(va, vb, sizeof va);
+        }
+    }
+    news_catalog_release(a);
+    news_catalog_release(b);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -595,6 +695,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_server_down_and_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rewound_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_writes_sync_and_reads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
