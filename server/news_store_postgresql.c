@@ -7,6 +7,10 @@
  *   fastformerd_news_meta    model -> seeded
  *   fastformerd_news_schema  version
  *
+ * A write with NEWS_STORE_MARK_SEEDED to a model that is seeded already
+ * writes nothing (replicas that start together on an empty table all seed
+ * it: the first one does; the others then read what it wrote).
+ *
  * Every write runs one PL/pgSQL function (created at open) that takes a
  * per-model advisory lock for its transaction and stamps each row it changes
  * with nextval('fastformerd_news_seq') and the writing store's tag. Under the
@@ -102,7 +106,10 @@ static const char SCHEMA_SQL[] =
     "CREATE TABLE IF NOT EXISTS fastformerd_news_meta (\n"
     "  model text PRIMARY KEY, seeded boolean NOT NULL);\n"
     "CREATE SEQUENCE IF NOT EXISTS fastformerd_news_seq;\n"
-    "CREATE INDEX IF NOT EXISTS fastformerd_news_model_seq ON fastformerd_news (model, seq);\n"
+    "CREATE INDEX IF NOT EXISTS fastformerd_news_model_seq ON fastformerd_news (model, seq);\n";
+
+/* The second part of the schema's transaction (C strings stay under 4095 bytes). */
+static const char SCHEMA_WRITE_SQL[] =
     /* The ops of one news_store_write, in order: existed[i] as the contract
      * says. p_vectors holds the vectors of the ops with p_has_vector, back to
      * back, p_bytes each. */
@@ -117,6 +124,13 @@ static const char SCHEMA_SQL[] =
     "BEGIN\n"
     "  PERFORM pg_advisory_xact_lock(hashtext('fastformerd_news'), hashtext(p_model));\n"
     "  existed := '{}';\n"
+    /* Replicas started together each find the store unseeded and seed it:
+     * the first one does, the others' seeds write nothing. */
+    "  IF p_mark_seeded AND EXISTS (SELECT 1 FROM fastformerd_news_meta m\n"
+    "      WHERE m.model = p_model AND m.seeded) THEN\n"
+    "    existed := array_fill(false, ARRAY[coalesce(array_length(p_ids, 1), 0)]);\n"
+    "    RETURN;\n"
+    "  END IF;\n"
     "  FOR i IN 1 .. coalesce(array_length(p_ids, 1), 0) LOOP\n"
     "    live := NULL;\n"
     "    SELECT NOT f.deleted INTO live FROM fastformerd_news f\n"
@@ -154,7 +168,10 @@ static const char SCHEMA_SQL[] =
     "      ON CONFLICT (model) DO UPDATE SET seeded = true;\n"
     "  END IF;\n"
     "  PERFORM pg_notify('fastformerd_news', p_model);\n"
-    "END $$;\n"
+    "END $$;\n";
+
+/* The last part: the second function, and the commit. */
+static const char SCHEMA_PUT_VECTORS_SQL[] =
     /* Vectors for p_digest of items still at p_updated (others were written since). */
     "CREATE OR REPLACE FUNCTION fastformerd_news_put_vectors(p_model text, p_digest text,\n"
     "    p_ids text[], p_updated bigint[], p_vectors bytea, p_bytes integer)\n"
@@ -878,8 +895,14 @@ static news_store_status prepare(pg_store *s, char *err, size_t err_cap)
 {
     char msg[256];
     pg_conn_failure f;
-    pg_conn_statement script = {.sql = SCHEMA_SQL, .n = -1, .timeout_ms = STATEMENT_TIMEOUT_MS};
-    PGresult *r = pg_conn_exec(s->wconn, &script, &f, msg, sizeof msg);
+    static const char *const parts[] = {SCHEMA_SQL, SCHEMA_WRITE_SQL, SCHEMA_PUT_VECTORS_SQL};
+    PGresult *r = NULL;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        pg_conn_statement script = {.sql = parts[i], .n = -1, .timeout_ms = STATEMENT_TIMEOUT_MS};
+        PQclear(r);
+        if (!(r = pg_conn_exec(s->wconn, &script, &f, msg, sizeof msg)))
+            break;
+    }
     if (!r && status_of(&f) != NEWS_STORE_READ_ONLY)
         return fail(s, status_of(&f), "creating the tables", msg, err, err_cap);
     if (!r) {

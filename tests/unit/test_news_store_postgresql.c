@@ -262,6 +262,36 @@ static void test_write_get_scan_delete(void **state)
     news_store_close(o);
 }
 
+/* Two replicas started together both seed the empty store: one seed wins
+ * whole, the other writes nothing. */
+static void test_seed_once(void **state)
+{
+    fixture *f = *state;
+    news_store *a = open_ok(f->model, DIGEST_A);
+    news_store *b = open_ok(f->model, DIGEST_A);
+    news_store_info info;
+    char err[256];
+    assert_int_equal(news_store_info_get(b, &info, err, sizeof err), NEWS_STORE_OK);
+    assert_false(info.seeded);
+    float v[DIM] = {1, 2, 3, 4};
+    news_store_op seed_a[2] = {upsert("N1", "from a", v, 1), upsert("N2", "from a", v, 1)};
+    news_store_op seed_b[3] = {upsert("N1", "from b", v, 2), upsert("N3", "from b", v, 2),
+                               upsert("N4", "from b", v, 2)};
+    write_ok(a, seed_a, 2, NEWS_STORE_MARK_SEEDED, NULL);
+    bool existed[3] = {true, true, true};
+    write_ok(b, seed_b, 3, NEWS_STORE_MARK_SEEDED, existed);
+    assert_false(existed[0] || existed[1] || existed[2]);
+    seen all = scan_all(b);
+    assert_int_equal(all.n, 2);
+    assert_string_equal(all.titles[find(&all, "N1")], "from a");
+    assert_int_equal(find(&all, "N3"), -1);
+    /* A plain write after the seed is written, of course. */
+    write_ok(b, seed_b + 1, 1, 0, NULL);
+    assert_int_equal(scan_all(a).n, 3);
+    news_store_close(a);
+    news_store_close(b);
+}
+
 static void test_digests_and_put_vectors(void **state)
 {
     fixture *f = *state;
@@ -688,6 +718,7 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_write_get_scan_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seed_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_digests_and_put_vectors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_or_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poll_between_stores, setup, teardown),
