@@ -2,6 +2,7 @@
 # directories: release -> build/, asan -> build/asan/, tsan -> build/tsan/.
 #   make            build/fastformerd and build/fastformer-cli
 #   make run        install missing Debian packages, build, serve the default models
+#                   (news stores in ./var/, gitignored)
 #   make test       install missing Debian packages, build, run unit + integration tests
 #   make asan       unit + integration tests under ASan+UBSan;  make tsan: unit tests under TSan
 #   make format-check / make format / make clean / make deps / make fixtures
@@ -141,7 +142,7 @@ deps:
 # ---- running --------------------------------------------------------------
 run: deps
 	$(MAKE) --no-print-directory all
-	OPENBLAS_NUM_THREADS=1 ./$(DAEMON) --config conf/fastformerd.yaml
+	OPENBLAS_NUM_THREADS=1 ./$(DAEMON) --config conf/fastformerd.yaml --state-dir var
 
 # ---- tests ----------------------------------------------------------------
 test: deps

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* "FFNS" */
 #define APPLICATION_ID 0x46464e53
@@ -104,6 +105,21 @@ static news_store_status status_of(sqlite3 *db, int rc)
     }
 }
 
+/* SQLite reports a failed write as SQLITE_IOERR_* without a reliable errno:
+ * ask the file system whether the store's files can be written at all
+ * (EROFS: a read-only mount, EPERM: the immutable flag, EACCES: modes).
+ * Returns that errno, or 0. */
+static int write_refused_errno(const char *location)
+{
+    char wal[4096];
+    snprintf(wal, sizeof wal, "%s-wal", location);
+    const char *const files[] = {location, wal};
+    for (size_t i = 0; i < 2; i++)
+        if (access(files[i], W_OK) != 0 && (errno == EROFS || errno == EPERM || errno == EACCES))
+            return errno;
+    return 0;
+}
+
 /* Fills err with "LOCATION: what: sqlite's message (errno text)" and returns
  * the status of rc. */
 static news_store_status fail(sqlite_store *s, const char *location, int rc, const char *what,
@@ -113,6 +129,13 @@ static news_store_status fail(sqlite_store *s, const char *location, int rc, con
     news_store_status st = status_of(db, rc);
     const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     int sys = db ? sqlite3_system_errno(db) : 0;
+    if (st == NEWS_STORE_IO && (rc & 0xff) == SQLITE_IOERR) {
+        int refused = write_refused_errno(location);
+        if (refused) {
+            st = NEWS_STORE_READ_ONLY;
+            sys = refused;
+        }
+    }
     if (sys != 0 && (rc & 0xff) != SQLITE_CORRUPT && (rc & 0xff) != SQLITE_NOTADB)
         snprintf(err, err_cap, "%s: %s: %s (%s)", location, what, msg, strerror(sys));
     else

@@ -93,6 +93,9 @@ def free_port():
 def test_installed_daemon_notifies_ready_and_watchdog(installed, tmp_path):
     argv, unit_env = unit_exec(installed)
     assert os.path.exists(argv[0]), argv[0]
+    # systemd gives the service its StateDirectory=; here a temporary one.
+    assert "--state-dir" in argv and argv[argv.index("--state-dir") + 1] == "/var/lib/fastformerd"
+    argv[argv.index("--state-dir") + 1] = str(tmp_path / "state")
     port = free_port()
     sock_path = str(tmp_path / "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
