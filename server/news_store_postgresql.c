@@ -189,18 +189,26 @@ static const char SCHEMA_PUT_VECTORS_SQL[] =
     "END $$;\n"
     "COMMIT;\n";
 
-/* Binary results, columns in this order for scan, get and poll. */
-#define ITEM_COLUMNS                                                                               \
-    "f.seq, f.news_id, f.deleted, f.title, f.category, f.updated_ms, v.vector"                     \
-    " FROM fastformerd_news f LEFT JOIN fastformerd_news_vectors v"                                \
-    " ON v.model = f.model AND v.news_id = f.news_id AND v.digest = $2"
+/* Binary results, columns in this order for scan, get and poll. A scan
+ * joins the vectors of the whole model; get and poll fetch each row's
+ * vector by its primary key, so that a few rows never cost a pass over all
+ * the vectors, whatever the planner believes (right after a bulk load the
+ * statistics say the table is nearly empty). */
+#define ITEM_FIELDS "f.seq, f.news_id, f.deleted, f.title, f.category, f.updated_ms, "
+#define ITEM_COLUMNS_JOINED                                                                        \
+    ITEM_FIELDS "v.vector FROM fastformerd_news f LEFT JOIN fastformerd_news_vectors v"            \
+                " ON v.model = f.model AND v.news_id = f.news_id AND v.digest = $2"
+#define ITEM_COLUMNS_BY_ROW                                                                        \
+    ITEM_FIELDS "(SELECT v.vector FROM fastformerd_news_vectors v WHERE v.model = f.model"         \
+                " AND v.news_id = f.news_id AND v.digest = $2) FROM fastformerd_news f"
 enum { COL_SEQ, COL_ID, COL_DELETED, COL_TITLE, COL_CATEGORY, COL_UPDATED, COL_VECTOR };
 
-static const char SCAN_SQL[] = "SELECT " ITEM_COLUMNS " WHERE f.model = $1 AND NOT f.deleted";
+static const char SCAN_SQL[] =
+    "SELECT " ITEM_COLUMNS_JOINED " WHERE f.model = $1 AND NOT f.deleted";
 static const char GET_SQL[] =
-    "SELECT " ITEM_COLUMNS " WHERE f.model = $1 AND NOT f.deleted AND f.news_id = $3";
+    "SELECT " ITEM_COLUMNS_BY_ROW " WHERE f.model = $1 AND NOT f.deleted AND f.news_id = $3";
 static const char POLL_SQL[] =
-    "SELECT " ITEM_COLUMNS " WHERE f.model = $1 AND f.seq > $3::bigint AND f.writer <> $4"
+    "SELECT " ITEM_COLUMNS_BY_ROW " WHERE f.model = $1 AND f.seq > $3::bigint AND f.writer <> $4"
     " ORDER BY f.seq LIMIT 1000";
 _Static_assert(POLL_BATCH == 1000, "keep the LIMIT above in step");
 static const char MAX_SEQ_SQL[] =

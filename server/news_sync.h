@@ -17,7 +17,7 @@
 
 /* The interval between two rounds: with LISTEN/NOTIFY a change is in
  * memory at most this long (plus the encoding, if any) after its commit. */
-#define NEWS_SYNC_INTERVAL_MS 100
+#define NEWS_SYNC_INTERVAL_MS 50
 
 typedef struct news_sync news_sync;
 
