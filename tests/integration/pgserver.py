@@ -45,7 +45,10 @@ class PgServer:
         self.user = user
         self.database = database
         self.port = free_port()
-        self.root = tempfile.mkdtemp(prefix="fastformerd-pg-")
+        # As root, under /tmp itself: the postgres user must be able to reach
+        # the directory, which a TMPDIR under /root would not let it.
+        self.root = tempfile.mkdtemp(prefix="fastformerd-pg-",
+                                     dir="/tmp" if os.geteuid() == 0 else None)
         self.data = os.path.join(self.root, "data")
         self.log_path = os.path.join(self.root, "server.log")
         self.as_user = []
