@@ -35,6 +35,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -545,17 +546,33 @@ static news_store_status pg_get(news_store *base, const char *id, size_t id_len,
 }
 
 /* A one-row, text-format query on wconn (under mu). */
-static PGresult *query(pg_store *s, const char *sql, int n, const char *const *values,
-                       const int *lengths, const int *formats, pg_conn_failure *f, char *msg,
-                       size_t msg_cap)
+static PGresult *query_within(pg_store *s, const char *sql, int n, const char *const *values,
+                              const int *lengths, const int *formats, int timeout_ms,
+                              pg_conn_failure *f, char *msg, size_t msg_cap)
 {
     pg_conn_statement st = {.sql = sql,
                             .n = n,
                             .values = values,
                             .lengths = lengths,
                             .formats = formats,
-                            .timeout_ms = STATEMENT_TIMEOUT_MS};
+                            .timeout_ms = timeout_ms};
     return pg_conn_exec(s->wconn, &st, f, msg, msg_cap);
+}
+
+static PGresult *query(pg_store *s, const char *sql, int n, const char *const *values,
+                       const int *lengths, const int *formats, pg_conn_failure *f, char *msg,
+                       size_t msg_cap)
+{
+    return query_within(s, sql, n, values, lengths, formats, STATEMENT_TIMEOUT_MS, f, msg, msg_cap);
+}
+
+/* The longest wait for a write of n items: the statement timeout plus 1 ms
+ * per item (the news.tsv seed of 100,000 items is one transaction of about
+ * 10 s here, longer on a busy server). */
+static int write_timeout_ms(size_t n)
+{
+    size_t ms = (size_t)STATEMENT_TIMEOUT_MS + n;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
 static news_store_status pg_info(news_store *base, news_store_info *out, char *err, size_t err_cap)
@@ -787,7 +804,8 @@ static news_store_status pg_write(news_store *base, const news_store_op *ops, si
     int formats[12] = {[9] = 1};
     char msg[256];
     pg_conn_failure f;
-    PGresult *r = query(s, WRITE_SQL, 12, values, lengths, formats, &f, msg, sizeof msg);
+    PGresult *r = query_within(s, WRITE_SQL, 12, values, lengths, formats, write_timeout_ms(n), &f,
+                               msg, sizeof msg);
     write_params_free(&p);
     if (!r) {
         st = op_failed(s, &f, "write", msg, err, err_cap);
@@ -832,7 +850,8 @@ static news_store_status pg_put_vectors(news_store *base, const news_store_item 
         int formats[6] = {[4] = 1};
         char msg[256];
         pg_conn_failure f;
-        PGresult *r = query(s, PUT_VECTORS_SQL, 6, values, lengths, formats, &f, msg, sizeof msg);
+        PGresult *r = query_within(s, PUT_VECTORS_SQL, 6, values, lengths, formats,
+                                   write_timeout_ms(n), &f, msg, sizeof msg);
         if (!r)
             st = op_failed(s, &f, "put vectors", msg, err, err_cap);
         PQclear(r);

@@ -241,3 +241,19 @@ def test_password_never_logged(start_daemon, pg, dsn):
     assert "hunter2secret" not in d.log()
     assert "hunter2secret" not in r.body.decode()
     assert "hunter2secret" not in d.get("/metrics").body.decode()
+
+
+def test_sighup_keeps_the_shared_catalog(start_daemon, dsn):
+    """The issue's first report, with PostgreSQL: a write acknowledged
+    before a reload is still served after it, and writes go on."""
+    a = start_daemon(models=[mind_model(dsn)])
+    b = start_daemon(models=[mind_model(dsn)])
+    assert a.request("PUT", "/v1/models/mind/news/H1", body={"title": "oil up"}).status == 201
+    a.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: re.search(r'fastformerd_reloads_total\{result="success"\} 1',
+                                 a.get("/metrics").body.decode()), 30, "the reload")
+    assert "news catalog kept" in a.log()
+    assert recommend(a, ["H1"]).status == 200
+    assert a.request("PUT", "/v1/models/mind/news/H2", body={"title": "team win"}).status == 201
+    wait_until(lambda: recommend(b, ["H1", "H2"]).status == 200, 10, "H1 and H2 on B")
+    assert metric(a, "fastformerd_news_store_up") == 1
