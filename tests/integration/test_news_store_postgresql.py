@@ -12,7 +12,6 @@ tests/integration/pgserver.py), each test in a database of its own.
   - an unreachable database at start-up: exit 1 naming it; a password in
     the DSN never reaches the log."""
 import itertools
-import os
 import re
 import signal
 import threading
