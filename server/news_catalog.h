@@ -147,17 +147,19 @@ typedef struct {
 
 /* Scores every item (dot(user, vector)) and writes the best min(k, eligible
  * items) into out[0..k), best first: higher score, then the more recently
- * updated, then the smaller id. Returns how many. Allocates nothing (scores
- * a fixed block of rows at a time). Any thread (shared lock). */
+ * updated, then the smaller id. Returns how many. Exact: a first pass over
+ * the rows' int8 copies bounds each score, and only the rows that may still
+ * enter the top k are scored in float (see news_catalog.c). Allocates
+ * nothing (a fixed block of rows at a time). Any thread (shared lock). */
 int news_catalog_top_k(news_catalog *c, const news_catalog_query *q, news_catalog_hit *out);
 
 /* Heap bytes the catalog holds now (for the daemon's memory estimate): the
  * struct; per row of capacity (the items after a load, at least 16; doubled
- * when full) D floats, a text pointer, an id length, a title length and an
- * updated time (8 bytes each); each row's text (id, title and category with
- * a NUL each) as the allocator's chunk for it (len + 8, rounded up to 16, at
- * least 32); and a uint32 table of the smallest power of two >= 16 and >= 2 x
- * capacity slots. Any thread. */
+ * when full) D floats, their D-byte int8 copy and its float scale, a text
+ * pointer, an id length, a title length and an updated time (8 bytes each); each row's text (id,
+ * title and category with a NUL each) as the allocator's chunk for it (len + 8, rounded up to 16,
+ * at least 32); and a uint32 table of the smallest power of two >= 16 and >= 2 x capacity slots.
+ * Any thread. */
 size_t news_catalog_bytes(const news_catalog *c);
 
 #endif
