@@ -528,6 +528,35 @@ static void render_per_model_counter(out_buf *o, const metrics *m, size_t n_slot
     }
 }
 
+/* The news catalogs' size gauge and their stores' refused writes. */
+static void render_news_catalog(out_buf *o, const metrics *m, size_t n_slots)
+{
+    metrics *mm = (metrics *)m; /* atomics are read-only here */
+    out_family(o, "fastformerd_news_catalog_items", "gauge",
+               "Items in the model's news catalog (recommenders with a catalog).");
+    for (size_t s = 1; s < n_slots; s++) {
+        int64_t x = atomic_load_explicit(&mm->catalog_items[s], memory_order_relaxed);
+        if (x == 0)
+            continue;
+        out_printf(o, "fastformerd_news_catalog_items");
+        out_model_labels(o, m, s);
+        out_printf(o, "} %" PRId64 "\n", x - 1);
+    }
+    out_family(o, "fastformerd_news_store_errors_total", "counter",
+               "News writes the store refused, by cause (full, read-only, unavailable, ...).");
+    for (size_t s = 1; s < n_slots; s++) {
+        for (int k = NEWS_STORE_OK + 1; k <= NEWS_STORE_NO_MEMORY; k++) {
+            uint64_t x = atomic_load_explicit(&mm->store_errors[s][k], memory_order_relaxed);
+            if (x == 0)
+                continue;
+            out_printf(o, "fastformerd_news_store_errors_total");
+            out_model_labels(o, m, s);
+            out_printf(o, ",kind=\"%s\"} %" PRIu64 "\n",
+                       news_store_status_name((news_store_status)k), x);
+        }
+    }
+}
+
 static void render_process(out_buf *o, const metrics *m)
 {
     proc_stat ps;
@@ -652,29 +681,7 @@ int metrics_render(const metrics *m, char **out, size_t *out_len)
     render_per_model_counter(&o, m, n_slots, "fastformerd_news_cache_misses_total",
                              "News vectors that had to be encoded.", mm->cache_misses);
 
-    out_family(&o, "fastformerd_news_catalog_items", "gauge",
-               "Items in the model's news catalog (recommenders with a catalog).");
-    for (size_t s = 1; s < n_slots; s++) {
-        int64_t x = atomic_load_explicit(&mm->catalog_items[s], memory_order_relaxed);
-        if (x == 0)
-            continue;
-        out_printf(&o, "fastformerd_news_catalog_items");
-        out_model_labels(&o, m, s);
-        out_printf(&o, "} %" PRId64 "\n", x - 1);
-    }
-    out_family(&o, "fastformerd_news_store_errors_total", "counter",
-               "News writes the store refused, by cause (full, read-only, unavailable, ...).");
-    for (size_t s = 1; s < n_slots; s++) {
-        for (int k = NEWS_STORE_OK + 1; k <= NEWS_STORE_NO_MEMORY; k++) {
-            uint64_t x = atomic_load_explicit(&mm->store_errors[s][k], memory_order_relaxed);
-            if (x == 0)
-                continue;
-            out_printf(&o, "fastformerd_news_store_errors_total");
-            out_model_labels(&o, m, s);
-            out_printf(&o, ",kind=\"%s\"} %" PRIu64 "\n",
-                       news_store_status_name((news_store_status)k), x);
-        }
-    }
+    render_news_catalog(&o, m, n_slots);
 
     out_family(&o, "fastformerd_reloads_total", "counter",
                "Configuration and model reloads (SIGHUP), by result.");

@@ -689,7 +689,7 @@ int news_catalog_top_k(news_catalog *c, const news_catalog_query *q, news_catalo
 {
     assert(c && q && out && q->k >= 1 && q->k <= NEWS_CATALOG_TOP_K_MAX);
     float approx[SCORE_BLOCK];
-    uint32_t skip_rows[SKIP_MAX];
+    uint32_t skip_rows[SKIP_MAX] = {0};
     int n_skip = 0, n = 0;
     const size_t D = (size_t)c->dim;
     /* The int8 rows give each score within err_r = scale_r * |user|_1 * (1/2
@@ -706,10 +706,13 @@ int news_catalog_top_k(news_catalog *c, const news_catalog_query *q, news_catalo
         if (r >= 0)
             skip_rows[n_skip++] = (uint32_t)r;
     }
-    qsort(skip_rows, (size_t)n_skip, sizeof *skip_rows, u32_cmp);
+    if (n_skip > 1)
+        qsort(skip_rows, (size_t)n_skip, sizeof *skip_rows, u32_cmp);
     int next_skip = 0;
     for (size_t a = 0; a < c->n_rows; a += SCORE_BLOCK) {
-        size_t m = c->n_rows - a < SCORE_BLOCK ? c->n_rows - a : SCORE_BLOCK;
+        size_t m = SCORE_BLOCK;
+        if (a + m > c->n_rows)
+            m = c->n_rows - a;
         if (q->user)
             kernels_dot_i8_rows(c->q8 + a * D, c->q8_scale + a, m, (int)D, q->user, approx);
         else
