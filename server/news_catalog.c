@@ -553,6 +553,26 @@ news_write_status news_catalog_write(news_catalog *c, news_store_op *ops, size_t
     return res->status;
 }
 
+int news_catalog_apply(news_catalog *c, const news_store_item *item, bool deleted, char *err,
+                       size_t err_cap)
+{
+    assert(c && item);
+    if (id_check(item->id, item->id_len, err, err_cap) != 0)
+        return -1;
+    pthread_mutex_lock(&c->write_mu);
+    int rc = 0;
+    if (deleted) {
+        pthread_rwlock_wrlock(&c->lock);
+        if (find_row(c, item->id, item->id_len) >= 0)
+            delete_locked(c, item->id, item->id_len);
+        pthread_rwlock_unlock(&c->lock);
+    } else {
+        rc = news_catalog_put_item(c, item, NULL, err, err_cap);
+    }
+    pthread_mutex_unlock(&c->write_mu);
+    return rc;
+}
+
 uint64_t news_catalog_store_errors(const news_catalog *c, news_store_status status)
 {
     if ((int)status < 0 || status > NEWS_STORE_NO_MEMORY)

@@ -98,6 +98,14 @@ typedef struct {
 news_write_status news_catalog_write(news_catalog *c, news_store_op *ops, size_t n, bool *existed,
                                      news_write_result *result);
 
+/* Applies in memory only a change that is already durable elsewhere: an
+ * item another process wrote to a shared store (news_store_poll), with its
+ * vector for this catalog's weights, or its deletion (deleted: only id is
+ * read). Returns 0, or -1 with a message (a bad id, out of memory). Any
+ * thread; serialized with news_catalog_write. */
+FF_MUST_CHECK int news_catalog_apply(news_catalog *c, const news_store_item *item, bool deleted,
+                                     char *err, size_t err_cap);
+
 /* Writes the store refused with `status`, since the catalog was built. */
 uint64_t news_catalog_store_errors(const news_catalog *c, news_store_status status);
 

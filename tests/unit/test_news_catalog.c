@@ -57,6 +57,35 @@ static void test_put_get_replace(void **state)
     news_catalog_release(c);
 }
 
+/* Changes made elsewhere (a shared store's poll) applied in memory only. */
+static void test_apply_remote_changes(void **state)
+{
+    (void)state;
+    news_catalog *c = news_catalog_new(DIM, 2);
+    float v[DIM], got[DIM];
+    char err[128];
+    vec_of(3.0f, v);
+    news_store_item it = {
+        .id = "R1", .id_len = 2, .title = "remote", .title_len = 6, .updated_ms = 42, .vector = v};
+    assert_int_equal(news_catalog_apply(c, &it, false, err, sizeof err), 0);
+    assert_true(news_catalog_get(c, "R1", 2, got) && got[0] == 3.0f);
+    news_catalog_entry e;
+    assert_int_equal(news_catalog_describe(c, "R1", 2, &e), 1);
+    assert_string_equal(e.title, "remote");
+    assert_int_equal(e.updated_ms, 42);
+    free(e.title);
+    free(e.category);
+    news_store_item gone = {.id = "R1", .id_len = 2};
+    assert_int_equal(news_catalog_apply(c, &gone, true, err, sizeof err), 0);
+    assert_false(news_catalog_get(c, "R1", 2, got));
+    assert_int_equal(news_catalog_apply(c, &gone, true, err, sizeof err), 0); /* unknown: no-op */
+    news_store_item bad = {.id = "", .id_len = 0, .vector = v};
+    assert_int_equal(news_catalog_apply(c, &bad, false, err, sizeof err), -1);
+    assert_string_equal(err, "news id is empty");
+    assert_int_equal(news_catalog_count(c), 0);
+    news_catalog_release(c);
+}
+
 static void test_id_errors(void **state)
 {
     (void)state;
@@ -514,6 +543,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get_replace),
         cmocka_unit_test(test_id_errors),
+        cmocka_unit_test(test_apply_remote_changes),
         cmocka_unit_test(test_growth),
         cmocka_unit_test(test_bytes),
         cmocka_unit_test(test_concurrent_readers_see_whole_vectors),
