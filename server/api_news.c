@@ -381,10 +381,9 @@ void api_v1_news_get(http_request *r, void *vctx)
         char when[40];
         iso_time(e.updated_ms, when, sizeof when);
         http_request_respond_json(r, 200,
-                                  json_pack("{s:s,s:s,s:s,s:o,s:s}", "model", sm->name, "news_id",
-                                            id, "title", e.title, "category",
-                                            e.category[0] ? json_string(e.category) : json_null(),
-                                            "updated", when));
+                                  json_pack("{s:s,s:s,s:s,s:s,s:s}", "model", sm->name, "news_id",
+                                            id, "title", e.title, "category", e.category, "updated",
+                                            when));
         free(e.title);
         free(e.category);
     }

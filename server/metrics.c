@@ -538,13 +538,14 @@ static void render_per_model_counter(out_buf *o, const metrics *m, size_t n_slot
     }
 }
 
-/* The news catalogs' families: items, refused writes, the shared store's state. */
-static void render_news(out_buf *o, const metrics *m, size_t n_slots)
+/* The news catalogs' size gauge and their stores' refused writes. */
+static void render_news_catalog(out_buf *o, const metrics *m, size_t n_slots)
 {
+    metrics *mm = (metrics *)m; /* atomics are read-only here */
     out_family(o, "fastformerd_news_catalog_items", "gauge",
                "Items in the model's news catalog (recommenders with a catalog).");
     for (size_t s = 1; s < n_slots; s++) {
-        int64_t x = atomic_load_explicit(&m->catalog_items[s], memory_order_relaxed);
+        int64_t x = atomic_load_explicit(&mm->catalog_items[s], memory_order_relaxed);
         if (x == 0)
             continue;
         out_printf(o, "fastformerd_news_catalog_items");
@@ -555,7 +556,7 @@ static void render_news(out_buf *o, const metrics *m, size_t n_slots)
                "News writes the store refused, by cause (full, read-only, unavailable, ...).");
     for (size_t s = 1; s < n_slots; s++) {
         for (int k = NEWS_STORE_OK + 1; k <= NEWS_STORE_NO_MEMORY; k++) {
-            uint64_t x = atomic_load_explicit(&m->store_errors[s][k], memory_order_relaxed);
+            uint64_t x = atomic_load_explicit(&mm->store_errors[s][k], memory_order_relaxed);
             if (x == 0)
                 continue;
             out_printf(o, "fastformerd_news_store_errors_total");
@@ -564,12 +565,17 @@ static void render_news(out_buf *o, const metrics *m, size_t n_slots)
                        news_store_status_name((news_store_status)k), x);
         }
     }
+}
 
+/* The shared news stores' state (PostgreSQL): 1 reachable, 0 not. */
+static void render_news_store_up(out_buf *o, const metrics *m, size_t n_slots)
+{
+    metrics *mm = (metrics *)m; /* atomics are read-only here */
     out_family(o, "fastformerd_news_store_up", "gauge",
                "1 while the model's shared news store (PostgreSQL) can be reached, else 0 "
                "(news writes answer 503 meanwhile).");
     for (size_t s = 1; s < n_slots; s++) {
-        int up = atomic_load_explicit(&m->news_store_up[s], memory_order_relaxed);
+        int up = atomic_load_explicit(&mm->news_store_up[s], memory_order_relaxed);
         if (up == 0)
             continue;
         out_printf(o, "fastformerd_news_store_up");
@@ -702,7 +708,8 @@ int metrics_render(const metrics *m, char **out, size_t *out_len)
     render_per_model_counter(&o, m, n_slots, "fastformerd_news_cache_misses_total",
                              "News vectors that had to be encoded.", mm->cache_misses);
 
-    render_news(&o, m, n_slots);
+    render_news_catalog(&o, m, n_slots);
+    render_news_store_up(&o, m, n_slots);
 
     out_family(&o, "fastformerd_reloads_total", "counter",
                "Configuration and model reloads (SIGHUP), by result.");

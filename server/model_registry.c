@@ -167,6 +167,13 @@ static int load_catalog(model_registry *reg, const spec_copy *spec, served_model
         snprintf(err, err_cap, "model '%s': %s", spec->name, e);
         return -1;
     }
+    if (!spec->state_dir && reg->ev.on_progress) {
+        snprintf(e, sizeof e,
+                 "model '%s': news catalog in memory only (no server.state_dir): news writes "
+                 "survive SIGHUP, not a restart",
+                 spec->name);
+        reg->ev.on_progress(reg->ev.user, e);
+    }
     return 0;
 }
 

@@ -6,7 +6,7 @@
 #include "news_catalog.h"
 
 #include <assert.h>
-#include <cblas.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "fnv1a.h"
+#include "kernels.h"
 
 struct news_catalog {
     _Atomic int refs;
@@ -29,6 +30,8 @@ struct news_catalog {
     size_t n_rows;
     size_t cap_rows;
     float *vecs;         /* (cap_rows, dim) */
+    int8_t *q8;          /* (cap_rows, dim) vecs quantized per row: q = round(v / scale) */
+    float *q8_scale;     /* (cap_rows) max |v| / 127 of the row (0 for a zero row) */
     char **text;         /* (cap_rows) owned "id\0title\0category\0" */
     size_t *id_len;      /* (cap_rows) */
     size_t *title_len;   /* (cap_rows); the category follows the title's NUL */
@@ -77,12 +80,15 @@ news_catalog *news_catalog_new(int dim, size_t capacity)
     c->cap_rows = capacity;
     c->n_slots = slots_for(capacity);
     c->vecs = malloc(capacity * (size_t)dim * sizeof *c->vecs);
+    c->q8 = malloc(capacity * (size_t)dim);
+    c->q8_scale = malloc(capacity * sizeof *c->q8_scale);
     c->text = calloc(capacity, sizeof *c->text);
     c->id_len = calloc(capacity, sizeof *c->id_len);
     c->title_len = calloc(capacity, sizeof *c->title_len);
     c->updated_ms = calloc(capacity, sizeof *c->updated_ms);
     c->slots = calloc(c->n_slots, sizeof *c->slots);
-    if (!c->vecs || !c->text || !c->id_len || !c->title_len || !c->updated_ms || !c->slots) {
+    if (!c->vecs || !c->q8 || !c->q8_scale || !c->text || !c->id_len || !c->title_len ||
+        !c->updated_ms || !c->slots) {
         news_catalog_release(c);
         return NULL;
     }
@@ -112,6 +118,8 @@ void news_catalog_release(news_catalog *c)
     pthread_mutex_destroy(&c->write_mu);
     free(c->key);
     free(c->vecs);
+    free(c->q8);
+    free(c->q8_scale);
     free(c->text);
     free(c->id_len);
     free(c->title_len);
@@ -198,6 +206,14 @@ static int reserve_locked(news_catalog *c, size_t want)
     if (!vecs)
         return -1;
     c->vecs = vecs;
+    int8_t *q8 = realloc(c->q8, cap * (size_t)c->dim);
+    if (!q8)
+        return -1;
+    c->q8 = q8;
+    float *q8_scale = realloc(c->q8_scale, cap * sizeof *q8_scale);
+    if (!q8_scale)
+        return -1;
+    c->q8_scale = q8_scale;
     char **text = realloc(c->text, cap * sizeof *text);
     if (!text)
         return -1;
@@ -249,6 +265,20 @@ static char *text_of(const news_store_item *it)
     return t;
 }
 
+/* The int8 copy of a vector that the catalog-wide scan reads first. */
+static void quantize_row(const float *v, int d, int8_t *q, float *scale)
+{
+    float m = 0.0f;
+    for (int i = 0; i < d; i++)
+        m = fabsf(v[i]) > m ? fabsf(v[i]) : m;
+    *scale = m / 127.0f;
+    float inv = m > 0.0f ? 127.0f / m : 0.0f;
+    for (int i = 0; i < d; i++) {
+        float x = nearbyintf(v[i] * inv);
+        q[i] = (int8_t)(x > 127.0f ? 127.0f : x < -127.0f ? -127.0f : x);
+    }
+}
+
 /* Sets row r (new or existing) from item, taking text. Exclusive lock held. */
 static void row_set(news_catalog *c, size_t r, const news_store_item *it, char *text)
 {
@@ -259,6 +289,7 @@ static void row_set(news_catalog *c, size_t r, const news_store_item *it, char *
     c->title_len[r] = it->title_len;
     c->updated_ms[r] = it->updated_ms;
     memcpy(c->vecs + r * (size_t)c->dim, it->vector, (size_t)c->dim * sizeof(float));
+    quantize_row(it->vector, c->dim, c->q8 + r * (size_t)c->dim, &c->q8_scale[r]);
 }
 
 /* Adds or replaces item with its text copy, room reserved. Exclusive lock. */
@@ -317,6 +348,8 @@ static void delete_locked(news_catalog *c, const char *id, size_t id_len)
         c->updated_ms[row] = c->updated_ms[last];
         memcpy(c->vecs + row * (size_t)c->dim, c->vecs + last * (size_t)c->dim,
                (size_t)c->dim * sizeof(float));
+        memcpy(c->q8 + row * (size_t)c->dim, c->q8 + last * (size_t)c->dim, (size_t)c->dim);
+        c->q8_scale[row] = c->q8_scale[last];
         c->slots[ls] = (uint32_t)(row + 1);
     }
     c->text[last] = NULL;
@@ -520,6 +553,32 @@ news_write_status news_catalog_write(news_catalog *c, news_store_op *ops, size_t
     return res->status;
 }
 
+/* news_catalog_apply's work, write_mu held. */
+static int apply_locked(news_catalog *c, const news_store_item *item, bool deleted, char *err,
+                        size_t err_cap)
+{
+    if (id_check(item->id, item->id_len, err, err_cap) != 0)
+        return -1;
+    if (deleted) {
+        pthread_rwlock_wrlock(&c->lock);
+        if (find_row(c, item->id, item->id_len) >= 0)
+            delete_locked(c, item->id, item->id_len);
+        pthread_rwlock_unlock(&c->lock);
+        return 0;
+    }
+    return news_catalog_put_item(c, item, NULL, err, err_cap);
+}
+
+int news_catalog_apply(news_catalog *c, const news_store_item *item, bool deleted, char *err,
+                       size_t err_cap)
+{
+    assert(c && item);
+    pthread_mutex_lock(&c->write_mu);
+    int rc = apply_locked(c, item, deleted, err, err_cap);
+    pthread_mutex_unlock(&c->write_mu);
+    return rc;
+}
+
 /* ---- changes made by other replicas -------------------------------------------------- */
 
 typedef struct {
@@ -543,20 +602,8 @@ static int sync_apply(void *user, const news_store_item *it, bool deleted)
     sync_ctx *x = user;
     news_catalog *c = x->c;
     char e[200];
-    if (id_check(it->id, it->id_len, e, sizeof e) != 0) {
-        sync_skip(x, it, e); /* defensive: the store keeps the id rules */
-        return 0;
-    }
-    if (deleted) {
-        pthread_rwlock_wrlock(&c->lock);
-        if (find_row(c, it->id, it->id_len) >= 0)
-            delete_locked(c, it->id, it->id_len);
-        pthread_rwlock_unlock(&c->lock);
-        x->out->applied++;
-        return 0;
-    }
     news_store_item item = *it;
-    if (!item.vector) {
+    if (!deleted && !item.vector) {
         if (!x->vec)
             x->vec = malloc((size_t)c->dim * sizeof *x->vec);
         if (!x->vec) {
@@ -573,16 +620,10 @@ static int sync_apply(void *user, const news_store_item *it, bool deleted)
         }
         item.vector = x->vec;
     }
-    char *text = text_of(&item);
-    pthread_rwlock_wrlock(&c->lock);
-    if (!text || reserve_locked(c, c->n_rows + 1) != 0) {
-        pthread_rwlock_unlock(&c->lock);
-        free(text);
-        sync_skip(x, it, "out of memory");
+    if (apply_locked(c, &item, deleted, e, sizeof e) != 0) {
+        sync_skip(x, it, e);
         return 0;
     }
-    upsert_locked(c, &item, text);
-    pthread_rwlock_unlock(&c->lock);
     x->out->applied++;
     return 0;
 }
@@ -741,25 +782,35 @@ static int u32_cmp(const void *a, const void *b)
 int news_catalog_top_k(news_catalog *c, const news_catalog_query *q, news_catalog_hit *out)
 {
     assert(c && q && out && q->k >= 1 && q->k <= NEWS_CATALOG_TOP_K_MAX);
-    float scores[SCORE_BLOCK];
-    uint32_t skip_rows[SKIP_MAX];
+    float approx[SCORE_BLOCK];
+    uint32_t skip_rows[SKIP_MAX] = {0};
     int n_skip = 0, n = 0;
+    const size_t D = (size_t)c->dim;
+    /* The int8 rows give each score within err_r = scale_r * |user|_1 * (1/2
+     * for the rounding of q, plus the float sum's own error): a row whose
+     * bound cannot beat the k-th best exact score so far is skipped, every
+     * other one is scored exactly. So the result is the exact top k. */
+    float user_l1 = 0.0f;
+    for (size_t i = 0; q->user && i < D; i++)
+        user_l1 += fabsf(q->user[i]);
+    const float err_per_scale = user_l1 * (0.5f + 127.0f * (float)D * 1.2e-7f) * 1.0001f;
     pthread_rwlock_rdlock(&c->lock);
     for (int i = 0; i < q->n_skip && n_skip < SKIP_MAX; i++) {
         long r = find_row(c, q->skip[i], q->skip_len[i]);
         if (r >= 0)
             skip_rows[n_skip++] = (uint32_t)r;
     }
-    qsort(skip_rows, (size_t)n_skip, sizeof *skip_rows, u32_cmp);
+    if (n_skip > 1)
+        qsort(skip_rows, (size_t)n_skip, sizeof *skip_rows, u32_cmp);
     int next_skip = 0;
-    const size_t D = (size_t)c->dim;
     for (size_t a = 0; a < c->n_rows; a += SCORE_BLOCK) {
-        size_t m = c->n_rows - a < SCORE_BLOCK ? c->n_rows - a : SCORE_BLOCK;
+        size_t m = SCORE_BLOCK;
+        if (a + m > c->n_rows)
+            m = c->n_rows - a;
         if (q->user)
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)m, (int)D, 1.0f, c->vecs + a * D, (int)D,
-                        q->user, 1, 0.0f, scores, 1);
+            kernels_dot_i8_rows(c->q8 + a * D, c->q8_scale + a, m, (int)D, q->user, approx);
         else
-            memset(scores, 0, m * sizeof *scores);
+            memset(approx, 0, m * sizeof *approx);
         for (size_t i = 0; i < m; i++) {
             uint32_t row = (uint32_t)(a + i);
             while (next_skip < n_skip && skip_rows[next_skip] < row)
@@ -768,7 +819,10 @@ int news_catalog_top_k(news_catalog *c, const news_catalog_query *q, news_catalo
                 continue;
             if (c->updated_ms[row] < q->since_ms)
                 continue;
-            news_catalog_hit h = {.score = scores[i], .row = row, .updated_ms = c->updated_ms[row]};
+            if (n == q->k && approx[i] + c->q8_scale[row] * err_per_scale < out[0].score)
+                continue;
+            float exact = q->user ? kernels_dot(c->vecs + (size_t)row * D, q->user, D) : 0.0f;
+            news_catalog_hit h = {.score = exact, .row = row, .updated_ms = c->updated_ms[row]};
             if (n < q->k) {
                 out[n] = h;
                 heap_up(c, out, n);
@@ -813,11 +867,11 @@ size_t news_catalog_bytes(const news_catalog *c)
         const char *category = c->text[r] + c->id_len[r] + 1 + c->title_len[r] + 1;
         text += heap_chunk_bytes(c->id_len[r] + c->title_len[r] + strlen(category) + 3);
     }
-    size_t bytes =
-        sizeof *c +
-        c->cap_rows * ((size_t)c->dim * sizeof *c->vecs + sizeof *c->text + sizeof *c->id_len +
-                       sizeof *c->title_len + sizeof *c->updated_ms) +
-        text + c->n_slots * sizeof *c->slots;
+    size_t bytes = sizeof *c +
+                   c->cap_rows * ((size_t)c->dim * (sizeof *c->vecs + sizeof *c->q8) +
+                                  sizeof *c->q8_scale + sizeof *c->text + sizeof *c->id_len +
+                                  sizeof *c->title_len + sizeof *c->updated_ms) +
+                   text + c->n_slots * sizeof *c->slots;
     pthread_rwlock_unlock(&m->lock);
     return bytes;
 }

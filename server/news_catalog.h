@@ -98,6 +98,14 @@ typedef struct {
 news_write_status news_catalog_write(news_catalog *c, news_store_op *ops, size_t n, bool *existed,
                                      news_write_result *result);
 
+/* Applies in memory only a change that is already durable elsewhere: an
+ * item another process wrote to a shared store (news_store_poll), with its
+ * vector for this catalog's weights, or its deletion (deleted: only id is
+ * read). Returns 0, or -1 with a message (a bad id, out of memory). Any
+ * thread; serialized with news_catalog_write. */
+FF_MUST_CHECK int news_catalog_apply(news_catalog *c, const news_store_item *item, bool deleted,
+                                     char *err, size_t err_cap);
+
 /* ---- changes made by other replicas (a shared store) ------------------------------ */
 
 /* Makes the vector (D floats into out) of a title with the model's news
@@ -114,9 +122,12 @@ typedef struct {
 
 /* Applies to the rows what other processes wrote to the catalog's store
  * since the previous call (news_store_poll: only a store shared by replicas
- * reports changes): upserts, with their vector made by encode when the store
- * has none for these weights (encode may be NULL: such items are skipped),
- * and deletes. Serialized with news_catalog_write. Returns the store's
+ * reports changes; each change as news_catalog_apply), upserts with their
+ * vector made by encode when the store has none for these weights (encode
+ * may be NULL: such items are skipped), and deletes. The writer mutex is
+ * held across the poll, so no write of this catalog commits between the
+ * store's read of a row and its application (which would bring back the
+ * row's older state). Returns the store's
  * status (OK without a store); *out counts what was done. Any thread. */
 news_store_status news_catalog_sync(news_catalog *c, news_catalog_encode_fn encode, void *user,
                                     news_sync_result *out, char *err, size_t err_cap);
@@ -174,17 +185,19 @@ typedef struct {
 
 /* Scores every item (dot(user, vector)) and writes the best min(k, eligible
  * items) into out[0..k), best first: higher score, then the more recently
- * updated, then the smaller id. Returns how many. Allocates nothing (scores
- * a fixed block of rows at a time). Any thread (shared lock). */
+ * updated, then the smaller id. Returns how many. Exact: a first pass over
+ * the rows' int8 copies bounds each score, and only the rows that may still
+ * enter the top k are scored in float (see news_catalog.c). Allocates
+ * nothing (a fixed block of rows at a time). Any thread (shared lock). */
 int news_catalog_top_k(news_catalog *c, const news_catalog_query *q, news_catalog_hit *out);
 
 /* Heap bytes the catalog holds now (for the daemon's memory estimate): the
  * struct; per row of capacity (the items after a load, at least 16; doubled
- * when full) D floats, a text pointer, an id length, a title length and an
- * updated time (8 bytes each); each row's text (id, title and category with
- * a NUL each) as the allocator's chunk for it (len + 8, rounded up to 16, at
- * least 32); and a uint32 table of the smallest power of two >= 16 and >= 2 x
- * capacity slots. Any thread. */
+ * when full) D floats, their D-byte int8 copy and its float scale, a text
+ * pointer, an id length, a title length and an updated time (8 bytes each); each row's text (id,
+ * title and category with a NUL each) as the allocator's chunk for it (len + 8, rounded up to 16,
+ * at least 32); and a uint32 table of the smallest power of two >= 16 and >= 2 x capacity slots.
+ * Any thread. */
 size_t news_catalog_bytes(const news_catalog *c);
 
 #endif

@@ -389,7 +389,9 @@ static int encode_missing(const news_catalog_source *src, news_store *store, sca
      * re-encode then. */
     news_store_item *items = malloc((x->n < VECTOR_CHUNK ? x->n : VECTOR_CHUNK) * sizeof *items);
     for (size_t a = 0; items && a < x->n; a += VECTOR_CHUNK) {
-        size_t m = x->n - a < VECTOR_CHUNK ? x->n - a : VECTOR_CHUNK;
+        size_t m = VECTOR_CHUNK;
+        if (a + m > x->n)
+            m = x->n - a;
         for (size_t i = 0; i < m; i++)
             items[i] = (news_store_item){.id = x->ids[a + i],
                                          .id_len = x->id_lens[a + i],

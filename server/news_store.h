@@ -154,7 +154,9 @@ typedef struct {
     /* Optional (NULL for a store one process owns, like the SQLite file):
      * calls fn for every item that another process wrote or deleted since
      * the previous poll (or since open), with its vector for this digest
-     * when stored. The backend keeps its own cursor. */
+     * when stored. The backend keeps its own cursor. The caller applies
+     * each change in memory with news_catalog_apply (an item without a
+     * vector for this digest must be encoded first). */
     news_store_status (*poll)(news_store *s, news_store_change_fn fn, void *user, char *err,
                               size_t err_cap);
     /* Closes and frees (never fails; a NULL store is a no-op). */

@@ -189,8 +189,10 @@ static news_store_status schema_check(sqlite_store *s, char *err, size_t err_cap
             "BEGIN IMMEDIATE;"
             "CREATE TABLE news(id TEXT PRIMARY KEY NOT NULL, title TEXT NOT NULL,"
             " category TEXT NOT NULL, updated_ms INTEGER NOT NULL) WITHOUT ROWID;"
+            /* A rowid table: a vector (1 KiB at D=256) is too big a row for a
+             * WITHOUT ROWID b-tree, which would give each its own overflow page. */
             "CREATE TABLE vectors(id TEXT NOT NULL, digest TEXT NOT NULL, vec BLOB NOT NULL,"
-            " PRIMARY KEY (id, digest)) WITHOUT ROWID;"
+            " PRIMARY KEY (id, digest));"
             "CREATE TABLE meta(key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);"
             "PRAGMA application_id = 1179012691;"
             "PRAGMA user_version = 1;"

@@ -20,6 +20,7 @@ registry, so a new section is a new module and one line here):
   server    fastformerd end to end with wrk: 1/8/32/128 connections,
             server_efficiency, p50 vs the engine's forward, batching
   recommend catalog ids vs raw titles (cache disabled, then warm)
+  catalog   100k-item news store: restart-to-ready, catalog-wide top-k p50
   memory    peak RSS idle and under load, RSS after 10k and 200k requests
   news_pg   the news catalog in PostgreSQL: seed, restart to ready at 100k items,
             PUT latency, a PUT on one replica served by another
@@ -44,6 +45,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import section_catalog  # noqa: E402
 import section_engine  # noqa: E402
 import section_length  # noqa: E402
 import section_memory  # noqa: E402
@@ -55,7 +57,7 @@ import section_torch  # noqa: E402
 from bench_lib import ROOT, Context, Unavailable, log, thread_env  # noqa: E402
 
 SECTIONS = [section_ort, section_engine, section_torch, section_length, section_server,
-            section_recommend, section_memory, section_news_pg]
+            section_recommend, section_catalog, section_memory, section_news_pg]
 BY_NAME = {s.NAME: s for s in SECTIONS}
 # The CPU features the engine's kernels and ONNX Runtime's MLAS dispatch on.
 CPU_FLAGS = ["avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl",

@@ -71,7 +71,7 @@ def test_put_get_delete_and_bulk(tmp_path):
     r = get(d, "X1")
     assert r.status == 200, r
     item = r.json()
-    assert item["title"] == "team wins again" and item["category"] is None
+    assert item["title"] == "team wins again" and item["category"] == ""
     assert item["news_id"] == "X1" and item["updated"].endswith("Z")
     seeded = get(d, news_ids()[0]).json()
     assert seeded["category"]  # news.tsv's category column
@@ -159,7 +159,7 @@ def acknowledged_ops(d, n, rng_seed=7):
             r = d.post("/v1/models/mind/news", {"items": items})
             assert r.status == 200, r
             for x in chosen:
-                state[x] = (f"oil bank {step}", None)
+                state[x] = (f"oil bank {step}", "")
     return state
 
 
