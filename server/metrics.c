@@ -584,6 +584,13 @@ static void render_news_store_up(out_buf *o, const metrics *m, size_t n_slots)
     }
 }
 
+/* Every news family: the catalogs', then the shared stores'. */
+static void render_news(out_buf *o, const metrics *m, size_t n_slots)
+{
+    render_news_catalog(o, m, n_slots);
+    render_news_store_up(o, m, n_slots);
+}
+
 static void render_process(out_buf *o, const metrics *m)
 {
     proc_stat ps;
@@ -708,8 +715,7 @@ int metrics_render(const metrics *m, char **out, size_t *out_len)
     render_per_model_counter(&o, m, n_slots, "fastformerd_news_cache_misses_total",
                              "News vectors that had to be encoded.", mm->cache_misses);
 
-    render_news_catalog(&o, m, n_slots);
-    render_news_store_up(&o, m, n_slots);
+    render_news(&o, m, n_slots);
 
     out_family(&o, "fastformerd_reloads_total", "counter",
                "Configuration and model reloads (SIGHUP), by result.");

@@ -136,9 +136,9 @@ class PgServer:
 
 def main(argv):
     """`pgserver.py run CMD [ARG...]`: runs CMD with a fresh server, told by
-    FASTFORMERD_TEST_PG_DSN (its DSN) and FASTFORMERD_TEST_PG_CTL (a shell
-    command prefix for pg_ctl: append "stop -m fast" or "start"); exits with
-    CMD's status. The C unit tests re-run themselves through it."""
+    FASTFORMERD_TEST_PG_DSN (its DSN), FASTFORMERD_TEST_PG_DATA (its data
+    directory) and FASTFORMERD_TEST_PG_CTL (a shell command prefix for
+    pg_ctl: append "stop -m fast" or "start"); exits with CMD's status. The C unit tests re-run themselves through it."""
     import shlex
     import sys
     if len(argv) < 3 or argv[1] != "run":
@@ -147,7 +147,7 @@ def main(argv):
     with PgServer() as pg:
         ctl = [*pg.as_user, os.path.join(pg.bin, "pg_ctl"), "-D", pg.data, "-l", pg.log_path,
                "-w", "-t", "60"]
-        env = dict(os.environ, FASTFORMERD_TEST_PG_DSN=pg.dsn,
+        env = dict(os.environ, FASTFORMERD_TEST_PG_DSN=pg.dsn, FASTFORMERD_TEST_PG_DATA=pg.data,
                    FASTFORMERD_TEST_PG_CTL=" ".join(shlex.quote(a) for a in ctl))
         r = subprocess.run(argv[2:], env=env)
         pg.running = os.path.exists(os.path.join(pg.data, "postmaster.pid"))

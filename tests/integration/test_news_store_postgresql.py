@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import MIND_NEWS, NEWSREC_DIR, launch
+from conftest import CLASSIFIER_DIR, MIND_NEWS, NEWSREC_DIR, launch
 from pgserver import PgServer, server_bin_dir
 
 pytestmark = pytest.mark.skipif(server_bin_dir() is None,
@@ -256,3 +256,11 @@ def test_sighup_keeps_the_shared_catalog(start_daemon, dsn):
     assert a.request("PUT", "/v1/models/mind/news/H2", body={"title": "team win"}).status == 201
     wait_until(lambda: recommend(b, ["H1", "H2"]).status == 200, 10, "H1 and H2 on B")
     assert metric(a, "fastformerd_news_store_up") == 1
+
+
+def test_news_store_only_for_recommenders(tmp_path, dsn):
+    d = launch(str(tmp_path), models=[{"name": "cls", "path": CLASSIFIER_DIR,
+                                       "news_store": f'"{dsn}"'}], wait_ready=False)
+    assert d.proc.wait(timeout=60) == 1
+    assert ("model 'cls': news_store is only for news-recommendation models, this one is a "
+            "classification model") in d.log(), d.log()

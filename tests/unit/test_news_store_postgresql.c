@@ -16,8 +16,10 @@
  * or, under other weights, the encoder's; an encoder that fails skips the
  * item with its message; concurrent writers on one replica while another
  * syncs and serves reads (run under TSan by make tsan) end equal. */
+#include <dirent.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -479,6 +481,71 @@ static void test_server_down_and_back(void **state)
     news_store_close(b);
 }
 
+/* Sends sig to the test's own PostgreSQL server: its postmaster (the pid in
+ * DATA/postmaster.pid) and the postmaster's children. */
+static void pg_signal_all(int sig)
+{
+    const char *data = getenv("FASTFORMERD_TEST_PG_DATA");
+    assert_non_null(data);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/postmaster.pid", data);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    long master = 0;
+    assert_int_equal(fscanf(f, "%ld", &master), 1);
+    fclose(f);
+    assert_true(master > 1);
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 1)
+            continue;
+        char stat_path[64], buf[512];
+        snprintf(stat_path, sizeof stat_path, "/proc/%ld/stat", pid);
+        FILE *sf = fopen(stat_path, "r");
+        if (!sf)
+            continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, sf);
+        fclose(sf);
+        buf[n] = '\0';
+        const char *rp = strrchr(buf, ')');
+        long ppid = 0;
+        if (rp && sscanf(rp + 1, " %*c %ld", &ppid) == 1 && ppid == master)
+            kill((pid_t)pid, sig);
+    }
+    closedir(d);
+    kill((pid_t)master, sig);
+}
+
+/* A server that stops answering (here: every process of it stopped) costs
+ * a write the statement deadline, not a hung thread: UNAVAILABLE with the
+ * deadline in the message; the store notices, and recovers once it answers. */
+static void test_statement_deadline(void **state)
+{
+    fixture *f = *state;
+    news_store *s = open_ok(f->model, DIGEST_A);
+    float v[DIM] = {1, 2, 3, 4};
+    news_store_op op = upsert("N1", "one", v, 1);
+    char err[512] = "";
+    pg_signal_all(SIGSTOP);
+    news_store_status st = news_store_write(s, &op, 1, 0, NULL, err, sizeof err);
+    int64_t deadline = mono_clock_us() + 30 * 1000000;
+    while (news_store_up(s) != 0 && mono_clock_us() < deadline)
+        usleep(20000);
+    int up_while_stopped = news_store_up(s);
+    pg_signal_all(SIGCONT);
+    assert_int_equal(st, NEWS_STORE_UNAVAILABLE);
+    assert_non_null(
+        strstr(err, "write: no answer from the database within 5001 ms")); /* 5 s + 1 ms an item */
+    assert_int_equal(up_while_stopped, 0);
+    wait_reachable(s, true);
+    write_ok(s, &op, 1, 0, NULL);
+    news_store_close(s);
+}
+
 static void test_rewound_table(void **state)
 {
     fixture *f = *state;
@@ -724,6 +791,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_poll_between_stores, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_down_and_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_statement_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rewound_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writes_sync_and_reads, setup, teardown),
