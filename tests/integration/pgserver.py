@@ -17,6 +17,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -115,7 +116,34 @@ class PgServer:
             raise RuntimeError(f"psql {query!r} failed: {r.stderr}")
         return r.stdout.strip()
 
+    def postmaster_pids(self):
+        """The postmaster's pid and its children's (processes of this server only)."""
+        try:
+            with open(os.path.join(self.data, "postmaster.pid")) as f:
+                master = int(f.readline())
+        except (OSError, ValueError):
+            return []
+        pids = [master]
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == master:
+                pids.append(int(name))
+        return pids
+
     def close(self):
+        # A test that stopped the server's processes (SIGSTOP) and failed
+        # before continuing them must not leave them stopped.
+        for pid in self.postmaster_pids():
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except OSError:
+                pass
         if self.running:
             try:
                 self.stop("immediate")
