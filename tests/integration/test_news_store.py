@@ -349,6 +349,7 @@ def test_catalog_since_keeps_recent_items(tmp_path):
     cut = get(d, news_ids()[0]).json()["updated"]
     time.sleep(0.02)
     assert put(d, "NEW1", "team win").status == 201
+    time.sleep(0.01)  # NEW2 is the newer by at least a millisecond
     assert put(d, "NEW2", "oil bank").status == 201
     new_updated = get(d, "NEW1").json()["updated"]
     r = d.post("/v1/models/mind/recommend",
