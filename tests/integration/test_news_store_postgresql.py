@@ -239,7 +239,8 @@ def test_password_never_logged(start_daemon, pg, dsn):
     wait_until(lambda: metric(d, "fastformerd_news_store_up") == 1, 30, "up")
     assert "hunter2secret" not in d.log()
     assert "hunter2secret" not in r.body.decode()
-    assert "hunter2secret" not in d.get("/metrics").body.decode()
+    for path in ("/metrics", "/v1/models", "/v1/models/mind", "/v2/models/mind"):
+        assert "hunter2secret" not in d.get(path).body.decode(), path
 
 
 def test_sighup_keeps_the_shared_catalog(start_daemon, dsn):
