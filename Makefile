@@ -21,7 +21,7 @@ PKGS := openblas jansson yaml-0.1 libmicrohttpd libsystemd libutf8proc sqlite3 l
 # Debian packages: building, testing, and what `make deps` installs.
 DEB_BUILD := gcc make pkg-config libopenblas-dev libjansson-dev libyaml-dev libmicrohttpd-dev \
              libsystemd-dev libutf8proc-dev libsqlite3-dev libpq-dev
-DEB_TEST := libcmocka-dev python3 python3-pytest prometheus systemd postgresql
+DEB_TEST := libcmocka-dev python3 python3-pytest prometheus systemd curl postgresql
 DEB_PKGS := $(DEB_BUILD) $(DEB_TEST)
 # What CI's further checks need (make asan/tsan/fuzz/analyze/format-check/stress/docker-check): `make deps-ci`.
 DEB_CI := clang clang-format libfuzzer-14-dev libclang-rt-14-dev cppcheck clang-tidy valgrind debootstrap docker.io
@@ -252,7 +252,7 @@ fixtures:
 # ---- benchmarks (never part of `make test`) -----------------------------------
 # make bench [BENCH_QUICK=1] [BENCH_ONLY=ort,length,...]: tests/bench/run_bench.py
 # writes build/bench/results.md, results.json, length.csv and length.svg.
-# bench_engine wraps cblas_sgemm to replay the engine's exact GEMM calls.
+# bench_engine wraps gemm_run and cblas_sgemm to replay the engine's exact products.
 # ONNX Runtime (the CPU library ships in the npm package) goes into build/bench/ort;
 # --ignore-scripts skips its install script, which downloads GPU libraries from a
 # host that cannot be reached. When npm or the install fails, the bench still runs
@@ -264,7 +264,7 @@ ORT_DIR := build/bench/ort
 ORT_STAMP := $(ORT_DIR)/.installed-$(ORT_VERSION)
 
 $(BENCH_ENGINE): $(B)/obj/tests/bench/bench_engine.o $(B)/libmodel.a
-	$(QUIET_LD)$(CC) $(ALL_LDFLAGS) -Wl,--wrap=cblas_sgemm -o $@ $^ $(LIBS)
+	$(QUIET_LD)$(CC) $(ALL_LDFLAGS) -Wl,--wrap=cblas_sgemm,--wrap=gemm_run -o $@ $^ $(LIBS)
 
 -include $(B)/obj/tests/bench/bench_engine.d
 

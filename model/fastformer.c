@@ -36,6 +36,8 @@
 #include <assert.h>
 #include <cblas.h>
 #include <math.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,8 +54,12 @@
 #define FF_PREFETCH_ROWS 4
 
 typedef struct {
-    size_t mask, x, qk, att, inter, score, vec, col, total; /* offsets in floats */
-    int chunk_rows;                                         /* C: rows of the per-chunk regions */
+    size_t mask;                               /* offset of the mask in floats */
+    size_t lanes;                              /* offset of lane 0's scratch */
+    size_t x, qk, att, inter, score, vec, col; /* offsets within one lane's scratch */
+    size_t lane_floats;                        /* one lane's scratch, 64-byte multiple */
+    size_t total;                              /* floats of the whole block */
+    int chunk_rows;                            /* C: rows of the per-chunk regions */
 } ws_layout;
 
 /* a*b, or SIZE_MAX if it overflows (SIZE_MAX then propagates through adds). */
@@ -83,9 +89,10 @@ static int dims_valid(const fastformer_dims *d)
 }
 
 /* Returns 0 and fills *l, or -1 when the sizes are invalid or overflow. */
-static int layout_compute(const fastformer_dims *d, int max_tokens, int max_seqs, ws_layout *l)
+static int layout_compute(const fastformer_dims *d, int max_tokens, int max_seqs, int n_lanes,
+                          ws_layout *l)
 {
-    if (!dims_valid(d) || max_tokens <= 0 || max_seqs <= 0)
+    if (!dims_valid(d) || max_tokens <= 0 || max_seqs <= 0 || n_lanes <= 0 || n_lanes > 1024)
         return -1;
     const size_t t = (size_t)max_tokens;
     const size_t dd = (size_t)d->hidden_size;
@@ -97,7 +104,6 @@ static int layout_compute(const fastformer_dims *d, int max_tokens, int max_seqs
     l->chunk_rows = chunk;
     const size_t cr = (size_t)chunk;
     size_t c = 0;
-    l->mask = add_region(&c, t);
     l->x = add_region(&c, mul_sat(cr, dd));
     l->qk = add_region(&c, mul_sat(cr, mul_sat(2, dd)));
     l->att = add_region(&c, mul_sat(cr, (size_t)d->num_attention_heads));
@@ -105,28 +111,39 @@ static int layout_compute(const fastformer_dims *d, int max_tokens, int max_seqs
     l->score = add_region(&c, cr);
     l->vec = add_region(&c, mul_sat(4, dd));
     l->col = add_region(&c, 2 * (size_t)d->num_attention_heads);
-    l->total = c;
-    if (c == SIZE_MAX || c > SIZE_MAX / sizeof(float))
+    l->lane_floats = c;
+    size_t b = 0;
+    l->mask = add_region(&b, t);
+    l->lanes = add_region(&b, mul_sat(c, (size_t)n_lanes));
+    l->total = b;
+    if (c == SIZE_MAX || b == SIZE_MAX || b > SIZE_MAX / sizeof(float))
         return -1;
-    if ((size_t)max_seqs > SIZE_MAX / sizeof(int32_t) - 1 || t > SIZE_MAX / sizeof(float *))
+    if ((size_t)max_seqs > SIZE_MAX / (2 * sizeof(int32_t)) - 1 || t > SIZE_MAX / sizeof(float *))
         return -1;
     return 0;
 }
 
-size_t fastformer_workspace_bytes(const fastformer_dims *dims, int max_tokens, int max_seqs)
+size_t fastformer_workspace_bytes_lanes(const fastformer_dims *dims, int max_tokens, int max_seqs,
+                                        int n_lanes)
 {
     ws_layout l;
-    if (layout_compute(dims, max_tokens, max_seqs, &l) != 0)
+    if (layout_compute(dims, max_tokens, max_seqs, n_lanes, &l) != 0)
         return SIZE_MAX;
     return sizeof(fastformer_workspace) + l.total * sizeof(float) +
-           (size_t)max_tokens * sizeof(const float *) + ((size_t)max_seqs + 1) * sizeof(int32_t);
+           (size_t)max_tokens * sizeof(const float *) +
+           2 * ((size_t)max_seqs + 1) * sizeof(int32_t);
 }
 
-fastformer_workspace *fastformer_workspace_new(const fastformer_dims *dims, int max_tokens,
-                                               int max_seqs)
+size_t fastformer_workspace_bytes(const fastformer_dims *dims, int max_tokens, int max_seqs)
+{
+    return fastformer_workspace_bytes_lanes(dims, max_tokens, max_seqs, 1);
+}
+
+fastformer_workspace *fastformer_workspace_new_lanes(const fastformer_dims *dims, int max_tokens,
+                                                     int max_seqs, int n_lanes)
 {
     ws_layout l;
-    if (layout_compute(dims, max_tokens, max_seqs, &l) != 0)
+    if (layout_compute(dims, max_tokens, max_seqs, n_lanes, &l) != 0)
         return NULL;
     fastformer_workspace *ws = calloc(1, sizeof *ws);
     if (!ws)
@@ -137,7 +154,8 @@ fastformer_workspace *fastformer_workspace_new(const fastformer_dims *dims, int 
     ws->mask = block;
     ws->row_src = calloc((size_t)max_tokens, sizeof *ws->row_src);
     ws->seq_start = calloc((size_t)max_seqs + 1, sizeof *ws->seq_start);
-    if (!block || !ws->row_src || !ws->seq_start) {
+    ws->chunk_seq = calloc((size_t)max_seqs + 1, sizeof *ws->chunk_seq);
+    if (!block || !ws->row_src || !ws->seq_start || !ws->chunk_seq) {
         fastformer_workspace_free(ws);
         return NULL;
     }
@@ -146,10 +164,23 @@ fastformer_workspace *fastformer_workspace_new(const fastformer_dims *dims, int 
     ws->dims = *dims;
     ws->max_tokens = max_tokens;
     ws->max_seqs = max_seqs;
+    ws->n_lanes = n_lanes;
     ws->mask = block + l.mask;
-    ws->scratch = block + l.x;
-    ws->scratch_floats = l.total - l.x;
+    ws->scratch = block + l.lanes;
+    ws->scratch_floats = l.total - l.lanes;
     return ws;
+}
+
+fastformer_workspace *fastformer_workspace_new(const fastformer_dims *dims, int max_tokens,
+                                               int max_seqs)
+{
+    return fastformer_workspace_new_lanes(dims, max_tokens, max_seqs, 1);
+}
+
+void fastformer_workspace_set_team(fastformer_workspace *ws, parallel_team *team)
+{
+    assert(!team || parallel_team_lanes(team) <= ws->n_lanes);
+    ws->team = team;
 }
 
 void fastformer_workspace_free(fastformer_workspace *ws)
@@ -159,6 +190,7 @@ void fastformer_workspace_free(fastformer_workspace *ws)
     free(ws->mask); /* the block starts at mask */
     free(ws->row_src);
     free(ws->seq_start);
+    free(ws->chunk_seq);
     free(ws);
 }
 
@@ -187,11 +219,79 @@ void fastformer_set_rows(fastformer_workspace *ws, int row0, const float *vecs, 
     }
 }
 
+/* ---- packing ------------------------------------------------------------------- */
+
+/* The biases folded at pack time (see layer_forward), rounded to 16 floats. */
+static size_t folded_floats(const fastformer_dims *d)
+{
+    return ((size_t)d->num_attention_heads + 15) / 16 * 16 +
+           ((size_t)d->hidden_size + 15) / 16 * 16;
+}
+
+size_t fastformer_packed_floats(const fastformer_dims *d, gemm_path p)
+{
+    const int D = d->hidden_size, H = d->num_attention_heads, N_I = d->intermediate_size;
+    const size_t per_layer = gemm_packed_floats(p, 2 * D, D) + 2 * gemm_packed_floats(p, H, D) +
+                             2 * gemm_packed_floats(p, D, D) + gemm_packed_floats(p, N_I, D) +
+                             gemm_packed_floats(p, D, N_I) + folded_floats(d);
+    return per_layer * (size_t)d->num_hidden_layers + gemm_packed_floats(p, D, D);
+}
+
+static gemm_weights pack_next(gemm_path p, const float *w, int n, int k, float **cursor)
+{
+    gemm_weights g = gemm_pack(p, w, n, k, k, *cursor);
+    *cursor += gemm_packed_floats(p, n, k);
+    return g;
+}
+
+/* query_att(Q0 + bq) = Q0 Wa^T + (Wa bq + ba); dense's input lacks bq + bt,
+ * so its bias becomes bd + Wd (bq + bt). Writes H + D floats at out. */
+static void fold_biases(const fastformer_layer *l, int d, int h, float *qatt_bias,
+                        float *dense_bias, float *bq_bt)
+{
+    const float *bq = l->qk_bias;
+    for (int hh = 0; hh < h; hh++)
+        qatt_bias[hh] = l->query_att_bias[hh] +
+                        kernels_dot(l->query_att_weight + (size_t)hh * d, bq, (size_t)d);
+    for (int j = 0; j < d; j++)
+        bq_bt[j] = bq[j] + l->transform_bias[j];
+    for (int j = 0; j < d; j++)
+        dense_bias[j] =
+            l->attn_out_bias[j] + kernels_dot(l->attn_out_weight + (size_t)j * d, bq_bt, (size_t)d);
+}
+
+void fastformer_pack(fastformer_encoder *enc, fastformer_layer *layers, gemm_path p, float *buf)
+{
+    assert(layers == enc->layers && gemm_path_supported(p));
+    const fastformer_dims *d = &enc->dims;
+    const int D = d->hidden_size, H = d->num_attention_heads, N_I = d->intermediate_size;
+    float *at = buf;
+    for (int li = 0; li < d->num_hidden_layers; li++) {
+        fastformer_layer *l = &layers[li];
+        l->qk_packed = pack_next(p, l->qk_weight, 2 * D, D, &at);
+        l->query_att_packed = pack_next(p, l->query_att_weight, H, D, &at);
+        l->key_att_packed = pack_next(p, l->key_att_weight, H, D, &at);
+        l->transform_packed = pack_next(p, l->transform_weight, D, D, &at);
+        l->attn_out_packed = pack_next(p, l->attn_out_weight, D, D, &at);
+        l->inter_packed = pack_next(p, l->inter_weight, N_I, D, &at);
+        l->out_packed = pack_next(p, l->out_weight, D, N_I, &at);
+        float *qatt = at, *dense = at + ((size_t)H + 15) / 16 * 16;
+        /* bq + bt is scratch here: the pool's packed space, filled after. */
+        fold_biases(l, D, H, qatt, dense, at + folded_floats(d));
+        l->query_att_bias_folded = qatt;
+        l->attn_out_bias_folded = dense;
+        at += folded_floats(d);
+    }
+    enc->pool_fc1_packed = pack_next(p, enc->pool_fc1_weight, D, D, &at);
+    assert((size_t)(at - buf) == fastformer_packed_floats(d, p));
+}
+
 /* ---- one layer --------------------------------------------------------------- */
 
 /* One chunk: sequences seq_start[0..n_seqs] (absolute row offsets in the
  * batch, the first being row0); x holds their rows, mask points at theirs,
- * row_src is the whole batch's. */
+ * row_src is the whole batch's. team: the lanes every product is split
+ * across (NULL: this thread alone). */
 typedef struct {
     int d, h, inter, dh, n_rows, n_seqs, row0;
     float inv_scale, eps;
@@ -200,14 +300,71 @@ typedef struct {
     const void *const *row_src;
     const embedding_table *row_table;
     const int32_t *seq_start;
+    parallel_team *team;
 } run_state;
 
-/* out = C(rows, n) = A(rows, k; stride lda) * W(n, k)^T + beta*C. */
-static void gemm_nt(int rows, int n, int k, const float *a, int lda, const float *w, float beta,
-                    float *c, int ldc)
+/* C (rows, n) = A (rows, k; stride lda) * W (n, k)^T (+ C), then epi: one
+ * product, on the packed weights when there are some, else cblas_sgemm. */
+typedef struct {
+    const gemm_weights *packed;
+    const float *w;
+    int rows, n, k, lda, ldc;
+    const float *a;
+    float *c;
+    bool accumulate;
+    gemm_epilogue epi;
+} linear_job;
+
+static void linear_rows(const linear_job *j, int r0, int r1)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, k, 1.0f, a, lda, w, k, beta, c,
-                ldc);
+    if (r1 <= r0)
+        return;
+    const float *a = j->a + (size_t)r0 * (size_t)j->lda;
+    float *c = j->c + (size_t)r0 * (size_t)j->ldc;
+    const int m = r1 - r0;
+    if (j->packed->panels) {
+        gemm_run(j->packed, m, a, j->lda, j->accumulate, c, j->ldc, &j->epi);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, j->n, j->k, 1.0f, a, j->lda, j->w, j->k,
+                j->accumulate ? 1.0f : 0.0f, c, j->ldc);
+    switch (j->epi.kind) {
+    case GEMM_EPI_NONE:
+        break;
+    case GEMM_EPI_BIAS_GELU:
+        kernels_bias_gelu_rows(c, j->ldc, m, j->n, j->epi.bias);
+        break;
+    case GEMM_EPI_BIAS_LN:
+        kernels_layernorm_rows(c, j->ldc, m, j->n, j->epi.bias, j->epi.gamma, j->epi.beta,
+                               j->epi.eps);
+        break;
+    }
+}
+
+static int linear_align(const linear_job *j)
+{
+    return j->packed->panels ? gemm_path_rows(j->packed->path) : 8;
+}
+
+static void linear_lane(void *arg, int lane, int n_lanes)
+{
+    const linear_job *j = arg;
+    int r0, r1;
+    parallel_split(j->rows, linear_align(j), lane, n_lanes, &r0, &r1);
+    linear_rows(j, r0, r1);
+}
+
+/* Products below this many multiply-adds run on one lane: waking the others
+ * would cost more than it saves. */
+#define FF_SPLIT_MIN_MACS (1L << 18)
+
+static void linear(const run_state *s, const linear_job *j)
+{
+    if (s->team && j->rows >= 2 * linear_align(j) &&
+        (long)j->rows * j->n * j->k >= FF_SPLIT_MIN_MACS)
+        parallel_run(s->team, linear_lane, (void *)j);
+    else
+        linear_rows(j, 0, j->rows);
 }
 
 /* One FastformerLayer over all rows: X (s->x) becomes the layer's output Y. */
@@ -216,28 +373,31 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
     const int d = s->d, h = s->h, ld = 2 * d, rows = s->n_rows;
     float *q = s->qk, *k = s->qk + d;
     const float *bq = l->qk_bias, *bk = l->qk_bias + d;
-    float *glob = s->vec, *bq_bt = s->vec + d, *dense_bias = s->vec + 2 * d;
-    float *qatt_bias = s->vec + 3 * d;
+    float *glob = s->vec;
 
     /* Q0|K0 = X [Wq;Wk]^T without biases. Rather than passes adding biases to
      * Q0, they are carried along: query_att(Q0 + bq) = Q0 Wa^T + (Wa bq + ba);
      * qg gains bq (the softmax weights sum to 1); U gets it in the U pass; the
-     * residual's bq + bt goes through dense as Wd (bq + bt) into dense's bias
-     * (D*D multiply-adds, worth it only when that is less than a pass over
-     * the rows; otherwise it is added to Q after the U pass). bk joins the P
-     * pass. */
-    const int fold_dense = rows > d;
-    gemm_nt(rows, 2 * d, d, s->x, d, l->qk_weight, 0.0f, s->qk, ld);
-    for (int hh = 0; hh < h; hh++)
-        qatt_bias[hh] = l->query_att_bias[hh] +
-                        kernels_dot(l->query_att_weight + (size_t)hh * d, bq, (size_t)d);
-    for (int j = 0; j < d; j++)
-        bq_bt[j] = bq[j] + l->transform_bias[j];
-    for (int j = 0; j < d; j++)
-        dense_bias[j] = fold_dense
-                            ? l->attn_out_bias[j] +
-                                  kernels_dot(l->attn_out_weight + (size_t)j * d, bq_bt, (size_t)d)
-                            : l->attn_out_bias[j];
+     * residual's bq + bt goes through dense as Wd (bq + bt) into dense's bias.
+     * Both folded biases are constants of the weights: fastformer_pack
+     * computes them once; an encoder that is not packed folds them here
+     * (D*D multiply-adds per layer). bk joins the P pass. */
+    const float *qatt_bias = l->query_att_bias_folded, *dense_bias = l->attn_out_bias_folded;
+    if (!qatt_bias || !dense_bias) {
+        float *qb = s->vec + 3 * d, *db = s->vec + 2 * d;
+        fold_biases(l, d, h, qb, db, s->vec + d);
+        qatt_bias = qb;
+        dense_bias = db;
+    }
+    linear(s, &(linear_job){.packed = &l->qk_packed,
+                            .w = l->qk_weight,
+                            .rows = rows,
+                            .n = 2 * d,
+                            .k = d,
+                            .a = s->x,
+                            .lda = d,
+                            .c = s->qk,
+                            .ldc = ld});
 
     /* alpha = softmax(query_att(Q) / sqrt(dh) + ext) needs the logits of every
      * row: one GEMM. Then, one sequence at a time so that its Q|K rows stay in
@@ -245,7 +405,15 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
      * key_att(P) as a GEMM over the sequence's rows; beta; kg; U = kg * (Q0 +
      * bq) in P's slot. (A key_att GEMM over all rows would need a second
      * round trip of Q|K through memory; it is 1% of the flops.) */
-    gemm_nt(rows, h, d, q, ld, l->query_att_weight, 0.0f, s->att, h);
+    linear(s, &(linear_job){.packed = &l->query_att_packed,
+                            .w = l->query_att_weight,
+                            .rows = rows,
+                            .n = h,
+                            .k = d,
+                            .a = q,
+                            .lda = ld,
+                            .c = s->att,
+                            .ldc = h});
     for (int si = 0; si < s->n_seqs; si++) {
         const int r0 = s->seq_start[si] - s->row0, n = s->seq_start[si + 1] - s->seq_start[si];
         if (n == 0)
@@ -257,26 +425,69 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
         for (int j = 0; j < d; j++)
             glob[j] += bq[j];
         kernels_bias_mul_rows(ks, ld, ks, ld, n, d, bk, glob);
-        gemm_nt(n, h, d, ks, ld, l->key_att_weight, 0.0f, att, h);
+        linear_rows(&(linear_job){.packed = &l->key_att_packed,
+                                  .w = l->key_att_weight,
+                                  .rows = n,
+                                  .n = h,
+                                  .k = d,
+                                  .a = ks,
+                                  .lda = ld,
+                                  .c = att,
+                                  .ldc = h},
+                    0, n);
         kernels_softmax_masked_cols(att, n, h, l->key_att_bias, s->inv_scale, s->mask + r0, s->col);
         kernels_head_weighted_sum(glob, att, ks, ld, n, h, s->dh);
         kernels_bias_mul_rows(ks, ld, qs, ld, n, d, bq, glob);
     }
 
-    if (!fold_dense)
-        kernels_bias_add_rows(q, ld, rows, d, bq_bt);
-    /* out0 = transform(U) + Q0 in Q's slot; out = out0 + bq + bt (or out0 = out
-     * when not folding). */
-    gemm_nt(rows, d, d, k, ld, l->transform_weight, 1.0f, q, ld);
-    /* A = LN(dense(out) + X): X += out0 Wd^T, then LN(X + bd + Wd (bq + bt)). */
-    gemm_nt(rows, d, d, q, ld, l->attn_out_weight, 1.0f, s->x, d);
-    kernels_layernorm_rows(s->x, d, rows, d, dense_bias, l->attn_ln_weight, l->attn_ln_bias,
-                           s->eps);
-    /* G = gelu(A Wi^T + bi); Y = LN(G Wo^T + bo + A). */
-    gemm_nt(rows, s->inter, d, s->x, d, l->inter_weight, 0.0f, s->act, s->inter);
-    kernels_bias_gelu_rows(s->act, s->inter, rows, s->inter, l->inter_bias);
-    gemm_nt(rows, d, s->inter, s->act, s->inter, l->out_weight, 1.0f, s->x, d);
-    kernels_layernorm_rows(s->x, d, rows, d, l->out_bias, l->out_ln_weight, l->out_ln_bias, s->eps);
+    /* out0 = transform(U) + Q0 in Q's slot (out = out0 + bq + bt). */
+    linear(s, &(linear_job){.packed = &l->transform_packed,
+                            .w = l->transform_weight,
+                            .rows = rows,
+                            .n = d,
+                            .k = d,
+                            .a = k,
+                            .lda = ld,
+                            .c = q,
+                            .ldc = ld,
+                            .accumulate = true});
+    /* A = LN(dense(out) + X) = LN(X + out0 Wd^T + bd + Wd (bq + bt)), the
+     * LayerNorm fused on each block of rows of the product. */
+    linear(s, &(linear_job){.packed = &l->attn_out_packed,
+                            .w = l->attn_out_weight,
+                            .rows = rows,
+                            .n = d,
+                            .k = d,
+                            .a = q,
+                            .lda = ld,
+                            .c = s->x,
+                            .ldc = d,
+                            .accumulate = true,
+                            .epi = {GEMM_EPI_BIAS_LN, dense_bias, l->attn_ln_weight,
+                                    l->attn_ln_bias, s->eps}});
+    /* G = gelu(A Wi^T + bi); Y = LN(G Wo^T + bo + A), both epilogues fused. */
+    linear(s, &(linear_job){.packed = &l->inter_packed,
+                            .w = l->inter_weight,
+                            .rows = rows,
+                            .n = s->inter,
+                            .k = d,
+                            .a = s->x,
+                            .lda = d,
+                            .c = s->act,
+                            .ldc = s->inter,
+                            .epi = {.kind = GEMM_EPI_BIAS_GELU, .bias = l->inter_bias}});
+    linear(s, &(linear_job){.packed = &l->out_packed,
+                            .w = l->out_weight,
+                            .rows = rows,
+                            .n = d,
+                            .k = s->inter,
+                            .a = s->act,
+                            .lda = s->inter,
+                            .c = s->x,
+                            .ldc = d,
+                            .accumulate = true,
+                            .epi = {GEMM_EPI_BIAS_LN, l->out_bias, l->out_ln_weight, l->out_ln_bias,
+                                    s->eps}});
 }
 
 /* ---- encode ---------------------------------------------------------------- */
@@ -317,7 +528,15 @@ static void chunk_forward(const fastformer_encoder *enc, run_state *s, float *po
         layer_forward(&enc->layers[li], s);
 
     /* Pooling: e = tanh(att_fc1(Y)); s = att_fc2(e); w = exp(s)*mask/(sum+1e-8). */
-    gemm_nt(s->n_rows, d, d, s->x, d, enc->pool_fc1_weight, 0.0f, s->qk, d);
+    linear(s, &(linear_job){.packed = &enc->pool_fc1_packed,
+                            .w = enc->pool_fc1_weight,
+                            .rows = s->n_rows,
+                            .n = d,
+                            .k = d,
+                            .a = s->x,
+                            .lda = d,
+                            .c = s->qk,
+                            .ldc = d});
     kernels_tanh_dot_rows(s->qk, d, s->n_rows, d, enc->pool_fc1_bias, enc->pool_fc2_weight,
                           enc->pool_fc2_bias[0], s->score);
     for (int si = 0; si < s->n_seqs; si++) {
@@ -329,6 +548,75 @@ static void chunk_forward(const fastformer_encoder *enc, run_state *s, float *po
         }
         kernels_attention_pool(s->score + r0, s->mask + r0, s->x + (size_t)r0 * d, d, n, d, out);
     }
+}
+
+/* Sequences [chunk_seq[c], chunk_seq[c+1]) form chunk c. */
+static void chunk_run(const fastformer_encoder *enc, const fastformer_workspace *ws, run_state *s,
+                      int s0, int s1, float *pooled)
+{
+    const int32_t *starts = ws->seq_start;
+    s->row0 = starts[s0];
+    s->n_rows = starts[s1] - starts[s0];
+    s->n_seqs = s1 - s0;
+    s->seq_start = starts + s0;
+    s->mask = ws->mask + s->row0;
+    float *out = pooled + (size_t)s0 * (size_t)s->d;
+    if (s->n_rows == 0)
+        memset(out, 0, (size_t)s->n_seqs * (size_t)s->d * sizeof(float));
+    else
+        chunk_forward(enc, s, out);
+}
+
+/* Chunks of whole sequences, greedily up to max_rows rows each (a longer
+ * sequence is a chunk of its own); returns how many, bounds in chunk_seq. */
+static int chunks_plan(const int32_t *starts, int n_seqs, int max_rows, int32_t *chunk_seq)
+{
+    int n = 0;
+    for (int s0 = 0, s1; s0 < n_seqs; s0 = s1) {
+        s1 = s0 + 1;
+        while (s1 < n_seqs && starts[s1 + 1] - starts[s0] <= max_rows)
+            s1++;
+        chunk_seq[n++] = s0;
+    }
+    chunk_seq[n] = n_seqs;
+    return n;
+}
+
+/* A run_state on the scratch of lane `lane`. */
+static run_state lane_state(const run_state *base, const fastformer_workspace *ws,
+                            const ws_layout *l, int lane)
+{
+    float *sc = ws->scratch + (size_t)lane * l->lane_floats;
+    run_state s = *base;
+    s.x = sc + l->x;
+    s.qk = sc + l->qk;
+    s.att = sc + l->att;
+    s.act = sc + l->inter;
+    s.score = sc + l->score;
+    s.vec = sc + l->vec;
+    s.col = sc + l->col;
+    return s;
+}
+
+/* Whole chunks per lane, taken in turn from a shared counter (so that a lane
+ * slowed by a busy machine takes fewer). */
+typedef struct {
+    const fastformer_encoder *enc;
+    const fastformer_workspace *ws;
+    const ws_layout *l;
+    const run_state *base;
+    float *pooled;
+    int n_chunks;
+    _Atomic int next;
+} chunks_job;
+
+static void chunks_lane(void *arg, int lane, int n_lanes)
+{
+    (void)n_lanes;
+    chunks_job *j = arg;
+    run_state s = lane_state(j->base, j->ws, j->l, lane);
+    for (int c; (c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < j->n_chunks;)
+        chunk_run(j->enc, j->ws, &s, j->ws->chunk_seq[c], j->ws->chunk_seq[c + 1], j->pooled);
 }
 
 void fastformer_encode(const fastformer_encoder *enc, fastformer_workspace *ws, int n_seqs,
@@ -344,7 +632,7 @@ void fastformer_encode(const fastformer_encoder *enc, fastformer_workspace *ws, 
     assert(starts[0] == 0);
 
     ws_layout l;
-    int ok = layout_compute(&ws->dims, ws->max_tokens, ws->max_seqs, &l);
+    int ok = layout_compute(&ws->dims, ws->max_tokens, ws->max_seqs, ws->n_lanes, &l);
     assert(ok == 0);
     (void)ok;
     for (int si = 0; si < n_seqs; si++) {
@@ -352,42 +640,41 @@ void fastformer_encode(const fastformer_encoder *enc, fastformer_workspace *ws, 
         assert(starts[si + 1] - starts[si] <= dims->max_position_embeddings);
         assert(starts[si + 1] - starts[si] <= l.chunk_rows);
     }
-    assert((n_seqs > 0 ? starts[n_seqs] : 0) <= ws->max_tokens);
+    const int total_rows = n_seqs > 0 ? starts[n_seqs] : 0;
+    assert(total_rows <= ws->max_tokens);
 
-    float *base = ws->mask - l.mask;
-    run_state s = {
+    const run_state base = {
         .d = d,
         .h = h,
         .inter = dims->intermediate_size,
         .dh = d / h,
         .inv_scale = (float)(1.0 / sqrt((double)(d / h))),
         .eps = dims->layer_norm_eps,
-        .x = base + l.x,
         .row_src = ws->row_src,
         .row_table = ws->row_table,
-        .qk = base + l.qk,
-        .att = base + l.att,
-        .act = base + l.inter,
-        .score = base + l.score,
-        .vec = base + l.vec,
-        .col = base + l.col,
     };
-    /* Chunks of whole sequences, greedily up to chunk_rows rows. */
-    for (int s0 = 0, s1; s0 < n_seqs; s0 = s1) {
-        s1 = s0 + 1;
-        while (s1 < n_seqs && starts[s1 + 1] - starts[s0] <= l.chunk_rows)
-            s1++;
-        s.row0 = starts[s0];
-        s.n_rows = starts[s1] - starts[s0];
-        s.n_seqs = s1 - s0;
-        s.seq_start = starts + s0;
-        s.mask = ws->mask + s.row0;
-        float *out = pooled + (size_t)s0 * d;
-        if (s.n_rows == 0)
-            memset(out, 0, (size_t)s.n_seqs * (size_t)d * sizeof(float));
-        else
-            chunk_forward(enc, &s, out);
+    const int n_lanes = ws->team ? parallel_team_lanes(ws->team) : 1;
+    if (n_lanes > 1 && n_seqs >= n_lanes) {
+        /* Enough sequences: whole chunks per lane, at most an equal share of
+         * the rows each so that every lane gets work. */
+        int share = (total_rows + n_lanes - 1) / n_lanes;
+        int max_rows = share < l.chunk_rows ? (share > 0 ? share : 1) : l.chunk_rows;
+        chunks_job j = {.enc = enc,
+                        .ws = ws,
+                        .l = &l,
+                        .base = &base,
+                        .pooled = pooled,
+                        .n_chunks = chunks_plan(starts, n_seqs, max_rows, ws->chunk_seq)};
+        atomic_init(&j.next, 0);
+        parallel_run(ws->team, chunks_lane, &j);
+        return;
     }
+    /* One lane's chunks in turn, each product split across the team. */
+    run_state s = lane_state(&base, ws, &l, 0);
+    s.team = n_lanes > 1 ? ws->team : NULL;
+    const int n_chunks = chunks_plan(starts, n_seqs, l.chunk_rows, ws->chunk_seq);
+    for (int c = 0; c < n_chunks; c++)
+        chunk_run(enc, ws, &s, ws->chunk_seq[c], ws->chunk_seq[c + 1], pooled);
 }
 
 double fastformer_gemm_flops(const fastformer_dims *dims, const int32_t *seq_start, int n_seqs)

@@ -8,7 +8,14 @@
  * keeps its position but gets -10000 in both attention softmaxes and weight 0
  * in the pooling, exactly as in PyTorch. A sequence with no rows pools to the
  * zero vector (the official result for all-padding input).
- * Pure compute: no threads of its own (BLAS may use some), no I/O, no globals. */
+ *
+ * The products run on the engine's own GEMM (gemm.h) once the encoder's
+ * weights are packed (fastformer_pack, done by model_load); an encoder that
+ * is not packed runs them through cblas_sgemm. An encode runs on the threads
+ * of the workspace's team (parallel.h) when it has one: whole chunks of
+ * sequences per lane when there are at least as many sequences as lanes,
+ * otherwise every product split by rows across the lanes.
+ * Pure compute: no threads of its own (lent ones only), no I/O, no globals. */
 #ifndef FF_FASTFORMER_H
 #define FF_FASTFORMER_H
 
@@ -17,6 +24,8 @@
 
 #include "compiler.h"
 #include "embedding.h"
+#include "gemm.h"
+#include "parallel.h"
 
 typedef struct {
     int hidden_size;             /* D */
@@ -48,6 +57,13 @@ typedef struct {
     const float *out_bias;         /* (D) */
     const float *out_ln_weight;    /* (D) output.LayerNorm */
     const float *out_ln_bias;      /* (D) */
+    /* Set by fastformer_pack (zeroed before, and then the products go
+     * through cblas_sgemm on the weights above): the weights packed for the
+     * engine's GEMM, and two biases folded once (see fastformer.c). */
+    gemm_weights qk_packed, query_att_packed, key_att_packed, transform_packed, attn_out_packed,
+        inter_packed, out_packed;
+    const float *query_att_bias_folded; /* (H) query_att_bias + Wa bq */
+    const float *attn_out_bias_folded;  /* (D) attn_out_bias + Wd (bq + bt) */
 } fastformer_layer;
 
 /* FastformerEncoder + poolers.0 (AttentionPooling). Borrowed pointers. */
@@ -61,15 +77,30 @@ typedef struct {
     const float *pool_fc1_bias;       /* (D) */
     const float *pool_fc2_weight;     /* (1, D) att_fc2 */
     const float *pool_fc2_bias;       /* (1) */
+    gemm_weights pool_fc1_packed;     /* set by fastformer_pack */
 } fastformer_encoder;
+
+/* Floats of the buffer fastformer_pack needs for an encoder of these dims
+ * packed for path p (64-byte aligned parts). */
+size_t fastformer_packed_floats(const fastformer_dims *dims, gemm_path p);
+
+/* Packs every product's weights of enc for path p into buf
+ * (fastformer_packed_floats floats, 64-byte aligned; owned by the caller, it
+ * must outlive enc) and folds the two constant biases: fills the _packed and
+ * _folded fields of `layers`, which must be enc->layers (writable), and
+ * enc->pool_fc1_packed. p must be supported by the CPU (gemm_path_supported).
+ * Load time only: not thread-safe against encodes of enc. */
+void fastformer_pack(fastformer_encoder *enc, fastformer_layer *layers, gemm_path p, float *buf);
 
 /* Activations for batches of up to max_tokens rows in up to max_seqs
  * sequences, allocated once. Before fastformer_encode the caller points every
  * row at its input vector and sets its mask (fastformer_gather for token ids,
  * fastformer_set_rows for vectors) and fills seq_start; the rest is private
  * scratch. The scratch holds one chunk of rows (see fastformer.c), not the
- * whole batch, so its size does not grow with max_tokens. One workspace per
- * thread: fastformer_encode may run concurrently on different workspaces. */
+ * whole batch, so its size does not grow with max_tokens; it holds one
+ * chunk per lane (n_lanes, see fastformer_workspace_set_team). One workspace
+ * per calling thread: fastformer_encode may run concurrently on different
+ * workspaces. */
 typedef struct {
     fastformer_dims dims;
     int max_tokens;
@@ -83,6 +114,9 @@ typedef struct {
     int32_t *seq_start;               /* (max_seqs + 1): row offsets, seq_start[0] = 0 */
     float *scratch;                   /* private */
     size_t scratch_floats;
+    int n_lanes;         /* chunks of scratch: the most lanes a team may have */
+    parallel_team *team; /* borrowed; NULL: the calling thread alone */
+    int32_t *chunk_seq;  /* private (max_seqs + 1) */
 } fastformer_workspace;
 
 /* Returns a new workspace (free with fastformer_workspace_free), or NULL when
@@ -90,9 +124,18 @@ typedef struct {
  * the longest sequence it will hold. */
 fastformer_workspace *fastformer_workspace_new(const fastformer_dims *dims, int max_tokens,
                                                int max_seqs);
+/* The same with scratch for n_lanes >= 1 lanes (fastformer_workspace_new: 1). */
+fastformer_workspace *fastformer_workspace_new_lanes(const fastformer_dims *dims, int max_tokens,
+                                                     int max_seqs, int n_lanes);
+/* Lends ws the team whose lanes run its encodes (borrowed: it must outlive
+ * its use by ws; NULL: the calling thread alone). The team may have at most
+ * ws->n_lanes lanes (asserted). */
+void fastformer_workspace_set_team(fastformer_workspace *ws, parallel_team *team);
 void fastformer_workspace_free(fastformer_workspace *ws);
 /* Bytes a workspace of these sizes allocates (for the daemon's memory estimate). */
 size_t fastformer_workspace_bytes(const fastformer_dims *dims, int max_tokens, int max_seqs);
+size_t fastformer_workspace_bytes_lanes(const fastformer_dims *dims, int max_tokens, int max_seqs,
+                                        int n_lanes);
 
 /* Points rows row0 .. row0+n-1 at the rows of `table` (F32 or int8, dim D)
  * for `n` ids and sets their mask (id != 0); fastformer_encode reads each row

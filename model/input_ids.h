@@ -29,4 +29,12 @@ FF_MUST_CHECK int input_ids_from_json(const json_t *arr, size_t off, size_t n, i
                                       const char *path, size_t index_base, char *err,
                                       size_t err_cap);
 
+/* The same for n ids stored as little-endian signed integers of `width`
+ * bytes (4: INT32, 8: INT64) back to back at raw (no alignment needed), as
+ * the Open Inference Protocol's binary tensor data carries them. Messages
+ * name element k as PATH[index_base + k]. Returns 0 or -1. */
+FF_MUST_CHECK int input_ids_from_le(const unsigned char *raw, int width, size_t n, int vocab_size,
+                                    int32_t *ids, size_t ids_cap, size_t *n_content,
+                                    const char *path, size_t index_base, char *err, size_t err_cap);
+
 #endif

@@ -452,6 +452,52 @@ static int load_weights(const char *dir, model *m, char *err, size_t err_cap)
     return 0;
 }
 
+/* The kernel path: FASTFORMER_KERNELS when set (it must name a path this
+ * CPU supports), else the best one. */
+static int choose_kernel_path(gemm_path *out, char *err, size_t err_cap)
+{
+    const char *forced = getenv("FASTFORMER_KERNELS");
+    if (forced == NULL || forced[0] == '\0') {
+        *out = gemm_path_best();
+        return 0;
+    }
+    if (!gemm_path_parse(forced, out)) {
+        snprintf(err, err_cap, "FASTFORMER_KERNELS=%.40s: expected plain, avx2 or avx512", forced);
+        return -1;
+    }
+    if (!gemm_path_supported(*out)) {
+        snprintf(err, err_cap, "FASTFORMER_KERNELS=%s: this CPU cannot run the %s kernels", forced,
+                 forced);
+        return -1;
+    }
+    return 0;
+}
+
+/* Packs both encoders' weights for m->kernel_path into one owned buffer. */
+static int pack_encoders(const char *dir, model *m, char *err, size_t err_cap)
+{
+    const bool users = model_has_user_encoder(m);
+    const size_t news = fastformer_packed_floats(&m->config.encoder, m->kernel_path);
+    const size_t user =
+        users ? fastformer_packed_floats(&m->config.user_encoder, m->kernel_path) : 0;
+    if (news > SIZE_MAX / sizeof(float) - user) {
+        snprintf(err, err_cap, "%s: packed weights overflow", dir);
+        return -1;
+    }
+    const size_t bytes = (news + user) * sizeof(float);
+    m->packed = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (m->packed == NULL) {
+        snprintf(err, err_cap, "%s: out of memory for %zu bytes of packed weights", dir, bytes);
+        return -1;
+    }
+    m->packed_bytes = bytes;
+    fastformer_pack(&m->encoder, m->owned_layers, m->kernel_path, m->packed);
+    if (users)
+        fastformer_pack(&m->user_encoder, m->owned_layers + m->config.encoder.num_hidden_layers,
+                        m->kernel_path, m->packed + news);
+    return 0;
+}
+
 int model_load(const char *dir, model **out, char *err, size_t err_cap)
 {
     *out = NULL;
@@ -460,8 +506,9 @@ int model_load(const char *dir, model **out, char *err, size_t err_cap)
         snprintf(err, err_cap, "%s: out of memory", dir);
         return -1;
     }
-    if (load_config_and_vocab(dir, m, err, err_cap) != 0 ||
-        load_weights(dir, m, err, err_cap) != 0) {
+    if (choose_kernel_path(&m->kernel_path, err, err_cap) != 0 ||
+        load_config_and_vocab(dir, m, err, err_cap) != 0 ||
+        load_weights(dir, m, err, err_cap) != 0 || pack_encoders(dir, m, err, err_cap) != 0) {
         model_free(m);
         return -1;
     }
@@ -479,6 +526,7 @@ void model_free(model *m)
     free(m->owned);
     free(m->owned_i8);
     free(m->owned_layers);
+    free(m->packed);
     model_config_free(&m->config);
     free(m);
 }
@@ -506,6 +554,19 @@ size_t model_workspace_bytes(const model *m, int max_tokens, int max_seqs)
 {
     fastformer_dims dims = workspace_dims(m);
     return fastformer_workspace_bytes(&dims, max_tokens, max_seqs);
+}
+
+fastformer_workspace *model_workspace_new_lanes(const model *m, int max_tokens, int max_seqs,
+                                                int n_lanes)
+{
+    fastformer_dims dims = workspace_dims(m);
+    return fastformer_workspace_new_lanes(&dims, max_tokens, max_seqs, n_lanes);
+}
+
+size_t model_workspace_bytes_lanes(const model *m, int max_tokens, int max_seqs, int n_lanes)
+{
+    fastformer_dims dims = workspace_dims(m);
+    return fastformer_workspace_bytes_lanes(&dims, max_tokens, max_seqs, n_lanes);
 }
 
 int model_max_tokens(const model *m)

@@ -51,24 +51,38 @@ typedef struct {
      * buffer (converted tensors, int8 scales, the concatenated query|key
      * projections) plus the copy of an int8 table; 0 when none. */
     size_t owned_bytes;
+    /* The GEMM kernel path the encoders run (gemm.h): the environment's
+     * FASTFORMER_KERNELS (plain, avx2 or avx512) when set, else the fastest
+     * this CPU supports; and the bytes of the encoders' weights packed for it
+     * at load (fastformer_pack), owned by the model. */
+    gemm_path kernel_path;
+    size_t packed_bytes;
 
     /* private: the mapping (NULL once released) and owned copies */
     mapped_file file;
     float *owned;
     int8_t *owned_i8;
     fastformer_layer *owned_layers;
+    float *packed;
 } model;
 
 /* Loads and validates the model directory `dir`. Returns a new model in *out
  * (free with model_free) or -1 with a message that names the file and the
  * tensor or key, e.g. "DIR/model.safetensors: tensor
  * 'fastformer_model.encoders.1.attention.self.key.weight' has shape [64,32],
- * expected [64,64]". Never crashes or reads out of bounds on a bad file. */
+ * expected [64,64]", or the environment ("FASTFORMER_KERNELS=avx512: this CPU
+ * cannot run the avx512 kernels"). Never crashes or reads out of bounds on a
+ * bad file. */
 FF_MUST_CHECK int model_load(const char *dir, model **out, char *err, size_t err_cap);
 void model_free(model *m);
 
 /* A workspace that serves both of the model's encoders. NULL when out of memory. */
 fastformer_workspace *model_workspace_new(const model *m, int max_tokens, int max_seqs);
+/* The same for encodes on a team of up to n_lanes lanes (parallel.h); the
+ * caller lends it the team with fastformer_workspace_set_team. */
+fastformer_workspace *model_workspace_new_lanes(const model *m, int max_tokens, int max_seqs,
+                                                int n_lanes);
+size_t model_workspace_bytes_lanes(const model *m, int max_tokens, int max_seqs, int n_lanes);
 /* Bytes model_workspace_new(m, max_tokens, max_seqs) allocates (for the
  * daemon's memory estimate); SIZE_MAX when the sizes overflow. */
 size_t model_workspace_bytes(const model *m, int max_tokens, int max_seqs);

@@ -72,6 +72,8 @@ const char *api_family_tag(api_family family)
         return "v2";
     case API_FAMILY_OPERATIONS:
         return "operations";
+    case API_FAMILY_OPENAI:
+        return "openai";
     }
     return "";
 }
@@ -115,6 +117,9 @@ void api_on_complete(const http_request *r, void *vctx)
         .batch_size = st->batch_size > 0 ? (uint32_t)st->batch_size : 0,
         .n_items = st->n_items > 0 ? (uint32_t)st->n_items : 0,
         .error = reject_reason_name(st->reject),
+        .trace_id = st->trace_id[0] ? st->trace_id : NULL,
+        .span_id = st->span_id[0] ? st->span_id : NULL,
+        .parent_id = st->parent_id[0] ? st->parent_id : NULL,
     };
     log_access(&e);
 }

@@ -20,6 +20,7 @@
 #include "infer_request.h"
 #include "metrics.h"
 #include "model_registry.h"
+#include "settings.h"
 
 /* Most inputs (items) in one request; more -> 413. Keeps the per-request
  * allocation (items x max tokens ids) bounded whatever the body limit. */
@@ -33,6 +34,17 @@ typedef struct {
     metrics *metrics;
     atomic_bool draining; /* set by main on SIGTERM: /readyz says "draining" */
     const char *version;  /* daemon version string */
+    /* server.cors_allow_origins (cors.h), borrowed from the daemon's settings */
+    char *const *cors_origins;
+    size_t n_cors_origins;
+    /* server.model_control: the repository routes answer (api_repository.c) */
+    bool model_control;
+    /* The repository: the config file as it is now, with the command line's
+     * overrides (main.c), valid until the next call; or NULL with err when it
+     * no longer parses. HTTP thread. NULL: no repository (the routes answer
+     * 403 as when model_control is off). */
+    const settings *(*repository_config)(void *user, char *err, size_t err_cap);
+    void *repository_user;
 
     /* News-cache counters already passed to the metrics, per metrics model
      * slot (HTTP thread only: updated when /metrics is scraped). */
@@ -45,16 +57,20 @@ typedef struct {
 /* ---- the route table ------------------------------------------------------ */
 
 /* A route's family: the tag its operation has in server/openapi.json (a unit
- * test checks them). The family is what decides a route's error shape when
- * the families' shapes differ (the Open Inference Protocol's is
- * {"error": "message"}); today every family answers api_errors.h's. */
+ * test checks them). The V2 family's routes are exactly those under /v2,
+ * which answer errors in the Open Inference Protocol's shape
+ * {"error": "message", ...} (api_errors.h decides by the path, so that an
+ * unmatched /v2 path is answered the same way; test_openapi holds the
+ * family to the paths). */
 typedef enum {
     API_FAMILY_V1,         /* "v1": the REST API */
     API_FAMILY_V2,         /* "v2": the KServe Open Inference Protocol */
     API_FAMILY_OPERATIONS, /* "operations": health, readiness, metrics, the document */
+    API_FAMILY_OPENAI,     /* "openai": OpenAI-compatible routes, OpenAI's error shape
+                              {"error": {"message", "type", "param", "code"}} (api_openai.c) */
 } api_family;
 
-/* "v1", "v2" or "operations". */
+/* "v1", "v2", "operations" or "openai". */
 const char *api_family_tag(api_family family);
 
 typedef struct api_model_route api_model_route; /* api_frame.h */
@@ -106,6 +122,12 @@ void api_on_complete(const http_request *r, void *ctx);
 /* http_options.on_connection (ctx = api_context *): the open-connections gauge. */
 void api_on_connection(int delta, void *ctx);
 
+/* http_options.on_headers (ctx = api_context *; api_headers.c): the W3C
+ * trace context (traceparent in, the request's trace and span in its stats
+ * and a traceparent out) and CORS (the origin headers, and the answer to an
+ * allowed origin's preflight). HTTP thread. */
+bool api_on_headers(http_request *r, void *ctx);
+
 /* ---- answers shared by the routes ------------------------------------------- */
 
 /* json_real for a float that may not be finite (JSON has no NaN): returns
@@ -113,6 +135,10 @@ void api_on_connection(int delta, void *ctx);
 json_t *api_json_float(float v);
 /* A JSON array of n floats (new reference, NULL when out of memory). */
 json_t *api_json_floats(const float *v, int n);
+
+/* The registry's spec of the configured model m (strings borrowed from cfg):
+ * its effective batch limits resolved (api_repository.c). */
+model_spec api_model_spec(const settings *cfg, const settings_model *m);
 
 /* A model's description for /v1/models (full = false: name, task, ready) and
  * /v1/models/{name} (full = true). New reference, NULL when out of memory. */

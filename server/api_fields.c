@@ -50,8 +50,11 @@ json_t *api_body_json(const char *body, size_t body_bytes, api_verdict *v)
     json_t *j = json_loadb(body, body_bytes,
                            JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
     /* jansson reports some failed allocations as syntax errors ("string or
-     * '}' expected"), so the allocator's own note decides. */
-    if (!j && json_alloc_failed) {
+     * '}' expected"), and its lexer drops a character it cannot save without
+     * failing at all (a key can lose its last letter), so the allocator's own
+     * note decides, whatever json_loadb returned. */
+    if (json_alloc_failed) {
+        json_decref(j);
         api_fail(v, 503, "out of memory");
         return NULL;
     }

@@ -3,6 +3,7 @@
 #include "api_frame.h"
 
 #include <assert.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -34,7 +35,14 @@ int api_route_parse(const api_model_route *route, const api_call *call, const ch
     out->job = NULL;
     if (route->check && route->check(call, &out->verdict) != 0)
         return out->verdict.status;
-    json_t *json = api_body_json(body, body_bytes, &out->verdict);
+    size_t json_bytes = body_bytes;
+    if (route->json_part && route->json_part(call, body_bytes, &json_bytes, &out->verdict) != 0)
+        return out->verdict.status;
+    assert(json_bytes <= body_bytes);
+    api_call with_tail = *call;
+    with_tail.tail = body + json_bytes;
+    with_tail.tail_bytes = body_bytes - json_bytes;
+    json_t *json = api_body_json(body, json_bytes, &out->verdict);
     if (!json)
         return out->verdict.status;
     if (route->job_bytes > 0) {
@@ -44,7 +52,7 @@ int api_route_parse(const api_model_route *route, const api_call *call, const ch
             return api_fail(&out->verdict, 503, "out of memory");
         }
     }
-    int status = route->parse(call, json, out);
+    int status = route->parse(&with_tail, json, out);
     json_decref(json);
     assert(status == out->verdict.status && (status != 0 || out->req));
     if (status != 0)
@@ -82,6 +90,13 @@ served_model *api_model_get(api_context *ctx, http_request *r)
         http_request_stats_of(r)->reject = REJECT_NOT_READY;
         http_request_respond_error(r, 503, "model '%.64s' failed to load", name);
         return NULL;
+    case SERVED_MODEL_UNLOADED:
+        http_request_set_model(r, "");
+        http_request_respond_error(r, 404,
+                                   "model '%.64s' is unloaded (POST "
+                                   "/v2/repository/models/%.64s/load serves it again)",
+                                   name, name);
+        return NULL;
     default:
         /* Unknown names must not become metric labels. */
         http_request_set_model(r, "");
@@ -107,7 +122,11 @@ void api_frame_handle(http_request *r, void *vctx)
         return;
     size_t body_bytes;
     const char *body = http_request_body(r, &body_bytes);
-    api_call call = {.sm = sm, .param = http_request_param(r, 1)};
+    api_call call = {.sm = sm,
+                     .param = http_request_param(r, 1),
+                     .content_type = http_request_header(r, "Content-Type"),
+                     .inference_header_length =
+                         http_request_header(r, "Inference-Header-Content-Length")};
     api_parsed parsed;
     if (api_route_parse(route, &call, body, body_bytes, &parsed) == 0)
         api_submit(ctx, r, route, &parsed);
@@ -149,6 +168,23 @@ static void on_infer_done(infer_request *req, void *user)
     http_request_resume(user);
 }
 
+/* An error answer of the frame, in the route's shape. */
+static void frame_error(http_request *r, const api_model_route *route, int status, const char *fmt,
+                        ...) FF_PRINTF(4, 5);
+static void frame_error(http_request *r, const api_model_route *route, int status, const char *fmt,
+                        ...)
+{
+    char msg[API_MESSAGE_CAP];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (route->respond_error)
+        route->respond_error(r, status, msg);
+    else
+        http_request_respond_error(r, status, "%s", msg);
+}
+
 /* Answers a submit the batcher refused. */
 static void refusal_respond(http_request *r, api_pending *pd)
 {
@@ -162,17 +198,17 @@ static void refusal_respond(http_request *r, api_pending *pd)
         st->reject = REJECT_QUEUE_FULL;
         snprintf(retry, sizeof retry, "%d", batcher_retry_after_s(pd->ctx->batcher));
         http_request_add_header(r, "Retry-After", retry);
-        http_request_respond_error(r, 429, "the request queue is full; retry after %s s", retry);
+        frame_error(r, pd->route, 429, "the request queue is full; retry after %s s", retry);
         return;
     case BATCHER_DRAINING:
         st->reject = REJECT_DRAINING;
         http_request_add_header(r, "Retry-After", "1");
-        http_request_respond_error(r, 503, "server is draining (shutting down)");
+        frame_error(r, pd->route, 503, "server is draining (shutting down)");
         return;
     case BATCHER_TOO_BIG:
         st->reject = REJECT_TOO_LARGE;
-        http_request_respond_error(r, 413, "request has %d items, more than the queue can hold",
-                                   pd->req->n_items);
+        frame_error(r, pd->route, 413, "request has %d items, more than the queue can hold",
+                    pd->req->n_items);
         return;
     }
 }
@@ -196,13 +232,13 @@ static void on_resume(http_request *r, void *vctx)
         return;
     case INFER_DEADLINE:
         st->reject = REJECT_DEADLINE;
-        http_request_respond_error(r, 504, "the request's deadline passed while it was queued");
+        frame_error(r, pd->route, 504, "the request's deadline passed while it was queued");
         return;
     case INFER_CANCELLED:
         /* The client went away (http_server_probe_disconnects): nobody reads
          * this answer; 499 (nginx's "client closed request") is for the log. */
         st->reject = REJECT_DISCONNECTED;
-        http_request_respond_error(r, 499, "the client closed the connection");
+        frame_error(r, pd->route, 499, "the client closed the connection");
         return;
     case INFER_SHUTDOWN:
     case INFER_PENDING:
@@ -211,7 +247,7 @@ static void on_resume(http_request *r, void *vctx)
     /* INFER_PENDING cannot reach here: the done callback runs after the
      * status is final. */
     st->reject = REJECT_DRAINING;
-    http_request_respond_error(r, 503, "server shut down before the request was computed");
+    frame_error(r, pd->route, 503, "server shut down before the request was computed");
 }
 
 void api_submit(api_context *ctx, http_request *r, const api_model_route *route, api_parsed *parsed)

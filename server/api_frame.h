@@ -21,10 +21,17 @@
 #include "infer_request.h"
 #include "model_registry.h"
 
-/* What a model route's parser is given besides the body. */
+/* What a model route's parser is given besides the body's JSON. */
 typedef struct {
     served_model *sm;  /* the model named by the path (borrowed; requests retain it) */
-    const char *param; /* the path's capture after the model name ({id}), or NULL */
+    const char *param; /* the path's capture after the model name ({id}, {version}), or NULL */
+    /* Request headers a route reads (NULL when absent): */
+    const char *content_type;
+    const char *inference_header_length; /* Inference-Header-Content-Length (oip_binary.h) */
+    /* Set by api_route_parse for route->parse: the body after its JSON part
+     * (route->json_part), e.g. binary tensor data; tail_bytes 0 without one. */
+    const char *tail;
+    size_t tail_bytes;
 } api_call;
 
 /* What a parser builds. On status 0: req (owned) and job are what the frame
@@ -42,17 +49,25 @@ struct api_model_route {
     /* Optional: what is decided before the body is read (the model's task,
      * the path's id). Returns 0, or a status with v filled. Pure. */
     int (*check)(const api_call *call, api_verdict *v);
+    /* Optional: how many of the body's body_bytes are its JSON (the rest is
+     * the tail, e.g. binary tensor data), into *json_bytes. Returns 0, or a
+     * status (400, 415) with v filled. Pure. NULL: the whole body is JSON. */
+    int (*json_part)(const api_call *call, size_t body_bytes, size_t *json_bytes, api_verdict *v);
     /* Parses the body (a JSON object) into out->req and out->job. Returns 0,
-     * or the status of out->verdict (400, 413, 422, 503); on failure it may
+     * or the status of out->verdict (400, 404, 413, 422, 503); on failure it may
      * leave a partly built out->req and job for api_route_parse to release.
      * Pure: no HTTP, no globals. */
     int (*parse)(const api_call *call, json_t *body, api_parsed *out);
     api_finish_fn finish;
     size_t job_bytes;               /* size of the job the answer needs (0: none) */
     void (*job_release)(void *job); /* frees what a job owns (not the job); may be NULL */
+    /* Answers the frame's own errors (429, 503, 504, 413 after parsing) in
+     * the route family's shape; NULL: http_request_respond_error's. */
+    void (*respond_error)(http_request *r, int status, const char *message);
 };
 
-/* Runs route->check, the body's JSON parse (api_body_json) and route->parse.
+/* Runs route->check, route->json_part, the JSON part's parse (api_body_json)
+ * and route->parse (with call->tail set to the rest of the body).
  * Returns 0 with out->req (and out->job) to submit or to release with
  * api_parsed_release, or the error status with out->verdict, nothing left to
  * release. Out of memory is 503. Pure: no HTTP call and no state of its own

@@ -32,18 +32,13 @@ int api_input_text(const served_model *sm, infer_request *req, int i, const char
     return 0;
 }
 
-int api_input_ids(const served_model *sm, infer_request *req, int i, json_t *arr, size_t off,
-                  size_t n, const api_input_rules *rules, const char *path, size_t index_base,
-                  api_verdict *v)
+/* Commits the `used` ids (without trailing padding) an ids input left in
+ * item i: cut at the model's maximum when truncating, else 422. */
+static int ids_commit(const served_model *sm, infer_request *req, int i, size_t used,
+                      const api_input_rules *rules, const char *path, api_verdict *v)
 {
     int max_ids = model_max_tokens(sm->model);
     int32_t *ids = infer_request_item_ids(req, i);
-    size_t used = 0; /* length without trailing padding */
-    if (input_ids_from_json(arr, off, n, sm->model->config.vocab_size, ids, (size_t)max_ids, &used,
-                            path, index_base, v->message, sizeof v->message) != 0) {
-        v->status = 400;
-        return 400;
-    }
     if (used > (size_t)max_ids) {
         if (!rules->truncate)
             return api_fail(
@@ -57,6 +52,36 @@ int api_input_ids(const served_model *sm, infer_request *req, int i, json_t *arr
         used--;
     item_commit(req, i, (int)used, rules);
     return 0;
+}
+
+int api_input_ids(const served_model *sm, infer_request *req, int i, json_t *arr, size_t off,
+                  size_t n, const api_input_rules *rules, const char *path, size_t index_base,
+                  api_verdict *v)
+{
+    int max_ids = model_max_tokens(sm->model);
+    int32_t *ids = infer_request_item_ids(req, i);
+    size_t used = 0; /* length without trailing padding */
+    if (input_ids_from_json(arr, off, n, sm->model->config.vocab_size, ids, (size_t)max_ids, &used,
+                            path, index_base, v->message, sizeof v->message) != 0) {
+        v->status = 400;
+        return 400;
+    }
+    return ids_commit(sm, req, i, used, rules, path, v);
+}
+
+int api_input_ids_le(const served_model *sm, infer_request *req, int i, const unsigned char *raw,
+                     int width, size_t n, const api_input_rules *rules, const char *path,
+                     size_t index_base, api_verdict *v)
+{
+    int max_ids = model_max_tokens(sm->model);
+    int32_t *ids = infer_request_item_ids(req, i);
+    size_t used = 0;
+    if (input_ids_from_le(raw, width, n, sm->model->config.vocab_size, ids, (size_t)max_ids, &used,
+                          path, index_base, v->message, sizeof v->message) != 0) {
+        v->status = 400;
+        return 400;
+    }
+    return ids_commit(sm, req, i, used, rules, path, v);
 }
 
 /* The news `news_id` names: its vector from the model's catalog. */

@@ -38,4 +38,10 @@ int api_input_ids(const served_model *sm, infer_request *req, int i, json_t *arr
                   size_t n, const api_input_rules *rules, const char *path, size_t index_base,
                   api_verdict *v);
 
+/* The same from n ids stored little-endian, `width` bytes each (4: INT32,
+ * 8: INT64), at raw (binary tensor data; input_ids_from_le). */
+int api_input_ids_le(const served_model *sm, infer_request *req, int i, const unsigned char *raw,
+                     int width, size_t n, const api_input_rules *rules, const char *path,
+                     size_t index_base, api_verdict *v);
+
 #endif

@@ -96,9 +96,10 @@ void api_v1_models(http_request *r, void *vctx)
     if (n_unserved > METRICS_MAX_MODELS)
         n_unserved = METRICS_MAX_MODELS;
     for (int i = 0; arr && i < n_unserved; i++)
-        json_array_append_new(arr,
-                              json_pack("{s:s,s:b,s:s}", "name", names[i], "ready", 0, "state",
-                                        states[i] == SERVED_MODEL_FAILED ? "failed" : "loading"));
+        json_array_append_new(arr, json_pack("{s:s,s:b,s:s}", "name", names[i], "ready", 0, "state",
+                                             states[i] == SERVED_MODEL_FAILED     ? "failed"
+                                             : states[i] == SERVED_MODEL_UNLOADED ? "unloaded"
+                                                                                  : "loading"));
     http_request_respond_json(r, 200, arr ? json_pack("{s:o}", "models", arr) : NULL);
 }
 

@@ -25,7 +25,7 @@
 #include "route_path.h"
 #include "settings.h"
 
-#define HTTP_MAX_HEADERS 4
+#define HTTP_MAX_HEADERS 10
 #define HTTP_REQUEST_ID_MAX 128
 #define HTTP_MODEL_NAME_MAX 128
 /* A body without Content-Length that crosses the limit is read and dropped
@@ -64,8 +64,8 @@ typedef enum {
 } request_phase;
 
 typedef struct {
-    char name[32];
-    char value[96];
+    char name[48];
+    char value[256];
 } response_header;
 
 struct http_request {
@@ -131,6 +131,8 @@ static http_method method_parse(const char *m)
         return HTTP_PUT;
     if (strcmp(m, "DELETE") == 0)
         return HTTP_DELETE;
+    if (strcmp(m, "OPTIONS") == 0)
+        return HTTP_OPTIONS;
     return HTTP_OTHER;
 }
 
@@ -147,6 +149,8 @@ static const char *method_name(http_method m)
         return "PUT";
     case HTTP_DELETE:
         return "DELETE";
+    case HTTP_OPTIONS:
+        return "OPTIONS";
     default:
         return "OTHER";
     }
@@ -266,7 +270,7 @@ void http_request_respond_error(http_request *r, int status, const char *fmt, ..
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     /* A NULL body (out of memory) is answered by the transport as a bare 500. */
-    http_request_respond_json(r, status, api_error_json(status, msg));
+    http_request_respond_json(r, status, api_error_json_for_path(r->path, status, msg));
 }
 
 void http_request_respond_json(http_request *r, int status, json_t *body)
@@ -551,6 +555,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (!r)
             return MHD_NO; /* out of memory: MHD closes the connection */
         *req_cls = r;
+        if (s->opt.on_headers && s->opt.on_headers(r, s->opt.route_ctx))
+            return response_queue(r);
         if (request_screen(s, r, method))
             return response_queue(r);
         return MHD_YES;

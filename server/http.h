@@ -30,6 +30,7 @@ typedef enum {
     HTTP_POST,
     HTTP_PUT,
     HTTP_DELETE,
+    HTTP_OPTIONS, /* no route has it: a CORS preflight is answered by on_headers */
     HTTP_OTHER,
 } http_method;
 
@@ -74,6 +75,12 @@ typedef struct {
     /* Called on the HTTP thread with +1 when a connection opens and -1 when
      * it closes (for an open-connections gauge); may be NULL. Uses complete_ctx. */
     void (*on_connection)(int delta, void *ctx);
+    /* Called on the HTTP thread once a request's headers are in, before
+     * routing and the API key check (ctx = route_ctx). It may add response
+     * headers, which every answer to the request then carries (CORS, trace
+     * context), and it may answer the request itself and return true (a CORS
+     * preflight); false lets the request go on. May be NULL. */
+    bool (*on_headers)(http_request *r, void *ctx);
 } http_options;
 
 /* Binds, listens and starts the HTTP thread. Returns 0 with *out, or -1 with a
@@ -144,6 +151,10 @@ typedef struct {
     int batch_size;       /* largest batch one of its items ran in; 0 = none */
     int n_items;          /* sequences the request was split into; 0 = none */
     reject_reason reject; /* why the request was refused, or REJECT_NONE */
+    /* W3C trace context (trace_context.h): lowercase hex, "" when unset */
+    char trace_id[33];  /* the trace the request belongs to */
+    char span_id[17];   /* the daemon's own span for this request */
+    char parent_id[17]; /* the caller's span (traceparent's parent-id), "" when none */
 } http_request_stats;
 http_request_stats *http_request_stats_of(http_request *r);
 const http_request_stats *http_request_stats_get(const http_request *r);
@@ -157,7 +168,8 @@ void *http_request_state(const http_request *r);
 
 /* Takes `body` (a new reference is stolen) and answers with it as JSON. */
 void http_request_respond_json(http_request *r, int status, json_t *body);
-/* Answers with the API's one error shape (api_errors.h) for `status`; the
+/* Answers with the error shape of the request's path (api_errors.h: the
+ * Open Inference Protocol's under /v2, the API's elsewhere) for `status`; the
  * message is printf-formatted and truncated to 512 bytes. */
 void http_request_respond_error(http_request *r, int status, const char *fmt, ...) FF_PRINTF(3, 4);
 /* Answers with bytes the transport copies. */
@@ -166,7 +178,8 @@ void http_request_respond_bytes(http_request *r, int status, const char *content
 /* Takes `body` (malloc'ed, freed by the transport). */
 void http_request_respond_owned(http_request *r, int status, const char *content_type, char *body,
                                 size_t body_bytes);
-/* Adds a response header (e.g. Retry-After). Copied. At most 4 per response. */
+/* Adds a response header (e.g. Retry-After). Copied (a name of up to 47
+ * bytes, a value of up to 255). At most 10 per response. */
 void http_request_add_header(http_request *r, const char *name, const char *value);
 
 /* Parks the request; `fn` runs on the HTTP thread after http_request_resume. */

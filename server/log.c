@@ -367,6 +367,9 @@ void log_access(const log_access_entry *e)
                     latency_ms, queue_ms);
         line_printf(&l, ",\"batch_size\":%u,\"items\":%u", e->batch_size, e->n_items);
         line_field_str(&l, true, "error", e->error);
+        line_field_str(&l, true, "trace_id", e->trace_id);
+        line_field_str(&l, true, "span_id", e->span_id);
+        line_field_str(&l, true, "parent_id", e->parent_id);
     } else {
         line_puts(&l, "access");
         line_field_str(&l, false, "id", e->request_id);
@@ -384,6 +387,12 @@ void log_access(const log_access_entry *e)
             line_text_str(&l, e->error, strlen(e->error), true);
             line_puts(&l, "\"");
         }
+        if (e->trace_id) {
+            line_field_str(&l, false, "trace_id", e->trace_id);
+            line_field_str(&l, false, "span_id", e->span_id);
+        }
+        if (e->parent_id)
+            line_field_str(&l, false, "parent_id", e->parent_id);
     }
     line_emit(&l, json);
 }

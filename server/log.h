@@ -80,14 +80,18 @@ typedef struct {
     uint32_t batch_size;     /* largest batch that computed one of its items; 0 if none */
     uint32_t n_items;        /* sequences the request was split into; 0 if none */
     const char *error;       /* why it was rejected (reject_reason_name), NULL if it was not */
+    const char *trace_id;    /* W3C trace context: the request's trace, NULL if none */
+    const char *span_id;     /* the daemon's span for the request */
+    const char *parent_id;   /* the caller's span (traceparent), NULL if it sent none */
 } log_access_entry;
 
 /* Emits `e` at LOG_LEVEL_INFO.
  * JSON: {"ts":...,"level":"info","event":"access","request_id":"...","method":"POST",
  *        "path":"...","route":"...","model":"...","remote_addr":"...","status":200,
- *        "latency_ms":1.234,"queue_ms":0.250,"batch_size":4,"items":1,"error":"..."}
+ *        "latency_ms":1.234,"queue_ms":0.250,"batch_size":4,"items":1,"error":"...",
+ *        "trace_id":"...","span_id":"...","parent_id":"..."}
  * Text: TS INFO access id=ID POST /path route=R model=M status=200 latency_ms=1.234
- *       queue_ms=0.250 batch_size=4 items=1 [error="..."]
+ *       queue_ms=0.250 batch_size=4 items=1 [error="..."] trace_id=T span_id=S [parent_id=P]
  * Any thread. */
 void log_access(const log_access_entry *e);
 

@@ -86,6 +86,7 @@ typedef struct {
      * reload that drops a model turns its ready gauge to 0 */
     metrics_model_id served_ids[METRICS_MAX_MODELS];
     int n_served;
+    settings repository; /* the config as the model repository last read it (HTTP thread) */
 } daemon_state;
 
 /* ---- configuration ------------------------------------------------------------ */
@@ -111,22 +112,21 @@ static model_spec *specs_from(const settings *cfg)
     model_spec *specs = calloc(cfg->n_models ? cfg->n_models : 1, sizeof *specs);
     if (!specs)
         return NULL;
-    for (size_t i = 0; i < cfg->n_models; i++) {
-        const settings_model *m = &cfg->models[i];
-        specs[i] = (model_spec){
-            .name = m->name,
-            .path = m->path,
-            .news_catalog = m->news_catalog,
-            .state_dir = cfg->server.state_dir,
-            .news_store = m->news_store,
-            .max_catalog_items = m->max_catalog_items,
-            .news_bulk_max_items = (int)cfg->server.news_bulk_max_items,
-            .news_cache_entries = (int)m->news_cache_entries,
-            .max_batch_size = (int)settings_model_max_batch_size(cfg, m),
-            .max_batch_tokens = (int)settings_model_max_batch_tokens(cfg, m),
-        };
-    }
+    for (size_t i = 0; i < cfg->n_models; i++)
+        specs[i] = api_model_spec(cfg, &cfg->models[i]);
     return specs;
+}
+
+/* The model repository's view of the config (api_context.repository_config):
+ * the config file as it is now, with the command line's overrides, so that
+ * loading one model re-reads its entry as SIGHUP does. HTTP thread. */
+static const settings *repository_config(void *user, char *err, size_t err_cap)
+{
+    daemon_state *d = user;
+    settings_free(&d->repository);
+    if (config_read(&d->args, &d->repository, err, err_cap) != 0)
+        return NULL;
+    return &d->repository;
 }
 
 /* ---- loader events (loader thread) ---------------------------------------------- */
@@ -452,6 +452,8 @@ static int serve(daemon_state *d)
     d->metrics = metrics_new(api_route_labels, (int)api_n_routes);
     model_registry_events ev = {.user = d, .on_progress = on_load_progress, .on_loaded = on_loaded};
     d->registry = model_registry_new((int)cfg->batching.workers, &ev);
+    if (d->registry)
+        model_registry_set_lanes(d->registry, (int)cfg->batching.engine_threads);
     int max_batch = 1;
     for (size_t i = 0; i < cfg->n_models; i++) {
         int b = (int)settings_model_max_batch_size(cfg, &cfg->models[i]);
@@ -473,6 +475,7 @@ static int serve(daemon_state *d)
     }
     worker_options wo = {.n_workers = (int)cfg->batching.workers,
                          .blas_threads = (int)cfg->batching.blas_threads,
+                         .engine_threads = (int)cfg->batching.engine_threads,
                          .observer = {.user = d->metrics,
                                       .on_batch = obs_batch,
                                       .on_queue_wait = obs_queue_wait,
@@ -488,6 +491,12 @@ static int serve(daemon_state *d)
     d->api.batcher = d->batcher;
     d->api.metrics = d->metrics;
     d->api.version = FASTFORMERD_VERSION;
+    d->api.cors_origins = cfg->server.cors_allow_origins.items;
+    d->api.n_cors_origins = cfg->server.cors_allow_origins.n;
+    d->api.model_control = cfg->server.model_control != 0;
+    d->api.repository_config = repository_config;
+    d->api.repository_user = d;
+    metrics_request_timeout_set(d->metrics, cfg->server.request_timeout_ms);
     atomic_store(&d->api.draining, false);
     http_options ho = {.host = cfg->server.listen.host,
                        .port = cfg->server.listen.port,
@@ -501,6 +510,7 @@ static int serve(daemon_state *d)
                        .route_ctx = &d->api,
                        .on_complete = api_on_complete,
                        .on_connection = api_on_connection,
+                       .on_headers = api_on_headers,
                        .complete_ctx = &d->api};
     if (http_server_start(&ho, &d->http, err, sizeof err) != 0) {
         log_error("%s", err);
@@ -508,10 +518,10 @@ static int serve(daemon_state *d)
     }
     const char *host = cfg->server.listen.host;
     bool v6 = strchr(host, ':') != NULL;
-    log_info("fastformerd %s listening on http://%s%s%s:%d (%u worker%s x %u BLAS thread%s)",
+    log_info("fastformerd %s listening on http://%s%s%s:%d (%u worker%s x %u engine thread%s)",
              FASTFORMERD_VERSION, v6 ? "[" : "", host, v6 ? "]" : "", http_server_port(d->http),
              cfg->batching.workers, cfg->batching.workers == 1 ? "" : "s",
-             cfg->batching.blas_threads, cfg->batching.blas_threads == 1 ? "" : "s");
+             cfg->batching.engine_threads, cfg->batching.engine_threads == 1 ? "" : "s");
     notify_status("listening; loading %zu model%s", cfg->n_models, cfg->n_models == 1 ? "" : "s");
 
     model_spec *specs = specs_from(cfg);
@@ -558,6 +568,10 @@ static void teardown(daemon_state *d)
         batcher_abort(d->batcher);
     if (d->workers)
         worker_pool_join(d->workers);
+    /* A model repository load parks its request until the loader is done:
+     * let it resume while the server still runs. */
+    if (d->registry)
+        model_registry_join_loader(d->registry);
     http_server_stop(d->http);
     news_sync_stop(d->news_sync);
     if (d->registry) {
@@ -567,6 +581,7 @@ static void teardown(daemon_state *d)
     if (d->batcher)
         batcher_free(d->batcher);
     metrics_free(d->metrics);
+    settings_free(&d->repository);
     settings_free(&d->cfg);
     free(d->args.models);
 }

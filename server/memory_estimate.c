@@ -60,11 +60,12 @@ static size_t round_up(size_t n, size_t to)
  * concatenated query|key projections live in the model's owned buffer. An
  * int8 word embedding table counts as stored, one byte per element: inside
  * the mapping when it stays, else as the model's owned int8 copy; its scales
- * are owned F32. */
+ * are owned F32. The encoders' weights packed for the GEMM kernels at load
+ * are a further copy (packed_bytes). */
 static size_t weights_bytes(const model *m)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    return round_up(m->mapped_bytes, page) + m->owned_bytes;
+    return round_up(m->mapped_bytes, page) + m->owned_bytes + m->packed_bytes;
 }
 
 void memory_estimate_add_model(memory_estimate *e, const served_model *sm)
@@ -72,7 +73,8 @@ void memory_estimate_add_model(memory_estimate *e, const served_model *sm)
     assert(e && sm && sm->model && sm->n_workers >= 1 && sm->workspace_tokens >= 1);
     const model *m = sm->model;
     const int D = m->config.encoder.hidden_size;
-    size_t ws = model_workspace_bytes(m, sm->workspace_tokens, sm->max_batch_size);
+    size_t ws = model_workspace_bytes_lanes(m, sm->workspace_tokens, sm->max_batch_size,
+                                            sm->n_lanes >= 1 ? sm->n_lanes : 1);
     size_t pooled = ((size_t)sm->max_batch_size + 1) * (size_t)D * sizeof(float);
 
     e->weights += weights_bytes(m);

@@ -93,6 +93,8 @@ struct metrics {
     _Atomic uint64_t reloads[2]; /* [0] failure, [1] success */
     _Atomic int64_t connections;
     _Atomic uint64_t memory_estimate_bytes;
+    _Atomic uint32_t request_timeout_ms;
+    _Atomic uint64_t traceparent_invalid;
 
     double start_time_s; /* process_start_time_seconds; < 0 when unknown */
 };
@@ -377,6 +379,16 @@ void metrics_memory_estimate_set(metrics *m, uint64_t bytes)
     atomic_store_explicit(&m->memory_estimate_bytes, bytes, memory_order_relaxed);
 }
 
+void metrics_request_timeout_set(metrics *m, uint32_t timeout_ms)
+{
+    atomic_store_explicit(&m->request_timeout_ms, timeout_ms, memory_order_relaxed);
+}
+
+void metrics_traceparent_invalid(metrics *m)
+{
+    atomic_fetch_add_explicit(&m->traceparent_invalid, 1, memory_order_relaxed);
+}
+
 /* ---- rendering --------------------------------------------------------- */
 
 typedef struct {
@@ -627,6 +639,19 @@ static void render_process(out_buf *o, const metrics *m)
     }
 }
 
+/* The request deadline gauge and the malformed-traceparent counter. */
+static void render_deadline_and_trace(out_buf *o, metrics *mm)
+{
+    out_family(o, "fastformerd_request_timeout_seconds", "gauge",
+               "The default request deadline (server.request_timeout_ms).");
+    out_printf(o, "fastformerd_request_timeout_seconds %.3f\n",
+               atomic_load_explicit(&mm->request_timeout_ms, memory_order_relaxed) / 1000.0);
+    out_family(o, "fastformerd_traceparent_invalid_total", "counter",
+               "Malformed traceparent headers (ignored: the request started a new trace).");
+    out_printf(o, "fastformerd_traceparent_invalid_total %" PRIu64 "\n",
+               atomic_load_explicit(&mm->traceparent_invalid, memory_order_relaxed));
+}
+
 int metrics_render(const metrics *m, char **out, size_t *out_len)
 {
     out_buf o = {0};
@@ -732,6 +757,7 @@ int metrics_render(const metrics *m, char **out, size_t *out_len)
                "The daemon's estimate of its resident memory for the models it serves.");
     out_printf(&o, "fastformerd_memory_estimate_bytes %" PRIu64 "\n",
                atomic_load_explicit(&mm->memory_estimate_bytes, memory_order_relaxed));
+    render_deadline_and_trace(&o, mm);
 
     render_process(&o, m);
 

@@ -25,6 +25,9 @@
  *   fastformerd_http_connections                                 gauge (open connections)
  *   fastformerd_memory_estimate_bytes                            gauge (memory_estimate.h; 0
  *                                                                until the first model set is in)
+ *   fastformerd_request_timeout_seconds                          gauge (server.request_timeout_ms)
+ *   fastformerd_traceparent_invalid_total                        counter (malformed traceparent
+ *                                                                headers, ignored)
  *   process_cpu_seconds_total, process_resident_memory_bytes, process_virtual_memory_bytes,
  *   process_open_fds, process_max_fds, process_start_time_seconds   (from /proc/self)
  * Requests that name no model (or an unknown one) use model="". Request,
@@ -117,6 +120,11 @@ void metrics_reload(metrics *m, int success);
 void metrics_connections_add(metrics *m, int64_t delta);
 /* The daemon's memory estimate of the set being served, in bytes. */
 void metrics_memory_estimate_set(metrics *m, uint64_t bytes);
+/* The default request deadline (server.request_timeout_ms), for alerts on
+ * latency against it. */
+void metrics_request_timeout_set(metrics *m, uint32_t timeout_ms);
+/* Counts a malformed traceparent header (ignored: the request starts a new trace). */
+void metrics_traceparent_invalid(metrics *m);
 
 /* ---- rendering --------------------------------------------------------- */
 

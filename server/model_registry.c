@@ -23,6 +23,7 @@ typedef struct {
 struct model_registry {
     pthread_mutex_t mu;
     int n_workers;
+    int n_lanes;
     model_registry_events ev;
 
     served_model **set; /* current set (one reference each), configuration order */
@@ -183,14 +184,15 @@ static void report_ready(const model_registry *reg, const served_model *sm)
     if (!reg->ev.on_progress)
         return;
     char msg[600];
-    double mib =
-        (double)model_workspace_bytes(sm->model, sm->workspace_tokens, sm->max_batch_size) *
-        reg->n_workers / (1024.0 * 1024.0);
+    double mib = (double)model_workspace_bytes_lanes(sm->model, sm->workspace_tokens,
+                                                     sm->max_batch_size, sm->n_lanes) *
+                 reg->n_workers / (1024.0 * 1024.0);
     snprintf(msg, sizeof msg,
              "model '%s' (%s) ready in %.2f s: %d workspace%s of %d tokens / %d sequences, "
-             "%.1f MiB",
+             "%.1f MiB; %s kernels",
              sm->name, model_task_name(sm->model->config.task), sm->load_seconds, reg->n_workers,
-             reg->n_workers == 1 ? "" : "s", sm->workspace_tokens, sm->max_batch_size, mib);
+             reg->n_workers == 1 ? "" : "s", sm->workspace_tokens, sm->max_batch_size, mib,
+             gemm_path_name(sm->model->kernel_path));
     reg->ev.on_progress(reg->ev.user, msg);
 }
 
@@ -212,6 +214,7 @@ static int load_one(model_registry *reg, const spec_copy *spec, news_catalog *pr
     sm->path = strdup(spec->path);
     sm->n_workers = reg->n_workers;
     sm->news_bulk_max_items = spec->news_bulk_max_items > 0 ? spec->news_bulk_max_items : 1000;
+    sm->n_lanes = reg->n_lanes;
     if (!sm->name || !sm->path) {
         snprintf(err, err_cap, "model '%s': out of memory", spec->name);
         goto fail;
@@ -242,7 +245,7 @@ static int load_one(model_registry *reg, const spec_copy *spec, news_catalog *pr
     if (!sm->ws || !sm->pooled)
         goto oom;
     for (int i = 0; i < reg->n_workers; i++) {
-        sm->ws[i] = model_workspace_new(m, ws_tokens, sm->max_batch_size);
+        sm->ws[i] = model_workspace_new_lanes(m, ws_tokens, sm->max_batch_size, sm->n_lanes);
         /* one spare row for the warm-up's user vector */
         sm->pooled[i] = malloc(((size_t)sm->max_batch_size + 1) * (size_t)D * sizeof(float));
         if (!sm->ws[i] || !sm->pooled[i])
@@ -313,9 +316,16 @@ model_registry *model_registry_new(int n_workers, const model_registry_events *e
         return NULL;
     }
     reg->n_workers = n_workers;
+    reg->n_lanes = 1;
     if (events)
         reg->ev = *events;
     return reg;
+}
+
+void model_registry_set_lanes(model_registry *reg, int n_lanes)
+{
+    assert(n_lanes >= 1);
+    reg->n_lanes = n_lanes;
 }
 
 static void free_load_names(model_registry *reg)
@@ -525,7 +535,96 @@ typedef struct {
     model_registry *reg;
     spec_copy *specs;
     int n;
+    bool one; /* model_registry_load_one_async: specs[0] joins the served set */
+    void (*done)(void *user, bool ok, const char *message);
+    void *done_user;
 } loader_args;
+
+/* Sets the state of `name` in the latest load's list, adding it when it is
+ * not there (a model loaded or unloaded on its own). Caller holds reg->mu.
+ * Out of memory leaves the list as it was (the state is then not shown). */
+static void load_entry_set_locked(model_registry *reg, const char *name, served_model_state st)
+{
+    for (int i = 0; i < reg->n_load; i++)
+        if (strcmp(reg->load_names[i], name) == 0) {
+            reg->load_states[i] = st;
+            return;
+        }
+    char **names = realloc(reg->load_names, sizeof *names * (size_t)(reg->n_load + 1));
+    if (!names)
+        return;
+    reg->load_names = names;
+    served_model_state *states =
+        realloc(reg->load_states, sizeof *states * (size_t)(reg->n_load + 1));
+    if (!states)
+        return;
+    reg->load_states = states;
+    names[reg->n_load] = strdup(name);
+    if (!names[reg->n_load])
+        return;
+    states[reg->n_load++] = st;
+}
+
+/* The served set's index of `name`, or -1. Caller holds reg->mu. */
+static int set_index_locked(const model_registry *reg, const char *name)
+{
+    for (int i = 0; i < reg->n_set; i++)
+        if (strcmp(reg->set[i]->name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* One model in, swapped into the set; reg->loading is already true. */
+static int load_single(model_registry *reg, const spec_copy *spec, char *err, size_t err_cap)
+{
+    pthread_mutex_lock(&reg->mu);
+    load_entry_set_locked(reg, spec->name, SERVED_MODEL_LOADING);
+    pthread_mutex_unlock(&reg->mu);
+    if (reg->ev.on_progress) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "loading model '%s' from %s", spec->name, spec->path);
+        reg->ev.on_progress(reg->ev.user, msg);
+    }
+    served_model *sm = NULL, *old = NULL;
+    /* The model's current catalog is kept when it has the same identity,
+     * else retired while the new one loads (see load_specs). */
+    served_model *current = model_registry_get(reg, spec->name);
+    news_catalog *previous = current ? current->catalog : NULL, *retired = NULL;
+    if (previous)
+        news_catalog_retain(previous);
+    served_model_release(current);
+    int rc = load_one(reg, spec, previous, &retired, &sm, err, err_cap);
+    pthread_mutex_lock(&reg->mu);
+    if (rc == 0) {
+        int i = set_index_locked(reg, spec->name);
+        served_model **grown =
+            i >= 0 ? reg->set : realloc(reg->set, sizeof *grown * (size_t)(reg->n_set + 1));
+        if (!grown) {
+            snprintf(err, err_cap, "model '%s': out of memory", spec->name);
+            rc = -1;
+        } else if (i >= 0) {
+            old = reg->set[i];
+            reg->set[i] = sm;
+        } else {
+            reg->set = grown;
+            reg->set[reg->n_set++] = sm;
+        }
+    }
+    load_entry_set_locked(reg, spec->name, rc == 0 ? SERVED_MODEL_READY : SERVED_MODEL_FAILED);
+    if (rc == 0) {
+        reg->first_error[0] = '\0';
+        atomic_fetch_add(&reg->generation, 1);
+    }
+    pthread_mutex_unlock(&reg->mu);
+    atomic_fetch_add(rc == 0 ? &reg->loads_ok : &reg->loads_failed, 1);
+    if (rc != 0 && retired)
+        news_catalog_unretire(retired); /* the served model keeps serving, writes too */
+    news_catalog_release(previous);
+    if (rc != 0)
+        served_model_release(sm);
+    served_model_release(old); /* requests in flight keep their own references */
+    return rc;
+}
 
 static void *loader_main(void *arg)
 {
@@ -533,20 +632,107 @@ static void *loader_main(void *arg)
     model_registry *reg = a->reg;
     char err[1024] = "";
     double t0 = mono_seconds();
-    int rc = load_specs(reg, a->specs, a->n, err, sizeof err);
-    if (reg->ev.on_loaded) {
-        char msg[1200];
-        if (rc == 0)
-            snprintf(msg, sizeof msg, "loaded %d model%s in %.2f s", a->n, a->n == 1 ? "" : "s",
-                     mono_seconds() - t0);
-        else
-            snprintf(msg, sizeof msg, "%s", err);
+    int rc = a->one ? load_single(reg, &a->specs[0], err, sizeof err)
+                    : load_specs(reg, a->specs, a->n, err, sizeof err);
+    char msg[1200];
+    if (rc != 0)
+        snprintf(msg, sizeof msg, "%s", err);
+    else if (a->one)
+        snprintf(msg, sizeof msg, "loaded model '%s' in %.2f s", a->specs[0].name,
+                 mono_seconds() - t0);
+    else
+        snprintf(msg, sizeof msg, "loaded %d model%s in %.2f s", a->n, a->n == 1 ? "" : "s",
+                 mono_seconds() - t0);
+    if (reg->ev.on_loaded)
         reg->ev.on_loaded(reg->ev.user, rc == 0, msg);
-    }
     free_specs(a->specs, a->n);
+    void (*done)(void *, bool, const char *) = a->done;
+    void *done_user = a->done_user;
     free(a);
     atomic_store(&reg->loading, false);
+    if (done)
+        done(done_user, rc == 0, msg);
     return NULL;
+}
+
+/* Starts the loader thread on a's specs (reg->loading already true).
+ * Returns 0, or -1 with err (then a and its specs are freed and loading is
+ * false again). */
+static int loader_start(model_registry *reg, loader_args *a, char *err, size_t err_cap)
+{
+    pthread_mutex_lock(&reg->mu);
+    bool had = reg->thread_started;
+    pthread_t old = reg->thread;
+    reg->thread_started = false;
+    pthread_mutex_unlock(&reg->mu);
+    if (had)
+        pthread_join(old, NULL); /* finished, or finishing: `loading` was false */
+    pthread_mutex_lock(&reg->mu);
+    int rc = pthread_create(&reg->thread, NULL, loader_main, a);
+    reg->thread_started = rc == 0;
+    pthread_mutex_unlock(&reg->mu);
+    if (rc != 0) {
+        free_specs(a->specs, a->n);
+        free(a);
+        atomic_store(&reg->loading, false);
+        snprintf(err, err_cap, "cannot start the model loader thread: %s", strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+int model_registry_load_one_async(model_registry *reg, const model_spec *spec,
+                                  void (*done)(void *user, bool ok, const char *message),
+                                  void *user, char *err, size_t err_cap)
+{
+    assert(reg && spec);
+    bool expected = false;
+    if (!atomic_compare_exchange_strong(&reg->loading, &expected, true)) {
+        snprintf(err, err_cap, "a model load is already running");
+        return -1;
+    }
+    loader_args *a = calloc(1, sizeof *a);
+    spec_copy *c = copy_specs(spec, 1);
+    if (!a || !c) {
+        free(a);
+        free_specs(c, 1);
+        atomic_store(&reg->loading, false);
+        snprintf(err, err_cap, "out of memory loading model '%s'", spec->name);
+        return -1;
+    }
+    *a =
+        (loader_args){.reg = reg, .specs = c, .n = 1, .one = true, .done = done, .done_user = user};
+    return loader_start(reg, a, err, err_cap);
+}
+
+int model_registry_unload(model_registry *reg, const char *name, char *err, size_t err_cap)
+{
+    assert(reg && name);
+    bool expected = false;
+    if (!atomic_compare_exchange_strong(&reg->loading, &expected, true)) {
+        snprintf(err, err_cap, "a model load is running");
+        return -1;
+    }
+    pthread_mutex_lock(&reg->mu);
+    int i = set_index_locked(reg, name);
+    served_model *old = NULL;
+    if (i >= 0) {
+        old = reg->set[i];
+        memmove(reg->set + i, reg->set + i + 1, sizeof *reg->set * (size_t)(reg->n_set - i - 1));
+        reg->n_set--;
+        load_entry_set_locked(reg, name, SERVED_MODEL_UNLOADED);
+    }
+    pthread_mutex_unlock(&reg->mu);
+    if (old) {
+        served_model_release(old); /* requests in flight keep their own references */
+        if (reg->ev.on_loaded) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "unloaded model '%.80s'", name);
+            reg->ev.on_loaded(reg->ev.user, true, msg);
+        }
+    }
+    atomic_store(&reg->loading, false);
+    return old ? 1 : 0;
 }
 
 int model_registry_load_async(model_registry *reg, const model_spec *specs, int n_specs, char *err,
@@ -558,14 +744,6 @@ int model_registry_load_async(model_registry *reg, const model_spec *specs, int 
         snprintf(err, err_cap, "a model load is already running");
         return -1;
     }
-    pthread_mutex_lock(&reg->mu);
-    bool had = reg->thread_started;
-    pthread_t old = reg->thread;
-    reg->thread_started = false;
-    pthread_mutex_unlock(&reg->mu);
-    if (had)
-        pthread_join(old, NULL); /* finished: it cleared `loading` as its last step */
-
     loader_args *a = calloc(1, sizeof *a);
     spec_copy *c = copy_specs(specs, n_specs);
     if (!a || !c) {
@@ -575,21 +753,8 @@ int model_registry_load_async(model_registry *reg, const model_spec *specs, int 
         snprintf(err, err_cap, "out of memory loading %d models", n_specs);
         return -1;
     }
-    a->reg = reg;
-    a->specs = c;
-    a->n = n_specs;
-    pthread_mutex_lock(&reg->mu);
-    int rc = pthread_create(&reg->thread, NULL, loader_main, a);
-    reg->thread_started = rc == 0;
-    pthread_mutex_unlock(&reg->mu);
-    if (rc != 0) {
-        free_specs(c, n_specs);
-        free(a);
-        atomic_store(&reg->loading, false);
-        snprintf(err, err_cap, "cannot start the model loader thread: %s", strerror(rc));
-        return -1;
-    }
-    return 0;
+    *a = (loader_args){.reg = reg, .specs = c, .n = n_specs};
+    return loader_start(reg, a, err, err_cap);
 }
 
 bool model_registry_loading(const model_registry *reg)
@@ -654,16 +819,15 @@ bool model_registry_ready(const model_registry *reg_c, char *reason, size_t reas
 /* Whether the served set has a model of this name. Caller holds reg->mu. */
 static bool set_has_locked(const model_registry *reg, const char *name)
 {
-    for (int i = 0; i < reg->n_set; i++)
-        if (strcmp(reg->set[i]->name, name) == 0)
-            return true;
-    return false;
+    return set_index_locked(reg, name) >= 0;
 }
 
-/* LOADING or FAILED: the state of entry i of the latest load. Caller holds reg->mu. */
+/* LOADING, FAILED or UNLOADED: the state of entry i of the latest load, for
+ * a model the set does not have. Caller holds reg->mu. */
 static served_model_state load_state_locked(const model_registry *reg, int i)
 {
-    return reg->load_states[i] == SERVED_MODEL_FAILED ? SERVED_MODEL_FAILED : SERVED_MODEL_LOADING;
+    served_model_state st = reg->load_states[i];
+    return st == SERVED_MODEL_FAILED || st == SERVED_MODEL_UNLOADED ? st : SERVED_MODEL_LOADING;
 }
 
 served_model_state model_registry_state(model_registry *reg, const char *name)

@@ -33,10 +33,12 @@ struct served_model {
     int max_batch_size;        /* effective limits (per-model or the batching section's) */
     int max_batch_tokens;      /* >= model_max_tokens (raised at load if configured lower) */
     int workspace_tokens;      /* rows of each workspace: model_registry_workspace_tokens() */
-    fastformer_workspace **ws; /* (n_workers) one per worker, worker i uses ws[i] only */
+    fastformer_workspace **ws; /* (n_workers) one per worker, worker i uses ws[i] only; each
+                                  holds n_lanes lanes (the worker's engine threads) */
     float **pooled;            /* (n_workers) worker i's (max_batch_size + 1, D) output rows */
     int n_workers;
-    int news_bulk_max_items;   /* items of one bulk news upsert */
+    int news_bulk_max_items; /* items of one bulk news upsert */
+    int n_lanes;
     int64_t load_time_unix_ms; /* when it became ready (wall clock) */
     double load_seconds;       /* load + catalog + warm-up time */
     _Atomic int queued_items;  /* items of this model waiting in the batcher now (the
@@ -87,6 +89,10 @@ typedef struct model_registry model_registry;
 
 /* An empty registry for n_workers workers. Main thread. NULL when out of memory. */
 model_registry *model_registry_new(int n_workers, const model_registry_events *events);
+/* Workspaces of models loaded from now on hold n_lanes >= 1 lanes, for
+ * workers whose engine runs on that many threads (default 1). Main thread,
+ * before the first load. */
+void model_registry_set_lanes(model_registry *reg, int n_lanes);
 
 /* Joins a running loader, releases the current set and frees. Requests still
  * holding served_models keep them alive. Main thread. */
@@ -104,6 +110,28 @@ FF_MUST_CHECK int model_registry_load(model_registry *reg, const model_spec *spe
  * result through events.on_loaded. Any thread (main, on start-up and SIGHUP). */
 FF_MUST_CHECK int model_registry_load_async(model_registry *reg, const model_spec *specs,
                                             int n_specs, char *err, size_t err_cap);
+
+/* Loads one model on the loader thread and swaps it into the served set:
+ * it replaces the served model of the same name (requests in flight finish
+ * on the old one) or joins the set; every other model keeps serving
+ * throughout, as with a whole-set load. On failure the set is unchanged (an
+ * older version of the model keeps serving) and the model's state is FAILED
+ * until a later load. Reports through events.on_loaded, then, with `loading`
+ * already false, calls done(user, ok, message) on the loader thread (may be
+ * NULL). Returns 0, or -1 with a message when a load is already running or
+ * the thread cannot start. Any thread. */
+FF_MUST_CHECK int model_registry_load_one_async(model_registry *reg, const model_spec *spec,
+                                                void (*done)(void *user, bool ok,
+                                                             const char *message),
+                                                void *user, char *err, size_t err_cap);
+
+/* Takes the model `name` out of the served set; requests that hold it
+ * finish on it, new ones get its state (UNLOADED). Returns 1 when it was
+ * served, 0 when it was not (never loaded, failed or unloaded already), or
+ * -1 with a message while a load is running. Reports a change through
+ * events.on_loaded (on the calling thread). Any thread. */
+FF_MUST_CHECK int model_registry_unload(model_registry *reg, const char *name, char *err,
+                                        size_t err_cap);
 
 /* True while a load (sync or async) is running. */
 bool model_registry_loading(const model_registry *reg);
@@ -134,13 +162,14 @@ typedef enum {
     SERVED_MODEL_LOADING,
     SERVED_MODEL_READY,
     SERVED_MODEL_FAILED,
+    SERVED_MODEL_UNLOADED, /* taken out of service by model_registry_unload */
 } served_model_state;
 served_model_state model_registry_state(model_registry *reg, const char *name);
 
-/* The models of the latest load that are not served: still loading, or
- * failed (while the previous set, if any, keeps serving). Copies up to cap
+/* The models of the latest load that are not served: still loading,
+ * failed (while the previous set, if any, keeps serving), or unloaded. Copies up to cap
  * names (NUL-terminated, cut at MODEL_REGISTRY_NAME_CAP - 1 bytes) and their
- * states (LOADING or FAILED) in load order; returns how many there are, which
+ * states (LOADING, FAILED or UNLOADED) in load order; returns how many there are, which
  * may exceed cap. Any thread. */
 #define MODEL_REGISTRY_NAME_CAP 80
 int model_registry_unserved(model_registry *reg, char (*names)[MODEL_REGISTRY_NAME_CAP],

@@ -4,6 +4,7 @@
  * file, line and key path. */
 #include "settings.h"
 
+#include "cors.h"
 #include "error_message.h"
 #include "whole_file.h"
 
@@ -28,6 +29,7 @@
 
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const booleans[] = {"false", "true", NULL};
 _Static_assert(LOG_FORMAT_TEXT == 0 && LOG_FORMAT_JSON == 1, "log_formats[] follows log_format");
 _Static_assert(LOG_LEVEL_DEBUG == 0 && LOG_LEVEL_INFO == 1 && LOG_LEVEL_WARN == 2 &&
                    LOG_LEVEL_ERROR == 3,
@@ -82,6 +84,14 @@ const settings_spec settings_specs[] = {
                SETTINGS_NULLABLE),
     UINT_ROW("server", "news_bulk_max_items", settings, server.news_bulk_max_items, 1, 10000, 1000,
              0),
+    {.section = "server",
+     .key = "cors_allow_origins",
+     .type = SETTINGS_ORIGIN_LIST,
+     .offset = offsetof(settings, server.cors_allow_origins),
+     .size = _Generic(((settings *)0)->server.cors_allow_origins, settings_strings
+                      : sizeof(settings_strings)),
+     .max = 64},
+    ENUM_ROW("server", "model_control", settings, server.model_control, booleans, 0),
 
     UINT_ROW("batching", "max_batch_size", settings, batching.max_batch_size, 1, MAX_BATCH_SIZE_MAX,
              32, 0),
@@ -90,8 +100,9 @@ const settings_spec settings_specs[] = {
     UINT_ROW("batching", "max_queue_delay_us", settings, batching.max_queue_delay_us, 0, 10000000,
              2000, 0),
     UINT_ROW("batching", "max_queue", settings, batching.max_queue, 1, 1000000, 1024, 0),
-    UINT_ROW("batching", "workers", settings, batching.workers, 1, 256, 2, 0),
+    UINT_ROW("batching", "workers", settings, batching.workers, 1, 256, 1, 0),
     UINT_ROW("batching", "blas_threads", settings, batching.blas_threads, 1, 256, 1, 0),
+    UINT_ROW("batching", "engine_threads", settings, batching.engine_threads, 1, 256, 2, 0),
 
     ENUM_ROW("logging", "format", settings, logging.format, log_formats, LOG_FORMAT_TEXT),
     ENUM_ROW("logging", "level", settings, logging.level, log_levels, LOG_LEVEL_INFO),
@@ -254,8 +265,19 @@ static void defaults_apply(void *base, bool models)
         case SETTINGS_MODEL_NAME:
             *(char **)field_of(spec, base) = NULL;
             break;
+        case SETTINGS_ORIGIN_LIST:
+            *(settings_strings *)field_of(spec, base) = (settings_strings){0};
+            break;
         }
     }
+}
+
+static void strings_list_free(settings_strings *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->items[i]);
+    free(l->items);
+    *l = (settings_strings){0};
 }
 
 /* Frees the owned strings of `base` (see defaults_apply). */
@@ -271,6 +293,9 @@ static void strings_free(void *base, bool models)
         case SETTINGS_MODEL_NAME:
             free(*(char **)field_of(spec, base));
             *(char **)field_of(spec, base) = NULL;
+            break;
+        case SETTINGS_ORIGIN_LIST:
+            strings_list_free(field_of(spec, base));
             break;
         case SETTINGS_UINT:
         case SETTINGS_ENUM:
@@ -648,6 +673,50 @@ static int set_string(parse_ctx *c, const settings_spec *spec, void *base, const
     return 0;
 }
 
+/* A sequence of at most spec->max origins (cors_origin_valid); null or []
+ * is the empty list. The new list replaces the field. */
+static int set_origin_list(parse_ctx *c, const settings_spec *spec, void *base,
+                           const yaml_node_t *v, const char *path)
+{
+    settings_strings *field = field_of(spec, base);
+    if (scalar_is_null(v)) {
+        strings_list_free(field);
+        return 0;
+    }
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail_expected(c, v, path, "a sequence of origins");
+    yaml_node_item_t *begin = v->data.sequence.items.start;
+    size_t n = (size_t)(v->data.sequence.items.top - begin);
+    if (n > (size_t)spec->max)
+        return fail(c, node_line(v), path, "expected at most %lld origins, got %zu",
+                    (long long)spec->max, n);
+    settings_strings list = {.items = calloc(n ? n : 1, sizeof(char *))};
+    if (!list.items)
+        return fail_oom(c, v, path);
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *item = yaml_document_get_node(c->doc, begin[i]);
+        char item_path[KEY_PATH_MAX];
+        snprintf(item_path, sizeof item_path, "%s[%zu]", path, i);
+        if (item->type != YAML_SCALAR_NODE || scalar_is_null(item) ||
+            !cors_origin_valid((const char *)item->data.scalar.value, item->data.scalar.length)) {
+            strings_list_free(&list);
+            return fail_expected(c, item, item_path,
+                                 "an origin such as https://app.example.com or "
+                                 "http://localhost:3000 (scheme://host[:port], lower-case scheme, "
+                                 "no path), or '*'");
+        }
+        list.items[i] = dup_bytes((const char *)item->data.scalar.value, item->data.scalar.length);
+        list.n = i + 1;
+        if (!list.items[i]) {
+            strings_list_free(&list);
+            return fail_oom(c, item, item_path);
+        }
+    }
+    strings_list_free(field);
+    *field = list;
+    return 0;
+}
+
 static int set_value(parse_ctx *c, const settings_spec *spec, void *base, const yaml_node_t *v,
                      const char *path)
 {
@@ -662,6 +731,8 @@ static int set_value(parse_ctx *c, const settings_spec *spec, void *base, const 
     case SETTINGS_PATH:
     case SETTINGS_MODEL_NAME:
         return set_string(c, spec, base, v, path);
+    case SETTINGS_ORIGIN_LIST:
+        return set_origin_list(c, spec, base, v, path);
     }
     assert(!"unknown settings_type");
     return -1;

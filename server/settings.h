@@ -38,6 +38,12 @@ typedef struct {
     uint16_t port;
 } settings_address;
 
+/* A list of strings (SETTINGS_ORIGIN_LIST). Owned. */
+typedef struct {
+    char **items;
+    size_t n;
+} settings_strings;
+
 /* Every value's range and default is in settings_specs[] (below), the one
  * place they are written; conf/fastformerd.yaml documents them and a unit
  * test holds the two together. */
@@ -46,11 +52,13 @@ typedef struct {
     uint32_t max_connections;    /* concurrent HTTP connections */
     uint64_t max_body_bytes;     /* request body limit; larger -> 413 */
     uint32_t request_timeout_ms; /* default per-request deadline (X-Request-Timeout-Ms overrides) */
-    uint32_t connection_timeout_s; /* idle/slow connection timeout */
-    uint32_t drain_timeout_s;      /* SIGTERM: time allowed to finish accepted requests */
-    char *api_key;                 /* owned; NULL = no key required */
-    char *state_dir;               /* owned; news stores live here (resolved); NULL = in memory */
-    uint32_t news_bulk_max_items;  /* items of one POST .../news bulk upsert */
+    uint32_t connection_timeout_s;       /* idle/slow connection timeout */
+    uint32_t drain_timeout_s;            /* SIGTERM: time allowed to finish accepted requests */
+    char *api_key;                       /* owned; NULL = no key required */
+    settings_strings cors_allow_origins; /* origins or "*" (cors.h); empty = CORS off */
+    int model_control;            /* 1: the model repository routes (/v2/repository/...) answer */
+    char *state_dir;              /* owned; news stores live here (resolved); NULL = in memory */
+    uint32_t news_bulk_max_items; /* items of one POST .../news bulk upsert */
 } settings_server;
 
 typedef struct {
@@ -60,6 +68,8 @@ typedef struct {
     uint32_t max_queue;          /* queued requests before 429/503 */
     uint32_t workers;            /* inference threads */
     uint32_t blas_threads;       /* OpenBLAS threads per process; workers * blas_threads <= cores */
+    uint32_t engine_threads;     /* engine threads per worker (the worker and lent ones);
+                                    workers * engine_threads <= cores */
 } settings_batching;
 
 typedef struct {
@@ -96,12 +106,14 @@ typedef struct {
  * settings.c and its documentation in conf/fastformerd.yaml. */
 
 typedef enum {
-    SETTINGS_UINT,       /* integer in [min, max] into a uint32_t or uint64_t field */
-    SETTINGS_ENUM,       /* one of names[] into an int-sized enum field (the index) */
-    SETTINGS_ADDRESS,    /* HOST:PORT into a settings_address field */
-    SETTINGS_STRING,     /* non-empty string of at most max bytes (0: any) into an owned char * */
-    SETTINGS_PATH,       /* like STRING, resolved against the config file's directory */
-    SETTINGS_MODEL_NAME, /* [A-Za-z0-9_.-]{1,64}, not starting with '.', into an owned char * */
+    SETTINGS_UINT,        /* integer in [min, max] into a uint32_t or uint64_t field */
+    SETTINGS_ENUM,        /* one of names[] into an int-sized enum field (the index) */
+    SETTINGS_ADDRESS,     /* HOST:PORT into a settings_address field */
+    SETTINGS_STRING,      /* non-empty string of at most max bytes (0: any) into an owned char * */
+    SETTINGS_PATH,        /* like STRING, resolved against the config file's directory */
+    SETTINGS_MODEL_NAME,  /* [A-Za-z0-9_.-]{1,64}, not starting with '.', into an owned char * */
+    SETTINGS_ORIGIN_LIST, /* a sequence of origins or "*" (cors_origin_valid) into a
+                             settings_strings; default empty */
 } settings_type;
 
 enum {

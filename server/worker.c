@@ -4,6 +4,7 @@
 
 #include <assert.h>
 #include <cblas.h>
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -20,6 +21,9 @@ typedef struct {
     worker_pool *pool;
     int index;
     pthread_t thread;
+    parallel_team *team; /* engine_threads lanes: this worker and its lent threads */
+    pthread_t *lent;     /* (engine_threads - 1) */
+    int n_lent;          /* lent threads started */
     batcher_work *work;
     _Atomic int64_t busy_since_us; /* 0 while idle */
     _Atomic int64_t last_beat_us;
@@ -123,11 +127,12 @@ static void recommend_catalog(int worker_index, infer_request *req)
     req->n_hits = news_catalog_top_k(sm->catalog, &q, req->hits);
 }
 
-/* The task head, on the worker that completed the last item. */
-static void run_head(int worker_index, infer_request *req)
+/* The task head, on the worker that completed the last item (on its team). */
+static void run_head(int worker_index, parallel_team *team, infer_request *req)
 {
     const served_model *sm = req->sm;
     const model *m = sm->model;
+    fastformer_workspace_set_team(sm->ws[worker_index], team);
     switch (req->task) {
     case INFER_EMBED:
         break;
@@ -166,7 +171,8 @@ static infer_status drop_status_of(batcher_drop_reason r)
 /* One queue entry of req is finished (computed, or dropped with `dropped` !=
  * INFER_PENDING). The last one finishes the request: head, callback, and the
  * batcher's reference. Must not touch req afterwards. */
-static void complete_entry(int worker_index, batcher *b, infer_request *req, infer_status dropped)
+static void complete_entry(int worker_index, parallel_team *team, batcher *b, infer_request *req,
+                           infer_status dropped)
 {
     if (dropped != INFER_PENDING) {
         int expected = 0;
@@ -178,7 +184,7 @@ static void complete_entry(int worker_index, batcher *b, infer_request *req, inf
     if (st == INFER_PENDING)
         st = atomic_load(&req->cancelled) ? INFER_CANCELLED : INFER_OK;
     if (st == INFER_OK)
-        run_head(worker_index, req);
+        run_head(worker_index, team, req);
     atomic_store(&req->status, (int)st);
     if (req->done)
         req->done(req, req->done_user);
@@ -186,13 +192,15 @@ static void complete_entry(int worker_index, batcher *b, infer_request *req, inf
     batcher_request_done(b);
 }
 
-void worker_run(int worker_index, batcher *b, const batcher_work *w, const worker_observer *obs)
+/* worker_run on the worker's team (NULL: the calling thread alone). */
+static void run_on_team(int worker_index, parallel_team *team, batcher *b, const batcher_work *w,
+                        const worker_observer *obs)
 {
     assert(worker_index >= 0 && b && w);
     for (int k = 0; k < w->n_drop; k++) {
         if (obs && obs->on_drop)
             obs->on_drop(obs->user, w->drop_reqs[k]->sm->name, w->drop_reasons[k], 1);
-        complete_entry(worker_index, b, w->drop_reqs[k], drop_status_of(w->drop_reasons[k]));
+        complete_entry(worker_index, team, b, w->drop_reqs[k], drop_status_of(w->drop_reasons[k]));
     }
     if (w->n == 0) {
         batcher_work_done(b, w);
@@ -217,6 +225,7 @@ void worker_run(int worker_index, batcher *b, const batcher_work *w, const worke
         w->seq_row[k] = n_c++;
     }
     int64_t t0 = mono_clock_us();
+    fastformer_workspace_set_team(sm->ws[worker_index], team);
     if (n_c > 0)
         model_encode_ids(m, sm->ws[worker_index], w->seq_ids, w->seq_len, n_c, pooled);
     int64_t infer_us = mono_clock_us() - t0;
@@ -240,8 +249,13 @@ void worker_run(int worker_index, batcher *b, const batcher_work *w, const worke
             news_cache_put(sm->cache, infer_request_item_ids(req, item), req->n_ids[item], dst);
     }
     for (int k = 0; k < w->n; k++)
-        complete_entry(worker_index, b, w->reqs[k], INFER_PENDING);
+        complete_entry(worker_index, team, b, w->reqs[k], INFER_PENDING);
     batcher_work_done(b, w);
+}
+
+void worker_run(int worker_index, batcher *b, const batcher_work *w, const worker_observer *obs)
+{
+    run_on_team(worker_index, NULL, b, w, obs);
 }
 
 /* ==== the pool ================================================================ */
@@ -261,14 +275,76 @@ static void *worker_main(void *arg)
             continue;
         }
         atomic_store(&wk->busy_since_us, mono_clock_us());
-        worker_run(wk->index, p->b, wk->work, &p->opt.observer);
+        run_on_team(wk->index, wk->team, p->b, wk->work, &p->opt.observer);
         atomic_store(&wk->busy_since_us, 0);
     }
     return NULL;
 }
 
+typedef struct {
+    parallel_team *team;
+    int lane;
+} lent_lane;
+
+/* A thread a worker lends to the engine: serves its team until stopped. */
+static void *lent_main(void *arg)
+{
+    lent_lane l = *(lent_lane *)arg;
+    free(arg);
+    parallel_team_serve(l.team, l.lane);
+    return NULL;
+}
+
+/* Stops every worker's team and joins its lent threads (the workers have
+ * exited, so no encode is running on them). */
+static void teams_stop(worker_pool *p)
+{
+    for (int i = 0; i < p->opt.n_workers; i++) {
+        worker *wk = &p->workers[i];
+        if (!wk->team)
+            continue;
+        parallel_team_stop(wk->team);
+        for (int j = 0; j < wk->n_lent; j++)
+            pthread_join(wk->lent[j], NULL);
+        wk->n_lent = 0;
+    }
+}
+
+/* Each worker's team and its engine_threads - 1 lent threads; -1 with a
+ * message. */
+static int teams_start(worker_pool *p, int lanes, char *err, size_t err_cap)
+{
+    for (int i = 0; i < p->opt.n_workers; i++) {
+        worker *wk = &p->workers[i];
+        if (!(wk->team = parallel_team_new(lanes)) ||
+            (lanes > 1 && !(wk->lent = calloc((size_t)lanes - 1, sizeof *wk->lent)))) {
+            snprintf(err, err_cap, "out of memory for %d engine threads", lanes);
+            return -1;
+        }
+        for (int j = 1; j < lanes; j++) {
+            lent_lane *l = malloc(sizeof *l);
+            if (l)
+                *l = (lent_lane){wk->team, j};
+            int rc = l ? pthread_create(&wk->lent[j - 1], NULL, lent_main, l) : ENOMEM;
+            if (rc != 0) {
+                free(l);
+                snprintf(err, err_cap, "cannot start engine thread %d of worker %d: %s", j, i,
+                         strerror(rc));
+                return -1;
+            }
+            wk->n_lent++;
+        }
+    }
+    return 0;
+}
+
 static void pool_free(worker_pool *p)
 {
+    teams_stop(p);
+    for (int i = 0; i < p->opt.n_workers; i++) {
+        parallel_team_free(p->workers[i].team);
+        free(p->workers[i].lent);
+    }
     for (int i = 0; i < p->opt.n_workers; i++)
         batcher_work_free(p->workers[i].work);
     free(p->workers);
@@ -299,6 +375,10 @@ int worker_pool_start(batcher *b, const worker_options *opt, worker_pool **out, 
             snprintf(err, err_cap, "out of memory for %d workers", opt->n_workers);
             return -1;
         }
+    }
+    if (teams_start(p, opt->engine_threads > 1 ? opt->engine_threads : 1, err, err_cap) != 0) {
+        pool_free(p);
+        return -1;
     }
     /* One BLAS pool for the process, shared by the workers' GEMMs. */
     openblas_set_num_threads(opt->blas_threads);

@@ -9,9 +9,12 @@
  * callback. Dropped items (cancelled, deadline) are completed the same way
  * without compute. Nothing here allocates per batch.
  *
- * BLAS threads and worker threads are configured together:
- * workers * blas_threads should not exceed the cores (defaults for 2 cores:
- * 2 workers x 1 BLAS thread, or 1 x 2). */
+ * Each worker runs its forward passes on engine_threads threads: itself and
+ * engine_threads - 1 threads it lends to the engine (a parallel.h team per
+ * worker, set on the workspace before each encode). Workers and engine
+ * threads are configured together: workers * engine_threads should not
+ * exceed the cores (default for 2 cores: 1 worker x 2 engine threads); the
+ * engine's own kernels use no BLAS threads. */
 #ifndef FF_WORKER_H
 #define FF_WORKER_H
 
@@ -38,8 +41,10 @@ typedef struct {
 } worker_observer;
 
 typedef struct {
-    int n_workers;    /* >= 1; must equal model_registry's n_workers */
-    int blas_threads; /* >= 1; passed to openblas_set_num_threads once at start */
+    int n_workers;      /* >= 1; must equal model_registry's n_workers */
+    int blas_threads;   /* >= 1; passed to openblas_set_num_threads once at start */
+    int engine_threads; /* >= 1 (0 is taken as 1): threads per worker's forward pass; the
+                           served models' workspaces must hold as many lanes */
     worker_observer observer;
 } worker_options;
 

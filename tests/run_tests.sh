@@ -6,7 +6,8 @@
 # A test skips when what it needs is absent, e.g. third-party data the
 # repository does not carry (found in data/ or $DATA_SRC). The reasons are
 # counted from cmocka tests' "skip reason: ..." lines (tests/unit/
-# third_party_data.h) and pytest's -rs summary.
+# third_party_data.h) and pytest's -rs summary. A binary that runs several
+# cmocka groups (test_golden: one per kernel path) has its counts summed.
 set -u
 unit_only=0
 if [ "${1:-}" = "--unit-only" ]; then unit_only=1; shift; fi
@@ -26,9 +27,9 @@ for bin in "$build"/tests/test_*; do
     out=$(OPENBLAS_NUM_THREADS=1 "$bin" 2>&1)
     rc=$?
     printf '%s\n' "$out"
-    p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
-    f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
-    s=$(printf '%s\n' "$out" | sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' | tail -1)
+    p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | awk '{n += $1} END {print n + 0}')
+    f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | awk '{n += $1} END {print n + 0}')
+    s=$(printf '%s\n' "$out" | sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' | awk '{n += $1} END {print n + 0}')
     p=${p:-0}; f=${f:-0}; s=${s:-0}
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi # crashed before cmocka's summary
     passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))

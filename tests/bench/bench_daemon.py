@@ -27,7 +27,7 @@ class Daemon:
             lines = ["server:", "  listen: 127.0.0.1:0", "  max_connections: 1024",
                      "batching:"]
             lines += [f"  {k}: {v}" for k, v in
-                      {"workers": 2, "blas_threads": 1, **(batching or {})}.items()]
+                      {"workers": 1, "engine_threads": 2, **(batching or {})}.items()]
             lines.append("models:")
             for m in models:
                 lines.append(f"  - name: {m['name']}")

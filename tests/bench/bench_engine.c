@@ -3,12 +3,14 @@
  * reply line per command on stdout, so that the driver can interleave these
  * measurements with others (GEMM-only, PyTorch) and take medians.
  *
- * The GEMM-only figure replays the exact cblas_sgemm calls of one forward:
- * this binary is linked with -Wl,--wrap=cblas_sgemm, so every call the engine
- * makes goes through __wrap_cblas_sgemm, which records its arguments (shapes,
- * strides, pointers into the real weights and workspace) when asked to. The
- * replay then calls the real cblas_sgemm with those arguments and nothing
- * else. Not a test: it prints timings only. */
+ * The GEMM-only figure replays the exact products of one forward: this
+ * binary is linked with -Wl,--wrap=cblas_sgemm,--wrap=gemm_run, so every
+ * product the engine computes (its own packed GEMM, or cblas_sgemm for an
+ * encoder that is not packed) goes through a wrapper that records its
+ * arguments (shapes, strides, pointers into the real weights and workspace)
+ * when asked to. The replay then runs the real products with those arguments
+ * and nothing else (the packed ones without their fused epilogues: the
+ * products alone). Not a test: it prints timings only. */
 #include <cblas.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -22,11 +24,15 @@
 static const char usage[] =
     "usage: bench_engine --model DIR [--threads N]\n"
     "\n"
+    "--threads N: the engine's threads, a team of N lanes (this thread and N-1 lent\n"
+    "ones, model/parallel.h), each with 1 OpenBLAS thread, as the daemon runs one\n"
+    "worker; FASTFORMER_KERNELS in the environment forces the GEMM kernel path.\n"
+    "\n"
     "Reads commands from stdin, answers one line each on stdout:\n"
-    "  info          -> ok D H I L P V corename\n"
+    "  info          -> ok D H I L P V corename kernel_path lanes\n"
     "  fwd B L N     -> ok SECONDS GFLOP CPU        N forwards of B x L random ids "
     "(model_encode_ids)\n"
-    "  gemm B L N    -> ok SECONDS GFLOP CPU CALLS  N replays of that forward's cblas_sgemm calls\n"
+    "  gemm B L N    -> ok SECONDS GFLOP CPU CALLS  N replays of that forward's products\n"
     "  par W B L N   -> ok SECONDS GFLOP CPU        W threads, each with its own workspace, each\n"
     "                                               running N forwards at once (1 BLAS thread "
     "each)\n"
@@ -36,7 +42,9 @@ static const char usage[] =
     "sequences\n"
     "  quit\n"
     "SECONDS is wall time for all N, CPU the process's CPU seconds over them, GFLOP\n"
-    "fastformer_gemm_flops of one forward, CALLS the cblas_sgemm calls per forward.\n"
+    "fastformer_gemm_flops of one forward, CALLS the products (gemm_run or cblas_sgemm\n"
+    "calls) per forward; recorded and replayed on the calling thread, so use them\n"
+    "with --threads 1.\n"
     "Ids: id(s, t) = 1 + mix(s * 1000003 + t * 7919 + 12345) % (V - 1), the same\n"
     "function as tests/bench/torch_bench.py.\n";
 
@@ -53,7 +61,15 @@ void __wrap_cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE
                         const float *b, const blasint ldb, const float beta, float *c,
                         const blasint ldc);
 
+void __real_gemm_run(const gemm_weights *w, int m, const float *a, int lda, bool accumulate,
+                     float *c, int ldc, const gemm_epilogue *epi);
+void __wrap_gemm_run(const gemm_weights *w, int m, const float *a, int lda, bool accumulate,
+                     float *c, int ldc, const gemm_epilogue *epi);
+
 typedef struct {
+    bool packed; /* a gemm_run call (w, m, a, lda, accumulate, c, ldc), else cblas_sgemm */
+    gemm_weights w;
+    bool accumulate;
     enum CBLAS_ORDER order;
     enum CBLAS_TRANSPOSE ta, tb;
     blasint m, n, k, lda, ldb, ldc;
@@ -75,12 +91,43 @@ void __wrap_cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE
 {
     if (recording_on) {
         if (n_recorded < recording_cap)
-            recording[n_recorded++] =
-                (sgemm_call){order, ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c};
+            recording[n_recorded++] = (sgemm_call){.order = order,
+                                                   .ta = ta,
+                                                   .tb = tb,
+                                                   .m = m,
+                                                   .n = n,
+                                                   .k = k,
+                                                   .lda = lda,
+                                                   .ldb = ldb,
+                                                   .ldc = ldc,
+                                                   .alpha = alpha,
+                                                   .beta = beta,
+                                                   .a = a,
+                                                   .b = b,
+                                                   .c = c};
         else
             recording_overflow = 1;
     }
     __real_cblas_sgemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void __wrap_gemm_run(const gemm_weights *w, int m, const float *a, int lda, bool accumulate,
+                     float *c, int ldc, const gemm_epilogue *epi)
+{
+    if (recording_on) {
+        if (n_recorded < recording_cap)
+            recording[n_recorded++] = (sgemm_call){.packed = true,
+                                                   .w = *w,
+                                                   .accumulate = accumulate,
+                                                   .m = m,
+                                                   .lda = lda,
+                                                   .ldc = ldc,
+                                                   .a = a,
+                                                   .c = c};
+        else
+            recording_overflow = 1;
+    }
+    __real_gemm_run(w, m, a, lda, accumulate, c, ldc, epi);
 }
 
 /* ---- shapes: workspace, ids and recorded GEMMs per batch x length --------------- */
@@ -106,6 +153,28 @@ static unsigned long use_clock;
 /* "wsmin T S": later workspaces hold at least T tokens and S sequences, like
  * the daemon's, which are sized from the batching limits. */
 static int ws_min_tokens, ws_min_seqs;
+
+/* The engine's team: lanes - 1 lent threads serve it for the process's life. */
+static parallel_team *team;
+static int lanes = 1;
+
+static void *lent_main(void *arg)
+{
+    parallel_team_serve(team, (int)(intptr_t)arg);
+    return NULL;
+}
+
+static int team_start(int n)
+{
+    static pthread_t lent[64];
+    if (n < 1 || n > 64 || !(team = parallel_team_new(n)))
+        return -1;
+    lanes = n;
+    for (int i = 1; i < n; i++)
+        if (pthread_create(&lent[i - 1], NULL, lent_main, (void *)(intptr_t)i) != 0)
+            return -1;
+    return 0;
+}
 
 static double now_seconds(void)
 {
@@ -150,8 +219,9 @@ static int shape_init(shape *s, const model *m, int batch, int length)
     const int d = m->config.encoder.hidden_size;
     s->batch = batch;
     s->length = length;
-    s->ws = model_workspace_new(m, batch * length > ws_min_tokens ? batch * length : ws_min_tokens,
-                                batch > ws_min_seqs ? batch : ws_min_seqs);
+    s->ws = model_workspace_new_lanes(
+        m, batch * length > ws_min_tokens ? batch * length : ws_min_tokens,
+        batch > ws_min_seqs ? batch : ws_min_seqs, lanes);
     s->ids = calloc((size_t)batch * (size_t)length, sizeof *s->ids);
     s->n_ids = calloc((size_t)batch, sizeof *s->n_ids);
     s->rows = calloc((size_t)batch, sizeof *s->rows);
@@ -160,6 +230,7 @@ static int shape_init(shape *s, const model *m, int batch, int length)
         shape_free(s);
         return -1;
     }
+    fastformer_workspace_set_team(s->ws, team);
     for (int i = 0; i < batch; i++) {
         s->rows[i] = s->ids + (size_t)i * (size_t)length;
         s->n_ids[i] = length;
@@ -228,6 +299,10 @@ static void shape_replay(const shape *s)
 {
     for (size_t i = 0; i < s->n_calls; i++) {
         const sgemm_call *c = &s->calls[i];
+        if (c->packed) {
+            __real_gemm_run(&c->w, c->m, c->a, c->lda, c->accumulate, c->c, c->ldc, NULL);
+            continue;
+        }
         __real_cblas_sgemm(c->order, c->ta, c->tb, c->m, c->n, c->k, c->alpha, c->a, c->lda, c->b,
                            c->ldb, c->beta, c->c, c->ldc);
     }
@@ -276,6 +351,9 @@ static double par_run(const model *m, int workers, int batch, int length, int re
         if (!args[w].s->ws || args[w].s->slot != w || args[w].s->batch != batch ||
             args[w].s->length != length)
             return -1.0;
+    /* Each worker runs alone on its thread: the team is for single forwards. */
+    for (int w = 0; w < workers; w++)
+        fastformer_workspace_set_team(args[w].s->ws, NULL);
     pthread_barrier_init(&start, NULL, (unsigned)workers + 1);
     for (int w = 0; w < workers; w++) {
         if (pthread_create(&tids[w], NULL, par_main, &args[w]) != 0) {
@@ -288,6 +366,8 @@ static double par_run(const model *m, int workers, int batch, int length, int re
     for (int w = 0; w < workers; w++)
         pthread_join(tids[w], NULL);
     pthread_barrier_destroy(&start);
+    for (int w = 0; w < workers; w++)
+        fastformer_workspace_set_team(args[w].s->ws, team);
     /* Wall time from the first worker's start to the last one's end, read
      * by the workers themselves: on a busy machine this thread may be
      * scheduled long after the barrier opens. */
@@ -312,9 +392,10 @@ static void command(const model *m, const char *line)
     int b = 0, len = 0, n = 0, w = 0;
     if (strncmp(line, "info", 4) == 0) {
         const fastformer_dims *d = &m->config.encoder;
-        printf("ok %d %d %d %d %d %d %s\n", d->hidden_size, d->num_attention_heads,
+        printf("ok %d %d %d %d %d %d %s %s %d\n", d->hidden_size, d->num_attention_heads,
                d->intermediate_size, d->num_hidden_layers, d->max_position_embeddings,
-               m->config.vocab_size, openblas_get_corename());
+               m->config.vocab_size, openblas_get_corename(), gemm_path_name(m->kernel_path),
+               lanes);
     } else if (sscanf(line, "fwd %d %d %d", &b, &len, &n) == 3 && n >= 1 &&
                valid_shape(m, b, len)) {
         shape *s = shape_get(m, b, len, 0);
@@ -396,8 +477,12 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
-    if (threads > 0)
-        openblas_set_num_threads(threads);
+    /* One OpenBLAS thread per lane: the engine's threads are its team's. */
+    openblas_set_num_threads(1);
+    if (team_start(threads > 0 ? threads : 1) != 0) {
+        fprintf(stderr, "bench_engine: cannot start a team of %d threads\n", threads);
+        return 1;
+    }
     model *m = NULL;
     char err[512];
     if (model_load(dir, &m, err, sizeof err) != 0) {
@@ -420,5 +505,6 @@ int main(int argc, char **argv)
     for (int i = 0; i < MAX_SHAPES; i++)
         shape_free(&shapes[i]);
     model_free(m);
+    /* The lent threads are left serving: the process ends here. */
     return 0;
 }

@@ -98,11 +98,11 @@ class Measurer:
     """A subprocess speaking the bench_engine line protocol: one command
     line in, one "ok ..." or "error ..." line out."""
 
-    def __init__(self, name, argv, threads):
+    def __init__(self, name, argv, threads, env=None):
         self.name = name
         self.last = {}
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     env=thread_env(threads), text=True, bufsize=1)
+                                     env=env or thread_env(threads), text=True, bufsize=1)
 
     def ask_raw(self, line):
         """The reply after "ok" as one string (JSON replies keep their spaces)."""
@@ -151,10 +151,14 @@ class Measurers:
 
 
 def engine_proc(build, model_dir, threads):
-    """bench_engine with `threads` threads (today: OpenBLAS threads)."""
+    """bench_engine with `threads` engine threads (a team of that many lanes,
+    model/parallel.h) x 1 OpenBLAS thread each, as the daemon runs a worker of
+    batching.engine_threads."""
     return Measurer(f"bench_engine({os.path.basename(model_dir)}, {threads}t)",
                     [os.path.join(build, "bench_engine"), "--model", model_dir,
-                     "--threads", str(threads)], threads)
+                     "--threads", str(threads)], threads,
+                    env=child_env(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+                                  MKL_NUM_THREADS="1"))
 
 
 def torch_proc(model_dir, threads, transformer=False):

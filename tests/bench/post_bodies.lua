@@ -1,7 +1,9 @@
 -- post_bodies.lua: wrk script for `make bench`. POSTs JSON bodies to one path,
 -- cycling through the lines of a file (one JSON document per line).
 --   BENCH_PATH          request path, e.g. /v1/models/cls/classify
---   BENCH_BODIES        file with one request body per line
+--   BENCH_BODIES        file with one request body per line; a line "OIP <n> <hex>" is a
+--                       binary tensor data request (Open Inference Protocol): the body is
+--                       the hex decoded, sent with Inference-Header-Content-Length: n
 --   BENCH_MAX_REQUESTS  optional: each wrk thread stops after this many responses
 -- done() prints one line "BENCH_RESULT {json}" with the latency percentiles
 -- (microseconds), requests, duration and errors, for run_bench.py to parse.
@@ -33,7 +35,15 @@ function init(args)
     -- Threads start at different bodies so they do not send the same one in step.
     counter = id * 7919
     for i, b in ipairs(bodies) do
-        requests[i] = wrk.format("POST", path, headers, b)
+        local n, hex = b:match("^OIP (%d+) (%x+)$")
+        if n then
+            local body = hex:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)
+            requests[i] = wrk.format("POST", path, {
+                ["Content-Type"] = "application/octet-stream",
+                ["Inference-Header-Content-Length"] = n }, body)
+        else
+            requests[i] = wrk.format("POST", path, headers, b)
+        end
     end
 end
 

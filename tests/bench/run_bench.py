@@ -22,6 +22,8 @@ registry, so a new section is a new module and one line here):
   recommend catalog ids vs raw titles (cache disabled, then warm)
   catalog   100k-item news store: restart-to-ready, catalog-wide top-k p50
   memory    peak RSS idle and under load, RSS after 10k and 200k requests
+  oip       Open Inference Protocol infer at 32x128 input_ids: binary tensor
+            data vs JSON (req/s, CPU per request)
   news_pg   the news catalog in PostgreSQL: seed, restart to ready at 100k items,
             PUT latency, a PUT on one replica served by another
 
@@ -50,6 +52,7 @@ import section_engine  # noqa: E402
 import section_length  # noqa: E402
 import section_memory  # noqa: E402
 import section_news_pg  # noqa: E402
+import section_oip  # noqa: E402
 import section_ort  # noqa: E402
 import section_recommend  # noqa: E402
 import section_server  # noqa: E402
@@ -57,7 +60,7 @@ import section_torch  # noqa: E402
 from bench_lib import ROOT, Context, Unavailable, log, thread_env  # noqa: E402
 
 SECTIONS = [section_ort, section_engine, section_torch, section_length, section_server,
-            section_recommend, section_catalog, section_memory, section_news_pg]
+            section_recommend, section_catalog, section_memory, section_oip, section_news_pg]
 BY_NAME = {s.NAME: s for s in SECTIONS}
 # The CPU features the engine's kernels and ONNX Runtime's MLAS dispatch on.
 CPU_FLAGS = ["avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl",
@@ -138,8 +141,9 @@ def header(res, quick):
         f"{res.get('torch_version', 'torch n/a')} on the same OpenBLAS",
         "- Threads: every measured process gets OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = its "
         "thread count (ONNX Runtime: intraOpNumThreads, interOpNumThreads 1; PyTorch: "
-        "torch.set_num_threads); each section says which counts it runs; fastformerd with "
-        "workers 2 x blas_threads 1; wrk with 1 thread on the same 2 cores",
+        "torch.set_num_threads), except the engine: T engine threads (a team of T lanes) x 1 "
+        "OpenBLAS thread; each section says which counts it runs; fastformerd with workers 1 x "
+        "engine_threads 2 (its default); wrk with 1 thread on the same 2 cores",
         "- Wall-clock figures decide the targets. Beside them, the same ratios in CPU time "
         "(process CPU seconds): on a shared machine a process that never sleeps gets a fraction "
         "of a core while one that sleeps between requests is scheduled at once, so wall ratios "

@@ -189,7 +189,7 @@ def report(res):
     out = ["Same weights (ONNX Runtime runs the model directory exported by "
            "tests/bench/ort_export.py: tools/fastformer.py, torch.onnx.export, opset 14, dynamic "
            "batch and length), same ids, same batch x length, same threads (engine: bench_engine "
-           "--threads T, OPENBLAS_NUM_THREADS=T; ONNX Runtime "
+           "--threads T, T engine threads x 1 OpenBLAS thread; ONNX Runtime "
            f"{sec.get('version', '(not installed)')} through onnxruntime-node: intraOpNumThreads "
            "T, interOpNumThreads 1, graphOptimizationLevel all). Each figure is the median time "
            "per forward of the whole batch, warm, the four processes round-robin.\n"]

@@ -16,20 +16,24 @@ P50_OVER_FORWARD_MAX = 1.2
 EFFICIENCY_MIN = 0.90
 
 
+# The daemon's default pool: 1 worker whose forwards run on 2 engine threads.
+ENGINE_THREADS = 2
+
+
 def engine_docs_at(e, batch, length, quick):
-    """Docs/s of 2 workers x 1 BLAS thread each running forwards at batch x
-    length, like the daemon's default pool (one block of ~0.3 s), and the
-    CPU seconds per doc."""
-    cmd = f"par 2 {batch} {length} {{n}}"
+    """Docs/s of forwards at batch x length on ENGINE_THREADS engine threads,
+    like the daemon's default worker (one block of ~0.3 s), and the CPU
+    seconds per doc."""
+    cmd = f"fwd {batch} {length} {{n}}"
     t1 = e.seconds(cmd.format(n=1))
     reps = max(1, min(10_000, int((0.15 if quick else 0.3) / max(t1, 1e-5))))
     wall = e.seconds(cmd.format(n=reps))
-    return 2 * batch * reps / wall, float(e.last["par"][2]) / (2 * batch * reps)
+    return batch * reps / wall, float(e.last["fwd"][2]) / (batch * reps)
 
 
 def engine_between(e, quick, reps_1x64):
     """The measurement after each wrk slice: after a 1-connection slice the
-    engine's 1x64 forward (1 BLAS thread, as a worker runs it); otherwise
+    engine's 1x64 forward (on ENGINE_THREADS threads, as the worker runs it); otherwise
     engine docs/s at the batch size the server formed so far."""
     def between(job, acc):
         mb = acc["batch_sum"] / acc["batch_count"] if acc["batch_count"] else 1.0
@@ -75,7 +79,7 @@ def run(ctx):
     d = Daemon(ctx.build, ctx.tmp, "server", models=[{"name": "cls", "path": model_dir},
                                                      {"name": "cls-b1", "path": model_dir,
                                                       "max_batch_size": 1}])
-    e = engine_proc(ctx.build, model_dir, 1)
+    e = engine_proc(ctx.build, model_dir, ENGINE_THREADS)
     try:
         ctx.res.setdefault("corename", e.ask("info")[6])
         status, body = d.post("/v1/models/cls/classify", json.dumps({"inputs": [texts[0]]}))
@@ -112,8 +116,8 @@ def targets(res):
                 verdict(p50r and p50r <= P50_OVER_FORWARD_MAX)))
     br = s32["req_s"] / b1["req_s"] if s32 and b1 else None
     # What batching can give at most here: the engine's own docs/s at the
-    # batch the server formed over its docs/s at batch 1 (both 2 workers x 1
-    # BLAS thread, measured between the same slices).
+    # batch the server formed over its docs/s at batch 1 (both on the
+    # daemon's 2 engine threads, measured between the same slices).
     ceiling = s32["engine_docs_s"] / b1["engine_docs_s"] if s32 and b1 else None
     out.append(("batching req/s >= 2x max_batch_size 1 (32 conns)",
                 f"{fmt(br)}x (engine ceiling: docs/s at batch {s32 and s32['engine_batch']} / "
@@ -129,10 +133,11 @@ def report(res):
     if not sec:
         return []
     out = ["Each row is several short wrk runs, round-robin with the other rows; p50/p99 are the "
-           "medians of the runs' percentiles. After each run, the engine measures docs/s with 2 "
-           "threads x 1 BLAS thread each running forwards at the server's mean batch size "
-           "(rounded) x 64, like the daemon's 2 workers (median reported); server_efficiency = "
-           "req/s / that. Engine 1x64 forward (1 thread, measured after each 1-connection run): "
+           "medians of the runs' percentiles. fastformerd runs its default pool, 1 worker x 2 "
+           "engine threads. After each run, the engine measures docs/s running forwards on 2 "
+           "engine threads at the server's mean batch size (rounded) x 64, like the daemon's "
+           "worker (median reported); server_efficiency = req/s / that. Engine 1x64 forward (2 "
+           "engine threads, measured after each 1-connection run): "
            f"{fmt(sec.get('engine_fwd_1x64_ms'), '.3f')} ms.\n",
            "| model | conns | req/s | p50 ms | p99 ms | mean batch | mean batch tokens | "
            "engine docs/s | server_efficiency | daemon CPU ms/req | engine CPU ms/doc | "

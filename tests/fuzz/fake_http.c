@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api_errors.h"
 
 #define FAKE_MAX_HEADERS 4 /* HTTP_MAX_HEADERS in http.c */
+#define FAKE_MAX_REQUEST_HEADERS 4
 
 struct http_request {
     const http_route *route;
@@ -31,7 +33,14 @@ struct http_request {
     int status;
     const char *content_type;
     json_t *response;
+    char *raw; /* a non-JSON answer's bytes (owned), raw_bytes long */
+    size_t raw_bytes;
     int n_headers;
+    char header_names[FAKE_MAX_HEADERS][40]; /* the answer's headers */
+    char header_values[FAKE_MAX_HEADERS][96];
+    char *req_header_names[FAKE_MAX_REQUEST_HEADERS]; /* the request's (owned) */
+    char *req_header_values[FAKE_MAX_REQUEST_HEADERS];
+    int n_req_headers;
 };
 
 static void fake_fail(const char *fmt, ...) FF_PRINTF(1, 2);
@@ -81,6 +90,28 @@ http_request *fake_http_request_new(const http_route *route, const char *path, c
     return r;
 }
 
+void fake_http_request_set_header(http_request *r, const char *name, const char *value)
+{
+    if (r->n_req_headers == FAKE_MAX_REQUEST_HEADERS)
+        fake_fail("more than %d request headers", FAKE_MAX_REQUEST_HEADERS);
+    r->req_header_names[r->n_req_headers] = dup_or_die(name);
+    r->req_header_values[r->n_req_headers++] = dup_or_die(value);
+}
+
+const char *fake_http_response_header(const http_request *r, const char *name)
+{
+    for (int i = 0; i < r->n_headers && i < FAKE_MAX_HEADERS; i++)
+        if (strcasecmp(r->header_names[i], name) == 0)
+            return r->header_values[i];
+    return NULL;
+}
+
+const char *fake_http_request_raw_response(const http_request *r, size_t *bytes)
+{
+    *bytes = r->raw_bytes;
+    return r->raw;
+}
+
 bool fake_http_request_waiting(const http_request *r)
 {
     return r->suspended && !r->resumed;
@@ -121,6 +152,11 @@ void fake_http_request_free(http_request *r)
     if (r->state_free)
         r->state_free(r->state);
     json_decref(r->response);
+    free(r->raw);
+    for (int i = 0; i < r->n_req_headers; i++) {
+        free(r->req_header_names[i]);
+        free(r->req_header_values[i]);
+    }
     free(r->path);
     free(r->param[0]);
     free(r->param[1]);
@@ -159,8 +195,9 @@ void http_request_remote_addr(const http_request *r, char *buf, size_t cap)
 
 const char *http_request_header(const http_request *r, const char *name)
 {
-    (void)r;
-    (void)name;
+    for (int i = 0; i < r->n_req_headers; i++)
+        if (strcasecmp(r->req_header_names[i], name) == 0)
+            return r->req_header_values[i];
     return NULL;
 }
 
@@ -250,6 +287,13 @@ static void answer(http_request *r, int status, const char *content_type, const 
         r->response = json_loadb(text, len, 0, &jerr);
         if (!r->response)
             fake_fail("%s: response is not JSON (%s): %.*s", r->path, jerr.text, (int)len, text);
+    } else {
+        r->raw = malloc(len ? len : 1);
+        if (!r->raw)
+            fake_fail("out of memory");
+        if (len)
+            memcpy(r->raw, text, len);
+        r->raw_bytes = len;
     }
 }
 
@@ -273,7 +317,7 @@ void http_request_respond_error(http_request *r, int status, const char *fmt, ..
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    http_request_respond_json(r, status, api_error_json(status, msg));
+    http_request_respond_json(r, status, api_error_json_for_path(r->path, status, msg));
 }
 
 void http_request_respond_bytes(http_request *r, int status, const char *content_type,
@@ -291,10 +335,11 @@ void http_request_respond_owned(http_request *r, int status, const char *content
 
 void http_request_add_header(http_request *r, const char *name, const char *value)
 {
-    (void)name;
-    (void)value;
-    if (++r->n_headers > FAKE_MAX_HEADERS)
+    if (r->n_headers == FAKE_MAX_HEADERS)
         fake_fail("%s: more than %d response headers", r->path, FAKE_MAX_HEADERS);
+    snprintf(r->header_names[r->n_headers], sizeof r->header_names[0], "%s", name);
+    snprintf(r->header_values[r->n_headers], sizeof r->header_values[0], "%s", value);
+    r->n_headers++;
 }
 
 void http_request_suspend(http_request *r, http_resume_fn fn, void *ctx)

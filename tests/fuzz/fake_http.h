@@ -23,6 +23,16 @@
 http_request *fake_http_request_new(const http_route *route, const char *path, const char *param0,
                                     const char *param1, const void *body, size_t body_bytes);
 
+/* Adds a request header (copied) that http_request_header returns (names
+ * compared without case). At most 4. */
+void fake_http_request_set_header(http_request *r, const char *name, const char *value);
+
+/* The value of the answer's header `name` (http_request_add_header), or NULL. */
+const char *fake_http_response_header(const http_request *r, const char *name);
+
+/* The bytes of a non-JSON answer (borrowed), or NULL for a JSON one. */
+const char *fake_http_request_raw_response(const http_request *r, size_t *bytes);
+
 /* True while the request is parked and no one has called http_request_resume. */
 bool fake_http_request_waiting(const http_request *r);
 

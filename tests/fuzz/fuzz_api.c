@@ -9,21 +9,32 @@
  * capture that is not printable ASCII: the input is skipped), then the
  * request body, e.g.
  *   POST /v1/models/cls/classify\n{"inputs": ["a film"]}
+ * Lines "Content-Type: V" and "Inference-Header-Content-Length: V" right
+ * after the request line become request headers (the binary tensor data
+ * extension of /v2/.../infer: JSON, then raw tensor bytes), e.g.
+ *   POST /v2/models/cls/infer\nInference-Header-Content-Length: 97\n{...}<bytes>
  * The models are "cls" (a classifier), "rec" (a recommender with a catalog
  * and an 8-entry news cache) and "bare" (a recommender with neither); any
  * other name is unknown.
  *
  * Checks, besides ASan/UBSan:
  * - a model route's parser (api_route_parse) returns 0 with a request, or
- *   400/413/422/503 with a message and nothing left to release; the handler
- *   then answers exactly that status and message;
+ *   400/404/413/415/422/503 with a message and nothing left to release; the
+ *   handler then answers exactly that status and message;
+ * - a binary answer (application/octet-stream) starts with JSON of exactly
+ *   Inference-Header-Content-Length bytes, and its outputs' binary_data_size
+ *   add up to the rest;
  * - the transport contract (fake_http.h), no 500 (nothing runs out of memory
- *   here), every error is {"error": {"code": status, "type", "message"}}, a
+ *   here), every error is {"error": {"code": status, "type", "message"}}
+ *   (under /v2: {"error": "message", "code": status, "type"}; OpenAI's
+ *   {"error": {"message", "type", "param", "code"}} on the openai
+ *   family's routes), a
  *   200 JSON answer holds no null (a NaN or infinite output), and the queue
  *   is empty after every request.
  * State carried between inputs: PUT replaces news ids in the catalog, and
  * the news cache holds 8 vectors. */
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -110,11 +121,36 @@ typedef struct {
     int n_params;
     const uint8_t *body;
     size_t body_bytes;
+    char content_type[96];  /* "" when absent */
+    char header_length[96]; /* Inference-Header-Content-Length, "" when absent */
+    bool has_content_type, has_header_length;
 } fuzz_request;
+
+/* Takes "Name: value\n" off *data for the headers the API reads. */
+static bool header_line_take(const uint8_t **data, size_t *size, fuzz_request *out)
+{
+    static const char ct[] = "Content-Type: ", hl[] = "Inference-Header-Content-Length: ";
+    const uint8_t *nl = memchr(*data, '\n', *size);
+    bool is_ct = *size >= sizeof ct - 1 && memcmp(*data, ct, sizeof ct - 1) == 0;
+    bool is_hl = *size >= sizeof hl - 1 && memcmp(*data, hl, sizeof hl - 1) == 0;
+    if (!nl || (!is_ct && !is_hl))
+        return false;
+    size_t skip = is_ct ? sizeof ct - 1 : sizeof hl - 1;
+    size_t len = (size_t)(nl - *data) - skip;
+    char *dst = is_ct ? out->content_type : out->header_length;
+    if (len >= sizeof out->content_type || memchr(*data + skip, 0, len))
+        return false;
+    memcpy(dst, *data + skip, len);
+    dst[len] = 0;
+    *(is_ct ? &out->has_content_type : &out->has_header_length) = true;
+    *size -= (size_t)(nl + 1 - *data);
+    *data = nl + 1;
+    return true;
+}
 
 static const char *method_name(http_method m)
 {
-    static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OTHER"};
+    static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "OTHER"};
     return names[m];
 }
 
@@ -145,6 +181,9 @@ static bool request_line_parse(const uint8_t *data, size_t size, fuzz_request *o
         return false; /* a NUL: the transport's paths are C strings */
     out->body = nl + 1;
     out->body_bytes = size - (size_t)(nl + 1 - data);
+    out->has_content_type = out->has_header_length = false;
+    while (header_line_take(&out->body, &out->body_bytes, out))
+        ;
     for (size_t i = 0; i < api_n_routes; i++) {
         const http_route *rt = &api_routes[i];
         const char *m = method_name(rt->method);
@@ -182,13 +221,63 @@ static void no_null_check(const json_t *j, const char *path)
     }
 }
 
-static void answer_check(const char *path, const http_request *r, int status)
+/* A binary answer: JSON of Inference-Header-Content-Length bytes, then
+ * exactly the bytes its outputs' binary_data_size announce. */
+static void binary_answer_check(const char *path, const http_request *r)
+{
+    size_t bytes;
+    const char *raw = fake_http_request_raw_response(r, &bytes);
+    const char *hl = fake_http_response_header(r, "Inference-Header-Content-Length");
+    FUZZ_CHECK(raw && hl, "%s: a binary answer without its header", path);
+    size_t n = strtoul(hl, NULL, 10);
+    FUZZ_CHECK(n <= bytes, "%s: header length %zu > answer %zu", path, n, bytes);
+    json_t *head = json_loadb(raw, n, 0, NULL);
+    FUZZ_CHECK(head, "%s: the answer's JSON part does not parse", path);
+    size_t k, sum = 0;
+    json_t *o;
+    json_array_foreach(json_object_get(head, "outputs"), k, o)
+    {
+        json_t *size = json_object_get(json_object_get(o, "parameters"), "binary_data_size");
+        if (size)
+            sum += (size_t)json_integer_value(size);
+    }
+    FUZZ_CHECK(sum == bytes - n, "%s: outputs announce %zu binary bytes, %zu follow", path, sum,
+               bytes - n);
+    json_decref(head);
+}
+
+static void answer_check(const char *path, const http_request *r, int status, bool openai)
 {
     const json_t *resp = fake_http_request_response(r);
     FUZZ_CHECK(status != 500, "%s: 500", path);
+    if (status == 200 &&
+        strcmp(fake_http_request_content_type(r), "application/octet-stream") == 0) {
+        binary_answer_check(path, r);
+        return;
+    }
     if (status < 400 && strcmp(fake_http_request_content_type(r), "application/json") != 0)
         return; /* /metrics: Prometheus text */
     FUZZ_CHECK(resp, "%s: status %d without a JSON body", path, status);
+    if (status >= 400 && openai) {
+        /* OpenAI's shape: {"error": {"message", "type", "param", "code"}} */
+        json_t *e = json_object_get(resp, "error");
+        FUZZ_CHECK(json_is_object(e) && json_object_size(resp) == 1 &&
+                       json_is_string(json_object_get(e, "message")) &&
+                       json_is_string(json_object_get(e, "type")) && json_object_get(e, "param") &&
+                       json_object_get(e, "code"),
+                   "%s: OpenAI error shape", path);
+        return;
+    }
+    if (status >= 400 && api_error_path_is_oip(path)) {
+        /* the Open Inference Protocol's shape: the message is "error" */
+        json_t *code = json_object_get(resp, "code");
+        FUZZ_CHECK(json_is_string(json_object_get(resp, "error")) &&
+                       json_is_string(json_object_get(resp, "type")) && json_object_size(resp) == 3,
+                   "%s: error shape", path);
+        FUZZ_CHECK(json_is_integer(code) && json_integer_value(code) == status,
+                   "%s: error code != status %d", path, status);
+        return;
+    }
     if (status >= 400) {
         json_t *e = json_object_get(resp, "error");
         FUZZ_CHECK(json_is_object(e) && json_object_size(resp) == 1, "%s: error shape", path);
@@ -213,10 +302,14 @@ static int parser_check(const fuzz_request *q, const api_model_route *route, cha
     served_model *sm = model_registry_get(fuzz_registry, q->params[0]);
     if (!sm)
         return -1;
-    api_call call = {.sm = sm, .param = q->n_params > 1 ? q->params[1] : NULL};
+    api_call call = {.sm = sm,
+                     .param = q->n_params > 1 ? q->params[1] : NULL,
+                     .content_type = q->has_content_type ? q->content_type : NULL,
+                     .inference_header_length = q->has_header_length ? q->header_length : NULL};
     api_parsed parsed;
     int status = api_route_parse(route, &call, (const char *)q->body, q->body_bytes, &parsed);
-    FUZZ_CHECK(status == 0 || status == 400 || status == 413 || status == 422 || status == 503,
+    FUZZ_CHECK(status == 0 || status == 400 || status == 404 || status == 413 || status == 415 ||
+                   status == 422 || status == 503,
                "%s: parser status %d", q->path, status);
     FUZZ_CHECK(status == parsed.verdict.status, "%s: status %d, verdict %d", q->path, status,
                parsed.verdict.status);
@@ -248,6 +341,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     http_request *r =
         fake_http_request_new(q.route, q.path, q.n_params > 0 ? q.params[0] : NULL,
                               q.n_params > 1 ? q.params[1] : NULL, q.body, q.body_bytes);
+    if (q.has_content_type)
+        fake_http_request_set_header(r, "Content-Type", q.content_type);
+    if (q.has_header_length)
+        fake_http_request_set_header(r, "Inference-Header-Content-Length", q.header_length);
     q.route->handler(r, &fuzz_ctx);
     while (fake_http_request_waiting(r)) {
         batcher_next_status st = batcher_try_next(fuzz_batcher, fuzz_work);
@@ -263,11 +360,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 text ? text : "(none)");
         free(text);
     }
-    answer_check(q.path, r, status);
+    answer_check(q.path, r, status, api_route_info_of(q.route)->family == API_FAMILY_OPENAI);
     if (parse_status > 0) {
         /* The parser's message as the error shape carries it (invalid UTF-8
          * replaced, see api_error_json). */
-        json_t *want = api_error_json(parse_status, parse_message);
+        json_t *want = api_error_json_for_path(q.path, parse_status, parse_message);
         FUZZ_CHECK(want, "out of memory");
         FUZZ_CHECK(status == parse_status && json_equal(want, fake_http_request_response(r)),
                    "%s: the parser said %d '%s', the handler answered %d", q.path, parse_status,

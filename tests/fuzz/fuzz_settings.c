@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "cors.h"
 #include "fuzz_common.h"
 #include "settings.h"
 
@@ -53,6 +54,13 @@ static void ranges_check(const settings *s)
                "logging.format");
     FUZZ_CHECK(s->logging.level >= LOG_LEVEL_DEBUG && s->logging.level <= LOG_LEVEL_ERROR,
                "logging.level");
+    const settings_strings *origins = &sv->cors_allow_origins;
+    FUZZ_CHECK(origins->n <= 64 && (origins->n == 0 || origins->items), "cors_allow_origins");
+    for (size_t i = 0; i < origins->n; i++)
+        FUZZ_CHECK(origins->items[i] &&
+                       cors_origin_valid(origins->items[i], strlen(origins->items[i])),
+                   "cors_allow_origins[%zu] is not an origin", i);
+    FUZZ_CHECK(sv->model_control == 0 || sv->model_control == 1, "model_control");
     FUZZ_CHECK(s->n_models == 0 || s->models, "models");
     for (size_t i = 0; i < s->n_models; i++) {
         const settings_model *m = &s->models[i];

@@ -125,6 +125,8 @@ def seeds_settings():
   connection_timeout_s: 5
   drain_timeout_s: 0
   api_key: "s3cret key"
+  cors_allow_origins: ["https://app.example.com", "*", "http://[::1]:3000"]
+  model_control: true
 batching: {max_batch_size: 64, max_batch_tokens: 16384, max_queue_delay_us: 0, max_queue: 7, workers: 1, blas_threads: 2}
 logging:
   format: json
@@ -245,10 +247,59 @@ def seeds_api():
         "v2": ("GET /v2", {}),
         "healthz": ("GET /healthz", {}),
         "metrics": ("GET /metrics", {}),
+        "tokenize": ("POST /v1/models/cls/tokenize", {"inputs": ["a great film!", ""], "truncate": True}),
+        "tokenize-one": ("POST /v1/models/rec/tokenize", {"inputs": "oil bank says"}),
+        "openai-texts": ("POST /v1/embeddings", {"model": "cls", "input": ["a great film", "x"]}),
+        "openai-ids-base64": ("POST /v1/embeddings", {"model": "rec", "input": [[1, 2], [3]],
+                                                      "encoding_format": "base64"}),
+        "openai-one-ids": ("POST /v1/embeddings", {"model": "cls", "input": [4, 5, 0],
+                                                   "dimensions": 8, "user": "u"}),
+        "openai-unknown-model": ("POST /v1/embeddings", {"model": "nope", "input": "x"}),
+        "repository-index": ("POST /v2/repository/index", {"ready": True}),
+        "repository-load": ("POST /v2/repository/models/cls/load", {}),
+        "repository-unload": ("POST /v2/repository/models/cls/unload", {}),
     }
+    seeds.update({
+        "oip-versioned-metadata": ("GET /v2/models/cls/versions/1", {}),
+        "oip-versioned-ready": ("GET /v2/models/rec/versions/2/ready", {}),
+        "oip-versioned-infer": ("POST /v2/models/cls/versions/1/infer",
+                                {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1],
+                                             "data": ["hello"]}]}),
+    })
     for name, (line, body) in seeds.items():
         write(t, name, line.encode() + b"\n" + json.dumps(body, ensure_ascii=False).encode())
     write(t, "not-json", b"POST /v1/models/rec/recommend\n{\"history\": [}")
+    # The binary tensor data extension: JSON, then the inputs' raw bytes.
+    def binary(name, line, header, data, content_type="application/octet-stream"):
+        head = json.dumps(header, separators=(",", ":")).encode()
+        headers = b"Inference-Header-Content-Length: %d\n" % len(head)
+        if content_type:
+            headers = b"Content-Type: " + content_type.encode() + b"\n" + headers
+        write(t, name, line.encode() + b"\n" + headers + head + data)
+    ids = struct.pack("<6q", 1, 2, 3, 4, 5, 0)
+    binary("oip-binary-int64", "POST /v2/models/cls/infer",
+           {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [2, 3],
+                        "parameters": {"binary_data_size": len(ids)}}],
+            "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}},
+                        {"name": "embeddings"}]}, ids)
+    ids32 = struct.pack("<2i", 7, 8)
+    binary("oip-binary-int32", "POST /v2/models/rec/versions/1/infer",
+           {"inputs": [{"name": "input_ids", "datatype": "INT32", "shape": [1, 2],
+                        "parameters": {"binary_data_size": len(ids32)}}],
+            "parameters": {"binary_data_output": True}}, ids32, content_type=None)
+    texts = b"".join(struct.pack("<I", len(x)) + x for x in (b"hello", b"", b"w\xc3\xb6rld"))
+    binary("oip-binary-bytes", "POST /v2/models/cls/infer",
+           {"model_name": "cls", "inputs": [{"name": "text", "datatype": "BYTES", "shape": [3, 1],
+                                             "parameters": {"binary_data_size": len(texts)}}],
+            "parameters": {"binary_data_output": True, "priority": 1}}, texts)
+    binary("oip-binary-classification", "POST /v2/models/cls/infer",
+           {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [2, 3],
+                        "parameters": {"binary_data_size": len(ids)}}],
+            "outputs": [{"name": "probabilities",
+                         "parameters": {"classification": 2, "binary_data": True}}]}, ids)
+    binary("oip-binary-bytes-cut", "POST /v2/models/cls/infer",
+           {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2],
+                        "parameters": {"binary_data_size": 12}}]}, texts[:12])
 
 
 def main():

@@ -327,6 +327,7 @@ def test_model_description(daemon):
 def test_oip_health_and_metadata(daemon):
     r = daemon.get("/v2")
     assert r.status == 200 and r.json()["name"] == "fastformerd"
+    assert r.json()["extensions"] == ["binary_tensor_data", "classification"]
     assert daemon.get("/v2/health/live").json() == {"live": True}
     assert daemon.get("/v2/health/ready").json() == {"ready": True}
     r = daemon.get("/v2/models/classifier")
@@ -337,6 +338,11 @@ def test_oip_health_and_metadata(daemon):
     assert {t["name"] for t in m["inputs"]} == {"text", "input_ids"}
     assert daemon.get("/v2/models/newsrec/ready").json() == {"name": "newsrec", "ready": True}
     assert daemon.get("/v2/models/nope/ready").status == 404
+    # Version "1" is every model's only version.
+    assert m["versions"] == ["1"]
+    assert daemon.get("/v2/models/classifier/versions/1").json() == m
+    assert daemon.get("/v2/models/newsrec/versions/1/ready").json() == {"name": "newsrec",
+                                                                        "ready": True}
 
 
 def test_oip_infer_ids_match_pytorch(daemon):

@@ -1,10 +1,12 @@
 """The bad-request catalogue: each case has its exact status and error JSON
-({"error": {"code", "type", "message"}}), and after each one the daemon still
-answers a good request correctly. Also the API key (401) cases, which need a
-daemon with a key."""
+({"error": {"code", "type", "message"}}, or under /v2 the Open Inference
+Protocol's {"error": "message", "code", "type"}), and after each one the
+daemon still answers a good request correctly. Also the API key (401) cases,
+which need a daemon with a key."""
 import json
 import os
 import socket
+import time
 
 import pytest
 
@@ -17,7 +19,15 @@ I = "/v2/models/classifier/infer"
 LIMIT = 1048576
 
 TYPES = {400: "invalid_argument", 401: "unauthenticated", 404: "not_found",
-         405: "method_not_allowed", 413: "payload_too_large", 422: "unprocessable_entity"}
+         405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
+         422: "unprocessable_entity", 504: "deadline_exceeded"}
+
+
+def error_body(path, status, message):
+    """The error JSON for a request to `path`: the protocol's shape under /v2."""
+    if path == "/v2" or path.startswith("/v2/"):
+        return {"error": message, "code": status, "type": TYPES[status]}
+    return {"error": {"code": status, "type": TYPES[status], "message": message}}
 
 
 def oip(tensor, **extra):
@@ -121,6 +131,19 @@ CASES = [
     ("unknown_model", "POST", "/v1/models/nope/classify", {"inputs": ["a"]}, {}, 404,
      "model 'nope' not found"),
     ("unknown_model_oip", "POST", "/v2/models/nope/infer", {}, {}, 404, "model 'nope' not found"),
+    ("unknown_model_oip_metadata", "GET", "/v2/models/nope", None, {}, 404,
+     "model 'nope' not found"),
+    ("unknown_model_oip_versioned", "GET", "/v2/models/nope/versions/1/ready", None, {}, 404,
+     "model 'nope' not found"),
+    ("unknown_route_oip", "GET", "/v2/repository/nope", None, {}, 404,
+     "no route for GET /v2/repository/nope"),
+    ("unknown_version_metadata", "GET", "/v2/models/classifier/versions/2", None, {}, 404,
+     "model 'classifier' has no version '2' (its only version is '1')"),
+    ("unknown_version_ready", "GET", "/v2/models/classifier/versions/0/ready", None, {}, 404,
+     "model 'classifier' has no version '0' (its only version is '1')"),
+    ("unknown_version_infer", "POST", "/v2/models/classifier/versions/v1/infer",
+     {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [1, 1], "data": [7]}]}, {},
+     404, "model 'classifier' has no version 'v1' (its only version is '1')"),
     ("unknown_route", "GET", "/v3/models", None, {}, 404, "no route for GET /v3/models"),
     ("trailing_slash", "GET", "/v1/models/", None, {}, 404, "no route for GET /v1/models/"),
     ("wrong_method_classify", "GET", C, None, {}, 405,
@@ -174,6 +197,15 @@ CASES = [
      {}, 400, "outputs[0].name: unknown output 'logits' (expected 'probabilities' or 'embeddings')"),
     ("oip_id_not_string", "POST", I, oip(ids_tensor([1, 1], [1]), id=7), {}, 400,
      "id: expected a string, got integer"),
+    ("oip_too_long_truncate_false", "POST", I,
+     oip(ids_tensor([1, 17], [5] * 17), parameters={"truncate": False}), {}, 422,
+     "inputs[0].data: 17 ids, more than the model's maximum of 16 and truncate is false"),
+    ("oip_batch_too_large", "POST", I,
+     oip({"name": "text", "datatype": "BYTES", "shape": [1025], "data": ["a"] * 1025}), {}, 413,
+     "inputs[0]: batch of 1025, more than the limit of 1024 per request"),
+    ("oip_bad_timeout_header", "POST", I, oip(ids_tensor([1, 1], [1])),
+     {"X-Request-Timeout-Ms": "soon"}, 400,
+     "header X-Request-Timeout-Ms: expected an integer in [1, 3600000]"),
     ("oip_tensor_unknown_key", "POST", I, oip({**ids_tensor([1, 1], [1]), "contents": {}}), {}, 400,
      "inputs[0]: unknown key 'contents' (allowed: name, shape, datatype, data, parameters)"),
 ]
@@ -198,18 +230,20 @@ def test_bad_request(daemon, case):
     assert r.status == status, r
     assert r.headers["content-type"] == "application/json"
     assert "x-request-id" in r.headers
-    assert r.json() == {"error": {"code": status, "type": TYPES[status], "message": message}}
+    assert r.json() == error_body(path, status, message)
     if status == 405:
         assert r.headers["allow"]
     assert daemon.alive()
     check_good(daemon)
 
 
-def raw_exchange(daemon, data, chunks=()):
-    """Sends raw bytes (then each chunk) and returns (status line, headers, body)."""
+def raw_exchange(daemon, data, chunks=(), pause=0.0):
+    """Sends raw bytes (then each chunk, `pause` seconds before each) and
+    returns (status line, headers, body)."""
     s = socket.create_connection(("127.0.0.1", daemon.port), timeout=20)
     s.sendall(data)
     for c in chunks:
+        time.sleep(pause)
         s.sendall(c)
     resp = b""
     while True:
@@ -263,6 +297,24 @@ def test_oversized_content_length_is_refused_before_the_body(daemon):
     check_good(daemon)
 
 
+def test_oip_transport_errors_have_the_protocol_shape(daemon):
+    # 413 before the body (Content-Length over the limit) and 504 (the deadline
+    # passed while queued) come from the transport and the frame, not the parser.
+    line, _, body = raw_exchange(daemon, b"POST " + I.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                                 b"Expect: 100-continue\r\nContent-Length: 5000000\r\n\r\n")
+    assert line.startswith(b"HTTP/1.1 413"), line
+    assert json.loads(body) == error_body(
+        I, 413, f"request body of 5000000 bytes exceeds the limit of {LIMIT} bytes")
+    payload = json.dumps(oip(ids_tensor([1, 1], [7]))).encode()
+    line, _, answer = raw_exchange(
+        daemon, b"POST " + I.encode() + b" HTTP/1.1\r\nHost: x\r\nX-Request-Timeout-Ms: 1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(payload),
+        [payload], pause=0.05)
+    assert line.startswith(b"HTTP/1.1 504"), line
+    assert json.loads(answer) == error_body(I, 504,
+                                            "the request's deadline passed while it was queued")
+
+
 def test_nul_in_text_is_a_control_character_not_an_error(daemon):
     r = daemon.post(C, {"inputs": ["oil\u0000price", "oil price"]})
     assert r.status == 200, r
@@ -284,7 +336,11 @@ def test_api_key(start_daemon):
         assert r.json()["error"]["message"] in ("invalid API key", "missing API key: send "
                                                 "'Authorization: Bearer <key>' or 'X-API-Key'")
     assert d.get("/v1/models").status == 401
-    assert d.post(I, {}).status == 401
+    r = d.post(I, {})
+    assert r.status == 401
+    assert r.json() == {"error": "missing API key: send 'Authorization: Bearer <key>' or "
+                        "'X-API-Key'", "code": 401, "type": "unauthenticated"}
+    assert d.get("/v2/models/classifier/versions/1").status == 401
     # Health, readiness and metrics stay open.
     for path in ["/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"]:
         assert d.get(path).status == 200, path
@@ -301,7 +357,8 @@ def documented_routes():
         paths = json.load(f)["paths"]
     methods = ("GET", "POST", "PUT", "DELETE", "PATCH")
     return [([m.upper() for m in ops if m.upper() in methods],
-             template.replace("{name}", "classifier").replace("{id}", "N1"))
+             template.replace("{name}", "classifier").replace("{id}", "N1")
+             .replace("{version}", "1"))
             for template, ops in paths.items()]
 
 
@@ -317,8 +374,8 @@ def test_wrong_method_on_every_route(daemon, allowed, path):
         assert r.status == 405, (method, path, r)
         allow = r.headers["allow"]
         assert sorted(allow.split(", ")) == sorted(allowed)
-        assert r.json() == {"error": {"code": 405, "type": "method_not_allowed", "message":
-                            f"method {method} is not allowed on {path} (allowed: {allow})"}}
+        assert r.json() == error_body(
+            path, 405, f"method {method} is not allowed on {path} (allowed: {allow})")
     # HEAD works wherever GET does, without a body (a news item of the
     # classifier is a 400: it has no catalog).
     if "GET" in allowed:

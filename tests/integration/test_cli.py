@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -81,6 +82,7 @@ def test_no_command_and_unknown_command():
     (["bench"], "fastformer-cli bench: missing --model DIR"),
     (["bench", "--model", "x", "--threads", "zero"], "--threads: expected an integer from 1 to 256, got 'zero'"),
     (["bench", "--model", "x", "--min-seconds", "-1"], "--min-seconds: expected seconds from 0 to 3600"),
+    (["bench", "--model", "x", "--kernels", "sse9"], "--kernels: expected plain, avx2 or avx512, got 'sse9'"),
 ])
 def test_usage_errors(args, message):
     r = run(*args)
@@ -464,7 +466,34 @@ def test_bench_prints_a_table_with_capped_lengths():
     for cells in rows:
         assert all(float(x) > 0 for x in cells[2:])
     assert "* length capped at the model's max_position_embeddings (16)" in r.stdout
-    assert "OpenBLAS threads: 1" in r.stdout
+    assert "engine threads: 1 (OpenBLAS threads: 1)" in r.stdout
+    assert re.search(r"^cpu flags: ", r.stdout, re.M)
+    assert re.search(r"^kernel path: (plain|avx2|avx512) ", r.stdout, re.M)
+
+
+def cpu_supports(flag):
+    with open("/proc/cpuinfo") as f:
+        return flag in f.read().split()
+
+
+@pytest.mark.parametrize("path,flags", [("plain", []), ("avx2", ["avx2", "fma"]),
+                                        ("avx512", ["avx512f", "fma"])])
+def test_bench_forces_each_kernel_path_on_two_threads(path, flags):
+    if not all(cpu_supports(f) for f in flags):
+        pytest.skip(f"this CPU cannot run the {path} kernels")
+    r = run("bench", "--model", FIXTURES / "classifier_f32", "--threads", "2", "--kernels", path,
+            "--min-seconds", "0")
+    assert r.returncode == 0, r.stderr
+    assert f"kernel path: {path} " in r.stdout and "forced" in r.stdout
+    assert "engine threads: 2 (OpenBLAS threads: 1)" in r.stdout
+
+
+def test_forced_kernel_path_the_cpu_lacks_or_misspelt_is_an_error(tmp_path):
+    env = dict(os.environ, FASTFORMER_KERNELS="avx9000")
+    r = subprocess.run([CLI, "bench", "--model", FIXTURES / "classifier_f32", "--min-seconds", "0"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 1
+    assert "FASTFORMER_KERNELS=avx9000: expected plain, avx2 or avx512" in r.stderr
 
 
 # ---- MIND-like data: tests/fixtures/mind-quirks, and the real sample if present -----

@@ -123,6 +123,10 @@ def test_readyz_says_loading_until_models_are_in(start_daemon, tmp_path):
         if m.status == 503:
             assert m.json()["error"]["message"] == "model 'mind' is still loading"
             assert m.headers["retry-after"] == "1"
+        v = d.get("/v2/models/mind/versions/1")
+        if v.status == 503:  # the Open Inference Protocol's error shape
+            assert v.json() == {"error": "model 'mind' is still loading", "code": 503,
+                                "type": "unavailable"}
         assert d.get("/v2/health/ready").status in (200, 503)
         assert time.monotonic() < deadline, "never became ready"
         time.sleep(0.01)

@@ -101,6 +101,52 @@ def loaded_params_mib(model_dir):
     return total / MIB
 
 
+# Panel width (output columns) of each GEMM kernel path (model/gemm_kernels.h).
+PANEL_COLUMNS = {"plain": 8, "avx2": 16, "avx512": 32}
+# The products' weights, packed once at load for the kernel path.
+PRODUCT_WEIGHTS = ("attention.self.query.weight", "attention.self.key.weight",
+                   "query_att.weight", "key_att.weight", "transform.weight",
+                   "attention.output.dense.weight", "intermediate.dense.weight",
+                   "encoders.{}.output.dense.weight", "att_fc1.weight")
+
+
+def packed_mib(model_dir, path):
+    """MiB of the encoders' weights packed for `path`: each product's [n, k]
+    weight as ceil(n / panel) panels of k x panel floats (query and key as one
+    [2D, D] product), 16-float aligned, plus two folded biases per layer (H
+    and D floats, each 16-float aligned)."""
+    nr = PANEL_COLUMNS[path]
+    with open(os.path.join(model_dir, "model.safetensors"), "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    shapes = {k: v["shape"] for k, v in header.items() if k != "__metadata__"}
+
+    def packed(rows, cols):
+        return (-(-rows // nr) * nr * cols + 15) // 16 * 16
+
+    total = 0
+    for name, (rows, cols) in ((k, v) for k, v in shapes.items() if len(v) == 2):
+        if "attention.self.key.weight" in name:
+            continue  # packed with the query weight as one [2D, D] product
+        if "attention.self.query.weight" in name:
+            rows *= 2
+        elif not (any(name.endswith(w) for w in PRODUCT_WEIGHTS[2:7] + PRODUCT_WEIGHTS[8:])
+                  or re.search(r"encoders\.\d+\.output\.dense\.weight$", name)):
+            continue
+        total += packed(rows, cols)
+        if name.endswith("query_att.weight"):  # one per layer: its folded biases
+            h, d = rows, cols
+            total += (h + 15) // 16 * 16 + (d + 15) // 16 * 16
+    return 4 * total / MIB
+
+
+def kernel_path(d):
+    """The kernel path the daemon's models were packed for (the ready line)."""
+    m = re.search(r"; (plain|avx2|avx512) kernels", d.log())
+    assert m, d.log()[-2000:]
+    return m.group(1)
+
+
 def mapped_weights(pid):
     """Paths of model.safetensors files mapped into the process."""
     with open(f"/proc/{pid}/maps") as f:
@@ -189,7 +235,9 @@ def test_peak_rss_within_the_logged_estimate(tmp_path):
         assert abs(metric_bytes(d) / MIB - total) <= 0.05, (metric_bytes(d), total)
         # F16 weights: converted, then unmapped; only the F32 copies (and an int8 table's copy) count.
         assert mapped_weights(d.proc.pid) == []
+        # ... and the encoders' weights packed for the GEMM kernels.
         want = sum(loaded_params_mib(os.path.join(MODELS, name))
+                   + packed_mib(os.path.join(MODELS, name), kernel_path(d))
                    for name in ("imdb-sentiment", "agnews-topic", "movielens-rec"))
         assert abs(weights - want) <= 0.05, (weights, want)
 

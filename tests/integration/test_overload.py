@@ -16,6 +16,7 @@ from conftest import CLASSIFIER_DIR
 
 BLOCK = {"inputs": [{"input_ids": [(i * 7 + k) % 59 + 1 for k in range(512)]} for i in range(4)]}
 SMALL = {"inputs": [{"input_ids": [7]}]}
+OIP_SMALL = {"inputs": [{"name": "input_ids", "datatype": "INT64", "shape": [1, 1], "data": [7]}]}
 
 
 def start_busy(d, n=2):
@@ -82,10 +83,15 @@ def test_queue_full_gives_429_with_retry_after(start_daemon, slow_classifier):
     assert int(r.headers["retry-after"]) >= 1
     assert r.json()["error"]["type"] == "resource_exhausted"
     assert r.json()["error"]["message"].startswith("the request queue is full; retry after ")
+    # the Open Inference Protocol's route: its own error shape, the message as "error"
+    r = d.post("/v2/models/classifier/infer", OIP_SMALL)
+    assert r.status == 429, r
+    assert r.json()["type"] == "resource_exhausted" and r.json()["code"] == 429
+    assert r.json()["error"].startswith("the request queue is full; retry after ")
     assert d.get("/healthz").status == 200  # health never waits behind inference
     finish(threads, results)
     assert d.post("/v1/models/classifier/classify", SMALL).status == 200
-    assert 'reason="queue_full"} 1' in d.get("/metrics").body.decode()
+    assert 'reason="queue_full"} 2' in d.get("/metrics").body.decode()  # /v1 and /v2
 
 
 def test_queue_depth_gauge_per_model(start_daemon, slow_classifier):
@@ -146,6 +152,9 @@ def test_sigterm_drains_requests_in_flight(start_daemon, slow_classifier):
     assert r.status == 503 and r.headers["retry-after"] == "1"
     assert r.json()["error"] == {"code": 503, "type": "unavailable",
                                  "message": "server is draining (shutting down)"}
+    r = d.post("/v2/models/classifier/versions/1/infer", OIP_SMALL)
+    assert r.status == 503 and r.json() == {"error": "server is draining (shutting down)",
+                                            "code": 503, "type": "unavailable"}
     assert d.get("/healthz").status == 200
     finish(threads, results)  # both accepted requests are answered in full
     assert d.proc.wait(timeout=60) == 0

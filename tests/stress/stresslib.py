@@ -73,6 +73,14 @@ class Result:
         return f"<Result {self.status} {self.latency:.3f}s {self.body[:200]!r}>"
 
 
+def error_message(answer):
+    """The message of an error answer in either shape: the API's
+    {"error": {"message": ...}} or, under /v2, the Open Inference
+    Protocol's {"error": "..."}."""
+    err = answer["error"]
+    return err if isinstance(err, str) else err["message"]
+
+
 def request(port, method, path, body=None, headers=None, timeout=60):
     if body is not None and not isinstance(body, (bytes, str)):
         body = json.dumps(body)

@@ -14,8 +14,8 @@ import signal
 import threading
 import time
 
-from stresslib import (CLASSIFIER_DIR, NEWSREC_DIR, STRESS_SECONDS, Load, assert_close, golden,
-                       metric_sum, metrics, post, report, rss_kb)
+from stresslib import (CLASSIFIER_DIR, NEWSREC_DIR, STRESS_SECONDS, Load, assert_close,
+                       error_message, golden, metric_sum, metrics, post, report, rss_kb)
 
 SIGHUP_SECONDS = float(os.environ.get("STRESS_SIGHUP_SECONDS", str(max(STRESS_SECONDS, 10))))
 
@@ -148,12 +148,12 @@ def test_sigterm_under_load_answers_accepted_and_exits_0(start_daemon, slow_clas
             if r.sent_at + r.latency > t_sig:
                 drained += 1
         else:
-            assert r.json()["error"]["message"] == "server is draining (shutting down)"
+            assert error_message(r.json()) == "server is draining (shutting down)"
     draining_503 = refused = 0
     for n, r in after:
         if r.status == 503:
             assert r.headers["retry-after"] == "1"
-            assert r.json()["error"]["message"] == "server is draining (shutting down)"
+            assert error_message(r.json()) == "server is draining (shutting down)"
             draining_503 += 1
         else:
             assert r.status in ("refused", "reset"), (n, r)

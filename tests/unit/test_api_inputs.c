@@ -213,18 +213,11 @@ static void test_news_inputs(void **state)
 static void test_error_shape(void **state)
 {
     (void)state;
-    const int codes[] = {400, 401, 404, 405, 413, 422, 429, 500, 503, 504, 418};
-    const char *types[] = {"invalid_argument",
-                           "unauthenticated",
-                           "not_found",
-                           "method_not_allowed",
-                           "payload_too_large",
-                           "unprocessable_entity",
-                           "resource_exhausted",
-                           "internal",
-                           "unavailable",
-                           "deadline_exceeded",
-                           "error"};
+    const int codes[] = {400, 401, 404, 405, 413, 415, 422, 429, 500, 503, 504, 418};
+    const char *types[] = {"invalid_argument",     "unauthenticated",    "not_found",
+                           "method_not_allowed",   "payload_too_large",  "unsupported_media_type",
+                           "unprocessable_entity", "resource_exhausted", "internal",
+                           "unavailable",          "deadline_exceeded",  "error"};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         json_t *e = api_error_json(codes[i], "m");
         char *s = json_dumps(e, JSON_COMPACT);
@@ -242,6 +235,26 @@ static void test_error_shape(void **state)
                         "model 'a?"
                         "?' not found");
     json_decref(e);
+
+    /* Under /v2 the Open Inference Protocol's shape: "error" is the message. */
+    static const char oip[] = "{\"error\":\"model 'a?' not found\",\"code\":404,"
+                              "\"type\":\"not_found\"}";
+    static const char api[] = "{\"error\":{\"code\":404,\"type\":\"not_found\",\"message\":"
+                              "\"model 'a?' not found\"}}";
+    const struct {
+        const char *path, *want;
+    } by_path[] = {{"/v2", oip},         {"/v2/", oip},       {"/v2/models/m/infer", oip},
+                   {"/v2/nowhere", oip}, {"/v1/models", api}, {"/v2x", api},
+                   {"/v20/models", api}, {"/", api},          {"", api},
+                   {"/healthz", api},    {"v2", api}};
+    for (size_t i = 0; i < sizeof by_path / sizeof by_path[0]; i++) {
+        assert_int_equal(api_error_path_is_oip(by_path[i].path), by_path[i].want == oip);
+        e = api_error_json_for_path(by_path[i].path, 404, "model 'a\xff' not found");
+        char *s = json_dumps(e, JSON_COMPACT);
+        assert_string_equal(s, by_path[i].want);
+        free(s);
+        json_decref(e);
+    }
 }
 
 int main(void)

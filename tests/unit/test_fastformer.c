@@ -3,8 +3,13 @@
  * sections 2-4, on random weights and shapes the PyTorch fixtures do not cover
  * (head_dim 1, 3 and 50, odd sizes, 1 and 3 layers), on ragged batches with
  * empty sequences, padding rows and all-padding sequences; plus the workspace
- * sizing contract and the GEMM FLOP count. */
+ * sizing contract and the GEMM FLOP count. Every shape runs on every engine
+ * variant: weights not packed (cblas_sgemm), packed for each GEMM kernel
+ * path the CPU supports, and on teams of 2 and 3 lanes (whole chunks per
+ * lane, or each product split by rows when there are fewer sequences than
+ * lanes). */
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -231,16 +236,77 @@ static void naive_sequence(const fastformer_encoder *e, const float *emb, const 
 
 /* ---- engine vs reference ---------------------------------------------------- */
 
-static void check_shape(fastformer_dims dims, const int *lens, int n_seqs, uint64_t seed)
+/* ---- teams of lent threads ------------------------------------------------------ */
+
+typedef struct {
+    parallel_team *team;
+    pthread_t threads[4];
+    int n_lanes;
+} test_team;
+
+typedef struct {
+    parallel_team *team;
+    int lane;
+} lent_thread;
+
+static void *serve_main(void *arg)
+{
+    lent_thread *t = arg;
+    parallel_team_serve(t->team, t->lane);
+    free(t);
+    return NULL;
+}
+
+static void team_start(test_team *t, int n_lanes)
+{
+    assert_true(n_lanes >= 1 && n_lanes <= 5);
+    t->n_lanes = n_lanes;
+    t->team = parallel_team_new(n_lanes);
+    assert_non_null(t->team);
+    for (int i = 1; i < n_lanes; i++) {
+        lent_thread *lt = malloc(sizeof *lt);
+        assert_non_null(lt);
+        *lt = (lent_thread){t->team, i};
+        assert_int_equal(pthread_create(&t->threads[i - 1], NULL, serve_main, lt), 0);
+    }
+}
+
+static void team_stop(test_team *t)
+{
+    parallel_team_stop(t->team);
+    for (int i = 1; i < t->n_lanes; i++)
+        pthread_join(t->threads[i - 1], NULL);
+    parallel_team_free(t->team);
+}
+
+/* ---- the engine against the reference -------------------------------------------- */
+
+/* One engine variant: packed for `path` (or not packed when path < 0), on a
+ * team of n_lanes lanes. */
+static void check_variant(fastformer_dims dims, const int *lens, int n_seqs, uint64_t seed,
+                          int path, int n_lanes)
 {
     rand_model m;
     rand_model_init(&m, &dims, seed);
+    float *packed = NULL;
+    if (path >= 0) {
+        size_t n = fastformer_packed_floats(&dims, (gemm_path)path);
+        packed = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+        assert_non_null(packed);
+        fastformer_pack(&m.enc, m.layers, (gemm_path)path, packed);
+    }
     const int D = dims.hidden_size;
     int total = 0;
     for (int s = 0; s < n_seqs; s++)
         total += lens[s];
-    fastformer_workspace *ws = fastformer_workspace_new(&dims, total + 3, n_seqs + 1);
+    fastformer_workspace *ws =
+        fastformer_workspace_new_lanes(&dims, total + 3, n_seqs + 1, n_lanes);
     assert_non_null(ws);
+    test_team team = {0};
+    if (n_lanes > 1) {
+        team_start(&team, n_lanes);
+        fastformer_workspace_set_team(ws, team.team);
+    }
 
     rng r = {seed * 7 + 1};
     float *emb = malloc((size_t)(total ? total : 1) * D * sizeof(float));
@@ -276,16 +342,35 @@ static void check_shape(fastformer_dims dims, const int *lens, int n_seqs, uint6
             if (all_padding)
                 assert_true(got == 0.0f);
             else if (!(fabs(got - want[j]) <= 2e-5 * fabs(want[j]) + 2e-5))
-                fail_msg("D=%d H=%d I=%d L=%d seq %d (len %d) [%d]: got %.9g want %.9g", D,
-                         dims.num_attention_heads, dims.intermediate_size, dims.num_hidden_layers,
+                fail_msg("D=%d H=%d I=%d L=%d (%s, %d lanes) seq %d (len %d) [%d]: got %.9g "
+                         "want %.9g",
+                         D, dims.num_attention_heads, dims.intermediate_size,
+                         dims.num_hidden_layers, path < 0 ? "cblas" : gemm_path_name(path), n_lanes,
                          s, lens[s], j, (double)got, want[j]);
         }
     }
+    if (n_lanes > 1)
+        team_stop(&team);
+    free(packed);
     fastformer_workspace_free(ws);
     free(emb);
     free(mask);
     free(pooled);
     free(m.pool);
+}
+
+/* Every variant: not packed on one lane and on two, then packed for each
+ * supported path on 1, 2 and 3 lanes. */
+static void check_shape(fastformer_dims dims, const int *lens, int n_seqs, uint64_t seed)
+{
+    check_variant(dims, lens, n_seqs, seed, -1, 1);
+    check_variant(dims, lens, n_seqs, seed, -1, 2);
+    for (int p = 0; p < GEMM_N_PATHS; p++) {
+        if (!gemm_path_supported((gemm_path)p))
+            continue;
+        for (int lanes = 1; lanes <= 3; lanes++)
+            check_variant(dims, lens, n_seqs, seed, p, lanes);
+    }
 }
 
 static void test_engine_matches_naive(void **state)

@@ -10,7 +10,10 @@
  * that the F16/BF16 fixtures are served with their file unmapped. The _i8
  * fixtures store the word embedding table in int8 (golden.json
  * "embedding_dtype": "I8"); PyTorch computed their outputs on the
- * dequantized table, and the engine reads the int8 rows as stored. */
+ * dequantized table, and the engine reads the int8 rows as stored.
+ * Every check runs once per GEMM kernel path the CPU supports (plain, avx2,
+ * avx512), each forced through FASTFORMER_KERNELS before the models load;
+ * a path the CPU lacks is skipped with its reason. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +27,7 @@
 #include <dirent.h>
 #include <jansson.h>
 
+#include "gemm.h"
 #include "model.h"
 
 #define FIXTURES "tests/fixtures"
@@ -269,28 +273,40 @@ static void classifier_fixture(const char *fixture_name, bool mapped)
     fixture_close(&f);
 }
 
+/* Forces the kernel path of the test's prestate (a gemm_path) for the
+ * models it loads, or skips the test when the CPU cannot run it. */
+static void use_path(void **state)
+{
+    const gemm_path p = *(const gemm_path *)*state;
+    if (!gemm_path_supported(p)) {
+        printf("skip reason: this CPU cannot run the %s kernels\n", gemm_path_name(p));
+        skip();
+    }
+    setenv("FASTFORMER_KERNELS", gemm_path_name(p), 1);
+}
+
 static void test_classifier_f32(void **state)
 {
-    (void)state;
+    use_path(state);
     classifier_fixture("classifier_f32", true);
 }
 
 static void test_classifier_f16(void **state)
 {
-    (void)state;
+    use_path(state);
     classifier_fixture("classifier_f16", false);
 }
 
 static void test_classifier_bf16(void **state)
 {
-    (void)state;
+    use_path(state);
     classifier_fixture("classifier_bf16", false);
 }
 
 /* F16 with an int8 table: nothing is read in place, the table was copied. */
 static void test_classifier_i8(void **state)
 {
-    (void)state;
+    use_path(state);
     classifier_fixture("classifier_i8", false);
 }
 
@@ -380,14 +396,14 @@ static void newsrec_fixture(const char *fixture_name)
 
 static void test_newsrec(void **state)
 {
-    (void)state;
+    use_path(state);
     newsrec_fixture("newsrec");
 }
 
 /* F32 with an int8 news table in blocks of 8: the table is read in place. */
 static void test_newsrec_i8(void **state)
 {
-    (void)state;
+    use_path(state);
     newsrec_fixture("newsrec_i8");
 }
 
@@ -395,7 +411,7 @@ static void test_newsrec_i8(void **state)
  * so a new fixture cannot be left untested. */
 static void test_every_fixture_is_checked(void **state)
 {
-    (void)state;
+    use_path(state);
     static const char *const known[] = {"classifier_f32", "classifier_f16", "classifier_bf16",
                                         "newsrec",        "classifier_i8",  "newsrec_i8"};
     DIR *dir = opendir(FIXTURES);
@@ -425,14 +441,20 @@ static void test_every_fixture_is_checked(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classifier_f32),
-        cmocka_unit_test(test_classifier_f16),
-        cmocka_unit_test(test_classifier_bf16),
-        cmocka_unit_test(test_classifier_i8),
-        cmocka_unit_test(test_newsrec),
-        cmocka_unit_test(test_newsrec_i8),
-        cmocka_unit_test(test_every_fixture_is_checked),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = 0;
+    for (int p = 0; p < GEMM_N_PATHS; p++) {
+        gemm_path path = (gemm_path)p;
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test_prestate(test_classifier_f32, &path),
+            cmocka_unit_test_prestate(test_classifier_f16, &path),
+            cmocka_unit_test_prestate(test_classifier_bf16, &path),
+            cmocka_unit_test_prestate(test_classifier_i8, &path),
+            cmocka_unit_test_prestate(test_newsrec, &path),
+            cmocka_unit_test_prestate(test_newsrec_i8, &path),
+            cmocka_unit_test_prestate(test_every_fixture_is_checked, &path),
+        };
+        failed += cmocka_run_group_tests_name(gemm_path_name(path), tests, NULL, NULL);
+    }
+    unsetenv("FASTFORMER_KERNELS");
+    return failed;
 }

@@ -119,6 +119,39 @@ static void test_json_each_rejection(void **state)
     }
 }
 
+/* Binary tensor data: little-endian INT64 and INT32, unaligned, each id
+ * checked (also past capacity), trailing padding not counted. */
+static void test_le_ids(void **state)
+{
+    (void)state;
+    const unsigned char i64[] = {0, /* misaligns the rest */
+                                 5,  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                 59, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    int32_t ids[2] = {-1, -1};
+    size_t n_content = 99;
+    char err[128] = "";
+    assert_int_equal(input_ids_from_le(i64 + 1, 8, 4, 60, ids, 2, &n_content, "inputs[0].data", 0,
+                                       err, sizeof err),
+                     0);
+    assert_int_equal(n_content, 3); /* 5 0 59 0: the 59 is past the capacity, still counted */
+    assert_int_equal(ids[0], 5);
+    assert_int_equal(ids[1], 0);
+
+    const unsigned char i32[] = {7, 0, 0, 0, 0xff, 0xff, 0xff, 0xff};
+    assert_int_equal(
+        input_ids_from_le(i32, 4, 2, 60, ids, 2, &n_content, "inputs[0].data", 6, err, sizeof err),
+        -1);
+    assert_string_equal(err, "inputs[0].data[7]: id -1 is negative");
+    /* 2^32 as INT64 is not an id, though its low 32 bits are 0 */
+    const unsigned char big[] = {0, 0, 0, 0, 1, 0, 0, 0};
+    assert_int_equal(input_ids_from_le(big, 8, 1, 60, ids, 2, &n_content, "p", 0, err, sizeof err),
+                     -1);
+    assert_string_equal(err, "p[0]: id 4294967296 >= vocab_size 60");
+    assert_int_equal(input_ids_from_le(NULL, 8, 0, 60, ids, 2, &n_content, "p", 0, err, sizeof err),
+                     0);
+    assert_int_equal(n_content, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -127,6 +160,7 @@ int main(void)
         cmocka_unit_test(test_json_ids_past_capacity_are_checked_not_written),
         cmocka_unit_test(test_json_slice_names_the_flat_index),
         cmocka_unit_test(test_json_each_rejection),
+        cmocka_unit_test(test_le_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

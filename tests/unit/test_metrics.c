@@ -456,14 +456,16 @@ static void *smoke_updater(void *arg)
 static void *smoke_renderer(void *arg)
 {
     smoke_ctx *c = arg;
-    while (!__atomic_load_n(&c->done, __ATOMIC_ACQUIRE)) {
+    /* At least once: on a busy machine the updaters may finish before this
+     * thread first runs. */
+    do {
         char *t = NULL;
         size_t n;
         if (metrics_render(c->m, &t, &n) == 0)
             free(t);
         /* also registers concurrently with rendering */
         metrics_model_register(c->m, "late");
-    }
+    } while (!__atomic_load_n(&c->done, __ATOMIC_ACQUIRE));
     return NULL;
 }
 

@@ -321,9 +321,147 @@ static void test_async_load_and_events(void **state)
     model_registry_free(reg);
 }
 
+typedef struct {
+    int calls;
+    bool ok;
+    char message[600];
+} done_log;
+
+static void on_done(void *user, bool ok, const char *message)
+{
+    done_log *d = user;
+    d->calls++;
+    d->ok = ok;
+    snprintf(d->message, sizeof d->message, "%s", message);
+}
+
+/* One model loaded, replaced, failed and unloaded on its own while the
+ * other keeps serving, with per-model states and the events. */
+static void test_load_one_and_unload(void **state)
+{
+    fix *f = *state;
+    events_log e = {0};
+    model_registry_events ev = {.user = &e, .on_progress = ev_progress, .on_loaded = ev_loaded};
+    model_registry *reg = model_registry_new(1, &ev);
+    e.reg = reg;
+    char err[256];
+    model_spec cls = {
+        .name = "cls", .path = f->cls_dir, .max_batch_size = 4, .max_batch_tokens = 64};
+    model_spec rec = {
+        .name = "rec", .path = f->rec_dir, .max_batch_size = 4, .max_batch_tokens = 64};
+    if (model_registry_load(reg, &cls, 1, err, sizeof err) != 0)
+        fail_msg("load: %s", err);
+    served_model *cls_before = model_registry_get(reg, "cls");
+
+    /* a model the set does not have joins it */
+    done_log d = {0};
+    assert_int_equal(model_registry_load_one_async(reg, &rec, on_done, &d, err, sizeof err), 0);
+    model_registry_join_loader(reg);
+    assert_int_equal(d.calls, 1);
+    assert_true(d.ok);
+    if (strncmp(d.message, "loaded model 'rec' in ", 22) != 0)
+        fail_msg("unexpected message: %s", d.message);
+    assert_string_equal(e.last, d.message);
+    assert_int_equal(model_registry_state(reg, "rec"), SERVED_MODEL_READY);
+    served_model *cls_now = model_registry_get(reg, "cls");
+    assert_ptr_equal(cls_now, cls_before); /* the other model was not touched */
+    served_model_release(cls_now);
+    served_model *list[4];
+    assert_int_equal(model_registry_list(reg, list, 4), 2);
+    served_model_release(list[0]);
+    served_model_release(list[1]);
+
+    /* loading it again replaces it; a request holding the old one keeps it */
+    served_model *rec_old = model_registry_get(reg, "rec");
+    assert_int_equal(model_registry_load_one_async(reg, &rec, on_done, &d, err, sizeof err), 0);
+    model_registry_join_loader(reg);
+    assert_true(d.ok);
+    served_model *rec_new = model_registry_get(reg, "rec");
+    assert_ptr_not_equal(rec_new, rec_old);
+    assert_string_equal(rec_old->name, "rec"); /* still alive */
+    served_model_release(rec_old);
+    served_model_release(rec_new);
+    assert_int_equal(model_registry_list(reg, list, 4), 2);
+    served_model_release(list[0]);
+    served_model_release(list[1]);
+
+    /* a failing load keeps the served version; the state says FAILED only
+     * while nothing of that name is served */
+    model_spec bad = {
+        .name = "rec", .path = "/nonexistent", .max_batch_size = 4, .max_batch_tokens = 64};
+    assert_int_equal(model_registry_load_one_async(reg, &bad, on_done, &d, err, sizeof err), 0);
+    model_registry_join_loader(reg);
+    assert_false(d.ok);
+    assert_true(strncmp(d.message, "model 'rec': /nonexistent/", 26) == 0);
+    assert_false(e.ok);
+    assert_int_equal(model_registry_state(reg, "rec"), SERVED_MODEL_READY);
+
+    /* unload: gone from the set, UNLOADED, listed as unserved; twice is 0 */
+    int loaded_before = e.loaded;
+    assert_int_equal(model_registry_unload(reg, "rec", err, sizeof err), 1);
+    assert_int_equal(e.loaded, loaded_before + 1);
+    assert_string_equal(e.last, "unloaded model 'rec'");
+    assert_null(model_registry_get(reg, "rec"));
+    assert_int_equal(model_registry_state(reg, "rec"), SERVED_MODEL_UNLOADED);
+    assert_int_equal(model_registry_unload(reg, "rec", err, sizeof err), 0);
+    assert_int_equal(model_registry_unload(reg, "nope", err, sizeof err), 0);
+    assert_int_equal(e.loaded, loaded_before + 1);
+    char names[4][MODEL_REGISTRY_NAME_CAP];
+    served_model_state states[4];
+    assert_int_equal(model_registry_unserved(reg, names, states, 4), 1);
+    assert_string_equal(names[0], "rec");
+    assert_int_equal(states[0], SERVED_MODEL_UNLOADED);
+    assert_true(model_registry_ready(reg, NULL, 0));
+
+    /* a failed load of an unloaded model: FAILED; a good one serves it again */
+    assert_int_equal(model_registry_load_one_async(reg, &bad, on_done, &d, err, sizeof err), 0);
+    model_registry_join_loader(reg);
+    assert_int_equal(model_registry_state(reg, "rec"), SERVED_MODEL_FAILED);
+    assert_int_equal(model_registry_load_one_async(reg, &rec, on_done, &d, err, sizeof err), 0);
+    model_registry_join_loader(reg);
+    assert_int_equal(model_registry_state(reg, "rec"), SERVED_MODEL_READY);
+
+    /* a whole-set load resets the per-model states */
+    assert_int_equal(model_registry_unload(reg, "rec", err, sizeof err), 1);
+    model_spec both[2] = {cls, rec};
+    if (model_registry_load(reg, both, 2, err, sizeof err) != 0)
+        fail_msg("load: %s", err);
+    assert_int_equal(model_registry_state(reg, "rec"), SERVED_MODEL_READY);
+    assert_int_equal(model_registry_unserved(reg, names, states, 4), 0);
+    served_model_release(cls_before);
+    model_registry_free(reg);
+}
+
+/* While any load runs, a one-model load and an unload are refused. */
+static void test_one_model_refused_while_loading(void **state)
+{
+    fix *f = *state;
+    model_registry *reg = model_registry_new(1, NULL);
+    char err[256];
+    model_spec rec = {.name = "rec",
+                      .path = f->rec_dir,
+                      .news_catalog = f->tsv,
+                      .max_batch_size = 4,
+                      .max_batch_tokens = 64};
+    assert_int_equal(model_registry_load_async(reg, &rec, 1, err, sizeof err), 0);
+    /* the loader may finish at any moment: only a refusal while it runs is checked */
+    int rc = model_registry_unload(reg, "rec", err, sizeof err);
+    if (rc < 0)
+        assert_string_equal(err, "a model load is running");
+    done_log d = {0};
+    rc = model_registry_load_one_async(reg, &rec, on_done, &d, err, sizeof err);
+    if (rc < 0)
+        assert_string_equal(err, "a model load is already running");
+    model_registry_join_loader(reg);
+    assert_int_equal(d.calls, rc == 0 ? 1 : 0);
+    model_registry_free(reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_load_one_and_unload),
+        cmocka_unit_test(test_one_model_refused_while_loading),
         cmocka_unit_test(test_load_and_lookup),
         cmocka_unit_test(test_reload_swaps_and_keeps_old_alive),
         cmocka_unit_test(test_failed_loads),

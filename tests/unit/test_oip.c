@@ -4,7 +4,10 @@
  * id), and out of memory: with jansson's allocator failing at each of its
  * allocations in turn, a valid request is either built or refused with 503
  * "out of memory", never a 400 (data_flatten answered 400 before, and a
- * failure while the body was read could pass for a syntax error). */
+ * failure while the body was read could pass for a syntax error). Binary
+ * tensor data (JSON, then raw bytes, with Inference-Header-Content-Length)
+ * and the version check; the integration suite (test_oip_binary.py) has
+ * every binary size error against the daemon. */
 #include "api_parse_fixture.h"
 
 #define TEXT_TENSOR "{\"name\": \"text\", \"datatype\": \"BYTES\", "
@@ -30,7 +33,8 @@ static void test_options_errors(void **state)
     char body[512];
 #define WITH(extra) (snprintf(body, sizeof body, "{%s, %s}", t, extra), body)
     fails(f->cls, WITH("\"model\": \"x\""), 400,
-          "unknown key 'model' (allowed: id, parameters, inputs, outputs)");
+          "unknown key 'model' (allowed: id, parameters, inputs, outputs, model_name, "
+          "model_version)");
     fails(f->cls, WITH("\"id\": 7"), 400, "id: expected a string, got integer");
     fails(f->cls, WITH("\"parameters\": []"), 400, "parameters: expected an object, got array");
     fails(f->cls, WITH("\"parameters\": {\"truncate\": \"yes\"}"), 400,
@@ -44,6 +48,30 @@ static void test_options_errors(void **state)
           "outputs[0].name: unknown output 'logits' (expected 'probabilities' or 'embeddings')");
     fails(f->rec, WITH("\"outputs\": [{\"name\": \"probabilities\"}]"), 400,
           "outputs[0].name: unknown output 'probabilities' (expected 'embeddings')");
+    fails(f->cls, WITH("\"outputs\": [{\"name\": \"embeddings\", \"parameters\": []}]"), 400,
+          "outputs[0].parameters: expected an object, got array");
+    fails(f->cls,
+          WITH("\"outputs\": [{\"name\": \"embeddings\", \"parameters\": {\"classification\": "
+               "1}}]"),
+          400,
+          "outputs[0].parameters.classification: only 'probabilities' can be answered as "
+          "classes");
+    fails(f->cls,
+          WITH("\"outputs\": [{\"name\": \"probabilities\", \"parameters\": "
+               "{\"classification\": \"2\"}}]"),
+          400, "outputs[0].parameters.classification: expected an integer >= 1 (how many classes)");
+    fails(f->cls,
+          WITH("\"outputs\": [{\"name\": \"probabilities\", \"parameters\": "
+               "{\"classification\": 4294967296}}]"),
+          400, "outputs[0].parameters.classification: expected an integer >= 1 (how many classes)");
+    fails(f->cls,
+          WITH("\"outputs\": [{\"name\": \"probabilities\", \"parameters\": {\"binary_data\": "
+               "1}}]"),
+          400, "outputs[0].parameters.binary_data: expected a boolean, got integer");
+    fails(f->cls, WITH("\"parameters\": {\"binary_data_output\": \"yes\"}"), 400,
+          "parameters.binary_data_output: expected a boolean, got string");
+    fails(f->cls, WITH("\"model_version\": 1"), 400,
+          "model_version: expected a string, got integer");
 #undef WITH
 }
 
@@ -172,6 +200,84 @@ static void test_builds(void **state)
     api_parsed_release(&oip_infer, &out);
 }
 
+/* ---- binary tensor data ---------------------------------------------------------------- */
+
+/* Parses `json` followed by `tail` (tail_bytes, may hold NULs) as a binary
+ * request: Inference-Header-Content-Length is the JSON's length. */
+static int parse_binary(served_model *sm, const char *json, const void *tail, size_t tail_bytes,
+                        const char *content_type, api_parsed *out)
+{
+    size_t n = strlen(json);
+    char *body = malloc(n + tail_bytes + 1);
+    assert_non_null(body);
+    memcpy(body, json, n);
+    memcpy(body + n, tail, tail_bytes);
+    char length[24];
+    snprintf(length, sizeof length, "%zu", n);
+    api_call call = {.sm = sm, .content_type = content_type, .inference_header_length = length};
+    int status = api_route_parse(&oip_infer, &call, body, n + tail_bytes, out);
+    free(body);
+    return status;
+}
+
+static void test_binary(void **state)
+{
+    parse_fixture *f = *state;
+    typedef struct {
+        char *id;
+        bool want_probs, want_embeddings, probs_binary, embeddings_binary;
+    } job_view;
+    api_parsed out;
+    /* INT32 ids [2, 3], little-endian: 2 3 0 / 4 0 0 */
+    const unsigned char ids32[] = {2, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0,
+                                   4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    assert_int_equal(
+        parse_binary(f->cls,
+                     "{\"inputs\": [{\"name\": \"input_ids\", \"datatype\": \"INT32\", "
+                     "\"shape\": [2, 3], \"parameters\": {\"binary_data_size\": 24}}], "
+                     "\"parameters\": {\"binary_data_output\": true}}",
+                     ids32, sizeof ids32, NULL, &out),
+        0);
+    const job_view *job = out.job;
+    assert_int_equal(out.req->n_items, 2);
+    assert_int_equal(out.req->n_ids[0], 2);
+    assert_int_equal(out.req->n_ids[1], 1);
+    assert_true(job->want_probs && job->probs_binary && !job->want_embeddings);
+    api_parsed_release(&oip_infer, &out);
+
+    /* BYTES [2]: "w2 w3" and "" */
+    const unsigned char text[] = {5, 0, 0, 0, 'w', '2', ' ', 'w', '3', 0, 0, 0, 0};
+    assert_int_equal(parse_binary(f->cls,
+                                  "{\"inputs\": [{\"name\": \"text\", \"datatype\": \"BYTES\", "
+                                  "\"shape\": [2], \"parameters\": {\"binary_data_size\": 13}}], "
+                                  "\"outputs\": [{\"name\": \"embeddings\", \"parameters\": "
+                                  "{\"binary_data\": true}}, {\"name\": \"probabilities\"}]}",
+                                  text, sizeof text, "application/octet-stream", &out),
+                     0);
+    job = out.job;
+    assert_int_equal(out.req->n_ids[0], 2);
+    assert_int_equal(out.req->n_ids[1], 0);
+    assert_true(job->embeddings_binary && !job->probs_binary && job->want_probs);
+    api_parsed_release(&oip_infer, &out);
+
+    /* the header is checked before the JSON: 415, then 400 */
+    assert_int_equal(parse_binary(f->cls, "{}", "", 0, "text/plain", &out), 415);
+    assert_string_equal(out.verdict.message, "Content-Type 'text/plain' is not allowed with binary "
+                                             "tensor data (use application/octet-stream)");
+    api_call call = {.sm = f->cls, .inference_header_length = "3"};
+    assert_int_equal(api_route_parse(&oip_infer, &call, "{}", 2, &out), 400);
+    assert_string_equal(
+        out.verdict.message,
+        "header Inference-Header-Content-Length: 3 is more than the body's 2 bytes");
+    /* a version that is not "1" is 404 before anything else */
+    call = (api_call){.sm = f->cls, .param = "2"};
+    assert_int_equal(api_route_parse(&oip_infer, &call, "{", 1, &out), 404);
+    assert_string_equal(out.verdict.message,
+                        "model 'cls' has no version '2' (its only version is '1')");
+    assert_null(out.req);
+    assert_null(out.job);
+}
+
 /* ---- out of memory ------------------------------------------------------------------ */
 
 /* jansson's allocator (through api_json_alloc_install), failing its
@@ -248,9 +354,21 @@ static int parser_only(parse_fixture *f, api_parsed *out)
     return status;
 }
 
+/* A binary BYTES request: its JSON part, then two elements. */
+static int parse_binary_text(parse_fixture *f, api_parsed *out)
+{
+    const unsigned char text[] = {2, 0, 0, 0, 'w', '2', 3, 0, 0, 0, 'w', '3', ' '};
+    return parse_binary(
+        f->cls,
+        "{\"id\": \"b\", \"inputs\": [{\"name\": \"text\", \"datatype\": "
+        "\"BYTES\", \"shape\": [2, 1], \"parameters\": {\"binary_data_size\": 13}}]}",
+        text, sizeof text, NULL, out);
+}
+
 static void test_out_of_memory_is_503(void **state)
 {
     parse_fixture *f = *state;
+    assert_true(every_failure(parse_binary_text, f) >= 3);
     /* data_flatten allocates the flat array and grows it: each failure is a 503 */
     assert_true(every_failure(parser_only, f) >= 2);
     /* and so is a failure while the body's JSON is read */
@@ -261,8 +379,11 @@ static void test_out_of_memory_is_503(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_options_errors),        cmocka_unit_test(test_tensor_errors),
-        cmocka_unit_test(test_shape_and_data_errors), cmocka_unit_test(test_builds),
+        cmocka_unit_test(test_options_errors),
+        cmocka_unit_test(test_tensor_errors),
+        cmocka_unit_test(test_shape_and_data_errors),
+        cmocka_unit_test(test_builds),
+        cmocka_unit_test(test_binary),
         cmocka_unit_test(test_out_of_memory_is_503),
     };
     return cmocka_run_group_tests(tests, parse_fixture_setup, parse_fixture_teardown);

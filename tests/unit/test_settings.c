@@ -34,8 +34,9 @@ static void assert_defaults(const settings *s)
     assert_int_equal(s->batching.max_batch_tokens, 8192);
     assert_int_equal(s->batching.max_queue_delay_us, 2000);
     assert_int_equal(s->batching.max_queue, 1024);
-    assert_int_equal(s->batching.workers, 2);
+    assert_int_equal(s->batching.workers, 1);
     assert_int_equal(s->batching.blas_threads, 1);
+    assert_int_equal(s->batching.engine_threads, 2);
     assert_int_equal(s->logging.format, LOG_FORMAT_TEXT);
     assert_int_equal(s->logging.level, LOG_LEVEL_INFO);
     assert_int_equal(s->n_models, 0);
@@ -224,6 +225,8 @@ static const struct {
      "conf/x.yaml:2: batching.workers: expected an integer in [1, 256], got '257'"},
     {"batching:\n  blas_threads: 0\n",
      "conf/x.yaml:2: batching.blas_threads: expected an integer in [1, 256], got '0'"},
+    {"batching:\n  engine_threads: 0\n",
+     "conf/x.yaml:2: batching.engine_threads: expected an integer in [1, 256], got '0'"},
     {"server:\n  max_connections: 0\n",
      "conf/x.yaml:2: server.max_connections: expected an integer in [1, 65536], got '0'"},
     {"server:\n  max_body_bytes: 1023\n",
@@ -274,6 +277,19 @@ static const struct {
      "conf/x.yaml:2: logging.level: expected one of debug, info, warn, error, got 'loud'"},
     {"logging:\n  level: [info]\n",
      "conf/x.yaml:2: logging.level: expected one of debug, info, warn, error, got a sequence"},
+    {"server:\n  cors_allow_origins: https://a.example\n",
+     "conf/x.yaml:2: server.cors_allow_origins: expected a sequence of origins, got "
+     "'https://a.example'"},
+    {"server:\n  cors_allow_origins: [\"https://a.example/\"]\n",
+     "conf/x.yaml:2: server.cors_allow_origins[0]: expected an origin such as "
+     "https://app.example.com or http://localhost:3000 (scheme://host[:port], lower-case scheme, "
+     "no path), or '*', got a quoted string 'https://a.example/'"},
+    {"server:\n  cors_allow_origins:\n    - http://ok.example\n    - [x]\n",
+     "conf/x.yaml:4: server.cors_allow_origins[1]: expected an origin such as "
+     "https://app.example.com or http://localhost:3000 (scheme://host[:port], lower-case scheme, "
+     "no path), or '*', got a sequence"},
+    {"server:\n  model_control: yes\n",
+     "conf/x.yaml:2: server.model_control: expected one of false, true, got 'yes'"},
     /* unknown keys at every level */
     {"# comment\nserverr:\n  listen: a:1\n", "conf/x.yaml:2: serverr: unknown key"},
     {"server:\n  listen: a:1\n  port: 80\n", "conf/x.yaml:3: server.port: unknown key"},
@@ -328,6 +344,43 @@ static const struct {
     {"server: *nope\n", "conf/x.yaml:1: invalid YAML: found undefined alias"},
     {"server: {}\n---\nserver: {}\n", "conf/x.yaml:3: expected one YAML document, found another"},
 };
+
+/* server.cors_allow_origins: a list of origins or "*", null or [] for none,
+ * at most 64; server.model_control: false or true. */
+static void test_cors_origins_and_model_control(void **state)
+{
+    (void)state;
+    settings s;
+    char err[512] = "";
+    assert_int_equal(parse(&s,
+                           "server:\n  cors_allow_origins: [\"https://app.example.com\", "
+                           "\"http://localhost:3000\", \"*\", \"http://[::1]:8080\"]\n"
+                           "  model_control: true\n",
+                           "conf/x.yaml", err, sizeof err),
+                     0);
+    assert_int_equal(s.server.cors_allow_origins.n, 4);
+    assert_string_equal(s.server.cors_allow_origins.items[0], "https://app.example.com");
+    assert_string_equal(s.server.cors_allow_origins.items[2], "*");
+    assert_string_equal(s.server.cors_allow_origins.items[3], "http://[::1]:8080");
+    assert_int_equal(s.server.model_control, 1);
+    settings_free(&s);
+    assert_int_equal(
+        parse(&s, "server:\n  cors_allow_origins: []\n", "conf/x.yaml", err, sizeof err), 0);
+    assert_int_equal(s.server.cors_allow_origins.n, 0);
+    assert_int_equal(s.server.model_control, 0);
+    settings_free(&s);
+    assert_int_equal(parse(&s, "server:\n  cors_allow_origins:\n", "conf/x.yaml", err, sizeof err),
+                     0);
+    assert_int_equal(s.server.cors_allow_origins.n, 0);
+    settings_free(&s);
+    char many[4096] = "server:\n  cors_allow_origins:\n";
+    for (int i = 0; i < 65; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "    - http://h%d.example\n", i);
+    assert_int_equal(parse(&s, many, "conf/x.yaml", err, sizeof err), -1);
+    assert_string_equal(err, "conf/x.yaml:3: server.cors_allow_origins: expected at most 64 "
+                             "origins, got 65");
+    settings_free(&s);
+}
 
 static void test_bad_documents(void **state)
 {
@@ -534,7 +587,8 @@ static void test_shipped_config_parses(void **state)
         fail_msg("%s", err);
     assert_string_equal(s.server.listen.text, "127.0.0.1:8080");
     assert_int_equal(s.batching.max_batch_size, 32);
-    assert_int_equal(s.batching.workers, 2);
+    assert_int_equal(s.batching.workers, 1);
+    assert_int_equal(s.batching.engine_threads, 2);
     assert_true(s.n_models >= 3);
     assert_non_null(settings_find_model(&s, "imdb-sentiment"));
     assert_non_null(settings_find_model(&s, "agnews-topic"));
@@ -556,6 +610,7 @@ static bool spec_is_string(const settings_spec *spec)
     case SETTINGS_UINT:
     case SETTINGS_ENUM:
     case SETTINGS_ADDRESS:
+    case SETTINGS_ORIGIN_LIST:
         return false;
     }
     return false;
@@ -624,6 +679,11 @@ static void test_table_is_consistent(void **state)
             assert_int_equal(spec->size, sizeof(char *));
             assert_null(*(char *const *)(base + spec->offset));
             assert_false((spec->flags & SETTINGS_REQUIRED) && (spec->flags & SETTINGS_NULLABLE));
+            break;
+        case SETTINGS_ORIGIN_LIST:
+            assert_int_equal(spec->size, sizeof(settings_strings));
+            assert_int_equal(((const settings_strings *)(base + spec->offset))->n, 0);
+            assert_true(spec->max >= 1);
             break;
         }
     }
@@ -788,6 +848,8 @@ static void doc_expect(const settings_spec *spec, const char *doc)
             o += (size_t)snprintf(want + o, sizeof want - o, "%s%s", i ? ", " : "", spec->names[i]);
     } else if (spec_is_string(spec) && spec->max > 0) {
         snprintf(want, sizeof want, "up to %lld bytes", (long long)spec->max);
+    } else if (spec->type == SETTINGS_ORIGIN_LIST) {
+        snprintf(want, sizeof want, "up to %lld origins", (long long)spec->max);
     }
     if (want[0] && !strcasestr(doc, want))
         fail_msg("conf/fastformerd.yaml: %s.%s: expected \"%s\" in: %s", spec->section, spec->key,
@@ -885,6 +947,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_init_defaults),
+        cmocka_unit_test(test_cors_origins_and_model_control),
         cmocka_unit_test(test_empty_and_comment_only_give_defaults),
         cmocka_unit_test(test_every_key),
         cmocka_unit_test(test_path_resolution),

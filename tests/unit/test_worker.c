@@ -25,7 +25,9 @@
 #include "tiny_model.h"
 #include "worker.h"
 
-enum { N_WORKERS = 2, MAX_BATCH = 8, MAX_TOKENS = 64 };
+/* The pools run N_WORKERS workers of N_LANES engine threads each (a team per
+ * worker), as the daemon does; worker_run by hand runs on one thread. */
+enum { N_WORKERS = 2, N_LANES = 2, MAX_BATCH = 8, MAX_TOKENS = 64 };
 
 typedef struct {
     char *cls_dir, *rec_dir;
@@ -48,6 +50,8 @@ static int setup(void **state)
     snprintf(path, sizeof path, "%s/news.tsv", f->rec_dir);
     tiny_write(path, news_tsv);
     f->reg = model_registry_new(N_WORKERS, NULL);
+    assert_non_null(f->reg);
+    model_registry_set_lanes(f->reg, N_LANES);
     model_spec specs[2] = {
         {.name = "cls",
          .path = f->cls_dir,
@@ -167,6 +171,7 @@ static worker_options pool_options(counts *c)
     worker_options o = {
         .n_workers = N_WORKERS,
         .blas_threads = 1,
+        .engine_threads = N_LANES,
         .observer = {
             .user = c, .on_batch = obs_batch, .on_queue_wait = obs_queue, .on_drop = obs_drop}};
     return o;
@@ -677,6 +682,8 @@ static void test_golden_through_the_runtime(void **state)
     (void)state;
     const char *cls_dir = "tests/fixtures/classifier_f32", *rec_dir = "tests/fixtures/newsrec";
     model_registry *reg = model_registry_new(N_WORKERS, NULL);
+    assert_non_null(reg);
+    model_registry_set_lanes(reg, N_LANES);
     model_spec specs[2] = {
         {.name = "cls", .path = cls_dir, .max_batch_size = 8, .max_batch_tokens = 64},
         {.name = "rec", .path = rec_dir, .max_batch_size = 8, .max_batch_tokens = 64},

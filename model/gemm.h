@@ -1,0 +1,87 @@
+/* gemm: the engine's own matrix products against constant weights.
+ *
+ * A linear layer's weight W (N, K) (PyTorch [out, in], row-major) is packed
+ * once at model load into panels of NR output columns (gemm_pack); each call
+ * then computes C (M, N) = A (M, K) * W^T (+ C) with a register-blocked
+ * micro-kernel of MR x NR, with no per-call packing. There are three kernel
+ * paths, compiled with per-function target attributes (the build targets
+ * baseline x86-64) and chosen at run time by CPU flags:
+ *   avx512  8 x 32 tile (AVX-512F), 16 zmm accumulators
+ *   avx2    6 x 16 tile (AVX2 + FMA), 12 ymm accumulators
+ *   plain   4 x 8 tile in portable C
+ * A packed matrix remembers the path it was packed for, and every product
+ * with it runs that path, so paths can be forced per model (tests do).
+ * Epilogues run on each block of MR output rows right after the block is
+ * computed, while it is still in L1: bias + GELU, or bias + LayerNorm (the
+ * residual being the C that is accumulated into).
+ * Pure compute: no threads, no globals; a packed matrix is read-only once
+ * packed and may be shared by any number of threads. */
+#ifndef FF_GEMM_H
+#define FF_GEMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum {
+    GEMM_PATH_PLAIN,
+    GEMM_PATH_AVX2,
+    GEMM_PATH_AVX512,
+} gemm_path;
+#define GEMM_N_PATHS 3
+
+/* "plain", "avx2", "avx512". */
+const char *gemm_path_name(gemm_path p);
+/* Parses a path name as above; false for anything else. */
+bool gemm_path_parse(const char *name, gemm_path *out);
+/* Whether this CPU can run path p (plain: always). Any thread. */
+bool gemm_path_supported(gemm_path p);
+/* The fastest path this CPU supports. Any thread. */
+gemm_path gemm_path_best(void);
+/* The CPU flags the dispatch looks at, present ones only, space-separated
+ * into buf ("avx2 fma avx512f"), for benchmark headers. */
+void gemm_cpu_flags(char *buf, size_t cap);
+/* Rows of the path's micro-kernel tile (MR): row splits between threads
+ * should be multiples of it. */
+int gemm_path_rows(gemm_path p);
+
+/* A packed weight matrix: n x k logical, stored as ceil(n / NR) panels of
+ * k x NR floats (column j of panel p is W row p*NR + j; zero past n). */
+typedef struct {
+    gemm_path path;
+    int n, k;
+    int nr;              /* panel width of the path */
+    const float *panels; /* borrowed from the caller's buffer (gemm_pack's dst) */
+} gemm_weights;
+
+/* Floats of the packed form of an n x k matrix for path p (a multiple of
+ * 16, so consecutive packs in one buffer stay 64-byte aligned when the
+ * buffer is). */
+size_t gemm_packed_floats(gemm_path p, int n, int k);
+
+/* Packs w (n, k; row stride ldw) for path p into dst (gemm_packed_floats
+ * floats, 64-byte aligned) and returns the view; dst stays owned by the
+ * caller and must outlive the view. */
+gemm_weights gemm_pack(gemm_path p, const float *w, int n, int k, int ldw, float *dst);
+
+typedef enum {
+    GEMM_EPI_NONE,      /* C = A W^T (+ C) */
+    GEMM_EPI_BIAS_GELU, /* C = gelu(A W^T (+ C) + bias), exact-erf GELU */
+    GEMM_EPI_BIAS_LN,   /* C = LayerNorm(A W^T (+ C) + bias) over the n columns
+                           (n must be the full row), gamma, beta, eps; bias may be NULL */
+} gemm_epilogue_kind;
+
+typedef struct {
+    gemm_epilogue_kind kind;
+    const float *bias;  /* (n) */
+    const float *gamma; /* (n) GEMM_EPI_BIAS_LN */
+    const float *beta;  /* (n) GEMM_EPI_BIAS_LN */
+    float eps;
+} gemm_epilogue;
+
+/* C (m, w->n; row stride ldc) = A (m, w->k; row stride lda) * W^T, plus the
+ * old C when accumulate, then the epilogue (NULL: none). m >= 0. A and C
+ * must not overlap. Allocates nothing. */
+void gemm_run(const gemm_weights *w, int m, const float *a, int lda, bool accumulate, float *c,
+              int ldc, const gemm_epilogue *epi);
+
+#endif

@@ -1,0 +1,47 @@
+/* gemm_kernels: the micro-kernels behind gemm.h, one per path, private to
+ * gemm.c. Each computes the rows [0, mr) of C (mr <= the path's MR) for all
+ * w->n columns, panel by panel, from A (row stride lda): C = A W^T, plus the
+ * old C when accumulate. Rows past mr are computed from row mr-1 and not
+ * stored; columns past w->n are not stored. The avx2 and avx512 ones are
+ * compiled with target attributes and may only run where gemm_path_supported
+ * says so. */
+#ifndef FF_GEMM_KERNELS_H
+#define FF_GEMM_KERNELS_H
+
+#include <stdbool.h>
+
+#include "gemm.h"
+
+#define GEMM_PLAIN_MR 4
+#define GEMM_PLAIN_NR 8
+#define GEMM_AVX2_MR 6
+#define GEMM_AVX2_NR 16
+#define GEMM_AVX512_MR 8
+#define GEMM_AVX512_NR 32
+
+typedef void gemm_block_fn(const gemm_weights *w, int mr, const float *a, int lda, bool accumulate,
+                           float *c, int ldc);
+
+gemm_block_fn gemm_block_plain;
+gemm_block_fn gemm_block_avx2;
+gemm_block_fn gemm_block_avx512;
+
+/* Stores rows [0, mr) and columns [0, nc) of the tile t (MR x NR floats,
+ * row stride nr) into c (row stride ldc), adding the old c when accumulate:
+ * the edge of a matrix, where a full-tile store would write past it. */
+static inline void gemm_store_edge(const float *t, int nr, int mr, int nc, bool accumulate,
+                                   float *c, int ldc)
+{
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + (long)i * ldc;
+        const float *ti = t + (long)i * nr;
+        if (accumulate)
+            for (int j = 0; j < nc; j++)
+                ci[j] += ti[j];
+        else
+            for (int j = 0; j < nc; j++)
+                ci[j] = ti[j];
+    }
+}
+
+#endif
