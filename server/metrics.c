@@ -741,7 +741,6 @@ int metrics_render(const metrics *m, char **out, size_t *out_len)
                              "News vectors that had to be encoded.", mm->cache_misses);
 
     render_news(&o, m, n_slots);
-
     out_family(&o, "fastformerd_reloads_total", "counter",
                "Configuration and model reloads (SIGHUP), by result.");
     out_printf(&o, "fastformerd_reloads_total{result=\"success\"} %" PRIu64 "\n",
