@@ -10,7 +10,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         gcc libc6-dev make pkg-config \
         libopenblas-dev libjansson-dev libyaml-dev libmicrohttpd-dev libsystemd-dev libutf8proc-dev \
-        libgnutls28-dev \
+        libgnutls28-dev libsqlite3-dev libpq-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -29,16 +29,20 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         libopenblas0-pthread libjansson4 libyaml-0-2 libmicrohttpd12 libsystemd0 libutf8proc2 \
-        libgnutls30 \
+        libgnutls30 libsqlite3-0 libpq5 \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin fastformerd
+    && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin fastformerd \
+    && install -d -o 10001 -g 10001 -m 0750 /var/lib/fastformerd
 COPY --from=build /out/usr/bin/ /usr/bin/
 COPY --from=build /out/usr/share/fastformerd/ /usr/share/fastformerd/
 COPY --from=build /out/etc/fastformerd/ /etc/fastformerd/
 ENV OPENBLAS_NUM_THREADS=2
+# The recommenders' news stores (SQLite, one file per model): mount a volume
+# here to keep the catalog across containers (docker run -v news:/var/lib/fastformerd).
+VOLUME /var/lib/fastformerd
 USER 10001:10001
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
     CMD ["/usr/bin/fastformerd", "--healthcheck", "--config", "/etc/fastformerd/fastformerd.yaml"]
 ENTRYPOINT ["/usr/bin/fastformerd"]
-CMD ["--config", "/etc/fastformerd/fastformerd.yaml"]
+CMD ["--config", "/etc/fastformerd/fastformerd.yaml", "--state-dir", "/var/lib/fastformerd"]

@@ -2,6 +2,7 @@
 # directories: release -> build/, asan -> build/asan/, tsan -> build/tsan/.
 #   make            build/fastformerd and build/fastformer-cli
 #   make run        install missing Debian packages, build, serve the default models
+#                   (news stores in ./var/, gitignored)
 #   make test       install missing Debian packages, build, run unit + integration tests
 #   make asan       unit + integration tests under ASan+UBSan;  make tsan: unit tests under TSan
 #   make format-check / make format / make clean / make deps / make fixtures
@@ -15,12 +16,12 @@ PKG_CONFIG ?= pkg-config
 PYTHON ?= /usr/bin/python3
 PREFIX ?= /usr/local
 
-PKGS := openblas jansson yaml-0.1 libmicrohttpd libsystemd libutf8proc gnutls
+PKGS := openblas jansson yaml-0.1 libmicrohttpd libsystemd libutf8proc gnutls sqlite3 libpq
 
 # Debian packages: building, testing, and what `make deps` installs.
 DEB_BUILD := gcc make pkg-config libopenblas-dev libjansson-dev libyaml-dev libmicrohttpd-dev \
-             libsystemd-dev libutf8proc-dev libgnutls28-dev
-DEB_TEST := libcmocka-dev python3 python3-pytest prometheus systemd curl openssl
+             libsystemd-dev libutf8proc-dev libgnutls28-dev libsqlite3-dev libpq-dev
+DEB_TEST := libcmocka-dev python3 python3-pytest prometheus systemd curl openssl postgresql
 DEB_PKGS := $(DEB_BUILD) $(DEB_TEST)
 # What CI's further checks need (make asan/tsan/fuzz/analyze/format-check/stress/docker-check): `make deps-ci`.
 DEB_CI := clang clang-format libfuzzer-14-dev libclang-rt-14-dev cppcheck clang-tidy valgrind debootstrap docker.io
@@ -148,7 +149,7 @@ deps:
 # ---- running --------------------------------------------------------------
 run: deps
 	$(MAKE) --no-print-directory all
-	OPENBLAS_NUM_THREADS=1 ./$(DAEMON) --config conf/fastformerd.yaml
+	OPENBLAS_NUM_THREADS=1 ./$(DAEMON) --config conf/fastformerd.yaml --state-dir var
 
 # ---- tests ----------------------------------------------------------------
 test: deps

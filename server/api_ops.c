@@ -46,8 +46,18 @@ static size_t per_model_sync(api_context *ctx)
         if (list[i]->catalog)
             catalogs += news_catalog_bytes(list[i]->catalog);
         metrics_model_id id = metrics_model_find(ctx->metrics, list[i]->name);
-        if (id >= 0)
+        if (id >= 0) {
             metrics_queue_depth_set(ctx->metrics, id, atomic_load(&list[i]->queued_items));
+            metrics_news_catalog_items_set(
+                ctx->metrics, id,
+                list[i]->catalog ? (int64_t)news_catalog_count(list[i]->catalog) : -1);
+            for (int k = NEWS_STORE_OK + 1; list[i]->catalog && k <= NEWS_STORE_NO_MEMORY; k++)
+                metrics_news_store_errors_set(
+                    ctx->metrics, id, k,
+                    news_catalog_store_errors(list[i]->catalog, (news_store_status)k));
+            metrics_news_store_up(ctx->metrics, id,
+                                  list[i]->catalog ? news_catalog_store_up(list[i]->catalog) : -1);
+        }
         if (list[i]->cache && id >= 0 && id < METRICS_MAX_MODELS) {
             news_cache_stats cs;
             news_cache_stats_get(list[i]->cache, &cs);

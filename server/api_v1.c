@@ -5,6 +5,8 @@
  * request; the frame (api_frame.c) runs them. */
 #include "api.h"
 
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +239,7 @@ const api_model_route api_v1_embed = {.parse = embed_parse, .finish = finish_emb
 
 typedef struct {
     int top_k;
+    bool catalog; /* ranked the whole catalog (no candidates) */
 } recommend_job;
 
 static int recommend_check(const api_call *call, api_verdict *v)
@@ -245,10 +248,10 @@ static int recommend_check(const api_call *call, api_verdict *v)
                        "news-recommendation", v);
 }
 
-/* top_k into *out: at most n_candidates, which is also its default. */
-static bool top_k_get(json_t *body, int n_candidates, int *out, api_verdict *v)
+/* top_k into *out: at most `most`, which is also its default. */
+static bool top_k_get(json_t *body, int most, int *out, api_verdict *v)
 {
-    *out = n_candidates;
+    *out = most;
     json_t *tk = json_object_get(body, "top_k");
     if (!tk)
         return true;
@@ -259,26 +262,141 @@ static bool top_k_get(json_t *body, int n_candidates, int *out, api_verdict *v)
         api_fail(v, 400, "top_k: expected an integer >= 1, got %" JSON_INTEGER_FORMAT, k);
         return false;
     }
-    if (k < n_candidates)
+    if (k < most)
         *out = (int)k;
     return true;
 }
 
-/* {"history": [...], "candidates": [...], "top_k": n, "truncate": bool} */
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+ * days_from_civil). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* RFC 3339 "2026-12-01T00:00:00Z", with optional fraction and an offset
+ * ("+02:00") instead of Z, into unix ms. */
+static bool rfc3339_ms(const char *s, int64_t *out)
+{
+    int y, mo, d, h, mi, sec, n = 0;
+    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10 ||
+        (s[10] != 'T' && s[10] != 't' && s[10] != ' '))
+        return false;
+    const char *p = s + 11;
+    if (sscanf(p, "%2d:%2d:%2d%n", &h, &mi, &sec, &n) != 3 || n != 8)
+        return false;
+    p += 8;
+    int64_t ms = 0;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+            if (digits < 3)
+                ms = ms * 10 + (*p - '0');
+        if (digits == 0)
+            return false;
+        for (; digits < 3; digits++)
+            ms *= 10;
+    }
+    int offset_min = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5 || oh > 23 || om > 59)
+            return false;
+        offset_min = (*p == '-' ? -1 : 1) * (oh * 60 + om);
+        p += 6;
+    } else {
+        return false;
+    }
+    if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return false;
+    int64_t secs =
+        days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - (int64_t)offset_min * 60;
+    *out = secs * 1000 + ms;
+    return true;
+}
+
+/* The catalog-wide options: exclude_history and since (only without candidates). */
+static bool catalog_options(json_t *body, bool catalog, bool *exclude, int64_t *since,
+                            api_verdict *v)
+{
+    *exclude = true;
+    *since = INT64_MIN;
+    json_t *sn = json_object_get(body, "since");
+    if (!catalog) {
+        const char *key = sn                                         ? "since"
+                          : json_object_get(body, "exclude_history") ? "exclude_history"
+                                                                     : NULL;
+        if (key)
+            api_fail(v, 400, "%s: only for a catalog-wide recommend (without candidates)", key);
+        return key == NULL;
+    }
+    if (!api_optional_bool(body, "exclude_history", "exclude_history", exclude, v))
+        return false;
+    if (sn && !json_is_null(sn)) {
+        if (!api_expect(sn, API_KIND_STRING, "since", "a string", v))
+            return false;
+        if (!rfc3339_ms(json_string_value(sn), since)) {
+            api_fail(v, 400,
+                     "since: expected an RFC 3339 time such as 2026-12-01T00:00:00Z, got '%.64s'",
+                     json_string_value(sn));
+            return false;
+        }
+    }
+    return true;
+}
+
+/* {"history": [...], "candidates": [...], "top_k": n, "truncate": bool}, or
+ * without candidates (the whole catalog): "exclude_history", "since". */
 static int recommend_parse(const api_call *call, json_t *body, api_parsed *out)
 {
-    static const char *const keys[] = {"history", "candidates", "top_k", "truncate", NULL};
+    static const char *const keys[] = {"history",         "candidates", "top_k", "truncate",
+                                       "exclude_history", "since",      NULL};
     api_verdict *v = &out->verdict;
     recommend_job *job = out->job;
-    bool truncate = true;
+    bool truncate = true, exclude;
+    int64_t since;
     if (!api_keys_allowed(body, "", keys, v) ||
         !api_optional_bool(body, "truncate", "truncate", &truncate, v))
         return v->status;
     json_t *history = inputs_get(body, "history", true, v);
-    json_t *cands = history ? inputs_get(body, "candidates", false, v) : NULL;
+    if (!history)
+        return v->status;
+    job->catalog = json_object_get(body, "candidates") == NULL;
+    if (!catalog_options(body, job->catalog, &exclude, &since, v))
+        return v->status;
+    int nh = (int)json_array_size(history);
+    api_input_rules rules = {.truncate = truncate, .news = true};
+    if (job->catalog) {
+        if (!call->sm->catalog)
+            return api_fail(v, 400,
+                            "candidates: missing, and model '%s' has no news catalog to rank "
+                            "(configure server.state_dir or models[].news_catalog)",
+                            call->sm->name);
+        json_t *tk = json_object_get(body, "top_k");
+        job->top_k = 10;
+        if (tk && !top_k_get(body, INT_MAX, &job->top_k, v))
+            return v->status;
+        if (job->top_k > NEWS_CATALOG_TOP_K_MAX)
+            return api_fail(
+                v, 400, "top_k: at most %d for a catalog-wide recommend, got %" JSON_INTEGER_FORMAT,
+                NEWS_CATALOG_TOP_K_MAX, json_integer_value(tk));
+        out->req = infer_request_new_catalog(call->sm, nh, job->top_k, since, exclude);
+        if (!out->req)
+            return api_fail(v, 503, "out of memory for %d inputs", nh);
+        items_fill(call, out->req, 0, history, "history", &rules, v);
+        return v->status;
+    }
+    json_t *cands = inputs_get(body, "candidates", false, v);
     if (!cands)
         return v->status;
-    int nh = (int)json_array_size(history), nc = (int)json_array_size(cands);
+    int nc = (int)json_array_size(cands);
     if (nh + nc > API_MAX_INPUTS)
         return api_fail(v, 413, "history and candidates: %d news, more than the limit of %d",
                         nh + nc, API_MAX_INPUTS);
@@ -287,15 +405,30 @@ static int recommend_parse(const api_call *call, json_t *body, api_parsed *out)
     out->req = api_request_new(call, INFER_RECOMMEND, nh + nc, nh, v);
     if (!out->req)
         return v->status;
-    api_input_rules rules = {.truncate = truncate, .news = true};
     if (items_fill(call, out->req, 0, history, "history", &rules, v))
         items_fill(call, out->req, nh, cands, "candidates", &rules, v);
     return v->status;
 }
 
+/* {"model", "recommendations": [{"news_id", "score"}, ...]}, best first. */
+static void finish_catalog(http_request *r, infer_request *req)
+{
+    json_t *recs = json_array();
+    for (int i = 0; recs && i < req->n_hits; i++)
+        json_array_append_new(recs, json_pack("{s:s,s:o}", "news_id", req->hits[i].id, "score",
+                                              api_json_float(req->hits[i].score)));
+    http_request_respond_json(
+        r, 200,
+        recs ? json_pack("{s:s,s:o}", "model", req->sm->name, "recommendations", recs) : NULL);
+}
+
 static void finish_recommend(http_request *r, infer_request *req, void *vjob)
 {
     recommend_job *job = vjob;
+    if (job->catalog) {
+        finish_catalog(r, req);
+        return;
+    }
     int n_cand = req->n_items - req->n_history;
     int k = job->top_k < n_cand ? job->top_k : n_cand;
     json_t *ranking = json_array();
@@ -317,67 +450,3 @@ const api_model_route api_v1_recommend = {.check = recommend_check,
                                           .parse = recommend_parse,
                                           .finish = finish_recommend,
                                           .job_bytes = sizeof(recommend_job)};
-
-/* ---- PUT one news item --------------------------------------------------------------- */
-
-typedef struct {
-    char id[NEWS_CATALOG_ID_MAX + 1];
-    size_t id_len;
-} news_job;
-
-/* The model has a catalog, and the path's id fits it. */
-static int news_put_check(const api_call *call, api_verdict *v)
-{
-    if (model_needs(call, model_has_user_encoder(call->sm->model), "news", "news-recommendation",
-                    v) != 0)
-        return v->status;
-    if (!call->sm->catalog)
-        return api_fail(v, 400, "model '%s' has no news catalog (configure models[].news_catalog)",
-                        call->sm->name);
-    size_t id_len = call->param ? strlen(call->param) : 0;
-    if (id_len == 0 || id_len > NEWS_CATALOG_ID_MAX)
-        return api_fail(v, 400, "news id: expected 1 to %d bytes, got %zu", NEWS_CATALOG_ID_MAX,
-                        id_len);
-    return 0;
-}
-
-/* {"title": "..."}: one item to embed, the id to store it under. */
-static int news_put_parse(const api_call *call, json_t *body, api_parsed *out)
-{
-    static const char *const keys[] = {"title", NULL};
-    api_verdict *v = &out->verdict;
-    news_job *job = out->job;
-    if (!api_keys_allowed(body, "", keys, v))
-        return v->status;
-    json_t *title = api_require(body, "title", v);
-    if (!title || !api_expect(title, API_KIND_STRING, "title", "a string", v))
-        return v->status;
-    job->id_len = strlen(call->param); /* news_put_check bounded it */
-    memcpy(job->id, call->param, job->id_len + 1);
-    out->req = api_request_new(call, INFER_EMBED, 1, 0, v);
-    if (!out->req)
-        return v->status;
-    api_input_rules rules = {.truncate = true, .news = false};
-    return api_input_text(call->sm, out->req, 0, json_string_value(title),
-                          json_string_length(title), &rules, "title", v);
-}
-
-static void finish_news_put(http_request *r, infer_request *req, void *vjob)
-{
-    news_job *job = vjob;
-    bool replaced = false;
-    char err[200];
-    if (news_catalog_put(req->sm->catalog, job->id, job->id_len, req->vectors, &replaced, err,
-                         sizeof err) != 0) {
-        http_request_respond_error(r, 503, "news '%s': %s", job->id, err);
-        return;
-    }
-    http_request_respond_json(r, replaced ? 200 : 201,
-                              json_pack("{s:s,s:s,s:b}", "model", req->sm->name, "news_id", job->id,
-                                        "replaced", replaced));
-}
-
-const api_model_route api_v1_news_put = {.check = news_put_check,
-                                         .parse = news_put_parse,
-                                         .finish = finish_news_put,
-                                         .job_bytes = sizeof(news_job)};

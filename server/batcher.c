@@ -300,8 +300,9 @@ batcher_status batcher_submit(batcher *b, infer_request *req)
     atomic_store(&req->pending, n_entries);
     atomic_fetch_add(&b->n_requests, 1);
     /* One entry per item to compute; a request whose items are all known
-     * gets one "head only" entry so that a worker runs its head. */
-    for (int i = 0; i < req->n_items; i++) {
+     * (or that has none: a catalog-wide recommend for an empty history) gets
+     * one "head only" entry so that a worker runs its head. */
+    for (int i = 0; i < (req->n_items > 0 ? req->n_items : 1); i++) {
         if (n_compute > 0 && req->item_ready[i])
             continue;
         batcher_item *it = &b->q[b->n_q++];

@@ -109,6 +109,68 @@ infer_request *infer_request_new(served_model *sm, infer_task task, int n_items,
     return req;
 }
 
+infer_request *infer_request_new_catalog(served_model *sm, int n_history, int k, int64_t since_ms,
+                                         bool exclude_history)
+{
+    assert(sm && sm->catalog && n_history >= 0 && k >= 1 && k <= NEWS_CATALOG_TOP_K_MAX);
+    const model *m = sm->model;
+    assert(model_has_user_encoder(m));
+    int dim = m->config.encoder.hidden_size;
+    int max_ids = model_max_tokens(m);
+    size_t n = (size_t)n_history, off = sizeof(infer_request);
+    size_t at_ids, at_n_ids, at_ready, at_cache, at_vec, at_user, at_hits, at_hid, at_hlen, at_skip,
+        at_slen;
+    bool ok = layout_add(&off, n * (size_t)max_ids, 4, &at_ids) &&
+              layout_add(&off, n, 4, &at_n_ids) && layout_add(&off, n, 1, &at_ready) &&
+              layout_add(&off, n, 1, &at_cache) &&
+              layout_add(&off, n * (size_t)dim, sizeof(float), &at_vec) &&
+              layout_add(&off, (size_t)dim, sizeof(float), &at_user) &&
+              layout_add(&off, (size_t)k, sizeof(news_catalog_hit), &at_hits) &&
+              layout_add(&off, n, NEWS_CATALOG_ID_MAX + 1, &at_hid) &&
+              layout_add(&off, n, sizeof(size_t), &at_hlen) &&
+              layout_add(&off, n, sizeof(char *), &at_skip) &&
+              layout_add(&off, n, sizeof(size_t), &at_slen);
+    if (!ok)
+        return NULL;
+    char *block = calloc(1, off);
+    if (!block)
+        return NULL;
+    infer_request *req = (infer_request *)block;
+    served_model_retain(sm);
+    req->sm = sm;
+    req->task = INFER_RECOMMEND;
+    req->n_items = n_history;
+    req->n_history = n_history;
+    req->dim = dim;
+    req->max_ids = max_ids;
+    req->accept_us = mono_clock_us();
+    req->ids = (int32_t *)(block + at_ids);
+    req->n_ids = (int32_t *)(block + at_n_ids);
+    req->item_ready = (uint8_t *)(block + at_ready);
+    req->item_cache = (uint8_t *)(block + at_cache);
+    req->vectors = (float *)(block + at_vec);
+    req->user_vector = (float *)(block + at_user);
+    req->catalog_k = k;
+    req->since_ms = since_ms;
+    req->exclude_history = exclude_history;
+    req->hits = (news_catalog_hit *)(block + at_hits);
+    req->history_ids = block + at_hid;
+    req->history_id_len = (size_t *)(block + at_hlen);
+    req->skip = (const char **)(block + at_skip);
+    req->skip_len = (size_t *)(block + at_slen);
+    for (int i = 0; i < n_history; i++)
+        req->n_ids[i] = -1;
+    atomic_init(&req->queue_us_max, -1);
+    atomic_init(&req->infer_us_max, -1);
+    atomic_init(&req->batch_size_max, 0);
+    atomic_init(&req->refs, 1);
+    atomic_init(&req->status, INFER_PENDING);
+    atomic_init(&req->drop_status, 0);
+    atomic_init(&req->cancelled, false);
+    atomic_init(&req->pending, 0);
+    return req;
+}
+
 int32_t *infer_request_item_ids(infer_request *req, int i)
 {
     assert(req && i >= 0 && i < req->n_items);
@@ -194,6 +256,10 @@ int infer_request_set_item_news_id(infer_request *req, int i, const char *id, si
         int shown = id_len > 64 ? 64 : (int)id_len;
         snprintf(err, err_cap, "unknown news_id '%.*s%s'", shown, id, id_len > 64 ? "..." : "");
         return -1;
+    }
+    if (req->catalog_k > 0 && i < req->n_history) {
+        memcpy(req->history_ids + (size_t)i * (NEWS_CATALOG_ID_MAX + 1), id, id_len);
+        req->history_id_len[i] = id_len;
     }
     req->n_ids[i] = 0;
     req->item_ready[i] = 1;

@@ -79,6 +79,17 @@ struct infer_request {
     int32_t *ranking;   /* (n_items - n_history) RECOMMEND only: candidate indices, best first
                            (ties keep the lower index first) */
 
+    /* ---- RECOMMEND over the whole news catalog (infer_request_new_catalog) ---- */
+    int catalog_k;                 /* > 0: rank the catalog's items, best catalog_k */
+    int64_t since_ms;              /* only items updated at or after (INT64_MIN: all) */
+    bool exclude_history;          /* leave out the history's catalog items */
+    struct news_catalog_hit *hits; /* (catalog_k) output, best first */
+    int n_hits;                    /* valid hits (<= catalog_k) */
+    char *history_ids;             /* (n_history, NEWS_CATALOG_ID_MAX + 1) ids given by news_id */
+    size_t *history_id_len;        /* (n_history) 0: the item was not a catalog id */
+    const char **skip;             /* (n_history) scratch for the head */
+    size_t *skip_len;              /* (n_history) scratch for the head */
+
     /* ---- facts for logs and metrics (valid after the callback) ---- */
     _Atomic int64_t queue_us_max; /* longest queue wait of one of its items; -1 = none computed */
     _Atomic int64_t infer_us_max; /* longest compute time of one of its batches; -1 = none */
@@ -107,6 +118,14 @@ struct infer_request {
  * validates counts first). One allocation; NULL when out of memory (the front
  * answers 503). Any thread. */
 infer_request *infer_request_new(served_model *sm, infer_task task, int n_items, int n_history);
+
+/* A RECOMMEND request over sm's whole news catalog: n_history items (>= 0:
+ * an empty history scores every item 0, so the newest come first), then the
+ * head ranks every item and keeps the best k (1..NEWS_CATALOG_TOP_K_MAX) in
+ * hits. since_ms and exclude_history filter them. NULL when out of memory.
+ * Any thread. */
+infer_request *infer_request_new_catalog(served_model *sm, int n_history, int k, int64_t since_ms,
+                                         bool exclude_history);
 
 /* Writable ids buffer of item i, capacity req->max_ids, for tokenizing in
  * place (model_tokenize); follow with infer_request_set_item_len. */

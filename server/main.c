@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "model_registry.h"
 #include "mono_clock.h"
+#include "news_sync.h"
 #include "notify.h"
 #include "settings.h"
 #include "task_pool.h"
@@ -43,7 +44,8 @@
 #define MAIN_TICK_MS 100
 
 static const char usage[] =
-    "Usage: fastformerd [--config FILE] [--listen HOST:PORT] [--model NAME=DIR]...\n"
+    "Usage: fastformerd [--config FILE] [--listen HOST:PORT] [--state-dir DIR] [--model "
+    "NAME=DIR]...\n"
     "       fastformerd --check-config [--config FILE] [--model NAME=DIR]...\n"
     "       fastformerd --healthcheck [--config FILE] [--listen HOST:PORT]\n"
     "\n"
@@ -52,6 +54,7 @@ static const char usage[] =
     "  -c, --config FILE      YAML configuration (see conf/fastformerd.yaml)\n"
     "  -l, --listen HOST:PORT listen address (default 127.0.0.1:8080; port 0 = any free port)\n"
     "  -m, --model NAME=DIR   serve the model directory DIR as NAME (repeatable)\n"
+    "      --state-dir DIR    keep the recommenders' news stores in DIR (server.state_dir)\n"
     "      --check-config     validate the config and load every model, then exit 0 or 1\n"
     "      --healthcheck      GET /healthz on the configured address; exit 0 if it answers 200\n"
     "  -V, --version          print the version and exit\n"
@@ -63,6 +66,7 @@ static const char usage[] =
 typedef struct {
     const char *config_path;
     const char *listen;
+    const char *state_dir;
     const char **models;
     size_t n_models;
     bool check_config;
@@ -77,6 +81,7 @@ typedef struct {
     model_registry *registry;
     batcher *batcher;
     worker_pool *workers;
+    news_sync *news_sync;
     http_server *http;
     api_context api;
     atomic_int first_load; /* 0 pending, 1 ok, -1 failed */
@@ -96,7 +101,10 @@ static int config_read(const cli_args *a, settings *out, char *err, size_t err_c
     settings_init(out);
     if (a->config_path && settings_load(out, a->config_path, err, err_cap) != 0)
         return -1;
-    settings_overrides o = {.listen = a->listen, .models = a->models, .n_models = a->n_models};
+    settings_overrides o = {.listen = a->listen,
+                            .state_dir = a->state_dir,
+                            .models = a->models,
+                            .n_models = a->n_models};
     if (settings_apply_overrides(out, &o, err, err_cap) != 0)
         return -1;
     return settings_resolve_api_key(out, getenv("FASTFORMERD_API_KEY"), err, err_cap);
@@ -505,11 +513,12 @@ static int check_config(const settings *cfg)
 /* Returns -1 to continue, or an exit code. */
 static int args_parse(int argc, char **argv, cli_args *a)
 {
-    enum { OPT_CHECK = 1000, OPT_HEALTH };
+    enum { OPT_CHECK = 1000, OPT_HEALTH, OPT_STATE_DIR };
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"listen", required_argument, NULL, 'l'},
         {"model", required_argument, NULL, 'm'},
+        {"state-dir", required_argument, NULL, OPT_STATE_DIR},
         {"check-config", no_argument, NULL, OPT_CHECK},
         {"healthcheck", no_argument, NULL, OPT_HEALTH},
         {"version", no_argument, NULL, 'V'},
@@ -532,6 +541,9 @@ static int args_parse(int argc, char **argv, cli_args *a)
             break;
         case 'm':
             a->models[a->n_models++] = optarg;
+            break;
+        case OPT_STATE_DIR:
+            a->state_dir = optarg;
             break;
         case OPT_CHECK:
             a->check_config = true;
@@ -583,6 +595,11 @@ static int serve(daemon_state *d)
     d->batcher = batcher_new(&lim);
     if (!d->metrics || !d->registry || !d->batcher) {
         log_error("out of memory at start-up");
+        return 1;
+    }
+    d->news_sync = news_sync_start(d->registry, NEWS_SYNC_INTERVAL_MS, err, sizeof err);
+    if (!d->news_sync) {
+        log_error("%s", err);
         return 1;
     }
     worker_options wo = {.n_workers = (int)cfg->batching.workers,
@@ -695,6 +712,7 @@ static void teardown(daemon_state *d)
     http_server_stop(d->http);
     tls_identity_shutdown();
     task_pool_free(d->api.parse_pool);
+    news_sync_stop(d->news_sync);
     if (d->registry) {
         model_registry_join_loader(d->registry);
         model_registry_free(d->registry);

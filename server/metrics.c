@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "news_store.h"
 #include "whole_file.h"
 
 #define N_SLOTS (METRICS_MAX_MODELS + 1)
@@ -27,8 +28,8 @@
 
 /* Status codes with their own series; anything else is code="other". 499 is
  * "client closed request": the daemon logs and counts it for disconnects. */
-static const int metrics_codes[] = {200, 201, 204, 400, 401, 404, 405, 408,
-                                    413, 415, 422, 429, 499, 500, 503, 504};
+static const int metrics_codes[] = {200, 201, 204, 400, 401, 404, 405, 408, 409,
+                                    413, 415, 422, 429, 499, 500, 503, 504, 507};
 #define N_CODES (sizeof metrics_codes / sizeof metrics_codes[0])
 #define CODE_OTHER N_CODES
 
@@ -73,6 +74,8 @@ struct metrics {
      * in all, the last one for METRICS_ROUTE_OTHER). */
     size_t n_routes;
     const char **route_labels;  /* (n_routes) borrowed strings, owned array */
+    size_t *route_col;          /* (n_routes) the first route with the same label: routes
+                                   of one path (GET, PUT, DELETE) share their series */
     _Atomic uint64_t *requests; /* (N_SLOTS, n_routes, N_CODES + 1) */
     histogram *request_seconds; /* (N_SLOTS, n_routes) */
     histogram queue_seconds[N_SLOTS];
@@ -84,8 +87,12 @@ struct metrics {
     _Atomic int ready[N_SLOTS];
     _Atomic uint64_t cache_hits[N_SLOTS];
     _Atomic uint64_t cache_misses[N_SLOTS];
-    _Atomic uint64_t reloads[2];       /* [0] failure, [1] success */
     _Atomic unsigned restart_required; /* bits of settings_restart_keys */
+    _Atomic int64_t catalog_items[N_SLOTS]; /* items + 1; 0: the model has no catalog */
+    _Atomic uint64_t store_errors[N_SLOTS][NEWS_STORE_NO_MEMORY + 1];
+    /* 0: no shared news store; 1: unreachable; 2: reachable */
+    _Atomic int news_store_up[N_SLOTS];
+    _Atomic uint64_t reloads[2]; /* [0] failure, [1] success */
     _Atomic int64_t connections;
     _Atomic uint64_t memory_estimate_bytes;
     _Atomic uint32_t request_timeout_ms;
@@ -174,15 +181,24 @@ metrics *metrics_new(const char *const *route_labels, int n_routes)
     pthread_mutex_init(&m->register_lock, NULL);
     m->n_routes = (size_t)n_routes + 1;
     m->route_labels = calloc(m->n_routes, sizeof *m->route_labels);
+    m->route_col = calloc(m->n_routes, sizeof *m->route_col);
     m->requests = calloc(N_SLOTS * m->n_routes * (N_CODES + 1), sizeof *m->requests);
     m->request_seconds = calloc(N_SLOTS * m->n_routes, sizeof *m->request_seconds);
-    if (!m->route_labels || !m->requests || !m->request_seconds) {
+    if (!m->route_labels || !m->route_col || !m->requests || !m->request_seconds) {
         metrics_free(m);
         return NULL;
     }
     for (int r = 0; r < n_routes; r++)
         m->route_labels[r] = route_labels[r];
     m->route_labels[n_routes] = "other";
+    for (size_t r = 0; r < m->n_routes; r++) {
+        m->route_col[r] = r;
+        for (size_t q = 0; q < r; q++)
+            if (strcmp(m->route_labels[q], m->route_labels[r]) == 0) {
+                m->route_col[r] = q;
+                break;
+            }
+    }
     proc_stat ps;
     double boot = boot_time_s();
     m->start_time_s = (boot >= 0 && proc_self_stat(&ps)) ? boot + ps.start_ticks : -1;
@@ -195,6 +211,7 @@ void metrics_free(metrics *m)
         return;
     pthread_mutex_destroy(&m->register_lock);
     free(m->route_labels);
+    free(m->route_col);
     free(m->requests);
     free(m->request_seconds);
     free(m);
@@ -241,7 +258,7 @@ metrics_model_id metrics_model_register(metrics *m, const char *name)
 static size_t route_column(const metrics *m, int route)
 {
     assert(route == METRICS_ROUTE_OTHER || (route >= 0 && (size_t)route < m->n_routes - 1));
-    return route == METRICS_ROUTE_OTHER ? m->n_routes - 1 : (size_t)route;
+    return route == METRICS_ROUTE_OTHER ? m->n_routes - 1 : m->route_col[route];
 }
 
 const char *metrics_route_name(const metrics *m, int route)
@@ -332,6 +349,27 @@ void metrics_news_cache(metrics *m, metrics_model_id model, uint64_t hits, uint6
 void metrics_restart_required_set(metrics *m, unsigned mask)
 {
     atomic_store_explicit(&m->restart_required, mask, memory_order_relaxed);
+}
+
+void metrics_news_catalog_items_set(metrics *m, metrics_model_id model, int64_t items)
+{
+    atomic_store_explicit(&m->catalog_items[slot_of(m, model)], items < 0 ? 0 : items + 1,
+                          memory_order_relaxed);
+}
+
+void metrics_news_store_errors_set(metrics *m, metrics_model_id model, int status, uint64_t count)
+{
+    if (status <= NEWS_STORE_OK || status > NEWS_STORE_NO_MEMORY)
+        return;
+    atomic_store_explicit(&m->store_errors[slot_of(m, model)][status], count, memory_order_relaxed);
+}
+
+void metrics_news_store_up(metrics *m, metrics_model_id model, int up)
+{
+    int state = 0;
+    if (up >= 0)
+        state = up ? 2 : 1;
+    atomic_store_explicit(&m->news_store_up[slot_of(m, model)], state, memory_order_relaxed);
 }
 
 void metrics_reload(metrics *m, int success)
@@ -525,6 +563,59 @@ static void render_per_model_counter(out_buf *o, const metrics *m, size_t n_slot
     }
 }
 
+/* The news catalogs' size gauge and their stores' refused writes. */
+static void render_news_catalog(out_buf *o, const metrics *m, size_t n_slots)
+{
+    metrics *mm = (metrics *)m; /* atomics are read-only here */
+    out_family(o, "fastformerd_news_catalog_items", "gauge",
+               "Items in the model's news catalog (recommenders with a catalog).");
+    for (size_t s = 1; s < n_slots; s++) {
+        int64_t x = atomic_load_explicit(&mm->catalog_items[s], memory_order_relaxed);
+        if (x == 0)
+            continue;
+        out_printf(o, "fastformerd_news_catalog_items");
+        out_model_labels(o, m, s);
+        out_printf(o, "} %" PRId64 "\n", x - 1);
+    }
+    out_family(o, "fastformerd_news_store_errors_total", "counter",
+               "News writes the store refused, by cause (full, read-only, unavailable, ...).");
+    for (size_t s = 1; s < n_slots; s++) {
+        for (int k = NEWS_STORE_OK + 1; k <= NEWS_STORE_NO_MEMORY; k++) {
+            uint64_t x = atomic_load_explicit(&mm->store_errors[s][k], memory_order_relaxed);
+            if (x == 0)
+                continue;
+            out_printf(o, "fastformerd_news_store_errors_total");
+            out_model_labels(o, m, s);
+            out_printf(o, ",kind=\"%s\"} %" PRIu64 "\n",
+                       news_store_status_name((news_store_status)k), x);
+        }
+    }
+}
+
+/* The shared news stores' state (PostgreSQL): 1 reachable, 0 not. */
+static void render_news_store_up(out_buf *o, const metrics *m, size_t n_slots)
+{
+    metrics *mm = (metrics *)m; /* atomics are read-only here */
+    out_family(o, "fastformerd_news_store_up", "gauge",
+               "1 while the model's shared news store (PostgreSQL) can be reached, else 0 "
+               "(news writes answer 503 meanwhile).");
+    for (size_t s = 1; s < n_slots; s++) {
+        int up = atomic_load_explicit(&mm->news_store_up[s], memory_order_relaxed);
+        if (up == 0)
+            continue;
+        out_printf(o, "fastformerd_news_store_up");
+        out_model_labels(o, m, s);
+        out_printf(o, "} %d\n", up == 2);
+    }
+}
+
+/* Every news family: the catalogs', then the shared stores'. */
+static void render_news(out_buf *o, const metrics *m, size_t n_slots)
+{
+    render_news_catalog(o, m, n_slots);
+    render_news_store_up(o, m, n_slots);
+}
+
 static void render_process(out_buf *o, const metrics *m)
 {
     proc_stat ps;
@@ -603,6 +694,8 @@ int metrics_render(const metrics *m, char **out, size_t *out_len)
                "HTTP requests answered, by model, route and status code.");
     for (size_t s = 0; s < n_slots; s++) {
         for (size_t r = 0; r < m->n_routes; r++) {
+            if (m->route_col[r] != r)
+                continue;
             _Atomic uint64_t *row = &mm->requests[(s * m->n_routes + r) * (N_CODES + 1)];
             for (size_t c = 0; c <= N_CODES; c++) {
                 uint64_t x = atomic_load_explicit(&row[c], memory_order_relaxed);
@@ -624,9 +717,10 @@ int metrics_render(const metrics *m, char **out, size_t *out_len)
                "Time from request received to response queued, by model and route.");
     for (size_t s = 0; s < n_slots; s++)
         for (size_t r = 0; r < m->n_routes; r++)
-            out_histogram(&o, "fastformerd_request_duration_seconds",
-                          &m->request_seconds[s * m->n_routes + r], &kind_seconds, m, s,
-                          m->route_labels[r]);
+            if (m->route_col[r] == r)
+                out_histogram(&o, "fastformerd_request_duration_seconds",
+                              &m->request_seconds[s * m->n_routes + r], &kind_seconds, m, s,
+                              m->route_labels[r]);
 
     render_per_model_histogram(&o, m, n_slots, "fastformerd_queue_duration_seconds",
                                "Time an item waited in the batching queue.", m->queue_seconds,
@@ -678,6 +772,7 @@ int metrics_render(const metrics *m, char **out, size_t *out_len)
     render_per_model_counter(&o, m, n_slots, "fastformerd_news_cache_misses_total",
                              "News vectors that had to be encoded.", mm->cache_misses);
 
+    render_news(&o, m, n_slots);
     out_family(&o, "fastformerd_reloads_total", "counter",
                "Configuration and model reloads (SIGHUP), by result.");
     out_printf(&o, "fastformerd_reloads_total{result=\"success\"} %" PRIu64 "\n",

@@ -90,9 +90,9 @@ const char *metrics_route_name(const metrics *m, int route);
 /* ---- updates: any thread, lock-free, never allocate ------------------- */
 
 /* One finished HTTP request: counts it under `code` and observes its
- * latency. Codes outside {200, 201, 204, 400, 401, 404, 405, 408, 413, 415,
- * 422, 429, 499, 500, 503, 504} count as code="other" (499: the client
- * closed the connection before the answer). */
+ * latency. Codes outside {200, 201, 204, 400, 401, 404, 405, 408, 409, 413,
+ * 415, 422, 429, 499, 500, 503, 504, 507} count as code="other" (499: the
+ * client closed the connection before the answer). */
 void metrics_request_done(metrics *m, metrics_model_id model, int route, int code,
                           uint64_t latency_ns);
 
@@ -113,6 +113,15 @@ void metrics_reject(metrics *m, metrics_model_id model, reject_reason reason);
 
 void metrics_model_set_ready(metrics *m, metrics_model_id model, int ready);
 void metrics_news_cache(metrics *m, metrics_model_id model, uint64_t hits, uint64_t misses);
+/* The news catalog's size (the fastformerd_news_catalog_items gauge); a
+ * negative count removes the series (the model has no catalog). */
+void metrics_news_catalog_items_set(metrics *m, metrics_model_id model, int64_t items);
+/* The writes the model's news store refused, by news_store_status, as the
+ * catalog counts them (a new catalog after a reload starts again from 0: a
+ * counter reset). */
+void metrics_news_store_errors_set(metrics *m, metrics_model_id model, int status, uint64_t count);
+/* A model's shared news store: 1 reachable, 0 not, -1 none (not rendered). */
+void metrics_news_store_up(metrics *m, metrics_model_id model, int up);
 void metrics_reload(metrics *m, int success);
 /* The settings_restart_keys that a reload found changed (bit i = key i). */
 void metrics_restart_required_set(metrics *m, unsigned mask);

@@ -3,18 +3,21 @@
  * keep the old ones alive (see model_registry.h). */
 #include "model_registry.h"
 #include "mono_clock.h"
-#include "whole_file.h"
+#include "news_catalog_load.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 typedef struct {
-    char *name, *path, *news_catalog;
-    int news_cache_entries, max_batch_size, max_batch_tokens;
+    char *name, *path, *news_catalog, *state_dir, *news_store;
+    int news_cache_entries, max_batch_size, max_batch_tokens, news_bulk_max_items;
+    size_t max_catalog_items;
 } spec_copy;
 
 struct model_registry {
@@ -65,7 +68,7 @@ void served_model_release(served_model *sm)
             free(sm->pooled[i]);
     free(sm->ws);
     free(sm->pooled);
-    news_catalog_free(sm->catalog);
+    news_catalog_release(sm->catalog);
     news_cache_free(sm->cache);
     model_free(sm->model);
     free(sm->name);
@@ -75,21 +78,11 @@ void served_model_release(served_model *sm)
 
 /* ==== loading one model ===================================================== */
 
-typedef struct {
-    model_registry *reg;
-    const char *name;
-    size_t last_reported;
-} progress_ctx;
-
-static void catalog_progress(void *user, size_t done, size_t total)
+static void catalog_progress(void *user, const char *message)
 {
-    progress_ctx *p = user;
-    if (!p->reg->ev.on_progress || (done < total && done - p->last_reported < 5000))
-        return;
-    p->last_reported = done;
-    char msg[256];
-    snprintf(msg, sizeof msg, "model '%s': encoded %zu/%zu news titles", p->name, done, total);
-    p->reg->ev.on_progress(p->reg->ev.user, msg);
+    model_registry *reg = user;
+    if (reg->ev.on_progress)
+        reg->ev.on_progress(reg->ev.user, message);
 }
 
 static double mono_seconds(void)
@@ -111,26 +104,76 @@ int model_registry_workspace_tokens(const model *m, int max_batch_size, int max_
     return rows;
 }
 
-/* Reads spec's news catalog and encodes it into sm->catalog with sm's first
- * workspace. Messages start with "model 'NAME': ". */
-static int load_catalog(model_registry *reg, const spec_copy *spec, served_model *sm, char *err,
-                        size_t err_cap)
+/* Creates the state directory when it is missing (not its parents). */
+static int state_dir_make(const char *dir, char *err, size_t err_cap)
 {
-    char e[768];
-    char *buf;
-    size_t len;
-    if (whole_file_read(spec->news_catalog, SIZE_MAX, &buf, &len, e, sizeof e) != 0) {
+    if (mkdir(dir, 0750) == 0 || errno == EEXIST)
+        return 0;
+    snprintf(err, err_cap, "state directory %s: cannot create: %s", dir, strerror(errno));
+    return -1;
+}
+
+/* sm->catalog for spec: the previous set's catalog of the model when it has
+ * the same identity (same weights, same store: no acknowledged write is
+ * lost and nothing is read again), else a new one built with sm's first
+ * workspace, after retiring the previous one (*retired: the caller
+ * reinstates it if the load fails). Messages start with "model 'NAME': ". */
+static int load_catalog(model_registry *reg, const spec_copy *spec, served_model *sm,
+                        news_catalog *previous, news_catalog **retired, char *err, size_t err_cap)
+{
+    char e[1024], store_path[4096];
+    news_catalog_source src = {.m = sm->model,
+                               .ws = sm->ws[0],
+                               .max_batch_size = sm->max_batch_size,
+                               .max_batch_tokens = sm->max_batch_tokens,
+                               .model_name = spec->name,
+                               .store_location = NULL,
+                               .news_tsv = spec->news_catalog,
+                               .max_items =
+                                   spec->max_catalog_items ? spec->max_catalog_items : SIZE_MAX,
+                               .progress = catalog_progress,
+                               .progress_user = reg};
+    if (spec->news_store) {
+        src.store_location = spec->news_store; /* shared by replicas: no state_dir file */
+    } else if (spec->state_dir) {
+        if (news_store_path(spec->state_dir, spec->name, store_path, sizeof store_path) != 0) {
+            snprintf(err, err_cap, "model '%s': state directory path too long", spec->name);
+            return -1;
+        }
+        if (state_dir_make(spec->state_dir, e, sizeof e) != 0) {
+            snprintf(err, err_cap, "model '%s': %s", spec->name, e);
+            return -1;
+        }
+        src.store_location = store_path;
+    }
+    char key[1024];
+    if (previous && news_catalog_source_key(&src, key, sizeof key) == 0 &&
+        strcmp(key, news_catalog_key(previous)) == 0) {
+        news_catalog_retain(previous);
+        news_catalog_set_limit(previous, src.max_items);
+        sm->catalog = previous;
+        if (reg->ev.on_progress) {
+            snprintf(e, sizeof e,
+                     "model '%s': news catalog kept (%zu items, same weights and store)",
+                     spec->name, news_catalog_count(previous));
+            reg->ev.on_progress(reg->ev.user, e);
+        }
+        return 0;
+    }
+    if (previous) {
+        news_catalog_retire(previous);
+        *retired = previous;
+    }
+    if (news_catalog_load(&src, &sm->catalog, e, sizeof e) != 0) {
         snprintf(err, err_cap, "model '%s': %s", spec->name, e);
         return -1;
     }
-    progress_ctx pc = {.reg = reg, .name = spec->name};
-    int rc =
-        news_catalog_build(sm->model, sm->ws[0], buf, len, spec->news_catalog, sm->max_batch_size,
-                           sm->max_batch_tokens, catalog_progress, &pc, &sm->catalog, e, sizeof e);
-    free(buf);
-    if (rc != 0) {
-        snprintf(err, err_cap, "model '%s': %s", spec->name, e);
-        return -1;
+    if (!spec->state_dir && reg->ev.on_progress) {
+        snprintf(e, sizeof e,
+                 "model '%s': news catalog in memory only (no server.state_dir): news writes "
+                 "survive SIGHUP, not a restart",
+                 spec->name);
+        reg->ev.on_progress(reg->ev.user, e);
     }
     return 0;
 }
@@ -154,8 +197,8 @@ static void report_ready(const model_registry *reg, const served_model *sm)
 }
 
 /* Loads, sizes, builds the catalog and warms up one model. */
-static int load_one(model_registry *reg, const spec_copy *spec, served_model **out, char *err,
-                    size_t err_cap)
+static int load_one(model_registry *reg, const spec_copy *spec, news_catalog *previous,
+                    news_catalog **retired, served_model **out, char *err, size_t err_cap)
 {
     *out = NULL;
     double t0 = mono_seconds();
@@ -170,6 +213,7 @@ static int load_one(model_registry *reg, const spec_copy *spec, served_model **o
     sm->name = strdup(spec->name);
     sm->path = strdup(spec->path);
     sm->n_workers = reg->n_workers;
+    sm->news_bulk_max_items = spec->news_bulk_max_items > 0 ? spec->news_bulk_max_items : 1000;
     sm->n_lanes = reg->n_lanes;
     if (!sm->name || !sm->path) {
         snprintf(err, err_cap, "model '%s': out of memory", spec->name);
@@ -216,9 +260,17 @@ static int load_one(model_registry *reg, const spec_copy *spec, served_model **o
                      spec->name, model_task_name(m->config.task));
             goto fail;
         }
-        if (load_catalog(reg, spec, sm, err, err_cap) != 0)
-            goto fail;
     }
+    if (spec->news_store && !rec) {
+        snprintf(err, err_cap,
+                 "model '%s': news_store is only for news-recommendation models, this one is a "
+                 "%s model",
+                 spec->name, model_task_name(m->config.task));
+        goto fail;
+    }
+    if (rec && (spec->news_catalog || spec->state_dir || spec->news_store) &&
+        load_catalog(reg, spec, sm, previous, retired, err, err_cap) != 0)
+        goto fail;
     if (rec && spec->news_cache_entries > 0) {
         sm->cache = news_cache_new((size_t)spec->news_cache_entries, D, P);
         if (!sm->cache)
@@ -308,6 +360,8 @@ static void free_specs(spec_copy *s, int n)
         free(s[i].name);
         free(s[i].path);
         free(s[i].news_catalog);
+        free(s[i].state_dir);
+        free(s[i].news_store);
     }
     free(s);
 }
@@ -322,10 +376,15 @@ static spec_copy *copy_specs(const model_spec *specs, int n)
         c[i].name = strdup(specs[i].name);
         c[i].path = strdup(specs[i].path);
         c[i].news_catalog = specs[i].news_catalog ? strdup(specs[i].news_catalog) : NULL;
+        c[i].state_dir = specs[i].state_dir ? strdup(specs[i].state_dir) : NULL;
+        c[i].news_store = specs[i].news_store ? strdup(specs[i].news_store) : NULL;
+        c[i].max_catalog_items = specs[i].max_catalog_items;
+        c[i].news_bulk_max_items = specs[i].news_bulk_max_items;
         c[i].news_cache_entries = specs[i].news_cache_entries;
         c[i].max_batch_size = specs[i].max_batch_size;
         c[i].max_batch_tokens = specs[i].max_batch_tokens;
-        if (!c[i].name || !c[i].path || (specs[i].news_catalog && !c[i].news_catalog)) {
+        if (!c[i].name || !c[i].path || (specs[i].news_catalog && !c[i].news_catalog) ||
+            (specs[i].state_dir && !c[i].state_dir) || (specs[i].news_store && !c[i].news_store)) {
             free_specs(c, i + 1);
             return NULL;
         }
@@ -379,6 +438,26 @@ static int load_specs(model_registry *reg, const spec_copy *specs, int n, char *
     reg->n_load = n;
     pthread_mutex_unlock(&reg->mu);
 
+    /* The catalogs of the set being replaced, by the new set's order; those
+     * a new catalog replaces are retired until the load ends. */
+    news_catalog **previous = calloc((size_t)(n > 0 ? n : 1), sizeof *previous);
+    news_catalog **retired = calloc((size_t)(n > 0 ? n : 1), sizeof *retired);
+    if (!previous || !retired) {
+        free(previous);
+        free(retired);
+        snprintf(err, err_cap, "out of memory loading %d models", n);
+        atomic_fetch_add(&reg->loads_failed, 1);
+        free(set);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        served_model *old = model_registry_get(reg, specs[i].name);
+        if (old && old->catalog) {
+            news_catalog_retain(old->catalog);
+            previous[i] = old->catalog;
+        }
+        served_model_release(old);
+    }
     int rc = 0;
     for (int i = 0; i < n; i++) {
         if (reg->ev.on_progress) {
@@ -386,13 +465,20 @@ static int load_specs(model_registry *reg, const spec_copy *specs, int n, char *
             snprintf(msg, sizeof msg, "loading model '%s' from %s", specs[i].name, specs[i].path);
             reg->ev.on_progress(reg->ev.user, msg);
         }
-        if (load_one(reg, &specs[i], &set[i], err, err_cap) != 0) {
+        if (load_one(reg, &specs[i], previous[i], &retired[i], &set[i], err, err_cap) != 0) {
             set_state(reg, i, SERVED_MODEL_FAILED);
             rc = -1;
             break;
         }
         set_state(reg, i, SERVED_MODEL_READY);
     }
+    for (int i = 0; i < n; i++) {
+        if (rc != 0 && retired[i])
+            news_catalog_unretire(retired[i]); /* the old set keeps serving, writes too */
+        news_catalog_release(previous[i]);
+    }
+    free(previous);
+    free(retired);
     if (rc != 0) {
         for (int i = 0; i < n; i++)
             served_model_release(set[i]);
@@ -500,7 +586,14 @@ static int load_single(model_registry *reg, const spec_copy *spec, char *err, si
         reg->ev.on_progress(reg->ev.user, msg);
     }
     served_model *sm = NULL, *old = NULL;
-    int rc = load_one(reg, spec, &sm, err, err_cap);
+    /* The model's current catalog is kept when it has the same identity,
+     * else retired while the new one loads (see load_specs). */
+    served_model *current = model_registry_get(reg, spec->name);
+    news_catalog *previous = current ? current->catalog : NULL, *retired = NULL;
+    if (previous)
+        news_catalog_retain(previous);
+    served_model_release(current);
+    int rc = load_one(reg, spec, previous, &retired, &sm, err, err_cap);
     pthread_mutex_lock(&reg->mu);
     if (rc == 0) {
         int i = set_index_locked(reg, spec->name);
@@ -524,6 +617,9 @@ static int load_single(model_registry *reg, const spec_copy *spec, char *err, si
     }
     pthread_mutex_unlock(&reg->mu);
     atomic_fetch_add(rc == 0 ? &reg->loads_ok : &reg->loads_failed, 1);
+    if (rc != 0 && retired)
+        news_catalog_unretire(retired); /* the served model keeps serving, writes too */
+    news_catalog_release(previous);
     if (rc != 0)
         served_model_release(sm);
     served_model_release(old); /* requests in flight keep their own references */

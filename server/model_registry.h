@@ -26,7 +26,9 @@ struct served_model {
     char *name; /* owned */
     char *path; /* owned: the model directory */
     model *model;
-    news_catalog *catalog;     /* recommenders with a news.tsv; NULL otherwise */
+    news_catalog *catalog;     /* recommenders with a news.tsv or a state_dir; NULL otherwise.
+                                  One reference: the catalog may be shared with the
+                                  served_model of the same name in the previous set */
     news_cache *cache;         /* recommenders with news_cache_entries > 0; NULL otherwise */
     int max_batch_size;        /* effective limits (per-model or the batching section's) */
     int max_batch_tokens;      /* >= model_max_tokens (raised at load if configured lower) */
@@ -35,6 +37,7 @@ struct served_model {
                                   holds n_lanes lanes (the worker's engine threads) */
     float **pooled;            /* (n_workers) worker i's (max_batch_size + 1, D) output rows */
     int n_workers;
+    int news_bulk_max_items; /* items of one bulk news upsert */
     int n_lanes;
     int64_t load_time_unix_ms; /* when it became ready (wall clock) */
     double load_seconds;       /* load + catalog + warm-up time */
@@ -63,6 +66,10 @@ typedef struct {
     const char *name;         /* borrowed during the call (copied) */
     const char *path;         /* model directory */
     const char *news_catalog; /* MIND news.tsv or NULL */
+    const char *state_dir;    /* recommenders' news stores live here; NULL = in memory */
+    const char *news_store;   /* "postgresql://..." shared by replicas (instead of state_dir) */
+    size_t max_catalog_items; /* 0 = no limit */
+    int news_bulk_max_items;  /* items of one bulk news upsert (0: 1000) */
     int news_cache_entries;   /* 0 disables the cache */
     int max_batch_size;       /* effective values (see settings_model_max_batch_*) */
     int max_batch_tokens;

@@ -1,28 +1,45 @@
-/* news_catalog: news vectors by id (see news_catalog.h). Rows live in one
- * (capacity, D) matrix; an open-addressing table of row + 1 finds them by id.
- * A read-write lock lets readers copy vectors concurrently while a put
- * writes under the exclusive lock. */
+/* news_catalog: news items by id, written through the store (see
+ * news_catalog.h). Rows live in one (capacity, D) matrix plus per-row
+ * metadata; an open-addressing table of row + 1 finds them by id. A delete
+ * moves the last row into the hole, so rows stay dense for the scoring
+ * scan. */
 #include "news_catalog.h"
 
 #include <assert.h>
+#include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "keyed_hash.h"
 #include "mind.h"
+#include "fnv1a.h"
+#include "kernels.h"
 
 struct news_catalog {
-    pthread_rwlock_t lock;
+    _Atomic int refs;
+    pthread_rwlock_t lock;    /* rows: shared to read, exclusive to change */
+    pthread_mutex_t write_mu; /* one writer at a time, across the store's commit */
+    bool retired;             /* under write_mu */
+    _Atomic uint64_t store_errors[NEWS_STORE_NO_MEMORY + 1]; /* by news_store_status */
+    news_store *store;                                       /* NULL: in memory only */
+    size_t max_items;
+    char *key;
     int dim;
     size_t n_rows;
     size_t cap_rows;
-    float *vecs;     /* (cap_rows, dim) */
-    char **ids;      /* (cap_rows) owned NUL-terminated copies */
-    size_t *id_len;  /* (cap_rows) */
-    uint32_t *slots; /* (n_slots) row + 1, 0 = empty */
-    size_t n_slots;  /* power of two, >= 2 * cap_rows */
+    float *vecs;         /* (cap_rows, dim) */
+    int8_t *q8;          /* (cap_rows, dim) vecs quantized per row: q = round(v / scale) */
+    float *q8_scale;     /* (cap_rows) max |v| / 127 of the row (0 for a zero row) */
+    char **text;         /* (cap_rows) owned "id\0title\0category\0" */
+    size_t *id_len;      /* (cap_rows) */
+    size_t *title_len;   /* (cap_rows); the category follows the title's NUL */
+    int64_t *updated_ms; /* (cap_rows) */
+    uint32_t *slots;     /* (n_slots) row + 1, 0 = empty */
+    size_t n_slots;      /* power of two, >= 2 * cap_rows */
 };
 
 /* Keyed (ids come from clients): see keyed_hash.h for the worst case. */
@@ -53,34 +70,108 @@ news_catalog *news_catalog_new(int dim, size_t capacity)
         free(c);
         return NULL;
     }
-    /* From here on news_catalog_free takes the partly built catalog. */
+    if (pthread_mutex_init(&c->write_mu, NULL) != 0) {
+        pthread_rwlock_destroy(&c->lock);
+        free(c);
+        return NULL;
+    }
+    /* From here on news_catalog_release takes the partly built catalog. */
+    atomic_init(&c->refs, 1);
     c->dim = dim;
+    c->max_items = SIZE_MAX;
     c->cap_rows = capacity;
     c->n_slots = slots_for(capacity);
     c->vecs = malloc(capacity * (size_t)dim * sizeof *c->vecs);
-    c->ids = calloc(capacity, sizeof *c->ids);
+    c->q8 = malloc(capacity * (size_t)dim);
+    c->q8_scale = malloc(capacity * sizeof *c->q8_scale);
+    c->text = calloc(capacity, sizeof *c->text);
     c->id_len = calloc(capacity, sizeof *c->id_len);
+    c->title_len = calloc(capacity, sizeof *c->title_len);
+    c->updated_ms = calloc(capacity, sizeof *c->updated_ms);
     c->slots = calloc(c->n_slots, sizeof *c->slots);
-    if (!c->vecs || !c->ids || !c->id_len || !c->slots) {
-        news_catalog_free(c);
+    if (!c->vecs || !c->q8 || !c->q8_scale || !c->text || !c->id_len || !c->title_len ||
+        !c->updated_ms || !c->slots) {
+        news_catalog_release(c);
         return NULL;
     }
     return c;
 }
 
-void news_catalog_free(news_catalog *c)
+void news_catalog_retain(news_catalog *c)
+{
+    assert(c);
+    int old = atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    assert(old >= 1);
+    (void)old;
+}
+
+void news_catalog_release(news_catalog *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; c->ids && i < c->n_rows; i++) /* n_rows is 0 while ids is NULL */
-        free(c->ids[i]);
+    int old = atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel);
+    assert(old >= 1);
+    if (old != 1)
+        return;
+    for (size_t i = 0; c->text && i < c->n_rows; i++) /* n_rows is 0 while text is NULL */
+        free(c->text[i]);
+    news_store_close(c->store);
     pthread_rwlock_destroy(&c->lock);
+    pthread_mutex_destroy(&c->write_mu);
+    free(c->key);
     free(c->vecs);
-    free(c->ids);
+    free(c->q8);
+    free(c->q8_scale);
+    free(c->text);
     free(c->id_len);
+    free(c->title_len);
+    free(c->updated_ms);
     free(c->slots);
     free(c);
 }
+
+void news_catalog_attach_store(news_catalog *c, news_store *store)
+{
+    assert(c && !c->store);
+    c->store = store;
+}
+
+void news_catalog_set_limit(news_catalog *c, size_t max_items)
+{
+    pthread_mutex_lock(&c->write_mu);
+    c->max_items = max_items;
+    pthread_mutex_unlock(&c->write_mu);
+}
+
+size_t news_catalog_limit(news_catalog *c)
+{
+    pthread_mutex_lock(&c->write_mu);
+    size_t n = c->max_items;
+    pthread_mutex_unlock(&c->write_mu);
+    return n;
+}
+
+int news_catalog_set_key(news_catalog *c, const char *key)
+{
+    char *k = strdup(key);
+    if (!k)
+        return -1;
+    free(c->key);
+    c->key = k;
+    return 0;
+}
+
+const char *news_catalog_key(const news_catalog *c)
+{
+    return c->key ? c->key : "";
+}
+
+const char *news_catalog_store_location(const news_catalog *c)
+{
+    return c->store ? c->store->location : NULL;
+}
+
+/* ---- rows --------------------------------------------------------------------- */
 
 /* Slot of id, or of the empty slot where it would go. */
 static size_t find_slot(const news_catalog *c, const char *id, size_t len)
@@ -90,30 +181,57 @@ static size_t find_slot(const news_catalog *c, const char *id, size_t len)
         uint32_t r = c->slots[s];
         if (r == 0)
             return s;
-        if (c->id_len[r - 1] == len && memcmp(c->ids[r - 1], id, len) == 0)
+        if (c->id_len[r - 1] == len && memcmp(c->text[r - 1], id, len) == 0)
             return s;
         s = (s + 1) & mask;
     }
 }
 
-/* Doubles the rows (and rehashes) under the exclusive lock. */
-static int grow_locked(news_catalog *c)
+/* Row of id, or -1. */
+static long find_row(const news_catalog *c, const char *id, size_t len)
 {
-    size_t cap = c->cap_rows * 2;
+    uint32_t r = c->slots[find_slot(c, id, len)];
+    return r == 0 ? -1 : (long)r - 1;
+}
+
+/* Grows the rows to hold `want` (and rehashes), under the exclusive lock. */
+static int reserve_locked(news_catalog *c, size_t want)
+{
+    if (want <= c->cap_rows)
+        return 0;
+    size_t cap = c->cap_rows;
+    while (cap < want)
+        cap *= 2;
     if (cap >= UINT32_MAX / 4 || cap > SIZE_MAX / sizeof(float) / (size_t)c->dim)
         return -1;
     float *vecs = realloc(c->vecs, cap * (size_t)c->dim * sizeof *vecs);
     if (!vecs)
         return -1;
     c->vecs = vecs;
-    char **ids = realloc(c->ids, cap * sizeof *ids);
-    if (!ids)
+    int8_t *q8 = realloc(c->q8, cap * (size_t)c->dim);
+    if (!q8)
         return -1;
-    c->ids = ids;
+    c->q8 = q8;
+    float *q8_scale = realloc(c->q8_scale, cap * sizeof *q8_scale);
+    if (!q8_scale)
+        return -1;
+    c->q8_scale = q8_scale;
+    char **text = realloc(c->text, cap * sizeof *text);
+    if (!text)
+        return -1;
+    c->text = text;
     size_t *id_len = realloc(c->id_len, cap * sizeof *id_len);
     if (!id_len)
         return -1;
     c->id_len = id_len;
+    size_t *title_len = realloc(c->title_len, cap * sizeof *title_len);
+    if (!title_len)
+        return -1;
+    c->title_len = title_len;
+    int64_t *updated = realloc(c->updated_ms, cap * sizeof *updated);
+    if (!updated)
+        return -1;
+    c->updated_ms = updated;
     size_t n_slots = slots_for(cap);
     uint32_t *slots = calloc(n_slots, sizeof *slots);
     if (!slots)
@@ -123,16 +241,125 @@ static int grow_locked(news_catalog *c)
     c->n_slots = n_slots;
     c->cap_rows = cap;
     for (size_t r = 0; r < c->n_rows; r++)
-        c->slots[find_slot(c, c->ids[r], c->id_len[r])] = (uint32_t)(r + 1);
+        c->slots[find_slot(c, c->text[r], c->id_len[r])] = (uint32_t)(r + 1);
     return 0;
 }
 
-int news_catalog_put(news_catalog *c, const char *id, size_t id_len, const float *vec,
-                     bool *replaced, char *err, size_t err_cap)
+/* "id\0title\0category\0" of item, or NULL when out of memory. */
+static char *text_of(const news_store_item *it)
 {
-    assert(c && vec && (id || id_len == 0));
-    if (replaced)
-        *replaced = false;
+    size_t n = it->id_len + it->title_len + it->category_len + 3;
+    char *t = malloc(n);
+    if (!t)
+        return NULL;
+    char *p = t;
+    memcpy(p, it->id, it->id_len);
+    p += it->id_len;
+    *p++ = '\0';
+    if (it->title_len)
+        memcpy(p, it->title, it->title_len);
+    p += it->title_len;
+    *p++ = '\0';
+    if (it->category_len)
+        memcpy(p, it->category, it->category_len);
+    p += it->category_len;
+    *p = '\0';
+    return t;
+}
+
+/* The int8 copy of a vector that the catalog-wide scan reads first. */
+static void quantize_row(const float *v, int d, int8_t *q, float *scale)
+{
+    float m = 0.0f;
+    for (int i = 0; i < d; i++)
+        m = fabsf(v[i]) > m ? fabsf(v[i]) : m;
+    *scale = m / 127.0f;
+    float inv = m > 0.0f ? 127.0f / m : 0.0f;
+    for (int i = 0; i < d; i++) {
+        float x = nearbyintf(v[i] * inv);
+        q[i] = (int8_t)(x > 127.0f ? 127.0f : x < -127.0f ? -127.0f : x);
+    }
+}
+
+/* Sets row r (new or existing) from item, taking text. Exclusive lock held. */
+static void row_set(news_catalog *c, size_t r, const news_store_item *it, char *text)
+{
+    if (r < c->n_rows)
+        free(c->text[r]);
+    c->text[r] = text;
+    c->id_len[r] = it->id_len;
+    c->title_len[r] = it->title_len;
+    c->updated_ms[r] = it->updated_ms;
+    memcpy(c->vecs + r * (size_t)c->dim, it->vector, (size_t)c->dim * sizeof(float));
+    quantize_row(it->vector, c->dim, c->q8 + r * (size_t)c->dim, &c->q8_scale[r]);
+}
+
+/* Adds or replaces item with its text copy, room reserved. Exclusive lock. */
+static bool upsert_locked(news_catalog *c, const news_store_item *it, char *text)
+{
+    size_t s = find_slot(c, it->id, it->id_len);
+    uint32_t r = c->slots[s];
+    if (r != 0) {
+        row_set(c, r - 1, it, text);
+        return true;
+    }
+    assert(c->n_rows < c->cap_rows);
+    row_set(c, c->n_rows, it, text);
+    c->n_rows++;
+    c->slots[s] = (uint32_t)c->n_rows;
+    return false;
+}
+
+/* Empties slot s and shifts back the entries of its probe run that may no
+ * longer be found past the hole (linear probing's deletion). */
+static void slot_remove(news_catalog *c, size_t s)
+{
+    size_t mask = c->n_slots - 1, hole = s, j = s;
+    c->slots[hole] = 0;
+    for (;;) {
+        j = (j + 1) & mask;
+        uint32_t r = c->slots[j];
+        if (r == 0)
+            return;
+        size_t home = id_hash(c->text[r - 1], c->id_len[r - 1]) & mask;
+        /* Entry j may stay unless the hole lies cyclically in [home, j). */
+        bool stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (!stays) {
+            c->slots[hole] = r;
+            c->slots[j] = 0;
+            hole = j;
+        }
+    }
+}
+
+/* Deletes the row of id (known to exist): the last row moves into it. */
+static void delete_locked(news_catalog *c, const char *id, size_t id_len)
+{
+    size_t s = find_slot(c, id, id_len);
+    uint32_t r = c->slots[s];
+    assert(r != 0);
+    size_t row = r - 1, last = c->n_rows - 1;
+    slot_remove(c, s);
+    free(c->text[row]);
+    if (row != last) {
+        size_t ls = find_slot(c, c->text[last], c->id_len[last]);
+        assert(c->slots[ls] == last + 1);
+        c->text[row] = c->text[last];
+        c->id_len[row] = c->id_len[last];
+        c->title_len[row] = c->title_len[last];
+        c->updated_ms[row] = c->updated_ms[last];
+        memcpy(c->vecs + row * (size_t)c->dim, c->vecs + last * (size_t)c->dim,
+               (size_t)c->dim * sizeof(float));
+        memcpy(c->q8 + row * (size_t)c->dim, c->q8 + last * (size_t)c->dim, (size_t)c->dim);
+        c->q8_scale[row] = c->q8_scale[last];
+        c->slots[ls] = (uint32_t)(row + 1);
+    }
+    c->text[last] = NULL;
+    c->n_rows--;
+}
+
+static int id_check(const char *id, size_t id_len, char *err, size_t err_cap)
+{
     if (id_len == 0) {
         snprintf(err, err_cap, "news id is empty");
         return -1;
@@ -145,37 +372,305 @@ int news_catalog_put(news_catalog *c, const char *id, size_t id_len, const float
         snprintf(err, err_cap, "news id contains a NUL byte");
         return -1;
     }
-    pthread_rwlock_wrlock(&c->lock);
-    size_t s = find_slot(c, id, id_len);
-    uint32_t r = c->slots[s];
-    if (r == 0) {
-        if (c->n_rows == c->cap_rows) {
-            if (grow_locked(c) != 0) {
-                pthread_rwlock_unlock(&c->lock);
-                snprintf(err, err_cap, "out of memory adding news '%.*s'", (int)id_len, id);
-                return -1;
-            }
-            s = find_slot(c, id, id_len);
-        }
-        char *copy = malloc(id_len + 1);
-        if (!copy) {
-            pthread_rwlock_unlock(&c->lock);
-            snprintf(err, err_cap, "out of memory adding news '%.*s'", (int)id_len, id);
-            return -1;
-        }
-        memcpy(copy, id, id_len);
-        copy[id_len] = '\0';
-        r = (uint32_t)(++c->n_rows);
-        c->ids[r - 1] = copy;
-        c->id_len[r - 1] = id_len;
-        c->slots[s] = r;
-    } else if (replaced) {
-        *replaced = true;
-    }
-    memcpy(c->vecs + (size_t)(r - 1) * (size_t)c->dim, vec, (size_t)c->dim * sizeof *vec);
-    pthread_rwlock_unlock(&c->lock);
     return 0;
 }
+
+int news_catalog_put_item(news_catalog *c, const news_store_item *item, bool *replaced, char *err,
+                          size_t err_cap)
+{
+    assert(c && item && item->vector && (item->id || item->id_len == 0));
+    if (replaced)
+        *replaced = false;
+    if (id_check(item->id, item->id_len, err, err_cap) != 0)
+        return -1;
+    char *text = text_of(item);
+    pthread_rwlock_wrlock(&c->lock);
+    if (!text || reserve_locked(c, c->n_rows + 1) != 0) {
+        pthread_rwlock_unlock(&c->lock);
+        free(text);
+        snprintf(err, err_cap, "out of memory adding news '%.*s'", (int)item->id_len, item->id);
+        return -1;
+    }
+    bool was = upsert_locked(c, item, text);
+    pthread_rwlock_unlock(&c->lock);
+    if (replaced)
+        *replaced = was;
+    return 0;
+}
+
+int news_catalog_put(news_catalog *c, const char *id, size_t id_len, const float *vec,
+                     bool *replaced, char *err, size_t err_cap)
+{
+    news_store_item it = {.id = id, .id_len = id_len, .vector = vec};
+    return news_catalog_put_item(c, &it, replaced, err, err_cap);
+}
+
+/* ---- durable writes ---------------------------------------------------------------- */
+
+static int64_t now_unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static news_write_status write_fail(news_write_result *res, news_write_status st, const char *fmt,
+                                    const char *a, int b)
+{
+    res->status = st;
+    snprintf(res->message, sizeof res->message, fmt, a, b);
+    return st;
+}
+
+static int op_id_cmp(const void *a, const void *b)
+{
+    const news_store_op *x = *(const news_store_op *const *)a,
+                        *y = *(const news_store_op *const *)b;
+    size_t n = x->item.id_len < y->item.id_len ? x->item.id_len : y->item.id_len;
+    int c = memcmp(x->item.id, y->item.id, n);
+    if (c != 0)
+        return c;
+    return x->item.id_len < y->item.id_len ? -1 : x->item.id_len > y->item.id_len;
+}
+
+/* The first id that appears twice in ops, or NULL; -1 when out of memory. */
+static int find_duplicate(const news_store_op *ops, size_t n, const news_store_op **dup)
+{
+    *dup = NULL;
+    if (n < 2)
+        return 0;
+    const news_store_op **p = malloc(n * sizeof *p);
+    if (!p)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        p[i] = &ops[i];
+    qsort(p, n, sizeof *p, op_id_cmp);
+    for (size_t i = 1; i < n && !*dup; i++)
+        if (op_id_cmp(&p[i - 1], &p[i]) == 0)
+            *dup = p[i];
+    free(p);
+    return 0;
+}
+
+news_write_status news_catalog_write(news_catalog *c, news_store_op *ops, size_t n, bool *existed,
+                                     news_write_result *res)
+{
+    assert(c && ops && n >= 1 && res);
+    memset(res, 0, sizeof *res);
+    char e[200];
+    for (size_t i = 0; i < n; i++) {
+        const news_store_item *it = &ops[i].item;
+        if (id_check(it->id, it->id_len, e, sizeof e) != 0)
+            return write_fail(res, NEWS_WRITE_INVALID, "%s (item %d)", e, (int)i);
+        assert(ops[i].kind == NEWS_STORE_DELETE || it->vector);
+    }
+    const news_store_op *dup;
+    if (find_duplicate(ops, n, &dup) != 0)
+        return write_fail(res, NEWS_WRITE_NO_MEMORY, "out of memory%s for %d items", "", (int)n);
+    if (dup) {
+        snprintf(res->message, sizeof res->message, "news id '%.*s' appears twice",
+                 (int)dup->item.id_len, dup->item.id);
+        res->status = NEWS_WRITE_INVALID;
+        return res->status;
+    }
+    /* Text copies first: once the store has committed, memory must not fail. */
+    char **texts = calloc(n, sizeof *texts);
+    bool *was = calloc(n, sizeof *was);
+    bool ok = texts && was;
+    for (size_t i = 0; ok && i < n; i++)
+        if (ops[i].kind == NEWS_STORE_UPSERT)
+            ok = (texts[i] = text_of(&ops[i].item)) != NULL;
+    if (!ok) {
+        for (size_t i = 0; texts && i < n; i++)
+            free(texts[i]);
+        free(texts);
+        free(was);
+        return write_fail(res, NEWS_WRITE_NO_MEMORY, "out of memory%s for %d items", "", (int)n);
+    }
+
+    pthread_mutex_lock(&c->write_mu);
+    /* Only writers change rows, and they hold write_mu: reading needs no lock. */
+    size_t created = 0, deleted = 0;
+    for (size_t i = 0; i < n; i++) {
+        was[i] = find_row(c, ops[i].item.id, ops[i].item.id_len) >= 0;
+        if (ops[i].kind == NEWS_STORE_UPSERT && !was[i])
+            created++;
+        if (ops[i].kind == NEWS_STORE_DELETE && was[i])
+            deleted++;
+    }
+    size_t after = c->n_rows + created - deleted;
+    if (c->retired) {
+        res->status = NEWS_WRITE_RETIRED;
+        snprintf(res->message, sizeof res->message,
+                 "the news catalog is being reloaded (SIGHUP with new weights or a new store)");
+    } else if (created > 0 && after > c->max_items) {
+        res->status = NEWS_WRITE_LIMIT;
+        snprintf(res->message, sizeof res->message,
+                 "the news catalog holds %zu items; %zu more would pass max_catalog_items (%zu)",
+                 c->n_rows, created - deleted, c->max_items);
+    } else {
+        pthread_rwlock_wrlock(&c->lock);
+        bool room = reserve_locked(c, c->n_rows + created) == 0;
+        pthread_rwlock_unlock(&c->lock);
+        if (!room) {
+            res->status = NEWS_WRITE_NO_MEMORY;
+            snprintf(res->message, sizeof res->message, "out of memory for %zu more news items",
+                     created);
+        }
+    }
+    if (res->status == NEWS_WRITE_OK) {
+        int64_t now = now_unix_ms();
+        for (size_t i = 0; i < n; i++)
+            ops[i].item.updated_ms = now;
+        if (c->store) {
+            news_store_status st =
+                news_store_write(c->store, ops, n, 0, NULL, res->message, sizeof res->message);
+            if (st != NEWS_STORE_OK) {
+                res->status = NEWS_WRITE_STORE;
+                res->store = st;
+                if (st <= NEWS_STORE_NO_MEMORY)
+                    atomic_fetch_add_explicit(&c->store_errors[st], 1, memory_order_relaxed);
+            }
+        }
+    }
+    if (res->status == NEWS_WRITE_OK) {
+        pthread_rwlock_wrlock(&c->lock);
+        for (size_t i = 0; i < n; i++) {
+            if (ops[i].kind == NEWS_STORE_UPSERT) {
+                upsert_locked(c, &ops[i].item, texts[i]);
+                texts[i] = NULL;
+            } else if (was[i]) {
+                delete_locked(c, ops[i].item.id, ops[i].item.id_len);
+            }
+        }
+        pthread_rwlock_unlock(&c->lock);
+        if (existed)
+            memcpy(existed, was, n * sizeof *was);
+    }
+    pthread_mutex_unlock(&c->write_mu);
+    for (size_t i = 0; i < n; i++)
+        free(texts[i]);
+    free(texts);
+    free(was);
+    return res->status;
+}
+
+/* news_catalog_apply's work, write_mu held. */
+static int apply_locked(news_catalog *c, const news_store_item *item, bool deleted, char *err,
+                        size_t err_cap)
+{
+    if (id_check(item->id, item->id_len, err, err_cap) != 0)
+        return -1;
+    if (deleted) {
+        pthread_rwlock_wrlock(&c->lock);
+        if (find_row(c, item->id, item->id_len) >= 0)
+            delete_locked(c, item->id, item->id_len);
+        pthread_rwlock_unlock(&c->lock);
+        return 0;
+    }
+    return news_catalog_put_item(c, item, NULL, err, err_cap);
+}
+
+int news_catalog_apply(news_catalog *c, const news_store_item *item, bool deleted, char *err,
+                       size_t err_cap)
+{
+    assert(c && item);
+    pthread_mutex_lock(&c->write_mu);
+    int rc = apply_locked(c, item, deleted, err, err_cap);
+    pthread_mutex_unlock(&c->write_mu);
+    return rc;
+}
+
+/* ---- changes made by other replicas -------------------------------------------------- */
+
+typedef struct {
+    news_catalog *c;
+    news_catalog_encode_fn encode;
+    void *user;
+    float *vec; /* D floats for an encoded title; allocated at the first need */
+    news_sync_result *out;
+} sync_ctx;
+
+static void sync_skip(sync_ctx *x, const news_store_item *it, const char *why)
+{
+    if (x->out->skipped++ == 0)
+        snprintf(x->out->first_skip, sizeof x->out->first_skip, "news '%.*s': %s", (int)it->id_len,
+                 it->id, why);
+}
+
+/* news_store_change_fn: one change into the rows (write_mu held). */
+static int sync_apply(void *user, const news_store_item *it, bool deleted)
+{
+    sync_ctx *x = user;
+    news_catalog *c = x->c;
+    char e[200];
+    news_store_item item = *it;
+    if (!deleted && !item.vector) {
+        if (!x->vec)
+            x->vec = malloc((size_t)c->dim * sizeof *x->vec);
+        if (!x->vec) {
+            sync_skip(x, it, "out of memory");
+            return 0;
+        }
+        if (!x->encode) {
+            sync_skip(x, it, "no vector for these weights");
+            return 0;
+        }
+        if (x->encode(x->user, it->title, it->title_len, x->vec, e, sizeof e) != 0) {
+            sync_skip(x, it, e);
+            return 0;
+        }
+        item.vector = x->vec;
+    }
+    if (apply_locked(c, &item, deleted, e, sizeof e) != 0) {
+        sync_skip(x, it, e);
+        return 0;
+    }
+    x->out->applied++;
+    return 0;
+}
+
+news_store_status news_catalog_sync(news_catalog *c, news_catalog_encode_fn encode, void *user,
+                                    news_sync_result *out, char *err, size_t err_cap)
+{
+    memset(out, 0, sizeof *out);
+    if (!c->store)
+        return NEWS_STORE_OK;
+    sync_ctx x = {.c = c, .encode = encode, .user = user, .out = out};
+    pthread_mutex_lock(&c->write_mu);
+    news_store_status st = news_store_poll(c->store, sync_apply, &x, err, err_cap);
+    pthread_mutex_unlock(&c->write_mu);
+    free(x.vec);
+    return st;
+}
+
+int news_catalog_store_up(news_catalog *c)
+{
+    return c->store ? news_store_up(c->store) : -1;
+}
+
+uint64_t news_catalog_store_errors(const news_catalog *c, news_store_status status)
+{
+    if ((int)status < 0 || status > NEWS_STORE_NO_MEMORY)
+        return 0;
+    return atomic_load_explicit(&c->store_errors[status], memory_order_relaxed);
+}
+
+void news_catalog_retire(news_catalog *c)
+{
+    pthread_mutex_lock(&c->write_mu);
+    c->retired = true;
+    pthread_mutex_unlock(&c->write_mu);
+}
+
+void news_catalog_unretire(news_catalog *c)
+{
+    pthread_mutex_lock(&c->write_mu);
+    c->retired = false;
+    pthread_mutex_unlock(&c->write_mu);
+}
+
+/* ---- reads ---------------------------------------------------------------------------- */
 
 bool news_catalog_get(news_catalog *c, const char *id, size_t id_len, float *out)
 {
@@ -183,11 +678,37 @@ bool news_catalog_get(news_catalog *c, const char *id, size_t id_len, float *out
     if (id_len == 0 || id_len > NEWS_CATALOG_ID_MAX)
         return false;
     pthread_rwlock_rdlock(&c->lock);
-    uint32_t r = c->slots[find_slot(c, id, id_len)];
-    if (r != 0)
-        memcpy(out, c->vecs + (size_t)(r - 1) * (size_t)c->dim, (size_t)c->dim * sizeof *out);
+    long r = find_row(c, id, id_len);
+    if (r >= 0)
+        memcpy(out, c->vecs + (size_t)r * (size_t)c->dim, (size_t)c->dim * sizeof *out);
     pthread_rwlock_unlock(&c->lock);
-    return r != 0;
+    return r >= 0;
+}
+
+int news_catalog_describe(news_catalog *c, const char *id, size_t id_len, news_catalog_entry *out)
+{
+    assert(c && out);
+    memset(out, 0, sizeof *out);
+    if (id_len == 0 || id_len > NEWS_CATALOG_ID_MAX)
+        return 0;
+    pthread_rwlock_rdlock(&c->lock);
+    long r = find_row(c, id, id_len);
+    int rc = 0;
+    if (r >= 0) {
+        const char *title = c->text[r] + c->id_len[r] + 1;
+        const char *category = title + c->title_len[r] + 1;
+        out->title = strdup(title);
+        out->category = strdup(category);
+        out->updated_ms = c->updated_ms[r];
+        rc = out->title && out->category ? 1 : -1;
+    }
+    pthread_rwlock_unlock(&c->lock);
+    if (rc < 0) {
+        free(out->title);
+        free(out->category);
+        memset(out, 0, sizeof *out);
+    }
+    return rc;
 }
 
 size_t news_catalog_count(news_catalog *c)
@@ -203,6 +724,133 @@ int news_catalog_dim(const news_catalog *c)
     return c->dim;
 }
 
+/* ---- top-k over the whole catalog ---------------------------------------------------------- */
+
+/* Rows scored per sgemv call: the scores of one block live on the stack. */
+#define SCORE_BLOCK 512
+
+/* a ranks before b: higher score, then newer, then the smaller id. */
+static bool hit_before(const news_catalog *c, const news_catalog_hit *a, const news_catalog_hit *b)
+{
+    if (a->score != b->score)
+        return a->score > b->score;
+    if (a->updated_ms != b->updated_ms)
+        return a->updated_ms > b->updated_ms;
+    size_t la = c->id_len[a->row], lb = c->id_len[b->row];
+    int cmp = memcmp(c->text[a->row], c->text[b->row], la < lb ? la : lb);
+    return cmp != 0 ? cmp < 0 : la < lb;
+}
+
+/* h[0] is the worst of the kept hits (a heap on "ranks before" reversed). */
+static void heap_down(const news_catalog *c, news_catalog_hit *h, int n, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, w = i;
+        if (l < n && hit_before(c, &h[w], &h[l]))
+            w = l;
+        if (l + 1 < n && hit_before(c, &h[w], &h[l + 1]))
+            w = l + 1;
+        if (w == i)
+            return;
+        news_catalog_hit t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
+static void heap_up(const news_catalog *c, news_catalog_hit *h, int i)
+{
+    while (i > 0) {
+        int p = (i - 1) / 2;
+        if (!hit_before(c, &h[p], &h[i]))
+            return;
+        news_catalog_hit t = h[i];
+        h[i] = h[p];
+        h[p] = t;
+        i = p;
+    }
+}
+
+static int u32_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Most skipped ids whose rows are looked up (the rest are ignored). */
+#define SKIP_MAX 1024
+
+int news_catalog_top_k(news_catalog *c, const news_catalog_query *q, news_catalog_hit *out)
+{
+    assert(c && q && out && q->k >= 1 && q->k <= NEWS_CATALOG_TOP_K_MAX);
+    float approx[SCORE_BLOCK];
+    uint32_t skip_rows[SKIP_MAX] = {0};
+    int n_skip = 0, n = 0;
+    const size_t D = (size_t)c->dim;
+    /* The int8 rows give each score within err_r = scale_r * |user|_1 * (1/2
+     * for the rounding of q, plus the float sum's own error): a row whose
+     * bound cannot beat the k-th best exact score so far is skipped, every
+     * other one is scored exactly. So the result is the exact top k. */
+    float user_l1 = 0.0f;
+    for (size_t i = 0; q->user && i < D; i++)
+        user_l1 += fabsf(q->user[i]);
+    const float err_per_scale = user_l1 * (0.5f + 127.0f * (float)D * 1.2e-7f) * 1.0001f;
+    pthread_rwlock_rdlock(&c->lock);
+    for (int i = 0; i < q->n_skip && n_skip < SKIP_MAX; i++) {
+        long r = find_row(c, q->skip[i], q->skip_len[i]);
+        if (r >= 0)
+            skip_rows[n_skip++] = (uint32_t)r;
+    }
+    if (n_skip > 1)
+        qsort(skip_rows, (size_t)n_skip, sizeof *skip_rows, u32_cmp);
+    int next_skip = 0;
+    for (size_t a = 0; a < c->n_rows; a += SCORE_BLOCK) {
+        size_t m = SCORE_BLOCK;
+        if (a + m > c->n_rows)
+            m = c->n_rows - a;
+        if (q->user)
+            kernels_dot_i8_rows(c->q8 + a * D, c->q8_scale + a, m, (int)D, q->user, approx);
+        else
+            memset(approx, 0, m * sizeof *approx);
+        for (size_t i = 0; i < m; i++) {
+            uint32_t row = (uint32_t)(a + i);
+            while (next_skip < n_skip && skip_rows[next_skip] < row)
+                next_skip++;
+            if (next_skip < n_skip && skip_rows[next_skip] == row)
+                continue;
+            if (c->updated_ms[row] < q->since_ms)
+                continue;
+            if (n == q->k && approx[i] + c->q8_scale[row] * err_per_scale < out[0].score)
+                continue;
+            float exact = q->user ? kernels_dot(c->vecs + (size_t)row * D, q->user, D) : 0.0f;
+            news_catalog_hit h = {.score = exact, .row = row, .updated_ms = c->updated_ms[row]};
+            if (n < q->k) {
+                out[n] = h;
+                heap_up(c, out, n);
+                n++;
+            } else if (hit_before(c, &h, &out[0])) {
+                out[0] = h;
+                heap_down(c, out, n, 0);
+            }
+        }
+    }
+    /* Heap sort: the worst goes last. */
+    for (int end = n - 1; end > 0; end--) {
+        news_catalog_hit t = out[0];
+        out[0] = out[end];
+        out[end] = t;
+        heap_down(c, out, end, 0);
+    }
+    for (int i = 0; i < n; i++) {
+        size_t len = c->id_len[out[i].row];
+        memcpy(out[i].id, c->text[out[i].row], len);
+        out[i].id[len] = '\0';
+    }
+    pthread_rwlock_unlock(&c->lock);
+    return n;
+}
+
 /* glibc's chunk for a malloc of n bytes on a 64-bit host: n plus an 8-byte
  * size header, rounded up to 16, and never below its 32-byte minimum. */
 static size_t heap_chunk_bytes(size_t n)
@@ -216,111 +864,16 @@ size_t news_catalog_bytes(const news_catalog *c)
     /* The lock is not part of the catalog's value: readers lock a const one. */
     news_catalog *m = (news_catalog *)c;
     pthread_rwlock_rdlock(&m->lock);
-    size_t ids = 0;
-    for (size_t r = 0; r < c->n_rows; r++)
-        ids += heap_chunk_bytes(c->id_len[r] + 1);
-    size_t bytes =
-        sizeof *c +
-        c->cap_rows * ((size_t)c->dim * sizeof *c->vecs + sizeof *c->ids + sizeof *c->id_len) +
-        ids + c->n_slots * sizeof *c->slots;
+    size_t text = 0;
+    for (size_t r = 0; r < c->n_rows; r++) {
+        const char *category = c->text[r] + c->id_len[r] + 1 + c->title_len[r] + 1;
+        text += heap_chunk_bytes(c->id_len[r] + c->title_len[r] + strlen(category) + 3);
+    }
+    size_t bytes = sizeof *c +
+                   c->cap_rows * ((size_t)c->dim * (sizeof *c->vecs + sizeof *c->q8) +
+                                  sizeof *c->q8_scale + sizeof *c->text + sizeof *c->id_len +
+                                  sizeof *c->title_len + sizeof *c->updated_ms) +
+                   text + c->n_slots * sizeof *c->slots;
     pthread_rwlock_unlock(&m->lock);
     return bytes;
-}
-
-/* ---- building from news.tsv ------------------------------------------------ */
-
-int news_catalog_build(const model *m, fastformer_workspace *ws, const void *buf, size_t len,
-                       const char *source_name, int max_batch_size, int max_batch_tokens,
-                       news_catalog_progress_fn progress, void *progress_user, news_catalog **out,
-                       char *err, size_t err_cap)
-{
-    assert(m && ws && out && max_batch_size >= 1);
-    *out = NULL;
-    const char *src = source_name ? source_name : "news.tsv";
-    const int D = m->config.encoder.hidden_size, P = model_max_tokens(m);
-    if (max_batch_size > ws->max_seqs)
-        max_batch_size = ws->max_seqs;
-    if (max_batch_tokens > ws->max_tokens)
-        max_batch_tokens = ws->max_tokens;
-    assert(max_batch_tokens >= P);
-
-    mind_news_table *t = NULL;
-    if (mind_news_parse(buf, len, src, &t, err, err_cap) != 0)
-        return -1;
-    news_catalog *c = news_catalog_new(D, t->n_news);
-    /* One spare row: the title that does not fit is tokenized before the flush. */
-    int32_t *ids = malloc(((size_t)max_batch_size + 1) * (size_t)P * sizeof *ids);
-    int32_t *n_ids = malloc((size_t)max_batch_size * sizeof *n_ids);
-    const int32_t **rows = malloc((size_t)max_batch_size * sizeof *rows);
-    float *pooled = malloc((size_t)max_batch_size * (size_t)D * sizeof *pooled);
-    if (!c || !ids || !n_ids || !rows || !pooled) {
-        snprintf(err, err_cap, "%s: out of memory for %zu news", src, t->n_news);
-        goto fail;
-    }
-
-    size_t first = 0; /* news index of the batch's first row */
-    int n = 0;
-    int32_t longest = 0;
-    for (size_t k = 0; k <= t->n_news; k++) {
-        int32_t len_k = 0;
-        if (k < t->n_news) {
-            const mind_news *nw = &t->news[k];
-            int32_t *row = ids + (size_t)n * (size_t)P;
-            size_t got = 0;
-            bool truncated = false;
-            char terr[160];
-            if (model_tokenize(m, nw->title, nw->title_bytes, row, &got, &truncated, terr,
-                               sizeof terr) != 0) {
-                snprintf(err, err_cap, "%s:%zu: title: %s", src, nw->line, terr);
-                goto fail;
-            }
-            len_k = (int32_t)got;
-            int32_t l = len_k > longest ? len_k : longest;
-            if (n < max_batch_size && (int64_t)(n + 1) * l <= max_batch_tokens) {
-                n_ids[n] = len_k;
-                rows[n] = row;
-                longest = l;
-                n++;
-                continue;
-            }
-        }
-        /* Flush the batch (and at the end). */
-        if (n > 0) {
-            model_encode_ids(m, ws, rows, n_ids, n, pooled);
-            for (int i = 0; i < n; i++) {
-                const mind_news *nw = &t->news[first + (size_t)i];
-                if (news_catalog_put(c, nw->id, strlen(nw->id), pooled + (size_t)i * D, NULL, err,
-                                     err_cap) != 0)
-                    goto fail;
-            }
-            first += (size_t)n;
-            if (progress)
-                progress(progress_user, first, t->n_news);
-        }
-        if (k < t->n_news) {
-            /* Item k starts the next batch: move its ids to row 0. */
-            memmove(ids, ids + (size_t)n * (size_t)P, (size_t)len_k * sizeof *ids);
-            n_ids[0] = len_k;
-            rows[0] = ids;
-            longest = len_k;
-            n = 1;
-        }
-    }
-    assert(first == t->n_news);
-    free(ids);
-    free(n_ids);
-    free(rows);
-    free(pooled);
-    mind_news_free(t);
-    *out = c;
-    return 0;
-
-fail:
-    free(ids);
-    free(n_ids);
-    free(rows);
-    free(pooled);
-    news_catalog_free(c);
-    mind_news_free(t);
-    return -1;
 }

@@ -81,6 +81,10 @@ const settings_spec settings_specs[] = {
     UINT_ROW("server", "drain_timeout_s", settings, server.drain_timeout_s, 0, 3600, 30, 0),
     STRING_ROW("server", "api_key", SETTINGS_STRING, settings, server.api_key, 4096,
                SETTINGS_NULLABLE),
+    STRING_ROW("server", "state_dir", SETTINGS_PATH, settings, server.state_dir, 0,
+               SETTINGS_NULLABLE),
+    UINT_ROW("server", "news_bulk_max_items", settings, server.news_bulk_max_items, 1, 10000, 1000,
+             0),
     {.section = "server",
      .key = "cors_allow_origins",
      .type = SETTINGS_ORIGIN_LIST,
@@ -137,6 +141,10 @@ const settings_spec settings_specs[] = {
                SETTINGS_NULLABLE),
     UINT_ROW("models", "news_cache_entries", settings_model, news_cache_entries, 0, 10000000, 4096,
              0),
+    UINT_ROW("models", "max_catalog_items", settings_model, max_catalog_items, 1, 100000000,
+             1000000, 0),
+    STRING_ROW("models", "news_store", SETTINGS_STRING, settings_model, news_store, 4096,
+               SETTINGS_NULLABLE),
 };
 const size_t settings_n_specs = sizeof settings_specs / sizeof settings_specs[0];
 /* A models entry records the keys it has seen in a 64-bit mask. */
@@ -383,6 +391,18 @@ int settings_check(const settings *s, char *err, size_t err_cap)
                           s->server.tls_cert_file ? "tls_cert_file" : "tls_key_file",
                           s->server.tls_cert_file ? "tls_key_file" : "tls_cert_file");
         return -1;
+    }
+    for (size_t i = 0; i < s->n_models; i++) {
+        const char *store = s->models[i].news_store;
+        /* The value may hold a password: the message never repeats it. */
+        if (store && strncmp(store, "postgresql://", 13) != 0 &&
+            strncmp(store, "postgres://", 11) != 0) {
+            error_message_set(err, err_cap,
+                              "model '%s': news_store: expected a postgresql:// or postgres:// "
+                              "URI (a SQLite store goes under server.state_dir)",
+                              s->models[i].name);
+            return -1;
+        }
     }
     return 0;
 }
@@ -940,6 +960,19 @@ int settings_apply_overrides(settings *s, const settings_overrides *o, char *err
         error_message_set(err, err_cap, "--listen '%s': expected HOST:PORT with PORT in [0, 65535]",
                           o->listen);
         return -1;
+    }
+    if (o->state_dir) {
+        if (o->state_dir[0] == '\0') {
+            error_message_set(err, err_cap, "--state-dir '': expected a directory");
+            return -1;
+        }
+        char *dir = strdup(o->state_dir);
+        if (!dir) {
+            error_message_set(err, err_cap, "--state-dir: out of memory");
+            return -1;
+        }
+        free(s->server.state_dir);
+        s->server.state_dir = dir;
     }
     for (size_t i = 0; i < o->n_models; i++) {
         const char *arg = o->models[i];

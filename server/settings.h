@@ -8,7 +8,7 @@
  * value fails with "FILE:LINE: KEY.PATH: what was expected, got 'VALUE'", e.g.
  *   conf/x.yaml:12: batching.max_batch_size: expected an integer in [1, 4096], got 'lots'
  *
- * Relative paths (models[].path, models[].news_catalog) in a config file are
+ * Relative paths (models[].path, models[].news_catalog, server.state_dir) in a config file are
  * resolved against the directory of that config file, so a config works from
  * any working directory; paths given with --model resolve against the CWD
  * (they are left as given). Nothing here touches the filesystem except
@@ -66,6 +66,8 @@ typedef struct {
     char *tls_cert_file;             /* owned; resolved PEM chain path; NULL = plain HTTP */
     char *tls_key_file;              /* owned; resolved PEM private key path; NULL = none */
     int tls_min_version;             /* tls_min_version (tls_identity.h): 0 = TLS 1.2, 1 = 1.3 */
+    char *state_dir;              /* owned; news stores live here (resolved); NULL = in memory */
+    uint32_t news_bulk_max_items; /* items of one POST .../news bulk upsert */
 } settings_server;
 
 typedef struct {
@@ -87,7 +89,9 @@ typedef struct {
     uint32_t max_batch_tokens;
     char *news_catalog;          /* owned; MIND news.tsv (recommenders), resolved; NULL = none */
     uint32_t news_cache_entries; /* LRU of text-news vectors; 0 disables the cache */
-    int line; /* line of the entry in the config file; 0 when it came from --model */
+    uint32_t max_catalog_items;  /* news catalog items beyond which writes are refused */
+    char *news_store; /* owned; "postgresql://..." shared by replicas; NULL = server.state_dir */
+    int line;         /* line of the entry in the config file; 0 when it came from --model */
 } settings_model;
 
 typedef struct {
@@ -170,6 +174,7 @@ FF_MUST_CHECK int settings_load(settings *out, const char *path, char *err, size
 /* Command-line overrides, borrowed. */
 typedef struct {
     const char *listen;        /* --listen HOST:PORT, NULL = keep */
+    const char *state_dir;     /* --state-dir DIR, NULL = keep */
     const char *const *models; /* --model NAME=DIR, n_models of them */
     size_t n_models;
 } settings_overrides;

@@ -98,6 +98,35 @@ static void rank_candidates(const float *scores, int n, int32_t *ranking)
     }
 }
 
+/* The catalog-wide head: the user vector (zero for an empty history), then
+ * the best catalog_k items of the whole catalog. */
+static void recommend_catalog(int worker_index, infer_request *req)
+{
+    const served_model *sm = req->sm;
+    if (req->n_history > 0) {
+        int32_t hist[2] = {0, req->n_history};
+        model_encode_users(sm->model, sm->ws[worker_index], req->vectors, hist, 1,
+                           req->user_vector);
+    } else {
+        memset(req->user_vector, 0, (size_t)req->dim * sizeof *req->user_vector);
+    }
+    int n_skip = 0;
+    for (int i = 0; req->exclude_history && i < req->n_history; i++) {
+        if (req->history_id_len[i] == 0)
+            continue;
+        req->skip[n_skip] = req->history_ids + (size_t)i * (NEWS_CATALOG_ID_MAX + 1);
+        req->skip_len[n_skip] = req->history_id_len[i];
+        n_skip++;
+    }
+    news_catalog_query q = {.user = req->n_history > 0 ? req->user_vector : NULL,
+                            .k = req->catalog_k,
+                            .since_ms = req->since_ms,
+                            .skip = req->skip,
+                            .skip_len = req->skip_len,
+                            .n_skip = n_skip};
+    req->n_hits = news_catalog_top_k(sm->catalog, &q, req->hits);
+}
+
 /* The task head, on the worker that completed the last item (on its team). */
 static void run_head(int worker_index, parallel_team *team, infer_request *req)
 {
@@ -111,6 +140,10 @@ static void run_head(int worker_index, parallel_team *team, infer_request *req)
         model_classify(m, req->vectors, req->n_items, req->logits, req->probs);
         break;
     case INFER_RECOMMEND: {
+        if (req->catalog_k > 0) {
+            recommend_catalog(worker_index, req);
+            break;
+        }
         int32_t hist[2] = {0, req->n_history};
         int n_cand = req->n_items - req->n_history;
         model_encode_users(m, sm->ws[worker_index], req->vectors, hist, 1, req->user_vector);

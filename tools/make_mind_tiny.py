@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Writes tests/fixtures/mind-tiny/: a tiny MIND-format dataset (news.tsv,
 behaviors.tsv, train_behaviors.tsv) built from a recommender fixture's vocab,
-and golden.json with the PyTorch scores of every impression's candidates, for
+and golden.json with the PyTorch scores of every impression's candidates (and
+of every news of the catalog, for the catalog-wide recommend), for
 tests/integration/test_cli.py (`fastformer-cli eval-mind`).
 
     /usr/bin/python3 tools/make_mind_tiny.py --model tests/fixtures/tiny-newsrec \\
@@ -154,8 +155,10 @@ def golden(model, cfg_json, vocab, news, rows):
                 continue
             scores.append(float(torch.dot(user, vec[nid])))
             labels.append(int(y))
+        # Every news of the catalog, for the catalog-wide recommend (brute force).
+        catalog = {nid: float(torch.dot(user, v)) for nid, v in vec.items()}
         out.append({"impression_id": imp_id, "scores": scores, "labels": labels,
-                    "zero_user": not found})
+                    "zero_user": not found, "catalog_scores": catalog})
     return out, counts
 
 

@@ -20,11 +20,14 @@ registry, so a new section is a new module and one line here):
   server    fastformerd end to end with wrk: 1/8/32/128 connections,
             server_efficiency, p50 vs the engine's forward, batching
   recommend catalog ids vs raw titles (cache disabled, then warm)
+  catalog   100k-item news store: restart-to-ready, catalog-wide top-k p50
   memory    peak RSS idle and under load, RSS after 10k and 200k requests
   oip       Open Inference Protocol infer at 32x128 input_ids: binary tensor
             data vs JSON (req/s, CPU per request)
   tls       req/s over https next to plain http, keep-alive and a handshake
             per request (issue 15)
+  news_pg   the news catalog in PostgreSQL: seed, restart to ready at 100k items,
+            PUT latency, a PUT on one replica served by another
 
 BENCH_QUICK=1 (or --quick) shortens every section (fewer rounds and shapes,
 shorter wrk runs, 50k instead of 200k requests). --only ort,length,... runs a
@@ -46,9 +49,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import section_catalog  # noqa: E402
 import section_engine  # noqa: E402
 import section_length  # noqa: E402
 import section_memory  # noqa: E402
+import section_news_pg  # noqa: E402
 import section_oip  # noqa: E402
 import section_ort  # noqa: E402
 import section_recommend  # noqa: E402
@@ -58,7 +63,8 @@ import section_torch  # noqa: E402
 from bench_lib import ROOT, Context, Unavailable, log, thread_env  # noqa: E402
 
 SECTIONS = [section_ort, section_engine, section_torch, section_length, section_server,
-            section_recommend, section_memory, section_oip, section_tls]
+            section_recommend, section_catalog, section_memory, section_oip, section_tls,
+            section_news_pg]
 BY_NAME = {s.NAME: s for s in SECTIONS}
 # The CPU features the engine's kernels and ONNX Runtime's MLAS dispatch on.
 CPU_FLAGS = ["avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl",

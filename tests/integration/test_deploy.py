@@ -93,6 +93,9 @@ def free_port():
 def test_installed_daemon_notifies_ready_and_watchdog(installed, tmp_path):
     argv, unit_env = unit_exec(installed)
     assert os.path.exists(argv[0]), argv[0]
+    # systemd gives the service its StateDirectory=; here a temporary one.
+    assert "--state-dir" in argv and argv[argv.index("--state-dir") + 1] == "/var/lib/fastformerd"
+    argv[argv.index("--state-dir") + 1] = str(tmp_path / "state")
     port = free_port()
     sock_path = str(tmp_path / "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -139,12 +142,48 @@ def test_kubernetes_and_kserve_manifests_validate(deploy_check_tools):
     assert "manifests valid" in r.stdout
 
 
+def copy_deploy(deploy_check_tools, dest):
+    for d in ("k8s", "k8s-single-replica", "kserve"):
+        shutil.copytree(os.path.join(REPO, "deploy", d), dest / d)
+    shutil.copytree(deploy_check_tools, dest / "check", symlinks=True)
+
+
+@pytest.mark.parametrize("variant,old,new,message", [
+    # Two replicas with a recommender on SQLite: each would keep its own catalog.
+    ("k8s/configmap.yaml", '        news_store: "postgresql://"\n', "",
+     'k8s: 2 replicas: every recommender needs news_store: "postgresql://..."'),
+    # The password in plain text instead of from the Secret.
+    ("k8s/deployment.yaml",
+     "valueFrom: {secretKeyRef: {name: fastformerd-postgresql, key: password}}", 'value: "x"',
+     "k8s: news_store postgresql: PGPASSWORD must come from a Secret"),
+    # The state directory on the container's own (lost) filesystem.
+    ("k8s-single-replica/kustomization.yaml", "mountPath: /var/lib/fastformerd",
+     "mountPath: /var/lib/elsewhere",
+     "k8s-single-replica: state_dir /var/lib/fastformerd must be a persistent volume"),
+    ("k8s-single-replica/kustomization.yaml", "type: Recreate", "type: RollingUpdate",
+     "k8s-single-replica: a SQLite state directory needs 1 replica and strategy Recreate"),
+    # KServe: replicas of a recommender with a config of its own, without PostgreSQL.
+    ("kserve/recommender.yaml", '        news_store: "postgresql://"\n', "",
+     "kserve/recommender.yaml InferenceService: 4 replicas: every recommender needs news_store"),
+])
+def test_manifest_validation_rejects_a_misplaced_news_store(deploy_check_tools, tmp_path, variant,
+                                                            old, new, message):
+    bad = tmp_path / "deploy"
+    copy_deploy(deploy_check_tools, bad)
+    f = bad / variant
+    text = f.read_text()
+    assert old in text
+    f.write_text(text.replace(old, new))
+    r = subprocess.run(["node", "validate_manifests.mjs"], cwd=bad / "check",
+                       capture_output=True, text=True)
+    assert r.returncode == 1
+    assert message in r.stderr
+
+
 def test_manifest_validation_rejects_a_bad_manifest(deploy_check_tools, tmp_path):
     """The validator itself must be able to fail."""
     bad = tmp_path / "deploy"
-    shutil.copytree(os.path.join(REPO, "deploy/k8s"), bad / "k8s")
-    shutil.copytree(os.path.join(REPO, "deploy/kserve"), bad / "kserve")
-    shutil.copytree(deploy_check_tools, bad / "check", symlinks=True)
+    copy_deploy(deploy_check_tools, bad)
     dep = bad / "k8s/deployment.yaml"
     dep.write_text(dep.read_text().replace("replicas: 2", 'replicas: "two"'))
     r = subprocess.run(["node", "validate_manifests.mjs"], cwd=bad / "check",

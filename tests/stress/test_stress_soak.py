@@ -37,6 +37,12 @@ MODELS = [{"name": "classifier", "path": CLASSIFIER_DIR},
 C = "/v1/models/classifier/classify"
 
 
+def state_dir(tmp_path):
+    """The recommender 'mind' keeps its news catalog in a SQLite store: its
+    PUTs commit under the sanitizers and valgrind too."""
+    return {"state_dir": str(tmp_path / "state")}
+
+
 def mind_ids():
     with open(MIND_NEWS) as f:
         return [line.split("\t")[0] for line in f if line.strip()][:20]
@@ -171,7 +177,7 @@ def sanitizer_errors(log):
     return re.findall(r"(ERROR: (?:Address|Leak|Thread|Memory)Sanitizer.*|runtime error:.*)", log)
 
 
-def test_soak_under_asan_lsan_ubsan(start_daemon, monkeypatch):
+def test_soak_under_asan_lsan_ubsan(start_daemon, monkeypatch, tmp_path):
     if not os.path.exists(ASAN_DAEMON):
         pytest.skip(f"{ASAN_DAEMON} missing: make VARIANT=asan {ASAN_DAEMON}")
     monkeypatch.setattr(itc, "DAEMON", ASAN_DAEMON)
@@ -179,7 +185,7 @@ def test_soak_under_asan_lsan_ubsan(start_daemon, monkeypatch):
                            ":malloc_context_size=20",
            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
            "LSAN_OPTIONS": "exitcode=23"}
-    d = start_daemon(models=MODELS, env=env)
+    d = start_daemon(models=MODELS, env=env, server=state_dir(tmp_path))
     pid = d.proc.pid
     base_fds = fds_idle_baseline(d)
     res, extra, rss_warm, samples, rss_end = soak(d, SOAK_SECONDS, 4)
@@ -202,10 +208,10 @@ def test_soak_under_asan_lsan_ubsan(start_daemon, monkeypatch):
     assert rss_end - rss_warm < 96 * 1024, (rss_warm, samples, rss_end)
 
 
-def test_soak_release_rss_flat_and_fds_back(start_daemon):
+def test_soak_release_rss_flat_and_fds_back(start_daemon, tmp_path):
     if RELEASE_SECONDS <= 0:
         pytest.skip("STRESS_SOAK_RELEASE_SECONDS=0")
-    d = start_daemon(models=MODELS)
+    d = start_daemon(models=MODELS, server=state_dir(tmp_path))
     pid = d.proc.pid
     base_fds = fds_idle_baseline(d)
     # A reload briefly holds two model sets (with their workspaces); glibc
@@ -244,7 +250,7 @@ def test_soak_under_valgrind(start_daemon, monkeypatch, tmp_path):
         f"--log-file={vlog} {itc.DAEMON} \"$@\"\n")
     wrapper.chmod(0o755)
     monkeypatch.setattr(itc, "DAEMON", str(wrapper))
-    d = start_daemon(models=MODELS)
+    d = start_daemon(models=MODELS, server=state_dir(tmp_path))
     base_fds = None  # valgrind's own descriptors make /proc counts noisy: use the metric
     m0 = metrics(d.port)
     base_fds = int(m0["process_open_fds"])

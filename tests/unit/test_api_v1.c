@@ -107,13 +107,46 @@ static void test_recommend_errors(void **state)
                 "model 'cls' is a classification model; recommend needs a news-recommendation "
                 "model");
     parse_fails(r, f->rec, NULL, "{\"history\": [], \"candidates\": [\"w2\"], \"k\": 1}", 400,
-                "unknown key 'k' (allowed: history, candidates, top_k, truncate)");
+                "unknown key 'k' (allowed: history, candidates, top_k, truncate, exclude_history, "
+                "since)");
     parse_fails(r, f->rec, NULL, "{\"history\": [], \"candidates\": [\"w2\"], \"truncate\": 1}",
                 400, "truncate: expected a boolean, got integer");
     parse_fails(r, f->rec, NULL, "{\"candidates\": [\"w2\"]}", 400, "missing key 'history'");
     parse_fails(r, f->rec, NULL, "{\"history\": {}, \"candidates\": [\"w2\"]}", 400,
                 "history: expected an array, got object");
-    parse_fails(r, f->rec, NULL, "{\"history\": []}", 400, "missing key 'candidates'");
+    /* Without candidates: the whole catalog. */
+    parse_fails(r, f->bare, NULL, "{\"history\": []}", 400,
+                "candidates: missing, and model 'bare' has no news catalog to rank (configure "
+                "server.state_dir or models[].news_catalog)");
+    parse_fails(r, f->rec, NULL, "{\"history\": [], \"top_k\": 1001}", 400,
+                "top_k: at most 1000 for a catalog-wide recommend, got 1001");
+    parse_fails(r, f->rec, NULL, "{\"history\": [], \"top_k\": 0}", 400,
+                "top_k: expected an integer >= 1, got 0");
+    parse_fails(r, f->rec, NULL, "{\"history\": [], \"exclude_history\": 1}", 400,
+                "exclude_history: expected a boolean, got integer");
+    parse_fails(r, f->rec, NULL, "{\"history\": [], \"since\": 5}", 400,
+                "since: expected a string, got integer");
+    static const char *const bad_times[] = {"yesterday",
+                                            "2026-12-01",
+                                            "2026-12-01T00:00:00",
+                                            "2026-13-01T00:00:00Z",
+                                            "2026-12-01T00:00:00.Z",
+                                            "2026-12-01T00:00:00+1:00",
+                                            "2026-12-01T24:00:00Z"};
+    for (size_t i = 0; i < sizeof bad_times / sizeof bad_times[0]; i++) {
+        char body[128], msg[200];
+        snprintf(body, sizeof body, "{\"history\": [], \"since\": \"%s\"}", bad_times[i]);
+        snprintf(msg, sizeof msg,
+                 "since: expected an RFC 3339 time such as 2026-12-01T00:00:00Z, got '%s'",
+                 bad_times[i]);
+        parse_fails(r, f->rec, NULL, body, 400, msg);
+    }
+    parse_fails(r, f->rec, NULL,
+                "{\"history\": [], \"candidates\": [\"w2\"], \"since\": \"2026-12-01T00:00:00Z\"}",
+                400, "since: only for a catalog-wide recommend (without candidates)");
+    parse_fails(r, f->rec, NULL,
+                "{\"history\": [], \"candidates\": [\"w2\"], \"exclude_history\": false}", 400,
+                "exclude_history: only for a catalog-wide recommend (without candidates)");
     parse_fails(r, f->rec, NULL, "{\"history\": [], \"candidates\": []}", 400,
                 "candidates: must not be empty");
     parse_fails(r, f->rec, NULL, "{\"history\": [], \"candidates\": [\"w2\"], \"top_k\": \"3\"}",
@@ -187,6 +220,34 @@ static void test_recommend_builds(void **state)
 
 /* ---- PUT news ---------------------------------------------------------------------------- */
 
+static void test_catalog_recommend_builds(void **state)
+{
+    parse_fixture *f = *state;
+    api_parsed out;
+    infer_request *req = parse_ok(&api_v1_recommend, f->rec, NULL,
+                                  "{\"history\": [{\"news_id\": \"N1\"}, \"w2 w3\"], \"top_k\": 7, "
+                                  "\"since\": \"2026-12-01T01:30:00.5+01:30\"}",
+                                  &out);
+    assert_int_equal(req->task, INFER_RECOMMEND);
+    assert_int_equal(req->n_items, 2);
+    assert_int_equal(req->n_history, 2);
+    assert_int_equal(req->catalog_k, 7);
+    assert_int_equal(req->since_ms, 1796083200500LL);
+    assert_true(req->exclude_history);
+    assert_int_equal(req->history_id_len[0], 2); /* the catalog id is kept to exclude it */
+    assert_memory_equal(req->history_ids, "N1", 2);
+    assert_int_equal(req->history_id_len[1], 0); /* a text is no catalog item */
+    api_parsed_release(&api_v1_recommend, &out);
+    /* Defaults: top 10, history excluded, no time filter; an empty history is fine. */
+    req = parse_ok(&api_v1_recommend, f->rec, NULL, "{\"history\": [], \"exclude_history\": false}",
+                   &out);
+    assert_int_equal(req->n_items, 0);
+    assert_int_equal(req->catalog_k, 10);
+    assert_false(req->exclude_history);
+    assert_true(req->since_ms == INT64_MIN);
+    api_parsed_release(&api_v1_recommend, &out);
+}
+
 static void test_news_put_errors(void **state)
 {
     parse_fixture *f = *state;
@@ -195,15 +256,19 @@ static void test_news_put_errors(void **state)
     parse_fails(p, f->cls, "N1", "", 400,
                 "model 'cls' is a classification model; news needs a news-recommendation model");
     parse_fails(p, f->bare, "N1", "", 400,
-                "model 'bare' has no news catalog (configure models[].news_catalog)");
+                "model 'bare' has no news catalog (configure server.state_dir or "
+                "models[].news_catalog)");
     char id[NEWS_CATALOG_ID_MAX + 2];
     memset(id, 'x', sizeof id - 1);
     id[sizeof id - 1] = 0;
     parse_fails(p, f->rec, id, "", 400, "news id: expected 1 to 128 bytes, got 129");
     parse_fails(p, f->rec, NULL, "", 400, "news id: expected 1 to 128 bytes, got 0");
     parse_fails(p, f->rec, "", "", 400, "news id: expected 1 to 128 bytes, got 0");
-    parse_fails(p, f->rec, "N1", "{\"title\": \"w2\", \"category\": \"c\"}", 400,
-                "unknown key 'category' (allowed: title)");
+    parse_fails(p, f->rec, "N1", "{\"title\": \"w2\", \"abstract\": \"c\"}", 400,
+                "unknown key 'abstract' (allowed: title, category)");
+    parse_fails(p, f->rec, "N1", "{\"title\": \"w2\", \"category\": 3}", 400,
+                "category: expected a string, got integer");
+    parse_fails(p, f->rec, "N1", "{\"title\": \"w2\\u0000\"}", 400, "title: contains a NUL byte");
     parse_fails(p, f->rec, "N1", "{}", 400, "missing key 'title'");
     parse_fails(p, f->rec, "N1", "{\"title\": [\"w2\"]}", 400,
                 "title: expected a string, got array");
@@ -234,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_classify_and_embed_build),
         cmocka_unit_test(test_recommend_errors),
         cmocka_unit_test(test_recommend_builds),
+        cmocka_unit_test(test_catalog_recommend_builds),
         cmocka_unit_test(test_news_put_errors),
         cmocka_unit_test(test_news_put_builds),
     };

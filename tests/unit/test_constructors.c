@@ -163,7 +163,7 @@ static int build_news_catalog(void *ctx)
     news_catalog *c = news_catalog_new(4, 8);
     if (!c)
         return -1;
-    news_catalog_free(c);
+    news_catalog_release(c);
     return 0;
 }
 

@@ -440,6 +440,35 @@ static void test_overrides(void **state)
     settings_free(&s);
 }
 
+/* models[].news_store is a PostgreSQL URI and nothing else; the refusal
+ * names the model, never the value (it may hold a password). */
+static void test_news_store_must_be_postgresql(void **state)
+{
+    (void)state;
+    static const char *const ok[] = {"postgresql://u:pw@db:5432/news", "postgres://db/news",
+                                     "postgresql://"};
+    static const char *const bad[] = {"/var/lib/pw-in-path.sqlite", "mysql://u:pw@db/news",
+                                      "POSTGRESQL://db/news"};
+    char yaml[256], err[256];
+    settings s;
+    for (size_t i = 0; i < 6; i++) {
+        const char *v = i < 3 ? ok[i] : bad[i - 3];
+        snprintf(yaml, sizeof yaml, "models:\n  - {name: rec, path: m, news_store: \"%s\"}\n", v);
+        assert_int_equal(parse(&s, yaml, "c.yaml", err, sizeof err), 0);
+        assert_string_equal(s.models[0].news_store, v);
+        int rc = settings_check(&s, err, sizeof err);
+        if (i < 3) {
+            assert_int_equal(rc, 0);
+        } else {
+            assert_int_equal(rc, -1);
+            assert_string_equal(err,
+                                "model 'rec': news_store: expected a postgresql:// or "
+                                "postgres:// URI (a SQLite store goes under server.state_dir)");
+        }
+        settings_free(&s);
+    }
+}
+
 static void test_overrides_without_file(void **state)
 {
     (void)state;
@@ -965,6 +994,7 @@ int main(void)
         cmocka_unit_test(test_bad_documents),
         cmocka_unit_test(test_error_without_buffer_and_truncated_buffer),
         cmocka_unit_test(test_overrides),
+        cmocka_unit_test(test_news_store_must_be_postgresql),
         cmocka_unit_test(test_overrides_without_file),
         cmocka_unit_test(test_override_errors),
         cmocka_unit_test(test_tls_keys),
