@@ -87,7 +87,7 @@ struct metrics {
     _Atomic int ready[N_SLOTS];
     _Atomic uint64_t cache_hits[N_SLOTS];
     _Atomic uint64_t cache_misses[N_SLOTS];
-    _Atomic unsigned restart_required; /* bits of settings_restart_keys */
+    _Atomic unsigned restart_required;      /* bits of settings_restart_keys */
     _Atomic int64_t catalog_items[N_SLOTS]; /* items + 1; 0: the model has no catalog */
     _Atomic uint64_t store_errors[N_SLOTS][NEWS_STORE_NO_MEMORY + 1];
     /* 0: no shared news store; 1: unreachable; 2: reachable */

@@ -14,10 +14,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "keyed_hash.h"
-#include "mind.h"
 #include "fnv1a.h"
 #include "kernels.h"
+#include "keyed_hash.h"
+#include "mind.h"
 
 struct news_catalog {
     _Atomic int refs;

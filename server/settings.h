@@ -66,8 +66,8 @@ typedef struct {
     char *tls_cert_file;             /* owned; resolved PEM chain path; NULL = plain HTTP */
     char *tls_key_file;              /* owned; resolved PEM private key path; NULL = none */
     int tls_min_version;             /* tls_min_version (tls_identity.h): 0 = TLS 1.2, 1 = 1.3 */
-    char *state_dir;              /* owned; news stores live here (resolved); NULL = in memory */
-    uint32_t news_bulk_max_items; /* items of one POST .../news bulk upsert */
+    char *state_dir;                 /* owned; news stores live here (resolved); NULL = in memory */
+    uint32_t news_bulk_max_items;    /* items of one POST .../news bulk upsert */
 } settings_server;
 
 typedef struct {
