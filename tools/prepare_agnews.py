@@ -6,6 +6,8 @@ title, description), as `make data` puts it in data/agnews-test/. Text = title +
 backslash line escapes turned into spaces. Labels 0=World 1=Sports
 2=Business 3=Sci/Tech. Fixed-seed shuffle, split 6,000/600/1,000
 (train/valid/test), JSONL rows {"text": ..., "label": id}, plus SPLITS.txt.
+The same rows with the title alone go to train_titles.jsonl, valid_titles.jsonl
+and test_titles.jsonl (a headline by itself; issue 13).
 
     tools/prepare_agnews.py data/agnews-test/test.csv data/agnews
 """
@@ -30,18 +32,23 @@ def main():
     with open(a.test_csv, encoding="utf-8", newline="") as f:
         for cls, title, desc in csv.reader(f):
             text = " ".join((title + " " + desc).replace("\\", " ").split())
-            rows.append({"text": text, "label": int(cls) - 1})
+            title = " ".join(title.replace("\\", " ").split())
+            rows.append(({"text": text, "label": int(cls) - 1}, {"text": title, "label": int(cls) - 1}))
     if len(rows) != 7600:
         sys.exit(f"{a.test_csv}: expected 7600 rows, got {len(rows)}")
     rows = shuffled(rows, a.seed)
     train, valid, test = rows[:6000], rows[6000:6600], rows[6600:]
     os.makedirs(a.out_dir, exist_ok=True)
-    for name, part in (("train.jsonl", train), ("valid.jsonl", valid), ("test.jsonl", test)):
-        write_jsonl(os.path.join(a.out_dir, name), part)
+    files = []
+    for name, part in (("train", train), ("valid", valid), ("test", test)):
+        for suffix, column in (("", 0), ("_titles", 1)):
+            files.append(f"{name}{suffix}.jsonl")
+            write_jsonl(os.path.join(a.out_dir, files[-1]), [r[column] for r in part])
     write_split_record(a.out_dir, {"source": "AG News test split (7,600 rows), ag_news_csv/test.csv",
                                    "seed": a.seed, "labels": "0=World 1=Sports 2=Business 3=Sci/Tech",
-                                   "order": "train = first 6000 after shuffle, valid = next 600, test = last 1000"},
-                       ["train.jsonl", "valid.jsonl", "test.jsonl"])
+                                   "order": "train = first 6000 after shuffle, valid = next 600, test = last 1000",
+                                   "titles": "*_titles.jsonl: the same rows, title only"},
+                       files)
 
 
 if __name__ == "__main__":
