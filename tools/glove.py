@@ -15,6 +15,10 @@ Initialisation (init_embedding): row = P @ glove[word], where P is a fixed
 random orthogonal projection from 100 to hidden dimensions (seeded, columns
 orthonormal, so lengths and angles are kept); words without a GloVe vector
 get N(0, s) with s the projected vectors' per-element spread; [PAD] is zero.
+With center=True the mean of the vocabulary's GloVe vectors is first
+subtracted: GloVe vectors share a large common direction, which makes every
+text's pooled vector alike at the start (a recommender's dot products then
+start huge and its softmax saturated).
 """
 import collections
 import json
@@ -89,13 +93,15 @@ def projection(hidden, seed=1234):
 
 
 @torch.no_grad()
-def init_embedding(weight, vocab, glove_words, glove_mat, seed=1234):
+def init_embedding(weight, vocab, glove_words, glove_mat, seed=1234, center=False):
     """Fills weight (V, hidden) in place. Returns how many rows came from GloVe."""
     index = {w: i for i, w in enumerate(glove_words)}
     hidden = weight.shape[1]
     p = projection(hidden, seed)
     rows = [i for i, w in enumerate(vocab) if w in index]
     src = torch.from_numpy(glove_mat[[index[vocab[i]] for i in rows]])
+    if center:
+        src = src - src.mean(dim=0, keepdim=True)
     proj = src @ p.t()
     spread = proj.std().item()
     g = torch.Generator().manual_seed(seed + 1)

@@ -139,9 +139,14 @@ def main(argv=None):
     ap.add_argument("--glove", help="GloVe 100d (data/glove): build the vocabulary from the training words "
                     "and GloVe's most frequent words (tools/glove.py) and start the word embedding from GloVe")
     ap.add_argument("--init", help="warm start: a model directory or a --checkpoint file (its vocabulary too)")
+    ap.add_argument("--glove-center", action="store_true",
+                    help="subtract the mean GloVe vector before projecting (tools/glove.py)")
     ap.add_argument("--sparse-embedding", action="store_true",
                     help="sparse gradients and SparseAdam for the word embedding (fast with large vocabularies)")
     ap.add_argument("--embedding-lr", type=float, help="learning rate of the word embedding (default: --lr)")
+    ap.add_argument("--freeze-embedding", action="store_true",
+                    help="keep the word embedding as it starts (e.g. GloVe), so that words the training data "
+                         "lacks keep their place among the words it has")
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--heads", type=int, default=16)
     ap.add_argument("--intermediate", type=int, default=256)
@@ -222,12 +227,16 @@ def main(argv=None):
         model.load_state_dict(init_sd)
         print(f"warm start from {a.init}", flush=True)
     elif a.glove:
-        n = glove.init_embedding(model.word_embedding.weight, vocab, glove_words, glove_mat, a.seed)
+        n = glove.init_embedding(model.word_embedding.weight, vocab, glove_words, glove_mat, a.seed,
+                                 a.glove_center)
         print(f"word embedding: {n} of {len(vocab)} rows from GloVe", flush=True)
     emb = model.word_embedding.weight
     rest = [p for p in model.parameters() if p is not emb]
     emb_lr = a.embedding_lr if a.embedding_lr is not None else a.lr
-    if a.sparse_embedding:
+    if a.freeze_embedding:
+        emb.requires_grad_(False)
+        opts = [torch.optim.Adam(rest, lr=a.lr)]
+    elif a.sparse_embedding:
         model.word_embedding.sparse = True
         opts = [torch.optim.Adam(rest, lr=a.lr), torch.optim.SparseAdam([emb], lr=emb_lr)]
     else:
@@ -308,7 +317,8 @@ def main(argv=None):
                 break
 
     model.load_state_dict(best[1])
-    print(f"best valid mean acc {best[0]:.4f} at step {best[2]}, {clock():.0f}s", flush=True)
+    print(f"best valid acc {best[0]:.4f} at step {best[2]} (mean over the validation files), {clock():.0f}s",
+          flush=True)
     if a.save_pt:
         torch.save(best[1], a.save_pt)
     if a.test:
