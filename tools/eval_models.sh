@@ -40,7 +40,7 @@ else:
 print(card, goal)' "${rec:-}" "$4" "$target")
     [ "${verdict% *}" = ok ] || status=1
     [ "${verdict#* }" != MISSED ] || missed=$((missed + 1))
-    printf '%-16s %-30s %9s %9s  %-5s %-14s %s\n' "$1" "$2" "$4" "${rec:-?}" "${verdict% *}" \
+    printf '%-16s %-40s %9s %9s  %-5s %-14s %s\n' "$1" "$2" "$4" "${rec:-?}" "${verdict% *}" \
         "${target:-(report)}" "${verdict#* }"
 }
 classify() { # classify MODEL LABEL FILE CARD-PREFIX TARGET
@@ -54,7 +54,7 @@ classify() { # classify MODEL LABEL FILE CARD-PREFIX TARGET
     row "$1" "$2 macro-F1" "${4}macro_f1" "$(json_get macro_f1 <<<"$out")"
 }
 
-printf '%-16s %-30s %9s %9s  %-5s %-14s %s\n' model metric measured card "" target verdict
+printf '%-16s %-40s %9s %9s  %-5s %-14s %s\n' model metric measured card "" target verdict
 classify "$SENTIMENT" "IMDB test" imdb/test.jsonl imdb_ ">=0.90"
 classify "$SENTIMENT" "pros/cons held-out" pros-cons/test.jsonl proscons_ ">=0.90"
 classify "$SENTIMENT" "Fine Foods test (cross-dom.)" fine-foods/test.jsonl finefoods_ ""
