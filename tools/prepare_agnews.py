@@ -6,18 +6,34 @@ title, description), as `make data` puts it in data/agnews-test/. Text = title +
 backslash line escapes turned into spaces. Labels 0=World 1=Sports
 2=Business 3=Sci/Tech. Fixed-seed shuffle, split 6,000/600/1,000
 (train/valid/test), JSONL rows {"text": ..., "label": id}, plus SPLITS.txt.
+The same rows with the title alone go to train_titles.jsonl, valid_titles.jsonl
+and test_titles.jsonl (a headline by itself; issue 13), and train_crops.jsonl
+holds more headline-length training texts: each training row's description
+cut to its first sentence and at most 16 words, without a leading dateline
+or agency ("SINGAPORE :", "Reuters -", "(AP)").
 
     tools/prepare_agnews.py data/agnews-test/test.csv data/agnews
 """
 import argparse
 import csv
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from datasplit import shuffled, write_jsonl, write_split_record  # noqa: E402
 
 LABELS = ["World", "Sports", "Business", "Sci/Tech"]
+# A dateline or agency before the story: "SINGAPORE :", "Reuters -", "LONDON (AFP) --", "(AP)".
+DATELINE = re.compile(r"^(?:[^.!?]{0,40}?\s)?(?:[:-]+|\([^)]{1,20}\)\s*[:-]*)\s+")
+SENTENCE_END = re.compile(r"(?<=[a-z0-9)][.!?])\s")
+
+
+def crop(description, max_words=16):
+    """The description's first sentence, without a dateline, at most max_words words."""
+    text = DATELINE.sub("", description, count=1)
+    text = SENTENCE_END.split(text, maxsplit=1)[0]
+    return " ".join(text.split()[:max_words])
 
 
 def main():
@@ -30,18 +46,29 @@ def main():
     with open(a.test_csv, encoding="utf-8", newline="") as f:
         for cls, title, desc in csv.reader(f):
             text = " ".join((title + " " + desc).replace("\\", " ").split())
-            rows.append({"text": text, "label": int(cls) - 1})
+            title = " ".join(title.replace("\\", " ").split())
+            desc = " ".join(desc.replace("\\", " ").split())
+            rows.append(({"text": text, "label": int(cls) - 1}, {"text": title, "label": int(cls) - 1},
+                         {"text": crop(desc), "label": int(cls) - 1}))
     if len(rows) != 7600:
         sys.exit(f"{a.test_csv}: expected 7600 rows, got {len(rows)}")
     rows = shuffled(rows, a.seed)
     train, valid, test = rows[:6000], rows[6000:6600], rows[6600:]
     os.makedirs(a.out_dir, exist_ok=True)
-    for name, part in (("train.jsonl", train), ("valid.jsonl", valid), ("test.jsonl", test)):
-        write_jsonl(os.path.join(a.out_dir, name), part)
+    files = []
+    for name, part in (("train", train), ("valid", valid), ("test", test)):
+        for suffix, column in (("", 0), ("_titles", 1)):
+            files.append(f"{name}{suffix}.jsonl")
+            write_jsonl(os.path.join(a.out_dir, files[-1]), [r[column] for r in part])
+    files.append("train_crops.jsonl")
+    write_jsonl(os.path.join(a.out_dir, files[-1]), [r[2] for r in train if r[2]["text"]])
     write_split_record(a.out_dir, {"source": "AG News test split (7,600 rows), ag_news_csv/test.csv",
                                    "seed": a.seed, "labels": "0=World 1=Sports 2=Business 3=Sci/Tech",
-                                   "order": "train = first 6000 after shuffle, valid = next 600, test = last 1000"},
-                       ["train.jsonl", "valid.jsonl", "test.jsonl"])
+                                   "order": "train = first 6000 after shuffle, valid = next 600, test = last 1000",
+                                   "titles": "*_titles.jsonl: the same rows, title only",
+                                   "crops": "train_crops.jsonl: the training rows' descriptions, first sentence, "
+                                            "<= 16 words, no dateline"},
+                       files)
 
 
 if __name__ == "__main__":

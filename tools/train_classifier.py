@@ -33,7 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tokenize_word  # noqa: E402
 from tokenize_wordpiece import WordPiece  # noqa: E402
 from fastformer import FastformerClassifier, FastformerConfig  # noqa: E402
-from model_dir import model_config, write_model_dir  # noqa: E402
+from model_dir import load_safetensors, model_config, write_model_dir  # noqa: E402
+import glove  # noqa: E402
 
 
 def read_rows(path):
@@ -104,11 +105,30 @@ def evaluate(model, data, batch_size, num_labels):
     return correct / max(total, 1), sum(f1s) / num_labels
 
 
+def read_sets(paths, limit=0):
+    """paths: comma-separated files -> [(name, rows)], each cut to `limit` rows (0: all)."""
+    out = []
+    for path in paths.split(","):
+        rows = read_rows(path)
+        out.append((path, rows[:limit] if limit else rows))
+    return out
+
+
+def load_init(path):
+    """--init: a model directory (model.safetensors + vocab.txt) or a checkpoint .pt -> (state_dict, vocab)."""
+    if os.path.isdir(path):
+        return (load_safetensors(os.path.join(path, "model.safetensors")),
+                tokenize_word.read_vocab(os.path.join(path, "vocab.txt")))
+    ck = torch.load(path, map_location="cpu")
+    return ck["best_state"] or ck["model"], ck["vocab"]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train", required=True)
-    ap.add_argument("--valid", required=True)
-    ap.add_argument("--test")
+    ap.add_argument("--train", required=True, help="training file(s), comma-separated (concatenated)")
+    ap.add_argument("--valid", required=True,
+                    help="validation file(s), comma-separated; the checkpoint metric is their mean accuracy")
+    ap.add_argument("--test", help="test file(s), comma-separated (PyTorch figures at the end)")
     ap.add_argument("--labels", required=True, help="comma-separated label names, id order")
     ap.add_argument("--out", required=True, help="model directory to write")
     ap.add_argument("--tokenizer", default="word", choices=["word", "wordpiece"])
@@ -116,6 +136,17 @@ def main(argv=None):
     ap.add_argument("--max-len", type=int, default=256)
     ap.add_argument("--min-count", type=int, default=5)
     ap.add_argument("--max-vocab", type=int, default=20000)
+    ap.add_argument("--glove", help="GloVe 100d (data/glove): build the vocabulary from the training words "
+                    "and GloVe's most frequent words (tools/glove.py) and start the word embedding from GloVe")
+    ap.add_argument("--init", help="warm start: a model directory or a --checkpoint file (its vocabulary too)")
+    ap.add_argument("--glove-center", action="store_true",
+                    help="subtract the mean GloVe vector before projecting (tools/glove.py)")
+    ap.add_argument("--sparse-embedding", action="store_true",
+                    help="sparse gradients and SparseAdam for the word embedding (fast with large vocabularies)")
+    ap.add_argument("--embedding-lr", type=float, help="learning rate of the word embedding (default: --lr)")
+    ap.add_argument("--freeze-embedding", action="store_true",
+                    help="keep the word embedding as it starts (e.g. GloVe), so that words the training data "
+                         "lacks keep their place among the words it has")
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--heads", type=int, default=16)
     ap.add_argument("--intermediate", type=int, default=256)
@@ -127,13 +158,19 @@ def main(argv=None):
     ap.add_argument("--lr-decay", default="none", choices=["none", "linear"],
                     help="linear: decay the learning rate to 0 over the run")
     ap.add_argument("--evals-per-epoch", type=int, default=1)
+    ap.add_argument("--eval-every", type=int, default=0, help="validate every N steps (overrides --evals-per-epoch)")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--dtype", default="F16", choices=["F32", "F16", "BF16"])
+    ap.add_argument("--embedding-dtype", choices=["I8"], help="store the word embedding as int8 (model_dir.py)")
+    ap.add_argument("--embedding-block", type=int, help="with --embedding-dtype I8: one scale per block")
     ap.add_argument("--max-train", type=int, default=0, help="use only the first N training rows (tests)")
     ap.add_argument("--max-valid", type=int, default=0,
-                    help="validate during training on the first N validation rows only (saves time)")
+                    help="validate during training on the first N rows of each validation file only")
     ap.add_argument("--save-pt", help="also save the best state_dict here (.pt)")
+    ap.add_argument("--checkpoint", help="save the training state here at every validation and resume from "
+                    "it when it exists (the batch order after a resume is reshuffled)")
+    ap.add_argument("--curve", help="append the learning curve here (TSV: step epoch seconds metric per-set...)")
     a = ap.parse_args(argv)
 
     torch.set_num_threads(a.threads)
@@ -141,12 +178,13 @@ def main(argv=None):
     rng = random.Random(a.seed)
     labels = a.labels.split(",")
     t0 = time.time()
-    train_rows = read_rows(a.train)
+    train_rows = [r for _, rows in read_sets(a.train) for r in rows]
     if a.max_train:
         train_rows = train_rows[:a.max_train]
-    valid_rows = read_rows(a.valid)
-    if a.max_valid:
-        valid_rows = valid_rows[:a.max_valid]
+    valid_sets = read_sets(a.valid, a.max_valid)
+    init_sd = None
+    if a.init:
+        init_sd, vocab = load_init(a.init)
     if a.tokenizer == "wordpiece":
         if not a.vocab_file:
             sys.exit("--tokenizer wordpiece needs --vocab-file (a WordPiece vocab.txt)")
@@ -158,70 +196,137 @@ def main(argv=None):
         def encode(text):
             return wp.encode(text, a.max_len)
     else:
-        vocab = tokenize_word.build_vocab((t for t, _ in train_rows), a.min_count, a.max_vocab)
+        glove_words = glove_mat = None
+        if a.glove:
+            glove_words, glove_mat = glove.load(a.glove)
+        if init_sd is None:
+            if a.glove:
+                vocab = glove.build_vocab((t for t, _ in train_rows), glove_words, a.min_count, a.max_vocab)
+            else:
+                vocab = tokenize_word.build_vocab((t for t, _ in train_rows), a.min_count, a.max_vocab)
         index = {w: i for i, w in enumerate(vocab)}
 
         def encode(text):
             return tokenize_word.encode(text, index, a.max_len)
     train = encode_rows(train_rows, encode)
-    valid = encode_rows(valid_rows, encode)
-    for _, y in train + valid:
+    valid = [(name, encode_rows(rows, encode)) for name, rows in valid_sets]
+    for _, y in train + [r for _, rows in valid for r in rows]:
         if not 0 <= y < len(labels):
             sys.exit(f"label {y} is outside 0..{len(labels) - 1} (--labels has {len(labels)} names)")
     mean_len = sum(len(x) for x, _ in train) / len(train)
-    print(f"vocab {len(vocab)}, train {len(train)}, valid {len(valid)}, mean tokens {mean_len:.1f} "
-          f"(max {a.max_len}), prep {time.time() - t0:.1f}s", flush=True)
+    unk = sum(x.count(1) for x, _ in train) / max(1, sum(len(x) for x, _ in train))
+    print(f"vocab {len(vocab)}, train {len(train)}, valid {'+'.join(str(len(v)) for _, v in valid)}, "
+          f"mean tokens {mean_len:.1f} (max {a.max_len}), [UNK] {unk:.2%} of train tokens, "
+          f"prep {time.time() - t0:.1f}s", flush=True)
 
     cfg = FastformerConfig(hidden_size=a.hidden, num_attention_heads=a.heads, intermediate_size=a.intermediate,
                            num_hidden_layers=a.layers, max_position_embeddings=a.max_len,
                            hidden_dropout_prob=a.dropout)
     model = FastformerClassifier(cfg, len(vocab), len(labels))
-    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    if init_sd is not None:
+        model.load_state_dict(init_sd)
+        print(f"warm start from {a.init}", flush=True)
+    elif a.glove:
+        n = glove.init_embedding(model.word_embedding.weight, vocab, glove_words, glove_mat, a.seed,
+                                 a.glove_center)
+        print(f"word embedding: {n} of {len(vocab)} rows from GloVe", flush=True)
+    emb = model.word_embedding.weight
+    rest = [p for p in model.parameters() if p is not emb]
+    emb_lr = a.embedding_lr if a.embedding_lr is not None else a.lr
+    if a.freeze_embedding:
+        emb.requires_grad_(False)
+        opts = [torch.optim.Adam(rest, lr=a.lr)]
+    elif a.sparse_embedding:
+        model.word_embedding.sparse = True
+        opts = [torch.optim.Adam(rest, lr=a.lr), torch.optim.SparseAdam([emb], lr=emb_lr)]
+    else:
+        opts = [torch.optim.Adam([{"params": rest}, {"params": [emb], "lr": emb_lr}], lr=a.lr)]
+    base_lrs = [[g["lr"] for g in o.param_groups] for o in opts]
     conf = model_config(cfg, len(vocab), task="classification", id2label=labels, tokenizer=a.tokenizer)
     lossf = torch.nn.CrossEntropyLoss()
     steps_per_epoch = math.ceil(len(train) / a.batch)
     total_steps = int(round(a.epochs * steps_per_epoch))
-    eval_every = max(1, steps_per_epoch // a.evals_per_epoch)
+    eval_every = a.eval_every or max(1, steps_per_epoch // a.evals_per_epoch)
     best = (-1.0, None, 0)
-    step, run_loss, run_n = 0, 0.0, 0
+    step, run_loss, run_n, elapsed0 = 0, 0.0, 0, 0.0
+    if a.checkpoint and os.path.exists(a.checkpoint):
+        ck = torch.load(a.checkpoint, map_location="cpu")
+        if ck["vocab"] != vocab:
+            sys.exit(f"{a.checkpoint}: made with another vocabulary; remove it or use the same settings")
+        model.load_state_dict(ck["model"])
+        for o, s in zip(opts, ck["opts"]):
+            o.load_state_dict(s)
+        step, elapsed0 = ck["step"], ck["elapsed"]
+        best = (ck["best_metric"], ck["best_state"], ck["best_step"])
+        rng = random.Random(a.seed + step)
+        torch.manual_seed(a.seed + step)
+        print(f"resumed from {a.checkpoint} at step {step} (best {best[0]:.4f} at step {best[2]})", flush=True)
+    t_start = time.time()
+
+    def clock():
+        return elapsed0 + time.time() - t_start
+
+    def save_checkpoint():
+        tmp = a.checkpoint + ".tmp"
+        torch.save({"model": model.state_dict(), "opts": [o.state_dict() for o in opts], "step": step,
+                    "elapsed": clock(), "best_metric": best[0], "best_state": best[1], "best_step": best[2],
+                    "vocab": vocab}, tmp)
+        os.replace(tmp, a.checkpoint)
+
+    def export(sd):
+        write_model_dir(a.out, sd, conf, vocab, a.dtype, a.embedding_dtype, a.embedding_block)
+
     model.train()
     while step < total_steps:
         for idx in batches(train, a.batch, rng):
             ids, y = collate(train, idx)
             loss = lossf(model(ids), y)
-            opt.zero_grad()
+            for o in opts:
+                o.zero_grad()
             loss.backward()
             if a.lr_decay == "linear":
-                for g in opt.param_groups:
-                    g["lr"] = a.lr * (1.0 - step / total_steps)
-            opt.step()
+                for o, lrs in zip(opts, base_lrs):
+                    for g, lr in zip(o.param_groups, lrs):
+                        g["lr"] = lr * (1.0 - step / total_steps)
+            for o in opts:
+                o.step()
             step += 1
             run_loss += loss.item()
             run_n += 1
             if step % 50 == 0:
                 print(f"step {step}/{total_steps} epoch {step / steps_per_epoch:.2f} loss {run_loss / run_n:.4f} "
-                      f"{time.time() - t0:.0f}s", flush=True)
+                      f"{clock():.0f}s", flush=True)
                 run_loss, run_n = 0.0, 0
             if step % eval_every == 0 or step == total_steps:
-                acc, f1 = evaluate(model, valid, 128, len(labels))
-                print(f"valid step {step}: acc {acc:.4f} macro-F1 {f1:.4f} {time.time() - t0:.0f}s", flush=True)
+                accs = [evaluate(model, v, 128, len(labels))[0] for _, v in valid]
+                acc = sum(accs) / len(accs)
+                per = " ".join(f"{os.path.basename(os.path.dirname(n)) or n}/{os.path.basename(n)} {x:.4f}"
+                               for (n, _), x in zip(valid, accs))
+                print(f"valid step {step}: mean acc {acc:.4f} ({per}) {clock():.0f}s", flush=True)
+                if a.curve:
+                    with open(a.curve, "a") as f:
+                        f.write(f"{step}\t{step / steps_per_epoch:.3f}\t{clock():.0f}\t{acc:.4f}\t"
+                                + "\t".join(f"{x:.4f}" for x in accs) + "\n")
                 if acc > best[0]:
                     best = (acc, {k: v.detach().clone() for k, v in model.state_dict().items()}, step)
-                    write_model_dir(a.out, best[1], conf, vocab, a.dtype)  # the best so far, in case of a stop
+                    export(best[1])  # the best so far, in case of a stop
                     print(f"exported the best so far to {a.out}", flush=True)
+                if a.checkpoint:
+                    save_checkpoint()
             if step >= total_steps:
                 break
 
     model.load_state_dict(best[1])
-    print(f"best valid acc {best[0]:.4f} at step {best[2]}", flush=True)
+    print(f"best valid acc {best[0]:.4f} at step {best[2]} (mean over the validation files), {clock():.0f}s",
+          flush=True)
     if a.save_pt:
         torch.save(best[1], a.save_pt)
     if a.test:
-        test = encode_rows(read_rows(a.test), encode)
-        acc, f1 = evaluate(model, test, 128, len(labels))
-        print(f"test (PyTorch, F32): acc {acc:.4f} macro-F1 {f1:.4f}", flush=True)
-    write_model_dir(a.out, model.state_dict(), conf, vocab, a.dtype)
-    print(f"wrote {a.out} ({a.dtype}), total {time.time() - t0:.0f}s", flush=True)
+        for name, rows in read_sets(a.test):
+            acc, f1 = evaluate(model, encode_rows(rows, encode), 128, len(labels))
+            print(f"test {name} (PyTorch, F32): acc {acc:.4f} macro-F1 {f1:.4f}", flush=True)
+    export(model.state_dict())
+    print(f"wrote {a.out} ({a.dtype}, embedding {a.embedding_dtype or a.dtype}), total {clock():.0f}s", flush=True)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tokenize_word  # noqa: E402
 from fastformer import FastformerConfig, FastformerNewsRec  # noqa: E402
 from model_dir import model_config, write_model_dir  # noqa: E402
+import glove  # noqa: E402
 
 
 def read_news(paths):
@@ -215,6 +216,16 @@ def main(argv=None):
     ap.add_argument("--dtype", default="F16", choices=["F32", "F16", "BF16"])
     ap.add_argument("--max-train", type=int, default=0, help="use only the first N impressions (tests)")
     ap.add_argument("--save-pt")
+    ap.add_argument("--glove", help="GloVe 100d (data/glove): vocabulary from the titles' words and GloVe's "
+                    "most frequent words, word embedding started from GloVe (tools/glove.py)")
+    ap.add_argument("--glove-center", action="store_true",
+                    help="subtract the mean GloVe vector before projecting (tools/glove.py)")
+    ap.add_argument("--sparse-embedding", action="store_true", help="SparseAdam for the word embedding")
+    ap.add_argument("--embedding-lr", type=float, help="learning rate of the word embedding (default: --lr)")
+    ap.add_argument("--eval-every", type=int, default=0, help="validate every N steps")
+    ap.add_argument("--embedding-dtype", choices=["I8"], help="store the word embedding as int8")
+    ap.add_argument("--checkpoint", help="save the training state here at every validation; resume from it")
+    ap.add_argument("--curve", help="append the learning curve here (TSV: step epoch seconds auc mrr ndcg5 ndcg10)")
     a = ap.parse_args(argv)
 
     torch.set_num_threads(a.threads)
@@ -227,7 +238,12 @@ def main(argv=None):
         train_b = train_b[:a.max_train]
     valid_b = read_behaviors(a.valid)
     used = {n for _, h, c in train_b for n in h + [x for x, _ in c]}
-    vocab = tokenize_word.build_vocab((news[n] for n in sorted(used) if n in news), a.min_count, a.max_vocab)
+    used_titles = [news[n] for n in sorted(used) if n in news]
+    if a.glove:
+        glove_words, glove_mat = glove.load(a.glove)
+        vocab = glove.build_vocab(used_titles, glove_words, a.min_count, a.max_vocab)
+    else:
+        vocab = tokenize_word.build_vocab(used_titles, a.min_count, a.max_vocab)
     index = {w: i for i, w in enumerate(vocab)}
     titles = Titles(news, index, a.title_len)
 
@@ -253,7 +269,17 @@ def main(argv=None):
                            num_hidden_layers=a.layers, max_position_embeddings=a.title_len,
                            hidden_dropout_prob=a.dropout)
     model = FastformerNewsRec(cfg, len(vocab), user_num_hidden_layers=a.user_layers, max_history=a.max_history)
-    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    emb = model.news_encoder.word_embedding
+    if a.glove:
+        n = glove.init_embedding(emb.weight, vocab, glove_words, glove_mat, a.seed, a.glove_center)
+        print(f"word embedding: {n} of {len(vocab)} rows from GloVe", flush=True)
+    rest = [p for p in model.parameters() if p is not emb.weight]
+    emb_lr = a.embedding_lr if a.embedding_lr is not None else a.lr
+    if a.sparse_embedding:
+        emb.sparse = True
+        opts = [torch.optim.Adam(rest, lr=a.lr), torch.optim.SparseAdam([emb.weight], lr=emb_lr)]
+    else:
+        opts = [torch.optim.Adam([{"params": rest}, {"params": [emb.weight], "lr": emb_lr}], lr=a.lr)]
     conf = model_config(cfg, len(vocab), task="news-recommendation", user_num_hidden_layers=a.user_layers,
                         max_history=a.max_history)
     lossf = torch.nn.CrossEntropyLoss()
@@ -261,9 +287,28 @@ def main(argv=None):
     batch_list = [list(range(s, min(s + a.batch, len(samples)))) for s in range(0, len(samples), a.batch)]
     steps_per_epoch = len(batch_list)
     total_steps = int(round(a.epochs * steps_per_epoch))
-    eval_every = max(1, steps_per_epoch // a.evals_per_epoch)
+    eval_every = a.eval_every or max(1, steps_per_epoch // a.evals_per_epoch)
     best = (-1.0, None, 0)
-    step, run_loss, run_n = 0, 0.0, 0
+    step, run_loss, run_n, elapsed0 = 0, 0.0, 0, 0.0
+    if a.checkpoint and os.path.exists(a.checkpoint):
+        ck = torch.load(a.checkpoint, map_location="cpu")
+        if ck["vocab"] != vocab:
+            sys.exit(f"{a.checkpoint}: made with another vocabulary; remove it or use the same settings")
+        model.load_state_dict(ck["model"])
+        for o, st in zip(opts, ck["opts"]):
+            o.load_state_dict(st)
+        step, elapsed0 = ck["step"], ck["elapsed"]
+        best = (ck["best_metric"], ck["best_state"], ck["best_step"])
+        rng = random.Random(a.seed + step)
+        torch.manual_seed(a.seed + step)
+        print(f"resumed from {a.checkpoint} at step {step} (best AUC {best[0]:.4f} at step {best[2]})", flush=True)
+    t_start = time.time()
+
+    def clock():
+        return elapsed0 + time.time() - t_start
+
+    def export(sd):
+        write_model_dir(a.out, sd, conf, vocab, a.dtype, a.embedding_dtype)
     model.train()
     while step < total_steps:
         order = list(range(len(batch_list)))
@@ -274,23 +319,34 @@ def main(argv=None):
             vecs = model.news_encoder(titles.tensor(rows))
             scores = user_and_scores(model, vecs, hist_idx, hist_mask, cand_idx)
             loss = lossf(scores, torch.zeros(len(part), dtype=torch.long))
-            opt.zero_grad()
+            for o in opts:
+                o.zero_grad()
             loss.backward()
-            opt.step()
+            for o in opts:
+                o.step()
             step += 1
             run_loss += loss.item()
             run_n += 1
             if step % 50 == 0:
                 print(f"step {step}/{total_steps} epoch {step / steps_per_epoch:.2f} loss {run_loss / run_n:.4f} "
-                      f"titles/batch {len(rows)} {time.time() - t0:.0f}s", flush=True)
+                      f"titles/batch {len(rows)} {clock():.0f}s", flush=True)
                 run_loss, run_n = 0.0, 0
             if step % eval_every == 0 or step == total_steps:
                 m = evaluate(model, titles, valid_b, a.max_history)
-                print(f"valid step {step}: {fmt(m)} {time.time() - t0:.0f}s", flush=True)
+                print(f"valid step {step}: {fmt(m)} {clock():.0f}s", flush=True)
+                if a.curve:
+                    with open(a.curve, "a") as f:
+                        f.write(f"{step}\t{step / steps_per_epoch:.3f}\t{clock():.0f}\t"
+                                + "\t".join(f"{m[k]:.4f}" for k in ("auc", "mrr", "ndcg5", "ndcg10")) + "\n")
                 if m["auc"] > best[0]:
                     best = (m["auc"], {k: v.detach().clone() for k, v in model.state_dict().items()}, step)
-                    write_model_dir(a.out, best[1], conf, vocab, a.dtype)  # the best so far, in case of a stop
+                    export(best[1])  # the best so far, in case of a stop
                     print(f"exported the best so far to {a.out}", flush=True)
+                if a.checkpoint:
+                    torch.save({"model": model.state_dict(), "opts": [o.state_dict() for o in opts], "step": step,
+                                "elapsed": clock(), "best_metric": best[0], "best_state": best[1],
+                                "best_step": best[2], "vocab": vocab}, a.checkpoint + ".tmp")
+                    os.replace(a.checkpoint + ".tmp", a.checkpoint)
             if step >= total_steps:
                 break
 
@@ -298,8 +354,8 @@ def main(argv=None):
     print(f"best valid AUC {best[0]:.4f} at step {best[2]}", flush=True)
     if a.save_pt:
         torch.save(best[1], a.save_pt)
-    write_model_dir(a.out, model.state_dict(), conf, vocab, a.dtype)
-    print(f"wrote {a.out} ({a.dtype}), total {time.time() - t0:.0f}s", flush=True)
+    export(model.state_dict())
+    print(f"wrote {a.out} ({a.dtype}, embedding {a.embedding_dtype or a.dtype}), total {clock():.0f}s", flush=True)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ Environment:
   DOCKER_CHECK_NETWORK  network of the build's RUN steps (default: the bridge; "host"
                         where the bridge cannot reach deb.debian.org)
   DOCKER_CHECK_ARGS     arguments appended to the image's CMD, e.g. a broken
-                        "--model imdb-sentiment=/nonexistent" to see the check fail
+                        "--model review-sentiment=/nonexistent" to see the check fail
   DOCKER_CHECK_READY_S  how long to wait for /readyz (default 180)
   DOCKER_CHECK_KEEP=1   keep the images and the container for inspection
 """

@@ -1,6 +1,6 @@
 """Model directories for `make bench`: random ones written with the PyTorch
 reference (tools/fastformer.py) and tools/model_dir.py, the default model
-models/imdb-sentiment, and the texts and news catalog the server benchmarks
+models/review-sentiment, and the texts and news catalog the server benchmarks
 send. Weights are init_weights' N(0, 0.02) with a fixed seed; the random
 models compute nothing meaningful, only at full size.
 
@@ -29,7 +29,7 @@ CLASSIFIERS = {
     "official-p4096": (OFFICIAL, 4096),  # the length benchmark's lengths up to 4096
 }
 # Committed trained models the bench also measures (real weights).
-DEFAULT_MODELS = {"imdb-sentiment": os.path.join(ROOT, "models", "imdb-sentiment")}
+DEFAULT_MODELS = {"review-sentiment": os.path.join(ROOT, "models", "review-sentiment")}
 
 
 def describe(name):

@@ -87,7 +87,7 @@ def cpu_flags():
 def kernel_path(build):
     """The code path the engine chose, from `fastformer-cli bench`'s
     "kernel path:" line; "unknown" when the engine does not print one."""
-    model = os.path.join(ROOT, "models", "imdb-sentiment")
+    model = os.path.join(ROOT, "models", "review-sentiment")
     try:
         r = subprocess.run([os.path.join(build, "fastformer-cli"), "bench", "--model", model,
                             "--threads", "1", "--min-seconds", "0"], capture_output=True,

@@ -1,5 +1,5 @@
 """ort: the engine vs ONNX Runtime (issue 11): docs/s at 1x32, 32x128 and
-64x256 with 1 and 2 threads, at three widths (the default imdb-sentiment
+64x256 with 1 and 2 threads, at three widths (the default review-sentiment
 model, D=256, and random D=384 and D=768 models), the engine's gain from 1
 to 2 threads, and the latency at 1x32.
 
@@ -18,7 +18,7 @@ NAME = "ort"
 TITLE = "Engine vs ONNX Runtime (same weights, same ids, same threads)"
 SHAPES = [(1, 32), (32, 128), (64, 256)]
 SCALING_SHAPES = [(32, 128), (64, 256)]
-MODELS = ["imdb-sentiment", "mid", "large"]
+MODELS = ["review-sentiment", "mid", "large"]
 THREADS = (1, 2)
 RATIO_MIN = 1.3    # engine docs/s / ONNX Runtime docs/s
 SCALING_MIN = 1.8  # engine docs/s on 2 threads / on 1 thread
@@ -219,6 +219,6 @@ def report(res):
                    f"{fmt(ratio(r, 'engine 2t', 'engine 1t'))} | "
                    f"{fmt(ratio(r, 'ort 2t', 'ort 1t'))} |")
     out.append("\nModels: " + "; ".join(f"{k} {v}" for k, v in sec["models"].items())
-               + " (imdb-sentiment: the trained default model; the others random N(0, 0.02), "
+               + " (review-sentiment: the trained default model; the others random N(0, 0.02), "
                "vocab 30000).\n")
     return out

@@ -132,8 +132,8 @@ logging:
   format: json
   level: debug
 models:
-  - name: imdb-sentiment
-    path: ../models/imdb-sentiment
+  - name: review-sentiment
+    path: ../models/review-sentiment
   - {name: mind_rec.v2, path: /abs/models/rec, max_batch_size: 8, max_batch_tokens: 512, news_catalog: data/news.tsv, news_cache_entries: 0}
 """)
     write(t, "minimal", "models:\n  - name: a\n    path: m\n")

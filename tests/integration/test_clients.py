@@ -17,7 +17,7 @@ from test_openai_embeddings import openai_node  # noqa: F401  (the pinned npm cl
 
 README = os.path.join(ROOT, "README.md")
 DEFAULT_MODELS = [{"name": n, "path": os.path.join(ROOT, "models", n)}
-                  for n in ("imdb-sentiment", "agnews-topic")]
+                  for n in ("review-sentiment", "agnews-topic")]
 
 
 def block(kind, name):

@@ -35,10 +35,22 @@ def test_committed_movielens_gives_the_split_in_its_card(tmp_path):
         assert re.search(rf"^{want}  {re.escape(name)}  ", split, re.M), name
 
 
+def test_committed_pros_cons_gives_the_split_in_the_sentiment_card(tmp_path):
+    r = make_data(tmp_path, "pros-cons")
+    assert r.returncode == 0, r.stderr
+    assert "make data: pros-cons: datasets/pros-cons (committed)" in r.stdout
+    card = (ROOT / "models" / "review-sentiment" / "README.md").read_text()
+    card = card[card.index("**Pros and cons**"):card.index("**Amazon Fine Foods**")]
+    split = (tmp_path / "data" / "pros-cons" / "SPLITS.txt").read_text()
+    for name in ["train.jsonl", "valid.jsonl", "test.jsonl"]:
+        want = re.search(rf"{re.escape(name)} `([0-9a-f]{{64}})`", card).group(1)
+        assert re.search(rf"^{want}  {re.escape(name)}  ", split, re.M), name
+
+
 def test_unknown_data_set(tmp_path):
     r = make_data(tmp_path, "bogus")
     assert r.returncode == 1
-    assert "make data: unknown data set 'bogus' (known: imdb agnews movielens mind-sample mind)" \
+    assert "make data: unknown data set 'bogus' (known: imdb agnews movielens mind-sample mind pros-cons fine-foods glove)" \
         in r.stderr
 
 

@@ -166,7 +166,7 @@ def requests_mix(n, seed=5):
     history + 20 candidates by catalog id and as raw titles (which fill the
     news cache)."""
     rnd = random.Random(seed)
-    with open(os.path.join(MODELS, "imdb-sentiment", "vocab.txt")) as f:
+    with open(os.path.join(MODELS, "review-sentiment", "vocab.txt")) as f:
         words = [w.rstrip("\n") for w in f][5:]
     with open(os.path.join(MODELS, "movielens-rec", "news.tsv"), encoding="utf-8") as f:
         news = [line.rstrip("\n").split("\t") for line in f]
@@ -176,7 +176,7 @@ def requests_mix(n, seed=5):
     for i in range(n):
         k = i % 4
         if k == 0:
-            out.append(("/v1/models/imdb-sentiment/classify",
+            out.append(("/v1/models/review-sentiment/classify",
                         {"inputs": [" ".join(rnd.choice(words) for _ in range(300))
                                     for _ in range(2)]}))
         elif k == 1:
@@ -238,7 +238,7 @@ def test_peak_rss_within_the_logged_estimate(tmp_path):
         # ... and the encoders' weights packed for the GEMM kernels.
         want = sum(loaded_params_mib(os.path.join(MODELS, name))
                    + packed_mib(os.path.join(MODELS, name), kernel_path(d))
-                   for name in ("imdb-sentiment", "agnews-topic", "movielens-rec"))
+                   for name in ("review-sentiment", "agnews-topic", "movielens-rec"))
         assert abs(weights - want) <= 0.05, (weights, want)
 
         bad = drive(d, requests_mix(400), 16)

@@ -518,7 +518,7 @@ static void test_concurrency_smoke(void **state)
 static void render_sample(void)
 {
     metrics *m = metrics_new_api();
-    metrics_model_id a = metrics_model_register(m, "imdb-sentiment");
+    metrics_model_id a = metrics_model_register(m, "review-sentiment");
     metrics_model_id b = metrics_model_register(m, "movielens-rec");
     metrics_model_id odd = metrics_model_register(m, "we\"ird\\name\n");
     metrics_model_set_ready(m, a, 1);

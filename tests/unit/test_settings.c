@@ -92,8 +92,8 @@ static const char every_key[] = "# every key, none at its default\n"
                                 "  format: json\n"
                                 "  level: debug\n"
                                 "models:\n"
-                                "  - name: imdb-sentiment\n"
-                                "    path: ../models/imdb-sentiment\n"
+                                "  - name: review-sentiment\n"
+                                "    path: ../models/review-sentiment\n"
                                 "  - name: mind_rec.v2\n"
                                 "    path: /abs/models/rec\n"
                                 "    max_batch_size: 8\n"
@@ -129,8 +129,8 @@ static void test_every_key(void **state)
     assert_int_equal(s.n_models, 2);
 
     const settings_model *a = &s.models[0];
-    assert_string_equal(a->name, "imdb-sentiment");
-    assert_string_equal(a->path, "conf/../models/imdb-sentiment");
+    assert_string_equal(a->name, "review-sentiment");
+    assert_string_equal(a->path, "conf/../models/review-sentiment");
     assert_int_equal(a->max_batch_size, 0);
     assert_int_equal(a->max_batch_tokens, 0);
     assert_null(a->news_catalog);
@@ -478,12 +478,12 @@ static void test_overrides_without_file(void **state)
     assert_int_equal(settings_check(&s, err, sizeof err), -1);
     assert_string_equal(err, "no models configured: give a config file with a models section "
                              "or --model NAME=DIR");
-    const char *models[] = {"imdb=models/imdb-sentiment"};
+    const char *models[] = {"imdb=models/review-sentiment"};
     settings_overrides o = {.models = models, .n_models = 1};
     assert_int_equal(settings_apply_overrides(&s, &o, err, sizeof err), 0);
     assert_int_equal(s.n_models, 1);
     assert_string_equal(s.models[0].name, "imdb");
-    assert_string_equal(s.models[0].path, "models/imdb-sentiment");
+    assert_string_equal(s.models[0].path, "models/review-sentiment");
     assert_string_equal(s.server.listen.text, "127.0.0.1:8080");
     assert_int_equal(settings_check(&s, err, sizeof err), 0);
     settings_free(&s);
@@ -628,11 +628,11 @@ static void test_shipped_config_parses(void **state)
     assert_int_equal(s.batching.workers, 1);
     assert_int_equal(s.batching.engine_threads, 2);
     assert_true(s.n_models >= 3);
-    assert_non_null(settings_find_model(&s, "imdb-sentiment"));
+    assert_non_null(settings_find_model(&s, "review-sentiment"));
     assert_non_null(settings_find_model(&s, "agnews-topic"));
     assert_non_null(settings_find_model(&s, "movielens-rec"));
-    assert_string_equal(settings_find_model(&s, "imdb-sentiment")->path,
-                        "conf/../models/imdb-sentiment");
+    assert_string_equal(settings_find_model(&s, "review-sentiment")->path,
+                        "conf/../models/review-sentiment");
     settings_free(&s);
 }
 
