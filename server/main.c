@@ -571,6 +571,24 @@ static int args_parse(int argc, char **argv, cli_args *a)
 
 /* ---- serving -------------------------------------------------------------------------- */
 
+/* The start-up lines that say where the daemon listens and with how many threads. */
+static void log_listening(const settings *cfg, const http_server *http)
+{
+    const char *host = cfg->server.listen.host;
+    bool v6 = strchr(host, ':') != NULL;
+    log_info("fastformerd %s listening on %s://%s%s%s:%d (%u worker%s x %u engine thread%s)",
+             FASTFORMERD_VERSION, cfg->server.tls_cert_file ? "https" : "http", v6 ? "[" : "", host,
+             v6 ? "]" : "", http_server_port(http), cfg->batching.workers,
+             cfg->batching.workers == 1 ? "" : "s", cfg->batching.engine_threads,
+             cfg->batching.engine_threads == 1 ? "" : "s");
+    if (http_server_probe_port(http) > 0) {
+        const char *ph = cfg->server.health_listen.host;
+        bool pv6 = strchr(ph, ':') != NULL;
+        log_info("health listener (open routes only) on http://%s%s%s:%d", pv6 ? "[" : "", ph,
+                 pv6 ? "]" : "", http_server_probe_port(http));
+    }
+}
+
 static int serve(daemon_state *d)
 {
     char err[1024];
@@ -642,19 +660,7 @@ static int serve(daemon_state *d)
         return 1;
     }
     d->api.http = d->http;
-    const char *host = cfg->server.listen.host;
-    bool v6 = strchr(host, ':') != NULL;
-    log_info("fastformerd %s listening on %s://%s%s%s:%d (%u worker%s x %u engine thread%s)",
-             FASTFORMERD_VERSION, cfg->server.tls_cert_file ? "https" : "http", v6 ? "[" : "", host,
-             v6 ? "]" : "", http_server_port(d->http), cfg->batching.workers,
-             cfg->batching.workers == 1 ? "" : "s", cfg->batching.engine_threads,
-             cfg->batching.engine_threads == 1 ? "" : "s");
-    if (http_server_probe_port(d->http) > 0) {
-        const char *ph = cfg->server.health_listen.host;
-        bool pv6 = strchr(ph, ':') != NULL;
-        log_info("health listener (open routes only) on http://%s%s%s:%d", pv6 ? "[" : "", ph,
-                 pv6 ? "]" : "", http_server_probe_port(d->http));
-    }
+    log_listening(cfg, d->http);
     notify_status("listening; loading %zu model%s", cfg->n_models, cfg->n_models == 1 ? "" : "s");
 
     model_spec *specs = specs_from(cfg);

@@ -684,13 +684,11 @@ static void render_deadline_and_trace(out_buf *o, metrics *mm)
     }
 }
 
-int metrics_render(const metrics *m, char **out, size_t *out_len)
+/* Requests answered and their durations, by model, route and status code. */
+static void render_http_requests(out_buf *o, const metrics *m, size_t n_slots)
 {
-    out_buf o = {0};
     metrics *mm = (metrics *)m; /* atomics are read-only here */
-    size_t n_slots = (size_t)atomic_load_explicit(&mm->n_models, memory_order_acquire) + 1;
-
-    out_family(&o, "fastformerd_http_requests_total", "counter",
+    out_family(o, "fastformerd_http_requests_total", "counter",
                "HTTP requests answered, by model, route and status code.");
     for (size_t s = 0; s < n_slots; s++) {
         for (size_t r = 0; r < m->n_routes; r++) {
@@ -701,26 +699,35 @@ int metrics_render(const metrics *m, char **out, size_t *out_len)
                 uint64_t x = atomic_load_explicit(&row[c], memory_order_relaxed);
                 if (x == 0)
                     continue;
-                out_printf(&o, "fastformerd_http_requests_total");
-                out_model_labels(&o, m, s);
-                out_printf(&o, ",route=\"%s\",code=\"", m->route_labels[r]);
+                out_printf(o, "fastformerd_http_requests_total");
+                out_model_labels(o, m, s);
+                out_printf(o, ",route=\"%s\",code=\"", m->route_labels[r]);
                 if (c == CODE_OTHER)
-                    out_printf(&o, "other");
+                    out_printf(o, "other");
                 else
-                    out_printf(&o, "%d", metrics_codes[c]);
-                out_printf(&o, "\"} %" PRIu64 "\n", x);
+                    out_printf(o, "%d", metrics_codes[c]);
+                out_printf(o, "\"} %" PRIu64 "\n", x);
             }
         }
     }
 
-    out_family(&o, "fastformerd_request_duration_seconds", "histogram",
+    out_family(o, "fastformerd_request_duration_seconds", "histogram",
                "Time from request received to response queued, by model and route.");
     for (size_t s = 0; s < n_slots; s++)
         for (size_t r = 0; r < m->n_routes; r++)
             if (m->route_col[r] == r)
-                out_histogram(&o, "fastformerd_request_duration_seconds",
+                out_histogram(o, "fastformerd_request_duration_seconds",
                               &m->request_seconds[s * m->n_routes + r], &kind_seconds, m, s,
                               m->route_labels[r]);
+}
+
+int metrics_render(const metrics *m, char **out, size_t *out_len)
+{
+    out_buf o = {0};
+    metrics *mm = (metrics *)m; /* atomics are read-only here */
+    size_t n_slots = (size_t)atomic_load_explicit(&mm->n_models, memory_order_acquire) + 1;
+
+    render_http_requests(&o, m, n_slots);
 
     render_per_model_histogram(&o, m, n_slots, "fastformerd_queue_duration_seconds",
                                "Time an item waited in the batching queue.", m->queue_seconds,
