@@ -334,8 +334,48 @@ static void test_build_errors(void **state)
 /* news_catalog_top_k against a brute force in double: random vectors with
  * a wide spread of row norms (so the int8 bounds are loose for some rows),
  * some exact ties (equal vectors: newer, then smaller id first), deletes
- * (rows move), skipped ids and a time filter. */
+ * (rows move), skipped ids and a time filter; each query alone and split
+ * over a team of 2 and of 3 lanes (lent threads started here), which must
+ * give the same answer. */
 enum { TK_D = 48, TK_N = 3000 };
+
+/* A team of n lanes with n - 1 lent threads serving it. */
+typedef struct {
+    parallel_team *team;
+    pthread_t th[4];
+    int n;
+} tk_team;
+
+typedef struct {
+    parallel_team *team;
+    int lane;
+} tk_lane;
+
+static void *tk_serve(void *p)
+{
+    tk_lane *l = p;
+    parallel_team_serve(l->team, l->lane);
+    return NULL;
+}
+
+static void tk_team_start(tk_team *t, tk_lane *lanes, int n)
+{
+    t->n = n;
+    t->team = parallel_team_new(n);
+    assert_non_null(t->team);
+    for (int i = 1; i < n; i++) {
+        lanes[i] = (tk_lane){.team = t->team, .lane = i};
+        assert_int_equal(pthread_create(&t->th[i], NULL, tk_serve, &lanes[i]), 0);
+    }
+}
+
+static void tk_team_stop(tk_team *t)
+{
+    parallel_team_stop(t->team);
+    for (int i = 1; i < t->n; i++)
+        pthread_join(t->th[i], NULL);
+    parallel_team_free(t->team);
+}
 
 typedef struct {
     char id[16];
@@ -393,8 +433,13 @@ static void test_top_k_equals_brute_force(void **state)
         user[i] = (float)((i * 7919) % 23) / 11.0f - 1.0f;
     const char *skip[2] = {"T0001", "T0002"};
     size_t skip_len[2] = {5, 5};
-    static news_catalog_hit hits[NEWS_CATALOG_TOP_K_MAX];
+    static news_catalog_hit hits[NEWS_CATALOG_TOP_K_MAX], split[NEWS_CATALOG_TOP_K_MAX];
     static tk_ref want[TK_N];
+    int16_t scratch[TK_D];
+    tk_team teams[2];
+    tk_lane lanes[2][4];
+    tk_team_start(&teams[0], lanes[0], 2);
+    tk_team_start(&teams[1], lanes[1], 3);
     for (int mode = 0; mode < 3; mode++) {
         int64_t since = mode == 2 ? 1040 : INT64_MIN;
         int n_want = 0;
@@ -416,9 +461,18 @@ static void test_top_k_equals_brute_force(void **state)
                                     .since_ms = since,
                                     .skip = skip,
                                     .skip_len = skip_len,
-                                    .n_skip = mode >= 1 ? 2 : 0};
+                                    .n_skip = mode >= 1 ? 2 : 0,
+                                    .scratch = scratch};
             int n = news_catalog_top_k(c, &q, hits);
             assert_int_equal(n, ks[t] < n_want ? ks[t] : n_want);
+            for (int tm = 0; tm < 2; tm++) {
+                q.team = teams[tm].team;
+                assert_int_equal(news_catalog_top_k(c, &q, split), n);
+                for (int i = 0; i < n; i++) {
+                    assert_string_equal(split[i].id, hits[i].id);
+                    assert_true(split[i].score == hits[i].score);
+                }
+            }
             for (int i = 0; i < n; i++) {
                 if (fabs(hits[i].score - want[i].score) > 1e-3 * (1 + fabs(want[i].score)))
                     fail_msg("mode %d k %d rank %d: %s %.6f, brute force %s %.6f", mode, ks[t], i,
@@ -437,6 +491,22 @@ static void test_top_k_equals_brute_force(void **state)
     assert_string_equal(hits[0].id, "T0049");
     assert_string_equal(hits[1].id, "T0099");
     assert_true(hits[0].score == 0.0f);
+    q0.team = teams[0].team;
+    assert_int_equal(news_catalog_top_k(c, &q0, split), 3);
+    assert_string_equal(split[1].id, "T0099");
+    /* The zero vector given as a vector, and one that is not finite: every
+     * row scored in float, still ranked (the NaN scores last or first, but
+     * no crash and k results). */
+    float zero[TK_D] = {0};
+    news_catalog_query qz = {.user = zero, .k = 3, .since_ms = INT64_MIN, .scratch = scratch};
+    assert_int_equal(news_catalog_top_k(c, &qz, split), 3);
+    assert_string_equal(split[0].id, "T0049");
+    assert_true(split[0].score == 0.0f);
+    float inf_user[TK_D] = {INFINITY};
+    qz.user = inf_user;
+    assert_int_equal(news_catalog_top_k(c, &qz, split), 3);
+    tk_team_stop(&teams[0]);
+    tk_team_stop(&teams[1]);
     news_catalog_release(c);
 }
 
@@ -483,7 +553,8 @@ static void *cw_reader(void *p)
     float user[CW_D] = {1, -1, 0.5f, 0, 2, 0, -0.5f, 1}, got[CW_D];
     static _Thread_local news_catalog_hit hits[10];
     for (int i = 0; i < CW_OPS; i++) {
-        news_catalog_query q = {.user = user, .k = 10, .since_ms = INT64_MIN};
+        int16_t scratch[CW_D];
+        news_catalog_query q = {.user = user, .k = 10, .since_ms = INT64_MIN, .scratch = scratch};
         int n = news_catalog_top_k(a->c, &q, hits);
         for (int k = 1; k < n; k++)
             if (hits[k].score > hits[k - 1].score)

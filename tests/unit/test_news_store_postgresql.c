@@ -723,7 +723,8 @@ static void *reader_main(void *p)
     float user[DIM] = {1, 1, 1, 1}, v[DIM];
     news_catalog_hit hits[8];
     while (!atomic_load(x->stop)) {
-        news_catalog_query q = {.user = user, .k = 8, .since_ms = INT64_MIN};
+        int16_t scratch[DIM];
+        news_catalog_query q = {.user = user, .k = 8, .since_ms = INT64_MIN, .scratch = scratch};
         int n = news_catalog_top_k(x->b, &q, hits);
         assert_true(n >= 0 && n <= 8);
         for (int i = 0; i < n; i++)

@@ -1,0 +1,271 @@
+/* news_catalog_top_k: the best k items of the whole catalog for a user
+ * vector (news_catalog.h), exact, without allocating.
+ *
+ * The scan is memory bound: it reads every row's int8 copy (D bytes a row,
+ * 25 MB for 100,000 items at D=256) against the user vector rounded to int16
+ * (dot_i8.h: exact int32 sums, the fastest kernel the CPU has). That gives
+ * each score within a bound that depends only on the row's scale; a row
+ * whose bound cannot reach the k-th best exact score known so far is
+ * skipped, every other row is scored in float from its float vector. So
+ * the result is the exact float top k, and only a few dozen rows are read
+ * in float.
+ *
+ * The rows are cut into blocks of SCORE_BLOCK, handed out over the caller's
+ * team (parallel.h; the caller takes part and never waits for a lane that
+ * has not started). Each run of blocks keeps its own heap on its stack and
+ * merges it into the shared one at its end, under a mutex; the k-th best
+ * score of the shared heap (and of a run's own full heap) is the floor
+ * below which every lane skips rows. The shared heap lives on the caller's
+ * stack. */
+#include <assert.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dot_i8.h"
+#include "kernels.h"
+#include "news_catalog.h"
+#include "news_catalog_impl.h"
+
+/* Rows scored per kernel call: the sums and bounds of a block live on the stack. */
+#define SCORE_BLOCK 512
+/* Most skipped ids whose rows are looked up (the rest are ignored). */
+#define SKIP_MAX 1024
+/* Runs of blocks per lane: enough for a late lane to still take a share,
+ * few enough that the per-run heaps (each refilled to k) cost little. */
+#define RUNS_PER_LANE 4
+
+/* A row while ranking. */
+typedef struct {
+    float score;
+    uint32_t row;
+    int64_t updated_ms;
+} ranked;
+
+typedef struct {
+    const news_catalog *c;
+    const float *user;   /* NULL: the zero user (every score 0) */
+    const int16_t *w;    /* the user in int16 for the kernel, or NULL: no bounds */
+    float t;             /* the user is t * w, each component within t / 2 */
+    float err_per_scale; /* |float score - q8_scale[r] * t * sum| <= q8_scale[r] * this */
+    dot_i8_path path;
+    int k;
+    int64_t since_ms;
+    const uint32_t *skip_rows; /* sorted */
+    int n_skip;
+    pthread_mutex_t mu; /* guards best and n_best */
+    ranked *best;       /* (k) the shared heap, worst on top */
+    int n_best;
+    _Atomic float floor; /* best[0].score once n_best == k, else -inf */
+} scan_ctx;
+
+/* a ranks before b: higher score, then newer, then the smaller id. */
+static bool ranks_before(const news_catalog *c, const ranked *a, const ranked *b)
+{
+    if (a->score != b->score)
+        return a->score > b->score;
+    if (a->updated_ms != b->updated_ms)
+        return a->updated_ms > b->updated_ms;
+    size_t la = c->id_len[a->row], lb = c->id_len[b->row];
+    int cmp = memcmp(c->text[a->row], c->text[b->row], la < lb ? la : lb);
+    return cmp != 0 ? cmp < 0 : la < lb;
+}
+
+/* h[0] is the worst of the kept rows (a heap on "ranks before" reversed). */
+static void heap_down(const news_catalog *c, ranked *h, int n, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, w = i;
+        if (l < n && ranks_before(c, &h[w], &h[l]))
+            w = l;
+        if (l + 1 < n && ranks_before(c, &h[w], &h[l + 1]))
+            w = l + 1;
+        if (w == i)
+            return;
+        ranked t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
+/* Keeps e if it is among the best k of h (n kept so far). */
+static void heap_offer(const news_catalog *c, ranked *h, int *n, int k, const ranked *e)
+{
+    if (*n < k) {
+        int i = (*n)++;
+        h[i] = *e;
+        while (i > 0) {
+            int p = (i - 1) / 2;
+            if (!ranks_before(c, &h[p], &h[i]))
+                return;
+            ranked t = h[i];
+            h[i] = h[p];
+            h[p] = t;
+            i = p;
+        }
+    } else if (ranks_before(c, e, &h[0])) {
+        h[0] = *e;
+        heap_down(c, h, *n, 0);
+    }
+}
+
+static int u32_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bool skipped(const scan_ctx *x, uint32_t row)
+{
+    return x->n_skip > 0 &&
+           bsearch(&row, x->skip_rows, (size_t)x->n_skip, sizeof row, u32_cmp) != NULL;
+}
+
+static void floor_raise(scan_ctx *x, float s)
+{
+    float cur = atomic_load_explicit(&x->floor, memory_order_relaxed);
+    while (s > cur &&
+           !atomic_compare_exchange_weak_explicit(&x->floor, &cur, s, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
+}
+
+/* parallel_items_fn: blocks [begin, end) into a heap of their own, then
+ * merged into the shared one. */
+static void scan_blocks(void *arg, int lane, int begin, int end)
+{
+    (void)lane;
+    scan_ctx *x = arg;
+    const news_catalog *c = x->c;
+    const size_t D = (size_t)c->dim;
+    ranked heap[NEWS_CATALOG_TOP_K_MAX];
+    int n = 0;
+    int32_t sums[SCORE_BLOCK];
+    float bound[SCORE_BLOCK];
+    for (int b = begin; b < end; b++) {
+        size_t a = (size_t)b * SCORE_BLOCK, m = SCORE_BLOCK;
+        if (a + m > c->n_rows)
+            m = c->n_rows - a;
+        if (x->w) {
+            dot_i8_rows(x->path, c->q8 + a * D, m, (int)D, x->w, sums);
+            for (size_t i = 0; i < m; i++)
+                bound[i] = c->q8_scale[a + i] * ((float)sums[i] * x->t + x->err_per_scale);
+        } else {
+            for (size_t i = 0; i < m; i++)
+                bound[i] = x->user ? INFINITY : 0.0f; /* no bounds, or every score 0 */
+        }
+        float floor = atomic_load_explicit(&x->floor, memory_order_relaxed);
+        if (n == x->k && heap[0].score > floor)
+            floor = heap[0].score;
+        for (size_t i = 0; i < m; i++) {
+            if (bound[i] < floor) /* cannot reach k rows that score at least floor */
+                continue;
+            uint32_t row = (uint32_t)(a + i);
+            if (c->updated_ms[row] < x->since_ms || skipped(x, row))
+                continue;
+            ranked e = {.score = x->user ? kernels_dot(c->vecs + row * D, x->user, D) : 0.0f,
+                        .row = row,
+                        .updated_ms = c->updated_ms[row]};
+            heap_offer(c, heap, &n, x->k, &e);
+            if (n == x->k && heap[0].score > floor)
+                floor = heap[0].score;
+        }
+        if (n == x->k)
+            floor_raise(x, heap[0].score);
+    }
+    pthread_mutex_lock(&x->mu);
+    for (int i = 0; i < n; i++)
+        heap_offer(c, x->best, &x->n_best, x->k, &heap[i]);
+    if (x->n_best == x->k)
+        floor_raise(x, x->best[0].score);
+    pthread_mutex_unlock(&x->mu);
+}
+
+/* Rounds the user to int16 (w, D of them) and sets the bound: see the
+ * comment inside. Leaves x->w NULL when the user is zero or not finite. */
+static void user_quantize(scan_ctx *x, const float *u, size_t D, int16_t *w)
+{
+    float max_abs = 0.0f, l1 = 0.0f;
+    for (size_t i = 0; i < D; i++) {
+        float a = fabsf(u[i]);
+        max_abs = a > max_abs ? a : max_abs;
+        l1 += a;
+    }
+    if (!(max_abs > 0.0f) || !isfinite(max_abs) || !isfinite(l1))
+        return; /* zero: every score 0; NaN or inf: every row scored in float */
+    const int w_max = dot_i8_w_max((int)D);
+    const float t = max_abs / (float)w_max, inv = (float)w_max / max_abs;
+    for (size_t i = 0; i < D; i++) {
+        float r = nearbyintf(u[i] * inv);
+        w[i] = (int16_t)(r > (float)w_max ? w_max : r < (float)-w_max ? -w_max : r);
+    }
+    /* With v = scale * q + e (|e_i| <= scale / 2, quantize_row) and u = t * w
+     * + f (|f_i| <= t / 2): v.u - scale * t * (q.w) = e.u + scale * q.f, at
+     * most scale * (|u|_1 / 2 + t / 2 * 127 D). The float score itself is
+     * within 1.2e-7 D * sum |v_i u_i| <= scale * 127 |u|_1 * 1.2e-7 D of the
+     * real one, and the bound's own float arithmetic (|q.w| <= 127 D w_max
+     * = 127 D max|u| / t) is within a few 6e-8 of 127 D max|u| per scale.
+     * The last factor covers the roundings of l1, t and these terms. */
+    const float d = (float)D;
+    x->err_per_scale = (0.5f * l1 + 0.5f * t * 127.0f * d + 127.0f * d * 1.2e-7f * l1 +
+                        127.0f * d * max_abs * 4e-7f) *
+                       1.001f;
+    x->t = t;
+    x->w = w;
+}
+
+/* The shared heap sorted best first into out, with the ids. Shared lock held. */
+static void emit(const news_catalog *c, ranked *best, int n, news_catalog_hit *out)
+{
+    for (int end = n - 1; end > 0; end--) { /* heap sort: the worst goes last */
+        ranked t = best[0];
+        best[0] = best[end];
+        best[end] = t;
+        heap_down(c, best, end, 0);
+    }
+    for (int i = 0; i < n; i++) {
+        size_t len = c->id_len[best[i].row];
+        memcpy(out[i].id, c->text[best[i].row], len);
+        out[i].id[len] = '\0';
+        out[i].score = best[i].score;
+    }
+}
+
+int news_catalog_top_k(news_catalog *c, const news_catalog_query *q, news_catalog_hit *out)
+{
+    assert(c && q && out && q->k >= 1 && q->k <= NEWS_CATALOG_TOP_K_MAX);
+    assert(!q->user || q->scratch);
+    ranked best[NEWS_CATALOG_TOP_K_MAX];
+    uint32_t skip_rows[SKIP_MAX];
+    scan_ctx x = {.c = c,
+                  .user = q->user,
+                  .path = dot_i8_path_best(),
+                  .k = q->k,
+                  .since_ms = q->since_ms,
+                  .skip_rows = skip_rows,
+                  .mu = PTHREAD_MUTEX_INITIALIZER,
+                  .best = best};
+    atomic_init(&x.floor, -INFINITY);
+    if (q->user)
+        user_quantize(&x, q->user, (size_t)c->dim, q->scratch);
+    pthread_rwlock_rdlock(&c->lock);
+    for (int i = 0; i < q->n_skip && x.n_skip < SKIP_MAX; i++) {
+        long row = news_catalog_find_row(c, q->skip[i], q->skip_len[i]);
+        if (row >= 0)
+            skip_rows[x.n_skip++] = (uint32_t)row;
+    }
+    if (x.n_skip > 1)
+        qsort(skip_rows, (size_t)x.n_skip, sizeof *skip_rows, u32_cmp);
+    int n_blocks = (int)((c->n_rows + SCORE_BLOCK - 1) / SCORE_BLOCK);
+    int lanes = q->team ? parallel_team_lanes(q->team) : 1;
+    int grain = (n_blocks + lanes * RUNS_PER_LANE - 1) / (lanes * RUNS_PER_LANE);
+    if (n_blocks > 0)
+        parallel_for(lanes > 1 ? q->team : NULL, n_blocks, grain > 0 ? grain : 1, scan_blocks,
+                     &x);
+    emit(c, best, x.n_best, out);
+    pthread_rwlock_unlock(&c->lock);
+    return x.n_best;
+}
