@@ -130,7 +130,7 @@ infer_request *infer_request_new_catalog(served_model *sm, int n_history, int k,
               layout_add(&off, n, sizeof(size_t), &at_hlen) &&
               layout_add(&off, n, sizeof(char *), &at_skip) &&
               layout_add(&off, n, sizeof(size_t), &at_slen) &&
-              layout_add(&off, (size_t)dim, sizeof(int16_t), &at_user_i16);
+              layout_add(&off, NEWS_CATALOG_SCRATCH(dim), sizeof(int16_t), &at_user_i16);
     if (!ok)
         return NULL;
     char *block = calloc(1, off);

@@ -29,6 +29,9 @@ struct news_catalog {
     int8_t *q8;          /* (cap_rows, dim) vecs quantized per row: q = round(v / scale),
                             in [-127, 127] */
     float *q8_scale;     /* (cap_rows) max |v| / 127 of the row (0 for a zero row) */
+    uint8_t *q4;         /* (cap_rows, (dim + 1) / 2) vecs in int4, quant_dot.h's packing */
+    float *q4_scale;     /* (cap_rows) max |v| / 7 of the row */
+    float *q4_residual;  /* (cap_rows) |v - q4_scale q4|_2, rounded up */
     char **text;         /* (cap_rows) owned "id\0title\0category\0" */
     size_t *id_len;      /* (cap_rows) */
     size_t *title_len;   /* (cap_rows); the category follows the title's NUL */

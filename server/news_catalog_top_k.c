@@ -24,10 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dot_i8.h"
 #include "kernels.h"
 #include "news_catalog.h"
 #include "news_catalog_impl.h"
+#include "quant_dot.h"
 
 /* Rows scored per kernel call: the sums and bounds of a block live on the stack. */
 #define SCORE_BLOCK 512
@@ -46,11 +46,14 @@ typedef struct {
 
 typedef struct {
     const news_catalog *c;
-    const float *user;   /* NULL: the zero user (every score 0) */
-    const int16_t *w;    /* the user in int16 for the kernel, or NULL: no bounds */
-    float t;             /* the user is t * w, each component within t / 2 */
-    float err_per_scale; /* |float score - q8_scale[r] * t * sum| <= q8_scale[r] * this */
-    dot_i8_path path;
+    const float *user;             /* NULL: the zero user (every score 0) */
+    const int16_t *w;              /* the user in int16 for the kernels, or NULL: no bounds */
+    const int16_t *w_even, *w_odd; /* w split for the int4 rows */
+    float t;                       /* the user is t * w, each component within t / 2 */
+    float err8;    /* |float score - q8_scale[r] t (q8_r.w)| <= q8_scale[r] * this */
+    float err4;    /* |float score - q4_scale[r] t (q4_r.w)| <= q4_scale[r] * this + */
+    float user_l2; /* q4_residual[r] * this */
+    quant_dot_path path;
     int k;
     int64_t since_ms;
     const uint32_t *skip_rows; /* sorted */
@@ -127,9 +130,8 @@ static bool skipped(const scan_ctx *x, uint32_t row)
 static void floor_raise(scan_ctx *x, float s)
 {
     float cur = atomic_load_explicit(&x->floor, memory_order_relaxed);
-    while (s > cur &&
-           !atomic_compare_exchange_weak_explicit(&x->floor, &cur, s, memory_order_relaxed,
-                                                  memory_order_relaxed)) {
+    while (s > cur && !atomic_compare_exchange_weak_explicit(
+                          &x->floor, &cur, s, memory_order_relaxed, memory_order_relaxed)) {
     }
 }
 
@@ -140,7 +142,7 @@ static void scan_blocks(void *arg, int lane, int begin, int end)
     (void)lane;
     scan_ctx *x = arg;
     const news_catalog *c = x->c;
-    const size_t D = (size_t)c->dim;
+    const size_t D = (size_t)c->dim, nb = quant_dot_i4_row_bytes(c->dim);
     ranked heap[NEWS_CATALOG_TOP_K_MAX];
     int n = 0;
     int32_t sums[SCORE_BLOCK];
@@ -150,9 +152,10 @@ static void scan_blocks(void *arg, int lane, int begin, int end)
         if (a + m > c->n_rows)
             m = c->n_rows - a;
         if (x->w) {
-            dot_i8_rows(x->path, c->q8 + a * D, m, (int)D, x->w, sums);
+            quant_dot_i4_rows(x->path, c->q4 + a * nb, m, (int)D, x->w_even, x->w_odd, sums);
             for (size_t i = 0; i < m; i++)
-                bound[i] = c->q8_scale[a + i] * ((float)sums[i] * x->t + x->err_per_scale);
+                bound[i] = c->q4_scale[a + i] * ((float)sums[i] * x->t + x->err4) +
+                           c->q4_residual[a + i] * x->user_l2;
         } else {
             for (size_t i = 0; i < m; i++)
                 bound[i] = x->user ? INFINITY : 0.0f; /* no bounds, or every score 0 */
@@ -166,6 +169,12 @@ static void scan_blocks(void *arg, int lane, int begin, int end)
             uint32_t row = (uint32_t)(a + i);
             if (c->updated_ms[row] < x->since_ms || skipped(x, row))
                 continue;
+            if (x->w) { /* the int8 copy's tighter bound */
+                int32_t s8;
+                quant_dot_i8_rows(x->path, c->q8 + row * D, 1, (int)D, x->w, &s8);
+                if (c->q8_scale[row] * ((float)s8 * x->t + x->err8) < floor)
+                    continue;
+            }
             ranked e = {.score = x->user ? kernels_dot(c->vecs + row * D, x->user, D) : 0.0f,
                         .row = row,
                         .updated_ms = c->updated_ms[row]};
@@ -184,37 +193,53 @@ static void scan_blocks(void *arg, int lane, int begin, int end)
     pthread_mutex_unlock(&x->mu);
 }
 
-/* Rounds the user to int16 (w, D of them) and sets the bound: see the
- * comment inside. Leaves x->w NULL when the user is zero or not finite. */
-static void user_quantize(scan_ctx *x, const float *u, size_t D, int16_t *w)
+/* Rounds the user to int16 (into scratch: w, then w split for the int4
+ * rows) and sets the bounds: see the comment inside. Leaves x->w NULL when
+ * the user is zero or not finite. */
+static void user_quantize(scan_ctx *x, const float *u, size_t D, int16_t *scratch)
 {
     float max_abs = 0.0f, l1 = 0.0f;
+    double l2 = 0.0;
     for (size_t i = 0; i < D; i++) {
         float a = fabsf(u[i]);
         max_abs = a > max_abs ? a : max_abs;
         l1 += a;
+        l2 += (double)a * a;
     }
     if (!(max_abs > 0.0f) || !isfinite(max_abs) || !isfinite(l1))
         return; /* zero: every score 0; NaN or inf: every row scored in float */
-    const int w_max = dot_i8_w_max((int)D);
+    const int w_max = quant_dot_w_max((int)D);
     const float t = max_abs / (float)w_max, inv = (float)w_max / max_abs;
+    const size_t nb = quant_dot_i4_row_bytes((int)D);
+    int16_t *w = scratch, *w_even = scratch + D, *w_odd = scratch + D + nb;
     for (size_t i = 0; i < D; i++) {
         float r = nearbyintf(u[i] * inv);
         w[i] = (int16_t)(r > (float)w_max ? w_max : r < (float)-w_max ? -w_max : r);
     }
-    /* With v = scale * q + e (|e_i| <= scale / 2, quantize_row) and u = t * w
-     * + f (|f_i| <= t / 2): v.u - scale * t * (q.w) = e.u + scale * q.f, at
-     * most scale * (|u|_1 / 2 + t / 2 * 127 D). The float score itself is
-     * within 1.2e-7 D * sum |v_i u_i| <= scale * 127 |u|_1 * 1.2e-7 D of the
-     * real one, and the bound's own float arithmetic (|q.w| <= 127 D w_max
-     * = 127 D max|u| / t) is within a few 6e-8 of 127 D max|u| per scale.
-     * The last factor covers the roundings of l1, t and these terms. */
+    for (size_t j = 0; j < nb; j++) {
+        w_even[j] = w[2 * j];
+        w_odd[j] = 2 * j + 1 < D ? w[2 * j + 1] : 0;
+    }
+    /* With v = scale * q + e and u = t * w + f (|f_i| <= t / 2):
+     *   v.u - scale * t * (q.w) = e.u + scale * q.f,
+     * where |scale * q.f| <= scale * t / 2 * Q D (Q = 127 for int8, 7 for
+     * int4) and |e.u| <= scale / 2 * |u|_1 for int8 (|e_i| <= scale / 2,
+     * quantize_row), <= |e|_2 |u|_2 = q4_residual * |u|_2 for int4
+     * (quantize_row4). The float score itself is within 1.2e-7 D * sum |v_i
+     * u_i| <= scale * Q |u|_1 * 1.2e-7 D of the real one, and the bound's own
+     * float arithmetic (|q.w| <= Q D w_max = Q D max|u| / t) is within a few
+     * 6e-8 of Q D max|u| per scale. The last factors cover the roundings of
+     * l1, l2, t and these terms. */
     const float d = (float)D;
-    x->err_per_scale = (0.5f * l1 + 0.5f * t * 127.0f * d + 127.0f * d * 1.2e-7f * l1 +
-                        127.0f * d * max_abs * 4e-7f) *
-                       1.001f;
+    x->err8 = (0.5f * l1 + 0.5f * t * 127.0f * d + 127.0f * d * 1.2e-7f * l1 +
+               127.0f * d * max_abs * 4e-7f) *
+              1.001f;
+    x->err4 = (0.5f * t * 7.0f * d + 7.0f * d * 1.2e-7f * l1 + 7.0f * d * max_abs * 4e-7f) * 1.001f;
+    x->user_l2 = (float)(sqrt(l2) * 1.001);
     x->t = t;
     x->w = w;
+    x->w_even = w_even;
+    x->w_odd = w_odd;
 }
 
 /* The shared heap sorted best first into out, with the ids. Shared lock held. */
@@ -242,7 +267,7 @@ int news_catalog_top_k(news_catalog *c, const news_catalog_query *q, news_catalo
     uint32_t skip_rows[SKIP_MAX];
     scan_ctx x = {.c = c,
                   .user = q->user,
-                  .path = dot_i8_path_best(),
+                  .path = quant_dot_path_best(),
                   .k = q->k,
                   .since_ms = q->since_ms,
                   .skip_rows = skip_rows,
@@ -263,8 +288,7 @@ int news_catalog_top_k(news_catalog *c, const news_catalog_query *q, news_catalo
     int lanes = q->team ? parallel_team_lanes(q->team) : 1;
     int grain = (n_blocks + lanes * RUNS_PER_LANE - 1) / (lanes * RUNS_PER_LANE);
     if (n_blocks > 0)
-        parallel_for(lanes > 1 ? q->team : NULL, n_blocks, grain > 0 ? grain : 1, scan_blocks,
-                     &x);
+        parallel_for(lanes > 1 ? q->team : NULL, n_blocks, grain > 0 ? grain : 1, scan_blocks, &x);
     emit(c, best, x.n_best, out);
     pthread_rwlock_unlock(&c->lock);
     return x.n_best;

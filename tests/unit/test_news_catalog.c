@@ -127,15 +127,16 @@ static void test_growth(void **state)
 }
 
 /* news_catalog_bytes, from news_catalog.h's layout: per row of capacity D
- * floats, D int8 and a float scale, an 8-byte pointer, three 8-byte fields (id length, title
- * length, updated); each row's text (id, title, category, a NUL each) as a glibc chunk (len + 8
- * rounded up to 16, at least 32); 4 bytes per slot. The struct itself is private: it cancels in
- * differences, and is bounded here by 512. */
+ * floats, D int8 and a float scale, (D + 1) / 2 bytes of int4 and two floats, an 8-byte
+ * pointer, three 8-byte fields (id length, title length, updated); each row's text (id, title,
+ * category, a NUL each) as a glibc chunk (len + 8 rounded up to 16, at least 32); 4 bytes per slot.
+ * The struct itself is private: it cancels in differences, and is bounded here by 512. */
 static void test_bytes(void **state)
 {
     (void)state;
     news_catalog *c = news_catalog_new(DIM, 5); /* room for 16: 32 slots */
-    const size_t empty = 16 * (DIM * 5 + 36) + 32 * 4;
+    const size_t row = DIM * 5 + 36 + (DIM + 1) / 2 + 8;
+    const size_t empty = 16 * row + 32 * 4;
     size_t base = news_catalog_bytes(c);
     assert_true(base >= empty && base <= empty + 512);
 
@@ -154,7 +155,7 @@ static void test_bytes(void **state)
     assert_int_equal(news_catalog_put(c, "N3", 2, v, NULL, err, sizeof err), 0);
     assert_int_equal(news_catalog_count(c), 21);
     /* 21 rows grew the room to 32, and the slots to 64 */
-    const size_t full = 32 * (DIM * 5 + 36) + 18 * 32 + 32 + 48 + 64 + 64 * 4;
+    const size_t full = 32 * row + 18 * 32 + 32 + 48 + 64 + 64 * 4;
     assert_int_equal(news_catalog_bytes(c) - base, full - empty);
     news_catalog_release(c);
 }
@@ -435,7 +436,7 @@ static void test_top_k_equals_brute_force(void **state)
     size_t skip_len[2] = {5, 5};
     static news_catalog_hit hits[NEWS_CATALOG_TOP_K_MAX], split[NEWS_CATALOG_TOP_K_MAX];
     static tk_ref want[TK_N];
-    int16_t scratch[TK_D];
+    int16_t scratch[NEWS_CATALOG_SCRATCH(TK_D)];
     tk_team teams[2];
     tk_lane lanes[2][4];
     tk_team_start(&teams[0], lanes[0], 2);
@@ -484,6 +485,36 @@ static void test_top_k_equals_brute_force(void **state)
                              want[i].id);
             }
         }
+    }
+    /* Many random users (rows near the k-th score are where a bound too
+     * tight would show), each query split over 3 lanes. */
+    for (int u = 0; u < 40; u++) {
+        for (int i = 0; i < TK_D; i++) {
+            seed = seed * 1664525u + 1013904223u;
+            user[i] = (float)(seed >> 8) / 8388608.0f - 1.0f;
+        }
+        int n_want = 0;
+        for (int r = 0; r < TK_N; r++) {
+            if (!ref[r].alive)
+                continue;
+            want[n_want] = ref[r];
+            double sc = 0;
+            for (int i = 0; i < TK_D; i++)
+                sc += (double)vecs[r][i] * user[i];
+            want[n_want++].score = (float)sc;
+        }
+        qsort(want, (size_t)n_want, sizeof *want, tk_cmp);
+        news_catalog_query q = {.user = user,
+                                .k = 50,
+                                .since_ms = INT64_MIN,
+                                .scratch = scratch,
+                                .team = teams[1].team};
+        assert_int_equal(news_catalog_top_k(c, &q, hits), 50);
+        for (int i = 0; i < 50; i++)
+            if (strcmp(hits[i].id, want[i].id) != 0 &&
+                fabs(hits[i].score - want[i].score) > 1e-5 * (1 + fabs(want[i].score)))
+                fail_msg("user %d rank %d: %s %.6f, brute force %s %.6f", u, i, hits[i].id,
+                         (double)hits[i].score, want[i].id, want[i].score);
     }
     /* The zero user: every score 0, the newest first, then the smaller id. */
     news_catalog_query q0 = {.user = NULL, .k = 3, .since_ms = INT64_MIN};
@@ -553,7 +584,7 @@ static void *cw_reader(void *p)
     float user[CW_D] = {1, -1, 0.5f, 0, 2, 0, -0.5f, 1}, got[CW_D];
     static _Thread_local news_catalog_hit hits[10];
     for (int i = 0; i < CW_OPS; i++) {
-        int16_t scratch[CW_D];
+        int16_t scratch[NEWS_CATALOG_SCRATCH(CW_D)];
         news_catalog_query q = {.user = user, .k = 10, .since_ms = INT64_MIN, .scratch = scratch};
         int n = news_catalog_top_k(a->c, &q, hits);
         for (int k = 1; k < n; k++)

@@ -734,7 +734,7 @@ static void *reader_main(void *p)
     float user[DIM] = {1, 1, 1, 1}, v[DIM];
     news_catalog_hit hits[8];
     while (!atomic_load(x->stop)) {
-        int16_t scratch[DIM];
+        int16_t scratch[NEWS_CATALOG_SCRATCH(DIM)];
         news_catalog_query q = {.user = user, .k = 8, .since_ms = INT64_MIN, .scratch = scratch};
         int n = news_catalog_top_k(x->on, &q, hits);
         assert_true(n >= 0 && n <= 8);
