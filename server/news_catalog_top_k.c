@@ -141,6 +141,8 @@ static void scan_blocks(void *arg, int lane, int begin, int end)
 {
     (void)lane;
     scan_ctx *x = arg;
+    const int k = x->k;
+    assert(k >= 1 && k <= NEWS_CATALOG_TOP_K_MAX);
     const news_catalog *c = x->c;
     const size_t D = (size_t)c->dim, nb = quant_dot_i4_row_bytes(c->dim);
     ranked heap[NEWS_CATALOG_TOP_K_MAX];
@@ -161,7 +163,7 @@ static void scan_blocks(void *arg, int lane, int begin, int end)
                 bound[i] = x->user ? INFINITY : 0.0f; /* no bounds, or every score 0 */
         }
         float floor = atomic_load_explicit(&x->floor, memory_order_relaxed);
-        if (n == x->k && heap[0].score > floor)
+        if (n == k && heap[0].score > floor)
             floor = heap[0].score;
         for (size_t i = 0; i < m; i++) {
             if (bound[i] < floor) /* cannot reach k rows that score at least floor */
@@ -178,17 +180,17 @@ static void scan_blocks(void *arg, int lane, int begin, int end)
             ranked e = {.score = x->user ? kernels_dot(c->vecs + row * D, x->user, D) : 0.0f,
                         .row = row,
                         .updated_ms = c->updated_ms[row]};
-            heap_offer(c, heap, &n, x->k, &e);
-            if (n == x->k && heap[0].score > floor)
+            heap_offer(c, heap, &n, k, &e);
+            if (n == k && heap[0].score > floor)
                 floor = heap[0].score;
         }
-        if (n == x->k)
+        if (n == k)
             floor_raise(x, heap[0].score);
     }
     pthread_mutex_lock(&x->mu);
     for (int i = 0; i < n; i++)
-        heap_offer(c, x->best, &x->n_best, x->k, &heap[i]);
-    if (x->n_best == x->k)
+        heap_offer(c, x->best, &x->n_best, k, &heap[i]);
+    if (x->n_best == k)
         floor_raise(x, x->best[0].score);
     pthread_mutex_unlock(&x->mu);
 }
