@@ -165,8 +165,20 @@ static void scan_blocks(void *arg, int lane, int begin, int end)
         float floor = atomic_load_explicit(&x->floor, memory_order_relaxed);
         if (n == k && heap[0].score > floor)
             floor = heap[0].score;
+        /* The rows that pass, their int8 copies fetched all at once (they
+         * are scattered: one by one, each would wait for memory). */
+        uint16_t pass[SCORE_BLOCK];
+        size_t n_pass = 0;
         for (size_t i = 0; i < m; i++) {
             if (bound[i] < floor) /* cannot reach k rows that score at least floor */
+                continue;
+            pass[n_pass++] = (uint16_t)i;
+            for (size_t o = 0; x->w && o < D; o += 64)
+                __builtin_prefetch(c->q8 + (a + i) * D + o);
+        }
+        for (size_t p = 0; p < n_pass; p++) {
+            size_t i = pass[p];
+            if (bound[i] < floor) /* the floor may have risen since */
                 continue;
             uint32_t row = (uint32_t)(a + i);
             if (c->updated_ms[row] < x->since_ms || skipped(x, row))
@@ -193,6 +205,52 @@ static void scan_blocks(void *arg, int lane, int begin, int end)
     if (x->n_best == k)
         floor_raise(x, x->best[0].score);
     pthread_mutex_unlock(&x->mu);
+}
+
+/* Blocks probed before the scan to set a first floor (spread over the rows). */
+#define SEED_BLOCKS 8
+
+/* A first floor before the scan: the k eligible rows of SEED_BLOCKS blocks
+ * with the best int4 estimates are scored in float, and the k-th of those
+ * scores is a floor (k rows score at least that). Without it each run
+ * starts from an empty heap and passes every row to the int8 bound until
+ * its own floor has risen. Rows probed here are scanned again later (only
+ * the floor is kept, not the rows). */
+static void seed_floor(scan_ctx *x)
+{
+    const news_catalog *c = x->c;
+    const size_t D = (size_t)c->dim, nb = quant_dot_i4_row_bytes(c->dim);
+    const int k = x->k;
+    assert(k >= 1 && k <= NEWS_CATALOG_TOP_K_MAX && x->w);
+    size_t n_blocks = (c->n_rows + SCORE_BLOCK - 1) / SCORE_BLOCK;
+    if (n_blocks < 2 * SEED_BLOCKS)
+        return; /* a small catalog: the scan's own floor rises soon enough */
+    ranked cand[NEWS_CATALOG_TOP_K_MAX];
+    int32_t sums[SCORE_BLOCK];
+    int n = 0;
+    for (size_t p = 0; p < SEED_BLOCKS; p++) {
+        size_t a = p * n_blocks / SEED_BLOCKS * SCORE_BLOCK, m = SCORE_BLOCK;
+        if (a + m > c->n_rows)
+            m = c->n_rows - a;
+        quant_dot_i4_rows(x->path, c->q4 + a * nb, m, (int)D, x->w_even, x->w_odd, sums);
+        for (size_t i = 0; i < m; i++) {
+            uint32_t row = (uint32_t)(a + i);
+            if (c->updated_ms[row] < x->since_ms || skipped(x, row))
+                continue;
+            ranked e = {.score = c->q4_scale[row] * x->t * (float)sums[i],
+                        .row = row,
+                        .updated_ms = c->updated_ms[row]};
+            heap_offer(c, cand, &n, k, &e);
+        }
+    }
+    if (n < k)
+        return;
+    float floor = INFINITY;
+    for (int i = 0; i < n; i++) {
+        float s = kernels_dot(c->vecs + cand[i].row * D, x->user, D);
+        floor = s < floor ? s : floor;
+    }
+    floor_raise(x, floor);
 }
 
 /* Rounds the user to int16 (into scratch: w, then w split for the int4
@@ -289,6 +347,8 @@ int news_catalog_top_k(news_catalog *c, const news_catalog_query *q, news_catalo
     int n_blocks = (int)((c->n_rows + SCORE_BLOCK - 1) / SCORE_BLOCK);
     int lanes = q->team ? parallel_team_lanes(q->team) : 1;
     int grain = (n_blocks + lanes * RUNS_PER_LANE - 1) / (lanes * RUNS_PER_LANE);
+    if (x.w)
+        seed_floor(&x);
     if (n_blocks > 0)
         parallel_for(lanes > 1 ? q->team : NULL, n_blocks, grain > 0 ? grain : 1, scan_blocks, &x);
     emit(c, best, x.n_best, out);

@@ -338,7 +338,7 @@ static void test_build_errors(void **state)
  * (rows move), skipped ids and a time filter; each query alone and split
  * over a team of 2 and of 3 lanes (lent threads started here), which must
  * give the same answer. */
-enum { TK_D = 48, TK_N = 3000 };
+enum { TK_D = 48, TK_N = 9000 };
 
 /* A team of n lanes with n - 1 lent threads serving it. */
 typedef struct {
