@@ -173,6 +173,8 @@ static void scan_blocks(void *arg, int lane, int begin, int end)
             if (bound[i] < floor) /* cannot reach k rows that score at least floor */
                 continue;
             pass[n_pass++] = (uint16_t)i;
+            __builtin_prefetch(&c->updated_ms[a + i]);
+            __builtin_prefetch(&c->q8_scale[a + i]);
             for (size_t o = 0; x->w && o < D; o += 64)
                 __builtin_prefetch(c->q8 + (a + i) * D + o);
         }
