@@ -1,14 +1,16 @@
 /* quant_dot: quantized rows (int8, or int4 packed two to a byte) times an
- * int16 vector, summed exactly in int32: the passes of a catalog-wide
+ * integer vector, summed exactly in int32: the passes of a catalog-wide
  * ranking, which reads every row's int4 copy (memory bound: half a byte per
  * component), then the int8 copy of the few rows whose bound may still
  * enter the top k, and keeps only those for an exact float score.
  *
- * Three paths, compiled with per-function target attributes (the build
+ * Four paths, compiled with per-function target attributes (the build
  * targets baseline x86-64) and chosen at run time by CPU flags, like gemm.h:
- *   avx512  AVX-512BW: 32 int16 lanes per step (widen, then vpmaddwd)
- *   avx2    AVX2: 16 int16 lanes per step (the same instructions)
- *   plain   portable C
+ *   avx512vnni  AVX-512 VNNI: int4 rows 128 components per vpdpbusd pair
+ *   avx512      AVX-512BW: int8 rows 32 int16 lanes per step (widen, then
+ *               vpmaddwd); int4 rows 128 components per step (vpmaddubsw)
+ *   avx2        AVX2: the same at half the width
+ *   plain       portable C
  * Every path returns the same integers (no rounding anywhere), so a caller
  * may force any supported path (tests do) and get identical results.
  * Pure compute: no allocation, no globals but the CPU check; any thread. */
@@ -23,10 +25,11 @@ typedef enum {
     QUANT_DOT_PLAIN,
     QUANT_DOT_AVX2,
     QUANT_DOT_AVX512,
+    QUANT_DOT_AVX512VNNI,
 } quant_dot_path;
-#define QUANT_DOT_N_PATHS 3
+#define QUANT_DOT_N_PATHS 4
 
-/* "plain", "avx2", "avx512". */
+/* "plain", "avx2", "avx512", "avx512vnni". */
 const char *quant_dot_path_name(quant_dot_path p);
 /* Whether this CPU can run path p (plain: always). */
 bool quant_dot_path_supported(quant_dot_path p);
@@ -45,15 +48,16 @@ void quant_dot_i8_rows(quant_dot_path p, const int8_t *q, size_t n_rows, int d, 
                        int32_t *out);
 
 /* Bytes of one int4 row of d components: (d + 1) / 2. Component 2j is the
- * low nibble of byte j and 2j + 1 its high nibble, each a two's complement
- * 4-bit value in [-7, 7]; an odd d leaves the last high nibble 0. */
+ * low nibble of byte j and 2j + 1 its high nibble, each holding q + 8 for a
+ * value q in [-7, 7] (so 1..15); an odd d leaves the last high nibble 8
+ * (a 0). */
 size_t quant_dot_i4_row_bytes(int d);
 
 /* out[r] = sum_i q4_r[i] * w[i] for r < n_rows int4 rows of d components
  * (quant_dot_i4_row_bytes(d) bytes each, back to back), exact, on path p,
- * with w given split: w_even[j] = w[2j] and w_odd[j] = w[2j + 1] (0 past
- * d), quant_dot_i4_row_bytes(d) of each, |w| as for the int8 rows. */
+ * with an int8 w given split: w_even[j] = w[2j] and w_odd[j] = w[2j + 1]
+ * (0 past d), quant_dot_i4_row_bytes(d) of each. d <= 65536. */
 void quant_dot_i4_rows(quant_dot_path p, const uint8_t *q4, size_t n_rows, int d,
-                       const int16_t *w_even, const int16_t *w_odd, int32_t *out);
+                       const int8_t *w_even, const int8_t *w_odd, int32_t *out);
 
 #endif

@@ -65,13 +65,14 @@ news_catalog *news_catalog_new(int dim, size_t capacity)
     c->q4 = malloc(capacity * quant_dot_i4_row_bytes(dim));
     c->q4_scale = malloc(capacity * sizeof *c->q4_scale);
     c->q4_residual = malloc(capacity * sizeof *c->q4_residual);
+    c->q4_norm = malloc(capacity * sizeof *c->q4_norm);
     c->text = calloc(capacity, sizeof *c->text);
     c->id_len = calloc(capacity, sizeof *c->id_len);
     c->title_len = calloc(capacity, sizeof *c->title_len);
     c->updated_ms = calloc(capacity, sizeof *c->updated_ms);
     c->slots = calloc(c->n_slots, sizeof *c->slots);
     if (!c->vecs || !c->q8 || !c->q8_scale || !c->q4 || !c->q4_scale || !c->q4_residual ||
-        !c->text || !c->id_len || !c->title_len || !c->updated_ms || !c->slots) {
+        !c->q4_norm || !c->text || !c->id_len || !c->title_len || !c->updated_ms || !c->slots) {
         news_catalog_release(c);
         return NULL;
     }
@@ -106,6 +107,7 @@ void news_catalog_release(news_catalog *c)
     free(c->q4);
     free(c->q4_scale);
     free(c->q4_residual);
+    free(c->q4_norm);
     free(c->text);
     free(c->id_len);
     free(c->title_len);
@@ -211,6 +213,10 @@ static int reserve_locked(news_catalog *c, size_t want)
     if (!q4_residual)
         return -1;
     c->q4_residual = q4_residual;
+    float *q4_norm = realloc(c->q4_norm, cap * sizeof *q4_norm);
+    if (!q4_norm)
+        return -1;
+    c->q4_norm = q4_norm;
     char **text = realloc(c->text, cap * sizeof *text);
     if (!text)
         return -1;
@@ -277,10 +283,13 @@ static void quantize_row(const float *v, int d, int8_t *q, float *scale)
 }
 
 /* The int4 copy that the catalog-wide scan reads first: q = round(v /
- * scale) in [-7, 7], scale = max |v| / 7, packed as quant_dot.h says, and
- * the residual's norm |v - scale q|_2, computed in double and rounded up,
- * so that |v.u - scale q.u| <= residual |u|_2 for every u (Cauchy-Schwarz). */
-static void quantize_row4(const float *v, int d, uint8_t *q, float *scale, float *residual)
+ * scale) in [-7, 7], scale = max |v| / 7, packed as quant_dot.h says (q + 8
+ * a nibble), and
+ * the residual's norm |v - scale q|_2 and |q|_2, computed in double and
+ * rounded up, so that |v.u - scale q.u| <= residual |u|_2 for every u
+ * (Cauchy-Schwarz), and |q.f| <= norm |f|_2. */
+static void quantize_row4(const float *v, int d, uint8_t *q, float *scale, float *residual,
+                          float *norm)
 {
     float m = 0.0f;
     for (int i = 0; i < d; i++)
@@ -288,15 +297,19 @@ static void quantize_row4(const float *v, int d, uint8_t *q, float *scale, float
     *scale = m / 7.0f;
     float inv = m > 0.0f ? 7.0f / m : 0.0f;
     double e2 = 0.0;
-    memset(q, 0, quant_dot_i4_row_bytes(d));
+    int q2 = 0;
+    memset(q, 0x88, quant_dot_i4_row_bytes(d)); /* 0s: an odd d's last nibble stays one */
     for (int i = 0; i < d; i++) {
         float x = nearbyintf(v[i] * inv);
         int qi = x > 7.0f ? 7 : x < -7.0f ? -7 : (int)x;
         double e = (double)v[i] - (double)*scale * qi;
         e2 += e * e;
-        q[i / 2] |= (uint8_t)((unsigned)(qi & 15) << (4 * (i % 2)));
+        q2 += qi * qi;
+        int shift = 4 * (i % 2);
+        q[i / 2] = (uint8_t)((q[i / 2] & ~(15u << shift)) | (unsigned)(qi + 8) << shift);
     }
     *residual = nextafterf((float)(sqrt(e2) * (1.0 + 1e-6)), INFINITY);
+    *norm = nextafterf((float)(sqrt((double)q2) * (1.0 + 1e-6)), INFINITY);
 }
 
 /* Sets row r (new or existing) from item, taking text. Exclusive lock held. */
@@ -311,7 +324,8 @@ static void row_set(news_catalog *c, size_t r, const news_store_item *it, char *
     memcpy(c->vecs + r * (size_t)c->dim, it->vector, (size_t)c->dim * sizeof(float));
     quantize_row(it->vector, c->dim, c->q8 + r * (size_t)c->dim, &c->q8_scale[r]);
     size_t nb = quant_dot_i4_row_bytes(c->dim);
-    quantize_row4(it->vector, c->dim, c->q4 + r * nb, &c->q4_scale[r], &c->q4_residual[r]);
+    quantize_row4(it->vector, c->dim, c->q4 + r * nb, &c->q4_scale[r], &c->q4_residual[r],
+                  &c->q4_norm[r]);
 }
 
 /* Adds or replaces item with its text copy, room reserved. Exclusive lock. */
@@ -376,6 +390,7 @@ static void delete_locked(news_catalog *c, const char *id, size_t id_len)
         memcpy(c->q4 + row * nb, c->q4 + last * nb, nb);
         c->q4_scale[row] = c->q4_scale[last];
         c->q4_residual[row] = c->q4_residual[last];
+        c->q4_norm[row] = c->q4_norm[last];
         c->slots[ls] = (uint32_t)(row + 1);
     }
     c->text[last] = NULL;
@@ -766,13 +781,13 @@ size_t news_catalog_bytes(const news_catalog *c)
         const char *category = c->text[r] + c->id_len[r] + 1 + c->title_len[r] + 1;
         text += heap_chunk_bytes(c->id_len[r] + c->title_len[r] + strlen(category) + 3);
     }
-    size_t bytes =
-        sizeof *c +
-        c->cap_rows *
-            ((size_t)c->dim * (sizeof *c->vecs + sizeof *c->q8) + quant_dot_i4_row_bytes(c->dim) +
-             sizeof *c->q4_scale + sizeof *c->q4_residual + sizeof *c->q8_scale + sizeof *c->text +
-             sizeof *c->id_len + sizeof *c->title_len + sizeof *c->updated_ms) +
-        text + c->n_slots * sizeof *c->slots;
+    size_t bytes = sizeof *c +
+                   c->cap_rows * ((size_t)c->dim * (sizeof *c->vecs + sizeof *c->q8) +
+                                  quant_dot_i4_row_bytes(c->dim) + sizeof *c->q4_scale +
+                                  sizeof *c->q4_residual + sizeof *c->q4_norm +
+                                  sizeof *c->q8_scale + sizeof *c->text + sizeof *c->id_len +
+                                  sizeof *c->title_len + sizeof *c->updated_ms) +
+                   text + c->n_slots * sizeof *c->slots;
     pthread_rwlock_unlock(&m->lock);
     return bytes;
 }

@@ -172,7 +172,7 @@ typedef struct news_catalog_hit {
 } news_catalog_hit;
 
 /* int16s of scratch a ranking of D-float vectors needs: the user in int16,
- * then split in two halves for the int4 rows. */
+ * then in int8, split in two halves for the int4 rows. */
 #define NEWS_CATALOG_SCRATCH(d) (2 * (size_t)(d) + 2)
 
 /* What to rank. */
@@ -203,7 +203,7 @@ int news_catalog_top_k(news_catalog *c, const news_catalog_query *q, news_catalo
 /* Heap bytes the catalog holds now (for the daemon's memory estimate): the
  * struct; per row of capacity (the items after a load, at least 16; doubled
  * when full) D floats, their D-byte int8 copy and its float scale, their
- * (D + 1) / 2-byte int4 copy with a float scale and a float residual, a text
+ * (D + 1) / 2-byte int4 copy with three floats (scale, residual, norm), a text
  * pointer, an id length, a title length and an updated time (8 bytes each);
  * each row's text (id, title and category with a NUL each) as the
  * allocator's chunk for it (len + 8, rounded up to 16, at least 32); and a

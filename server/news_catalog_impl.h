@@ -32,6 +32,7 @@ struct news_catalog {
     uint8_t *q4;         /* (cap_rows, (dim + 1) / 2) vecs in int4, quant_dot.h's packing */
     float *q4_scale;     /* (cap_rows) max |v| / 7 of the row */
     float *q4_residual;  /* (cap_rows) |v - q4_scale q4|_2, rounded up */
+    float *q4_norm;      /* (cap_rows) |q4|_2, rounded up */
     char **text;         /* (cap_rows) owned "id\0title\0category\0" */
     size_t *id_len;      /* (cap_rows) */
     size_t *title_len;   /* (cap_rows); the category follows the title's NUL */

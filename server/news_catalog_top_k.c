@@ -46,13 +46,15 @@ typedef struct {
 
 typedef struct {
     const news_catalog *c;
-    const float *user;             /* NULL: the zero user (every score 0) */
-    const int16_t *w;              /* the user in int16 for the kernels, or NULL: no bounds */
-    const int16_t *w_even, *w_odd; /* w split for the int4 rows */
-    float t;                       /* the user is t * w, each component within t / 2 */
-    float err8;    /* |float score - q8_scale[r] t (q8_r.w)| <= q8_scale[r] * this */
-    float err4;    /* |float score - q4_scale[r] t (q4_r.w)| <= q4_scale[r] * this + */
-    float user_l2; /* q4_residual[r] * this */
+    const float *user;              /* NULL: the zero user (every score 0) */
+    const int16_t *w;               /* the user in int16 for the int8 rows, or NULL: no bounds */
+    const int8_t *w8_even, *w8_odd; /* the user in int8, split, for the int4 rows */
+    float t;                        /* the user is t * w, each component within t / 2 */
+    float t8;                       /* the user is t8 * w8, each component within t8 / 2 */
+    float err8;  /* |float score - q8_scale[r] t (q8_r.w)| <= q8_scale[r] * this */
+    float err4;  /* |float score - q4_scale[r] t8 (q4_r.w8)| <= q4_scale[r] * (this + */
+    float f8_l2; /* q4_norm[r] * this) + q4_residual[r] * user_l2 */
+    float user_l2;
     quant_dot_path path;
     int k;
     int64_t since_ms;
@@ -154,9 +156,10 @@ static void scan_blocks(void *arg, int lane, int begin, int end)
         if (a + m > c->n_rows)
             m = c->n_rows - a;
         if (x->w) {
-            quant_dot_i4_rows(x->path, c->q4 + a * nb, m, (int)D, x->w_even, x->w_odd, sums);
+            quant_dot_i4_rows(x->path, c->q4 + a * nb, m, (int)D, x->w8_even, x->w8_odd, sums);
             for (size_t i = 0; i < m; i++)
-                bound[i] = c->q4_scale[a + i] * ((float)sums[i] * x->t + x->err4) +
+                bound[i] = c->q4_scale[a + i] *
+                               ((float)sums[i] * x->t8 + x->err4 + c->q4_norm[a + i] * x->f8_l2) +
                            c->q4_residual[a + i] * x->user_l2;
         } else {
             for (size_t i = 0; i < m; i++)
@@ -234,12 +237,12 @@ static void seed_floor(scan_ctx *x)
         size_t a = p * n_blocks / SEED_BLOCKS * SCORE_BLOCK, m = SCORE_BLOCK;
         if (a + m > c->n_rows)
             m = c->n_rows - a;
-        quant_dot_i4_rows(x->path, c->q4 + a * nb, m, (int)D, x->w_even, x->w_odd, sums);
+        quant_dot_i4_rows(x->path, c->q4 + a * nb, m, (int)D, x->w8_even, x->w8_odd, sums);
         for (size_t i = 0; i < m; i++) {
             uint32_t row = (uint32_t)(a + i);
             if (c->updated_ms[row] < x->since_ms || skipped(x, row))
                 continue;
-            ranked e = {.score = c->q4_scale[row] * x->t * (float)sums[i],
+            ranked e = {.score = c->q4_scale[row] * x->t8 * (float)sums[i],
                         .row = row,
                         .updated_ms = c->updated_ms[row]};
             heap_offer(c, cand, &n, k, &e);
@@ -255,9 +258,9 @@ static void seed_floor(scan_ctx *x)
     floor_raise(x, floor);
 }
 
-/* Rounds the user to int16 (into scratch: w, then w split for the int4
- * rows) and sets the bounds: see the comment inside. Leaves x->w NULL when
- * the user is zero or not finite. */
+/* Rounds the user to int16 for the int8 rows and to int8 (split) for the
+ * int4 rows, into scratch, and sets the bounds: see the comment inside.
+ * Leaves x->w NULL when the user is zero or not finite. */
 static void user_quantize(scan_ctx *x, const float *u, size_t D, int16_t *scratch)
 {
     float max_abs = 0.0f, l1 = 0.0f;
@@ -272,36 +275,46 @@ static void user_quantize(scan_ctx *x, const float *u, size_t D, int16_t *scratc
         return; /* zero: every score 0; NaN or inf: every row scored in float */
     const int w_max = quant_dot_w_max((int)D);
     const float t = max_abs / (float)w_max, inv = (float)w_max / max_abs;
+    const float t8 = max_abs / 127.0f, inv8 = 127.0f / max_abs;
     const size_t nb = quant_dot_i4_row_bytes((int)D);
-    int16_t *w = scratch, *w_even = scratch + D, *w_odd = scratch + D + nb;
+    int16_t *w = scratch;
+    int8_t *w8 = (int8_t *)(scratch + D); /* 2 nb bytes: even, then odd components */
+    double f8 = 0.0;                      /* |u - t8 w8|_2^2 */
     for (size_t i = 0; i < D; i++) {
         float r = nearbyintf(u[i] * inv);
         w[i] = (int16_t)(r > (float)w_max ? w_max : r < (float)-w_max ? -w_max : r);
+        float r8 = nearbyintf(u[i] * inv8);
+        int8_t q = (int8_t)(r8 > 127.0f ? 127 : r8 < -127.0f ? -127 : r8);
+        w8[(i % 2) * nb + i / 2] = q;
+        double f = (double)u[i] - (double)t8 * q;
+        f8 += f * f;
     }
-    for (size_t j = 0; j < nb; j++) {
-        w_even[j] = w[2 * j];
-        w_odd[j] = 2 * j + 1 < D ? w[2 * j + 1] : 0;
-    }
+    if (D % 2)
+        w8[2 * nb - 1] = 0;
     /* With v = scale * q + e and u = t * w + f (|f_i| <= t / 2):
-     *   v.u - scale * t * (q.w) = e.u + scale * q.f,
-     * where |scale * q.f| <= scale * t / 2 * Q D (Q = 127 for int8, 7 for
-     * int4) and |e.u| <= scale / 2 * |u|_1 for int8 (|e_i| <= scale / 2,
-     * quantize_row), <= |e|_2 |u|_2 = q4_residual * |u|_2 for int4
-     * (quantize_row4). The float score itself is within 1.2e-7 D * sum |v_i
-     * u_i| <= scale * Q |u|_1 * 1.2e-7 D of the real one, and the bound's own
-     * float arithmetic (|q.w| <= Q D w_max = Q D max|u| / t) is within a few
-     * 6e-8 of Q D max|u| per scale. The last factors cover the roundings of
-     * l1, l2, t and these terms. */
+     *   v.u - scale * t * (q.w) = e.u + scale * q.f.
+     * int8 rows: |e_i| <= scale / 2 (quantize_row), so |e.u| <= scale / 2 *
+     * |u|_1, and |scale q.f| <= scale * t / 2 * 127 D.
+     * int4 rows, against w8: |e.u| <= |e|_2 |u|_2 = q4_residual |u|_2
+     * (quantize_row4), and |scale q.f8| <= scale |q|_2 |f8|_2 = scale q4_norm
+     * |f8|_2, |f8|_2 computed above.
+     * The float score itself is within 1.2e-7 D * sum |v_i u_i| <= scale * Q
+     * |u|_1 * 1.2e-7 D of the real one (Q = 127 or 7), and the bound's own
+     * float arithmetic (|q.w| <= Q D max|u| / t) is within a few 6e-8 of Q D
+     * max|u| per scale. The last factors cover the roundings of l1, l2, f8,
+     * t and these terms. */
     const float d = (float)D;
     x->err8 = (0.5f * l1 + 0.5f * t * 127.0f * d + 127.0f * d * 1.2e-7f * l1 +
                127.0f * d * max_abs * 4e-7f) *
               1.001f;
-    x->err4 = (0.5f * t * 7.0f * d + 7.0f * d * 1.2e-7f * l1 + 7.0f * d * max_abs * 4e-7f) * 1.001f;
+    x->err4 = (7.0f * d * 1.2e-7f * l1 + 7.0f * d * max_abs * 4e-7f) * 1.001f;
+    x->f8_l2 = (float)(sqrt(f8) * 1.001);
     x->user_l2 = (float)(sqrt(l2) * 1.001);
     x->t = t;
+    x->t8 = t8;
     x->w = w;
-    x->w_even = w_even;
-    x->w_odd = w_odd;
+    x->w8_even = w8;
+    x->w8_odd = w8 + nb;
 }
 
 /* The shared heap sorted best first into out, with the ids. Shared lock held. */
