@@ -1,14 +1,19 @@
 /* news_catalog_top_k: the best k items of the whole catalog for a user
  * vector (news_catalog.h), exact, without allocating.
  *
- * The scan is memory bound: it reads every row's int8 copy (D bytes a row,
- * 25 MB for 100,000 items at D=256) against the user vector rounded to int16
- * (dot_i8.h: exact int32 sums, the fastest kernel the CPU has). That gives
- * each score within a bound that depends only on the row's scale; a row
- * whose bound cannot reach the k-th best exact score known so far is
- * skipped, every other row is scored in float from its float vector. So
- * the result is the exact float top k, and only a few dozen rows are read
- * in float.
+ * The scan is memory bound, so it reads as few bytes as it can. Three
+ * tiers, each an upper bound on a row's float score (quant_dot.h: exact
+ * integer sums, the fastest kernel the CPU has):
+ *   1. every row's int4 copy (D / 2 bytes a row, 12.8 MB for 100,000 items
+ *      at D=256) against the user rounded to int8: the bound is the
+ *      rounding's residual norm times |u|_2 (loose: about 5% of the rows
+ *      pass it);
+ *   2. for those, the int8 copy against the user rounded to int16, fetched
+ *      a block at a time (tight: a few dozen pass);
+ *   3. for those, the float score from the float vector.
+ * A row whose bound cannot reach the k-th best float score known so far
+ * (the floor) is skipped. So the result is the exact float top k. Before
+ * the scan, 8 spread blocks are probed for a first floor.
  *
  * The rows are cut into blocks of SCORE_BLOCK, handed out over the caller's
  * team (parallel.h; the caller takes part and never waits for a lane that
