@@ -37,9 +37,12 @@
 #define HTTP_DISCARD_FACTOR 16
 /* At the connection limit, a connection that has waited this long for its
  * request's headers may be cut to make room (conn_evict_longest_waiting):
- * long enough for a client to send them (after a TLS handshake on a slow
- * link too), and for the HTTP thread to read them once accepted. */
-#define HTTP_EVICT_MIN_WAIT_US 1000000
+ * long enough for the HTTP thread to read headers that came with the
+ * connection, and for a client to send them after a TLS handshake on a link
+ * of up to about 100 ms round trip. It also bounds how fast slots turn over
+ * when a flood refills them as they free: max_connections per 0.25 s, so a
+ * client queued behind 1,000 such sockets waits under 1 s at 256 slots. */
+#define HTTP_EVICT_MIN_WAIT_US 250000
 /* Connections of the probe listener (health, readiness, metrics). */
 #define HTTP_PROBE_CONNECTION_LIMIT 64
 /* Linux's TCP_CLOSE_WAIT (include/net/tcp_states.h, not in the uapi headers):
