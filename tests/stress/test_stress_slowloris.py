@@ -104,12 +104,14 @@ def test_connections_over_the_limit_evict_idle_ones_without_harming_service(star
     want = post(d.port, "/v1/models/classifier/classify", BODY).json()
     base_fds = fd_count(pid)
     req = http_bytes("POST", "/v1/models/classifier/classify", BODY)
-    keep = socket.create_connection(("127.0.0.1", d.port), timeout=10)
-    keep.sendall(req)
-    assert read_response(keep)[0] == 200
     idle = [socket.create_connection(("127.0.0.1", d.port), timeout=10)
             for _ in range(limit - 1)]
     time.sleep(0.3)
+    # Answered after the idle ones were accepted, so it has waited less than
+    # any of them for its next request.
+    keep = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    keep.sendall(req)
+    assert read_response(keep)[0] == 200
     n_surplus = 8
     waited = [None] * n_surplus
     t0 = time.monotonic()
