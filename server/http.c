@@ -43,6 +43,9 @@
  * when a flood refills them as they free: max_connections per 0.25 s, so a
  * client queued behind 1,000 such sockets waits under 1 s at 256 slots. */
 #define HTTP_EVICT_MIN_WAIT_US 250000
+/* Most connections one eviction pass cuts; each accept at the limit and each
+ * main-thread tick runs one. */
+#define HTTP_EVICT_BATCH 16
 /* Connections of the probe listener (health, readiness, metrics). */
 #define HTTP_PROBE_CONNECTION_LIMIT 64
 /* Linux's TCP_CLOSE_WAIT (include/net/tcp_states.h, not in the uapi headers):
@@ -879,34 +882,41 @@ static unsigned listen_queue_length(struct MHD_Daemon *d)
  * probes included, waiting in the listen backlog until header_timeout_s cuts
  * them, and the flood refills the slots at once. So while every slot of a
  * listener is taken and clients wait in its accept queue (`queued`), as many
- * of its connections as wait there are cut, those that have waited longest
- * for a request's headers first (slow clients, or idle keep-alive
- * connections) if they have waited at least HTTP_EVICT_MIN_WAIT_US; MHD then
- * accepts the waiting ones. A connection whose headers are in (its body being read, its request
- * being served or parked) is never cut. Returns the number cut. Under parked_lock. */
+ * of its connections as wait there (at most HTTP_EVICT_BATCH per call) are
+ * cut: those that have waited longest for a request's headers (slow
+ * clients, idle keep-alive connections), once they have waited at least
+ * HTTP_EVICT_MIN_WAIT_US. MHD then accepts the waiting ones. A connection
+ * whose headers are in (its body being read, its request being served or
+ * parked) is never cut. One pass over the connections. Returns the number
+ * cut. Under parked_lock. */
 static unsigned conn_evict_longest_waiting(http_server *s, http_listener *l, unsigned queued)
 {
-    int64_t waiting_since = mono_clock_us() - HTTP_EVICT_MIN_WAIT_US;
     /* Slots free now, or once the connections already cut are closed. */
     unsigned staying = l->n_open - l->n_cutting;
     unsigned free_soon = staying < l->connection_limit ? l->connection_limit - staying : 0;
+    unsigned want = queued > free_soon ? queued - free_soon : 0;
+    if (want > HTTP_EVICT_BATCH)
+        want = HTTP_EVICT_BATCH;
+    if (want == 0)
+        return 0;
+    int64_t waiting_since = mono_clock_us() - HTTP_EVICT_MIN_WAIT_US;
+    http_conn *oldest[HTTP_EVICT_BATCH]; /* the `want` longest waiting, longest first */
     unsigned n = 0;
-    while (queued > free_soon + n) {
-        http_conn *oldest = NULL;
-        for (http_conn *c = s->conn_head; c; c = c->next) {
-            if (c->listener != l || c->reading_since_us == 0 || c->headers_in ||
-                c->reading_since_us > waiting_since)
-                continue;
-            if (!oldest || c->reading_since_us < oldest->reading_since_us)
-                oldest = c;
-        }
-        if (!oldest)
-            break; /* every slot serves a request: the newcomers wait in the backlog */
-        conn_cut(oldest);
-        atomic_fetch_add(&s->n_evicted, 1);
-        n++;
+    for (http_conn *c = s->conn_head; c; c = c->next) {
+        if (c->listener != l || c->reading_since_us == 0 || c->headers_in ||
+            c->reading_since_us > waiting_since)
+            continue;
+        if (n == want && c->reading_since_us >= oldest[n - 1]->reading_since_us)
+            continue;
+        unsigned i = n < want ? n++ : n - 1; /* append, or replace the youngest kept */
+        for (; i > 0 && oldest[i - 1]->reading_since_us > c->reading_since_us; i--)
+            oldest[i] = oldest[i - 1];
+        oldest[i] = c;
     }
-    return n;
+    for (unsigned i = 0; i < n; i++)
+        conn_cut(oldest[i]);
+    atomic_fetch_add(&s->n_evicted, n);
+    return n; /* fewer than wanted: the other slots serve requests, the rest wait */
 }
 
 /* MHD thread: a connection opened or closed. MHD calls CLOSED before it

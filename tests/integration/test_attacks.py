@@ -205,26 +205,36 @@ def closed_within(s, timeout):
         return True
 
 
-def test_a_new_connection_at_the_limit_evicts_the_longest_waiting_one(start_daemon):
+@pytest.mark.parametrize("n_new", [1, 3])
+def test_new_connections_at_the_limit_evict_the_longest_waiting_ones(start_daemon, n_new):
     # Scraped on the health listener, whose connections are its own.
-    d = start_daemon(models=ONE_MODEL, server={"max_connections": 3, "health_listen": "127.0.0.1:0",
+    d = start_daemon(models=ONE_MODEL, server={"max_connections": 5, "health_listen": "127.0.0.1:0",
                                                "connection_timeout_s": 600,
                                                "header_timeout_s": 600})
     hp = health_port(d)
-    held = open_waiting(d.port, 3, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    held = open_waiting(d.port, 5, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
     held[1].sendall(b"X-a: b\r\n")  # a trickle does not make it any younger
     try:
-        wait_for(lambda: b"fastformerd_http_connections 4\n" in get(hp, "/metrics"),
-                 "the three connections were never accepted")
-        # Every slot is taken by a connection without its headers: a new one
-        # is served at once, and the oldest of them is cut.
-        assert responses(get(d.port, "/healthz")) == [b"200"]
-        assert closed_within(held[0], 10), "the longest waiting connection was not cut"
-        assert not closed_within(held[1], 0.3) and not closed_within(held[2], 0.3)
-        held[2].sendall(b"\r\n")  # the younger ones are still served
-        held[2].settimeout(10)
-        assert held[2].recv(4096).startswith(b"HTTP/1.1 200")
-        assert evicted(hp) == 1
+        wait_for(lambda: b"fastformerd_http_connections 6\n" in get(hp, "/metrics"),
+                 "the five connections were never accepted")
+        # Every slot is taken by a connection without its headers: new ones
+        # are accepted (they hold their slots: their headers are not done
+        # yet either), and as many of the oldest are cut.
+        new = open_waiting(d.port, n_new, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        held += new
+        wait_for(lambda: evicted(hp) >= n_new, "no room was made")
+        for s in new:
+            s.sendall(b"\r\n")
+            s.settimeout(10)
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        for s in held[:n_new]:
+            assert closed_within(s, 10), "a longest waiting connection was not cut"
+        for s in held[n_new:5]:
+            assert not closed_within(s, 0.3), "a younger connection was cut"
+        held[4].sendall(b"\r\n")  # the younger ones are still served
+        held[4].settimeout(10)
+        assert held[4].recv(4096).startswith(b"HTTP/1.1 200")
+        assert evicted(hp) == n_new
     finally:
         for s in held:
             s.close()
