@@ -52,11 +52,12 @@
  * the peer sent its FIN. */
 #define HTTP_TCP_CLOSE_WAIT 8
 
-/* One listening socket (the main one or the probe one): what
- * MHD_OPTION_NOTIFY_CONNECTION gets, to count its connections against its
- * limit (see conn_evict_longest_waiting). */
+/* One listening socket (the main one or the probe one): what its callbacks
+ * get, to tell the probe listener's requests (open routes only) and to count
+ * its connections against its limit (see conn_evict_longest_waiting). */
 typedef struct http_listener {
     http_server *srv;
+    bool probes_only;          /* serves the `open` routes only; set before it starts */
     struct MHD_Daemon *daemon; /* set once started; read by the main thread only */
     unsigned connection_limit;
     unsigned n_open;    /* connections open now; guarded by srv->parked_lock */
@@ -553,16 +554,10 @@ static bool request_screen_key(http_server *s, http_request *r, const header_cou
 /* Checks everything that can be decided from the headers alone. Returns true
  * when the request was answered (rejected) here. */
 static bool request_screen(http_server *s, http_request *r, const char *method_str,
-                           const header_counts *hc)
+                           const header_counts *hc, bool probes_only)
 {
     const http_options *o = &s->opt;
     http_method m = r->method == HTTP_HEAD ? HTTP_GET : r->method;
-    bool probes_only = false;
-    if (s->probe_daemon) {
-        const union MHD_ConnectionInfo *di =
-            MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_DAEMON);
-        probes_only = di && di->daemon == s->probe_daemon;
-    }
 
     bool path_known = false;
     const http_route *hit = NULL;
@@ -743,7 +738,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **req_cls)
 {
-    http_server *s = cls;
+    const http_listener *l = cls;
+    http_server *s = l->srv;
     http_request *r = *req_cls;
 
     if (!r) {
@@ -760,7 +756,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             return response_queue(r);
         if (s->opt.on_headers && s->opt.on_headers(r, s->opt.route_ctx))
             return response_queue(r);
-        if (request_screen(s, r, method, &hc))
+        if (request_screen(s, r, method, &hc, l->probes_only))
             return response_queue(r);
         return MHD_YES;
     }
@@ -1270,11 +1266,13 @@ static void tls_options(struct MHD_OptionItem *items, const char *tls_priorities
 }
 
 /* Binds host:port and starts an MHD daemon (its own polling thread) whose
- * callbacks all take `s`; over TLS when tls_priorities is not NULL. NULL
- * with a message naming the address. */
-static struct MHD_Daemon *listener_start(http_server *s, http_listener *l, const char *host,
-                                         int port, unsigned connection_limit, unsigned per_ip_limit,
-                                         const char *tls_priorities, char *err, size_t err_cap)
+ * callbacks take `s` or `l` (filled in here, before the thread starts); over
+ * TLS when tls_priorities is not NULL. NULL with a message naming the
+ * address. */
+static struct MHD_Daemon *listener_start(http_server *s, http_listener *l, bool probes_only,
+                                         const char *host, int port, unsigned connection_limit,
+                                         unsigned per_ip_limit, const char *tls_priorities,
+                                         char *err, size_t err_cap)
 {
     struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}};
     if (tls_priorities && (!MHD_is_feature_supported(MHD_FEATURE_TLS) ||
@@ -1311,10 +1309,11 @@ static struct MHD_Daemon *listener_start(http_server *s, http_listener *l, const
      * conn_evict_longest_waiting frees a slot; over the per-IP limit it
      * accepts and closes at once. The timeout cuts off idle clients;
      * http_server_cut_slow_clients the slow ones. */
-    *l = (http_listener){.srv = s, .connection_limit = connection_limit};
+    *l =
+        (http_listener){.srv = s, .probes_only = probes_only, .connection_limit = connection_limit};
     errno = 0;
     struct MHD_Daemon *d = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR,
+        flags, (uint16_t)port, NULL, NULL, on_access, l, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, connection_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
         s->live.connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
@@ -1359,8 +1358,9 @@ int http_server_start(const http_options *opt, http_server **out, char *err, siz
     if (getrandom(&s->id_seed, sizeof s->id_seed, GRND_NONBLOCK) != sizeof s->id_seed)
         s->id_seed = (uint64_t)mono_clock_us() ^ ((uint64_t)getpid() << 32);
 
-    s->daemon = listener_start(s, &s->main_listener, opt->host, opt->port, opt->connection_limit,
-                               opt->per_ip_connection_limit, opt->tls_priorities, err, err_cap);
+    s->daemon =
+        listener_start(s, &s->main_listener, false, opt->host, opt->port, opt->connection_limit,
+                       opt->per_ip_connection_limit, opt->tls_priorities, err, err_cap);
     if (!s->daemon) {
         http_server_stop(s);
         return -1;
@@ -1368,8 +1368,9 @@ int http_server_start(const http_options *opt, http_server **out, char *err, siz
     s->port = listener_port(s->daemon, opt->port);
     s->main_listener.daemon = s->daemon;
     if (opt->probe_host) {
-        s->probe_daemon = listener_start(s, &s->probe_listener, opt->probe_host, opt->probe_port,
-                                         HTTP_PROBE_CONNECTION_LIMIT, 0, NULL, err, err_cap);
+        s->probe_daemon =
+            listener_start(s, &s->probe_listener, true, opt->probe_host, opt->probe_port,
+                           HTTP_PROBE_CONNECTION_LIMIT, 0, NULL, err, err_cap);
         if (!s->probe_daemon) {
             http_server_stop(s);
             return -1;
