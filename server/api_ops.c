@@ -90,6 +90,8 @@ void api_metrics(http_request *r, void *vctx)
     pthread_mutex_lock(&scrape_lock);
     metrics_queue_depth_set(ctx->metrics, METRICS_NO_MODEL, st.queue_items);
     size_t catalogs = per_model_sync(ctx);
+    if (ctx->http)
+        metrics_connections_evicted_set(ctx->metrics, http_server_connections_evicted(ctx->http));
     size_t fixed = atomic_load(&ctx->memory_fixed_bytes);
     if (fixed > 0) /* 0 until the first model set is in */
         metrics_memory_estimate_set(

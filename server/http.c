@@ -35,23 +35,48 @@
 /* A body without Content-Length that crosses the limit is read and dropped
  * up to this many times the limit before the connection is cut. */
 #define HTTP_DISCARD_FACTOR 16
+/* At the connection limit, a connection that has waited this long for its
+ * request's headers may be cut to make room (conn_evict_longest_waiting):
+ * long enough for the HTTP thread to read headers that came with the
+ * connection, and for a client to send them after a TLS handshake on a link
+ * of up to about 100 ms round trip. It also bounds how fast slots turn over
+ * when a flood refills them as they free: max_connections per 0.25 s, so a
+ * client queued behind 1,000 such sockets waits under 1 s at 256 slots. */
+#define HTTP_EVICT_MIN_WAIT_US 250000
+/* Most connections one eviction pass cuts; each accept at the limit and each
+ * main-thread tick runs one. */
+#define HTTP_EVICT_BATCH 16
 /* Connections of the probe listener (health, readiness, metrics). */
 #define HTTP_PROBE_CONNECTION_LIMIT 64
 /* Linux's TCP_CLOSE_WAIT (include/net/tcp_states.h, not in the uapi headers):
  * the peer sent its FIN. */
 #define HTTP_TCP_CLOSE_WAIT 8
 
+/* One listening socket (the main one or the probe one): what its callbacks
+ * get, to tell the probe listener's requests (open routes only) and to count
+ * its connections against its limit (see conn_evict_longest_waiting). */
+typedef struct http_listener {
+    http_server *srv;
+    bool probes_only;          /* serves the `open` routes only; set before it starts */
+    struct MHD_Daemon *daemon; /* set once started; read by the main thread only */
+    unsigned connection_limit;
+    unsigned n_open;    /* connections open now; guarded by srv->parked_lock */
+    unsigned n_cutting; /* of those, cut and not closed yet; guarded by srv->parked_lock */
+} http_listener;
+
 /* One accepted connection (MHD_OPTION_NOTIFY_CONNECTION), for the deadline
- * on reading a whole request (http_server_cut_slow_clients). Guarded by
- * srv->parked_lock. */
+ * on reading a whole request (http_server_cut_slow_clients) and the eviction
+ * at the connection limit. Guarded by srv->parked_lock. */
 typedef struct http_conn {
     int fd;
+    http_listener *listener;  /* the socket it was accepted on */
     int64_t reading_since_us; /* waiting for a complete request since; 0 = not */
     bool headers_in;          /* the current request's headers arrived */
     bool url_has_nul;         /* the request line decoded a %00 (unescape callback) */
     int64_t header_clock_us;  /* the header deadline counts from here; 0 = not started */
     uint64_t bytes_at_idle;   /* TCP bytes received when the previous answer went out */
     int close_wait_ticks;     /* consecutive checks that saw the peer's FIN */
+    bool cut;                 /* shut down by us; MHD closes it on its thread */
     struct http_conn *prev, *next;
 } http_conn;
 
@@ -69,14 +94,16 @@ typedef struct {
 struct http_server {
     struct MHD_Daemon *daemon;
     struct MHD_Daemon *probe_daemon; /* NULL without a probe listener */
-    http_options opt;                /* as started; the live part is in `live` */
+    http_listener main_listener, probe_listener;
+    http_options opt; /* as started; the live part is in `live` */
     pthread_mutex_t live_lock;
     http_live live;
     int port;
     int probe_port;
     atomic_bool draining;
     atomic_long in_flight;
-    atomic_size_t body_bytes; /* capacity of every body buffer held */
+    atomic_size_t body_bytes;       /* capacity of every body buffer held */
+    atomic_uint_fast64_t n_evicted; /* connections cut at the limit (conn_evict_longest_waiting) */
     atomic_uint_fast64_t next_id;
     uint64_t id_seed;
     /* Parked requests, for http_server_probe_disconnects (main thread) */
@@ -527,16 +554,10 @@ static bool request_screen_key(http_server *s, http_request *r, const header_cou
 /* Checks everything that can be decided from the headers alone. Returns true
  * when the request was answered (rejected) here. */
 static bool request_screen(http_server *s, http_request *r, const char *method_str,
-                           const header_counts *hc)
+                           const header_counts *hc, bool probes_only)
 {
     const http_options *o = &s->opt;
     http_method m = r->method == HTTP_HEAD ? HTTP_GET : r->method;
-    bool probes_only = false;
-    if (s->probe_daemon) {
-        const union MHD_ConnectionInfo *di =
-            MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_DAEMON);
-        probes_only = di && di->daemon == s->probe_daemon;
-    }
 
     bool path_known = false;
     const http_route *hit = NULL;
@@ -717,7 +738,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **req_cls)
 {
-    http_server *s = cls;
+    const http_listener *l = cls;
+    http_server *s = l->srv;
     http_request *r = *req_cls;
 
     if (!r) {
@@ -734,7 +756,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             return response_queue(r);
         if (s->opt.on_headers && s->opt.on_headers(r, s->opt.route_ctx))
             return response_queue(r);
-        if (request_screen(s, r, method, &hc))
+        if (request_screen(s, r, method, &hc, l->probes_only))
             return response_queue(r);
         return MHD_YES;
     }
@@ -826,12 +848,80 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     request_free(r);
 }
 
+/* Shuts a connection down: MHD sees the end of the stream and closes it on
+ * its own thread (the fd stays valid until then, see on_connection). Under
+ * parked_lock. */
+static void conn_cut(http_conn *c)
+{
+    shutdown(c->fd, SHUT_RDWR);
+    c->reading_since_us = 0;
+    if (!c->cut) {
+        c->cut = true;
+        c->listener->n_cutting++;
+    }
+}
+
+/* Connections waiting in the kernel's accept queue of d's listening socket
+ * (TCP_INFO of a listening socket: tcpi_unacked); 0 when unknown. */
+static unsigned listen_queue_length(struct MHD_Daemon *d)
+{
+    const union MHD_DaemonInfo *di = d ? MHD_get_daemon_info(d, MHD_DAEMON_INFO_LISTEN_FD) : NULL;
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    if (!di || getsockopt(di->listen_fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+        return 0;
+    return ti.tcpi_unacked;
+}
+
+/* At the connection limit MHD stops accepting, so connections that never
+ * complete their headers (slowloris) would keep every later client, health
+ * probes included, waiting in the listen backlog until header_timeout_s cuts
+ * them, and the flood refills the slots at once. So while every slot of a
+ * listener is taken and clients wait in its accept queue (`queued`), as many
+ * of its connections as wait there (at most HTTP_EVICT_BATCH per call) are
+ * cut: those that have waited longest for a request's headers (slow
+ * clients, idle keep-alive connections), once they have waited at least
+ * HTTP_EVICT_MIN_WAIT_US. MHD then accepts the waiting ones. A connection
+ * whose headers are in (its body being read, its request being served or
+ * parked) is never cut. One pass over the connections. Returns the number
+ * cut. Under parked_lock. */
+static unsigned conn_evict_longest_waiting(http_server *s, http_listener *l, unsigned queued)
+{
+    /* Slots free now, or once the connections already cut are closed. */
+    unsigned staying = l->n_open - l->n_cutting;
+    unsigned free_soon = staying < l->connection_limit ? l->connection_limit - staying : 0;
+    unsigned want = queued > free_soon ? queued - free_soon : 0;
+    if (want > HTTP_EVICT_BATCH)
+        want = HTTP_EVICT_BATCH;
+    if (want == 0)
+        return 0;
+    int64_t waiting_since = mono_clock_us() - HTTP_EVICT_MIN_WAIT_US;
+    http_conn *oldest[HTTP_EVICT_BATCH]; /* the `want` longest waiting, longest first */
+    unsigned n = 0;
+    for (http_conn *c = s->conn_head; c; c = c->next) {
+        if (c->listener != l || c->reading_since_us == 0 || c->headers_in ||
+            c->reading_since_us > waiting_since)
+            continue;
+        if (n == want && c->reading_since_us >= oldest[n - 1]->reading_since_us)
+            continue;
+        unsigned i = n < want ? n++ : n - 1; /* append, or replace the youngest kept */
+        for (; i > 0 && oldest[i - 1]->reading_since_us > c->reading_since_us; i--)
+            oldest[i] = oldest[i - 1];
+        oldest[i] = c;
+    }
+    for (unsigned i = 0; i < n; i++)
+        conn_cut(oldest[i]);
+    atomic_fetch_add(&s->n_evicted, n);
+    return n; /* fewer than wanted: the other slots serve requests, the rest wait */
+}
+
 /* MHD thread: a connection opened or closed. MHD calls CLOSED before it
  * closes the socket, so an fd in the list is always the connection's own. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    http_server *s = cls;
+    http_listener *l = cls;
+    http_server *s = l->srv;
     if (s->opt.on_connection)
         s->opt.on_connection(toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1, s->opt.complete_ctx);
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
@@ -842,6 +932,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         if (!c)
             return; /* out of memory: only MHD's idle timeout applies */
         c->fd = ci->connect_fd;
+        c->listener = l;
         c->reading_since_us = mono_clock_us();
         c->header_clock_us = c->reading_since_us; /* the first request's headers */
         pthread_mutex_lock(&s->live_lock);
@@ -854,6 +945,14 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         if (s->conn_head)
             s->conn_head->prev = c;
         s->conn_head = c;
+        l->n_open++;
+        if (l->n_open - l->n_cutting >= l->connection_limit) {
+            /* The last slot: keep accepting while others wait (see above). */
+            const union MHD_ConnectionInfo *di =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+            unsigned queued = di ? listen_queue_length(di->daemon) : 0;
+            conn_evict_longest_waiting(s, l, queued);
+        }
         pthread_mutex_unlock(&s->parked_lock);
         return;
     }
@@ -868,6 +967,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         s->conn_head = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    l->n_open--;
+    if (c->cut)
+        l->n_cutting--;
     pthread_mutex_unlock(&s->parked_lock);
     free(c);
 }
@@ -956,12 +1058,17 @@ int http_server_cut_slow_clients(http_server *s)
     pthread_mutex_lock(&s->parked_lock);
     for (http_conn *c = s->conn_head; c; c = c->next) {
         if (c->reading_since_us > 0 && conn_cut_reason(c, now, whole_us, header_us)) {
-            /* MHD sees the end of the stream and closes the connection on
-             * its own thread; the fd stays valid until then (see above). */
-            shutdown(c->fd, SHUT_RDWR);
-            c->reading_since_us = 0;
+            conn_cut(c);
             n++;
         }
+    }
+    /* A listener at its limit with clients in its accept queue: the
+     * connection that took the last slot could not see them coming. */
+    http_listener *listeners[] = {&s->main_listener, &s->probe_listener};
+    for (size_t i = 0; i < sizeof listeners / sizeof listeners[0]; i++) {
+        http_listener *l = listeners[i];
+        if (l->daemon && l->n_open - l->n_cutting >= l->connection_limit)
+            n += (int)conn_evict_longest_waiting(s, l, listen_queue_length(l->daemon));
     }
     pthread_mutex_unlock(&s->parked_lock);
     return n;
@@ -1159,11 +1266,13 @@ static void tls_options(struct MHD_OptionItem *items, const char *tls_priorities
 }
 
 /* Binds host:port and starts an MHD daemon (its own polling thread) whose
- * callbacks all take `s`; over TLS when tls_priorities is not NULL. NULL
- * with a message naming the address. */
-static struct MHD_Daemon *listener_start(http_server *s, const char *host, int port,
-                                         unsigned connection_limit, unsigned per_ip_limit,
-                                         const char *tls_priorities, char *err, size_t err_cap)
+ * callbacks take `s` or `l` (filled in here, before the thread starts); over
+ * TLS when tls_priorities is not NULL. NULL with a message naming the
+ * address. */
+static struct MHD_Daemon *listener_start(http_server *s, http_listener *l, bool probes_only,
+                                         const char *host, int port, unsigned connection_limit,
+                                         unsigned per_ip_limit, const char *tls_priorities,
+                                         char *err, size_t err_cap)
 {
     struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}};
     if (tls_priorities && (!MHD_is_feature_supported(MHD_FEATURE_TLS) ||
@@ -1196,16 +1305,19 @@ static struct MHD_Daemon *listener_start(http_server *s, const char *host, int p
         flags |= MHD_USE_IPv6;
     if (tls_priorities)
         flags |= MHD_USE_TLS;
-    /* Over the limit MHD stops accepting (the backlog holds the rest); over
-     * the per-IP limit it accepts and closes at once. The timeout cuts off
-     * idle clients; http_server_cut_slow_clients the slow ones. */
+    /* Over the limit MHD stops accepting (the backlog holds the rest), unless
+     * conn_evict_longest_waiting frees a slot; over the per-IP limit it
+     * accepts and closes at once. The timeout cuts off idle clients;
+     * http_server_cut_slow_clients the slow ones. */
+    *l =
+        (http_listener){.srv = s, .probes_only = probes_only, .connection_limit = connection_limit};
     errno = 0;
     struct MHD_Daemon *d = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR,
+        flags, (uint16_t)port, NULL, NULL, on_access, l, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, connection_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
         s->live.connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_UNESCAPE_CALLBACK,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, l, MHD_OPTION_UNESCAPE_CALLBACK,
         unescape_noting_nul, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     if (!d) {
@@ -1246,21 +1358,25 @@ int http_server_start(const http_options *opt, http_server **out, char *err, siz
     if (getrandom(&s->id_seed, sizeof s->id_seed, GRND_NONBLOCK) != sizeof s->id_seed)
         s->id_seed = (uint64_t)mono_clock_us() ^ ((uint64_t)getpid() << 32);
 
-    s->daemon = listener_start(s, opt->host, opt->port, opt->connection_limit,
-                               opt->per_ip_connection_limit, opt->tls_priorities, err, err_cap);
+    s->daemon =
+        listener_start(s, &s->main_listener, false, opt->host, opt->port, opt->connection_limit,
+                       opt->per_ip_connection_limit, opt->tls_priorities, err, err_cap);
     if (!s->daemon) {
         http_server_stop(s);
         return -1;
     }
     s->port = listener_port(s->daemon, opt->port);
+    s->main_listener.daemon = s->daemon;
     if (opt->probe_host) {
-        s->probe_daemon = listener_start(s, opt->probe_host, opt->probe_port,
-                                         HTTP_PROBE_CONNECTION_LIMIT, 0, NULL, err, err_cap);
+        s->probe_daemon =
+            listener_start(s, &s->probe_listener, true, opt->probe_host, opt->probe_port,
+                           HTTP_PROBE_CONNECTION_LIMIT, 0, NULL, err, err_cap);
         if (!s->probe_daemon) {
             http_server_stop(s);
             return -1;
         }
         s->probe_port = listener_port(s->probe_daemon, opt->probe_port);
+        s->probe_listener.daemon = s->probe_daemon;
     }
     *out = s;
     return 0;
@@ -1317,6 +1433,11 @@ bool http_server_draining(const http_server *s)
 size_t http_server_body_bytes(const http_server *s)
 {
     return atomic_load(&((http_server *)s)->body_bytes);
+}
+
+uint64_t http_server_connections_evicted(const http_server *s)
+{
+    return atomic_load(&((http_server *)s)->n_evicted);
 }
 
 long http_server_in_flight(const http_server *s)

@@ -63,7 +63,7 @@ typedef struct {
     const char *host; /* numeric IPv4/IPv6 address or "localhost" */
     int port;         /* 0 picks a free port (see http_server_port) */
     size_t body_limit_bytes;
-    unsigned connection_limit;
+    unsigned connection_limit;        /* at it, see http_server_connections_evicted */
     unsigned connection_timeout_s;    /* idle / slow-client cut-off; 0 = none */
     unsigned header_timeout_s;        /* opening (or first byte) to complete headers; 0 = none */
     unsigned per_ip_connection_limit; /* per client address; 0 = none */
@@ -122,6 +122,14 @@ bool http_server_draining(const http_server *s);
  * served). Any thread. */
 size_t http_server_body_bytes(const http_server *s);
 
+/* Connections cut because a new one took their listener's last slot while
+ * they were still waiting for a request's headers (a slow client or an idle
+ * keep-alive connection; the longest waiting first), since the start. At the
+ * limit MHD stops accepting, so without this a flood of connections that
+ * never finish their headers would keep every other client in the listen
+ * backlog. Any thread. */
+uint64_t http_server_connections_evicted(const http_server *s);
+
 /* Requests that were accepted and have not finished yet (parked ones included). */
 long http_server_in_flight(const http_server *s);
 
@@ -139,7 +147,10 @@ int http_server_probe_disconnects(http_server *s);
  * forever), or has not delivered its headers within header_timeout_s of
  * opening (or of the first byte after a previous answer), or whose peer has
  * closed its side (CLOSE-WAIT: MHD keeps such a connection until its
- * timeout). Returns the number cut. Call periodically from one thread (main). */
+ * timeout). Also, on a listener whose slots are all taken while clients wait
+ * in its accept queue, cuts as many connections still waiting for their
+ * headers, the longest waiting first (see http_server_connections_evicted).
+ * Returns the number cut. Call periodically from one thread (main). */
 int http_server_cut_slow_clients(http_server *s);
 
 /* Stops the HTTP thread, closes every connection and frees the server.

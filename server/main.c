@@ -648,8 +648,10 @@ static int serve(daemon_state *d)
     metrics_request_timeout_set(d->metrics, cfg->server.request_timeout_ms);
     atomic_store(&d->api.draining, false);
     /* Model requests' bodies are parsed off the HTTP thread (api_frame.c). */
-    d->api.parse_pool =
-        cfg->server.parse_threads ? task_pool_new((int)cfg->server.parse_threads) : NULL;
+    d->api.parse_pool = cfg->server.parse_threads
+                            ? task_pool_new((int)cfg->server.parse_threads, "ff-parse",
+                                            (int)cfg->server.parse_threads_nice)
+                            : NULL;
     if (cfg->server.parse_threads && !d->api.parse_pool) {
         log_error("cannot start the request parsing threads");
         return 1;

@@ -94,6 +94,7 @@ struct metrics {
     _Atomic int news_store_up[N_SLOTS];
     _Atomic uint64_t reloads[2]; /* [0] failure, [1] success */
     _Atomic int64_t connections;
+    _Atomic uint64_t connections_evicted;
     _Atomic uint64_t memory_estimate_bytes;
     _Atomic uint32_t request_timeout_ms;
     _Atomic uint64_t traceparent_invalid;
@@ -380,6 +381,11 @@ void metrics_reload(metrics *m, int success)
 void metrics_connections_add(metrics *m, int64_t delta)
 {
     atomic_fetch_add_explicit(&m->connections, delta, memory_order_relaxed);
+}
+
+void metrics_connections_evicted_set(metrics *m, uint64_t count)
+{
+    atomic_store_explicit(&m->connections_evicted, count, memory_order_relaxed);
 }
 
 void metrics_memory_estimate_set(metrics *m, uint64_t bytes)
@@ -792,6 +798,10 @@ int metrics_render(const metrics *m, char **out, size_t *out_len)
     out_family(&o, "fastformerd_http_connections", "gauge", "Open HTTP connections.");
     out_printf(&o, "fastformerd_http_connections %" PRId64 "\n",
                atomic_load_explicit(&mm->connections, memory_order_relaxed));
+    out_family(&o, "fastformerd_http_connections_evicted_total", "counter",
+               "Connections cut at the connection limit while waiting for request headers.");
+    out_printf(&o, "fastformerd_http_connections_evicted_total %" PRIu64 "\n",
+               atomic_load_explicit(&mm->connections_evicted, memory_order_relaxed));
 
     out_family(&o, "fastformerd_memory_estimate_bytes", "gauge",
                "The daemon's estimate of its resident memory for the models it serves.");

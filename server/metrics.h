@@ -25,6 +25,8 @@
  *   fastformerd_restart_required{setting}                        gauge (0/1 per
  *                                                                settings_restart_keys entry)
  *   fastformerd_http_connections                                 gauge (open connections)
+ *   fastformerd_http_connections_evicted_total                   counter (cut at the connection
+ *                                                                limit while waiting for headers)
  *   fastformerd_memory_estimate_bytes                            gauge (memory_estimate.h; 0
  *                                                                until the first model set is in;
  *                                                                api_metrics adds the catalogs as
@@ -126,6 +128,9 @@ void metrics_reload(metrics *m, int success);
 /* The settings_restart_keys that a reload found changed (bit i = key i). */
 void metrics_restart_required_set(metrics *m, unsigned mask);
 void metrics_connections_add(metrics *m, int64_t delta);
+/* Connections cut at the connection limit so far
+ * (http_server_connections_evicted). */
+void metrics_connections_evicted_set(metrics *m, uint64_t count);
 /* The daemon's memory estimate of the set being served, in bytes. */
 void metrics_memory_estimate_set(metrics *m, uint64_t bytes);
 /* The default request deadline (server.request_timeout_ms), for alerts on

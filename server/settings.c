@@ -110,6 +110,7 @@ const settings_spec settings_specs[] = {
     STRING_ROW("server", "api_key_file", SETTINGS_PATH, settings, server.api_key_file, 0,
                SETTINGS_NULLABLE),
     UINT_ROW("server", "parse_threads", settings, server.parse_threads, 0, 64, 2, 0),
+    UINT_ROW("server", "parse_threads_nice", settings, server.parse_threads_nice, 0, 19, 10, 0),
     STRING_ROW("server", "tls_cert_file", SETTINGS_PATH, settings, server.tls_cert_file, 0,
                SETTINGS_NULLABLE),
     STRING_ROW("server", "tls_key_file", SETTINGS_PATH, settings, server.tls_key_file, 0,

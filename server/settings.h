@@ -63,6 +63,7 @@ typedef struct {
     char *allowed_hosts;             /* owned; comma-separated Host names; NULL = default */
     char *api_key_file;              /* owned; resolved path; NULL = none */
     uint32_t parse_threads;          /* threads parsing model request bodies; 0 = HTTP thread */
+    uint32_t parse_threads_nice;     /* their nice value above the process's */
     char *tls_cert_file;             /* owned; resolved PEM chain path; NULL = plain HTTP */
     char *tls_key_file;              /* owned; resolved PEM private key path; NULL = none */
     int tls_min_version;             /* tls_min_version (tls_identity.h): 0 = TLS 1.2, 1 = 1.3 */

@@ -17,6 +17,7 @@ const char *const settings_restart_keys[] = {
     "batching.max_queue",
     "batching.max_queue_delay_us",
     "server.parse_threads",
+    "server.parse_threads_nice",
     "server.cors_allow_origins",
     "server.model_control",
     "server.tls_min_version",
@@ -48,6 +49,7 @@ unsigned settings_restart_diff(const settings *a, const settings *b)
         a->batching.max_queue != b->batching.max_queue,
         a->batching.max_queue_delay_us != b->batching.max_queue_delay_us,
         x->parse_threads != y->parse_threads,
+        x->parse_threads_nice != y->parse_threads_nice,
         !strings_equal(&x->cors_allow_origins, &y->cors_allow_origins),
         x->model_control != y->model_control,
         x->tls_min_version != y->tls_min_version,
@@ -80,6 +82,7 @@ void settings_keep_restart_keys(settings *running, settings *fresh)
     fresh->batching.max_queue = running->batching.max_queue;
     fresh->batching.max_queue_delay_us = running->batching.max_queue_delay_us;
     fresh->server.parse_threads = running->server.parse_threads;
+    fresh->server.parse_threads_nice = running->server.parse_threads_nice;
     fresh->server.tls_min_version = running->server.tls_min_version;
     if ((fresh->server.tls_cert_file == NULL) != (running->server.tls_cert_file == NULL)) {
         char *cert = fresh->server.tls_cert_file, *key = fresh->server.tls_key_file;

@@ -17,8 +17,13 @@ typedef struct task_pool_task {
     struct task_pool_task *next;           /* the pool's */
 } task_pool_task;
 
-/* Starts n_threads (>= 1) threads. NULL when out of memory or threads. */
-task_pool *task_pool_new(int n_threads);
+/* Starts n_threads (>= 1) threads named `name` (at most 15 bytes shown, as
+ * in top -H), each at `nice_increment` (>= 0) above the process's nice value
+ * (capped at 19), so that a busy pool yields the CPU to the threads that
+ * must answer fast (the HTTP thread); raising one's own nice value needs no
+ * privilege. They are started and reprioritised when it returns. NULL when
+ * out of memory or threads. */
+task_pool *task_pool_new(int n_threads, const char *name, int nice_increment);
 
 /* Queues t (t->run set; t stays the caller's until run is called). After
  * task_pool_stop, runs t at once on the calling thread. Any thread. */

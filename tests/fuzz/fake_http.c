@@ -377,3 +377,9 @@ size_t http_server_body_bytes(const http_server *s)
     (void)s;
     return 0;
 }
+
+uint64_t http_server_connections_evicted(const http_server *s)
+{
+    (void)s;
+    return 0;
+}

@@ -168,6 +168,101 @@ def test_health_listener_answers_while_1000_slowloris_sockets_hold_the_main_port
             assert responses(data) == [b"200"], (path, data)
         # It serves the open routes only.
         assert responses(get(hp, "/v1/models")) == [b"404"]
+        # The main port answers too: with the header deadline 10 minutes away,
+        # only evicting the longest waiting connections makes room.
+        assert responses(get(d.port, "/healthz")) == [b"200"]
+        assert evicted(hp) >= 1
+    finally:
+        for s in held:
+            s.close()
+
+
+def evicted(port):
+    m = re.search(rb"^fastformerd_http_connections_evicted_total (\d+)", get(port, "/metrics"), re.M)
+    return int(m.group(1))
+
+
+def open_waiting(port, n, data=b""):
+    """n connections, opened in this order a few ms apart, each having sent `data`."""
+    out = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        if data:
+            s.sendall(data)
+        out.append(s)
+        time.sleep(0.05)
+    return out
+
+
+def closed_within(s, timeout):
+    """True when the server closes (or resets) s within timeout seconds."""
+    s.settimeout(timeout)
+    try:
+        return s.recv(1) == b""
+    except socket.timeout:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+@pytest.mark.parametrize("n_new", [1, 3])
+def test_new_connections_at_the_limit_evict_the_longest_waiting_ones(start_daemon, n_new):
+    # Scraped on the health listener, whose connections are its own.
+    d = start_daemon(models=ONE_MODEL, server={"max_connections": 5, "health_listen": "127.0.0.1:0",
+                                               "connection_timeout_s": 600,
+                                               "header_timeout_s": 600})
+    hp = health_port(d)
+    held = open_waiting(d.port, 5, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    held[1].sendall(b"X-a: b\r\n")  # a trickle does not make it any younger
+    try:
+        wait_for(lambda: b"fastformerd_http_connections 6\n" in get(hp, "/metrics"),
+                 "the five connections were never accepted")
+        # Every slot is taken by a connection without its headers: new ones
+        # are accepted (they hold their slots: their headers are not done
+        # yet either), and as many of the oldest are cut.
+        new = open_waiting(d.port, n_new, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        held += new
+        wait_for(lambda: evicted(hp) >= n_new, "no room was made")
+        for s in new:
+            s.sendall(b"\r\n")
+            s.settimeout(10)
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        for s in held[:n_new]:
+            assert closed_within(s, 10), "a longest waiting connection was not cut"
+        for s in held[n_new:5]:
+            assert not closed_within(s, 0.3), "a younger connection was cut"
+        held[4].sendall(b"\r\n")  # the younger ones are still served
+        held[4].settimeout(10)
+        assert held[4].recv(4096).startswith(b"HTTP/1.1 200")
+        assert evicted(hp) == n_new
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_connections_whose_headers_are_in_are_never_evicted(start_daemon):
+    d = start_daemon(models=ONE_MODEL, server={"max_connections": 3, "health_listen": "127.0.0.1:0",
+                                               "connection_timeout_s": 600,
+                                               "header_timeout_s": 600})
+    hp = health_port(d)
+    # Three bodies being read: at the limit, a new connection waits in the
+    # backlog (accepted once a slot frees), and none of them is cut.
+    held = open_waiting(d.port, 3, b"POST " + C.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+    try:
+        wait_for(lambda: b"fastformerd_http_connections 4\n" in get(hp, "/metrics"),
+                 "the three connections were never accepted")
+        extra = socket.create_connection(("127.0.0.1", d.port), timeout=30)
+        extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        extra.settimeout(1)
+        with pytest.raises(socket.timeout):
+            extra.recv(100)
+        assert not any(closed_within(s, 0.1) for s in held)
+        held.pop(0).close()
+        extra.settimeout(30)
+        assert extra.recv(4096).startswith(b"HTTP/1.1 200")
+        extra.close()
+        assert evicted(hp) == 0
     finally:
         for s in held:
             s.close()
@@ -447,6 +542,39 @@ def test_sighup_names_settings_that_need_a_restart(start_daemon):
     assert "server.max_connections changed, which needs a restart" in log
     assert "server.health_listen changed, which needs a restart" in log
     assert d.get("/healthz").status == 200  # still on the old address
+
+
+def thread_nice(pid, name):
+    """The nice values of the process's threads called `name`."""
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            stat_line = f.read()
+        if stat_line[stat_line.index("(") + 1:stat_line.rindex(")")] == name:
+            out.append(int(stat_line[stat_line.rindex(")") + 2:].split()[16]))
+    return out
+
+
+@pytest.mark.parametrize("nice", [None, 0, 7, 19])
+def test_parse_threads_run_below_the_http_thread(start_daemon, nice):
+    server = {"parse_threads": 3}
+    if nice is not None:
+        server["parse_threads_nice"] = nice
+    d = start_daemon(models=ONE_MODEL, server=server)
+    base = os.getpriority(os.PRIO_PROCESS, d.proc.pid)
+    want = min(19, base + (10 if nice is None else nice))
+    assert thread_nice(d.proc.pid, "ff-parse") == [want] * 3
+    assert thread_nice(d.proc.pid, "MHD-single") == [base]
+    assert d.post(C, GOOD).status == 200  # and they parse
+    # A reload cannot lower it again (an unprivileged process may not): it
+    # names the key instead.
+    rewrite(d, {**server, "parse_threads_nice": 3})
+    n = reloads(d)
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: reloads(d) > n, "no reload")
+    text = d.get("/metrics").body.decode()
+    assert 'fastformerd_restart_required{setting="server.parse_threads_nice"} 1' in text
+    assert thread_nice(d.proc.pid, "ff-parse") == [want] * 3
 
 
 def test_no_sighup_is_dropped(start_daemon):

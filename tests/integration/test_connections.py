@@ -22,10 +22,20 @@ def closed_by_peer(s, timeout=10):
         return False
 
 
+def reading_a_body(port):
+    """A connection whose headers are in and whose body is still coming: it
+    holds its slot (only connections still waiting for headers are evicted at
+    the limit; test_attacks.py covers those)."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"POST " + C.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+              b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+    return s
+
+
 def test_connection_limit(start_daemon):
     d = start_daemon(models=[{"name": "classifier", "path": CLASSIFIER_DIR}],
                      server={"max_connections": 3})
-    held = [socket.create_connection(("127.0.0.1", d.port)) for _ in range(3)]
+    held = [reading_a_body(d.port) for _ in range(3)]
     try:
         # The gauge sees them once the HTTP thread has accepted them; the
         # scrape itself needs a connection, so wait with one held less.
@@ -34,7 +44,7 @@ def test_connection_limit(start_daemon):
         while "fastformerd_http_connections 3" not in d.get("/metrics").body.decode():
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        held.append(socket.create_connection(("127.0.0.1", d.port)))
+        held.append(reading_a_body(d.port))
         time.sleep(0.1)  # let the HTTP thread accept the third
         # Over the limit, libmicrohttpd stops accepting: the new connection
         # waits in the kernel's backlog and is served once a slot frees.

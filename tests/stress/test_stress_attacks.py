@@ -5,10 +5,16 @@ connection every 50 ms; the figures line gives the probes' p50/p99/max. The
 assertions are outcomes only (every probe answered 200, the flood's own
 requests got the answer they should), never speeds:
   - 24 clients sending 1 MB bodies that fail validation at their last input
-    (parsing runs on the parse threads, not on the HTTP thread);
+    (parsing runs on the parse threads, below the HTTP thread's priority;
+    the same run measures parsing on the HTTP thread and parse threads at
+    the HTTP thread's priority, the two designs before);
   - 20 half-open connections a second (a request cut short, then close);
-  - 1000 slowloris sockets, probing the health listener and the main port."""
+  - 1000 slowloris sockets, probing the health listener and the main port
+    (where the connections waiting longest for their headers are evicted
+    to make room)."""
 import json
+import os
+import re
 import resource
 import socket
 import subprocess
@@ -74,9 +80,10 @@ def failing_megabyte():
     return json.dumps({"inputs": [text] * min(n, 1000) + [5]}).encode()
 
 
-def flood_with_failing_bodies(start_daemon, parse_threads):
+def flood_with_failing_bodies(start_daemon, parse_threads, parse_threads_nice=10):
     d = start_daemon(models=ONE_MODEL, server={"max_body_bytes": 2 << 20,
-                                               "parse_threads": parse_threads})
+                                               "parse_threads": parse_threads,
+                                               "parse_threads_nice": parse_threads_nice})
     body = failing_megabyte()
     assert len(body) > 900_000
     r = request(d.port, "POST", C, body)
@@ -93,11 +100,18 @@ def flood_with_failing_bodies(start_daemon, parse_threads):
 
 
 def test_healthz_while_24_clients_send_failing_megabyte_bodies(start_daemon):
-    # The baseline in the same run: the same flood with parsing on the HTTP thread.
+    # The baselines in the same run: the same flood with parsing on the HTTP
+    # thread, and on parse threads at the HTTP thread's priority.
     inline = flood_with_failing_bodies(start_daemon, 0)
+    same_priority = flood_with_failing_bodies(start_daemon, 2, 0)
     pooled = flood_with_failing_bodies(start_daemon, 2)
-    report("healthz, 24 clients x 1 MB failing bodies, parse_threads=0 (HTTP thread)", **inline)
-    report("healthz, 24 clients x 1 MB failing bodies, parse_threads=2", **pooled)
+    load = " (load average %.1f)" % os.getloadavg()[0]
+    report("healthz, 24 clients x 1 MB failing bodies, parse_threads=0 (HTTP thread)" + load,
+           **inline)
+    report("healthz, 24 clients x 1 MB failing bodies, parse_threads=2, parse_threads_nice=0"
+           + load, **same_priority)
+    report("healthz, 24 clients x 1 MB failing bodies, parse_threads=2, parse_threads_nice=10"
+           + load, **pooled)
 
 
 def test_healthz_while_half_open_connections_flood(start_daemon):
@@ -128,7 +142,6 @@ def test_probes_while_1000_slowloris_sockets_are_held(start_daemon):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(4096, hard)), hard))
     d = start_daemon(models=ONE_MODEL, server={"health_listen": "127.0.0.1:0"})
-    import re
     hp = int(re.search(r"health listener \(open routes only\) on http://127\.0\.0\.1:(\d+)",
                        d.log()).group(1))
     stop = threading.Event()
@@ -171,7 +184,7 @@ def test_probes_while_1000_slowloris_sockets_are_held(start_daemon):
     t.start()
     time.sleep(2)
     health = Prober(hp).start()
-    main = Prober(d.port, every=0.5).start()
+    main = Prober(d.port, every=0.1).start()
     time.sleep(max(STRESS_SECONDS, 12))
     health_figs = health.stop()
     main_figs = main.stop()
@@ -179,6 +192,9 @@ def test_probes_while_1000_slowloris_sockets_are_held(start_daemon):
     t.join(30)
     for s in held:
         s.close()
+    scrape = request(hp, "GET", "/metrics")
+    evicted = int(re.search(rb"^fastformerd_http_connections_evicted_total (\d+)", scrape.body,
+                            re.M).group(1))
     report("healthz on server.health_listen, 1000 slowloris sockets", **health_figs)
     report("healthz on the main port, 1000 slowloris sockets (header_timeout_s 5)",
-           **main_figs)
+           evicted=evicted, **main_figs)

@@ -104,6 +104,7 @@ static void test_empty_registry(void **state)
         {"fastformerd_news_store_up", "gauge"},
         {"fastformerd_reloads_total", "counter"},
         {"fastformerd_http_connections", "gauge"},
+        {"fastformerd_http_connections_evicted_total", "counter"},
         {"process_cpu_seconds_total", "counter"},
         {"process_resident_memory_bytes", "gauge"},
         {"process_virtual_memory_bytes", "gauge"},
@@ -122,6 +123,7 @@ static void test_empty_registry(void **state)
     assert_line(t, "fastformerd_reloads_total{result=\"success\"} 0");
     assert_line(t, "fastformerd_reloads_total{result=\"failure\"} 0");
     assert_line(t, "fastformerd_http_connections 0");
+    assert_line(t, "fastformerd_http_connections_evicted_total 0");
     assert_int_equal(count_prefix(t, "fastformerd_http_requests_total{"), 0);
     assert_int_equal(count_prefix(t, "fastformerd_request_duration_seconds_bucket"), 0);
     assert_int_equal(count_prefix(t, "fastformerd_model_ready{"), 0);
@@ -402,6 +404,7 @@ static void test_gauges_and_counters(void **state)
     metrics_reload(m, 1);
     metrics_reload(m, 0);
     metrics_connections_add(m, 3);
+    metrics_connections_evicted_set(m, 5);
     metrics_connections_add(m, -1);
     metrics_model_id shared = metrics_model_register(m, "shared");
     metrics_model_id gone = metrics_model_register(m, "gone");
@@ -423,6 +426,7 @@ static void test_gauges_and_counters(void **state)
     assert_line(t, "fastformerd_reloads_total{result=\"success\"} 2");
     assert_line(t, "fastformerd_reloads_total{result=\"failure\"} 1");
     assert_line(t, "fastformerd_http_connections 2");
+    assert_line(t, "fastformerd_http_connections_evicted_total 5");
     free(t);
     metrics_free(m);
 }

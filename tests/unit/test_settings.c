@@ -29,6 +29,8 @@ static void assert_defaults(const settings *s)
     assert_int_equal(s->server.request_timeout_ms, 10000);
     assert_int_equal(s->server.connection_timeout_s, 30);
     assert_int_equal(s->server.drain_timeout_s, 30);
+    assert_int_equal(s->server.parse_threads, 2);
+    assert_int_equal(s->server.parse_threads_nice, 10);
     assert_null(s->server.api_key);
     assert_int_equal(s->batching.max_batch_size, 32);
     assert_int_equal(s->batching.max_batch_tokens, 8192);
@@ -229,6 +231,10 @@ static const struct {
      "conf/x.yaml:2: batching.engine_threads: expected an integer in [1, 256], got '0'"},
     {"server:\n  max_connections: 0\n",
      "conf/x.yaml:2: server.max_connections: expected an integer in [1, 65536], got '0'"},
+    {"server:\n  parse_threads_nice: 20\n",
+     "conf/x.yaml:2: server.parse_threads_nice: expected an integer in [0, 19], got '20'"},
+    {"server:\n  parse_threads_nice: -1\n",
+     "conf/x.yaml:2: server.parse_threads_nice: expected an integer in [0, 19], got '-1'"},
     {"server:\n  max_body_bytes: 1023\n",
      "conf/x.yaml:2: server.max_body_bytes: expected an integer in [1024, 1073741824], got "
      "'1023'"},

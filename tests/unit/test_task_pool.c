@@ -1,12 +1,16 @@
 /* test_task_pool: every submitted task runs exactly once, from many
  * submitting threads; tasks queued at stop still run; after stop a submit
- * runs inline on the caller. */
+ * runs inline on the caller; the threads run at the nice value asked for,
+ * under their name. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -45,7 +49,7 @@ static void *submitter(void *arg)
 static void test_every_task_runs_once(void **state)
 {
     (void)state;
-    pool = task_pool_new(3);
+    pool = task_pool_new(3, "test-pool", 0);
     assert_non_null(pool);
     pthread_t th[SUBMITTERS];
     for (long i = 0; i < SUBMITTERS; i++)
@@ -65,10 +69,55 @@ static void test_every_task_runs_once(void **state)
     task_pool_free(NULL);
 }
 
+typedef struct {
+    task_pool_task task;
+    int nice;
+    char name[16];
+    atomic_int done;
+} looked;
+
+static void look_run(task_pool_task *t)
+{
+    looked *l = (looked *)t;
+    l->nice = getpriority(PRIO_PROCESS, (id_t)gettid());
+    pthread_getname_np(pthread_self(), l->name, sizeof l->name);
+    atomic_store(&l->done, 1);
+}
+
+static void look_at_pool_thread(int nice_increment, looked *l)
+{
+    task_pool *p = task_pool_new(2, "ff-test", nice_increment);
+    assert_non_null(p);
+    l->task.run = look_run;
+    task_pool_submit(p, &l->task);
+    task_pool_stop(p); /* runs it (on a pool thread: stop joins after the queue is empty) */
+    assert_int_equal(atomic_load(&l->done), 1);
+    task_pool_free(p);
+}
+
+static void test_threads_run_at_the_nice_value_asked_for(void **state)
+{
+    (void)state;
+    int base = getpriority(PRIO_PROCESS, (id_t)gettid());
+    looked l = {0};
+    look_at_pool_thread(5, &l);
+    assert_int_equal(l.nice, base + 5 > 19 ? 19 : base + 5);
+    assert_string_equal(l.name, "ff-test");
+    looked capped = {0};
+    look_at_pool_thread(19, &capped);
+    assert_int_equal(capped.nice, 19);
+    looked same = {0};
+    look_at_pool_thread(0, &same);
+    assert_int_equal(same.nice, base);
+    /* the caller's own priority is left alone */
+    assert_int_equal(getpriority(PRIO_PROCESS, (id_t)gettid()), base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_task_runs_once),
+        cmocka_unit_test(test_threads_run_at_the_nice_value_asked_for),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
