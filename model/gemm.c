@@ -114,7 +114,9 @@ size_t gemm_packed_floats(gemm_path p, int n, int k)
     return (panels * (size_t)k * nr + 15) / 16 * 16;
 }
 
-gemm_weights gemm_pack(gemm_path p, const float *w, int n, int k, int ldw, float *dst)
+/* Packs the n x k matrix whose element (row, kk) is w[row * rs + kk * cs]. */
+static gemm_weights pack_strided(gemm_path p, const float *w, int n, int k, size_t rs, size_t cs,
+                                 float *dst)
 {
     const int nr = info(p)->nr;
     const int n_panels = (n + nr - 1) / nr;
@@ -123,10 +125,20 @@ gemm_weights gemm_pack(gemm_path p, const float *w, int n, int k, int ldw, float
             float *o = dst + ((size_t)pi * (size_t)k + (size_t)kk) * (size_t)nr;
             for (int j = 0; j < nr; j++) {
                 const int row = pi * nr + j;
-                o[j] = row < n ? w[(size_t)row * (size_t)ldw + (size_t)kk] : 0.0f;
+                o[j] = row < n ? w[(size_t)row * rs + (size_t)kk * cs] : 0.0f;
             }
         }
     return (gemm_weights){.path = p, .n = n, .k = k, .nr = nr, .panels = dst};
+}
+
+gemm_weights gemm_pack(gemm_path p, const float *w, int n, int k, int ldw, float *dst)
+{
+    return pack_strided(p, w, n, k, (size_t)ldw, 1, dst);
+}
+
+gemm_weights gemm_pack_transposed(gemm_path p, const float *w, int n, int k, int ldw, float *dst)
+{
+    return pack_strided(p, w, n, k, 1, (size_t)ldw, dst);
 }
 
 /* ---- the driver ------------------------------------------------------------------- */
