@@ -502,11 +502,7 @@ static void key_side_folded(const fastformer_layer *l, run_state *s, const float
                 0, n);
     kernels_softmax_masked_cols(att, n, h, bias, s->inv_scale, mask, s->col);
     kernels_head_row_sums(a, wsum, att, xs, d, n, h, d);
-    for (int j = 0; j < d; j++) {
-        const int hh = j / s->dh;
-        glob[j] *=
-            kernels_dot(wk + (size_t)j * d, a + (size_t)hh * d, (size_t)d) + bk[j] * wsum[hh];
-    }
+    kernels_head_matvec_scale(glob, wk, a, bk, wsum, d, s->dh);
 }
 
 /* The per-sequence part of the additive attention: for each sequence,

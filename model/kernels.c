@@ -557,6 +557,23 @@ void kernels_head_row_sums(float *y, float *wsum, const float *w, const float *x
     head_row_sums_impl(y, wsum, w, x, ldx, n_rows, n_heads, d);
 }
 
+KERNELS_CLONES static void head_matvec_scale_impl(float *g, const float *w, const float *y,
+                                                  const float *bias, const float *wsum, int d,
+                                                  int head_dim)
+{
+    for (int j = 0; j < d; j++) {
+        const int h = j / head_dim;
+        g[j] *= dot_blocked(w + (size_t)j * (size_t)d, y + (size_t)h * (size_t)d, (size_t)d) +
+                bias[j] * wsum[h];
+    }
+}
+
+void kernels_head_matvec_scale(float *g, const float *w, const float *y, const float *bias,
+                               const float *wsum, int d, int head_dim)
+{
+    head_matvec_scale_impl(g, w, y, bias, wsum, d, head_dim);
+}
+
 KERNELS_CLONES static void bias_mul_rows_impl(float *dst, int ldd, const float *src, int lds,
                                               int n_rows, int d, const float *bias, const float *g)
 {
