@@ -812,10 +812,22 @@ void fastformer_encode(const fastformer_encoder *enc, fastformer_workspace *ws, 
 
 double fastformer_gemm_flops(const fastformer_dims *dims, const int32_t *seq_start, int n_seqs)
 {
-    const double rows = n_seqs > 0 ? (double)(seq_start[n_seqs] - seq_start[0]) : 0.0;
     const double d = dims->hidden_size, h = dims->num_attention_heads, i = dims->intermediate_size;
-    /* qk (2D), query_att, key_att, transform, dense, intermediate, output. */
-    const double per_layer = 2.0 * d * d + d * h + d * h + d * d + d * d + d * i + i * d;
-    /* pooling att_fc1 (att_fc2 is a fused dot product, not a GEMM). */
-    return 2.0 * rows * (per_layer * dims->num_hidden_layers + d * d);
+    double macs = 0.0;
+    for (int si = 0; si < n_seqs; si++) {
+        const int len = seq_start[si + 1] - seq_start[si];
+        const double n = len;
+        if (len == 0)
+            continue;
+        /* query, query_att, transform, dense, intermediate, output; then the
+         * key side: the sequence's key matrix and its logits, or K's rows and
+         * key_att. */
+        double per_layer = n * (d * d + d * h + d * d + d * d + d * i + i * d);
+        per_layer += key_folded(len, dims->hidden_size, dims->num_attention_heads)
+                         ? h * d * d + n * h * d
+                         : n * d * d + n * d * h;
+        /* pooling att_fc1 (att_fc2 is a fused dot product, not a GEMM). */
+        macs += per_layer * dims->num_hidden_layers + n * d * d;
+    }
+    return 2.0 * macs;
 }

@@ -161,8 +161,9 @@ void fastformer_set_rows(fastformer_workspace *ws, int row0, const float *vecs, 
 void fastformer_encode(const fastformer_encoder *enc, fastformer_workspace *ws, int n_seqs,
                        float *pooled);
 
-/* Floating-point operations of one encode (multiply-add = 2), counting GEMMs
- * only, for GFLOP/s figures. seq_lens: n_seqs lengths. */
+/* Floating-point operations of one encode (multiply-add = 2), counting the
+ * products it runs (a sequence's key side folded or not, see fastformer.c)
+ * and nothing else, for GFLOP/s figures. seq_start: n_seqs + 1 offsets. */
 double fastformer_gemm_flops(const fastformer_dims *dims, const int32_t *seq_start, int n_seqs);
 
 #endif

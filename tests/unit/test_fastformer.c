@@ -518,12 +518,17 @@ static void test_gemm_flops(void **state)
 {
     (void)state;
     fastformer_dims dims = {256, 16, 256, 2, 256, 1e-12f};
-    const int32_t starts[3] = {0, 100, 128};
-    /* per token per layer: 2*(2D*D + 2*D*H + 2*D*D + 2*D*I) ; pooling 2*D*D */
+    const int32_t starts[5] = {0, 100, 128, 128, 138};
+    /* per token per layer: 2*(D*D + D*H + 2*D*D + 2*D*I) outside the key side;
+     * pooling 2*D*D. The key side: sequences of 100 and 28 rows fold it
+     * (2*(H*D*D + n*H*D) each), the one of 10 rows computes K and key_att
+     * (2*(n*D*D + n*D*H)), the empty one nothing. */
     const double D = 256, H = 16, I = 256;
-    const double per_layer = 2 * (2 * D * D + 2 * D * H + 2 * D * D + 2 * D * I);
-    const double want = 128 * (2 * per_layer + 2 * D * D);
-    assert_true(fabs(fastformer_gemm_flops(&dims, starts, 2) - want) < 1.0);
+    const double per_token = 2 * (D * D + D * H + 2 * D * D + 2 * D * I);
+    const double folded = 2 * (H * D * D + 100 * H * D) + 2 * (H * D * D + 28 * H * D);
+    const double rows = 2 * (10 * D * D + 10 * D * H);
+    const double want = 138 * (2 * per_token + 2 * D * D) + 2 * (folded + rows);
+    assert_true(fabs(fastformer_gemm_flops(&dims, starts, 4) - want) < 1.0);
     assert_true(fastformer_gemm_flops(&dims, starts, 0) == 0.0);
 }
 
