@@ -9,7 +9,15 @@
  * thread holds a claim of generation g, the owner is still in run g and fn,
  * arg and n_items are still g's. A lent thread that wakes after its run
  * finds nothing to claim. Both condition variables are signalled under the
- * mutex after the atomic stores they announce, so no wake-up is lost. */
+ * mutex after the atomic stores they announce, so no wake-up is lost.
+ *
+ * A lent thread can announce itself late: it saw run g start, but the owner
+ * found active at 0 before the announcement, returned, and is storing run
+ * g+1's n_items while claim still reads (g, next). So the owner closes each
+ * run, claim = (g, RUN_CLOSED), before it returns, and n_items and grain are
+ * published with release and read with acquire: a lane that reads g+1's
+ * n_items also sees (g, RUN_CLOSED) in its compare-and-swap, which then
+ * fails, and never runs g+1's items under g. */
 #include "parallel.h"
 
 #include <assert.h>
@@ -22,6 +30,9 @@
 /* How many polls a waiting thread makes before it sleeps: some tens of
  * microseconds, longer than the gap between two runs of one encode. */
 #define PARALLEL_SPIN_POLLS 4000
+
+/* claim's item field once the owner has left the run: above any n_items. */
+#define RUN_CLOSED UINT32_MAX
 
 struct parallel_team {
     int n_lanes;
@@ -105,11 +116,12 @@ static bool take(parallel_team *t, unsigned gen, int *begin, int *end)
     for (;;) {
         if (generation_of(c) != gen)
             return false;
-        const int next = (int)(uint32_t)c,
-                  n = atomic_load_explicit(&t->n_items, memory_order_relaxed);
-        if (next >= n)
+        const uint32_t next_item = (uint32_t)c;
+        const int n = atomic_load_explicit(&t->n_items, memory_order_acquire);
+        if (next_item >= (uint32_t)n)
             return false;
-        const int grain = atomic_load_explicit(&t->grain, memory_order_relaxed);
+        const int next = (int)next_item;
+        const int grain = atomic_load_explicit(&t->grain, memory_order_acquire);
         const int stop = n - next < grain ? n : next + grain;
         if (atomic_compare_exchange_weak(&t->claim, &c, ((uint64_t)gen << 32) | (uint32_t)stop)) {
             *begin = next;
@@ -167,8 +179,8 @@ void parallel_for(parallel_team *t, int n_items, int grain, parallel_items_fn *f
     const unsigned gen = ++t->generation;
     atomic_store_explicit(&t->fn, fn, memory_order_relaxed);
     atomic_store_explicit(&t->arg, arg, memory_order_relaxed);
-    atomic_store_explicit(&t->n_items, n_items, memory_order_relaxed);
-    atomic_store_explicit(&t->grain, grain, memory_order_relaxed);
+    atomic_store_explicit(&t->n_items, n_items, memory_order_release);
+    atomic_store_explicit(&t->grain, grain, memory_order_release);
     atomic_store(&t->claim, (uint64_t)gen << 32);
     pthread_mutex_lock(&t->lock);
     pthread_cond_broadcast(&t->wake);
@@ -177,6 +189,7 @@ void parallel_for(parallel_team *t, int n_items, int grain, parallel_items_fn *f
     int begin, end;
     while (take(t, gen, &begin, &end))
         fn(arg, 0, begin, end);
+    atomic_store(&t->claim, ((uint64_t)gen << 32) | RUN_CLOSED);
 
     /* Every item is taken; wait for the lent threads still holding some. */
     for (int i = 0; i < PARALLEL_SPIN_POLLS; i++) {

@@ -42,6 +42,8 @@
 /* Main-loop wake-up period while waiting for signals; also how often parked
  * requests are checked for clients that went away. */
 #define MAIN_TICK_MS 100
+/* At exit, how long answers already computed may take to go out. */
+#define TEARDOWN_FLUSH_US (2 * 1000000LL)
 
 static const char usage[] =
     "Usage: fastformerd [--config FILE] [--listen HOST:PORT] [--state-dir DIR] [--model "
@@ -715,6 +717,12 @@ static void teardown(daemon_state *d)
     /* Requests still waiting for a parse are parsed and refused by the
      * aborted batcher; later ones parse inline. Freed once HTTP has stopped. */
     task_pool_stop(d->api.parse_pool);
+    /* A batch that outlasted the drain timeout was computed all the same
+     * (worker_pool_join waited for it): its answers go out before HTTP stops. */
+    if (d->http)
+        for (int64_t give_up = mono_clock_us() + TEARDOWN_FLUSH_US;
+             http_server_in_flight(d->http) > 0 && mono_clock_us() < give_up;)
+            usleep(10000);
     http_server_stop(d->http);
     tls_identity_shutdown();
     task_pool_free(d->api.parse_pool);

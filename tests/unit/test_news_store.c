@@ -230,7 +230,7 @@ static void test_all_or_nothing(void **state)
     static char big[20000];
     memset(big, 'b', sizeof big - 1);
     news_store_op fill[3];
-    char ids[3][8];
+    char ids[3][16];
     for (int i = 0; i < 3; i++) {
         snprintf(ids[i], sizeof ids[i], "F%d", i);
         fill[i] = upsert(ids[i], big, v, 3);
