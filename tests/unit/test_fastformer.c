@@ -376,7 +376,9 @@ static void check_shape(fastformer_dims dims, const int *lens, int n_seqs, uint6
 static void test_engine_matches_naive(void **state)
 {
     (void)state;
-    /* seq 0 empty, seq 2 all padding, others mixed; one at P */
+    /* seq 0 empty, seq 2 all padding, others mixed; one at P. Sequences of
+     * more than about H + 1 rows (here 7 and 10) take the folded key side,
+     * shorter ones compute K's rows (fastformer.c): both on every variant. */
     const int lens_a[] = {0, 7, 3, 1, 10, 2};
     check_shape((fastformer_dims){24, 3, 40, 2, 10, 1e-12f}, lens_a, 6, 11);
     const int lens_b[] = {5, 4, 2, 5};
