@@ -16,7 +16,6 @@
 #endif
 
 #include <assert.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -287,106 +286,6 @@ KERNELS_CLONES static float dot_impl(const float *x, const float *y, size_t n)
 float kernels_dot(const float *x, const float *y, size_t n)
 {
     return dot_impl(x, y, n);
-}
-
-/* int8 rows times a float vector. gcc 12 lowers the generic vector
- * conversion int8 -> float to scalar code, so the x86 paths use intrinsics
- * (vpmovsxbd + vcvtdq2ps + FMA), picked once at run time; elsewhere, and in
- * the TSan build, the portable loop. */
-static float dot_i8_scalar(const int8_t *q, const float *y, size_t n)
-{
-    float s = 0.0f;
-    for (size_t i = 0; i < n; i++)
-        s += (float)q[i] * y[i];
-    return s;
-}
-
-typedef void (*dot_i8_rows_fn)(const int8_t *, const float *, size_t, int, const float *, float *);
-
-static void dot_i8_rows_portable(const int8_t *q, const float *scale, size_t n_rows, int d,
-                                 const float *y, float *out)
-{
-    for (size_t r = 0; r < n_rows; r++)
-        out[r] = scale[r] * dot_i8_scalar(q + r * (size_t)d, y, (size_t)d);
-}
-
-#if defined(__x86_64__) && !defined(KERNELS_NO_CLONES)
-#include <immintrin.h>
-
-__attribute__((target("avx512f"))) static void dot_i8_rows_avx512(const int8_t *q,
-                                                                  const float *scale, size_t n_rows,
-                                                                  int d, const float *y, float *out)
-{
-    for (size_t r = 0; r < n_rows; r++) {
-        const int8_t *row = q + r * (size_t)d;
-        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-        int i = 0;
-        for (; i + 32 <= d; i += 32) {
-            __m512 v0 = _mm512_cvtepi32_ps(
-                _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(row + i))));
-            __m512 v1 = _mm512_cvtepi32_ps(
-                _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(row + i + 16))));
-            a0 = _mm512_fmadd_ps(v0, _mm512_loadu_ps(y + i), a0);
-            a1 = _mm512_fmadd_ps(v1, _mm512_loadu_ps(y + i + 16), a1);
-        }
-        float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-        s += dot_i8_scalar(row + i, y + i, (size_t)(d - i));
-        out[r] = scale[r] * s;
-    }
-}
-
-__attribute__((target("avx2,fma"))) static void dot_i8_rows_avx2(const int8_t *q,
-                                                                 const float *scale, size_t n_rows,
-                                                                 int d, const float *y, float *out)
-{
-    for (size_t r = 0; r < n_rows; r++) {
-        const int8_t *row = q + r * (size_t)d;
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-        int i = 0;
-        for (; i + 16 <= d; i += 16) {
-            __m256 v0 = _mm256_cvtepi32_ps(
-                _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(row + i))));
-            __m256 v1 = _mm256_cvtepi32_ps(
-                _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(row + i + 8))));
-            a0 = _mm256_fmadd_ps(v0, _mm256_loadu_ps(y + i), a0);
-            a1 = _mm256_fmadd_ps(v1, _mm256_loadu_ps(y + i + 8), a1);
-        }
-        __m256 a = _mm256_add_ps(a0, a1);
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_add_ss(h, _mm_movehdup_ps(h));
-        float s = _mm_cvtss_f32(h) + dot_i8_scalar(row + i, y + i, (size_t)(d - i));
-        out[r] = scale[r] * s;
-    }
-}
-
-static dot_i8_rows_fn dot_i8_rows_pick(void)
-{
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-        return dot_i8_rows_avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return dot_i8_rows_avx2;
-    return dot_i8_rows_portable;
-}
-#else
-static dot_i8_rows_fn dot_i8_rows_pick(void)
-{
-    return dot_i8_rows_portable;
-}
-#endif
-
-void kernels_dot_i8_rows(const int8_t *q, const float *scale, size_t n_rows, int d, const float *y,
-                         float *out)
-{
-    /* Idempotent: racing first calls store the same pointer. */
-    static _Atomic(dot_i8_rows_fn) picked;
-    dot_i8_rows_fn f = atomic_load_explicit(&picked, memory_order_relaxed);
-    if (!f) {
-        f = dot_i8_rows_pick();
-        atomic_store_explicit(&picked, f, memory_order_relaxed);
-    }
-    f(q, scale, n_rows, d, y, out);
 }
 
 /* ---- row kernels ---------------------------------------------------------- */

@@ -8,7 +8,6 @@
 #define FF_KERNELS_H
 
 #include <stddef.h>
-#include <stdint.h>
 
 /* Elementwise maps over n floats; out may equal in.
  * kernels_exp: e^x, relative error ~2 ulp; 0 below -87.33, +inf above 88.72.
@@ -23,11 +22,6 @@ void kernels_gelu(const float *in, float *out, size_t n);
 /* Sum of x[0..n) and dot product of x and y, in float with blocked partial sums. */
 float kernels_sum(const float *x, size_t n);
 float kernels_dot(const float *x, const float *y, size_t n);
-
-/* out[r] = scale[r] * sum_i q[r * d + i] * y[i] for n_rows int8 rows of d
- * (a quantized matrix times a float vector). */
-void kernels_dot_i8_rows(const int8_t *q, const float *scale, size_t n_rows, int d, const float *y,
-                         float *out);
 
 /* x = LayerNorm(x + add) over d features: biased variance, (v-mean)/sqrt(var+eps)*gamma+beta.
  * add may be NULL. In place on one row. */

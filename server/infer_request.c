@@ -119,7 +119,7 @@ infer_request *infer_request_new_catalog(served_model *sm, int n_history, int k,
     int max_ids = model_max_tokens(m);
     size_t n = (size_t)n_history, off = sizeof(infer_request);
     size_t at_ids, at_n_ids, at_ready, at_cache, at_vec, at_user, at_hits, at_hid, at_hlen, at_skip,
-        at_slen;
+        at_slen, at_user_i16;
     bool ok = layout_add(&off, n * (size_t)max_ids, 4, &at_ids) &&
               layout_add(&off, n, 4, &at_n_ids) && layout_add(&off, n, 1, &at_ready) &&
               layout_add(&off, n, 1, &at_cache) &&
@@ -129,7 +129,8 @@ infer_request *infer_request_new_catalog(served_model *sm, int n_history, int k,
               layout_add(&off, n, NEWS_CATALOG_ID_MAX + 1, &at_hid) &&
               layout_add(&off, n, sizeof(size_t), &at_hlen) &&
               layout_add(&off, n, sizeof(char *), &at_skip) &&
-              layout_add(&off, n, sizeof(size_t), &at_slen);
+              layout_add(&off, n, sizeof(size_t), &at_slen) &&
+              layout_add(&off, NEWS_CATALOG_SCRATCH(dim), sizeof(int16_t), &at_user_i16);
     if (!ok)
         return NULL;
     char *block = calloc(1, off);
@@ -158,6 +159,7 @@ infer_request *infer_request_new_catalog(served_model *sm, int n_history, int k,
     req->history_id_len = (size_t *)(block + at_hlen);
     req->skip = (const char **)(block + at_skip);
     req->skip_len = (size_t *)(block + at_slen);
+    req->user_i16 = (int16_t *)(block + at_user_i16);
     for (int i = 0; i < n_history; i++)
         req->n_ids[i] = -1;
     atomic_init(&req->queue_us_max, -1);

@@ -89,6 +89,7 @@ struct infer_request {
     size_t *history_id_len;        /* (n_history) 0: the item was not a catalog id */
     const char **skip;             /* (n_history) scratch for the head */
     size_t *skip_len;              /* (n_history) scratch for the head */
+    int16_t *user_i16;             /* (NEWS_CATALOG_SCRATCH(D)) scratch for the head */
 
     /* ---- facts for logs and metrics (valid after the callback) ---- */
     _Atomic int64_t queue_us_max; /* longest queue wait of one of its items; -1 = none computed */

@@ -4,6 +4,7 @@
  * moves the last row into the hole, so rows stay dense for the scoring
  * scan. */
 #include "news_catalog.h"
+#include "news_catalog_impl.h"
 
 #include <assert.h>
 #include <math.h>
@@ -15,32 +16,9 @@
 #include <time.h>
 
 #include "fnv1a.h"
-#include "kernels.h"
 #include "keyed_hash.h"
 #include "mind.h"
-
-struct news_catalog {
-    _Atomic int refs;
-    pthread_rwlock_t lock;    /* rows: shared to read, exclusive to change */
-    pthread_mutex_t write_mu; /* one writer at a time, across the store's commit */
-    bool retired;             /* under write_mu */
-    _Atomic uint64_t store_errors[NEWS_STORE_NO_MEMORY + 1]; /* by news_store_status */
-    news_store *store;                                       /* NULL: in memory only */
-    size_t max_items;
-    char *key;
-    int dim;
-    size_t n_rows;
-    size_t cap_rows;
-    float *vecs;         /* (cap_rows, dim) */
-    int8_t *q8;          /* (cap_rows, dim) vecs quantized per row: q = round(v / scale) */
-    float *q8_scale;     /* (cap_rows) max |v| / 127 of the row (0 for a zero row) */
-    char **text;         /* (cap_rows) owned "id\0title\0category\0" */
-    size_t *id_len;      /* (cap_rows) */
-    size_t *title_len;   /* (cap_rows); the category follows the title's NUL */
-    int64_t *updated_ms; /* (cap_rows) */
-    uint32_t *slots;     /* (n_slots) row + 1, 0 = empty */
-    size_t n_slots;      /* power of two, >= 2 * cap_rows */
-};
+#include "quant_dot.h"
 
 /* Keyed (ids come from clients): see keyed_hash.h for the worst case. */
 static uint64_t id_hash(const char *id, size_t len)
@@ -84,13 +62,17 @@ news_catalog *news_catalog_new(int dim, size_t capacity)
     c->vecs = malloc(capacity * (size_t)dim * sizeof *c->vecs);
     c->q8 = malloc(capacity * (size_t)dim);
     c->q8_scale = malloc(capacity * sizeof *c->q8_scale);
+    c->q4 = malloc(capacity * quant_dot_i4_row_bytes(dim));
+    c->q4_scale = malloc(capacity * sizeof *c->q4_scale);
+    c->q4_residual = malloc(capacity * sizeof *c->q4_residual);
+    c->q4_norm = malloc(capacity * sizeof *c->q4_norm);
     c->text = calloc(capacity, sizeof *c->text);
     c->id_len = calloc(capacity, sizeof *c->id_len);
     c->title_len = calloc(capacity, sizeof *c->title_len);
     c->updated_ms = calloc(capacity, sizeof *c->updated_ms);
     c->slots = calloc(c->n_slots, sizeof *c->slots);
-    if (!c->vecs || !c->q8 || !c->q8_scale || !c->text || !c->id_len || !c->title_len ||
-        !c->updated_ms || !c->slots) {
+    if (!c->vecs || !c->q8 || !c->q8_scale || !c->q4 || !c->q4_scale || !c->q4_residual ||
+        !c->q4_norm || !c->text || !c->id_len || !c->title_len || !c->updated_ms || !c->slots) {
         news_catalog_release(c);
         return NULL;
     }
@@ -122,6 +104,10 @@ void news_catalog_release(news_catalog *c)
     free(c->vecs);
     free(c->q8);
     free(c->q8_scale);
+    free(c->q4);
+    free(c->q4_scale);
+    free(c->q4_residual);
+    free(c->q4_norm);
     free(c->text);
     free(c->id_len);
     free(c->title_len);
@@ -187,8 +173,7 @@ static size_t find_slot(const news_catalog *c, const char *id, size_t len)
     }
 }
 
-/* Row of id, or -1. */
-static long find_row(const news_catalog *c, const char *id, size_t len)
+long news_catalog_find_row(const news_catalog *c, const char *id, size_t len)
 {
     uint32_t r = c->slots[find_slot(c, id, len)];
     return r == 0 ? -1 : (long)r - 1;
@@ -216,6 +201,22 @@ static int reserve_locked(news_catalog *c, size_t want)
     if (!q8_scale)
         return -1;
     c->q8_scale = q8_scale;
+    uint8_t *q4 = realloc(c->q4, cap * quant_dot_i4_row_bytes(c->dim));
+    if (!q4)
+        return -1;
+    c->q4 = q4;
+    float *q4_scale = realloc(c->q4_scale, cap * sizeof *q4_scale);
+    if (!q4_scale)
+        return -1;
+    c->q4_scale = q4_scale;
+    float *q4_residual = realloc(c->q4_residual, cap * sizeof *q4_residual);
+    if (!q4_residual)
+        return -1;
+    c->q4_residual = q4_residual;
+    float *q4_norm = realloc(c->q4_norm, cap * sizeof *q4_norm);
+    if (!q4_norm)
+        return -1;
+    c->q4_norm = q4_norm;
     char **text = realloc(c->text, cap * sizeof *text);
     if (!text)
         return -1;
@@ -281,6 +282,36 @@ static void quantize_row(const float *v, int d, int8_t *q, float *scale)
     }
 }
 
+/* The int4 copy that the catalog-wide scan reads first: q = round(v /
+ * scale) in [-7, 7], scale = max |v| / 7, packed as quant_dot.h says (q + 8
+ * a nibble), and
+ * the residual's norm |v - scale q|_2 and |q|_2, computed in double and
+ * rounded up, so that |v.u - scale q.u| <= residual |u|_2 for every u
+ * (Cauchy-Schwarz), and |q.f| <= norm |f|_2. */
+static void quantize_row4(const float *v, int d, uint8_t *q, float *scale, float *residual,
+                          float *norm)
+{
+    float m = 0.0f;
+    for (int i = 0; i < d; i++)
+        m = fabsf(v[i]) > m ? fabsf(v[i]) : m;
+    *scale = m / 7.0f;
+    float inv = m > 0.0f ? 7.0f / m : 0.0f;
+    double e2 = 0.0;
+    int q2 = 0;
+    memset(q, 0x88, quant_dot_i4_row_bytes(d)); /* 0s: an odd d's last nibble stays one */
+    for (int i = 0; i < d; i++) {
+        float x = nearbyintf(v[i] * inv);
+        int qi = x > 7.0f ? 7 : x < -7.0f ? -7 : (int)x;
+        double e = (double)v[i] - (double)*scale * qi;
+        e2 += e * e;
+        q2 += qi * qi;
+        int shift = 4 * (i % 2);
+        q[i / 2] = (uint8_t)((q[i / 2] & ~(15u << shift)) | (unsigned)(qi + 8) << shift);
+    }
+    *residual = nextafterf((float)(sqrt(e2) * (1.0 + 1e-6)), INFINITY);
+    *norm = nextafterf((float)(sqrt((double)q2) * (1.0 + 1e-6)), INFINITY);
+}
+
 /* Sets row r (new or existing) from item, taking text. Exclusive lock held. */
 static void row_set(news_catalog *c, size_t r, const news_store_item *it, char *text)
 {
@@ -292,6 +323,9 @@ static void row_set(news_catalog *c, size_t r, const news_store_item *it, char *
     c->updated_ms[r] = it->updated_ms;
     memcpy(c->vecs + r * (size_t)c->dim, it->vector, (size_t)c->dim * sizeof(float));
     quantize_row(it->vector, c->dim, c->q8 + r * (size_t)c->dim, &c->q8_scale[r]);
+    size_t nb = quant_dot_i4_row_bytes(c->dim);
+    quantize_row4(it->vector, c->dim, c->q4 + r * nb, &c->q4_scale[r], &c->q4_residual[r],
+                  &c->q4_norm[r]);
 }
 
 /* Adds or replaces item with its text copy, room reserved. Exclusive lock. */
@@ -352,6 +386,11 @@ static void delete_locked(news_catalog *c, const char *id, size_t id_len)
                (size_t)c->dim * sizeof(float));
         memcpy(c->q8 + row * (size_t)c->dim, c->q8 + last * (size_t)c->dim, (size_t)c->dim);
         c->q8_scale[row] = c->q8_scale[last];
+        size_t nb = quant_dot_i4_row_bytes(c->dim);
+        memcpy(c->q4 + row * nb, c->q4 + last * nb, nb);
+        c->q4_scale[row] = c->q4_scale[last];
+        c->q4_residual[row] = c->q4_residual[last];
+        c->q4_norm[row] = c->q4_norm[last];
         c->slots[ls] = (uint32_t)(row + 1);
     }
     c->text[last] = NULL;
@@ -492,7 +531,7 @@ news_write_status news_catalog_write(news_catalog *c, news_store_op *ops, size_t
     /* Only writers change rows, and they hold write_mu: reading needs no lock. */
     size_t created = 0, deleted = 0;
     for (size_t i = 0; i < n; i++) {
-        was[i] = find_row(c, ops[i].item.id, ops[i].item.id_len) >= 0;
+        was[i] = news_catalog_find_row(c, ops[i].item.id, ops[i].item.id_len) >= 0;
         if (ops[i].kind == NEWS_STORE_UPSERT && !was[i])
             created++;
         if (ops[i].kind == NEWS_STORE_DELETE && was[i])
@@ -563,7 +602,7 @@ static int apply_locked(news_catalog *c, const news_store_item *item, bool delet
         return -1;
     if (deleted) {
         pthread_rwlock_wrlock(&c->lock);
-        if (find_row(c, item->id, item->id_len) >= 0)
+        if (news_catalog_find_row(c, item->id, item->id_len) >= 0)
             delete_locked(c, item->id, item->id_len);
         pthread_rwlock_unlock(&c->lock);
         return 0;
@@ -678,7 +717,7 @@ bool news_catalog_get(news_catalog *c, const char *id, size_t id_len, float *out
     if (id_len == 0 || id_len > NEWS_CATALOG_ID_MAX)
         return false;
     pthread_rwlock_rdlock(&c->lock);
-    long r = find_row(c, id, id_len);
+    long r = news_catalog_find_row(c, id, id_len);
     if (r >= 0)
         memcpy(out, c->vecs + (size_t)r * (size_t)c->dim, (size_t)c->dim * sizeof *out);
     pthread_rwlock_unlock(&c->lock);
@@ -692,7 +731,7 @@ int news_catalog_describe(news_catalog *c, const char *id, size_t id_len, news_c
     if (id_len == 0 || id_len > NEWS_CATALOG_ID_MAX)
         return 0;
     pthread_rwlock_rdlock(&c->lock);
-    long r = find_row(c, id, id_len);
+    long r = news_catalog_find_row(c, id, id_len);
     int rc = 0;
     if (r >= 0) {
         const char *title = c->text[r] + c->id_len[r] + 1;
@@ -724,133 +763,6 @@ int news_catalog_dim(const news_catalog *c)
     return c->dim;
 }
 
-/* ---- top-k over the whole catalog ---------------------------------------------------------- */
-
-/* Rows scored per sgemv call: the scores of one block live on the stack. */
-#define SCORE_BLOCK 512
-
-/* a ranks before b: higher score, then newer, then the smaller id. */
-static bool hit_before(const news_catalog *c, const news_catalog_hit *a, const news_catalog_hit *b)
-{
-    if (a->score != b->score)
-        return a->score > b->score;
-    if (a->updated_ms != b->updated_ms)
-        return a->updated_ms > b->updated_ms;
-    size_t la = c->id_len[a->row], lb = c->id_len[b->row];
-    int cmp = memcmp(c->text[a->row], c->text[b->row], la < lb ? la : lb);
-    return cmp != 0 ? cmp < 0 : la < lb;
-}
-
-/* h[0] is the worst of the kept hits (a heap on "ranks before" reversed). */
-static void heap_down(const news_catalog *c, news_catalog_hit *h, int n, int i)
-{
-    for (;;) {
-        int l = 2 * i + 1, w = i;
-        if (l < n && hit_before(c, &h[w], &h[l]))
-            w = l;
-        if (l + 1 < n && hit_before(c, &h[w], &h[l + 1]))
-            w = l + 1;
-        if (w == i)
-            return;
-        news_catalog_hit t = h[i];
-        h[i] = h[w];
-        h[w] = t;
-        i = w;
-    }
-}
-
-static void heap_up(const news_catalog *c, news_catalog_hit *h, int i)
-{
-    while (i > 0) {
-        int p = (i - 1) / 2;
-        if (!hit_before(c, &h[p], &h[i]))
-            return;
-        news_catalog_hit t = h[i];
-        h[i] = h[p];
-        h[p] = t;
-        i = p;
-    }
-}
-
-static int u32_cmp(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Most skipped ids whose rows are looked up (the rest are ignored). */
-#define SKIP_MAX 1024
-
-int news_catalog_top_k(news_catalog *c, const news_catalog_query *q, news_catalog_hit *out)
-{
-    assert(c && q && out && q->k >= 1 && q->k <= NEWS_CATALOG_TOP_K_MAX);
-    float approx[SCORE_BLOCK];
-    uint32_t skip_rows[SKIP_MAX] = {0};
-    int n_skip = 0, n = 0;
-    const size_t D = (size_t)c->dim;
-    /* The int8 rows give each score within err_r = scale_r * |user|_1 * (1/2
-     * for the rounding of q, plus the float sum's own error): a row whose
-     * bound cannot beat the k-th best exact score so far is skipped, every
-     * other one is scored exactly. So the result is the exact top k. */
-    float user_l1 = 0.0f;
-    for (size_t i = 0; q->user && i < D; i++)
-        user_l1 += fabsf(q->user[i]);
-    const float err_per_scale = user_l1 * (0.5f + 127.0f * (float)D * 1.2e-7f) * 1.0001f;
-    pthread_rwlock_rdlock(&c->lock);
-    for (int i = 0; i < q->n_skip && n_skip < SKIP_MAX; i++) {
-        long r = find_row(c, q->skip[i], q->skip_len[i]);
-        if (r >= 0)
-            skip_rows[n_skip++] = (uint32_t)r;
-    }
-    if (n_skip > 1)
-        qsort(skip_rows, (size_t)n_skip, sizeof *skip_rows, u32_cmp);
-    int next_skip = 0;
-    for (size_t a = 0; a < c->n_rows; a += SCORE_BLOCK) {
-        size_t m = SCORE_BLOCK;
-        if (a + m > c->n_rows)
-            m = c->n_rows - a;
-        if (q->user)
-            kernels_dot_i8_rows(c->q8 + a * D, c->q8_scale + a, m, (int)D, q->user, approx);
-        else
-            memset(approx, 0, m * sizeof *approx);
-        for (size_t i = 0; i < m; i++) {
-            uint32_t row = (uint32_t)(a + i);
-            while (next_skip < n_skip && skip_rows[next_skip] < row)
-                next_skip++;
-            if (next_skip < n_skip && skip_rows[next_skip] == row)
-                continue;
-            if (c->updated_ms[row] < q->since_ms)
-                continue;
-            if (n == q->k && approx[i] + c->q8_scale[row] * err_per_scale < out[0].score)
-                continue;
-            float exact = q->user ? kernels_dot(c->vecs + (size_t)row * D, q->user, D) : 0.0f;
-            news_catalog_hit h = {.score = exact, .row = row, .updated_ms = c->updated_ms[row]};
-            if (n < q->k) {
-                out[n] = h;
-                heap_up(c, out, n);
-                n++;
-            } else if (hit_before(c, &h, &out[0])) {
-                out[0] = h;
-                heap_down(c, out, n, 0);
-            }
-        }
-    }
-    /* Heap sort: the worst goes last. */
-    for (int end = n - 1; end > 0; end--) {
-        news_catalog_hit t = out[0];
-        out[0] = out[end];
-        out[end] = t;
-        heap_down(c, out, end, 0);
-    }
-    for (int i = 0; i < n; i++) {
-        size_t len = c->id_len[out[i].row];
-        memcpy(out[i].id, c->text[out[i].row], len);
-        out[i].id[len] = '\0';
-    }
-    pthread_rwlock_unlock(&c->lock);
-    return n;
-}
-
 /* glibc's chunk for a malloc of n bytes on a 64-bit host: n plus an 8-byte
  * size header, rounded up to 16, and never below its 32-byte minimum. */
 static size_t heap_chunk_bytes(size_t n)
@@ -871,6 +783,8 @@ size_t news_catalog_bytes(const news_catalog *c)
     }
     size_t bytes = sizeof *c +
                    c->cap_rows * ((size_t)c->dim * (sizeof *c->vecs + sizeof *c->q8) +
+                                  quant_dot_i4_row_bytes(c->dim) + sizeof *c->q4_scale +
+                                  sizeof *c->q4_residual + sizeof *c->q4_norm +
                                   sizeof *c->q8_scale + sizeof *c->text + sizeof *c->id_len +
                                   sizeof *c->title_len + sizeof *c->updated_ms) +
                    text + c->n_slots * sizeof *c->slots;

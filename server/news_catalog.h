@@ -29,6 +29,7 @@
 #include "compiler.h"
 #include "model.h"
 #include "news_store.h"
+#include "parallel.h"
 
 typedef struct news_catalog news_catalog;
 
@@ -168,10 +169,11 @@ int news_catalog_dim(const news_catalog *c);
 typedef struct news_catalog_hit {
     char id[NEWS_CATALOG_ID_MAX + 1]; /* NUL-terminated */
     float score;
-    /* private: the row while ranking */
-    uint32_t row;
-    int64_t updated_ms;
 } news_catalog_hit;
+
+/* int16s of scratch a ranking of D-float vectors needs: the user in int16,
+ * then in int8, split in two halves for the int4 rows. */
+#define NEWS_CATALOG_SCRATCH(d) (2 * (size_t)(d) + 2)
 
 /* What to rank. */
 typedef struct {
@@ -181,23 +183,32 @@ typedef struct {
     const char *const *skip; /* ids to leave out (e.g. the history), n_skip of them */
     const size_t *skip_len;
     int n_skip;
+    int16_t *scratch;    /* NEWS_CATALOG_SCRATCH(D) int16s the ranking overwrites (the
+                            caller's, so that it allocates nothing); required with a user */
+    parallel_team *team; /* lanes to split the scan over, owned by the calling thread
+                            (parallel.h); NULL: the calling thread alone */
 } news_catalog_query;
 
 /* Scores every item (dot(user, vector)) and writes the best min(k, eligible
  * items) into out[0..k), best first: higher score, then the more recently
  * updated, then the smaller id. Returns how many. Exact: a first pass over
- * the rows' int8 copies bounds each score, and only the rows that may still
- * enter the top k are scored in float (see news_catalog.c). Allocates
- * nothing (a fixed block of rows at a time). Any thread (shared lock). */
+ * the rows' int4 copies, then the int8 copies of the few rows that pass
+ * (both against the user rounded to int16, in integers) bound each score,
+ * and only the rows whose bound may still enter the top k are scored in
+ * float (see news_catalog_top_k.c). The rows are split in blocks over the
+ * team's lanes; the result does not depend on how. Allocates nothing. Any
+ * thread (shared lock); the team's owner only. */
 int news_catalog_top_k(news_catalog *c, const news_catalog_query *q, news_catalog_hit *out);
 
 /* Heap bytes the catalog holds now (for the daemon's memory estimate): the
  * struct; per row of capacity (the items after a load, at least 16; doubled
- * when full) D floats, their D-byte int8 copy and its float scale, a text
- * pointer, an id length, a title length and an updated time (8 bytes each); each row's text (id,
- * title and category with a NUL each) as the allocator's chunk for it (len + 8, rounded up to 16,
- * at least 32); and a uint32 table of the smallest power of two >= 16 and >= 2 x capacity slots.
- * Any thread. */
+ * when full) D floats, their D-byte int8 copy and its float scale, their
+ * (D + 1) / 2-byte int4 copy with three floats (scale, residual, norm), a text
+ * pointer, an id length, a title length and an updated time (8 bytes each);
+ * each row's text (id, title and category with a NUL each) as the
+ * allocator's chunk for it (len + 8, rounded up to 16, at least 32); and a
+ * uint32 table of the smallest power of two >= 16 and >= 2 x capacity
+ * slots. Any thread. */
 size_t news_catalog_bytes(const news_catalog *c);
 
 #endif

@@ -99,8 +99,9 @@ static void rank_candidates(const float *scores, int n, int32_t *ranking)
 }
 
 /* The catalog-wide head: the user vector (zero for an empty history), then
- * the best catalog_k items of the whole catalog. */
-static void recommend_catalog(int worker_index, infer_request *req)
+ * the best catalog_k items of the whole catalog, the scan split over the
+ * worker's team like the encoder's products. */
+static void recommend_catalog(int worker_index, parallel_team *team, infer_request *req)
 {
     const served_model *sm = req->sm;
     if (req->n_history > 0) {
@@ -123,7 +124,9 @@ static void recommend_catalog(int worker_index, infer_request *req)
                             .since_ms = req->since_ms,
                             .skip = req->skip,
                             .skip_len = req->skip_len,
-                            .n_skip = n_skip};
+                            .n_skip = n_skip,
+                            .scratch = req->user_i16,
+                            .team = team};
     req->n_hits = news_catalog_top_k(sm->catalog, &q, req->hits);
 }
 
@@ -141,7 +144,7 @@ static void run_head(int worker_index, parallel_team *team, infer_request *req)
         break;
     case INFER_RECOMMEND: {
         if (req->catalog_k > 0) {
-            recommend_catalog(worker_index, req);
+            recommend_catalog(worker_index, team, req);
             break;
         }
         int32_t hist[2] = {0, req->n_history};

@@ -508,37 +508,6 @@ static void test_attention_pool(void **state)
     free(x);
 }
 
-/* kernels_dot_i8_rows against a double sum, for widths that exercise the
- * vector body and the tail (31, 33, 256), every int8 value included. */
-static void test_dot_i8_rows(void **state)
-{
-    (void)state;
-    enum { ROWS = 7, DMAX = 256 };
-    static int8_t q[ROWS * DMAX];
-    float y[DMAX], scale[ROWS], out[ROWS];
-    static const int widths[] = {1, 31, 33, 256};
-    for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) {
-        int d = widths[w];
-        for (int i = 0; i < ROWS * d; i++)
-            q[i] = (int8_t)((i * 37 + 11) % 256 - 128);
-        for (int i = 0; i < d; i++)
-            y[i] = (float)((i * 13) % 17) / 8.0f - 1.0f;
-        for (int r = 0; r < ROWS; r++)
-            scale[r] = 0.01f * (float)(r + 1);
-        kernels_dot_i8_rows(q, scale, ROWS, d, y, out);
-        for (int r = 0; r < ROWS; r++) {
-            double ref = 0, mag = 0;
-            for (int i = 0; i < d; i++) {
-                ref += (double)q[r * d + i] * y[i];
-                mag += fabs((double)q[r * d + i] * y[i]);
-            }
-            ref *= scale[r];
-            if (fabs(out[r] - ref) > 1e-6 * mag * scale[r] + 1e-7)
-                fail_msg("d %d row %d: %.9g, reference %.9g", d, r, (double)out[r], ref);
-        }
-    }
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -548,7 +517,6 @@ int main(void)
         cmocka_unit_test(test_bias_rows),         cmocka_unit_test(test_softmax_masked_cols),
         cmocka_unit_test(test_head_weighted_sum), cmocka_unit_test(test_head_row_sums),
         cmocka_unit_test(test_tanh_dot_rows),     cmocka_unit_test(test_attention_pool),
-        cmocka_unit_test(test_dot_i8_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -332,11 +332,12 @@ static void test_recommender_terms(void **state)
     memory_estimate_init(&e, 2, 256);
     memory_estimate_add_model(&e, sm);
 
-    /* 24 rows (room for exactly 24): D floats, their D int8 copy and its scale, a text pointer,
+    /* 24 rows (room for exactly 24): D floats, their D int8 copy and its scale, their
+     * (D + 1) / 2-byte int4 copy with its scale, residual and norm, a text pointer,
      * the id and title lengths and the updated time; each row's text (id, title and
      * category with a NUL each) as a glibc chunk; 64 uint32 slots (>= 2 x 24). */
-    size_t catalog =
-        FX_NEWS * (FX_D * 5 + 36) + texts_bytes(FIXTURES "/mind-tiny/news.tsv") + 64 * 4;
+    size_t catalog = FX_NEWS * (FX_D * 5 + 36 + (FX_D + 1) / 2 + 12) +
+                     texts_bytes(FIXTURES "/mind-tiny/news.tsv") + 64 * 4;
     if (e.catalogs < catalog || e.catalogs > catalog + 512)
         fail_msg("catalogs %zu, expected %zu + at most 512 (the struct)", e.catalogs, catalog);
     /* 100 entries of D floats + 16 ids + 4 x uint32 + a uint64 hash; 256 buckets. */

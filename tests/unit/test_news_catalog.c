@@ -127,15 +127,16 @@ static void test_growth(void **state)
 }
 
 /* news_catalog_bytes, from news_catalog.h's layout: per row of capacity D
- * floats, D int8 and a float scale, an 8-byte pointer, three 8-byte fields (id length, title
- * length, updated); each row's text (id, title, category, a NUL each) as a glibc chunk (len + 8
- * rounded up to 16, at least 32); 4 bytes per slot. The struct itself is private: it cancels in
- * differences, and is bounded here by 512. */
+ * floats, D int8 and a float scale, (D + 1) / 2 bytes of int4 and three floats, an 8-byte
+ * pointer, three 8-byte fields (id length, title length, updated); each row's text (id, title,
+ * category, a NUL each) as a glibc chunk (len + 8 rounded up to 16, at least 32); 4 bytes per slot.
+ * The struct itself is private: it cancels in differences, and is bounded here by 512. */
 static void test_bytes(void **state)
 {
     (void)state;
     news_catalog *c = news_catalog_new(DIM, 5); /* room for 16: 32 slots */
-    const size_t empty = 16 * (DIM * 5 + 36) + 32 * 4;
+    const size_t row = DIM * 5 + 36 + (DIM + 1) / 2 + 12;
+    const size_t empty = 16 * row + 32 * 4;
     size_t base = news_catalog_bytes(c);
     assert_true(base >= empty && base <= empty + 512);
 
@@ -154,7 +155,7 @@ static void test_bytes(void **state)
     assert_int_equal(news_catalog_put(c, "N3", 2, v, NULL, err, sizeof err), 0);
     assert_int_equal(news_catalog_count(c), 21);
     /* 21 rows grew the room to 32, and the slots to 64 */
-    const size_t full = 32 * (DIM * 5 + 36) + 18 * 32 + 32 + 48 + 64 + 64 * 4;
+    const size_t full = 32 * row + 18 * 32 + 32 + 48 + 64 + 64 * 4;
     assert_int_equal(news_catalog_bytes(c) - base, full - empty);
     news_catalog_release(c);
 }
@@ -334,8 +335,48 @@ static void test_build_errors(void **state)
 /* news_catalog_top_k against a brute force in double: random vectors with
  * a wide spread of row norms (so the int8 bounds are loose for some rows),
  * some exact ties (equal vectors: newer, then smaller id first), deletes
- * (rows move), skipped ids and a time filter. */
-enum { TK_D = 48, TK_N = 3000 };
+ * (rows move), skipped ids and a time filter; each query alone and split
+ * over a team of 2 and of 3 lanes (lent threads started here), which must
+ * give the same answer. */
+enum { TK_D = 48, TK_N = 9000 };
+
+/* A team of n lanes with n - 1 lent threads serving it. */
+typedef struct {
+    parallel_team *team;
+    pthread_t th[4];
+    int n;
+} tk_team;
+
+typedef struct {
+    parallel_team *team;
+    int lane;
+} tk_lane;
+
+static void *tk_serve(void *p)
+{
+    tk_lane *l = p;
+    parallel_team_serve(l->team, l->lane);
+    return NULL;
+}
+
+static void tk_team_start(tk_team *t, tk_lane *lanes, int n)
+{
+    t->n = n;
+    t->team = parallel_team_new(n);
+    assert_non_null(t->team);
+    for (int i = 1; i < n; i++) {
+        lanes[i] = (tk_lane){.team = t->team, .lane = i};
+        assert_int_equal(pthread_create(&t->th[i], NULL, tk_serve, &lanes[i]), 0);
+    }
+}
+
+static void tk_team_stop(tk_team *t)
+{
+    parallel_team_stop(t->team);
+    for (int i = 1; i < t->n; i++)
+        pthread_join(t->th[i], NULL);
+    parallel_team_free(t->team);
+}
 
 typedef struct {
     char id[16];
@@ -393,8 +434,13 @@ static void test_top_k_equals_brute_force(void **state)
         user[i] = (float)((i * 7919) % 23) / 11.0f - 1.0f;
     const char *skip[2] = {"T0001", "T0002"};
     size_t skip_len[2] = {5, 5};
-    static news_catalog_hit hits[NEWS_CATALOG_TOP_K_MAX];
+    static news_catalog_hit hits[NEWS_CATALOG_TOP_K_MAX], split[NEWS_CATALOG_TOP_K_MAX];
     static tk_ref want[TK_N];
+    int16_t scratch[NEWS_CATALOG_SCRATCH(TK_D)];
+    tk_team teams[2];
+    tk_lane lanes[2][4];
+    tk_team_start(&teams[0], lanes[0], 2);
+    tk_team_start(&teams[1], lanes[1], 3);
     for (int mode = 0; mode < 3; mode++) {
         int64_t since = mode == 2 ? 1040 : INT64_MIN;
         int n_want = 0;
@@ -416,9 +462,18 @@ static void test_top_k_equals_brute_force(void **state)
                                     .since_ms = since,
                                     .skip = skip,
                                     .skip_len = skip_len,
-                                    .n_skip = mode >= 1 ? 2 : 0};
+                                    .n_skip = mode >= 1 ? 2 : 0,
+                                    .scratch = scratch};
             int n = news_catalog_top_k(c, &q, hits);
             assert_int_equal(n, ks[t] < n_want ? ks[t] : n_want);
+            for (int tm = 0; tm < 2; tm++) {
+                q.team = teams[tm].team;
+                assert_int_equal(news_catalog_top_k(c, &q, split), n);
+                for (int i = 0; i < n; i++) {
+                    assert_string_equal(split[i].id, hits[i].id);
+                    assert_true(split[i].score == hits[i].score);
+                }
+            }
             for (int i = 0; i < n; i++) {
                 if (fabs(hits[i].score - want[i].score) > 1e-3 * (1 + fabs(want[i].score)))
                     fail_msg("mode %d k %d rank %d: %s %.6f, brute force %s %.6f", mode, ks[t], i,
@@ -431,12 +486,58 @@ static void test_top_k_equals_brute_force(void **state)
             }
         }
     }
+    /* Many random users (rows near the k-th score are where a bound too
+     * tight would show), each query split over 3 lanes. */
+    for (int u = 0; u < 40; u++) {
+        for (int i = 0; i < TK_D; i++) {
+            seed = seed * 1664525u + 1013904223u;
+            user[i] = (float)(seed >> 8) / 8388608.0f - 1.0f;
+        }
+        int n_want = 0;
+        for (int r = 0; r < TK_N; r++) {
+            if (!ref[r].alive)
+                continue;
+            want[n_want] = ref[r];
+            double sc = 0;
+            for (int i = 0; i < TK_D; i++)
+                sc += (double)vecs[r][i] * user[i];
+            want[n_want++].score = (float)sc;
+        }
+        qsort(want, (size_t)n_want, sizeof *want, tk_cmp);
+        news_catalog_query q = {.user = user,
+                                .k = 50,
+                                .since_ms = INT64_MIN,
+                                .scratch = scratch,
+                                .team = teams[1].team};
+        assert_int_equal(news_catalog_top_k(c, &q, hits), 50);
+        for (int i = 0; i < 50; i++)
+            if (strcmp(hits[i].id, want[i].id) != 0 &&
+                fabs(hits[i].score - want[i].score) > 1e-5 * (1 + fabs(want[i].score)))
+                fail_msg("user %d rank %d: %s %.6f, brute force %s %.6f", u, i, hits[i].id,
+                         (double)hits[i].score, want[i].id, want[i].score);
+    }
     /* The zero user: every score 0, the newest first, then the smaller id. */
     news_catalog_query q0 = {.user = NULL, .k = 3, .since_ms = INT64_MIN};
     assert_int_equal(news_catalog_top_k(c, &q0, hits), 3);
     assert_string_equal(hits[0].id, "T0049");
     assert_string_equal(hits[1].id, "T0099");
     assert_true(hits[0].score == 0.0f);
+    q0.team = teams[0].team;
+    assert_int_equal(news_catalog_top_k(c, &q0, split), 3);
+    assert_string_equal(split[1].id, "T0099");
+    /* The zero vector given as a vector, and one that is not finite: every
+     * row scored in float, still ranked (the NaN scores last or first, but
+     * no crash and k results). */
+    float zero[TK_D] = {0};
+    news_catalog_query qz = {.user = zero, .k = 3, .since_ms = INT64_MIN, .scratch = scratch};
+    assert_int_equal(news_catalog_top_k(c, &qz, split), 3);
+    assert_string_equal(split[0].id, "T0049");
+    assert_true(split[0].score == 0.0f);
+    float inf_user[TK_D] = {INFINITY};
+    qz.user = inf_user;
+    assert_int_equal(news_catalog_top_k(c, &qz, split), 3);
+    tk_team_stop(&teams[0]);
+    tk_team_stop(&teams[1]);
     news_catalog_release(c);
 }
 
@@ -483,7 +584,8 @@ static void *cw_reader(void *p)
     float user[CW_D] = {1, -1, 0.5f, 0, 2, 0, -0.5f, 1}, got[CW_D];
     static _Thread_local news_catalog_hit hits[10];
     for (int i = 0; i < CW_OPS; i++) {
-        news_catalog_query q = {.user = user, .k = 10, .since_ms = INT64_MIN};
+        int16_t scratch[NEWS_CATALOG_SCRATCH(CW_D)];
+        news_catalog_query q = {.user = user, .k = 10, .since_ms = INT64_MIN, .scratch = scratch};
         int n = news_catalog_top_k(a->c, &q, hits);
         for (int k = 1; k < n; k++)
             if (hits[k].score > hits[k - 1].score)
