@@ -6,11 +6,19 @@
  * chunk's activations stay in the core's cache from one GEMM to the next
  * instead of streaming through memory once per pass. Sequences are
  * independent, so the order changes nothing in the results. Within a chunk
- * every projection is one cblas_sgemm over all its rows, except key_att,
- * which runs per sequence inside the per-sequence additive attention
- * (softmaxes, global query and key, P and U) so that a sequence's Q|K rows
- * are read once per layer; the pooling is per sequence too; the rest is fused
- * row passes from kernels.c.
+ * every projection is one product over all its rows, except the key side of
+ * the additive attention, which runs per sequence (softmaxes, global query
+ * and key, U); the pooling is per sequence too; the rest is fused row passes
+ * from kernels.c.
+ *
+ * The key projection K = X Wk^T + bk is only ever seen through the global
+ * query qg: key_att(K_i * qg) = (Wka diag(qg) Wk) X_i + const, and the global
+ * key kg = qg * (Wk sum_i beta_i X_i + bk sum_i beta_i) (per head). So a
+ * sequence of n rows that is longer than about H + 1 rows never computes K:
+ * its H x D matrix Ms = (Wka diag(qg)) Wk (H D^2 multiply-adds) gives the
+ * key_att logits as X_i Ms^T, and kg needs D^2 more, instead of n D^2 for K's
+ * rows (7-14% of a layer's products at n = 128). Shorter sequences compute
+ * K's rows, then P = K * qg, key_att(P) and kg = sum_i beta_i P_i.
  *
  * Workspace layout (T = max_tokens rows, C = chunk_rows, each float region
  * 64-byte aligned):
@@ -19,18 +27,21 @@
  *   mask  (T)
  *   x     (C, D)   the chunk's hidden state X: embeddings + positions, then
  *                  updated in place layer by layer
- *   qk    (C, 2D)  row i = [Q0_i | K0_i], the projections without bias; K0_i
- *                  becomes P_i then U_i; Q0_i becomes out_i minus a constant
- *                  bias that is folded into the next LayerNorm (see
- *                  layer_forward); also the pooling's att_fc1 output (C, D),
- *                  contiguous
+ *   qk    (C, 2D)  row i = [Q0_i | K_i], Q0_i the query projection without
+ *                  bias; K_i is U_i (a short sequence's K0_i, then P_i, on
+ *                  the way); Q0_i becomes out_i minus a constant bias that is
+ *                  folded into the next LayerNorm (see layer_forward); also
+ *                  the pooling's att_fc1 output (C, D), contiguous
  *   att   (C, H)   query_att / key_att logits, then softmax weights
  *   inter (C, I)   intermediate activations
  *   score (C)      pooling scores
  *   vec   (4D)     global query qg / global key kg of the current sequence;
  *                  per layer: bq + transform.bias (D), the attention output's
  *                  folded bias (D) and query_att's folded bias (H)
- *   col   (2H)     softmax column max / sum */
+ *   col   (2H)     softmax column max / sum
+ *   amat  (H, D)   a folded sequence's Wka diag(qg), then its head row sums
+ *   mmat  (H, D)   its key matrix Ms, and Ms packed for the GEMM (mpack)
+ *   hvec  (2H)     its key_att logits' bias, and the sums of beta per head */
 #include "fastformer.h"
 
 #include <assert.h>
@@ -56,6 +67,7 @@ typedef struct {
     size_t mask;                               /* offset of the mask in floats */
     size_t lanes;                              /* offset of lane 0's scratch */
     size_t x, qk, att, inter, score, vec, col; /* offsets within one lane's scratch */
+    size_t amat, mmat, mpack, hvec;            /* the same, folded key path */
     size_t lane_floats;                        /* one lane's scratch, 64-byte multiple */
     size_t total;                              /* floats of the whole block */
     int chunk_rows;                            /* C: rows of the per-chunk regions */
@@ -87,6 +99,18 @@ static int dims_valid(const fastformer_dims *d)
            d->num_hidden_layers >= 0 && d->max_position_embeddings > 0;
 }
 
+/* Floats of a sequence's key matrix Ms (H, D) packed for the GEMM, on the
+ * path with the widest panels. */
+static size_t key_matrix_packed_floats(const fastformer_dims *d)
+{
+    size_t most = 0;
+    for (int p = 0; p < GEMM_N_PATHS; p++) {
+        const size_t n = gemm_packed_floats((gemm_path)p, d->num_attention_heads, d->hidden_size);
+        most = n > most ? n : most;
+    }
+    return most;
+}
+
 /* Returns 0 and fills *l, or -1 when the sizes are invalid or overflow. */
 static int layout_compute(const fastformer_dims *d, int max_tokens, int max_seqs, int n_lanes,
                           ws_layout *l)
@@ -110,6 +134,11 @@ static int layout_compute(const fastformer_dims *d, int max_tokens, int max_seqs
     l->score = add_region(&c, cr);
     l->vec = add_region(&c, mul_sat(4, dd));
     l->col = add_region(&c, 2 * (size_t)d->num_attention_heads);
+    const size_t hd = mul_sat((size_t)d->num_attention_heads, dd);
+    l->amat = add_region(&c, hd);
+    l->mmat = add_region(&c, hd);
+    l->mpack = add_region(&c, key_matrix_packed_floats(d));
+    l->hvec = add_region(&c, 2 * (size_t)d->num_attention_heads);
     l->lane_floats = c;
     size_t b = 0;
     l->mask = add_region(&b, t);
@@ -230,7 +259,7 @@ static size_t folded_floats(const fastformer_dims *d)
 size_t fastformer_packed_floats(const fastformer_dims *d, gemm_path p)
 {
     const int D = d->hidden_size, H = d->num_attention_heads, N_I = d->intermediate_size;
-    const size_t per_layer = gemm_packed_floats(p, 2 * D, D) + 2 * gemm_packed_floats(p, H, D) +
+    const size_t per_layer = 3 * gemm_packed_floats(p, D, D) + 2 * gemm_packed_floats(p, H, D) +
                              2 * gemm_packed_floats(p, D, D) + gemm_packed_floats(p, N_I, D) +
                              gemm_packed_floats(p, D, N_I) + folded_floats(d);
     return per_layer * (size_t)d->num_hidden_layers + gemm_packed_floats(p, D, D);
@@ -267,7 +296,10 @@ void fastformer_pack(fastformer_encoder *enc, fastformer_layer *layers, gemm_pat
     float *at = buf;
     for (int li = 0; li < d->num_hidden_layers; li++) {
         fastformer_layer *l = &layers[li];
-        l->qk_packed = pack_next(p, l->qk_weight, 2 * D, D, &at);
+        l->query_packed = pack_next(p, l->qk_weight, D, D, &at);
+        l->key_packed = pack_next(p, l->qk_weight + (size_t)D * D, D, D, &at);
+        l->key_t_packed = gemm_pack_transposed(p, l->qk_weight + (size_t)D * D, D, D, D, at);
+        at += gemm_packed_floats(p, D, D);
         l->query_att_packed = pack_next(p, l->query_att_weight, H, D, &at);
         l->key_att_packed = pack_next(p, l->key_att_weight, H, D, &at);
         l->transform_packed = pack_next(p, l->transform_weight, D, D, &at);
@@ -295,6 +327,7 @@ typedef struct {
     int d, h, inter, dh, n_rows, n_seqs, row0;
     float inv_scale, eps;
     float *x, *qk, *att, *act, *score, *vec, *col;
+    float *amat, *mmat, *mpack, *hvec;
     const float *mask;
     const void *const *row_src;
     const embedding_table *row_table;
@@ -389,37 +422,112 @@ static void linear(const run_state *s, const linear_job *j)
     }
 }
 
-/* The per-sequence part of the additive attention, in place in Q|K: for
- * each sequence, alpha's softmax (s->att holds its logits), qg, P = (K0 + bk)
- * * qg in K's slot, key_att(P), beta, kg, then U = kg * (Q0 + bq) in P's slot. */
+/* Whether a sequence of n rows takes the folded key path (see the top of
+ * this file): n D^2 multiply-adds for K's rows against about (H + 1) D^2 for
+ * Ms and kg plus n H D for the head row sums. */
+static bool key_folded(int n, int d, int h)
+{
+    return (long)n * (d - h) > (long)(h + 1) * d;
+}
+
+/* A short sequence's key side: K0 = X Wk^T in K's slot (ks), P = (K0 + bk) *
+ * qg there, beta = softmax(key_att(P)) in att, and kg = sum_i beta_i P_i
+ * (per head) in place of qg (s->vec). */
+static void key_side_rows(const fastformer_layer *l, run_state *s, const float *xs, float *ks,
+                          int n, float *att, const float *mask)
+{
+    const int d = s->d, h = s->h, ld = 2 * d;
+    float *glob = s->vec;
+    linear(s, &(linear_job){.packed = &l->key_packed,
+                            .w = l->qk_weight + (size_t)d * d,
+                            .rows = n,
+                            .n = d,
+                            .k = d,
+                            .a = xs,
+                            .lda = d,
+                            .c = ks,
+                            .ldc = ld});
+    kernels_bias_mul_rows(ks, ld, ks, ld, n, d, l->qk_bias + d, glob);
+    linear_rows(&(linear_job){.packed = &l->key_att_packed,
+                              .w = l->key_att_weight,
+                              .rows = n,
+                              .n = h,
+                              .k = d,
+                              .a = ks,
+                              .lda = ld,
+                              .c = att,
+                              .ldc = h},
+                0, n);
+    kernels_softmax_masked_cols(att, n, h, l->key_att_bias, s->inv_scale, mask, s->col);
+    kernels_head_weighted_sum(glob, att, ks, ld, n, h, s->dh);
+}
+
+/* A longer sequence's key side without K: Ms = (Wka diag(qg)) Wk, logits
+ * X_i Ms^T + key_att_bias + Wka diag(qg) bk, beta = their softmax in att, then
+ * kg = qg * (Wk y_h + bk sum_i beta_ih) with y_h = sum_i beta_ih X_i, for the
+ * features of head h, in place of qg (s->vec). */
+static void key_side_folded(const fastformer_layer *l, run_state *s, const float *xs, int n,
+                            float *att, const float *mask)
+{
+    const int d = s->d, h = s->h;
+    const float *wk = l->qk_weight + (size_t)d * d, *bk = l->qk_bias + d;
+    float *glob = s->vec, *a = s->amat, *ms = s->mmat, *bias = s->hvec, *wsum = s->hvec + h;
+    kernels_bias_mul_rows(a, d, l->key_att_weight, d, h, d, NULL, glob);
+    for (int hh = 0; hh < h; hh++)
+        bias[hh] = l->key_att_bias[hh] + kernels_dot(a + (size_t)hh * d, bk, (size_t)d);
+    gemm_weights ms_packed = {0};
+    if (l->key_t_packed.panels) {
+        linear(s, &(linear_job){.packed = &l->key_t_packed,
+                                .rows = h,
+                                .n = d,
+                                .k = d,
+                                .a = a,
+                                .lda = d,
+                                .c = ms,
+                                .ldc = d});
+        ms_packed = gemm_pack(l->key_t_packed.path, ms, h, d, d, s->mpack);
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, h, d, d, 1.0f, a, d, wk, d, 0.0f, ms,
+                    d);
+    }
+    linear_rows(&(linear_job){.packed = &ms_packed,
+                              .w = ms,
+                              .rows = n,
+                              .n = h,
+                              .k = d,
+                              .a = xs,
+                              .lda = d,
+                              .c = att,
+                              .ldc = h},
+                0, n);
+    kernels_softmax_masked_cols(att, n, h, bias, s->inv_scale, mask, s->col);
+    kernels_head_row_sums(a, wsum, att, xs, d, n, h, d);
+    kernels_head_matvec_scale(glob, wk, a, bk, wsum, d, s->dh);
+}
+
+/* The per-sequence part of the additive attention: for each sequence,
+ * alpha's softmax (s->att holds its logits), qg, the key side (beta and kg),
+ * then U = kg * (Q0 + bq) in K's slot. */
 static void additive_attention(const fastformer_layer *l, run_state *s, const float *qatt_bias)
 {
     const int d = s->d, h = s->h, ld = 2 * d;
     float *q = s->qk, *k = s->qk + d, *glob = s->vec;
-    const float *bq = l->qk_bias, *bk = l->qk_bias + d;
+    const float *bq = l->qk_bias;
     for (int si = 0; si < s->n_seqs; si++) {
         const int r0 = s->seq_start[si] - s->row0, n = s->seq_start[si + 1] - s->seq_start[si];
         if (n == 0)
             continue;
         float *att = s->att + (size_t)r0 * (size_t)h;
         float *qs = q + (size_t)r0 * ld, *ks = k + (size_t)r0 * ld;
+        const float *xs = s->x + (size_t)r0 * d;
         kernels_softmax_masked_cols(att, n, h, qatt_bias, s->inv_scale, s->mask + r0, s->col);
         kernels_head_weighted_sum(glob, att, qs, ld, n, h, s->dh);
         for (int j = 0; j < d; j++)
             glob[j] += bq[j];
-        kernels_bias_mul_rows(ks, ld, ks, ld, n, d, bk, glob);
-        linear_rows(&(linear_job){.packed = &l->key_att_packed,
-                                  .w = l->key_att_weight,
-                                  .rows = n,
-                                  .n = h,
-                                  .k = d,
-                                  .a = ks,
-                                  .lda = ld,
-                                  .c = att,
-                                  .ldc = h},
-                    0, n);
-        kernels_softmax_masked_cols(att, n, h, l->key_att_bias, s->inv_scale, s->mask + r0, s->col);
-        kernels_head_weighted_sum(glob, att, ks, ld, n, h, s->dh);
+        if (key_folded(n, d, h))
+            key_side_folded(l, s, xs, n, att, s->mask + r0);
+        else
+            key_side_rows(l, s, xs, ks, n, att, s->mask + r0);
         kernels_bias_mul_rows(ks, ld, qs, ld, n, d, bq, glob);
     }
 }
@@ -430,13 +538,13 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
     const int d = s->d, h = s->h, ld = 2 * d, rows = s->n_rows;
     float *q = s->qk, *k = s->qk + d;
 
-    /* Q0|K0 = X [Wq;Wk]^T without biases. Rather than passes adding biases to
+    /* Q0 = X Wq^T without bias (K: see additive_attention). Rather than passes adding biases to
      * Q0, they are carried along: query_att(Q0 + bq) = Q0 Wa^T + (Wa bq + ba);
      * qg gains bq (the softmax weights sum to 1); U gets it in the U pass; the
      * residual's bq + bt goes through dense as Wd (bq + bt) into dense's bias.
      * Both folded biases are constants of the weights: fastformer_pack
      * computes them once; an encoder that is not packed folds them here
-     * (D*D multiply-adds per layer). bk joins the P pass. */
+     * (D*D multiply-adds per layer). bk joins the key side. */
     const float *qatt_bias = l->query_att_bias_folded, *dense_bias = l->attn_out_bias_folded;
     if (!qatt_bias || !dense_bias) {
         float *qb = s->vec + 3 * d, *db = s->vec + 2 * d;
@@ -444,10 +552,10 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
         qatt_bias = qb;
         dense_bias = db;
     }
-    linear(s, &(linear_job){.packed = &l->qk_packed,
+    linear(s, &(linear_job){.packed = &l->query_packed,
                             .w = l->qk_weight,
                             .rows = rows,
-                            .n = 2 * d,
+                            .n = d,
                             .k = d,
                             .a = s->x,
                             .lda = d,
@@ -455,11 +563,9 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
                             .ldc = ld});
 
     /* alpha = softmax(query_att(Q) / sqrt(dh) + ext) needs the logits of every
-     * row: one GEMM. Then, one sequence at a time so that its Q|K rows stay in
-     * L2 from the first read to the last: qg; P = (K0 + bk) * qg in K's slot;
-     * key_att(P) as a GEMM over the sequence's rows; beta; kg; U = kg * (Q0 +
-     * bq) in P's slot. (A key_att GEMM over all rows would need a second
-     * round trip of Q|K through memory; it is 1% of the flops.) */
+     * row: one GEMM. Then, one sequence at a time so that its rows stay in
+     * L2 from the first read to the last: qg; the key side (beta and kg, with
+     * or without K's rows); U = kg * (Q0 + bq) in K's slot. */
     linear(s, &(linear_job){.packed = &l->query_att_packed,
                             .w = l->query_att_weight,
                             .rows = rows,
@@ -626,6 +732,10 @@ static run_state lane_state(const run_state *base, const fastformer_workspace *w
     s.score = sc + l->score;
     s.vec = sc + l->vec;
     s.col = sc + l->col;
+    s.amat = sc + l->amat;
+    s.mmat = sc + l->mmat;
+    s.mpack = sc + l->mpack;
+    s.hvec = sc + l->hvec;
     return s;
 }
 
@@ -702,10 +812,22 @@ void fastformer_encode(const fastformer_encoder *enc, fastformer_workspace *ws, 
 
 double fastformer_gemm_flops(const fastformer_dims *dims, const int32_t *seq_start, int n_seqs)
 {
-    const double rows = n_seqs > 0 ? (double)(seq_start[n_seqs] - seq_start[0]) : 0.0;
     const double d = dims->hidden_size, h = dims->num_attention_heads, i = dims->intermediate_size;
-    /* qk (2D), query_att, key_att, transform, dense, intermediate, output. */
-    const double per_layer = 2.0 * d * d + d * h + d * h + d * d + d * d + d * i + i * d;
-    /* pooling att_fc1 (att_fc2 is a fused dot product, not a GEMM). */
-    return 2.0 * rows * (per_layer * dims->num_hidden_layers + d * d);
+    double macs = 0.0;
+    for (int si = 0; si < n_seqs; si++) {
+        const int len = seq_start[si + 1] - seq_start[si];
+        const double n = len;
+        if (len == 0)
+            continue;
+        /* query, query_att, transform, dense, intermediate, output; then the
+         * key side: the sequence's key matrix and its logits, or K's rows and
+         * key_att. */
+        double per_layer = n * (d * d + d * h + d * d + d * d + d * i + i * d);
+        per_layer += key_folded(len, dims->hidden_size, dims->num_attention_heads)
+                         ? h * d * d + n * h * d
+                         : n * d * d + n * d * h;
+        /* pooling att_fc1 (att_fc2 is a fused dot product, not a GEMM). */
+        macs += per_layer * dims->num_hidden_layers + n * d * d;
+    }
+    return 2.0 * macs;
 }

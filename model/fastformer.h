@@ -59,9 +59,11 @@ typedef struct {
     const float *out_ln_bias;      /* (D) */
     /* Set by fastformer_pack (zeroed before, and then the products go
      * through cblas_sgemm on the weights above): the weights packed for the
-     * engine's GEMM, and two biases folded once (see fastformer.c). */
-    gemm_weights qk_packed, query_att_packed, key_att_packed, transform_packed, attn_out_packed,
-        inter_packed, out_packed;
+     * engine's GEMM (query, key, and key transposed: the key projection is
+     * folded into a per-sequence matrix, see fastformer.c), and two biases
+     * folded once. */
+    gemm_weights query_packed, key_packed, key_t_packed, query_att_packed, key_att_packed,
+        transform_packed, attn_out_packed, inter_packed, out_packed;
     const float *query_att_bias_folded; /* (H) query_att_bias + Wa bq */
     const float *attn_out_bias_folded;  /* (D) attn_out_bias + Wd (bq + bt) */
 } fastformer_layer;
@@ -159,8 +161,9 @@ void fastformer_set_rows(fastformer_workspace *ws, int row0, const float *vecs, 
 void fastformer_encode(const fastformer_encoder *enc, fastformer_workspace *ws, int n_seqs,
                        float *pooled);
 
-/* Floating-point operations of one encode (multiply-add = 2), counting GEMMs
- * only, for GFLOP/s figures. seq_lens: n_seqs lengths. */
+/* Floating-point operations of one encode (multiply-add = 2), counting the
+ * products it runs (a sequence's key side folded or not, see fastformer.c)
+ * and nothing else, for GFLOP/s figures. seq_start: n_seqs + 1 offsets. */
 double fastformer_gemm_flops(const fastformer_dims *dims, const int32_t *seq_start, int n_seqs);
 
 #endif

@@ -114,19 +114,36 @@ size_t gemm_packed_floats(gemm_path p, int n, int k)
     return (panels * (size_t)k * nr + 15) / 16 * 16;
 }
 
-gemm_weights gemm_pack(gemm_path p, const float *w, int n, int k, int ldw, float *dst)
+/* Packs the n x k matrix whose element (row, kk) is w[row * rs + kk * cs],
+ * row by row (with cs = 1 the reads are sequential: sequences' key matrices
+ * are packed on the hot path), the columns past n zeroed. */
+static gemm_weights pack_strided(gemm_path p, const float *w, int n, int k, size_t rs, size_t cs,
+                                 float *dst)
 {
     const int nr = info(p)->nr;
     const int n_panels = (n + nr - 1) / nr;
-    for (int pi = 0; pi < n_panels; pi++)
-        for (int kk = 0; kk < k; kk++) {
-            float *o = dst + ((size_t)pi * (size_t)k + (size_t)kk) * (size_t)nr;
-            for (int j = 0; j < nr; j++) {
-                const int row = pi * nr + j;
-                o[j] = row < n ? w[(size_t)row * (size_t)ldw + (size_t)kk] : 0.0f;
-            }
+    for (int pi = 0; pi < n_panels; pi++) {
+        float *panel = dst + (size_t)pi * (size_t)k * (size_t)nr;
+        const int rows = n - pi * nr < nr ? n - pi * nr : nr;
+        if (rows < nr)
+            memset(panel, 0, (size_t)k * (size_t)nr * sizeof(float));
+        for (int j = 0; j < rows; j++) {
+            const float *src = w + (size_t)(pi * nr + j) * rs;
+            for (int kk = 0; kk < k; kk++)
+                panel[(size_t)kk * (size_t)nr + (size_t)j] = src[(size_t)kk * cs];
         }
+    }
     return (gemm_weights){.path = p, .n = n, .k = k, .nr = nr, .panels = dst};
+}
+
+gemm_weights gemm_pack(gemm_path p, const float *w, int n, int k, int ldw, float *dst)
+{
+    return pack_strided(p, w, n, k, (size_t)ldw, 1, dst);
+}
+
+gemm_weights gemm_pack_transposed(gemm_path p, const float *w, int n, int k, int ldw, float *dst)
+{
+    return pack_strided(p, w, n, k, 1, (size_t)ldw, dst);
 }
 
 /* ---- the driver ------------------------------------------------------------------- */

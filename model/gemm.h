@@ -63,6 +63,11 @@ size_t gemm_packed_floats(gemm_path p, int n, int k);
  * caller and must outlive the view. */
 gemm_weights gemm_pack(gemm_path p, const float *w, int n, int k, int ldw, float *dst);
 
+/* gemm_pack of the transpose: packs the n x k matrix W = w^T, where w is
+ * (k, n) with row stride ldw (so that C = A w, a product by a weight used
+ * the other way round). Same contract as gemm_pack. */
+gemm_weights gemm_pack_transposed(gemm_path p, const float *w, int n, int k, int ldw, float *dst);
+
 typedef enum {
     GEMM_EPI_NONE,      /* C = A W^T (+ C) */
     GEMM_EPI_BIAS_GELU, /* C = gelu(A W^T (+ C) + bias), exact-erf GELU */

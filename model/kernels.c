@@ -429,6 +429,50 @@ void kernels_head_weighted_sum(float *g, const float *w, const float *x, int ldx
     head_weighted_sum_impl(g, w, x, ldx, n_rows, n_heads, head_dim);
 }
 
+KERNELS_CLONES static void head_row_sums_impl(float *y, float *wsum, const float *w, const float *x,
+                                              int ldx, int n_rows, int n_heads, int d)
+{
+    for (int h = 0; h < n_heads; h++) {
+        wsum[h] = 0.0f;
+        for (int j = 0; j < d; j++)
+            y[(size_t)h * (size_t)d + j] = 0.0f;
+    }
+    for (int i = 0; i < n_rows; i++) {
+        const float *xr = x + (size_t)i * (size_t)ldx;
+        const float *wr = w + (size_t)i * (size_t)n_heads;
+        for (int h = 0; h < n_heads; h++) {
+            const float wv = wr[h];
+            float *yh = y + (size_t)h * (size_t)d;
+            wsum[h] += wv;
+            for (int j = 0; j < d; j++)
+                yh[j] += wv * xr[j];
+        }
+    }
+}
+
+void kernels_head_row_sums(float *y, float *wsum, const float *w, const float *x, int ldx,
+                           int n_rows, int n_heads, int d)
+{
+    head_row_sums_impl(y, wsum, w, x, ldx, n_rows, n_heads, d);
+}
+
+KERNELS_CLONES static void head_matvec_scale_impl(float *g, const float *w, const float *y,
+                                                  const float *bias, const float *wsum, int d,
+                                                  int head_dim)
+{
+    for (int j = 0; j < d; j++) {
+        const int h = j / head_dim;
+        g[j] *= dot_blocked(w + (size_t)j * (size_t)d, y + (size_t)h * (size_t)d, (size_t)d) +
+                bias[j] * wsum[h];
+    }
+}
+
+void kernels_head_matvec_scale(float *g, const float *w, const float *y, const float *bias,
+                               const float *wsum, int d, int head_dim)
+{
+    head_matvec_scale_impl(g, w, y, bias, wsum, d, head_dim);
+}
+
 KERNELS_CLONES static void bias_mul_rows_impl(float *dst, int ldd, const float *src, int lds,
                                               int n_rows, int d, const float *bias, const float *g)
 {

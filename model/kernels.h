@@ -52,6 +52,18 @@ void kernels_softmax_masked_cols(float *a, int n_rows, int n_cols, const float *
 void kernels_head_weighted_sum(float *g, const float *w, const float *x, int ldx, int n_rows,
                                int n_heads, int head_dim);
 
+/* Weighted sums of whole rows of x (stride ldx, d features), one per head:
+ * y[h][j] = sum_i w[i][h] * x[i][j] (y: n_heads rows of stride d) and
+ * wsum[h] = sum_i w[i][h], with w (n_rows, n_heads). Overwrites y and wsum. */
+void kernels_head_row_sums(float *y, float *wsum, const float *w, const float *x, int ldx,
+                           int n_rows, int n_heads, int d);
+
+/* The Fastformer global key from the head row sums (see fastformer.c):
+ * g[j] *= dot(w[j], y[h]) + bias[j] * wsum[h] for j < d, h = j / head_dim,
+ * with w (d, d) row-major (the key projection) and y (d / head_dim, d). */
+void kernels_head_matvec_scale(float *g, const float *w, const float *y, const float *bias,
+                               const float *wsum, int d, int head_dim);
+
 /* Rows i < n_rows, j < d: dst[i][j] = (src[i][j] + bias[j]) * g[j]. bias may be
  * NULL; dst may equal src (in place, with ldd == lds). */
 void kernels_bias_mul_rows(float *dst, int ldd, const float *src, int lds, int n_rows, int d,

@@ -112,9 +112,9 @@ PRODUCT_WEIGHTS = ("attention.self.query.weight", "attention.self.key.weight",
 
 def packed_mib(model_dir, path):
     """MiB of the encoders' weights packed for `path`: each product's [n, k]
-    weight as ceil(n / panel) panels of k x panel floats (query and key as one
-    [2D, D] product), 16-float aligned, plus two folded biases per layer (H
-    and D floats, each 16-float aligned)."""
+    weight as ceil(n / panel) panels of k x panel floats (the key weight twice:
+    as is and transposed, for the folded key side), 16-float aligned, plus two
+    folded biases per layer (H and D floats, each 16-float aligned)."""
     nr = PANEL_COLUMNS[path]
     with open(os.path.join(model_dir, "model.safetensors"), "rb") as f:
         (n,) = struct.unpack("<Q", f.read(8))
@@ -127,9 +127,9 @@ def packed_mib(model_dir, path):
     total = 0
     for name, (rows, cols) in ((k, v) for k, v in shapes.items() if len(v) == 2):
         if "attention.self.key.weight" in name:
-            continue  # packed with the query weight as one [2D, D] product
-        if "attention.self.query.weight" in name:
-            rows *= 2
+            total += packed(cols, rows)  # and its transpose, [D, D] too
+        elif "attention.self.query.weight" in name:
+            pass
         elif not (any(name.endswith(w) for w in PRODUCT_WEIGHTS[2:7] + PRODUCT_WEIGHTS[8:])
                   or re.search(r"encoders\.\d+\.output\.dense\.weight$", name)):
             continue

@@ -376,7 +376,9 @@ static void check_shape(fastformer_dims dims, const int *lens, int n_seqs, uint6
 static void test_engine_matches_naive(void **state)
 {
     (void)state;
-    /* seq 0 empty, seq 2 all padding, others mixed; one at P */
+    /* seq 0 empty, seq 2 all padding, others mixed; one at P. Sequences of
+     * more than about H + 1 rows (here 7 and 10) take the folded key side,
+     * shorter ones compute K's rows (fastformer.c): both on every variant. */
     const int lens_a[] = {0, 7, 3, 1, 10, 2};
     check_shape((fastformer_dims){24, 3, 40, 2, 10, 1e-12f}, lens_a, 6, 11);
     const int lens_b[] = {5, 4, 2, 5};
@@ -477,8 +479,11 @@ static void test_workspace_sizes(void **state)
     const size_t chunk_floats = (size_t)512 * (256 + 512 + 16 + 256 + 1);
     const size_t want = 8192 * (sizeof(float *) + sizeof(float)) + chunk_floats * sizeof(float);
     assert_true(big >= want);
-    /* and only alignment and a few vectors more */
-    assert_true(big < want + 64 * 1024);
+    /* and only alignment, a few vectors and the folded key path's H x D
+     * matrices (two, and one packed in a panel of up to 32 rows) more */
+    const size_t key_side = (size_t)(2 * 16 + 32) * 256 * sizeof(float);
+    assert_true(big >= want + key_side);
+    assert_true(big < want + key_side + 64 * 1024);
     /* a model longer than a chunk gets a chunk of one whole sequence */
     fastformer_dims long_dims = dims;
     long_dims.max_position_embeddings = 4096;
@@ -488,7 +493,7 @@ static void test_workspace_sizes(void **state)
     /* and a workspace smaller than a chunk only as much scratch as rows */
     assert_true(small <
                 (size_t)128 * (sizeof(float *) + (1 + 256 + 512 + 16 + 256 + 1) * sizeof(float)) +
-                    64 * 1024);
+                    key_side + 64 * 1024);
 
     /* Bad sizes: NULL and SIZE_MAX, never a crash. */
     fastformer_dims bad = dims;
@@ -515,12 +520,17 @@ static void test_gemm_flops(void **state)
 {
     (void)state;
     fastformer_dims dims = {256, 16, 256, 2, 256, 1e-12f};
-    const int32_t starts[3] = {0, 100, 128};
-    /* per token per layer: 2*(2D*D + 2*D*H + 2*D*D + 2*D*I) ; pooling 2*D*D */
+    const int32_t starts[5] = {0, 100, 128, 128, 138};
+    /* per token per layer: 2*(D*D + D*H + 2*D*D + 2*D*I) outside the key side;
+     * pooling 2*D*D. The key side: sequences of 100 and 28 rows fold it
+     * (2*(H*D*D + n*H*D) each), the one of 10 rows computes K and key_att
+     * (2*(n*D*D + n*D*H)), the empty one nothing. */
     const double D = 256, H = 16, I = 256;
-    const double per_layer = 2 * (2 * D * D + 2 * D * H + 2 * D * D + 2 * D * I);
-    const double want = 128 * (2 * per_layer + 2 * D * D);
-    assert_true(fabs(fastformer_gemm_flops(&dims, starts, 2) - want) < 1.0);
+    const double per_token = 2 * (D * D + D * H + 2 * D * D + 2 * D * I);
+    const double folded = 2 * (H * D * D + 100 * H * D) + 2 * (H * D * D + 28 * H * D);
+    const double rows = 2 * (10 * D * D + 10 * D * H);
+    const double want = 138 * (2 * per_token + 2 * D * D) + 2 * (folded + rows);
+    assert_true(fabs(fastformer_gemm_flops(&dims, starts, 4) - want) < 1.0);
     assert_true(fastformer_gemm_flops(&dims, starts, 0) == 0.0);
 }
 

@@ -162,11 +162,41 @@ static void check_epilogues(gemm_path p)
     free(plain);
 }
 
+/* gemm_pack_transposed of a (k, n) matrix with a row stride packs exactly
+ * what gemm_pack packs from its explicit transpose. */
+static void check_pack_transposed(gemm_path p)
+{
+    uint64_t s = 777 + (uint64_t)p;
+    const int n = 45, k = 19, ldw = n + 2;
+    float *w = rnd_vec(&s, (size_t)k * ldw), *wt = malloc((size_t)n * k * sizeof(float));
+    assert_non_null(wt);
+    for (int i = 0; i < n; i++)
+        for (int kk = 0; kk < k; kk++)
+            wt[(size_t)i * k + kk] = w[(size_t)kk * ldw + i];
+    const size_t floats = gemm_packed_floats(p, n, k);
+    float *want = aligned_alloc(64, floats * sizeof(float));
+    float *got = aligned_alloc(64, floats * sizeof(float));
+    assert_non_null(want);
+    assert_non_null(got);
+    memset(want, 0, floats * sizeof(float));
+    memset(got, 0, floats * sizeof(float));
+    gemm_pack(p, wt, n, k, k, want);
+    gemm_weights g = gemm_pack_transposed(p, w, n, k, ldw, got);
+    assert_int_equal(g.n, n);
+    assert_int_equal(g.k, k);
+    assert_memory_equal(got, want, floats * sizeof(float));
+    free(w);
+    free(wt);
+    free(want);
+    free(got);
+}
+
 static void test_plain(void **state)
 {
     (void)state;
     check_products(GEMM_PATH_PLAIN);
     check_epilogues(GEMM_PATH_PLAIN);
+    check_pack_transposed(GEMM_PATH_PLAIN);
 }
 
 static void test_avx2(void **state)
@@ -174,6 +204,7 @@ static void test_avx2(void **state)
     (void)state;
     check_products(GEMM_PATH_AVX2);
     check_epilogues(GEMM_PATH_AVX2);
+    check_pack_transposed(GEMM_PATH_AVX2);
 }
 
 static void test_avx512(void **state)
@@ -181,6 +212,7 @@ static void test_avx512(void **state)
     (void)state;
     check_products(GEMM_PATH_AVX512);
     check_epilogues(GEMM_PATH_AVX512);
+    check_pack_transposed(GEMM_PATH_AVX512);
 }
 
 /* Names round-trip; the best path is supported; unknown names are refused. */

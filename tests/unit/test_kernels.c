@@ -413,6 +413,47 @@ static void test_head_weighted_sum(void **state)
     free(x);
 }
 
+/* Whole-row sums per head, and the global key's scaled mat-vec, against
+ * double loops. */
+static void test_head_row_sums(void **state)
+{
+    (void)state;
+    uint64_t s = 4242;
+    enum { N = 11, H = 3, DH = 7, D = H * DH, LDX = D + 5 };
+    float *w = rnd_vec(&s, N * H, 0.0f, 1.0f), *x = rnd_vec(&s, N * LDX, -3.0f, 3.0f);
+    float *wk = rnd_vec(&s, D * D, -1.0f, 1.0f), *bias = rnd_vec(&s, D, -1.0f, 1.0f);
+    float *g = rnd_vec(&s, D, -2.0f, 2.0f);
+    float y[H * D], wsum[H], g0[D];
+    memcpy(g0, g, sizeof g0);
+    kernels_head_row_sums(y, wsum, w, x, LDX, N, H, D);
+    for (int h = 0; h < H; h++) {
+        double ws = 0.0;
+        for (int i = 0; i < N; i++)
+            ws += w[i * H + h];
+        assert_true(fabs(wsum[h] - ws) < 1e-5);
+        for (int j = 0; j < D; j++) {
+            double ref = 0.0;
+            for (int i = 0; i < N; i++)
+                ref += (double)w[i * H + h] * x[i * LDX + j];
+            assert_true(fabs(y[h * D + j] - ref) < 1e-5);
+        }
+    }
+    kernels_head_matvec_scale(g, wk, y, bias, wsum, D, DH);
+    for (int j = 0; j < D; j++) {
+        const int h = j / DH;
+        double dot = 0.0;
+        for (int t = 0; t < D; t++)
+            dot += (double)wk[j * D + t] * y[h * D + t];
+        const double ref = g0[j] * (dot + (double)bias[j] * wsum[h]);
+        assert_true(fabs(g[j] - ref) < 1e-4 * (1.0 + fabs(ref)));
+    }
+    free(w);
+    free(x);
+    free(wk);
+    free(bias);
+    free(g);
+}
+
 static void test_tanh_dot_rows(void **state)
 {
     (void)state;
@@ -474,8 +515,8 @@ int main(void)
         cmocka_unit_test(test_tanh_grid),         cmocka_unit_test(test_exp_grid),
         cmocka_unit_test(test_sum_dot),           cmocka_unit_test(test_add_layernorm),
         cmocka_unit_test(test_bias_rows),         cmocka_unit_test(test_softmax_masked_cols),
-        cmocka_unit_test(test_head_weighted_sum), cmocka_unit_test(test_tanh_dot_rows),
-        cmocka_unit_test(test_attention_pool),
+        cmocka_unit_test(test_head_weighted_sum), cmocka_unit_test(test_head_row_sums),
+        cmocka_unit_test(test_tanh_dot_rows),     cmocka_unit_test(test_attention_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
