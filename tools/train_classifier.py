@@ -123,6 +123,19 @@ def load_init(path):
     return ck["best_state"] or ck["model"], ck["vocab"]
 
 
+POSITIONS = "fastformer_model.position_embeddings.weight"
+
+
+def extend_positions(state_dict, max_len):
+    """--init with a longer --max-len: the new position rows repeat the trained ones (row i starts as row
+    i mod the trained count), so a longer text starts out read as its parts are; returns the old count."""
+    pos = state_dict[POSITIONS]
+    n = pos.shape[0]
+    if n < max_len:
+        state_dict[POSITIONS] = pos.repeat(math.ceil(max_len / n), 1)[:max_len].clone()
+    return n
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", required=True, help="training file(s), comma-separated (concatenated)")
@@ -138,7 +151,8 @@ def main(argv=None):
     ap.add_argument("--max-vocab", type=int, default=20000)
     ap.add_argument("--glove", help="GloVe 100d (data/glove): build the vocabulary from the training words "
                     "and GloVe's most frequent words (tools/glove.py) and start the word embedding from GloVe")
-    ap.add_argument("--init", help="warm start: a model directory or a --checkpoint file (its vocabulary too)")
+    ap.add_argument("--init", help="warm start: a model directory or a --checkpoint file (its vocabulary too); "
+                    "a --max-len above its max_position_embeddings repeats its position rows")
     ap.add_argument("--glove-center", action="store_true",
                     help="subtract the mean GloVe vector before projecting (tools/glove.py)")
     ap.add_argument("--sparse-embedding", action="store_true",
@@ -185,6 +199,8 @@ def main(argv=None):
     init_sd = None
     if a.init:
         init_sd, vocab = load_init(a.init)
+        if POSITIONS in init_sd and extend_positions(init_sd, a.max_len) < a.max_len:
+            print(f"position rows extended to {a.max_len} by repeating the trained ones", flush=True)
     if a.tokenizer == "wordpiece":
         if not a.vocab_file:
             sys.exit("--tokenizer wordpiece needs --vocab-file (a WordPiece vocab.txt)")
