@@ -83,6 +83,17 @@ def collate(data, idx):
     return ids, labels
 
 
+def drop_words(data, idx, p, rng):
+    """--word-dropout: a copy of the batch's examples with each token left out with probability p (at least
+    one kept), so that the model learns from what remains of a text, as of a headline without its story."""
+    out = []
+    for i in idx:
+        seq, label = data[i]
+        kept = [t for t in seq if rng.random() >= p]
+        out.append((kept or seq[:1], label))
+    return out
+
+
 @torch.no_grad()
 def evaluate(model, data, batch_size, num_labels):
     model.eval()
@@ -166,6 +177,8 @@ def main(argv=None):
     ap.add_argument("--intermediate", type=int, default=256)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--dropout", type=float, default=0.2)
+    ap.add_argument("--word-dropout", type=float, default=0.0,
+                    help="leave each training token out with this probability (a new draw every batch)")
     ap.add_argument("--epochs", type=float, default=2)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -295,7 +308,10 @@ def main(argv=None):
     model.train()
     while step < total_steps:
         for idx in batches(train, a.batch, rng):
-            ids, y = collate(train, idx)
+            if a.word_dropout:
+                ids, y = collate(drop_words(train, idx, a.word_dropout, rng), range(len(idx)))
+            else:
+                ids, y = collate(train, idx)
             loss = lossf(model(ids), y)
             for o in opts:
                 o.zero_grad()

@@ -269,6 +269,17 @@ def test_extend_positions_repeats_the_trained_rows_and_leaves_a_long_enough_tabl
     assert train_classifier.extend_positions(sd, 5) == 7 and sd[train_classifier.POSITIONS].shape == (7, 4)
 
 
+def test_drop_words_leaves_tokens_out_keeps_labels_and_order_and_never_empties_a_text():
+    import random
+    import train_classifier
+    data = [(list(range(2, 402)), 1), ([7, 8], 0)]
+    assert train_classifier.drop_words(data, [1, 0], 0.0, random.Random(1)) == [data[1], data[0]]
+    assert train_classifier.drop_words(data, [0, 1], 1.0, random.Random(1)) == [([2], 1), ([7], 0)]
+    (seq, label), _ = train_classifier.drop_words(data, [0, 1], 0.25, random.Random(1))
+    assert label == 1 and seq == sorted(seq) and set(seq) < set(data[0][0])
+    assert 250 < len(seq) < 350  # 400 tokens, each kept with probability 0.75
+
+
 def test_train_classifier_warm_start_with_a_longer_max_len_extends_the_positions(tmp_path):
     rows = [{"text": f"{w} {w} film number {i}", "label": int(w == "good")}
             for i in range(40) for w in ("good", "bad")]
