@@ -83,6 +83,17 @@ def collate(data, idx):
     return ids, labels
 
 
+def drop_words(data, idx, p, rng):
+    """--word-dropout: a copy of the batch's examples with each token left out with probability p (at least
+    one kept), so that the model learns from what remains of a text, as of a headline without its story."""
+    out = []
+    for i in idx:
+        seq, label = data[i]
+        kept = [t for t in seq if rng.random() >= p]
+        out.append((kept or seq[:1], label))
+    return out
+
+
 @torch.no_grad()
 def evaluate(model, data, batch_size, num_labels):
     model.eval()
@@ -123,6 +134,19 @@ def load_init(path):
     return ck["best_state"] or ck["model"], ck["vocab"]
 
 
+POSITIONS = "fastformer_model.position_embeddings.weight"
+
+
+def extend_positions(state_dict, max_len):
+    """--init with a longer --max-len: the new position rows repeat the trained ones (row i starts as row
+    i mod the trained count), so a longer text starts out read as its parts are; returns the old count."""
+    pos = state_dict[POSITIONS]
+    n = pos.shape[0]
+    if n < max_len:
+        state_dict[POSITIONS] = pos.repeat(math.ceil(max_len / n), 1)[:max_len].clone()
+    return n
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", required=True, help="training file(s), comma-separated (concatenated)")
@@ -138,7 +162,8 @@ def main(argv=None):
     ap.add_argument("--max-vocab", type=int, default=20000)
     ap.add_argument("--glove", help="GloVe 100d (data/glove): build the vocabulary from the training words "
                     "and GloVe's most frequent words (tools/glove.py) and start the word embedding from GloVe")
-    ap.add_argument("--init", help="warm start: a model directory or a --checkpoint file (its vocabulary too)")
+    ap.add_argument("--init", help="warm start: a model directory or a --checkpoint file (its vocabulary too); "
+                    "a --max-len above its max_position_embeddings repeats its position rows")
     ap.add_argument("--glove-center", action="store_true",
                     help="subtract the mean GloVe vector before projecting (tools/glove.py)")
     ap.add_argument("--sparse-embedding", action="store_true",
@@ -152,6 +177,8 @@ def main(argv=None):
     ap.add_argument("--intermediate", type=int, default=256)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--dropout", type=float, default=0.2)
+    ap.add_argument("--word-dropout", type=float, default=0.0,
+                    help="leave each training token out with this probability (a new draw every batch)")
     ap.add_argument("--epochs", type=float, default=2)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -185,6 +212,8 @@ def main(argv=None):
     init_sd = None
     if a.init:
         init_sd, vocab = load_init(a.init)
+        if POSITIONS in init_sd and extend_positions(init_sd, a.max_len) < a.max_len:
+            print(f"position rows extended to {a.max_len} by repeating the trained ones", flush=True)
     if a.tokenizer == "wordpiece":
         if not a.vocab_file:
             sys.exit("--tokenizer wordpiece needs --vocab-file (a WordPiece vocab.txt)")
@@ -279,7 +308,10 @@ def main(argv=None):
     model.train()
     while step < total_steps:
         for idx in batches(train, a.batch, rng):
-            ids, y = collate(train, idx)
+            if a.word_dropout:
+                ids, y = collate(drop_words(train, idx, a.word_dropout, rng), range(len(idx)))
+            else:
+                ids, y = collate(train, idx)
             loss = lossf(model(ids), y)
             for o in opts:
                 o.zero_grad()

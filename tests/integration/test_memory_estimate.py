@@ -162,7 +162,7 @@ def sanitized(pid):
 
 def requests_mix(n, seed=5):
     """(path, body) of n requests over the three default models: long imdb
-    reviews (full 256-token texts), agnews batches, recommendations of 50
+    reviews (full 512-token texts), agnews batches, recommendations of 50
     history + 20 candidates by catalog id and as raw titles (which fill the
     news cache)."""
     rnd = random.Random(seed)
@@ -177,7 +177,7 @@ def requests_mix(n, seed=5):
         k = i % 4
         if k == 0:
             out.append(("/v1/models/review-sentiment/classify",
-                        {"inputs": [" ".join(rnd.choice(words) for _ in range(300))
+                        {"inputs": [" ".join(rnd.choice(words) for _ in range(600))
                                     for _ in range(2)]}))
         elif k == 1:
             out.append(("/v1/models/agnews-topic/classify",

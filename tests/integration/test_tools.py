@@ -258,6 +258,50 @@ def test_train_classifier_learns_a_tiny_task_and_exports_a_model_dir(tmp_path):
     assert "best valid acc 1.0000" in p.stdout
 
 
+def test_extend_positions_repeats_the_trained_rows_and_leaves_a_long_enough_table_alone():
+    import train_classifier
+    pos = torch.arange(12.0).reshape(3, 4)
+    sd = {train_classifier.POSITIONS: pos.clone()}
+    assert train_classifier.extend_positions(sd, 7) == 3
+    got = sd[train_classifier.POSITIONS]
+    assert got.shape == (7, 4)
+    assert torch.equal(got, pos[[0, 1, 2, 0, 1, 2, 0]])
+    assert train_classifier.extend_positions(sd, 5) == 7 and sd[train_classifier.POSITIONS].shape == (7, 4)
+
+
+def test_drop_words_leaves_tokens_out_keeps_labels_and_order_and_never_empties_a_text():
+    import random
+    import train_classifier
+    data = [(list(range(2, 402)), 1), ([7, 8], 0)]
+    assert train_classifier.drop_words(data, [1, 0], 0.0, random.Random(1)) == [data[1], data[0]]
+    assert train_classifier.drop_words(data, [0, 1], 1.0, random.Random(1)) == [([2], 1), ([7], 0)]
+    (seq, label), _ = train_classifier.drop_words(data, [0, 1], 0.25, random.Random(1))
+    assert label == 1 and seq == sorted(seq) and set(seq) < set(data[0][0])
+    assert 250 < len(seq) < 350  # 400 tokens, each kept with probability 0.75
+
+
+def test_train_classifier_warm_start_with_a_longer_max_len_extends_the_positions(tmp_path):
+    rows = [{"text": f"{w} {w} film number {i}", "label": int(w == "good")}
+            for i in range(40) for w in ("good", "bad")]
+    for name in ("train", "valid"):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    common = ["--train", str(tmp_path / "train.jsonl"), "--valid", str(tmp_path / "valid.jsonl"),
+              "--labels", "negative,positive", "--hidden", "16", "--heads", "4", "--intermediate", "16",
+              "--layers", "1", "--min-count", "2", "--batch", "16", "--dtype", "F32"]
+    p = run_tool("tools/train_classifier.py", *common, "--max-len", "8", "--epochs", "2",
+                 "--out", str(tmp_path / "short"))
+    assert p.returncode == 0, p.stderr
+    p = run_tool("tools/train_classifier.py", *common, "--max-len", "20", "--epochs", "1", "--lr", "0",
+                 "--init", str(tmp_path / "short"), "--out", str(tmp_path / "long"))
+    assert p.returncode == 0, p.stderr
+    assert "position rows extended to 20" in p.stdout
+    assert json.loads((tmp_path / "long" / "config.json").read_text())["max_position_embeddings"] == 20
+    short = load_safetensors(tmp_path / "short" / "model.safetensors")
+    long = load_safetensors(tmp_path / "long" / "model.safetensors")
+    key = "fastformer_model.position_embeddings.weight"
+    assert torch.equal(long[key], short[key][[i % 8 for i in range(20)]])  # lr 0: as extended
+
+
 def test_prepare_movielens_and_train_newsrec_end_to_end(tmp_path):
     ml = tmp_path / "ml"
     ml.mkdir()
