@@ -801,7 +801,9 @@ static void test_concurrent_writes_sync_and_reads(void **state)
     pthread_t th[N_THREADS];
     for (int i = 0; i < N_THREADS; i++) {
         void *(*fn)(void *) = writer_main;
-        args[i] = (conc_arg){.on = r[i < 2 ? 0 : i - 1], .t = i};
+        /* Writers 0 and 1 share replica 0; writers 2 and 3 write through 1 and 2. */
+        if (i < WRITERS)
+            args[i] = (conc_arg){.on = r[i < 2 ? 0 : i - 1], .t = i};
         if (i >= WRITERS && i < WRITERS + REPLICAS) {
             fn = syncer_main;
             args[i] = (conc_arg){.on = r[i - WRITERS], .stop = &stop_sync};
