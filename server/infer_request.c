@@ -26,12 +26,58 @@ static bool layout_add(size_t *off, size_t count, size_t elem, size_t *at)
     return true;
 }
 
+/* Where the arrays every request has (each item's ids, length, flags and
+ * vector) sit in its block. */
+typedef struct {
+    size_t ids, n_ids, ready, cache, vec;
+} item_offsets;
+
+static bool layout_items(size_t *off, size_t n, int max_ids, int dim, item_offsets *at)
+{
+    return n <= SIZE_MAX / (size_t)max_ids && layout_add(off, n * (size_t)max_ids, 4, &at->ids) &&
+           layout_add(off, n, 4, &at->n_ids) && layout_add(off, n, 1, &at->ready) &&
+           layout_add(off, n, 1, &at->cache) && n <= SIZE_MAX / (size_t)dim &&
+           layout_add(off, n * (size_t)dim, sizeof(float), &at->vec);
+}
+
+/* Fills in what every request starts with, in a zeroed block laid out by
+ * layout_items; the request takes a reference on sm. */
+static infer_request *request_init(char *block, const item_offsets *at, served_model *sm,
+                                   infer_task task, int n_items, int n_history)
+{
+    infer_request *req = (infer_request *)block;
+    served_model_retain(sm);
+    req->sm = sm;
+    req->task = task;
+    req->n_items = n_items;
+    req->n_history = n_history;
+    req->dim = sm->model->config.encoder.hidden_size;
+    req->max_ids = model_max_tokens(sm->model);
+    req->accept_us = mono_clock_us();
+    req->deadline_us = 0;
+    req->ids = (int32_t *)(block + at->ids);
+    req->n_ids = (int32_t *)(block + at->n_ids);
+    req->item_ready = (uint8_t *)(block + at->ready);
+    req->item_cache = (uint8_t *)(block + at->cache);
+    req->vectors = (float *)(block + at->vec);
+    for (int i = 0; i < n_items; i++)
+        req->n_ids[i] = -1;
+    atomic_init(&req->queue_us_max, -1);
+    atomic_init(&req->infer_us_max, -1);
+    atomic_init(&req->batch_size_max, 0);
+    atomic_init(&req->refs, 1);
+    atomic_init(&req->status, INFER_PENDING);
+    atomic_init(&req->drop_status, 0);
+    atomic_init(&req->cancelled, false);
+    atomic_init(&req->pending, 0);
+    return req;
+}
+
 infer_request *infer_request_new(served_model *sm, infer_task task, int n_items, int n_history)
 {
     assert(sm && sm->model && n_items >= 1);
     const model *m = sm->model;
     int dim = m->config.encoder.hidden_size;
-    int max_ids = model_max_tokens(m);
     int n_labels = 0, n_cand = 0; /* n_cand > 0: the recommend head's outputs */
     switch (task) {
     case INFER_CLASSIFY:
@@ -50,13 +96,9 @@ infer_request *infer_request_new(served_model *sm, infer_task task, int n_items,
     }
 
     size_t n = (size_t)n_items, off = sizeof(infer_request);
-    size_t at_ids, at_n_ids, at_ready, at_cache, at_vec, at_logits = 0, at_probs = 0, at_user = 0,
-                                                         at_scores = 0, at_rank = 0;
-    bool ok = n <= SIZE_MAX / (size_t)max_ids &&
-              layout_add(&off, n * (size_t)max_ids, 4, &at_ids) &&
-              layout_add(&off, n, 4, &at_n_ids) && layout_add(&off, n, 1, &at_ready) &&
-              layout_add(&off, n, 1, &at_cache) && n <= SIZE_MAX / (size_t)dim &&
-              layout_add(&off, n * (size_t)dim, sizeof(float), &at_vec);
+    item_offsets at;
+    size_t at_logits = 0, at_probs = 0, at_user = 0, at_scores = 0, at_rank = 0;
+    bool ok = layout_items(&off, n, model_max_tokens(m), dim, &at);
     if (ok && n_labels > 0)
         ok = n <= SIZE_MAX / (size_t)n_labels &&
              layout_add(&off, n * (size_t)n_labels, sizeof(float), &at_logits) &&
@@ -71,22 +113,8 @@ infer_request *infer_request_new(served_model *sm, infer_task task, int n_items,
     if (!block)
         return NULL;
 
-    infer_request *req = (infer_request *)block;
-    served_model_retain(sm);
-    req->sm = sm;
-    req->task = task;
-    req->n_items = n_items;
-    req->n_history = n_history;
-    req->dim = dim;
+    infer_request *req = request_init(block, &at, sm, task, n_items, n_history);
     req->n_labels = n_labels;
-    req->max_ids = max_ids;
-    req->accept_us = mono_clock_us();
-    req->deadline_us = 0;
-    req->ids = (int32_t *)(block + at_ids);
-    req->n_ids = (int32_t *)(block + at_n_ids);
-    req->item_ready = (uint8_t *)(block + at_ready);
-    req->item_cache = (uint8_t *)(block + at_cache);
-    req->vectors = (float *)(block + at_vec);
     if (n_labels > 0) {
         req->logits = (float *)(block + at_logits);
         req->probs = (float *)(block + at_probs);
@@ -96,16 +124,6 @@ infer_request *infer_request_new(served_model *sm, infer_task task, int n_items,
         req->scores = (float *)(block + at_scores);
         req->ranking = (int32_t *)(block + at_rank);
     }
-    for (int i = 0; i < n_items; i++)
-        req->n_ids[i] = -1;
-    atomic_init(&req->queue_us_max, -1);
-    atomic_init(&req->infer_us_max, -1);
-    atomic_init(&req->batch_size_max, 0);
-    atomic_init(&req->refs, 1);
-    atomic_init(&req->status, INFER_PENDING);
-    atomic_init(&req->drop_status, 0);
-    atomic_init(&req->cancelled, false);
-    atomic_init(&req->pending, 0);
     return req;
 }
 
@@ -116,14 +134,10 @@ infer_request *infer_request_new_catalog(served_model *sm, int n_history, int k,
     const model *m = sm->model;
     assert(model_has_user_encoder(m));
     int dim = m->config.encoder.hidden_size;
-    int max_ids = model_max_tokens(m);
     size_t n = (size_t)n_history, off = sizeof(infer_request);
-    size_t at_ids, at_n_ids, at_ready, at_cache, at_vec, at_user, at_hits, at_hid, at_hlen, at_skip,
-        at_slen, at_user_i16;
-    bool ok = layout_add(&off, n * (size_t)max_ids, 4, &at_ids) &&
-              layout_add(&off, n, 4, &at_n_ids) && layout_add(&off, n, 1, &at_ready) &&
-              layout_add(&off, n, 1, &at_cache) &&
-              layout_add(&off, n * (size_t)dim, sizeof(float), &at_vec) &&
+    item_offsets at;
+    size_t at_user, at_hits, at_hid, at_hlen, at_skip, at_slen, at_user_i16;
+    bool ok = layout_items(&off, n, model_max_tokens(m), dim, &at) &&
               layout_add(&off, (size_t)dim, sizeof(float), &at_user) &&
               layout_add(&off, (size_t)k, sizeof(news_catalog_hit), &at_hits) &&
               layout_add(&off, n, NEWS_CATALOG_ID_MAX + 1, &at_hid) &&
@@ -136,20 +150,7 @@ infer_request *infer_request_new_catalog(served_model *sm, int n_history, int k,
     char *block = calloc(1, off);
     if (!block)
         return NULL;
-    infer_request *req = (infer_request *)block;
-    served_model_retain(sm);
-    req->sm = sm;
-    req->task = INFER_RECOMMEND;
-    req->n_items = n_history;
-    req->n_history = n_history;
-    req->dim = dim;
-    req->max_ids = max_ids;
-    req->accept_us = mono_clock_us();
-    req->ids = (int32_t *)(block + at_ids);
-    req->n_ids = (int32_t *)(block + at_n_ids);
-    req->item_ready = (uint8_t *)(block + at_ready);
-    req->item_cache = (uint8_t *)(block + at_cache);
-    req->vectors = (float *)(block + at_vec);
+    infer_request *req = request_init(block, &at, sm, INFER_RECOMMEND, n_history, n_history);
     req->user_vector = (float *)(block + at_user);
     req->catalog_k = k;
     req->since_ms = since_ms;
@@ -160,16 +161,6 @@ infer_request *infer_request_new_catalog(served_model *sm, int n_history, int k,
     req->skip = (const char **)(block + at_skip);
     req->skip_len = (size_t *)(block + at_slen);
     req->user_i16 = (int16_t *)(block + at_user_i16);
-    for (int i = 0; i < n_history; i++)
-        req->n_ids[i] = -1;
-    atomic_init(&req->queue_us_max, -1);
-    atomic_init(&req->infer_us_max, -1);
-    atomic_init(&req->batch_size_max, 0);
-    atomic_init(&req->refs, 1);
-    atomic_init(&req->status, INFER_PENDING);
-    atomic_init(&req->drop_status, 0);
-    atomic_init(&req->cancelled, false);
-    atomic_init(&req->pending, 0);
     return req;
 }
 
