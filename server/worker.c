@@ -4,13 +4,13 @@
 
 #include <assert.h>
 #include <cblas.h>
-#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine_team.h"
 #include "model_registry.h"
 #include "mono_clock.h"
 
@@ -21,9 +21,7 @@ typedef struct {
     worker_pool *pool;
     int index;
     pthread_t thread;
-    parallel_team *team; /* engine_threads lanes: this worker and its lent threads */
-    pthread_t *lent;     /* (engine_threads - 1) */
-    int n_lent;          /* lent threads started */
+    engine_team team; /* engine_threads lanes: this worker and the threads it lends */
     batcher_work *work;
     _Atomic int64_t busy_since_us; /* 0 while idle */
     _Atomic int64_t last_beat_us;
@@ -278,23 +276,9 @@ static void *worker_main(void *arg)
             continue;
         }
         atomic_store(&wk->busy_since_us, mono_clock_us());
-        run_on_team(wk->index, wk->team, p->b, wk->work, &p->opt.observer);
+        run_on_team(wk->index, wk->team.team, p->b, wk->work, &p->opt.observer);
         atomic_store(&wk->busy_since_us, 0);
     }
-    return NULL;
-}
-
-typedef struct {
-    parallel_team *team;
-    int lane;
-} lent_lane;
-
-/* A thread a worker lends to the engine: serves its team until stopped. */
-static void *lent_main(void *arg)
-{
-    lent_lane l = *(lent_lane *)arg;
-    free(arg);
-    parallel_team_serve(l.team, l.lane);
     return NULL;
 }
 
@@ -302,15 +286,8 @@ static void *lent_main(void *arg)
  * exited, so no encode is running on them). */
 static void teams_stop(worker_pool *p)
 {
-    for (int i = 0; i < p->opt.n_workers; i++) {
-        worker *wk = &p->workers[i];
-        if (!wk->team)
-            continue;
-        parallel_team_stop(wk->team);
-        for (int j = 0; j < wk->n_lent; j++)
-            pthread_join(wk->lent[j], NULL);
-        wk->n_lent = 0;
-    }
+    for (int i = 0; i < p->opt.n_workers; i++)
+        engine_team_stop(&p->workers[i].team);
 }
 
 /* Each worker's team and its engine_threads - 1 lent threads; -1 with a
@@ -318,24 +295,10 @@ static void teams_stop(worker_pool *p)
 static int teams_start(worker_pool *p, int lanes, char *err, size_t err_cap)
 {
     for (int i = 0; i < p->opt.n_workers; i++) {
-        worker *wk = &p->workers[i];
-        if (!(wk->team = parallel_team_new(lanes)) ||
-            (lanes > 1 && !(wk->lent = calloc((size_t)lanes - 1, sizeof *wk->lent)))) {
-            snprintf(err, err_cap, "out of memory for %d engine threads", lanes);
+        char why[160];
+        if (engine_team_start(&p->workers[i].team, lanes, why, sizeof why) != 0) {
+            snprintf(err, err_cap, "worker %d: %s", i, why);
             return -1;
-        }
-        for (int j = 1; j < lanes; j++) {
-            lent_lane *l = malloc(sizeof *l);
-            if (l)
-                *l = (lent_lane){wk->team, j};
-            int rc = l ? pthread_create(&wk->lent[j - 1], NULL, lent_main, l) : ENOMEM;
-            if (rc != 0) {
-                free(l);
-                snprintf(err, err_cap, "cannot start engine thread %d of worker %d: %s", j, i,
-                         strerror(rc));
-                return -1;
-            }
-            wk->n_lent++;
         }
     }
     return 0;
@@ -344,10 +307,8 @@ static int teams_start(worker_pool *p, int lanes, char *err, size_t err_cap)
 static void pool_free(worker_pool *p)
 {
     teams_stop(p);
-    for (int i = 0; i < p->opt.n_workers; i++) {
-        parallel_team_free(p->workers[i].team);
-        free(p->workers[i].lent);
-    }
+    for (int i = 0; i < p->opt.n_workers; i++)
+        engine_team_free(&p->workers[i].team);
     for (int i = 0; i < p->opt.n_workers; i++)
         batcher_work_free(p->workers[i].work);
     free(p->workers);

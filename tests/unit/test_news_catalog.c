@@ -15,6 +15,7 @@
 #include <cmocka.h>
 #include <math.h>
 
+#include "engine_team.h"
 #include "news_catalog.h"
 #include "news_catalog_load.h"
 #include "tiny_model.h"
@@ -341,41 +342,10 @@ static void test_build_errors(void **state)
 enum { TK_D = 48, TK_N = 9000 };
 
 /* A team of n lanes with n - 1 lent threads serving it. */
-typedef struct {
-    parallel_team *team;
-    pthread_t th[4];
-    int n;
-} tk_team;
-
-typedef struct {
-    parallel_team *team;
-    int lane;
-} tk_lane;
-
-static void *tk_serve(void *p)
+static void tk_team_start(engine_team *t, int n)
 {
-    tk_lane *l = p;
-    parallel_team_serve(l->team, l->lane);
-    return NULL;
-}
-
-static void tk_team_start(tk_team *t, tk_lane *lanes, int n)
-{
-    t->n = n;
-    t->team = parallel_team_new(n);
-    assert_non_null(t->team);
-    for (int i = 1; i < n; i++) {
-        lanes[i] = (tk_lane){.team = t->team, .lane = i};
-        assert_int_equal(pthread_create(&t->th[i], NULL, tk_serve, &lanes[i]), 0);
-    }
-}
-
-static void tk_team_stop(tk_team *t)
-{
-    parallel_team_stop(t->team);
-    for (int i = 1; i < t->n; i++)
-        pthread_join(t->th[i], NULL);
-    parallel_team_free(t->team);
+    char why[160];
+    assert_int_equal(engine_team_start(t, n, why, sizeof why), 0);
 }
 
 typedef struct {
@@ -437,10 +407,9 @@ static void test_top_k_equals_brute_force(void **state)
     static news_catalog_hit hits[NEWS_CATALOG_TOP_K_MAX], split[NEWS_CATALOG_TOP_K_MAX];
     static tk_ref want[TK_N];
     int16_t scratch[NEWS_CATALOG_SCRATCH(TK_D)];
-    tk_team teams[2];
-    tk_lane lanes[2][4];
-    tk_team_start(&teams[0], lanes[0], 2);
-    tk_team_start(&teams[1], lanes[1], 3);
+    engine_team teams[2];
+    tk_team_start(&teams[0], 2);
+    tk_team_start(&teams[1], 3);
     for (int mode = 0; mode < 3; mode++) {
         int64_t since = mode == 2 ? 1040 : INT64_MIN;
         int n_want = 0;
@@ -536,8 +505,8 @@ static void test_top_k_equals_brute_force(void **state)
     float inf_user[TK_D] = {INFINITY};
     qz.user = inf_user;
     assert_int_equal(news_catalog_top_k(c, &qz, split), 3);
-    tk_team_stop(&teams[0]);
-    tk_team_stop(&teams[1]);
+    engine_team_free(&teams[0]);
+    engine_team_free(&teams[1]);
     news_catalog_release(c);
 }
 
