@@ -27,6 +27,14 @@ static json_t *dims_json(const fastformer_dims *d)
                      (double)d->layer_norm_eps);
 }
 
+/* OpenAI's model object (GET /v1/models/{model} of its API), so that its
+ * clients' models.list() and models.retrieve() work here. */
+static json_t *openai_model_json(const served_model *sm)
+{
+    return json_pack("{s:s,s:s,s:I,s:s}", "id", sm->name, "object", "model", "created",
+                     (json_int_t)(sm->load_time_unix_ms / 1000), "owned_by", "fastformerd");
+}
+
 json_t *api_model_json(const served_model *sm, bool full)
 {
     const model_config *cfg = &sm->model->config;
@@ -66,6 +74,10 @@ json_t *api_model_json(const served_model *sm, bool full)
         snprintf(when + n, sizeof when - n, ".%03dZ", (int)(sm->load_time_unix_ms % 1000));
     }
     json_object_set_new(o, "load_time", json_string(when));
+    json_t *openai = openai_model_json(sm);
+    if (openai)
+        json_object_update(o, openai);
+    json_decref(openai);
     json_object_set_new(o, "load_seconds", json_real(sm->load_seconds));
     json_object_set_new(o, "max_batch_size", json_integer(sm->max_batch_size));
     json_object_set_new(o, "max_batch_tokens", json_integer(sm->max_batch_tokens));
@@ -83,10 +95,12 @@ void api_v1_models(http_request *r, void *vctx)
     int n = model_registry_list(ctx->registry, list, METRICS_MAX_MODELS);
     if (n > METRICS_MAX_MODELS)
         n = METRICS_MAX_MODELS;
-    json_t *arr = json_array();
+    json_t *arr = json_array(), *data = json_array();
     for (int i = 0; i < n; i++) {
         if (arr)
             json_array_append_new(arr, api_model_json(list[i], false));
+        if (data)
+            json_array_append_new(data, openai_model_json(list[i]));
         served_model_release(list[i]);
     }
     /* Then the configured models that are not served: loading, or failed. */
@@ -100,7 +114,15 @@ void api_v1_models(http_request *r, void *vctx)
                                              states[i] == SERVED_MODEL_FAILED     ? "failed"
                                              : states[i] == SERVED_MODEL_UNLOADED ? "unloaded"
                                                                                   : "loading"));
-    http_request_respond_json(r, 200, arr ? json_pack("{s:o}", "models", arr) : NULL);
+    /* "object" and "data": OpenAI's list of the served (ready) models. */
+    http_request_respond_json(r, 200,
+                              arr && data ? json_pack("{s:s,s:o,s:o}", "object", "list", "data",
+                                                      data, "models", arr)
+                                          : NULL);
+    if (!arr || !data) {
+        json_decref(arr);
+        json_decref(data);
+    }
 }
 
 void api_v1_model(http_request *r, void *vctx)

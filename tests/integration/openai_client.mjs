@@ -30,6 +30,19 @@ for (const [name, req] of [["unknown_model", { model: "no-such-model", input: "x
     out[name] = { status: e.status, type: e.type, code: e.code, param: e.param, message: e.message };
   }
 }
+// models.list() and models.retrieve(): OpenAI's model objects.
+const listed = [];
+for await (const m of client.models.list()) listed.push({ id: m.id, object: m.object, owned_by: m.owned_by, created: m.created });
+out.models_list = listed;
+const got = await client.models.retrieve(model);
+out.models_retrieve = { id: got.id, object: got.object, owned_by: got.owned_by, created: got.created };
+try {
+  await client.models.retrieve("no-such-model");
+  out.models_retrieve_unknown = { error: null };
+} catch (e) {
+  out.models_retrieve_unknown = { status: e.status };
+}
+
 const bad = new OpenAI({ baseURL, apiKey: "wrong-key", maxRetries: 0 });
 try {
   await bad.embeddings.create({ model, input: "x" });

@@ -2,6 +2,7 @@
 PyTorch goldens (tests/fixtures/*/golden.json) and `fastformer-cli predict`,
 the OIP v2 routes agree with the REST ones, and the operational routes
 (/healthz, /readyz, /metrics, /openapi.json) behave."""
+import calendar
 import hashlib
 import json
 import os
@@ -305,6 +306,13 @@ def test_models_list(daemon):
     assert set(models) == {"classifier", "newsrec", "mind"}
     assert models["classifier"]["task"] == "classification"
     assert models["newsrec"]["task"] == "news-recommendation"
+    # OpenAI's list shape beside ours, for its clients' models.list()
+    body = r.json()
+    assert body["object"] == "list"
+    assert sorted(m["id"] for m in body["data"]) == ["classifier", "mind", "newsrec"]
+    for m in body["data"]:
+        assert m["object"] == "model" and m["owned_by"] == "fastformerd"
+        assert abs(m["created"] - time.time()) < 3600
 
 
 def test_model_description(daemon):
@@ -318,6 +326,10 @@ def test_model_description(daemon):
     assert m["config"]["hidden_size"] == 32 and m["config"]["vocab_size"] == 60
     assert m["max_tokens"] == 16
     assert m["load_time"].endswith("Z")
+    # OpenAI's model object (models.retrieve), the same load time in Unix seconds
+    assert m["id"] == "classifier" and m["object"] == "model" and m["owned_by"] == "fastformerd"
+    loaded = calendar.timegm(time.strptime(m["load_time"][:19], "%Y-%m-%dT%H:%M:%S"))
+    assert m["created"] == loaded
     r = daemon.get("/v1/models/mind")
     assert r.json()["news_catalog_items"] >= 24
 

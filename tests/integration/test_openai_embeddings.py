@@ -188,3 +188,8 @@ def test_official_openai_client(d, openai_node):
     assert out["bad_input"]["status"] == 400 and out["bad_input"]["param"] == "input"
     assert "input[1]: expected an integer" in out["bad_input"]["message"]
     assert out["wrong_key"]["status"] == 401 and "invalid API key" in out["wrong_key"]["message"]
+    listed = {m["id"]: m for m in out["models_list"]}
+    assert "classifier" in listed and listed["classifier"]["object"] == "model"
+    assert listed["classifier"]["owned_by"] == "fastformerd"
+    assert out["models_retrieve"] == listed["classifier"]
+    assert out["models_retrieve_unknown"]["status"] == 404
