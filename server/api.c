@@ -74,6 +74,8 @@ const char *api_family_tag(api_family family)
         return "operations";
     case API_FAMILY_OPENAI:
         return "openai";
+    case API_FAMILY_TEI:
+        return "tei";
     }
     return "";
 }

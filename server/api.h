@@ -76,9 +76,11 @@ typedef enum {
     API_FAMILY_OPERATIONS, /* "operations": health, readiness, metrics, the document */
     API_FAMILY_OPENAI,     /* "openai": OpenAI-compatible routes, OpenAI's error shape
                               {"error": {"message", "type", "param", "code"}} (api_openai.c) */
+    API_FAMILY_TEI,        /* "tei": Hugging Face Text Embeddings Inference's routes under
+                              /tei/{name}, TEI's error shape {"error", "error_type"} (api_tei.c) */
 } api_family;
 
-/* "v1", "v2", "operations" or "openai". */
+/* "v1", "v2", "operations", "openai" or "tei". */
 const char *api_family_tag(api_family family);
 
 typedef struct api_model_route api_model_route; /* api_frame.h */

@@ -48,36 +48,67 @@ static void ascii_copy(char *safe, size_t cap, const char *message)
     safe[i] = 0;
 }
 
-static json_t *error_pack(bool oip, int status, const char *message)
+const char *api_error_tei_type(int status)
 {
-    if (oip)
+    switch (status) {
+    case 429:
+        return "Overloaded";
+    case 503:
+    case 504:
+        return "Unhealthy";
+    default:
+        return status >= 500 ? "Backend" : "Validation";
+    }
+}
+
+static json_t *error_pack(api_error_shape shape, int status, const char *message)
+{
+    if (shape == API_ERROR_SHAPE_OIP)
         return json_pack("{s:s,s:i,s:s}", "error", message, "code", status, "type",
                          api_error_type(status));
+    if (shape == API_ERROR_SHAPE_TEI)
+        return json_pack("{s:s,s:s}", "error", message, "error_type", api_error_tei_type(status));
     return json_pack("{s:{s:i,s:s,s:s}}", "error", "code", status, "type", api_error_type(status),
                      "message", message);
 }
 
-static json_t *error_json(bool oip, int status, const char *message)
+static json_t *error_json(api_error_shape shape, int status, const char *message)
 {
-    json_t *j = error_pack(oip, status, message);
+    json_t *j = error_pack(shape, status, message);
     if (j)
         return j;
     char safe[512];
     ascii_copy(safe, sizeof safe, message);
-    return error_pack(oip, status, safe);
+    return error_pack(shape, status, safe);
 }
 
 json_t *api_error_json(int status, const char *message)
 {
-    return error_json(false, status, message);
+    return error_json(API_ERROR_SHAPE_API, status, message);
+}
+
+/* True for `prefix` itself and every path under `prefix` + "/". */
+static bool path_under(const char *path, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return strncmp(path, prefix, n) == 0 && (path[n] == 0 || path[n] == '/');
+}
+
+api_error_shape api_error_shape_of_path(const char *path)
+{
+    if (path_under(path, "/v2"))
+        return API_ERROR_SHAPE_OIP;
+    if (path_under(path, "/tei"))
+        return API_ERROR_SHAPE_TEI;
+    return API_ERROR_SHAPE_API;
 }
 
 bool api_error_path_is_oip(const char *path)
 {
-    return strncmp(path, "/v2", 3) == 0 && (path[3] == 0 || path[3] == '/');
+    return api_error_shape_of_path(path) == API_ERROR_SHAPE_OIP;
 }
 
 json_t *api_error_json_for_path(const char *path, int status, const char *message)
 {
-    return error_json(api_error_path_is_oip(path), status, message);
+    return error_json(api_error_shape_of_path(path), status, message);
 }

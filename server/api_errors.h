@@ -4,7 +4,10 @@
  * the Open Inference Protocol's on every path under /v2, where "error" is the
  * message itself (KServe's and Triton's clients read it as a string), with
  * the same code and type beside it:
- *   {"error": "...", "code": 400, "type": "invalid_argument"} */
+ *   {"error": "...", "code": 400, "type": "invalid_argument"}
+ * and Hugging Face Text Embeddings Inference's on every path under /tei (its
+ * clients read "error" as the message):
+ *   {"error": "...", "error_type": "Validation"} */
 #ifndef FF_API_ERRORS_H
 #define FF_API_ERRORS_H
 
@@ -22,6 +25,19 @@ const char *api_error_type(int status);
 /* Returns a new reference to the error object for `status` and `message`,
  * or NULL when out of memory. */
 json_t *api_error_json(int status, const char *message);
+
+/* Which shape answers an error on a path. */
+typedef enum {
+    API_ERROR_SHAPE_API, /* {"error": {"code", "type", "message"}} */
+    API_ERROR_SHAPE_OIP, /* "/v2" and under: {"error": message, "code", "type"} */
+    API_ERROR_SHAPE_TEI, /* "/tei" and under: {"error": message, "error_type"} */
+} api_error_shape;
+
+api_error_shape api_error_shape_of_path(const char *path);
+
+/* TEI's error_type of a status: 429 Overloaded, 503 and 504 Unhealthy, other
+ * 5xx Backend, anything else Validation. */
+const char *api_error_tei_type(int status);
 
 /* True for "/v2" and every path under "/v2/": the Open Inference Protocol's
  * routes, matched or not (a unit test holds the route table's V2 family to

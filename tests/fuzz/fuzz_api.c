@@ -268,6 +268,17 @@ static void answer_check(const char *path, const http_request *r, int status, bo
                    "%s: OpenAI error shape", path);
         return;
     }
+    if (status >= 400 && api_error_shape_of_path(path) == API_ERROR_SHAPE_TEI) {
+        /* Text Embeddings Inference's shape: {"error": message, "error_type"} */
+        FUZZ_CHECK(json_is_string(json_object_get(resp, "error")) &&
+                       json_is_string(json_object_get(resp, "error_type")) &&
+                       json_object_size(resp) == 2,
+                   "%s: TEI error shape", path);
+        FUZZ_CHECK(strcmp(json_string_value(json_object_get(resp, "error_type")),
+                          api_error_tei_type(status)) == 0,
+                   "%s: error_type of status %d", path, status);
+        return;
+    }
     if (status >= 400 && api_error_path_is_oip(path)) {
         /* the Open Inference Protocol's shape: the message is "error" */
         json_t *code = json_object_get(resp, "code");

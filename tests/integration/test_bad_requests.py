@@ -24,9 +24,13 @@ TYPES = {400: "invalid_argument", 401: "unauthenticated", 404: "not_found",
 
 
 def error_body(path, status, message):
-    """The error JSON for a request to `path`: the protocol's shape under /v2."""
+    """The error JSON for a request to `path`: the protocol's shape under /v2, TEI's under /tei."""
     if path == "/v2" or path.startswith("/v2/"):
         return {"error": message, "code": status, "type": TYPES[status]}
+    if path == "/tei" or path.startswith("/tei/"):
+        kind = {429: "Overloaded", 503: "Unhealthy", 504: "Unhealthy"}.get(
+            status, "Backend" if status >= 500 else "Validation")
+        return {"error": message, "error_type": kind}
     return {"error": {"code": status, "type": TYPES[status], "message": message}}
 
 

@@ -247,6 +247,23 @@ static void test_error_shape(void **state)
                    {"/v2/nowhere", oip}, {"/v1/models", api}, {"/v2x", api},
                    {"/v20/models", api}, {"/", api},          {"", api},
                    {"/healthz", api},    {"v2", api}};
+    static const char tei[] = "{\"error\":\"model 'a?' not found\",\"error_type\":"
+                              "\"Validation\"}";
+    const struct {
+        const char *path, *want;
+    } tei_paths[] = {{"/tei", tei}, {"/tei/m/embed", tei}, {"/tei/m", tei}, {"/teix", api},
+                     {"/v1/tei", api}};
+    for (size_t i = 0; i < sizeof tei_paths / sizeof tei_paths[0]; i++) {
+        e = api_error_json_for_path(tei_paths[i].path, 404, "model 'a\xff' not found");
+        char *s = json_dumps(e, JSON_COMPACT);
+        assert_string_equal(s, tei_paths[i].want);
+        free(s);
+        json_decref(e);
+    }
+    assert_string_equal(api_error_tei_type(429), "Overloaded");
+    assert_string_equal(api_error_tei_type(503), "Unhealthy");
+    assert_string_equal(api_error_tei_type(500), "Backend");
+    assert_string_equal(api_error_tei_type(413), "Validation");
     for (size_t i = 0; i < sizeof by_path / sizeof by_path[0]; i++) {
         assert_int_equal(api_error_path_is_oip(by_path[i].path), by_path[i].want == oip);
         e = api_error_json_for_path(by_path[i].path, 404, "model 'a\xff' not found");

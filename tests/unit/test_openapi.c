@@ -147,13 +147,21 @@ static void test_table_consistency(void **state)
         if ((info->family == API_FAMILY_V2) != api_error_path_is_oip(api_routes[i].path))
             fail_msg("%s: family %s, but %s /v2", api_routes[i].path, api_family_tag(info->family),
                      api_error_path_is_oip(api_routes[i].path) ? "under" : "not under");
+        /* ... and the TEI family exactly /tei */
+        bool tei_path = api_error_shape_of_path(api_routes[i].path) == API_ERROR_SHAPE_TEI;
+        if ((info->family == API_FAMILY_TEI) != tei_path)
+            fail_msg("%s: family %s, but %s /tei", api_routes[i].path,
+                     api_family_tag(info->family), tei_path ? "under" : "not under");
         assert_int_equal(api_route_index(&api_routes[i]), (int)i);
         if (info->model) {
             assert_ptr_equal(api_routes[i].handler, api_frame_handle);
             assert_non_null(info->model->parse);
             assert_non_null(info->model->finish);
             assert_false(api_routes[i].open);
-            assert_memory_equal(strstr(api_routes[i].path, "/models/{name}"), "/models/{name}", 14);
+            /* the frame takes the model from the path's first parameter */
+            const char *brace = strchr(api_routes[i].path, '{');
+            assert_non_null(brace);
+            assert_memory_equal(brace, "{name}", 6);
         } else {
             assert_ptr_not_equal(api_routes[i].handler, api_frame_handle);
         }
