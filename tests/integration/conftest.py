@@ -195,6 +195,24 @@ def daemon(tmp_path_factory):
     assert rc == 0, f"fastformerd exited with {rc}:\n{d.log()[-3000:]}"
 
 
+def npm_client(spec, folder, module, what):
+    """Node and the folder build/FOLDER where the pinned npm package SPEC is
+    installed (once, --ignore-scripts), for a test that runs an official
+    client; skips the test without node/npm or a reachable registry.
+    MODULE: the package's folder under node_modules."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        pytest.skip(f"no node/npm: install Debian's npm to run {what}")
+    prefix = os.path.join(ROOT, "build", folder)
+    if not os.path.exists(os.path.join(prefix, "node_modules", module, "package.json")):
+        p = subprocess.run([npm, "install", "--ignore-scripts", "--no-audit", "--no-fund",
+                            "--prefix", prefix, spec], capture_output=True, text=True,
+                           timeout=300)
+        if p.returncode != 0:
+            pytest.skip(f"npm could not install {spec} (no registry?): {p.stderr[-300:]}")
+    return node, prefix
+
+
 def golden(name):
     with open(os.path.join(FIXTURES, name, "golden.json")) as f:
         return json.load(f)

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, assert_close
+from conftest import ROOT, assert_close, npm_client
 
 OPENAI_NPM = "openai@6.49.0"
 KEY = "s3cret"
@@ -145,18 +145,7 @@ def test_transport_errors_keep_the_daemon_shape(d):
 
 @pytest.fixture(scope="module")
 def openai_node():
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.skip("no node/npm: install Debian's npm to run the official OpenAI client")
-    prefix = os.path.join(ROOT, "build", "npm-openai")
-    module = os.path.join(prefix, "node_modules", "openai", "package.json")
-    if not os.path.exists(module):
-        p = subprocess.run([npm, "install", "--ignore-scripts", "--no-audit", "--no-fund",
-                            "--prefix", prefix, OPENAI_NPM], capture_output=True, text=True,
-                           timeout=300)
-        if p.returncode != 0:
-            pytest.skip(f"npm could not install {OPENAI_NPM} (no registry?): {p.stderr[-300:]}")
-    return node, prefix
+    return npm_client(OPENAI_NPM, "npm-openai", "openai", "the official OpenAI client")
 
 
 def test_official_openai_client(d, openai_node):

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, assert_close, golden
+from conftest import ROOT, assert_close, golden, npm_client
 
 HF_NPM = "@huggingface/inference@4.13.30"
 KEY = "s3cret"
@@ -167,18 +167,8 @@ def test_transport_errors_in_tei_shape(d):
 
 @pytest.fixture(scope="module")
 def hf_node():
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.skip("no node/npm: install Debian's npm to run the Hugging Face client")
-    prefix = os.path.join(ROOT, "build", "npm-hf")
-    module = os.path.join(prefix, "node_modules", "@huggingface", "inference", "package.json")
-    if not os.path.exists(module):
-        p = subprocess.run([npm, "install", "--ignore-scripts", "--no-audit", "--no-fund",
-                            "--prefix", prefix, HF_NPM], capture_output=True, text=True,
-                           timeout=300)
-        if p.returncode != 0:
-            pytest.skip(f"npm could not install {HF_NPM} (no registry?): {p.stderr[-300:]}")
-    return node, prefix
+    return npm_client(HF_NPM, "npm-hf", os.path.join("@huggingface", "inference"),
+                      "the Hugging Face client")
 
 
 def test_official_hugging_face_client(d, hf_node):
