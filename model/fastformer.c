@@ -566,10 +566,13 @@ static void key_side_folded(const fastformer_layer *l, run_state *s, const float
 }
 
 /* Whether a sequence of n rows folds transform into dense (see the top of
- * this file): forming Ms costs about as much as FF_DENSE_FOLD_MIN_ROWS rows
- * of the product it saves (measured: see docs/fastformer.md section 3).
- * Needs the packed Wd Wt. */
-#define FF_DENSE_FOLD_MIN_ROWS 8
+ * this file). Forming Ms streams Wd Wt and Wd and writes Ms (3 D^2 floats),
+ * which costs about as much as 16-20 rows of the product it saves, at D =
+ * 256 (from L2) as at D = 768 (from L3 or memory); shorter sequences also
+ * run their products with the chunk's other rows. Measured on Zen 4 against
+ * the unfolded engine: a loss up to 16 rows in batches of short sequences, a
+ * gain from 20. Needs the packed Wd Wt. */
+#define FF_DENSE_FOLD_MIN_ROWS 20
 
 static bool dense_fold_rows(int n)
 {

@@ -378,18 +378,19 @@ static void test_engine_matches_naive(void **state)
     (void)state;
     /* seq 0 empty, seq 2 all padding, others mixed; one at P. Sequences of
      * more than about H + 1 rows (here 7 and 10) take the folded key side,
-     * shorter ones compute K's rows (fastformer.c); sequences of at least 8
-     * rows (here 10) fold transform into dense when the weights are packed,
-     * shorter ones run both products (test_gemm_flops pins that 8): all four
-     * on every variant, and the two dense branches mixed in one chunk. */
+     * shorter ones compute K's rows (fastformer.c). Sequences of at least 20
+     * rows (test_gemm_flops pins the 20; here lens_c's 33, and from lens_h
+     * on) fold transform into dense when the weights are packed, shorter ones
+     * run both products: every branch on every variant, and folded and
+     * unfolded sequences mixed in one chunk (lens_c, lens_j and the chunk
+     * tests). */
     const int lens_a[] = {0, 7, 3, 1, 10, 2};
     check_shape((fastformer_dims){24, 3, 40, 2, 10, 1e-12f}, lens_a, 6, 11);
     const int lens_b[] = {5, 4, 2, 5};
     check_shape((fastformer_dims){16, 16, 8, 1, 5, 1e-12f}, lens_b, 4, 12); /* head_dim 1 */
     const int lens_c[] = {33, 1, 6, 0, 17};
     check_shape((fastformer_dims){100, 2, 36, 3, 33, 1e-5f}, lens_c, 5, 13); /* head_dim 50 */
-    /* more rows than D: the engine folds the residual's bias through dense;
-     * folded and unfolded dense alternate (8 rows and fewer) */
+    /* more rows than D: the engine folds the residual's bias through dense */
     const int lens_e[] = {8, 0, 3, 8, 8, 5, 7};
     check_shape((fastformer_dims){12, 4, 20, 2, 8, 1e-12f}, lens_e, 7, 15);
     const int lens_d[] = {1};
@@ -535,19 +536,23 @@ static void test_gemm_flops(void **state)
 {
     (void)state;
     fastformer_dims dims = {256, 16, 256, 2, 256, 1e-12f};
-    const int32_t starts[7] = {0, 100, 128, 128, 138, 145, 153};
+    const int32_t starts[7] = {0, 100, 128, 128, 138, 157, 177};
     /* per token per layer: 2*(D*D + D*H + D*D + 2*D*I) outside the key side
-     * for sequences of at least 8 rows, which fold transform into dense
-     * (one D*D product in place of two), 2*D*D more for shorter ones;
-     * pooling 2*D*D. The key side: sequences of 100 and 28 rows fold it
-     * (2*(H*D*D + n*H*D) each), those of 10, 7 and 8 rows compute K and
-     * key_att (2*(n*D*D + n*D*H)), the empty one nothing. */
+     * for sequences of at least 20 rows (100, 28, 20), which fold transform
+     * into dense (one D*D product in place of two), 2*D*D more for shorter
+     * ones (10, 19); pooling 2*D*D. The key side: sequences of more than
+     * 18.1 rows (100, 28, 19, 20) fold it (2*(H*D*D + n*H*D) each), the one
+     * of 10 rows computes K and key_att (2*(n*D*D + n*D*H)), the empty one
+     * nothing. */
     const double D = 256, H = 16, I = 256;
     const double per_token = 2 * (D * D + D * H + D * D + 2 * D * I);
-    const double folded = 2 * (H * D * D + 100 * H * D) + 2 * (H * D * D + 28 * H * D);
-    const double rows = 2 * (25 * D * D + 25 * D * H);
+    const double key_folded[4] = {100, 28, 19, 20};
+    double folded = 0.0;
+    for (int i = 0; i < 4; i++)
+        folded += 2 * (H * D * D + key_folded[i] * H * D);
+    const double rows = 2 * (10 * D * D + 10 * D * H);
     const double want =
-        153 * (2 * per_token + 2 * D * D) + 2 * (folded + rows) + 2 * 7 * (2 * D * D);
+        177 * (2 * per_token + 2 * D * D) + 2 * (folded + rows) + 2 * 29 * (2 * D * D);
     assert_true(fabs(fastformer_gemm_flops(&dims, starts, 6) - want) < 1.0);
     assert_true(fastformer_gemm_flops(&dims, starts, 0) == 0.0);
 }
