@@ -20,6 +20,16 @@
  * rows (7-14% of a layer's products at n = 128). Shorter sequences compute
  * K's rows, then P = K * qg, key_att(P) and kg = sum_i beta_i P_i.
  *
+ * The attention output's two products fold the same way: with Q = Q0 + bq,
+ * dense(transform(kg * Q) + Q) = Q (diag(kg) Wt^T Wd^T + Wd^T) + Wd bt + bd.
+ * Wtd = Wd Wt is a constant (fastformer_pack computes it once, in double),
+ * so a sequence of at least FF_DENSE_FOLD_MIN_ROWS rows forms its D x D
+ * matrix Ms^T = Wtd diag(kg) + Wd straight in the GEMM's packed layout (D^2
+ * multiply-adds from the packed Wtd and Wd: kg scales the reduction index)
+ * and runs one n x D x D product instead of two: n D^2 multiply-adds fewer,
+ * a quarter of a layer's products when I = D. Shorter sequences run
+ * transform and dense over the chunk's rows, consecutive ones together.
+ *
  * Workspace layout (T = max_tokens rows, C = chunk_rows, each float region
  * 64-byte aligned):
  *   row_src (T)    pointers to each row's input vector, F32 or a row of
@@ -33,7 +43,9 @@
  *                  folded into the next LayerNorm (see layer_forward); also
  *                  the pooling's att_fc1 output (C, D), contiguous
  *   att   (C, H)   query_att / key_att logits, then softmax weights
- *   inter (C, I)   intermediate activations
+ *   inter (C, I)   intermediate activations; before them, a folded
+ *                  sequence's Ms packed (at least D^2 floats, see
+ *                  layout_compute)
  *   score (C)      pooling scores
  *   vec   (4D)     global query qg / global key kg of the current sequence;
  *                  per layer: bq + transform.bias (D), the attention output's
@@ -99,14 +111,14 @@ static int dims_valid(const fastformer_dims *d)
            d->num_hidden_layers >= 0 && d->max_position_embeddings > 0;
 }
 
-/* Floats of a sequence's key matrix Ms (H, D) packed for the GEMM, on the
- * path with the widest panels. */
-static size_t key_matrix_packed_floats(const fastformer_dims *d)
+/* Floats of an n x k matrix packed for the GEMM on the path with the widest
+ * panels: a sequence's key matrix (H, D) or folded dense matrix (D, D). */
+static size_t widest_packed_floats(int n, int k)
 {
     size_t most = 0;
     for (int p = 0; p < GEMM_N_PATHS; p++) {
-        const size_t n = gemm_packed_floats((gemm_path)p, d->num_attention_heads, d->hidden_size);
-        most = n > most ? n : most;
+        const size_t f = gemm_packed_floats((gemm_path)p, n, k);
+        most = f > most ? f : most;
     }
     return most;
 }
@@ -130,14 +142,18 @@ static int layout_compute(const fastformer_dims *d, int max_tokens, int max_seqs
     l->x = add_region(&c, mul_sat(cr, dd));
     l->qk = add_region(&c, mul_sat(cr, mul_sat(2, dd)));
     l->att = add_region(&c, mul_sat(cr, (size_t)d->num_attention_heads));
-    l->inter = add_region(&c, mul_sat(cr, (size_t)d->intermediate_size));
+    /* inter also holds a sequence's Ms of the folded dense (see the top of
+     * this file), which is dead before the FFN writes its activations. */
+    size_t inter = mul_sat(cr, (size_t)d->intermediate_size);
+    const size_t ms = widest_packed_floats(d->hidden_size, d->hidden_size);
+    l->inter = add_region(&c, inter > ms ? inter : ms);
     l->score = add_region(&c, cr);
     l->vec = add_region(&c, mul_sat(4, dd));
     l->col = add_region(&c, 2 * (size_t)d->num_attention_heads);
     const size_t hd = mul_sat((size_t)d->num_attention_heads, dd);
     l->amat = add_region(&c, hd);
     l->mmat = add_region(&c, hd);
-    l->mpack = add_region(&c, key_matrix_packed_floats(d));
+    l->mpack = add_region(&c, widest_packed_floats(d->num_attention_heads, d->hidden_size));
     l->hvec = add_region(&c, 2 * (size_t)d->num_attention_heads);
     l->lane_floats = c;
     size_t b = 0;
@@ -249,19 +265,21 @@ void fastformer_set_rows(fastformer_workspace *ws, int row0, const float *vecs, 
 
 /* ---- packing ------------------------------------------------------------------- */
 
-/* The biases folded at pack time (see layer_forward), rounded to 16 floats. */
+/* The biases folded at pack time (see layer_forward): query_att's (H) and
+ * dense's two (D each), each rounded to 16 floats. */
 static size_t folded_floats(const fastformer_dims *d)
 {
     return ((size_t)d->num_attention_heads + 15) / 16 * 16 +
-           ((size_t)d->hidden_size + 15) / 16 * 16;
+           2 * (((size_t)d->hidden_size + 15) / 16 * 16);
 }
 
 size_t fastformer_packed_floats(const fastformer_dims *d, gemm_path p)
 {
     const int D = d->hidden_size, H = d->num_attention_heads, N_I = d->intermediate_size;
-    const size_t per_layer = 3 * gemm_packed_floats(p, D, D) + 2 * gemm_packed_floats(p, H, D) +
-                             2 * gemm_packed_floats(p, D, D) + gemm_packed_floats(p, N_I, D) +
-                             gemm_packed_floats(p, D, N_I) + folded_floats(d);
+    /* query, key, key^T, transform, dense, Wd Wt; query_att, key_att; FFN */
+    const size_t per_layer = 6 * gemm_packed_floats(p, D, D) + 2 * gemm_packed_floats(p, H, D) +
+                             gemm_packed_floats(p, N_I, D) + gemm_packed_floats(p, D, N_I) +
+                             folded_floats(d);
     return per_layer * (size_t)d->num_hidden_layers + gemm_packed_floats(p, D, D);
 }
 
@@ -288,6 +306,38 @@ static void fold_biases(const fastformer_layer *l, int d, int h, float *qatt_bia
             l->attn_out_bias[j] + kernels_dot(l->attn_out_weight + (size_t)j * d, bq_bt, (size_t)d);
 }
 
+/* Columns of Wd Wt accumulated at a time by fold_dense_transform. */
+#define FF_FOLD_COLUMNS 64
+
+/* The folded dense (see the top of this file): wtd = Wd Wt (D x D row-major,
+ * [out, in] like both) and its bias bd + Wd bt, summed in double and rounded
+ * once. Each row of wtd in blocks of FF_FOLD_COLUMNS columns, so that the
+ * sums fit on the stack and every read of Wt is a run of one of its rows. */
+static void fold_dense_transform(const fastformer_layer *l, int d, float *wtd, float *bias)
+{
+    double acc[FF_FOLD_COLUMNS];
+    for (int j = 0; j < d; j++) {
+        const float *wd = l->attn_out_weight + (size_t)j * d;
+        for (int i0 = 0; i0 < d; i0 += FF_FOLD_COLUMNS) {
+            const int nb = d - i0 < FF_FOLD_COLUMNS ? d - i0 : FF_FOLD_COLUMNS;
+            for (int b = 0; b < nb; b++)
+                acc[b] = 0.0;
+            for (int m = 0; m < d; m++) {
+                const double w = wd[m];
+                const float *wt = l->transform_weight + (size_t)m * d + i0;
+                for (int b = 0; b < nb; b++)
+                    acc[b] += w * wt[b];
+            }
+            for (int b = 0; b < nb; b++)
+                wtd[(size_t)j * d + i0 + b] = (float)acc[b];
+        }
+        double c = l->attn_out_bias[j];
+        for (int m = 0; m < d; m++)
+            c += (double)wd[m] * l->transform_bias[m];
+        bias[j] = (float)c;
+    }
+}
+
 void fastformer_pack(fastformer_encoder *enc, fastformer_layer *layers, gemm_path p, float *buf)
 {
     assert(layers == enc->layers && gemm_path_supported(p));
@@ -304,13 +354,23 @@ void fastformer_pack(fastformer_encoder *enc, fastformer_layer *layers, gemm_pat
         l->key_att_packed = pack_next(p, l->key_att_weight, H, D, &at);
         l->transform_packed = pack_next(p, l->transform_weight, D, D, &at);
         l->attn_out_packed = pack_next(p, l->attn_out_weight, D, D, &at);
+        /* The layer ends with Wd Wt, the FFN and the folded biases. Past
+         * them, the rest of buf (at least the pool's packed space, D^2 floats
+         * or more, filled last) is scratch: Wd Wt row-major, then bq + bt. */
+        float *qatt = at + gemm_packed_floats(p, D, D) + gemm_packed_floats(p, N_I, D) +
+                      gemm_packed_floats(p, D, N_I);
+        float *dense = qatt + ((size_t)H + 15) / 16 * 16;
+        float *td_bias = dense + ((size_t)D + 15) / 16 * 16;
+        float *scratch = qatt + folded_floats(d);
+        fold_dense_transform(l, D, scratch, td_bias);
+        l->dense_transform_packed = pack_next(p, scratch, D, D, &at);
         l->inter_packed = pack_next(p, l->inter_weight, N_I, D, &at);
         l->out_packed = pack_next(p, l->out_weight, D, N_I, &at);
-        float *qatt = at, *dense = at + ((size_t)H + 15) / 16 * 16;
-        /* bq + bt is scratch here: the pool's packed space, filled after. */
-        fold_biases(l, D, H, qatt, dense, at + folded_floats(d));
+        assert(at == qatt);
+        fold_biases(l, D, H, qatt, dense, scratch);
         l->query_att_bias_folded = qatt;
         l->attn_out_bias_folded = dense;
+        l->dense_transform_bias_folded = td_bias;
         at += folded_floats(d);
     }
     enc->pool_fc1_packed = pack_next(p, enc->pool_fc1_weight, D, D, &at);
@@ -505,9 +565,79 @@ static void key_side_folded(const fastformer_layer *l, run_state *s, const float
     kernels_head_matvec_scale(glob, wk, a, bk, wsum, d, s->dh);
 }
 
+/* Whether a sequence of n rows folds transform into dense (see the top of
+ * this file). Forming Ms streams Wd Wt and Wd and writes Ms (3 D^2 floats),
+ * which costs about as much as 16-20 rows of the product it saves, at D =
+ * 256 (from L2) as at D = 768 (from L3 or memory); shorter sequences also
+ * run their products with the chunk's other rows. Measured on Zen 4 against
+ * the unfolded engine: a loss up to 16 rows in batches of short sequences, a
+ * gain from 20. Needs the packed Wd Wt. */
+#define FF_DENSE_FOLD_MIN_ROWS 20
+
+static bool dense_fold_rows(int n)
+{
+    return n >= FF_DENSE_FOLD_MIN_ROWS;
+}
+
+static bool dense_folded(const fastformer_layer *l, int n)
+{
+    return l->dense_transform_packed.panels && dense_fold_rows(n);
+}
+
+/* Ms's panels [begin, end) from the packed Wd Wt and Wd, kg scaling the
+ * reduction index. */
+typedef struct {
+    const fastformer_layer *l;
+    const float *kg;
+    float *dst;
+} dense_matrix_job;
+
+static void dense_matrix_panels(void *arg, int lane, int begin, int end)
+{
+    (void)lane;
+    const dense_matrix_job *j = arg;
+    gemm_pack_scaled_sum(&j->l->dense_transform_packed, j->kg, &j->l->attn_out_packed, begin, end,
+                         j->dst);
+}
+
+/* Matrices below this many floats are formed on one lane. */
+#define FF_SPLIT_MIN_FLOATS (1L << 16)
+
+/* The attention sub-layer's output of one sequence whose transform is folded
+ * into dense: A = LN(X + Q Ms + bd + Wd bt) into its rows xs, with Q = Q0 +
+ * bq (made in place in qs) and Ms^T = Wd Wt diag(kg) + Wd, kg in s->vec,
+ * packed into s->act (free until the FFN). */
+static void attention_output_folded(const fastformer_layer *l, run_state *s, float *qs, float *xs,
+                                    int n)
+{
+    const int d = s->d, ld = 2 * d;
+    kernels_bias_add_rows(qs, ld, n, d, l->qk_bias);
+    dense_matrix_job job = {.l = l, .kg = s->vec, .dst = s->act};
+    const int n_panels = gemm_panels(&l->attn_out_packed);
+    if (s->team && (long)d * d >= FF_SPLIT_MIN_FLOATS)
+        parallel_for(s->team, n_panels, 1, dense_matrix_panels, &job);
+    else
+        dense_matrix_panels(&job, 0, 0, n_panels);
+    /* the view of the whole of Ms (no panel written) */
+    const gemm_weights ms =
+        gemm_pack_scaled_sum(&l->dense_transform_packed, s->vec, &l->attn_out_packed, 0, 0, s->act);
+    linear(s, &(linear_job){.packed = &ms,
+                            .rows = n,
+                            .n = d,
+                            .k = d,
+                            .a = qs,
+                            .lda = ld,
+                            .c = xs,
+                            .ldc = d,
+                            .accumulate = true,
+                            .epi = {GEMM_EPI_BIAS_LN, l->dense_transform_bias_folded,
+                                    l->attn_ln_weight, l->attn_ln_bias, s->eps}});
+}
+
 /* The per-sequence part of the additive attention: for each sequence,
  * alpha's softmax (s->att holds its logits), qg, the key side (beta and kg),
- * then U = kg * (Q0 + bq) in K's slot. */
+ * then either U = kg * (Q0 + bq) in K's slot or, when transform is folded
+ * into dense, the attention sub-layer's output A in X's rows. */
 static void additive_attention(const fastformer_layer *l, run_state *s, const float *qatt_bias)
 {
     const int d = s->d, h = s->h, ld = 2 * d;
@@ -528,15 +658,52 @@ static void additive_attention(const fastformer_layer *l, run_state *s, const fl
             key_side_folded(l, s, xs, n, att, s->mask + r0);
         else
             key_side_rows(l, s, xs, ks, n, att, s->mask + r0);
-        kernels_bias_mul_rows(ks, ld, qs, ld, n, d, bq, glob);
+        if (dense_folded(l, n))
+            attention_output_folded(l, s, qs, s->x + (size_t)r0 * d, n);
+        else
+            kernels_bias_mul_rows(ks, ld, qs, ld, n, d, bq, glob);
     }
+}
+
+/* The attention sub-layer's output A = LN(dense(transform(U) + Q) + X) of the
+ * chunk's rows [r0, r1) (sequences that do not fold transform into dense):
+ * out0 = transform(U) + Q0 in Q's slot (out = out0 + bq + bt), then
+ * A = LN(X + out0 Wd^T + bd + Wd (bq + bt)), the LayerNorm fused on each
+ * block of rows of the product. */
+static void attention_output_rows(const fastformer_layer *l, run_state *s, int r0, int r1,
+                                  const float *dense_bias)
+{
+    const int d = s->d, ld = 2 * d;
+    float *q = s->qk + (size_t)r0 * ld, *k = q + d;
+    linear(s, &(linear_job){.packed = &l->transform_packed,
+                            .w = l->transform_weight,
+                            .rows = r1 - r0,
+                            .n = d,
+                            .k = d,
+                            .a = k,
+                            .lda = ld,
+                            .c = q,
+                            .ldc = ld,
+                            .accumulate = true});
+    linear(s, &(linear_job){.packed = &l->attn_out_packed,
+                            .w = l->attn_out_weight,
+                            .rows = r1 - r0,
+                            .n = d,
+                            .k = d,
+                            .a = q,
+                            .lda = ld,
+                            .c = s->x + (size_t)r0 * d,
+                            .ldc = d,
+                            .accumulate = true,
+                            .epi = {GEMM_EPI_BIAS_LN, dense_bias, l->attn_ln_weight,
+                                    l->attn_ln_bias, s->eps}});
 }
 
 /* One FastformerLayer over all rows: X (s->x) becomes the layer's output Y. */
 static void layer_forward(const fastformer_layer *l, run_state *s)
 {
     const int d = s->d, h = s->h, ld = 2 * d, rows = s->n_rows;
-    float *q = s->qk, *k = s->qk + d;
+    float *q = s->qk;
 
     /* Q0 = X Wq^T without bias (K: see additive_attention). Rather than passes adding biases to
      * Q0, they are carried along: query_att(Q0 + bq) = Q0 Wa^T + (Wa bq + ba);
@@ -565,7 +732,8 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
     /* alpha = softmax(query_att(Q) / sqrt(dh) + ext) needs the logits of every
      * row: one GEMM. Then, one sequence at a time so that its rows stay in
      * L2 from the first read to the last: qg; the key side (beta and kg, with
-     * or without K's rows); U = kg * (Q0 + bq) in K's slot. */
+     * or without K's rows); U = kg * (Q0 + bq) in K's slot, or for a long
+     * sequence the sub-layer's output A (transform folded into dense). */
     linear(s, &(linear_job){.packed = &l->query_att_packed,
                             .w = l->query_att_weight,
                             .rows = rows,
@@ -577,31 +745,17 @@ static void layer_forward(const fastformer_layer *l, run_state *s)
                             .ldc = h});
     additive_attention(l, s, qatt_bias);
 
-    /* out0 = transform(U) + Q0 in Q's slot (out = out0 + bq + bt). */
-    linear(s, &(linear_job){.packed = &l->transform_packed,
-                            .w = l->transform_weight,
-                            .rows = rows,
-                            .n = d,
-                            .k = d,
-                            .a = k,
-                            .lda = ld,
-                            .c = q,
-                            .ldc = ld,
-                            .accumulate = true});
-    /* A = LN(dense(out) + X) = LN(X + out0 Wd^T + bd + Wd (bq + bt)), the
-     * LayerNorm fused on each block of rows of the product. */
-    linear(s, &(linear_job){.packed = &l->attn_out_packed,
-                            .w = l->attn_out_weight,
-                            .rows = rows,
-                            .n = d,
-                            .k = d,
-                            .a = q,
-                            .lda = ld,
-                            .c = s->x,
-                            .ldc = d,
-                            .accumulate = true,
-                            .epi = {GEMM_EPI_BIAS_LN, dense_bias, l->attn_ln_weight,
-                                    l->attn_ln_bias, s->eps}});
+    /* A for the sequences that did not fold transform into dense, each run
+     * of consecutive ones in two products over all its rows. */
+    for (int s0 = 0, s1; s0 < s->n_seqs; s0 = s1) {
+        s1 = s0 + 1;
+        const int32_t *st = s->seq_start;
+        if (dense_folded(l, st[s0 + 1] - st[s0]))
+            continue;
+        while (s1 < s->n_seqs && !dense_folded(l, st[s1 + 1] - st[s1]))
+            s1++;
+        attention_output_rows(l, s, st[s0] - s->row0, st[s1] - s->row0, dense_bias);
+    }
     /* G = gelu(A Wi^T + bi); Y = LN(G Wo^T + bo + A), both epilogues fused. */
     linear(s, &(linear_job){.packed = &l->inter_packed,
                             .w = l->inter_weight,
@@ -819,10 +973,12 @@ double fastformer_gemm_flops(const fastformer_dims *dims, const int32_t *seq_sta
         const double n = len;
         if (len == 0)
             continue;
-        /* query, query_att, transform, dense, intermediate, output; then the
+        /* query, query_att, intermediate, output; transform and dense, or
+         * their fold's one product (forming Ms is not a product); then the
          * key side: the sequence's key matrix and its logits, or K's rows and
          * key_att. */
-        double per_layer = n * (d * d + d * h + d * d + d * d + d * i + i * d);
+        double per_layer = n * (d * d + d * h + d * i + i * d);
+        per_layer += dense_fold_rows(len) ? n * d * d : 2 * n * d * d;
         per_layer += key_folded(len, dims->hidden_size, dims->num_attention_heads)
                          ? h * d * d + n * h * d
                          : n * d * d + n * d * h;

@@ -60,12 +60,14 @@ typedef struct {
     /* Set by fastformer_pack (zeroed before, and then the products go
      * through cblas_sgemm on the weights above): the weights packed for the
      * engine's GEMM (query, key, and key transposed: the key projection is
-     * folded into a per-sequence matrix, see fastformer.c), and two biases
-     * folded once. */
+     * folded into a per-sequence matrix, see fastformer.c; and Wd Wt, which
+     * folds transform into attention.output.dense for long sequences), and
+     * three biases folded once. */
     gemm_weights query_packed, key_packed, key_t_packed, query_att_packed, key_att_packed,
-        transform_packed, attn_out_packed, inter_packed, out_packed;
-    const float *query_att_bias_folded; /* (H) query_att_bias + Wa bq */
-    const float *attn_out_bias_folded;  /* (D) attn_out_bias + Wd (bq + bt) */
+        transform_packed, attn_out_packed, dense_transform_packed, inter_packed, out_packed;
+    const float *query_att_bias_folded;       /* (H) query_att_bias + Wa bq */
+    const float *attn_out_bias_folded;        /* (D) attn_out_bias + Wd (bq + bt) */
+    const float *dense_transform_bias_folded; /* (D) attn_out_bias + Wd bt */
 } fastformer_layer;
 
 /* FastformerEncoder + poolers.0 (AttentionPooling). Borrowed pointers. */
@@ -88,10 +90,12 @@ size_t fastformer_packed_floats(const fastformer_dims *dims, gemm_path p);
 
 /* Packs every product's weights of enc for path p into buf
  * (fastformer_packed_floats floats, 64-byte aligned; owned by the caller, it
- * must outlive enc) and folds the two constant biases: fills the _packed and
- * _folded fields of `layers`, which must be enc->layers (writable), and
- * enc->pool_fc1_packed. p must be supported by the CPU (gemm_path_supported).
- * Load time only: not thread-safe against encodes of enc. */
+ * must outlive enc), folds the three constant biases and the product
+ * attention.output.dense x transform (D^3 multiply-adds in double per layer):
+ * fills the _packed and _folded fields of `layers`, which must be enc->layers
+ * (writable), and enc->pool_fc1_packed. p must be supported by the CPU
+ * (gemm_path_supported). Load time only: not thread-safe against encodes of
+ * enc. */
 void fastformer_pack(fastformer_encoder *enc, fastformer_layer *layers, gemm_path p, float *buf);
 
 /* Activations for batches of up to max_tokens rows in up to max_seqs
@@ -161,9 +165,10 @@ void fastformer_set_rows(fastformer_workspace *ws, int row0, const float *vecs, 
 void fastformer_encode(const fastformer_encoder *enc, fastformer_workspace *ws, int n_seqs,
                        float *pooled);
 
-/* Floating-point operations of one encode (multiply-add = 2), counting the
- * products it runs (a sequence's key side folded or not, see fastformer.c)
- * and nothing else, for GFLOP/s figures. seq_start: n_seqs + 1 offsets. */
+/* Floating-point operations of one encode of a packed encoder (multiply-add
+ * = 2), counting the products it runs (a sequence's key side folded or not,
+ * its transform and dense folded or not, see fastformer.c) and nothing else,
+ * for GFLOP/s figures. seq_start: n_seqs + 1 offsets. */
 double fastformer_gemm_flops(const fastformer_dims *dims, const int32_t *seq_start, int n_seqs);
 
 #endif

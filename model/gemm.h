@@ -68,6 +68,17 @@ gemm_weights gemm_pack(gemm_path p, const float *w, int n, int k, int ldw, float
  * the other way round). Same contract as gemm_pack. */
 gemm_weights gemm_pack_transposed(gemm_path p, const float *w, int n, int k, int ldw, float *dst);
 
+/* The packed form of the n x k matrix A diag(scale) + B, for the panels
+ * [p0, p1) of a and b, both packed for the same path and shape: each
+ * column kk of A (the reduction index) scaled by scale[kk] (k floats), plus
+ * B, written to dst at those panels' place (dst: gemm_packed_floats floats,
+ * 64-byte aligned; panels outside [p0, p1) untouched, so threads may fill
+ * disjoint ranges of one dst). Returns the view of all of dst: a weight
+ * built per call on the hot path (k multiply-adds per element, no
+ * transposes). Allocates nothing. */
+gemm_weights gemm_pack_scaled_sum(const gemm_weights *a, const float *scale, const gemm_weights *b,
+                                  int p0, int p1, float *dst);
+
 typedef enum {
     GEMM_EPI_NONE,      /* C = A W^T (+ C) */
     GEMM_EPI_BIAS_GELU, /* C = gelu(A W^T (+ C) + bias), exact-erf GELU */

@@ -346,6 +346,23 @@ void kernels_bias_add_rows(float *x, int ld, int n_rows, int d, const float *bia
     bias_add_rows_impl(x, ld, n_rows, d, bias);
 }
 
+KERNELS_CLONES static void scale_rows_add_impl(float *dst, const float *a, const float *scale,
+                                               const float *b, int n_rows, int d)
+{
+    for (int i = 0; i < n_rows; i++) {
+        const size_t at = (size_t)i * (size_t)d;
+        const float si = scale[i];
+        for (int j = 0; j < d; j++)
+            dst[at + j] = a[at + j] * si + b[at + j];
+    }
+}
+
+void kernels_scale_rows_add(float *dst, const float *a, const float *scale, const float *b,
+                            int n_rows, int d)
+{
+    scale_rows_add_impl(dst, a, scale, b, n_rows, d);
+}
+
 KERNELS_CLONES static void bias_gelu_rows_impl(float *x, int ld, int n_rows, int d,
                                                const float *bias)
 {

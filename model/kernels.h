@@ -35,6 +35,12 @@ void kernels_layernorm_rows(float *x, int ld, int n_rows, int d, const float *bi
 /* Rows [0, n_rows) of x (row stride ld): x[i][j] += bias[j] for j < d. */
 void kernels_bias_add_rows(float *x, int ld, int n_rows, int d, const float *bias);
 
+/* Contiguous rows i < n_rows of d floats: dst[i][j] = a[i][j] * scale[i] + b[i][j]
+ * (a matrix scaled along its rows plus another: gemm_pack_scaled_sum). dst may
+ * equal a or b. */
+void kernels_scale_rows_add(float *dst, const float *a, const float *scale, const float *b,
+                            int n_rows, int d);
+
 /* Rows of x (stride ld): x[i][j] = gelu(x[i][j] + bias[j]) for j < d. */
 void kernels_bias_gelu_rows(float *x, int ld, int n_rows, int d, const float *bias);
 

@@ -5,12 +5,16 @@ PyTorch (tools/fastformer.py) computes for them.
   /usr/bin/python3 tools/make_fixtures.py tests/fixtures     (= make fixtures)
 
 Writes tests/fixtures/{classifier_f32,classifier_f16,classifier_bf16,newsrec,
-classifier_i8,newsrec_i8}/. The F16/BF16 directories hold the F32 model's
+classifier_i8,newsrec_i8,classifier_long}/. The F16/BF16 directories hold the F32 model's
 weights rounded to that dtype, and their expected outputs are computed from
 the rounded weights. The _i8 directories store the word embedding table in
 int8 (README "int8 embeddings"): classifier_i8 is the F16 classifier with
 one scale per row, newsrec_i8 an F32 recommender with blocks of 8; their
-expected outputs are computed by PyTorch on the dequantized table. Every
+expected outputs are computed by PyTorch on the dequantized table.
+classifier_long is an F32 classifier of P = 64 positions whose sequences run
+up to 64 tokens, on both sides of the lengths where the engine changes how it
+computes a layer (model/fastformer.c: the key side folded from about H + 1
+tokens, transform folded into dense from 20). Every
 parameter is random, including biases and LayerNorm weights, so that a tensor
 bound to the wrong place changes the outputs. Every case is also computed by
 tests/reference/official_style.py (a separate implementation following the
@@ -36,6 +40,7 @@ from model_dir import (dequantize_int8, load_safetensors, model_config, quantize
 
 SEED = 20240611
 D, H, I, L, P = 32, 4, 48, 2, 16
+P_LONG = 64  # classifier_long's max_position_embeddings
 LABELS = ["negative", "neutral", "positive"]
 MAX_HISTORY = 6
 AGREE_ABS = 1e-6  # tools/fastformer.py vs tests/reference/official_style.py, both float64
@@ -116,7 +121,7 @@ def check_agree(what, a, b):
 
 
 # ---- classifier -----------------------------------------------------------
-def classifier_cases(gen, vocab_size):
+def classifier_cases(gen, vocab_size, P=P):  # noqa: N803 (the module's P by default)
     def rand_ids(n, zeros=0):
         ids = torch.randint(2, vocab_size, (n,), generator=gen).tolist()
         for _ in range(zeros):
@@ -139,6 +144,23 @@ def classifier_cases(gen, vocab_size):
         ("right_padding_base", [base]),
         ("right_padding", [base + [0] * (P - len(base))]),
         ("random_batch", random_batch),
+    ]
+
+
+def long_cases(gen, vocab_size):
+    """classifier_long's cases: classifier_cases at P_LONG, and sequences of
+    19, 20 and 21 tokens (one with padding inside) in one batch and alone."""
+    def rand_ids(n, zeros=0):
+        ids = torch.randint(2, vocab_size, (n,), generator=gen).tolist()
+        for k in range(zeros):
+            ids[3 + 5 * k] = 0
+        return ids
+
+    edges = [rand_ids(19), rand_ids(20, zeros=2), rand_ids(21)]
+    return classifier_cases(gen, vocab_size, P_LONG) + [
+        ("fold_edges", edges),
+        ("fold_edge_20", [edges[1]]),
+        ("long_and_short", [rand_ids(64, zeros=3), [4, 9], rand_ids(40), rand_ids(7)]),
     ]
 
 
@@ -338,8 +360,18 @@ def main(argv):
     state["word_embedding.weight"] = int8_embedding(rounded, "word_embedding.weight")
     write_classifier(out_dir, "classifier_i8", rounded, state, vocab, cfg, "F16", cases, int8=True)
     newsrec_fixture(out_dir, gen, vocab, cfg, "newsrec_i8", int8_block=8)
+
+    # Long sequences: a generator of its own, so that the fixtures above keep their draws.
+    gen_long = torch.Generator().manual_seed(SEED + 1)
+    cfg_long = FastformerConfig(hidden_size=D, num_attention_heads=H, intermediate_size=I,
+                                num_hidden_layers=L, max_position_embeddings=P_LONG)
+    long_model = FastformerClassifier(cfg_long, len(vocab), len(LABELS))
+    randomize(long_model, gen_long)
+    long_model.eval()
+    write_classifier(out_dir, "classifier_long", long_model, long_model.state_dict(), vocab,
+                     cfg_long, "F32", long_cases(gen_long, len(vocab)))
     print(f"make_fixtures: wrote classifier_f32, classifier_f16, classifier_bf16, newsrec, "
-          f"classifier_i8, newsrec_i8 under {out_dir}")
+          f"classifier_i8, newsrec_i8, classifier_long under {out_dir}")
 
 
 if __name__ == "__main__":

@@ -113,8 +113,9 @@ PRODUCT_WEIGHTS = ("attention.self.query.weight", "attention.self.key.weight",
 def packed_mib(model_dir, path):
     """MiB of the encoders' weights packed for `path`: each product's [n, k]
     weight as ceil(n / panel) panels of k x panel floats (the key weight twice:
-    as is and transposed, for the folded key side), 16-float aligned, plus two
-    folded biases per layer (H and D floats, each 16-float aligned)."""
+    as is and transposed, for the folded key side; attention.output.dense twice:
+    as is and times transform, for the folded dense), 16-float aligned, plus
+    three folded biases per layer (H, D and D floats, each 16-float aligned)."""
     nr = PANEL_COLUMNS[path]
     with open(os.path.join(model_dir, "model.safetensors"), "rb") as f:
         (n,) = struct.unpack("<Q", f.read(8))
@@ -128,6 +129,8 @@ def packed_mib(model_dir, path):
     for name, (rows, cols) in ((k, v) for k, v in shapes.items() if len(v) == 2):
         if "attention.self.key.weight" in name:
             total += packed(cols, rows)  # and its transpose, [D, D] too
+        elif "attention.output.dense.weight" in name:
+            total += packed(rows, cols)  # and Wd Wt, [D, D] too
         elif "attention.self.query.weight" in name:
             pass
         elif not (any(name.endswith(w) for w in PRODUCT_WEIGHTS[2:7] + PRODUCT_WEIGHTS[8:])
@@ -136,7 +139,7 @@ def packed_mib(model_dir, path):
         total += packed(rows, cols)
         if name.endswith("query_att.weight"):  # one per layer: its folded biases
             h, d = rows, cols
-            total += (h + 15) // 16 * 16 + (d + 15) // 16 * 16
+            total += (h + 15) // 16 * 16 + 2 * ((d + 15) // 16 * 16)
     return 4 * total / MIB
 
 

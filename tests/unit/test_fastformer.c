@@ -378,7 +378,12 @@ static void test_engine_matches_naive(void **state)
     (void)state;
     /* seq 0 empty, seq 2 all padding, others mixed; one at P. Sequences of
      * more than about H + 1 rows (here 7 and 10) take the folded key side,
-     * shorter ones compute K's rows (fastformer.c): both on every variant. */
+     * shorter ones compute K's rows (fastformer.c). Sequences of at least 20
+     * rows (test_gemm_flops pins the 20; here lens_c's 33, and from lens_h
+     * on) fold transform into dense when the weights are packed, shorter ones
+     * run both products: every branch on every variant, and folded and
+     * unfolded sequences mixed in one chunk (lens_c, lens_j and the chunk
+     * tests). */
     const int lens_a[] = {0, 7, 3, 1, 10, 2};
     check_shape((fastformer_dims){24, 3, 40, 2, 10, 1e-12f}, lens_a, 6, 11);
     const int lens_b[] = {5, 4, 2, 5};
@@ -396,6 +401,11 @@ static void test_engine_matches_naive(void **state)
     check_shape((fastformer_dims){128, 4, 256, 2, 60, 1e-12f}, lens_h, 1, 18);
     const int lens_i[] = {300};
     check_shape((fastformer_dims){64, 4, 128, 1, 300, 1e-12f}, lens_i, 1, 19);
+    /* D = 256: a folded dense's D x D matrix is formed by panels across the
+     * lanes; the second sequence is one row short of the fold */
+    const int lens_j[] = {40, 7};
+    check_shape((fastformer_dims){256, 8, 64, 1, 40, 1e-12f}, lens_j, 2, 20);
+    check_shape((fastformer_dims){256, 8, 64, 1, 40, 1e-12f}, lens_j, 1, 21);
 }
 
 /* Batches of more rows than one chunk (512): the engine runs them chunk by
@@ -480,7 +490,8 @@ static void test_workspace_sizes(void **state)
     const size_t want = 8192 * (sizeof(float *) + sizeof(float)) + chunk_floats * sizeof(float);
     assert_true(big >= want);
     /* and only alignment, a few vectors and the folded key path's H x D
-     * matrices (two, and one packed in a panel of up to 32 rows) more */
+     * matrices (two, and one packed in a panel of up to 32 rows) more; the
+     * folded dense's packed D x D matrix shares the intermediate rows */
     const size_t key_side = (size_t)(2 * 16 + 32) * 256 * sizeof(float);
     assert_true(big >= want + key_side);
     assert_true(big < want + key_side + 64 * 1024);
@@ -490,10 +501,15 @@ static void test_workspace_sizes(void **state)
     const size_t big_long = fastformer_workspace_bytes(&long_dims, 8192, 64);
     assert_true(big_long >= 8192 * (sizeof(float *) + sizeof(float)) +
                                 (size_t)4096 * (256 + 512 + 16 + 256 + 1) * sizeof(float));
-    /* and a workspace smaller than a chunk only as much scratch as rows */
+    /* and a workspace smaller than a chunk only as much scratch as rows,
+     * except that the intermediate rows (128 x 256 floats) grow to hold the
+     * folded dense's D x D matrix */
+    const size_t dense_fold = (size_t)(256 * 256 - 128 * 256) * sizeof(float);
+    assert_true(small >= (size_t)128 * (1 + 256 + 512 + 16 + 256 + 1) * sizeof(float) + key_side +
+                             dense_fold);
     assert_true(small <
                 (size_t)128 * (sizeof(float *) + (1 + 256 + 512 + 16 + 256 + 1) * sizeof(float)) +
-                    key_side + 64 * 1024);
+                    key_side + dense_fold + 64 * 1024);
 
     /* Bad sizes: NULL and SIZE_MAX, never a crash. */
     fastformer_dims bad = dims;
@@ -520,17 +536,24 @@ static void test_gemm_flops(void **state)
 {
     (void)state;
     fastformer_dims dims = {256, 16, 256, 2, 256, 1e-12f};
-    const int32_t starts[5] = {0, 100, 128, 128, 138};
-    /* per token per layer: 2*(D*D + D*H + 2*D*D + 2*D*I) outside the key side;
-     * pooling 2*D*D. The key side: sequences of 100 and 28 rows fold it
-     * (2*(H*D*D + n*H*D) each), the one of 10 rows computes K and key_att
-     * (2*(n*D*D + n*D*H)), the empty one nothing. */
+    const int32_t starts[7] = {0, 100, 128, 128, 138, 157, 177};
+    /* per token per layer: 2*(D*D + D*H + D*D + 2*D*I) outside the key side
+     * for sequences of at least 20 rows (100, 28, 20), which fold transform
+     * into dense (one D*D product in place of two), 2*D*D more for shorter
+     * ones (10, 19); pooling 2*D*D. The key side: sequences of more than
+     * 18.1 rows (100, 28, 19, 20) fold it (2*(H*D*D + n*H*D) each), the one
+     * of 10 rows computes K and key_att (2*(n*D*D + n*D*H)), the empty one
+     * nothing. */
     const double D = 256, H = 16, I = 256;
-    const double per_token = 2 * (D * D + D * H + 2 * D * D + 2 * D * I);
-    const double folded = 2 * (H * D * D + 100 * H * D) + 2 * (H * D * D + 28 * H * D);
+    const double per_token = 2 * (D * D + D * H + D * D + 2 * D * I);
+    const double key_folded[4] = {100, 28, 19, 20};
+    double folded = 0.0;
+    for (int i = 0; i < 4; i++)
+        folded += 2 * (H * D * D + key_folded[i] * H * D);
     const double rows = 2 * (10 * D * D + 10 * D * H);
-    const double want = 138 * (2 * per_token + 2 * D * D) + 2 * (folded + rows);
-    assert_true(fabs(fastformer_gemm_flops(&dims, starts, 4) - want) < 1.0);
+    const double want =
+        177 * (2 * per_token + 2 * D * D) + 2 * (folded + rows) + 2 * 29 * (2 * D * D);
+    assert_true(fabs(fastformer_gemm_flops(&dims, starts, 6) - want) < 1.0);
     assert_true(fastformer_gemm_flops(&dims, starts, 0) == 0.0);
 }
 

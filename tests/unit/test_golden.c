@@ -11,6 +11,8 @@
  * fixtures store the word embedding table in int8 (golden.json
  * "embedding_dtype": "I8"); PyTorch computed their outputs on the
  * dequantized table, and the engine reads the int8 rows as stored.
+ * classifier_long runs sequences of up to 64 tokens through both branches of
+ * each of the engine's folds.
  * Every check runs once per GEMM kernel path the CPU supports (plain, avx2,
  * avx512), each forced through FASTFORMER_KERNELS before the models load;
  * a path the CPU lacks is skipped with its reason. */
@@ -297,6 +299,14 @@ static void test_classifier_f16(void **state)
     classifier_fixture("classifier_f16", false);
 }
 
+/* Sequences of up to 64 tokens: both sides of the lengths where the engine
+ * folds the key side and transform into dense (model/fastformer.c). */
+static void test_classifier_long(void **state)
+{
+    use_path(state);
+    classifier_fixture("classifier_long", true);
+}
+
 static void test_classifier_bf16(void **state)
 {
     use_path(state);
@@ -413,7 +423,8 @@ static void test_every_fixture_is_checked(void **state)
 {
     use_path(state);
     static const char *const known[] = {"classifier_f32", "classifier_f16", "classifier_bf16",
-                                        "newsrec",        "classifier_i8",  "newsrec_i8"};
+                                        "newsrec",        "classifier_i8",  "newsrec_i8",
+                                        "classifier_long"};
     DIR *dir = opendir(FIXTURES);
     assert_non_null(dir);
     int seen = 0;
@@ -451,6 +462,7 @@ int main(void)
             cmocka_unit_test_prestate(test_classifier_i8, &path),
             cmocka_unit_test_prestate(test_newsrec, &path),
             cmocka_unit_test_prestate(test_newsrec_i8, &path),
+            cmocka_unit_test_prestate(test_classifier_long, &path),
             cmocka_unit_test_prestate(test_every_fixture_is_checked, &path),
         };
         failed += cmocka_run_group_tests_name(gemm_path_name(path), tests, NULL, NULL);

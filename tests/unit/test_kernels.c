@@ -329,6 +329,42 @@ static void test_bias_rows(void **state)
     free(bias);
 }
 
+/* dst = a * scale (per row) + b, out of place and in place on a and on b;
+ * one rounding of a fused multiply-add allowed. */
+static void test_scale_rows_add(void **state)
+{
+    (void)state;
+    uint64_t s = 4321;
+    enum { R = 7, D = 45 };
+    float *a = rnd_vec(&s, R * D, -3.0f, 3.0f), *b = rnd_vec(&s, R * D, -3.0f, 3.0f);
+    float *scale = rnd_vec(&s, R, -2.0f, 2.0f), *dst = malloc(R * D * sizeof *dst);
+    double *want = malloc(R * D * sizeof *want);
+    assert_non_null(dst);
+    assert_non_null(want);
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < D; j++)
+            want[i * D + j] = (double)a[i * D + j] * scale[i] + b[i * D + j];
+    for (int variant = 0; variant < 3; variant++) {
+        float *out = dst;
+        memcpy(dst, variant == 2 ? b : a, R * D * sizeof *dst);
+        if (variant == 0)
+            kernels_scale_rows_add(out, a, scale, b, R, D);
+        else if (variant == 1)
+            kernels_scale_rows_add(out, out, scale, b, R, D);
+        else
+            kernels_scale_rows_add(out, a, scale, out, R, D);
+        for (int i = 0; i < R * D; i++)
+            if (!(fabs(out[i] - want[i]) <= 6e-8 * (fabs(want[i]) + 6.0 * 2.0)))
+                fail_msg("variant %d [%d]: got %.9g want %.9g", variant, i, (double)out[i],
+                         want[i]);
+    }
+    free(a);
+    free(b);
+    free(scale);
+    free(dst);
+    free(want);
+}
+
 static void test_softmax_masked_cols(void **state)
 {
     (void)state;
@@ -511,12 +547,19 @@ static void test_attention_pool(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_erf_grid),          cmocka_unit_test(test_gelu_grid),
-        cmocka_unit_test(test_tanh_grid),         cmocka_unit_test(test_exp_grid),
-        cmocka_unit_test(test_sum_dot),           cmocka_unit_test(test_add_layernorm),
-        cmocka_unit_test(test_bias_rows),         cmocka_unit_test(test_softmax_masked_cols),
-        cmocka_unit_test(test_head_weighted_sum), cmocka_unit_test(test_head_row_sums),
-        cmocka_unit_test(test_tanh_dot_rows),     cmocka_unit_test(test_attention_pool),
+        cmocka_unit_test(test_erf_grid),
+        cmocka_unit_test(test_gelu_grid),
+        cmocka_unit_test(test_tanh_grid),
+        cmocka_unit_test(test_exp_grid),
+        cmocka_unit_test(test_sum_dot),
+        cmocka_unit_test(test_add_layernorm),
+        cmocka_unit_test(test_bias_rows),
+        cmocka_unit_test(test_scale_rows_add),
+        cmocka_unit_test(test_softmax_masked_cols),
+        cmocka_unit_test(test_head_weighted_sum),
+        cmocka_unit_test(test_head_row_sums),
+        cmocka_unit_test(test_tanh_dot_rows),
+        cmocka_unit_test(test_attention_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
