@@ -10,16 +10,24 @@
 #include "gemm_kernels.h"
 #include "kernels.h"
 
+#ifndef GEMM_KC_MAX
+#define GEMM_KC_MAX 256
+#endif
+#ifndef GEMM_ORDER
+#define GEMM_ORDER 2
+#endif
+
+/* kc_max: the most steps of k run over a panel in one go (gemm_k_block). */
 typedef struct {
     const char *name;
-    int mr, nr;
-    gemm_block_fn *block;
+    int mr, nr, kc_max;
+    gemm_tile_fn *tile;
 } path_info;
 
 static const path_info paths[GEMM_N_PATHS] = {
-    [GEMM_PATH_PLAIN] = {"plain", GEMM_PLAIN_MR, GEMM_PLAIN_NR, gemm_block_plain},
-    [GEMM_PATH_AVX2] = {"avx2", GEMM_AVX2_MR, GEMM_AVX2_NR, gemm_block_avx2},
-    [GEMM_PATH_AVX512] = {"avx512", GEMM_AVX512_MR, GEMM_AVX512_NR, gemm_block_avx512},
+    [GEMM_PATH_PLAIN] = {"plain", GEMM_PLAIN_MR, GEMM_PLAIN_NR, GEMM_KC_MAX, gemm_tile_plain},
+    [GEMM_PATH_AVX2] = {"avx2", GEMM_AVX2_MR, GEMM_AVX2_NR, GEMM_KC_MAX, gemm_tile_avx2},
+    [GEMM_PATH_AVX512] = {"avx512", GEMM_AVX512_MR, GEMM_AVX512_NR, GEMM_KC_MAX, gemm_tile_avx512},
 };
 
 static const path_info *info(gemm_path p)
@@ -162,9 +170,46 @@ static int group_rows(const path_info *pi, int k)
     return rows > pi->mr ? rows : pi->mr;
 }
 
+int gemm_k_block(gemm_path p, int k)
+{
+    assert(k > 0);
+    const int kc_max = info(p)->kc_max;
+    if (k <= kc_max)
+        return k;
+    const int n_blocks = (k + kc_max - 1) / kc_max;
+    const int kc = (k + n_blocks - 1) / n_blocks;
+    /* Whole cache lines of A per block; still <= kc_max (a multiple of 16). */
+    return (kc + 15) / 16 * 16;
+}
+
 int gemm_panels(const gemm_weights *w)
 {
     return (w->n + w->nr - 1) / w->nr;
+}
+
+/* One product's operands, as gemm_run_panels was given them. */
+typedef struct {
+    const gemm_weights *w;
+    const path_info *pi;
+    const float *a;
+    int lda;
+    float *c;
+    int ldc;
+} product;
+
+/* Rows [r0, r1) of C, columns of panel p, from steps [k0, k0 + kc) of k: the
+ * kc x NR floats of the panel stay in L1 while each tile of rows runs over them. */
+static void run_panel_block(const product *pr, int p, int k0, int kc, int r0, int r1,
+                            bool accumulate)
+{
+    const gemm_weights *w = pr->w;
+    const int mr = pr->pi->mr, nr = w->nr;
+    const float *b = w->panels + ((size_t)p * (size_t)w->k + (size_t)k0) * (size_t)nr;
+    const int nc = w->n - p * nr < nr ? w->n - p * nr : nr;
+    for (int i = r0; i < r1; i += mr)
+        pr->pi->tile(b, kc, r1 - i < mr ? r1 - i : mr, nc,
+                     pr->a + (size_t)i * (size_t)pr->lda + (size_t)k0, pr->lda, accumulate,
+                     pr->c + (size_t)i * (size_t)pr->ldc + (size_t)p * (size_t)nr, pr->ldc);
 }
 
 /* The columns [col0, col0 + n_cols) of rows [0, rows) of C after the product. */
@@ -189,21 +234,34 @@ void gemm_run_panels(const gemm_weights *w, int p0, int p1, int m, const float *
 {
     assert(m >= 0 && lda >= w->k && ldc >= w->n && 0 <= p0 && p0 <= p1 && p1 <= gemm_panels(w));
     const path_info *pi = info(w->path);
-    const int group = group_rows(pi, w->k), col0 = p0 * pi->nr;
+    const product pr = {.w = w, .pi = pi, .a = a, .lda = lda, .c = c, .ldc = ldc};
+    const int kc = gemm_k_block(w->path, w->k), col0 = p0 * pi->nr;
     const int col1 = p1 * pi->nr < w->n ? p1 * pi->nr : w->n;
     assert(!epi || epi->kind != GEMM_EPI_BIAS_LN || (p0 == 0 && col1 == w->n));
+#if GEMM_ORDER == 0
+    const bool k_major = false;
+#elif GEMM_ORDER == 1
+    const bool k_major = true;
+#else
+    const bool k_major = m > group_rows(pi, w->k);
+#endif
+    const int group = group_rows(pi, k_major ? kc : w->k);
     for (int g = 0; g < m; g += group) {
-        const int gm = m - g < group ? m - g : group;
-        const float *ag = a + (size_t)g * (size_t)lda;
-        float *cg = c + (size_t)g * (size_t)ldc;
-        for (int p = p0; p < p1; p++)
-            for (int i = 0; i < gm; i += pi->mr)
-                pi->block(w->panels, w->n, w->k, p, p + 1, gm - i < pi->mr ? gm - i : pi->mr,
-                          ag + (size_t)i * (size_t)lda, lda, accumulate,
-                          cg + (size_t)i * (size_t)ldc, ldc);
-        /* The group's rows are still in L2: finish them now. */
+        const int g1 = m - g < group ? m : g + group;
+        if (k_major) {
+            for (int k0 = 0; k0 < w->k; k0 += kc)
+                for (int p = p0; p < p1; p++)
+                    run_panel_block(&pr, p, k0, w->k - k0 < kc ? w->k - k0 : kc, g, g1,
+                                    accumulate || k0 > 0);
+        } else {
+            for (int p = p0; p < p1; p++)
+                for (int k0 = 0; k0 < w->k; k0 += kc)
+                    run_panel_block(&pr, p, k0, w->k - k0 < kc ? w->k - k0 : kc, g, g1,
+                                    accumulate || k0 > 0);
+        }
+        /* Every block of k is in: finish the group's rows. */
         if (col1 > col0)
-            epilogue_cols(epi, cg, ldc, gm, col0, col1 - col0);
+            epilogue_cols(epi, c + (size_t)g * (size_t)ldc, ldc, g1 - g, col0, col1 - col0);
     }
 }
 

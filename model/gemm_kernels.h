@@ -1,16 +1,19 @@
 /* gemm_kernels: the micro-kernels behind gemm.h, one per path, private to
- * gemm.c. Each computes the rows [0, mr) of C (mr <= the path's MR) for the
- * columns of panels [p0, p1) (NR columns each from column p0 * NR; c points at
- * column 0) of the packed panels of an n x k weight (gemm.h),
- * from A (row stride lda, k columns): C = A W^T, plus the
- * old C when accumulate. Rows past mr are computed from row mr-1 and not
- * stored; columns past n are not stored. The avx2 and avx512 ones are
- * compiled with target attributes and may only run where gemm_path_supported
- * says so. */
+ * gemm.c (and to tests/unit/test_gemm.c, which sizes its shapes by
+ * gemm_k_block). Each computes one tile of C: rows [0, mr) (mr <= the path's
+ * MR) and columns [0, nc) (nc <= NR) from kc steps of k: C = A B, plus the old
+ * C when accumulate, where B is kc x NR floats of a packed panel (gemm.h: a
+ * panel is k-major, so steps [k0, k0 + kc) of it are one contiguous run) and A
+ * is the matching mr x kc block (row stride lda). Rows past mr are computed
+ * from row mr-1 and not stored; columns past nc are not stored. The avx2 and
+ * avx512 ones are compiled with target attributes and may only run where
+ * gemm_path_supported says so. */
 #ifndef FF_GEMM_KERNELS_H
 #define FF_GEMM_KERNELS_H
 
 #include <stdbool.h>
+
+#include "gemm.h"
 
 #define GEMM_PLAIN_MR 4
 #define GEMM_PLAIN_NR 8
@@ -19,12 +22,18 @@
 #define GEMM_AVX512_MR 8
 #define GEMM_AVX512_NR 32
 
-typedef void gemm_block_fn(const float *panels, int n, int k, int p0, int p1, int mr,
-                           const float *a, int lda, bool accumulate, float *c, int ldc);
+typedef void gemm_tile_fn(const float *b, int kc, int mr, int nc, const float *a, int lda,
+                          bool accumulate, float *c, int ldc);
 
-gemm_block_fn gemm_block_plain;
-gemm_block_fn gemm_block_avx2;
-gemm_block_fn gemm_block_avx512;
+gemm_tile_fn gemm_tile_plain;
+gemm_tile_fn gemm_tile_avx2;
+gemm_tile_fn gemm_tile_avx512;
+
+/* The steps of k that gemm_run runs in one go over a panel for path p and a
+ * product of depth k (the last block may be shorter): k itself when it is
+ * short enough, else about equal blocks small enough that their part of a
+ * panel stays in L1 while every tile of rows runs over it. Any thread. */
+int gemm_k_block(gemm_path p, int k);
 
 /* Stores rows [0, mr) and columns [0, nc) of the tile t (MR x NR floats,
  * row stride nr) into c (row stride ldc), adding the old c when accumulate:

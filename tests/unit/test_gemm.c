@@ -3,7 +3,11 @@
  * packing for it), against a naive double-precision product written here:
  * full tiles and every kind of edge (rows and columns short of a tile, n
  * smaller than one panel), accumulate, and both fused epilogues against the
- * unfused kernels. A path the CPU lacks is skipped with its reason. */
+ * unfused kernels. Depths beyond one block of k (gemm_k_block) run in several
+ * blocks accumulated into C: shapes whose k is not a multiple of the block,
+ * with rows enough for several row groups, catch a block skipped or run twice
+ * (an error of the size of a whole block's sum), and the epilogues must run
+ * once, after the last block. A path the CPU lacks is skipped with its reason. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +20,7 @@
 #include <cmocka.h>
 
 #include "gemm.h"
+#include "gemm_kernels.h"
 #include "kernels.h"
 
 static float rnd(uint64_t *s)
@@ -64,7 +69,25 @@ static const struct {
 } shapes[] = {
     {1, 1, 1},      {3, 5, 7},    {8, 32, 16},   {6, 16, 33},   {13, 48, 32},
     {32, 256, 256}, {17, 12, 64}, {31, 100, 40}, {9, 512, 256}, {40, 64, 3072},
+    /* several blocks of k, none a multiple of the block; many rows: several row groups */
+    {9, 33, 513},   {37, 70, 700}, {500, 40, 600}, {130, 37, 3001},
 };
+
+/* gemm_k_block splits k into blocks that cover it, and the shapes above
+ * really run several blocks (else they test nothing new). */
+static void check_k_blocks(gemm_path p)
+{
+    const int kb_max = gemm_k_block(p, 1 << 20);
+    for (int k = 1; k <= 8192; k++) {
+        const int kb = gemm_k_block(p, k);
+        assert_true(kb >= 1 && kb <= k && kb <= kb_max);
+        if (k <= kb_max)
+            assert_int_equal(kb, k);
+    }
+    assert_true(gemm_k_block(p, 513) < 513);
+    assert_true(600 % gemm_k_block(p, 600) != 0);
+    assert_true(3001 % gemm_k_block(p, 3001) != 0);
+}
 
 static void skip_unless_supported(gemm_path p)
 {
@@ -119,11 +142,9 @@ static void check_products(gemm_path p)
 }
 
 /* The fused epilogues equal the product followed by the row kernels. */
-static void check_epilogues(gemm_path p)
+static void check_epilogue_shape(gemm_path p, int m, int n, int k)
 {
-    skip_unless_supported(p);
-    uint64_t s = 12345 + (uint64_t)p;
-    const int m = 19, n = 72, k = 40;
+    uint64_t s = 12345 + (uint64_t)p + (uint64_t)k;
     float *a = rnd_vec(&s, (size_t)m * k), *w = rnd_vec(&s, (size_t)n * k);
     float *bias = rnd_vec(&s, n), *gamma = rnd_vec(&s, n), *beta = rnd_vec(&s, n);
     float *res = rnd_vec(&s, (size_t)m * n);
@@ -162,6 +183,15 @@ static void check_epilogues(gemm_path p)
     free(plain);
 }
 
+/* One block of k, then several blocks and row groups (the epilogue after the
+ * last block only: a GELU or LayerNorm run on a partial sum, or twice, differs). */
+static void check_epilogues(gemm_path p)
+{
+    skip_unless_supported(p);
+    check_epilogue_shape(p, 19, 72, 40);
+    check_epilogue_shape(p, 500, 72, 700);
+}
+
 /* gemm_pack_transposed of a (k, n) matrix with a row stride packs exactly
  * what gemm_pack packs from its explicit transpose. */
 static void check_pack_transposed(gemm_path p)
@@ -195,6 +225,7 @@ static void test_plain(void **state)
 {
     (void)state;
     check_products(GEMM_PATH_PLAIN);
+    check_k_blocks(GEMM_PATH_PLAIN);
     check_epilogues(GEMM_PATH_PLAIN);
     check_pack_transposed(GEMM_PATH_PLAIN);
 }
@@ -203,6 +234,7 @@ static void test_avx2(void **state)
 {
     (void)state;
     check_products(GEMM_PATH_AVX2);
+    check_k_blocks(GEMM_PATH_AVX2);
     check_epilogues(GEMM_PATH_AVX2);
     check_pack_transposed(GEMM_PATH_AVX2);
 }
@@ -211,6 +243,7 @@ static void test_avx512(void **state)
 {
     (void)state;
     check_products(GEMM_PATH_AVX512);
+    check_k_blocks(GEMM_PATH_AVX512);
     check_epilogues(GEMM_PATH_AVX512);
     check_pack_transposed(GEMM_PATH_AVX512);
 }
