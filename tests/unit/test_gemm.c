@@ -64,12 +64,13 @@ static void ref_product(int m, int n, int k, const float *a, int lda, const floa
         }
 }
 
+/* From {40, 64, 3072} on, several blocks of k (the last four: k not a
+ * multiple of the block); {500, 40, 600}: several row groups as well. */
 static const struct {
     int m, n, k;
 } shapes[] = {
-    {1, 1, 1},      {3, 5, 7},    {8, 32, 16},   {6, 16, 33},   {13, 48, 32},
-    {32, 256, 256}, {17, 12, 64}, {31, 100, 40}, {9, 512, 256}, {40, 64, 3072},
-    /* several blocks of k, none a multiple of the block; many rows: several row groups */
+    {1, 1, 1},      {3, 5, 7},     {8, 32, 16},    {6, 16, 33},     {13, 48, 32},
+    {32, 256, 256}, {17, 12, 64},  {31, 100, 40},  {9, 512, 256},   {40, 64, 3072},
     {9, 33, 513},   {37, 70, 700}, {500, 40, 600}, {130, 37, 3001},
 };
 
