@@ -30,9 +30,9 @@ gemm_tile_fn gemm_tile_avx2;
 gemm_tile_fn gemm_tile_avx512;
 
 /* The steps of k that gemm_run runs in one go over a panel for path p and a
- * product of depth k (the last block may be shorter): k itself when it is
- * short enough, else about equal blocks small enough that their part of a
- * panel stays in L1 while every tile of rows runs over it. Any thread. */
+ * product of depth k (the last block may be shorter): k itself up to a
+ * limit (gemm.c: GEMM_KC_MAX), else about equal blocks under it, each
+ * accumulated into C, the epilogue after the last. Any thread. */
 int gemm_k_block(gemm_path p, int k);
 
 /* Stores rows [0, mr) and columns [0, nc) of the tile t (MR x NR floats,

@@ -1,10 +1,10 @@
-"""The engine against PyTorch on a model wide enough that every product runs
-in several blocks of k (model/gemm.c, gemm_k_block: at most 256 steps per
-block; the golden fixtures are D=32 and run one block), on every GEMM kernel
-path this CPU supports, forced with FASTFORMER_KERNELS: D=320 (k = 320: two
-blocks) and FFN 1040 (k = 1040: five blocks, not a multiple of the block),
-short sequences and ones long enough for the folded key side, batched by
-fastformer-cli predict. A block skipped, run twice or an epilogue run on a
+"""The engine against PyTorch on a model deep enough that its FFN's second
+product runs in several blocks of k (model/gemm.c, gemm_k_block: at most
+768 steps per block; the golden fixtures are D=32 and run one block), on
+every GEMM kernel path this CPU supports, forced with FASTFORMER_KERNELS:
+D=320, FFN 1040 (k = 1040: two blocks, not a multiple of the block, and
+row groups sized by the block), short sequences and ones long enough for the
+folded key side, batched by fastformer-cli predict. A block skipped, run twice or an epilogue run on a
 partial sum moves the logits by far more than the tolerance. Needs PyTorch
 (Debian's python3-torch, /usr/bin/python3); skips, saying so, without it."""
 import json

@@ -65,13 +65,13 @@ static void ref_product(int m, int n, int k, const float *a, int lda, const floa
 }
 
 /* From {40, 64, 3072} on, several blocks of k (the last four: k not a
- * multiple of the block); {500, 40, 600}: several row groups as well. */
+ * multiple of the block); {500, 40, 1600}: several row groups as well. */
 static const struct {
     int m, n, k;
 } shapes[] = {
-    {1, 1, 1},      {3, 5, 7},     {8, 32, 16},    {6, 16, 33},     {13, 48, 32},
-    {32, 256, 256}, {17, 12, 64},  {31, 100, 40},  {9, 512, 256},   {40, 64, 3072},
-    {9, 33, 513},   {37, 70, 700}, {500, 40, 600}, {130, 37, 3001},
+    {1, 1, 1},      {3, 5, 7},      {8, 32, 16},     {6, 16, 33},     {13, 48, 32},
+    {32, 256, 256}, {17, 12, 64},   {31, 100, 40},   {9, 512, 256},   {40, 64, 3072},
+    {9, 33, 1025},  {37, 70, 1700}, {500, 40, 1600}, {130, 37, 3001},
 };
 
 /* gemm_k_block splits k into blocks that cover it, and the shapes above
@@ -85,8 +85,9 @@ static void check_k_blocks(gemm_path p)
         if (k <= kb_max)
             assert_int_equal(kb, k);
     }
-    assert_true(gemm_k_block(p, 513) < 513);
-    assert_true(600 % gemm_k_block(p, 600) != 0);
+    assert_true(gemm_k_block(p, 1025) < 1025);
+    assert_true(1700 % gemm_k_block(p, 1700) != 0);
+    assert_true(1600 % gemm_k_block(p, 1600) != 0);
     assert_true(3001 % gemm_k_block(p, 3001) != 0);
 }
 
@@ -190,7 +191,7 @@ static void check_epilogues(gemm_path p)
 {
     skip_unless_supported(p);
     check_epilogue_shape(p, 19, 72, 40);
-    check_epilogue_shape(p, 500, 72, 700);
+    check_epilogue_shape(p, 500, 72, 1700);
 }
 
 /* gemm_pack_transposed of a (k, n) matrix with a row stride packs exactly
