@@ -172,10 +172,9 @@ static int group_rows(const path_info *pi, int k)
     return rows > pi->mr ? rows : pi->mr;
 }
 
-int gemm_k_block(gemm_path p, int k)
+int gemm_k_block(int k)
 {
     assert(k > 0);
-    (void)info(p); /* the same for every path (measured: GEMM_KC_MAX) */
     if (k <= GEMM_KC_MAX)
         return k;
     const int n_blocks = (k + GEMM_KC_MAX - 1) / GEMM_KC_MAX;
@@ -237,7 +236,7 @@ void gemm_run_panels(const gemm_weights *w, int p0, int p1, int m, const float *
     assert(m >= 0 && lda >= w->k && ldc >= w->n && 0 <= p0 && p0 <= p1 && p1 <= gemm_panels(w));
     const path_info *pi = info(w->path);
     const product pr = {.w = w, .pi = pi, .a = a, .lda = lda, .c = c, .ldc = ldc};
-    const int kc = gemm_k_block(w->path, w->k), col0 = p0 * pi->nr;
+    const int kc = gemm_k_block(w->k), col0 = p0 * pi->nr;
     const int col1 = p1 * pi->nr < w->n ? p1 * pi->nr : w->n;
     assert(!epi || epi->kind != GEMM_EPI_BIAS_LN || (p0 == 0 && col1 == w->n));
     /* All rows in one group: each panel streams once, block after block.

@@ -13,8 +13,6 @@
 
 #include <stdbool.h>
 
-#include "gemm.h"
-
 #define GEMM_PLAIN_MR 4
 #define GEMM_PLAIN_NR 8
 #define GEMM_AVX2_MR 6
@@ -29,11 +27,11 @@ gemm_tile_fn gemm_tile_plain;
 gemm_tile_fn gemm_tile_avx2;
 gemm_tile_fn gemm_tile_avx512;
 
-/* The steps of k that gemm_run runs in one go over a panel for path p and a
- * product of depth k (the last block may be shorter): k itself up to a
+/* The steps of k that gemm_run runs in one go over a panel (on every path)
+ * for a product of depth k (the last block may be shorter): k itself up to a
  * limit (gemm.c: GEMM_KC_MAX), else about equal blocks under it, each
  * accumulated into C, the epilogue after the last. Any thread. */
-int gemm_k_block(gemm_path p, int k);
+int gemm_k_block(int k);
 
 /* Stores rows [0, mr) and columns [0, nc) of the tile t (MR x NR floats,
  * row stride nr) into c (row stride ldc), adding the old c when accumulate:
