@@ -13,13 +13,13 @@
 typedef struct {
     const char *name;
     int mr, nr;
-    gemm_tile_fn *tile;
+    gemm_block_fn *block;
 } path_info;
 
 static const path_info paths[GEMM_N_PATHS] = {
-    [GEMM_PATH_PLAIN] = {"plain", GEMM_PLAIN_MR, GEMM_PLAIN_NR, gemm_tile_plain},
-    [GEMM_PATH_AVX2] = {"avx2", GEMM_AVX2_MR, GEMM_AVX2_NR, gemm_tile_avx2},
-    [GEMM_PATH_AVX512] = {"avx512", GEMM_AVX512_MR, GEMM_AVX512_NR, gemm_tile_avx512},
+    [GEMM_PATH_PLAIN] = {"plain", GEMM_PLAIN_MR, GEMM_PLAIN_NR, gemm_block_plain},
+    [GEMM_PATH_AVX2] = {"avx2", GEMM_AVX2_MR, GEMM_AVX2_NR, gemm_block_avx2},
+    [GEMM_PATH_AVX512] = {"avx512", GEMM_AVX512_MR, GEMM_AVX512_NR, gemm_block_avx512},
 };
 
 static const path_info *info(gemm_path p)
@@ -146,24 +146,34 @@ gemm_weights gemm_pack_transposed(gemm_path p, const float *w, int n, int k, int
     return pack_strided(p, w, n, k, 1, (size_t)ldw, dst);
 }
 
+gemm_weights gemm_pack_scaled_sum(const gemm_weights *a, const float *scale, const gemm_weights *b,
+                                  int p0, int p1, float *dst)
+{
+    assert(a->path == b->path && a->n == b->n && a->k == b->k && a->nr == b->nr);
+    assert(0 <= p0 && p0 <= p1 && p1 <= gemm_panels(a));
+    /* A panel is k rows of NR floats, its row kk holding column kk of NR
+     * rows of the matrix: one scale per row of the panel. */
+    const size_t panel = (size_t)a->k * (size_t)a->nr;
+    for (int p = p0; p < p1; p++)
+        kernels_scale_rows_add(dst + (size_t)p * panel, a->panels + (size_t)p * panel, scale,
+                               b->panels + (size_t)p * panel, a->k, a->nr);
+    return (gemm_weights){.path = a->path, .n = a->n, .k = a->k, .nr = a->nr, .panels = dst};
+}
+
 /* ---- the driver ------------------------------------------------------------------- */
 
 /* Rows of A kept in L2 while every panel of W streams past them: about
  * 384 KiB of A (a multiple of the tile's rows, at least one tile), which
  * leaves room in a 1 MiB L2 for a panel of W (k x NR floats). Each panel is
  * then read once per group of rows instead of once per tile of rows: at M =
- * 32 and weights that do not fit the caches, 4x less traffic from memory. */
+ * 32 and weights that do not fit the caches, 4x less traffic from memory.
+ * Blocking k as well (BLIS's kc: a kc x NR part of a panel kept in L1 over
+ * every tile of the group, C accumulated across blocks) did not pay on Zen 4
+ * nor on Zen 5 (2026-12-03, branch gemm3, CPU time, kc 128 to 1536, both
+ * orders of blocks and panels): 2-15% slower at k = 768 and 3072 on AVX-512
+ * and AVX2 when the machine was quiet. Here a tile runs all of k in
+ * registers, and one 512 x 768 x 768 product reaches 95-100% of the FMA peak. */
 #define GEMM_GROUP_A_BYTES (384 * 1024)
-
-/* The most steps of k run over a panel in one go. Deeper products (an FFN's
- * second matrix, k = 4D) run in blocks of k, each over a group of rows sized
- * by the block rather than by k: at k = 3072 a group is 128 rows instead of
- * 32, so W streams from L3 or memory 4x less often, for C read and written
- * once per block. Measured on Zen 5 (2026-12-03, CPU time, 512-row products):
- * AVX2 k = 3072 +15-18%, AVX-512 k = 3072 0 to +5%; blocks of 256 or 384
- * (the kc x NR floats of a panel in L1) were 2-15% slower at k = 768 and
- * 3072 on both paths, so products of k <= 768 run as one block. */
-#define GEMM_KC_MAX 768
 
 static int group_rows(const path_info *pi, int k)
 {
@@ -172,45 +182,9 @@ static int group_rows(const path_info *pi, int k)
     return rows > pi->mr ? rows : pi->mr;
 }
 
-int gemm_k_block(int k)
-{
-    assert(k > 0);
-    if (k <= GEMM_KC_MAX)
-        return k;
-    const int n_blocks = (k + GEMM_KC_MAX - 1) / GEMM_KC_MAX;
-    const int kc = (k + n_blocks - 1) / n_blocks;
-    /* Whole cache lines of A per block; still <= GEMM_KC_MAX (a multiple of 16). */
-    return (kc + 15) / 16 * 16;
-}
-
 int gemm_panels(const gemm_weights *w)
 {
     return (w->n + w->nr - 1) / w->nr;
-}
-
-/* One product's operands, as gemm_run_panels was given them. */
-typedef struct {
-    const gemm_weights *w;
-    const path_info *pi;
-    const float *a;
-    int lda;
-    float *c;
-    int ldc;
-} product;
-
-/* Rows [r0, r1) of C, columns of panel p, from steps [k0, k0 + kc) of k (a
- * contiguous kc x NR run of the panel), one tile of rows after another. */
-static void run_panel_block(const product *pr, int p, int k0, int kc, int r0, int r1,
-                            bool accumulate)
-{
-    const gemm_weights *w = pr->w;
-    const int mr = pr->pi->mr, nr = w->nr;
-    const float *b = w->panels + ((size_t)p * (size_t)w->k + (size_t)k0) * (size_t)nr;
-    const int nc = w->n - p * nr < nr ? w->n - p * nr : nr;
-    for (int i = r0; i < r1; i += mr)
-        pr->pi->tile(b, kc, r1 - i < mr ? r1 - i : mr, nc,
-                     pr->a + (size_t)i * (size_t)pr->lda + (size_t)k0, pr->lda, accumulate,
-                     pr->c + (size_t)i * (size_t)pr->ldc + (size_t)p * (size_t)nr, pr->ldc);
 }
 
 /* The columns [col0, col0 + n_cols) of rows [0, rows) of C after the product. */
@@ -235,30 +209,21 @@ void gemm_run_panels(const gemm_weights *w, int p0, int p1, int m, const float *
 {
     assert(m >= 0 && lda >= w->k && ldc >= w->n && 0 <= p0 && p0 <= p1 && p1 <= gemm_panels(w));
     const path_info *pi = info(w->path);
-    const product pr = {.w = w, .pi = pi, .a = a, .lda = lda, .c = c, .ldc = ldc};
-    const int kc = gemm_k_block(w->k), col0 = p0 * pi->nr;
+    const int group = group_rows(pi, w->k), col0 = p0 * pi->nr;
     const int col1 = p1 * pi->nr < w->n ? p1 * pi->nr : w->n;
     assert(!epi || epi->kind != GEMM_EPI_BIAS_LN || (p0 == 0 && col1 == w->n));
-    /* All rows in one group: each panel streams once, block after block.
-     * Else every panel's block streams once per group of rows sized by kc. */
-    const bool k_major = m > group_rows(pi, w->k);
-    const int group = group_rows(pi, k_major ? kc : w->k);
     for (int g = 0; g < m; g += group) {
-        const int g1 = m - g < group ? m : g + group;
-        if (k_major) {
-            for (int k0 = 0; k0 < w->k; k0 += kc)
-                for (int p = p0; p < p1; p++)
-                    run_panel_block(&pr, p, k0, w->k - k0 < kc ? w->k - k0 : kc, g, g1,
-                                    accumulate || k0 > 0);
-        } else {
-            for (int p = p0; p < p1; p++)
-                for (int k0 = 0; k0 < w->k; k0 += kc)
-                    run_panel_block(&pr, p, k0, w->k - k0 < kc ? w->k - k0 : kc, g, g1,
-                                    accumulate || k0 > 0);
-        }
-        /* Every block of k is in: finish the group's rows. */
+        const int gm = m - g < group ? m - g : group;
+        const float *ag = a + (size_t)g * (size_t)lda;
+        float *cg = c + (size_t)g * (size_t)ldc;
+        for (int p = p0; p < p1; p++)
+            for (int i = 0; i < gm; i += pi->mr)
+                pi->block(w->panels, w->n, w->k, p, p + 1, gm - i < pi->mr ? gm - i : pi->mr,
+                          ag + (size_t)i * (size_t)lda, lda, accumulate,
+                          cg + (size_t)i * (size_t)ldc, ldc);
+        /* The group's rows are still in L2: finish them now. */
         if (col1 > col0)
-            epilogue_cols(epi, c + (size_t)g * (size_t)ldc, ldc, g1 - g, col0, col1 - col0);
+            epilogue_cols(epi, cg, ldc, gm, col0, col1 - col0);
     }
 }
 

@@ -1,13 +1,12 @@
 /* gemm_kernels: the micro-kernels behind gemm.h, one per path, private to
- * gemm.c (and to tests/unit/test_gemm.c, which sizes its shapes by
- * gemm_k_block). Each computes one tile of C: rows [0, mr) (mr <= the path's
- * MR) and columns [0, nc) (nc <= NR) from kc steps of k: C = A B, plus the old
- * C when accumulate, where B is kc x NR floats of a packed panel (gemm.h: a
- * panel is k-major, so steps [k0, k0 + kc) of it are one contiguous run) and A
- * is the matching mr x kc block (row stride lda). Rows past mr are computed
- * from row mr-1 and not stored; columns past nc are not stored. The avx2 and
- * avx512 ones are compiled with target attributes and may only run where
- * gemm_path_supported says so. */
+ * gemm.c. Each computes the rows [0, mr) of C (mr <= the path's MR) for the
+ * columns of panels [p0, p1) (NR columns each from column p0 * NR; c points at
+ * column 0) of the packed panels of an n x k weight (gemm.h),
+ * from A (row stride lda, k columns): C = A W^T, plus the
+ * old C when accumulate. Rows past mr are computed from row mr-1 and not
+ * stored; columns past n are not stored. The avx2 and avx512 ones are
+ * compiled with target attributes and may only run where gemm_path_supported
+ * says so. */
 #ifndef FF_GEMM_KERNELS_H
 #define FF_GEMM_KERNELS_H
 
@@ -20,18 +19,12 @@
 #define GEMM_AVX512_MR 8
 #define GEMM_AVX512_NR 32
 
-typedef void gemm_tile_fn(const float *b, int kc, int mr, int nc, const float *a, int lda,
-                          bool accumulate, float *c, int ldc);
+typedef void gemm_block_fn(const float *panels, int n, int k, int p0, int p1, int mr,
+                           const float *a, int lda, bool accumulate, float *c, int ldc);
 
-gemm_tile_fn gemm_tile_plain;
-gemm_tile_fn gemm_tile_avx2;
-gemm_tile_fn gemm_tile_avx512;
-
-/* The steps of k that gemm_run runs in one go over a panel (on every path)
- * for a product of depth k (the last block may be shorter): k itself up to a
- * limit (gemm.c: GEMM_KC_MAX), else about equal blocks under it, each
- * accumulated into C, the epilogue after the last. Any thread. */
-int gemm_k_block(int k);
+gemm_block_fn gemm_block_plain;
+gemm_block_fn gemm_block_avx2;
+gemm_block_fn gemm_block_avx512;
 
 /* Stores rows [0, mr) and columns [0, nc) of the tile t (MR x NR floats,
  * row stride nr) into c (row stride ldc), adding the old c when accumulate:

@@ -19,24 +19,28 @@ static inline v4 load4(const float *p)
     return v;
 }
 
-void gemm_tile_plain(const float *b, int kc, int mr, int nc, const float *a, int lda,
-                     bool accumulate, float *c, int ldc)
+void gemm_block_plain(const float *panels, int n, int k, int p0, int p1, int mr, const float *a,
+                      int lda, bool accumulate, float *c, int ldc)
 {
     const float *ar[MR];
     for (int i = 0; i < MR; i++)
         ar[i] = a + (size_t)(i < mr ? i : mr - 1) * (size_t)lda;
-    v4 acc[MR][2] = {{{0}}};
-    for (int kk = 0; kk < kc; kk++, b += NR) {
-        const v4 b0 = load4(b), b1 = load4(b + 4);
-        for (int i = 0; i < MR; i++) {
-            const float x = ar[i][kk];
-            acc[i][0] += x * b0;
-            acc[i][1] += x * b1;
+    for (int p = p0; p < p1; p++) {
+        const float *bp = panels + (size_t)p * (size_t)k * NR;
+        v4 acc[MR][2] = {{{0}}};
+        for (int kk = 0; kk < k; kk++, bp += NR) {
+            const v4 b0 = load4(bp), b1 = load4(bp + 4);
+            for (int i = 0; i < MR; i++) {
+                const float x = ar[i][kk];
+                acc[i][0] += x * b0;
+                acc[i][1] += x * b1;
+            }
         }
+        float t[MR * NR];
+        for (int i = 0; i < MR; i++)
+            for (int h = 0; h < 2; h++)
+                memcpy(t + i * NR + 4 * h, &acc[i][h], 4 * sizeof(float));
+        const int nc = n - p * NR < NR ? n - p * NR : NR;
+        gemm_store_edge(t, NR, mr, nc, accumulate, c + (size_t)p * NR, ldc);
     }
-    float t[MR * NR];
-    for (int i = 0; i < MR; i++)
-        for (int h = 0; h < 2; h++)
-            memcpy(t + i * NR + 4 * h, &acc[i][h], 4 * sizeof(float));
-    gemm_store_edge(t, NR, mr, nc, accumulate, c, ldc);
 }

@@ -2,12 +2,10 @@
  * CPU supports (plain always; avx2 and avx512 when present, each forced by
  * packing for it), against a naive double-precision product written here:
  * full tiles and every kind of edge (rows and columns short of a tile, n
- * smaller than one panel), accumulate, and both fused epilogues against the
- * unfused kernels. Depths beyond one block of k (gemm_k_block) run in several
- * blocks accumulated into C: shapes whose k is not a multiple of the block,
- * with rows enough for several row groups, catch a block skipped or run twice
- * (an error of the size of a whole block's sum), and the epilogues must run
- * once, after the last block. A path the CPU lacks is skipped with its reason. */
+ * smaller than one panel), accumulate, both fused epilogues against the
+ * unfused kernels, and the two packings built from others (a transpose, and
+ * a scaled sum of two packed matrices). A path the CPU lacks is skipped with
+ * its reason. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,7 +18,6 @@
 #include <cmocka.h>
 
 #include "gemm.h"
-#include "gemm_kernels.h"
 #include "kernels.h"
 
 static float rnd(uint64_t *s)
@@ -64,33 +61,12 @@ static void ref_product(int m, int n, int k, const float *a, int lda, const floa
         }
 }
 
-/* From {40, 64, 3072} on, several blocks of k (the last four: k not a
- * multiple of the block); {500, 40, 1600}: several row groups as well. */
 static const struct {
     int m, n, k;
 } shapes[] = {
-    {1, 1, 1},      {3, 5, 7},      {8, 32, 16},     {6, 16, 33},     {13, 48, 32},
-    {32, 256, 256}, {17, 12, 64},   {31, 100, 40},   {9, 512, 256},   {40, 64, 3072},
-    {9, 33, 1025},  {37, 70, 1700}, {500, 40, 1600}, {130, 37, 3001},
+    {1, 1, 1},      {3, 5, 7},    {8, 32, 16},   {6, 16, 33},   {13, 48, 32},
+    {32, 256, 256}, {17, 12, 64}, {31, 100, 40}, {9, 512, 256}, {40, 64, 3072},
 };
-
-/* gemm_k_block splits k into blocks that cover it, and the shapes above
- * really run several blocks (else they test nothing new). */
-static void test_k_blocks(void **state)
-{
-    (void)state;
-    const int kb_max = gemm_k_block(1 << 20);
-    for (int k = 1; k <= 8192; k++) {
-        const int kb = gemm_k_block(k);
-        assert_true(kb >= 1 && kb <= k && kb <= kb_max);
-        if (k <= kb_max)
-            assert_int_equal(kb, k);
-    }
-    assert_true(gemm_k_block(1025) < 1025);
-    assert_true(1700 % gemm_k_block(1700) != 0);
-    assert_true(1600 % gemm_k_block(1600) != 0);
-    assert_true(3001 % gemm_k_block(3001) != 0);
-}
 
 static void skip_unless_supported(gemm_path p)
 {
@@ -145,9 +121,11 @@ static void check_products(gemm_path p)
 }
 
 /* The fused epilogues equal the product followed by the row kernels. */
-static void check_epilogue_shape(gemm_path p, int m, int n, int k)
+static void check_epilogues(gemm_path p)
 {
-    uint64_t s = 12345 + (uint64_t)p + (uint64_t)k;
+    skip_unless_supported(p);
+    uint64_t s = 12345 + (uint64_t)p;
+    const int m = 19, n = 72, k = 40;
     float *a = rnd_vec(&s, (size_t)m * k), *w = rnd_vec(&s, (size_t)n * k);
     float *bias = rnd_vec(&s, n), *gamma = rnd_vec(&s, n), *beta = rnd_vec(&s, n);
     float *res = rnd_vec(&s, (size_t)m * n);
@@ -186,15 +164,6 @@ static void check_epilogue_shape(gemm_path p, int m, int n, int k)
     free(plain);
 }
 
-/* One block of k, then several blocks and row groups (the epilogue after the
- * last block only: a GELU or LayerNorm run on a partial sum, or twice, differs). */
-static void check_epilogues(gemm_path p)
-{
-    skip_unless_supported(p);
-    check_epilogue_shape(p, 19, 72, 40);
-    check_epilogue_shape(p, 500, 72, 1700);
-}
-
 /* gemm_pack_transposed of a (k, n) matrix with a row stride packs exactly
  * what gemm_pack packs from its explicit transpose. */
 static void check_pack_transposed(gemm_path p)
@@ -224,12 +193,73 @@ static void check_pack_transposed(gemm_path p)
     free(got);
 }
 
+/* gemm_pack_scaled_sum of packed A and B is the packed form of A diag(scale)
+ * + B (each column of A, the reduction index, scaled), up to one rounding of
+ * a fused multiply-add; panels outside the range it is given stay as they
+ * were; and a product with it is the product with that matrix. */
+static void check_pack_scaled_sum(gemm_path p)
+{
+    uint64_t s = 4242 + (uint64_t)p;
+    const int n = 45, k = 19, m = 11;
+    float *a = rnd_vec(&s, (size_t)n * k), *b = rnd_vec(&s, (size_t)n * k);
+    float *scale = rnd_vec(&s, (size_t)k), *x = rnd_vec(&s, (size_t)m * k);
+    float *sum = malloc((size_t)n * k * sizeof(float));
+    assert_non_null(sum);
+    for (int i = 0; i < n; i++)
+        for (int kk = 0; kk < k; kk++) {
+            const size_t at = (size_t)i * k + kk;
+            sum[at] = (float)((double)a[at] * scale[kk] + b[at]);
+        }
+    gemm_weights ga, gb, gwant;
+    float *pa = packed_for(p, a, n, k, &ga), *pb = packed_for(p, b, n, k, &gb);
+    float *want = packed_for(p, sum, n, k, &gwant);
+    const size_t floats = gemm_packed_floats(p, n, k);
+    float *got = aligned_alloc(64, floats * sizeof(float));
+    assert_non_null(got);
+    for (size_t i = 0; i < floats; i++)
+        got[i] = 7.0f;
+    const int panels = gemm_panels(&ga), panel_floats = k * ga.nr;
+    assert_true(panels >= 2);
+    gemm_weights g = gemm_pack_scaled_sum(&ga, scale, &gb, 1, panels, got);
+    assert_int_equal(g.n, n);
+    assert_int_equal(g.k, k);
+    assert_int_equal(g.path, p);
+    assert_ptr_equal(g.panels, got);
+    for (int i = 0; i < panel_floats; i++)
+        assert_true(got[i] == 7.0f); /* panel 0 not in the range: untouched */
+    gemm_pack_scaled_sum(&ga, scale, &gb, 0, 1, got);
+    for (size_t i = 0; i < (size_t)panels * panel_floats; i++)
+        if (!(fabsf(got[i] - want[i]) <= 1e-6f * (1.0f + fabsf(want[i]))))
+            fail_msg("%s: packed float %zu: got %.9g want %.9g", gemm_path_name(p), i,
+                     (double)got[i], (double)want[i]);
+    float *c = malloc((size_t)m * n * sizeof(float));
+    double *ref = malloc((size_t)m * n * sizeof(double));
+    assert_non_null(c);
+    assert_non_null(ref);
+    gemm_run(&g, m, x, k, false, c, n, NULL);
+    ref_product(m, n, k, x, k, sum, NULL, n, ref);
+    for (int i = 0; i < m * n; i++)
+        assert_true(fabs(c[i] - ref[i]) <= 1e-5 * (1.0 + fabs(ref[i])));
+    free(a);
+    free(b);
+    free(scale);
+    free(x);
+    free(sum);
+    free(pa);
+    free(pb);
+    free(want);
+    free(got);
+    free(c);
+    free(ref);
+}
+
 static void test_plain(void **state)
 {
     (void)state;
     check_products(GEMM_PATH_PLAIN);
     check_epilogues(GEMM_PATH_PLAIN);
     check_pack_transposed(GEMM_PATH_PLAIN);
+    check_pack_scaled_sum(GEMM_PATH_PLAIN);
 }
 
 static void test_avx2(void **state)
@@ -238,6 +268,7 @@ static void test_avx2(void **state)
     check_products(GEMM_PATH_AVX2);
     check_epilogues(GEMM_PATH_AVX2);
     check_pack_transposed(GEMM_PATH_AVX2);
+    check_pack_scaled_sum(GEMM_PATH_AVX2);
 }
 
 static void test_avx512(void **state)
@@ -246,6 +277,7 @@ static void test_avx512(void **state)
     check_products(GEMM_PATH_AVX512);
     check_epilogues(GEMM_PATH_AVX512);
     check_pack_transposed(GEMM_PATH_AVX512);
+    check_pack_scaled_sum(GEMM_PATH_AVX512);
 }
 
 /* Names round-trip; the best path is supported; unknown names are refused. */
@@ -272,8 +304,10 @@ static void test_paths(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_paths), cmocka_unit_test(test_k_blocks), cmocka_unit_test(test_plain),
-        cmocka_unit_test(test_avx2),  cmocka_unit_test(test_avx512),
+        cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_plain),
+        cmocka_unit_test(test_avx2),
+        cmocka_unit_test(test_avx512),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,12 +1,11 @@
-"""The engine against PyTorch on a model deep enough that its FFN's second
-product runs in several blocks of k (model/gemm.c, gemm_k_block: at most
-768 steps per block; the golden fixtures are D=32 and run one block), on
-every GEMM kernel path this CPU supports, forced with FASTFORMER_KERNELS:
-D=320, FFN 1040 (k = 1040: two blocks, not a multiple of the block, and
-row groups sized by the block), short sequences and ones long enough for the
-folded key side, batched by fastformer-cli predict. A block skipped, run twice or an epilogue run on a
-partial sum moves the logits by far more than the tolerance. Needs PyTorch
-(Debian's python3-torch, /usr/bin/python3); skips, saying so, without it."""
+"""The engine against PyTorch on a model wider than the golden fixtures
+(D=32), on every GEMM kernel path this CPU supports, forced with
+FASTFORMER_KERNELS: D=320, H=10, FFN 1040, two layers (k = 1040: a packed
+panel larger than L1 and row groups of gemm_run_panels shorter than the
+batch; n = 1040: a last panel of W half full), short sequences and ones long
+enough for the folded key side, batched by fastformer-cli predict. Needs
+PyTorch (Debian's python3-torch, /usr/bin/python3); skips, saying so,
+without it."""
 import json
 import os
 import subprocess
@@ -62,7 +61,7 @@ def wide_model(tmp_path_factory):
 
 
 @pytest.mark.parametrize("kernels", ["plain", "avx2", "avx512"])
-def test_wide_products_match_pytorch_on_every_kernel_path(wide_model, kernels):
+def test_wide_model_matches_pytorch_on_every_kernel_path(wide_model, kernels):
     if not path_supported(kernels):
         pytest.skip(f"this CPU cannot run the {kernels} kernels")
     path, seqs, want = wide_model
