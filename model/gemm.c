@@ -146,20 +146,6 @@ gemm_weights gemm_pack_transposed(gemm_path p, const float *w, int n, int k, int
     return pack_strided(p, w, n, k, 1, (size_t)ldw, dst);
 }
 
-gemm_weights gemm_pack_scaled_sum(const gemm_weights *a, const float *scale, const gemm_weights *b,
-                                  int p0, int p1, float *dst)
-{
-    assert(a->path == b->path && a->n == b->n && a->k == b->k && a->nr == b->nr);
-    assert(0 <= p0 && p0 <= p1 && p1 <= gemm_panels(a));
-    /* A panel is k rows of NR floats, its row kk holding column kk of NR
-     * rows of the matrix: one scale per row of the panel. */
-    const size_t panel = (size_t)a->k * (size_t)a->nr;
-    for (int p = p0; p < p1; p++)
-        kernels_scale_rows_add(dst + (size_t)p * panel, a->panels + (size_t)p * panel, scale,
-                               b->panels + (size_t)p * panel, a->k, a->nr);
-    return (gemm_weights){.path = a->path, .n = a->n, .k = a->k, .nr = a->nr, .panels = dst};
-}
-
 /* ---- the driver ------------------------------------------------------------------- */
 
 /* Rows of A kept in L2 while every panel of W streams past them: about

@@ -2,10 +2,8 @@
  * CPU supports (plain always; avx2 and avx512 when present, each forced by
  * packing for it), against a naive double-precision product written here:
  * full tiles and every kind of edge (rows and columns short of a tile, n
- * smaller than one panel), accumulate, both fused epilogues against the
- * unfused kernels, and the two packings built from others (a transpose, and
- * a scaled sum of two packed matrices). A path the CPU lacks is skipped with
- * its reason. */
+ * smaller than one panel), accumulate, and both fused epilogues against the
+ * unfused kernels. A path the CPU lacks is skipped with its reason. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -193,73 +191,12 @@ static void check_pack_transposed(gemm_path p)
     free(got);
 }
 
-/* gemm_pack_scaled_sum of packed A and B is the packed form of A diag(scale)
- * + B (each column of A, the reduction index, scaled), up to one rounding of
- * a fused multiply-add; panels outside the range it is given stay as they
- * were; and a product with it is the product with that matrix. */
-static void check_pack_scaled_sum(gemm_path p)
-{
-    uint64_t s = 4242 + (uint64_t)p;
-    const int n = 45, k = 19, m = 11;
-    float *a = rnd_vec(&s, (size_t)n * k), *b = rnd_vec(&s, (size_t)n * k);
-    float *scale = rnd_vec(&s, (size_t)k), *x = rnd_vec(&s, (size_t)m * k);
-    float *sum = malloc((size_t)n * k * sizeof(float));
-    assert_non_null(sum);
-    for (int i = 0; i < n; i++)
-        for (int kk = 0; kk < k; kk++) {
-            const size_t at = (size_t)i * k + kk;
-            sum[at] = (float)((double)a[at] * scale[kk] + b[at]);
-        }
-    gemm_weights ga, gb, gwant;
-    float *pa = packed_for(p, a, n, k, &ga), *pb = packed_for(p, b, n, k, &gb);
-    float *want = packed_for(p, sum, n, k, &gwant);
-    const size_t floats = gemm_packed_floats(p, n, k);
-    float *got = aligned_alloc(64, floats * sizeof(float));
-    assert_non_null(got);
-    for (size_t i = 0; i < floats; i++)
-        got[i] = 7.0f;
-    const int panels = gemm_panels(&ga), panel_floats = k * ga.nr;
-    assert_true(panels >= 2);
-    gemm_weights g = gemm_pack_scaled_sum(&ga, scale, &gb, 1, panels, got);
-    assert_int_equal(g.n, n);
-    assert_int_equal(g.k, k);
-    assert_int_equal(g.path, p);
-    assert_ptr_equal(g.panels, got);
-    for (int i = 0; i < panel_floats; i++)
-        assert_true(got[i] == 7.0f); /* panel 0 not in the range: untouched */
-    gemm_pack_scaled_sum(&ga, scale, &gb, 0, 1, got);
-    for (size_t i = 0; i < (size_t)panels * panel_floats; i++)
-        if (!(fabsf(got[i] - want[i]) <= 1e-6f * (1.0f + fabsf(want[i]))))
-            fail_msg("%s: packed float %zu: got %.9g want %.9g", gemm_path_name(p), i,
-                     (double)got[i], (double)want[i]);
-    float *c = malloc((size_t)m * n * sizeof(float));
-    double *ref = malloc((size_t)m * n * sizeof(double));
-    assert_non_null(c);
-    assert_non_null(ref);
-    gemm_run(&g, m, x, k, false, c, n, NULL);
-    ref_product(m, n, k, x, k, sum, NULL, n, ref);
-    for (int i = 0; i < m * n; i++)
-        assert_true(fabs(c[i] - ref[i]) <= 1e-5 * (1.0 + fabs(ref[i])));
-    free(a);
-    free(b);
-    free(scale);
-    free(x);
-    free(sum);
-    free(pa);
-    free(pb);
-    free(want);
-    free(got);
-    free(c);
-    free(ref);
-}
-
 static void test_plain(void **state)
 {
     (void)state;
     check_products(GEMM_PATH_PLAIN);
     check_epilogues(GEMM_PATH_PLAIN);
     check_pack_transposed(GEMM_PATH_PLAIN);
-    check_pack_scaled_sum(GEMM_PATH_PLAIN);
 }
 
 static void test_avx2(void **state)
@@ -268,7 +205,6 @@ static void test_avx2(void **state)
     check_products(GEMM_PATH_AVX2);
     check_epilogues(GEMM_PATH_AVX2);
     check_pack_transposed(GEMM_PATH_AVX2);
-    check_pack_scaled_sum(GEMM_PATH_AVX2);
 }
 
 static void test_avx512(void **state)
@@ -277,7 +213,6 @@ static void test_avx512(void **state)
     check_products(GEMM_PATH_AVX512);
     check_epilogues(GEMM_PATH_AVX512);
     check_pack_transposed(GEMM_PATH_AVX512);
-    check_pack_scaled_sum(GEMM_PATH_AVX512);
 }
 
 /* Names round-trip; the best path is supported; unknown names are refused. */
