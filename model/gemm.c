@@ -156,9 +156,10 @@ gemm_weights gemm_pack_transposed(gemm_path p, const float *w, int n, int k, int
  * Blocking k as well (BLIS's kc: a kc x NR part of a panel kept in L1 over
  * every tile of the group, C accumulated across blocks) did not pay on Zen 4
  * nor on Zen 5 (2026-12-03, branch gemm3, CPU time, kc 128 to 1536, both
- * orders of blocks and panels): 2-15% slower at k = 768 and 3072 on AVX-512
- * and AVX2 when the machine was quiet. Here a tile runs all of k in
- * registers, and one 512 x 768 x 768 product reaches 95-100% of the FMA peak. */
+ * orders of blocks and panels): equal or up to 10% slower at k = 768 and 3072
+ * on AVX-512 and AVX2 at load 3 (an AVX2 gain at k = 3072 under heavier load
+ * did not repeat). A tile runs all of k in registers, and one 512 x 768 x 768
+ * product reaches 93-100% of the FMA peak. */
 #define GEMM_GROUP_A_BYTES (384 * 1024)
 
 static int group_rows(const path_info *pi, int k)
