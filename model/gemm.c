@@ -166,7 +166,14 @@ gemm_weights gemm_pack_scaled_sum(const gemm_weights *a, const float *scale, con
  * 384 KiB of A (a multiple of the tile's rows, at least one tile), which
  * leaves room in a 1 MiB L2 for a panel of W (k x NR floats). Each panel is
  * then read once per group of rows instead of once per tile of rows: at M =
- * 32 and weights that do not fit the caches, 4x less traffic from memory. */
+ * 32 and weights that do not fit the caches, 4x less traffic from memory.
+ * Blocking k as well (BLIS's kc: a kc x NR part of a panel kept in L1 over
+ * every tile of the group, C accumulated across blocks) did not pay on Zen 4
+ * nor on Zen 5 (2026-12-03, branch gemm3, CPU time, kc 128 to 1536, both
+ * orders of blocks and panels): equal or up to 10% slower at k = 768 and 3072
+ * on AVX-512 and AVX2 at load 3 (an AVX2 gain at k = 3072 under heavier load
+ * did not repeat). A tile runs all of k in registers, and one 512 x 768 x 768
+ * product reaches 93-100% of the FMA peak. */
 #define GEMM_GROUP_A_BYTES (384 * 1024)
 
 static int group_rows(const path_info *pi, int k)
