@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# cv_agnews.sh: chooses the topic model's training recipe by 3-fold cross-validation
-# over AG News train + validation (tools/agnews_folds.py; the test rows are never read)
+# cv_agnews.sh: chooses the topic model's training recipe by k-fold cross-validation (k = $CV_K,
+# default 2) over AG News train + validation (tools/agnews_folds.py; the test rows are never read)
 # (owner: training helper, issue 13).
 #
 # Recipes (the card's command, each fold's files in place of the model's):
 #   once   titles once: --train full,titles,crops (the model's recipe before issue 13's third session)
 #   twice  titles counted twice: --train full,titles,titles,crops
-# Each (recipe, fold) trains 5 epochs from GloVe and writes its curve (held-out accuracy on the
-# fold's full texts and titles every half epoch) to data/agnews-cv/RECIPE-foldI.curve; a finished
+# Fold by fold, each (recipe, fold) trains 5 epochs from GloVe and writes its curve (held-out accuracy on the
+# fold's full texts and titles every half epoch) to data/agnews-cvK/RECIPE-foldI.curve; a finished
 # run is not run again, a cut one resumes from its checkpoint. The summary prints, per recipe, the held-out accuracies
 # at the last step (the recipe's end point: no choice made on the held-out rows) and at each half
 # epoch, averaged over the folds. Decision rule, fixed before any run: the recipe with the higher
@@ -15,12 +15,13 @@
 #   OPENBLAS_NUM_THREADS=1 nice -n 19 tools/cv_agnews.sh [RECIPE...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cv=data/agnews-cv
-[ -f $cv/fold2/valid.jsonl ] || python3 tools/agnews_folds.py data/agnews-test/test.csv $cv --k 3
+k=${CV_K:-2}
+cv=data/agnews-cv$k
+[ -f $cv/fold$((k - 1))/valid.jsonl ] || python3 tools/agnews_folds.py data/agnews-test/test.csv $cv --k "$k" >/dev/null
 recipes=("$@")
 [ "${#recipes[@]}" -gt 0 ] || recipes=(once twice)
-for recipe in "${recipes[@]}"; do
-    for fold in 0 1 2; do
+for fold in $(seq 0 $((k - 1))); do
+    for recipe in "${recipes[@]}"; do
         d=$cv/fold$fold
         case $recipe in
         once) train=$d/train.jsonl,$d/train_titles.jsonl,$d/train_crops.jsonl ;;
@@ -34,7 +35,7 @@ for recipe in "${recipes[@]}"; do
             --max-len 128 --min-count 2 --max-vocab 30000 --glove data/glove --freeze-embedding --epochs 5 \
             --batch 64 --lr 1e-3 --lr-decay linear --evals-per-epoch 2 --seed 1234 --dtype F16 \
             --embedding-dtype I8 --checkpoint "$cv/$recipe-fold$fold.ckpt" --curve "$curve" \
-            --out "$cv/$recipe-fold$fold.model" | grep -E '^(vocab|valid|best|resumed)'
+            --out "$cv/$recipe-fold$fold.model" | grep --line-buffered -E '^(vocab|valid|best|resumed)'
         touch "$cv/$recipe-fold$fold.done"
     done
 done
