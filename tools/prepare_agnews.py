@@ -36,14 +36,10 @@ def crop(description, max_words=16):
     return " ".join(text.split()[:max_words])
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("test_csv")
-    ap.add_argument("out_dir")
-    ap.add_argument("--seed", type=int, default=1234)
-    a = ap.parse_args()
+def load(test_csv, seed):
+    """The 7,600 rows, shuffled with seed: (full text, title, crop) rows, each {"text", "label"}."""
     rows = []
-    with open(a.test_csv, encoding="utf-8", newline="") as f:
+    with open(test_csv, encoding="utf-8", newline="") as f:
         for cls, title, desc in csv.reader(f):
             text = " ".join((title + " " + desc).replace("\\", " ").split())
             title = " ".join(title.replace("\\", " ").split())
@@ -51,8 +47,17 @@ def main():
             rows.append(({"text": text, "label": int(cls) - 1}, {"text": title, "label": int(cls) - 1},
                          {"text": crop(desc), "label": int(cls) - 1}))
     if len(rows) != 7600:
-        sys.exit(f"{a.test_csv}: expected 7600 rows, got {len(rows)}")
-    rows = shuffled(rows, a.seed)
+        sys.exit(f"{test_csv}: expected 7600 rows, got {len(rows)}")
+    return shuffled(rows, seed)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("test_csv")
+    ap.add_argument("out_dir")
+    ap.add_argument("--seed", type=int, default=1234)
+    a = ap.parse_args()
+    rows = load(a.test_csv, a.seed)
     train, valid, test = rows[:6000], rows[6000:6600], rows[6600:]
     os.makedirs(a.out_dir, exist_ok=True)
     files = []

@@ -50,7 +50,7 @@ def test_committed_pros_cons_gives_the_split_in_the_sentiment_card(tmp_path):
 def test_unknown_data_set(tmp_path):
     r = make_data(tmp_path, "bogus")
     assert r.returncode == 1
-    assert "make data: unknown data set 'bogus' (known: imdb agnews movielens mind-sample mind pros-cons fine-foods glove)" \
+    assert "make data: unknown data set 'bogus' (known: imdb agnews movielens mind-sample mind pros-cons fine-foods glove negations)" \
         in r.stderr
 
 
