@@ -64,8 +64,9 @@ static bool direction_ok(json_t *body, api_verdict *v)
     const char *s = json_string_value(d);
     if (s && (strcmp(s, "right") == 0 || strcmp(s, "Right") == 0))
         return true;
-    api_fail(v, 422, "truncation_direction: only \"right\" is supported (the model keeps a "
-                     "text's first tokens)");
+    api_fail(v, 422,
+             "truncation_direction: only \"right\" is supported (the model keeps a "
+             "text's first tokens)");
     return false;
 }
 
@@ -100,8 +101,10 @@ static int texts_into_request(const api_call *call, json_t *body, infer_task tas
     for (size_t i = 0; !job->one_text && i < n; i++) {
         json_t *x = json_array_get(inputs, i);
         if (json_is_array(x))
-            return api_fail(v, 422, "inputs[%zu]: pairs of texts are not supported: the model "
-                                    "takes one text", i);
+            return api_fail(v, 422,
+                            "inputs[%zu]: pairs of texts are not supported: the model "
+                            "takes one text",
+                            i);
         if (!json_is_string(x))
             return api_fail(v, 400, "inputs[%zu]: expected a string", i);
     }
@@ -119,9 +122,9 @@ static int texts_into_request(const api_call *call, json_t *body, infer_task tas
 
 static int embed_parse(const api_call *call, json_t *body, api_parsed *out)
 {
-    static const char *const keys[] = {"inputs",      "normalize", "truncate",
-                                       "truncation_direction", "prompt_name", "dimensions",
-                                       NULL};
+    static const char *const keys[] = {
+        "inputs",      "normalize",  "truncate", "truncation_direction",
+        "prompt_name", "dimensions", NULL};
     api_verdict *v = &out->verdict;
     tei_job *job = out->job;
     bool truncate = false;
@@ -137,15 +140,17 @@ static int embed_parse(const api_call *call, json_t *body, api_parsed *out)
     json_t *dims = json_object_get(body, "dimensions");
     int d = call->sm->model->config.encoder.hidden_size;
     if (dims && !json_is_null(dims) && (!json_is_integer(dims) || json_integer_value(dims) != d))
-        return api_fail(v, 422, "dimensions: model '%s' gives %d dimensions; no other number is "
-                                "supported", call->sm->name, d);
+        return api_fail(v, 422,
+                        "dimensions: model '%s' gives %d dimensions; no other number is "
+                        "supported",
+                        call->sm->name, d);
     return texts_into_request(call, body, INFER_EMBED, truncate, out);
 }
 
 static int predict_parse(const api_call *call, json_t *body, api_parsed *out)
 {
-    static const char *const keys[] = {"inputs", "raw_scores", "truncate",
-                                       "truncation_direction", NULL};
+    static const char *const keys[] = {"inputs", "raw_scores", "truncate", "truncation_direction",
+                                       NULL};
     api_verdict *v = &out->verdict;
     tei_job *job = out->job;
     bool truncate = false;
@@ -222,8 +227,8 @@ static void finish_tei(http_request *r, infer_request *req, void *vjob)
     for (int i = 0; all && i < req->n_items; i++) {
         json_t *one;
         if (job->answer == TEI_EMBED)
-            one = vector_json(req->vectors + (size_t)i * (size_t)req->dim, req->dim,
-                              job->normalize);
+            one =
+                vector_json(req->vectors + (size_t)i * (size_t)req->dim, req->dim, job->normalize);
         else
             one = scores_json(cfg,
                               (job->raw_scores ? req->logits : req->probs) +
@@ -285,13 +290,12 @@ void api_tei_info(http_request *r, void *vctx)
     const model *m = sm->model;
     json_t *type = model_type_json(&m->config);
     json_t *info =
-        type ? json_pack("{s:s,s:s,s:s,s:o,s:i,s:i,s:i,s:i,s:b,s:s,s:n,s:n}", "model_id",
-                         sm->name, "model_sha", m->weights_sha256, "model_dtype", "float32",
-                         "model_type", type, "max_input_length", model_max_tokens(m),
-                         "max_batch_tokens", sm->max_batch_tokens, "max_batch_requests",
-                         sm->max_batch_size, "max_client_batch_size", API_MAX_INPUTS,
-                         "auto_truncate", 0,
-                         "version", ctx->version ? ctx->version : "", "sha", "docker_label")
+        type ? json_pack("{s:s,s:s,s:s,s:o,s:i,s:i,s:i,s:i,s:b,s:s,s:n,s:n}", "model_id", sm->name,
+                         "model_sha", m->weights_sha256, "model_dtype", "float32", "model_type",
+                         type, "max_input_length", model_max_tokens(m), "max_batch_tokens",
+                         sm->max_batch_tokens, "max_batch_requests", sm->max_batch_size,
+                         "max_client_batch_size", API_MAX_INPUTS, "auto_truncate", 0, "version",
+                         ctx->version ? ctx->version : "", "sha", "docker_label")
              : NULL;
     served_model_release(sm);
     http_request_respond_json(r, 200, info);

@@ -115,10 +115,10 @@ void api_v1_models(http_request *r, void *vctx)
                                              : states[i] == SERVED_MODEL_UNLOADED ? "unloaded"
                                                                                   : "loading"));
     /* "object" and "data": OpenAI's list of the served (ready) models. */
-    http_request_respond_json(r, 200,
-                              arr && data ? json_pack("{s:s,s:o,s:o}", "object", "list", "data",
-                                                      data, "models", arr)
-                                          : NULL);
+    http_request_respond_json(
+        r, 200,
+        arr && data ? json_pack("{s:s,s:o,s:o}", "object", "list", "data", data, "models", arr)
+                    : NULL);
     if (!arr || !data) {
         json_decref(arr);
         json_decref(data);

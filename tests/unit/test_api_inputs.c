@@ -251,8 +251,8 @@ static void test_error_shape(void **state)
                               "\"Validation\"}";
     const struct {
         const char *path, *want;
-    } tei_paths[] = {{"/tei", tei}, {"/tei/m/embed", tei}, {"/tei/m", tei}, {"/teix", api},
-                     {"/v1/tei", api}};
+    } tei_paths[] = {
+        {"/tei", tei}, {"/tei/m/embed", tei}, {"/tei/m", tei}, {"/teix", api}, {"/v1/tei", api}};
     for (size_t i = 0; i < sizeof tei_paths / sizeof tei_paths[0]; i++) {
         e = api_error_json_for_path(tei_paths[i].path, 404, "model 'a\xff' not found");
         char *s = json_dumps(e, JSON_COMPACT);
