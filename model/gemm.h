@@ -11,9 +11,10 @@
  *   plain   4 x 8 tile in portable C
  * A packed matrix remembers the path it was packed for, and every product
  * with it runs that path, so paths can be forced per model (tests do).
- * Epilogues run on each block of MR output rows right after the block is
- * computed, while it is still in L1: bias + GELU, or bias + LayerNorm (the
- * residual being the C that is accumulated into).
+ * Epilogues run on each group of output rows (at most 384 KB of A, see
+ * gemm.c) right after the group is computed, while it is still in L2:
+ * bias + GELU, or bias + LayerNorm (the residual being the C that is
+ * accumulated into).
  * Pure compute: no threads, no globals; a packed matrix is read-only once
  * packed and may be shared by any number of threads. */
 #ifndef FF_GEMM_H

@@ -110,6 +110,11 @@ def machine(build):
     commit = run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]).strip()
     dirty = run(["git", "-C", ROOT, "status", "--porcelain", "model", "server"]).strip()
     have, absent = cpu_flags()
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+            autogroup = "on" if f.read().strip() == "1" else "off"
+    except OSError:
+        autogroup = "unknown"
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu.group(1).strip() if cpu else "unknown",
@@ -123,6 +128,7 @@ def machine(build):
         "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE", "unset"),
         "openblas_l2_size_env": os.environ.get("OPENBLAS_L2_SIZE", "unset"),
         "coretype_kept": os.environ.get("BENCH_KEEP_CORETYPE") == "1",
+        "autogroup": autogroup,
     }
 
 
@@ -140,7 +146,10 @@ def header(res, quick):
         f"- Machine: {mc['cpu']}, {mc['cores']} cores, Linux {mc['kernel']}; load average at "
         f"start {mc['load_at_start']}, at the end {mc.get('load_at_end', '?')} (a shared, busy "
         "machine: absolute figures are noisy, the targets are ratios measured within this run, "
-        "interleaved, medians)",
+        "interleaved, medians); kernel autogrouping "
+        f"{mc.get('autogroup', 'unknown')} (/proc/sys/kernel/sched_autogroup_enabled: when on, "
+        "another session's nice 19 jobs still take a fair share of the cores from these "
+        "processes; 0 makes nice levels hold)",
         f"- Commit {mc['commit']}; OpenBLAS 0.3.21 core `{res.get('corename', '?')}` ({ct}); "
         f"{res.get('torch_version', 'torch n/a')} on the same OpenBLAS",
         "- Threads: every measured process gets OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = its "
