@@ -63,6 +63,15 @@ int api_route_parse(const api_model_route *route, const api_call *call, const ch
     return status;
 }
 
+int api_model_needs(const api_call *call, bool has, const char *route, const char *want,
+                    api_verdict *v)
+{
+    if (has)
+        return 0;
+    return api_fail(v, 400, "model '%s' is a %s model; %s needs a %s model", call->sm->name,
+                    model_task_name(call->sm->model->config.task), route, want);
+}
+
 infer_request *api_request_new(const api_call *call, infer_task task, int n_items, int n_history,
                                api_verdict *v)
 {

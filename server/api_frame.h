@@ -96,6 +96,11 @@ void api_verdict_respond(http_request *r, const api_verdict *v);
 void api_submit(api_context *ctx, http_request *r, const api_model_route *route,
                 api_parsed *parsed);
 
+/* 0 when the model has what the route needs (`has`); else 400 "model 'x' is a
+ * TASK model; ROUTE needs a WANT model" in v (`want`: the task's name). Pure. */
+int api_model_needs(const api_call *call, bool has, const char *route, const char *want,
+                    api_verdict *v);
+
 /* A new request for n_items items (n_history of them a recommend's history)
  * of call's model, or NULL with 503 "out of memory for N inputs". */
 infer_request *api_request_new(const api_call *call, infer_task task, int n_items, int n_history,

@@ -49,10 +49,8 @@ typedef struct {
 
 static int classifier_check(const api_call *call, api_verdict *v)
 {
-    if (model_has_classifier(call->sm->model))
-        return 0;
-    return api_fail(v, 400, "model '%s' is a %s model; predict needs a classification model",
-                    call->sm->name, model_task_name(call->sm->model->config.task));
+    return api_model_needs(call, model_has_classifier(call->sm->model), "predict", "classification",
+                           v);
 }
 
 /* "truncation_direction": only "right" (TEI also takes "left"). */

@@ -136,16 +136,6 @@ void api_v1_model(http_request *r, void *vctx)
 
 /* ---- request parsing shared by the model routes --------------------------------- */
 
-/* 400 unless the model has what the route needs (`want`: the task's name). */
-static int model_needs(const api_call *call, bool has, const char *route, const char *want,
-                       api_verdict *v)
-{
-    if (has)
-        return 0;
-    return api_fail(v, 400, "model '%s' is a %s model; %s needs a %s model", call->sm->name,
-                    model_task_name(call->sm->model->config.task), route, want);
-}
-
 /* The array body[key] with its size checked, or NULL with the verdict. */
 static json_t *inputs_get(json_t *body, const char *key, bool allow_empty, api_verdict *v)
 {
@@ -185,8 +175,8 @@ static bool items_fill(const api_call *call, infer_request *req, int first, json
 
 static int classify_check(const api_call *call, api_verdict *v)
 {
-    return model_needs(call, model_has_classifier(call->sm->model), "classify", "classification",
-                       v);
+    return api_model_needs(call, model_has_classifier(call->sm->model), "classify",
+                           "classification", v);
 }
 
 /* {"inputs": [...], "truncate": bool}. A recommender embeds news: the
@@ -266,8 +256,8 @@ typedef struct {
 
 static int recommend_check(const api_call *call, api_verdict *v)
 {
-    return model_needs(call, model_has_user_encoder(call->sm->model), "recommend",
-                       "news-recommendation", v);
+    return api_model_needs(call, model_has_user_encoder(call->sm->model), "recommend",
+                           "news-recommendation", v);
 }
 
 /* top_k into *out: at most `most`, which is also its default. */
