@@ -76,6 +76,8 @@ const char *api_family_tag(api_family family)
         return "openai";
     case API_FAMILY_TEI:
         return "tei";
+    case API_FAMILY_TORCHSERVE:
+        return "torchserve";
     }
     return "";
 }

@@ -78,9 +78,11 @@ typedef enum {
                               {"error": {"message", "type", "param", "code"}} (api_openai.c) */
     API_FAMILY_TEI,        /* "tei": Hugging Face Text Embeddings Inference's routes under
                               /tei/{name}, TEI's error shape {"error", "error_type"} (api_tei.c) */
+    API_FAMILY_TORCHSERVE, /* "torchserve": TorchServe's /predictions/{name} and /ping, its
+                              error shape {"code", "type", "message"} (api_torchserve.c) */
 } api_family;
 
-/* "v1", "v2", "operations", "openai" or "tei". */
+/* "v1", "v2", "operations", "openai", "tei" or "torchserve". */
 const char *api_family_tag(api_family family);
 
 typedef struct api_model_route api_model_route; /* api_frame.h */

@@ -61,6 +61,26 @@ const char *api_error_tei_type(int status)
     }
 }
 
+const char *api_error_torchserve_type(int status)
+{
+    switch (status) {
+    case 401:
+    case 403:
+        return "UnauthorizedException";
+    case 404:
+        return "ModelNotFoundException";
+    case 405:
+        return "MethodNotAllowedException";
+    case 429:
+    case 503:
+        return "ServiceUnavailableException";
+    case 504:
+        return "RequestTimeoutException";
+    default:
+        return status >= 500 ? "InternalServerException" : "BadRequestException";
+    }
+}
+
 static json_t *error_pack(api_error_shape shape, int status, const char *message)
 {
     if (shape == API_ERROR_SHAPE_OIP)
@@ -68,6 +88,9 @@ static json_t *error_pack(api_error_shape shape, int status, const char *message
                          api_error_type(status));
     if (shape == API_ERROR_SHAPE_TEI)
         return json_pack("{s:s,s:s}", "error", message, "error_type", api_error_tei_type(status));
+    if (shape == API_ERROR_SHAPE_TORCHSERVE)
+        return json_pack("{s:i,s:s,s:s}", "code", status, "type", api_error_torchserve_type(status),
+                         "message", message);
     return json_pack("{s:{s:i,s:s,s:s}}", "error", "code", status, "type", api_error_type(status),
                      "message", message);
 }
@@ -100,6 +123,8 @@ api_error_shape api_error_shape_of_path(const char *path)
         return API_ERROR_SHAPE_OIP;
     if (path_under(path, "/tei"))
         return API_ERROR_SHAPE_TEI;
+    if (path_under(path, "/predictions") || strcmp(path, "/ping") == 0)
+        return API_ERROR_SHAPE_TORCHSERVE;
     return API_ERROR_SHAPE_API;
 }
 

@@ -5,9 +5,11 @@
  * message itself (KServe's and Triton's clients read it as a string), with
  * the same code and type beside it:
  *   {"error": "...", "code": 400, "type": "invalid_argument"}
- * and Hugging Face Text Embeddings Inference's on every path under /tei (its
+ * Hugging Face Text Embeddings Inference's on every path under /tei (its
  * clients read "error" as the message):
- *   {"error": "...", "error_type": "Validation"} */
+ *   {"error": "...", "error_type": "Validation"}
+ * and TorchServe's on /ping and every path under /predictions:
+ *   {"code": 404, "type": "ModelNotFoundException", "message": "..."} */
 #ifndef FF_API_ERRORS_H
 #define FF_API_ERRORS_H
 
@@ -28,9 +30,10 @@ json_t *api_error_json(int status, const char *message);
 
 /* Which shape answers an error on a path. */
 typedef enum {
-    API_ERROR_SHAPE_API, /* {"error": {"code", "type", "message"}} */
-    API_ERROR_SHAPE_OIP, /* "/v2" and under: {"error": message, "code", "type"} */
-    API_ERROR_SHAPE_TEI, /* "/tei" and under: {"error": message, "error_type"} */
+    API_ERROR_SHAPE_API,        /* {"error": {"code", "type", "message"}} */
+    API_ERROR_SHAPE_OIP,        /* "/v2" and under: {"error": message, "code", "type"} */
+    API_ERROR_SHAPE_TEI,        /* "/tei" and under: {"error": message, "error_type"} */
+    API_ERROR_SHAPE_TORCHSERVE, /* "/ping", "/predictions" and under: {"code", "type", "message"} */
 } api_error_shape;
 
 api_error_shape api_error_shape_of_path(const char *path);
@@ -38,6 +41,13 @@ api_error_shape api_error_shape_of_path(const char *path);
 /* TEI's error_type of a status: 429 Overloaded, 503 and 504 Unhealthy, other
  * 5xx Backend, anything else Validation. */
 const char *api_error_tei_type(int status);
+
+/* TorchServe's exception name for a status: 400, 413, 415 and 422
+ * BadRequestException, 401 and 403 UnauthorizedException, 404
+ * ModelNotFoundException, 405 MethodNotAllowedException, 429 and 503
+ * ServiceUnavailableException, 504 RequestTimeoutException, other 5xx
+ * InternalServerException, anything else BadRequestException. */
+const char *api_error_torchserve_type(int status);
 
 /* True for "/v2" and every path under "/v2/": the Open Inference Protocol's
  * routes, matched or not (a unit test holds the route table's V2 family to

@@ -45,7 +45,11 @@ int api_route_parse(const api_model_route *route, const api_call *call, const ch
     api_call with_tail = *call;
     with_tail.tail = body + json_bytes;
     with_tail.tail_bytes = body_bytes - json_bytes;
-    json_t *json = api_body_json(body, json_bytes, &out->verdict);
+    json_t *json = json_bytes == 0 && route->raw_body
+                       ? json_object()
+                       : api_body_json(body, json_bytes, &out->verdict);
+    if (!json && out->verdict.status == 0)
+        api_fail(&out->verdict, 503, "out of memory");
     if (!json)
         return out->verdict.status;
     if (route->job_bytes > 0) {

@@ -53,6 +53,10 @@ struct api_model_route {
      * the tail, e.g. binary tensor data), into *json_bytes. Returns 0, or a
      * status (400, 415) with v filled. Pure. NULL: the whole body is JSON. */
     int (*json_part)(const api_call *call, size_t body_bytes, size_t *json_bytes, api_verdict *v);
+    /* With json_part: a JSON part of 0 bytes means a body without JSON (raw
+     * text), for which parse gets an empty object and the whole body as the
+     * tail; false: such a body is the 400 of an empty JSON body. */
+    bool raw_body;
     /* Parses the body (a JSON object) into out->req and out->job. Returns 0,
      * or the status of out->verdict (400, 404, 413, 422, 503); on failure it may
      * leave a partly built out->req and job for api_route_parse to release.

@@ -28,7 +28,8 @@
  *   here), every error is {"error": {"code": status, "type", "message"}}
  *   (under /v2: {"error": "message", "code": status, "type"}; OpenAI's
  *   {"error": {"message", "type", "param", "code"}} on the openai
- *   family's routes), a
+ *   family's routes; TEI's under /tei; TorchServe's {"code", "type",
+ *   "message"} on /ping and under /predictions), a
  *   200 JSON answer holds no null (a NaN or infinite output), and the queue
  *   is empty after every request.
  * State carried between inputs: PUT replaces news ids in the catalog, and
@@ -277,6 +278,18 @@ static void answer_check(const char *path, const http_request *r, int status, bo
         FUZZ_CHECK(strcmp(json_string_value(json_object_get(resp, "error_type")),
                           api_error_tei_type(status)) == 0,
                    "%s: error_type of status %d", path, status);
+        return;
+    }
+    if (status >= 400 && api_error_shape_of_path(path) == API_ERROR_SHAPE_TORCHSERVE) {
+        /* TorchServe's shape: {"code": status, "type", "message"} */
+        json_t *code = json_object_get(resp, "code");
+        FUZZ_CHECK(json_is_integer(code) && json_integer_value(code) == status &&
+                       json_is_string(json_object_get(resp, "message")) &&
+                       json_object_size(resp) == 3,
+                   "%s: TorchServe error shape", path);
+        FUZZ_CHECK(strcmp(json_string_value(json_object_get(resp, "type")),
+                          api_error_torchserve_type(status)) == 0,
+                   "%s: type of status %d", path, status);
         return;
     }
     if (status >= 400 && api_error_path_is_oip(path)) {

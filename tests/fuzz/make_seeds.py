@@ -276,6 +276,14 @@ def seeds_api():
     for name, (line, body) in seeds.items():
         write(t, name, line.encode() + b"\n" + json.dumps(body, ensure_ascii=False).encode())
     write(t, "not-json", b"POST /v1/models/rec/recommend\n{\"history\": [}")
+    # TorchServe's predictions: a raw text body (no Content-Type), or JSON.
+    write(t, "torchserve-raw", "POST /predictions/cls\nA great film, w\u00f6rld".encode())
+    write(t, "torchserve-raw-embed", b"PUT /predictions/rec/1\noil bank says")
+    write(t, "torchserve-json", b"POST /predictions/cls/1\nContent-Type: application/json\n"
+          b'{"data": "a great film"}')
+    write(t, "torchserve-json-text", b"PUT /predictions/rec\nContent-Type: application/json\n"
+          b'{"text": "oil"}')
+    write(t, "torchserve-ping", b"GET /ping\n")
     # The binary tensor data extension: JSON, then the inputs' raw bytes.
     def binary(name, line, header, data, content_type="application/octet-stream"):
         head = json.dumps(header, separators=(",", ":")).encode()

@@ -24,13 +24,20 @@ TYPES = {400: "invalid_argument", 401: "unauthenticated", 404: "not_found",
 
 
 def error_body(path, status, message):
-    """The error JSON for a request to `path`: the protocol's shape under /v2, TEI's under /tei."""
+    """The error JSON for a request to `path`: the protocol's shape under /v2, TEI's under /tei,
+    TorchServe's on /ping and under /predictions."""
     if path == "/v2" or path.startswith("/v2/"):
         return {"error": message, "code": status, "type": TYPES[status]}
     if path == "/tei" or path.startswith("/tei/"):
         kind = {429: "Overloaded", 503: "Unhealthy", 504: "Unhealthy"}.get(
             status, "Backend" if status >= 500 else "Validation")
         return {"error": message, "error_type": kind}
+    if path == "/ping" or path == "/predictions" or path.startswith("/predictions/"):
+        kind = {401: "UnauthorizedException", 404: "ModelNotFoundException",
+                405: "MethodNotAllowedException", 429: "ServiceUnavailableException",
+                503: "ServiceUnavailableException", 504: "RequestTimeoutException"}.get(
+            status, "InternalServerException" if status >= 500 else "BadRequestException")
+        return {"code": status, "type": kind, "message": message}
     return {"error": {"code": status, "type": TYPES[status], "message": message}}
 
 

@@ -111,6 +111,8 @@ def test_readyz_says_loading_until_models_are_in(start_daemon, tmp_path):
             break
         assert r.status == 503
         assert r.json() == {"status": "not_ready", "reason": "loading"}
+        p = d.get("/ping")  # TorchServe's health check: Unhealthy while loading (or ready now)
+        assert (p.status, p.json()) in ((500, {"status": "Unhealthy"}), (200, {"status": "Healthy"}))
         seen_loading = True
         # The model list names what is coming, not an empty list. (The set
         # may swap in between the two GETs; then both are ready.)

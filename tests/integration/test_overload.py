@@ -148,6 +148,8 @@ def test_sigterm_drains_requests_in_flight(start_daemon, slow_classifier):
         assert time.monotonic() < deadline
     r = d.get("/readyz")
     assert r.json() == {"status": "not_ready", "reason": "draining"}
+    r = d.get("/ping")  # TorchServe's health check
+    assert r.status == 500 and r.json() == {"status": "Unhealthy"}
     r = d.post("/v1/models/classifier/classify", SMALL)
     assert r.status == 503 and r.headers["retry-after"] == "1"
     assert r.json()["error"] == {"code": 503, "type": "unavailable",

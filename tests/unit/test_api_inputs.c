@@ -260,6 +260,31 @@ static void test_error_shape(void **state)
         free(s);
         json_decref(e);
     }
+    static const char ts[] = "{\"code\":404,\"type\":\"ModelNotFoundException\",\"message\":"
+                             "\"model 'a?' not found\"}";
+    const struct {
+        const char *path, *want;
+    } ts_paths[] = {{"/predictions", ts}, {"/predictions/m", ts},  {"/predictions/m/1", ts},
+                    {"/ping", ts},        {"/pings", api},         {"/predictionsx", api},
+                    {"/ping/x", api},     {"/v1/predictions", api}};
+    for (size_t i = 0; i < sizeof ts_paths / sizeof ts_paths[0]; i++) {
+        e = api_error_json_for_path(ts_paths[i].path, 404, "model 'a\xff' not found");
+        char *s = json_dumps(e, JSON_COMPACT);
+        assert_string_equal(s, ts_paths[i].want);
+        free(s);
+        json_decref(e);
+    }
+    const struct {
+        int status;
+        const char *type;
+    } ts_types[] = {{400, "BadRequestException"},         {401, "UnauthorizedException"},
+                    {403, "UnauthorizedException"},       {404, "ModelNotFoundException"},
+                    {405, "MethodNotAllowedException"},   {413, "BadRequestException"},
+                    {429, "ServiceUnavailableException"}, {503, "ServiceUnavailableException"},
+                    {504, "RequestTimeoutException"},     {500, "InternalServerException"},
+                    {507, "InternalServerException"}};
+    for (size_t i = 0; i < sizeof ts_types / sizeof ts_types[0]; i++)
+        assert_string_equal(api_error_torchserve_type(ts_types[i].status), ts_types[i].type);
     assert_string_equal(api_error_tei_type(429), "Overloaded");
     assert_string_equal(api_error_tei_type(503), "Unhealthy");
     assert_string_equal(api_error_tei_type(500), "Backend");

@@ -152,6 +152,11 @@ static void test_table_consistency(void **state)
         if ((info->family == API_FAMILY_TEI) != tei_path)
             fail_msg("%s: family %s, but %s /tei", api_routes[i].path, api_family_tag(info->family),
                      tei_path ? "under" : "not under");
+        /* ... and the TorchServe family exactly /ping and /predictions */
+        bool ts_path = api_error_shape_of_path(api_routes[i].path) == API_ERROR_SHAPE_TORCHSERVE;
+        if ((info->family == API_FAMILY_TORCHSERVE) != ts_path)
+            fail_msg("%s: family %s, but %s TorchServe's paths", api_routes[i].path,
+                     api_family_tag(info->family), ts_path ? "on" : "not on");
         assert_int_equal(api_route_index(&api_routes[i]), (int)i);
         if (info->model) {
             assert_ptr_equal(api_routes[i].handler, api_frame_handle);
