@@ -234,6 +234,10 @@ def main():
         ctx = Context(os.path.abspath(args.build), args.quick, out_dir, tmp,
                       os.path.abspath(args.ort_dir))
         ctx.res.update(machine=machine(ctx.build), quick=args.quick)
+        if ctx.res["machine"]["autogroup"] == "on":
+            log("warning: kernel autogrouping is on, so other sessions' jobs take a fair share of "
+                "the cores whatever their nice level; as root, `echo 0 > "
+                "/proc/sys/kernel/sched_autogroup_enabled` before benchmarking (1 restores it)")
         run_sections(ctx, sections)
     res = ctx.res
     with open("/proc/loadavg") as f:
