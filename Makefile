@@ -21,7 +21,7 @@ PKGS := openblas jansson yaml-0.1 libmicrohttpd libsystemd libutf8proc gnutls sq
 # Debian packages: building, testing, and what `make deps` installs.
 DEB_BUILD := gcc make pkg-config libopenblas-dev libjansson-dev libyaml-dev libmicrohttpd-dev \
              libsystemd-dev libutf8proc-dev libgnutls28-dev libsqlite3-dev libpq-dev
-DEB_TEST := libcmocka-dev python3 python3-pytest prometheus systemd curl openssl postgresql
+DEB_TEST := libcmocka-dev python3 python3-pytest python3-requests prometheus systemd curl openssl postgresql
 DEB_PKGS := $(DEB_BUILD) $(DEB_TEST)
 # What CI's further checks need (make asan/tsan/fuzz/analyze/format-check/stress/docker-check): `make deps-ci`.
 DEB_CI := clang clang-format libfuzzer-14-dev libclang-rt-14-dev cppcheck clang-tidy valgrind debootstrap docker.io

@@ -70,6 +70,10 @@ def test_python_stdlib_recipe(served, tmp_path):
     run(served, "python", lambda p: ["/usr/bin/python3", p], ".py", tmp_path)
 
 
+def test_python_requests_torchserve_recipe(served, tmp_path):
+    run(served, "torchserve", lambda p: ["/usr/bin/python3", p], ".py", tmp_path)
+
+
 def test_curl_oip_recipe(served, tmp_path):
     if not shutil.which("curl"):
         pytest.skip("no curl")
