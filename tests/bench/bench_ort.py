@@ -41,17 +41,20 @@ def _stale(out, inputs):
     return any(os.path.getmtime(p) > t for p in inputs)
 
 
-def onnx_for(out_dir, model_dir, name):
+def onnx_for(out_dir, model_dir, name, products=False):
     """build/bench/onnx/NAME.onnx exported from model_dir (name "probe": the
-    probe graph, model_dir None). Raises Unavailable when the export fails."""
+    probe graph, model_dir None; products: NAME-products.onnx, the model's
+    weight products alone, ort_export.py's Products). Raises Unavailable when
+    the export fails."""
     onnx_dir = os.path.join(out_dir, "onnx")
     os.makedirs(onnx_dir, exist_ok=True)
-    out = os.path.join(onnx_dir, f"{name}.onnx")
+    out = os.path.join(onnx_dir, f"{name}{'-products' if products else ''}.onnx")
     inputs = [EXPORTER, os.path.join(ROOT, "tools", "fastformer.py")]
     if model_dir is not None:
         inputs += [os.path.join(model_dir, f) for f in ("model.safetensors", "config.json")]
     if _stale(out, inputs):
-        argv = [PYTHON, EXPORTER, "--probe" if model_dir is None else model_dir, out]
+        argv = [PYTHON, EXPORTER, *(["--products"] if products else []),
+                "--probe" if model_dir is None else model_dir, out]
         r = subprocess.run(argv, capture_output=True, text=True, env=thread_env(1), timeout=600)
         if r.returncode != 0:
             last = (r.stderr.strip().splitlines() or ["(no message)"])[-1]

@@ -12,8 +12,10 @@ probabilities (batch x labels, softmax of the classifier head).
 With --probe in place of MODEL_DIR it writes a graph with the same input and
 outputs but only two element-wise ops, to measure what one run costs outside
 the model (the node binding, tensor wrapping, the session's bookkeeping).
+With --products it writes the model's weight products alone (Products), to
+time ONNX Runtime's MatMul kernels (MLAS) on them.
 
-usage: /usr/bin/python3 ort_export.py MODEL_DIR|--probe OUT.onnx
+usage: /usr/bin/python3 ort_export.py [--products] MODEL_DIR|--probe OUT.onnx
 Needs Debian's python3-torch; the ONNX package is not needed."""
 import os
 import sys
@@ -47,10 +49,45 @@ class Probe(torch.nn.Module):
         return x + 1.0, x * 2.0
 
 
-def export(model_dir, out_path):
+class Products(torch.nn.Module):
+    """The model's weight products alone, as the full graph runs them (MatMul,
+    MLAS's packed SGEMM, on B*L rows): per layer query, key, transform,
+    attention.output.dense, intermediate and output, each on the word
+    embeddings of the ids (intermediate's output feeds output), so that every
+    product has its real shape and weights, and values stay far from
+    denormals. No bias; besides the gather, only reshapes and slices."""
+
+    def __init__(self, classifier):
+        super().__init__()
+        self.embedding = classifier.word_embedding
+        ws = []
+        for layer in classifier.fastformer_model.encoders:
+            a = layer.attention
+            ws += [a.self.query.weight, a.self.key.weight, a.self.transform.weight,
+                   a.output.dense.weight, layer.intermediate.dense.weight, layer.output.dense.weight]
+        self.ws = torch.nn.ParameterList([torch.nn.Parameter(w.detach().t().contiguous())
+                                          for w in ws])
+
+    def forward(self, input_ids):
+        x = self.embedding(input_ids).reshape(-1, self.ws[0].shape[0])
+        outs = []
+        for i in range(0, len(self.ws), 6):
+            outs += [x @ w for w in self.ws[i:i + 4]]
+            outs.append((x @ self.ws[i + 4]) @ self.ws[i + 5])
+        # Only each product's first row leaves the graph (ONNX Runtime still
+        # computes every product in full), so outputs cost nothing to copy.
+        first = torch.cat([o[:1] for o in outs], 1)
+        return first, first
+
+
+def export(model_dir, out_path, products=False):
     """Writes out_path atomically (a partial file never looks finished);
-    model_dir None writes the probe graph."""
-    graph = Probe() if model_dir is None else PooledAndProbabilities(load(model_dir)[0]).eval()
+    model_dir None writes the probe graph; products: the Products graph."""
+    if model_dir is None:
+        graph = Probe()
+    else:
+        classifier = load(model_dir)[0]
+        graph = (Products if products else PooledAndProbabilities)(classifier).eval()
     example = torch.ones(2, 8, dtype=torch.long)
     tmp = out_path + ".tmp"
     with torch.no_grad():
@@ -62,10 +99,14 @@ def export(model_dir, out_path):
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: ort_export.py MODEL_DIR|--probe OUT.onnx")
+    args = sys.argv[1:]
+    products = args[:1] == ["--products"]
+    if products:
+        args = args[1:]
+    if len(args) != 2:
+        sys.exit("usage: ort_export.py [--products] MODEL_DIR|--probe OUT.onnx")
     torch.set_num_threads(1)
-    export(None if sys.argv[1] == "--probe" else sys.argv[1], sys.argv[2])
+    export(None if args[0] == "--probe" else args[0], args[1], products)
 
 
 if __name__ == "__main__":

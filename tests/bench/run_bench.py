@@ -13,6 +13,8 @@ NAME, TITLE, run(ctx), targets(res) and report(res); SECTIONS below is the
 registry, so a new section is a new module and one line here):
   ort       engine vs ONNX Runtime at 1x32/32x128/64x256, 1 and 2 threads,
             three widths; 2-thread gain; 1x32 latency (issue 11)
+  products  where each runtime's forward goes (1 thread): its weight products
+            alone vs the rest, the engine's and ONNX Runtime's (MLAS)
   engine    forward vs its own cblas_sgemm calls replayed alone (gemm_share)
   torch     C engine vs the PyTorch reference on the same weights
   length    tokens/s at lengths 64..4096 for the engine, ONNX Runtime and a
@@ -56,13 +58,14 @@ import section_memory  # noqa: E402
 import section_news_pg  # noqa: E402
 import section_oip  # noqa: E402
 import section_ort  # noqa: E402
+import section_products  # noqa: E402
 import section_recommend  # noqa: E402
 import section_server  # noqa: E402
 import section_tls  # noqa: E402
 import section_torch  # noqa: E402
 from bench_lib import ROOT, Context, Unavailable, log, thread_env  # noqa: E402
 
-SECTIONS = [section_ort, section_engine, section_torch, section_length, section_server,
+SECTIONS = [section_ort, section_products, section_engine, section_torch, section_length, section_server,
             section_recommend, section_catalog, section_memory, section_oip, section_tls,
             section_news_pg]
 BY_NAME = {s.NAME: s for s in SECTIONS}
