@@ -658,19 +658,25 @@ static int serve(daemon_state *d)
     }
     if (cfg->server.tls_cert_file && tls_start(&cfg->server, d->metrics) != 0)
         return 1;
+    model_spec *specs = specs_from(cfg);
+    /* The model list names what is coming from the first request on. */
+    if (!specs || model_registry_announce(d->registry, specs, (int)cfg->n_models) != 0) {
+        log_error("cannot start loading the models: out of memory");
+        free(specs);
+        return 1;
+    }
     http_options ho = http_options_from(cfg, d);
     if (http_server_start(&ho, &d->http, err, sizeof err) != 0) {
         log_error("%s", err);
+        free(specs);
         return 1;
     }
     d->api.http = d->http;
     log_listening(cfg, d->http);
     notify_status("listening; loading %zu model%s", cfg->n_models, cfg->n_models == 1 ? "" : "s");
 
-    model_spec *specs = specs_from(cfg);
-    if (!specs ||
-        model_registry_load_async(d->registry, specs, (int)cfg->n_models, err, sizeof err) != 0) {
-        log_error("cannot start loading the models: %s", specs ? err : "out of memory");
+    if (model_registry_load_async(d->registry, specs, (int)cfg->n_models, err, sizeof err) != 0) {
+        log_error("cannot start loading the models: %s", err);
         free(specs);
         return 1;
     }

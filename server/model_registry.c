@@ -400,6 +400,34 @@ static void set_state(model_registry *reg, int i, served_model_state st)
     pthread_mutex_unlock(&reg->mu);
 }
 
+/* Publishes the names being loaded, each loading (for per-model readiness
+ * and the model list). Returns 0, or -1 out of memory (nothing changed). */
+static int publish_load_names(model_registry *reg, const spec_copy *specs, int n)
+{
+    char **names = calloc((size_t)(n > 0 ? n : 1), sizeof *names);
+    served_model_state *states = calloc((size_t)(n > 0 ? n : 1), sizeof *states);
+    bool ok = names && states;
+    for (int i = 0; ok && i < n; i++) {
+        names[i] = strdup(specs[i].name);
+        states[i] = SERVED_MODEL_LOADING;
+        ok = names[i] != NULL;
+    }
+    if (!ok) {
+        for (int i = 0; names && i < n; i++)
+            free(names[i]);
+        free(names);
+        free(states);
+        return -1;
+    }
+    pthread_mutex_lock(&reg->mu);
+    free_load_names(reg);
+    reg->load_names = names;
+    reg->load_states = states;
+    reg->n_load = n;
+    pthread_mutex_unlock(&reg->mu);
+    return 0;
+}
+
 /* The load proper; reg->loading is already true and stays true. */
 static int load_specs(model_registry *reg, const spec_copy *specs, int n, char *err, size_t err_cap)
 {
@@ -411,32 +439,13 @@ static int load_specs(model_registry *reg, const spec_copy *specs, int n, char *
                 return -1;
             }
 
-    /* Publish the names being loaded (for per-model readiness). */
-    char **names = calloc((size_t)(n > 0 ? n : 1), sizeof *names);
-    served_model_state *states = calloc((size_t)(n > 0 ? n : 1), sizeof *states);
     served_model **set = calloc((size_t)(n > 0 ? n : 1), sizeof *set);
-    bool ok = names && states && set;
-    for (int i = 0; ok && i < n; i++) {
-        names[i] = strdup(specs[i].name);
-        states[i] = SERVED_MODEL_LOADING;
-        ok = names[i] != NULL;
-    }
-    if (!ok) {
-        for (int i = 0; names && i < n; i++)
-            free(names[i]);
-        free(names);
-        free(states);
+    if (!set || publish_load_names(reg, specs, n) != 0) {
         free(set);
         snprintf(err, err_cap, "out of memory loading %d models", n);
         atomic_fetch_add(&reg->loads_failed, 1);
         return -1;
     }
-    pthread_mutex_lock(&reg->mu);
-    free_load_names(reg);
-    reg->load_names = names;
-    reg->load_states = states;
-    reg->n_load = n;
-    pthread_mutex_unlock(&reg->mu);
 
     /* The catalogs of the set being replaced, by the new set's order; those
      * a new catalog replaces are retired until the load ends. */
@@ -755,6 +764,15 @@ int model_registry_load_async(model_registry *reg, const model_spec *specs, int 
     }
     *a = (loader_args){.reg = reg, .specs = c, .n = n_specs};
     return loader_start(reg, a, err, err_cap);
+}
+
+int model_registry_announce(model_registry *reg, const model_spec *specs, int n_specs)
+{
+    assert(reg && n_specs >= 0 && (specs || n_specs == 0));
+    spec_copy *c = copy_specs(specs, n_specs);
+    int rc = c ? publish_load_names(reg, c, n_specs) : -1;
+    free_specs(c, n_specs);
+    return rc;
 }
 
 bool model_registry_loading(const model_registry *reg)

@@ -5,9 +5,10 @@
  * served_model (and its workspaces) alive after a SIGHUP swap until it
  * finishes. A failed load keeps the old set serving.
  *
- * Start-up: model_registry_new, then the daemon listens, then
- * model_registry_load_async; readiness (model_registry_ready) is false with
- * reason "loading" until the first set is in. */
+ * Start-up: model_registry_new, model_registry_announce, then the daemon
+ * listens, then model_registry_load_async; readiness (model_registry_ready)
+ * is false with reason "loading" until the first set is in, and the
+ * announced names are listed as loading from the first request on. */
 #ifndef FF_MODEL_REGISTRY_H
 #define FF_MODEL_REGISTRY_H
 
@@ -110,6 +111,14 @@ FF_MUST_CHECK int model_registry_load(model_registry *reg, const model_spec *spe
  * result through events.on_loaded. Any thread (main, on start-up and SIGHUP). */
 FF_MUST_CHECK int model_registry_load_async(model_registry *reg, const model_spec *specs,
                                             int n_specs, char *err, size_t err_cap);
+
+/* Publishes the names of the specs as the latest load's, each loading
+ * (model_registry_state, model_registry_unserved), without loading them: so
+ * that a daemon that serves HTTP before its loader thread runs lists what is
+ * coming. The load publishes them again. Returns 0, or -1 out of memory
+ * (nothing changed). Any thread. */
+FF_MUST_CHECK int model_registry_announce(model_registry *reg, const model_spec *specs,
+                                          int n_specs);
 
 /* Loads one model on the loader thread and swaps it into the served set:
  * it replaces the served model of the same name (requests in flight finish

@@ -270,6 +270,35 @@ static void ev_loaded(void *user, bool ok, const char *msg)
     snprintf(e->last, sizeof e->last, "%s", msg);
 }
 
+/* Announced names are listed as loading before any load runs; the load
+ * that follows serves them. */
+static void test_announce_lists_names_before_the_load(void **state)
+{
+    fix *f = *state;
+    model_registry *reg = model_registry_new(1, NULL);
+    char names[4][MODEL_REGISTRY_NAME_CAP];
+    served_model_state states[4];
+    assert_int_equal(model_registry_unserved(reg, names, states, 4), 0);
+    model_spec specs[2] = {{.name = "cls", .path = f->cls_dir},
+                           {.name = "cls2", .path = f->cls2_dir}};
+    assert_int_equal(model_registry_announce(reg, specs, 2), 0);
+    assert_int_equal(model_registry_unserved(reg, names, states, 4), 2);
+    assert_string_equal(names[0], "cls");
+    assert_string_equal(names[1], "cls2");
+    assert_int_equal(states[0], SERVED_MODEL_LOADING);
+    assert_int_equal(states[1], SERVED_MODEL_LOADING);
+    assert_int_equal(model_registry_state(reg, "cls2"), SERVED_MODEL_LOADING);
+    assert_int_equal(model_registry_state(reg, "other"), SERVED_MODEL_UNKNOWN);
+    char reason[64], err[256];
+    assert_false(model_registry_ready(reg, reason, sizeof reason));
+    assert_string_equal(reason, "loading");
+    assert_int_equal(model_registry_load_async(reg, specs, 2, err, sizeof err), 0);
+    model_registry_join_loader(reg);
+    assert_int_equal(model_registry_unserved(reg, names, states, 4), 0);
+    assert_int_equal(model_registry_state(reg, "cls"), SERVED_MODEL_READY);
+    model_registry_free(reg);
+}
+
 static void test_async_load_and_events(void **state)
 {
     fix *f = *state;
@@ -467,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_failed_loads),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_async_load_and_events),
+        cmocka_unit_test(test_announce_lists_names_before_the_load),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
