@@ -299,7 +299,7 @@ static void test_frame_parses_small_bodies_on_the_http_thread(void **state)
     static api_context ctx; /* zeroed: no parse pool */
     assert_true(api_frame_parses_here(&ctx, 0));
     assert_true(api_frame_parses_here(&ctx, (size_t)1 << 20)); /* no pool: every body here */
-    ctx.parse_pool = (struct task_pool *)&ctx; /* only compared with NULL */
+    ctx.parse_pool = (struct task_pool *)&ctx;                 /* only compared with NULL */
     assert_true(api_frame_parses_here(&ctx, 0));
     assert_true(api_frame_parses_here(&ctx, API_PARSE_HERE_MAX_BYTES));
     assert_false(api_frame_parses_here(&ctx, API_PARSE_HERE_MAX_BYTES + 1));
