@@ -35,7 +35,14 @@ def one_slice(d, path, bodies, conns, slice_s):
         before, "fastformerd_batch_size_count", "cls")
     s = metric_sum(after, "fastformerd_batch_size_sum", "cls") - metric_sum(
         before, "fastformerd_batch_size_sum", "cls")
+    def per_batch_ms(name):
+        d_sum = metric_sum(after, name + "_sum", "cls") - metric_sum(before, name + "_sum", "cls")
+        d_n = metric_sum(after, name + "_count", "cls") - metric_sum(before, name + "_count", "cls")
+        return 1e3 * d_sum / d_n if d_n else float("nan")
+
     return {"p50_ms": r["p50_us"] / 1e3, "req_s": r["req_s"], "errors": r["errors"],
+            "infer_ms": per_batch_ms("fastformerd_inference_duration_seconds"),
+            "queue_ms": per_batch_ms("fastformerd_queue_duration_seconds"),
             "cpu_ms_per_req": 1e3 * (cpu1 - cpu0) / max(r["requests"], 1),
             "batch": s / n if n else 1.0}
 
@@ -93,9 +100,9 @@ def main():
         load = " ".join(f.read().split()[:3])
     print(f"engine 1x64 forward (2 engine threads): {fwd_ms:.3f} ms; load average now {load}")
     print("| binary | conns | p50 ms | p50/forward | req/s | efficiency | daemon CPU ms/req | "
-          "mean batch | errors |")
-    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
-    keys = ["p50_ms", "req_s", "efficiency", "cpu_ms_per_req", "batch"]
+          "mean batch | batch forward ms | queue ms | errors |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    keys = ["p50_ms", "req_s", "efficiency", "cpu_ms_per_req", "batch", "infer_ms", "queue_ms"]
     med = {}
     for c in conns:
         for k in ("A", "B"):
@@ -103,7 +110,8 @@ def main():
             med[(k, c)] = m
             print(f"| {k} | {c} | {m['p50_ms']:.3f} | {m['p50_ms'] / fwd_ms:.2f} | "
                   f"{m['req_s']:.0f} | {m['efficiency']:.3f} | {m['cpu_ms_per_req']:.3f} | "
-                  f"{m['batch']:.1f} | {sum(r['errors'] for r in res[(k, c)])} |")
+                  f"{m['batch']:.1f} | {m['infer_ms']:.3f} | {m['queue_ms']:.3f} | "
+                  f"{sum(r['errors'] for r in res[(k, c)])} |")
     for c in conns:
         a, b = med[("A", c)], med[("B", c)]
         print(f"B/A at {c} conns: p50 {b['p50_ms'] / a['p50_ms']:.3f}, req/s "
