@@ -236,8 +236,8 @@ static void hint_vocab(const tokenizer *t, const unsigned char *text, size_t n,
 {
     uint64_t hashes[WORD_HINT_PIECES];
     size_t room = out->max_ids - out->n_ids;
-    size_t n_hashes = tokenizer_word_ascii_hashes(text, n, t->lowercase, hashes,
-                                         room < WORD_HINT_PIECES ? room : WORD_HINT_PIECES);
+    size_t n_hashes = tokenizer_word_ascii_hashes(
+        text, n, t->lowercase, hashes, room < WORD_HINT_PIECES ? room : WORD_HINT_PIECES);
     for (size_t k = 0; k < n_hashes; k++)
         vocab_prefetch(t->v, hashes[k], 0);
     for (size_t k = 0; k < n_hashes; k++)

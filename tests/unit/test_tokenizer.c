@@ -660,8 +660,8 @@ static void test_word_hint_hashes(void **state)
     const char *pieces[] = {"hello", ",", "world", "!!", "foo_bar", "42", "x", "...", "y"};
     const size_t n_pieces = sizeof pieces / sizeof pieces[0];
     uint64_t got[16];
-    size_t n = tokenizer_word_ascii_hashes((const unsigned char *)text, strlen(text), true, got,
-                                           16);
+    size_t n =
+        tokenizer_word_ascii_hashes((const unsigned char *)text, strlen(text), true, got, 16);
     assert_int_equal(n, n_pieces);
     for (size_t i = 0; i < n_pieces; i++)
         assert_true(got[i] == fnv1a_64(pieces[i], strlen(pieces[i])));
