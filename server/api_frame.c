@@ -359,6 +359,7 @@ void api_frame_handle(http_request *r, void *vctx)
     served_model *sm = api_model_get(ctx, r);
     if (!sm)
         return;
+    batcher_expect_work(ctx->batcher);
     size_t body_bytes;
     const char *body = http_request_body(r, &body_bytes);
     api_pending *pd = api_frame_parses_here(ctx, body_bytes) ? NULL : calloc(1, sizeof *pd);
