@@ -43,8 +43,11 @@ struct parallel_team {
     _Atomic uint64_t claim; /* generation << 32 | next item */
     _Atomic int active;     /* lent threads between announcing themselves and done */
     _Atomic bool stop;
+    _Atomic int n_sleeping; /* lent threads waiting on `wake`; written under lock */
+    unsigned warm_seq;      /* parallel_team_warm calls that woke someone; under lock */
+    unsigned long n_warmed; /* sleeps that parallel_team_warm ended; under lock */
     pthread_mutex_t lock;
-    pthread_cond_t wake; /* a new generation or stop */
+    pthread_cond_t wake; /* a new generation, stop, or parallel_team_warm */
     pthread_cond_t done; /* active reached 0 */
 };
 
@@ -131,21 +134,74 @@ static bool take(parallel_team *t, unsigned gen, int *begin, int *end)
     }
 }
 
-/* Waits until claim's generation is not `seen` or stop; false on stop. */
-static bool wait_generation(parallel_team *t, unsigned seen)
+/* Polls for PARALLEL_SPIN_POLLS: true once claim's generation is not `seen`,
+ * false on stop or when the polls run out. */
+static bool spin_generation(parallel_team *t, unsigned seen, bool *stopped)
 {
     for (int i = 0; i < PARALLEL_SPIN_POLLS; i++) {
         if (generation_of(atomic_load(&t->claim)) != seen)
             return true;
-        if (atomic_load_explicit(&t->stop, memory_order_relaxed))
+        if (atomic_load_explicit(&t->stop, memory_order_relaxed)) {
+            *stopped = true;
             return false;
+        }
         cpu_relax();
     }
+    return false;
+}
+
+/* Waits until claim's generation is not `seen` or stop; false on stop. Polls
+ * first, then sleeps; a parallel_team_warm during the sleep starts the
+ * polling again. */
+static bool wait_generation(parallel_team *t, unsigned seen)
+{
+    for (;;) {
+        bool stopped = false;
+        if (spin_generation(t, seen, &stopped))
+            return true;
+        if (stopped)
+            return false;
+        pthread_mutex_lock(&t->lock);
+        const unsigned warm = t->warm_seq;
+        atomic_fetch_add(&t->n_sleeping, 1);
+        while (generation_of(atomic_load(&t->claim)) == seen && !atomic_load(&t->stop) &&
+               t->warm_seq == warm)
+            pthread_cond_wait(&t->wake, &t->lock);
+        atomic_fetch_sub(&t->n_sleeping, 1);
+        const bool warmed = generation_of(atomic_load(&t->claim)) == seen && !atomic_load(&t->stop);
+        if (warmed)
+            t->n_warmed++;
+        pthread_mutex_unlock(&t->lock);
+        if (!warmed)
+            return !atomic_load(&t->stop);
+    }
+}
+
+void parallel_team_warm(parallel_team *t)
+{
+    /* Racy on purpose: a thread that is just going to sleep is missed, and
+     * the next run wakes it as it would have anyway. */
+    if (!t || atomic_load_explicit(&t->n_sleeping, memory_order_relaxed) == 0)
+        return;
     pthread_mutex_lock(&t->lock);
-    while (generation_of(atomic_load(&t->claim)) == seen && !atomic_load(&t->stop))
-        pthread_cond_wait(&t->wake, &t->lock);
+    if (atomic_load(&t->n_sleeping) > 0) {
+        t->warm_seq++;
+        pthread_cond_broadcast(&t->wake);
+    }
     pthread_mutex_unlock(&t->lock);
-    return !atomic_load(&t->stop);
+}
+
+int parallel_team_sleeping(const parallel_team *t)
+{
+    return atomic_load(&((parallel_team *)t)->n_sleeping);
+}
+
+unsigned long parallel_team_warmed(parallel_team *t)
+{
+    pthread_mutex_lock(&t->lock);
+    unsigned long n = t->n_warmed;
+    pthread_mutex_unlock(&t->lock);
+    return n;
 }
 
 void parallel_team_serve(parallel_team *t, int lane)

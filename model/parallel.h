@@ -41,6 +41,21 @@ void parallel_team_stop(parallel_team *t);
  * Owner thread only. t NULL or of one lane: fn(arg, 0, 0, n_items). */
 void parallel_for(parallel_team *t, int n_items, int grain, parallel_items_fn *fn, void *arg);
 
+/* Wakes the team's sleeping lent threads so that they poll for the next run
+ * again, as they do for a while after each run, instead of sleeping: a
+ * caller that knows a run is coming soon (a daemon whose idle worker is about
+ * to get a request) hides their wake-up, tens of microseconds on a virtual
+ * machine, behind the work it does before that run. A thread that is not
+ * sleeping is left alone, and one that polls in vain sleeps again. A hint:
+ * no run depends on it. Any thread, concurrently with runs; NULL is a no-op. */
+void parallel_team_warm(parallel_team *t);
+
+/* Lent threads asleep now (not polling). Any thread. */
+int parallel_team_sleeping(const parallel_team *t);
+
+/* How many sleeps parallel_team_warm has ended so far (for the tests). Any thread. */
+unsigned long parallel_team_warmed(parallel_team *t);
+
 /* Frees a team whose lent threads have returned from parallel_team_serve
  * (or never served). NULL is a no-op. */
 void parallel_team_free(parallel_team *t);

@@ -59,6 +59,13 @@ bool tokenizer_word_is_space(int32_t cp);
 size_t tokenizer_word_lower(const unsigned char *text, size_t n, size_t i, int32_t cp,
                             int32_t out[2]);
 
+/* The FNV-1a hashes of the first (at most cap) pieces of text that are ASCII
+ * only, lowercased when `lower`, in order; pieces with a byte >= 0x80 are
+ * skipped. The word pipeline hints these to the vocabulary before it looks
+ * its pieces up (vocab_prefetch); exported for the unit tests. */
+size_t tokenizer_word_ascii_hashes(const unsigned char *text, size_t n, bool lower,
+                                   uint64_t *hashes, size_t cap);
+
 /* Character classes of the wordpiece pipeline (Hugging Face tokenizers'
  * BertNormalizer / BertPreTokenizer), exported for the unit tests. */
 bool tokenizer_wordpiece_is_whitespace(int32_t cp);

@@ -163,6 +163,29 @@ int32_t vocab_lookup(const vocab *v, const char *tok, size_t len)
     }
 }
 
+void vocab_prefetch(const vocab *v, uint64_t hash, int stage)
+{
+    const size_t mask = v->n_slots - 1;
+    size_t slot = (size_t)hash & mask;
+    if (stage == 0) {
+        __builtin_prefetch(&v->slots[slot]);
+        return;
+    }
+    /* As vocab_lookup, without reading the text: the first slot whose tag
+     * matches (almost always the token's own) names the text to load. */
+    const uint32_t tag = (uint32_t)(hash >> 32);
+    for (size_t probes = 0; probes < v->n_slots; probes++) {
+        const vocab_slot *e = &v->slots[slot];
+        if (e->id < 0)
+            return;
+        if (e->tag == tag) {
+            __builtin_prefetch(v->text + e->offset);
+            return;
+        }
+        slot = (slot + 1) & mask;
+    }
+}
+
 size_t vocab_bytes(const vocab *v)
 {
     return sizeof *v + v->text_bytes + v->n_tokens * sizeof *v->offset +

@@ -350,6 +350,11 @@ static void parse_task(task_pool_task *t)
     }
 }
 
+bool api_frame_parses_here(const api_context *ctx, size_t body_bytes)
+{
+    return !ctx->parse_pool || body_bytes <= API_PARSE_HERE_MAX_BYTES;
+}
+
 void api_frame_handle(http_request *r, void *vctx)
 {
     api_context *ctx = vctx;
@@ -358,11 +363,12 @@ void api_frame_handle(http_request *r, void *vctx)
     served_model *sm = api_model_get(ctx, r);
     if (!sm)
         return;
-    api_pending *pd = ctx->parse_pool ? calloc(1, sizeof *pd) : NULL;
+    batcher_expect_work(ctx->batcher);
+    size_t body_bytes;
+    const char *body = http_request_body(r, &body_bytes);
+    api_pending *pd = api_frame_parses_here(ctx, body_bytes) ? NULL : calloc(1, sizeof *pd);
     if (!pd) {
-        /* No pool (tests, the fuzzer), or out of memory: parse here. */
-        size_t body_bytes;
-        const char *body = http_request_body(r, &body_bytes);
+        /* A small body, no pool (tests, the fuzzer), or out of memory: parse here. */
         api_call call = {.sm = sm,
                          .param = http_request_param(r, 1),
                          .content_type = http_request_header(r, "Content-Type"),

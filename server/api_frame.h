@@ -100,6 +100,18 @@ void api_verdict_respond(http_request *r, const api_verdict *v);
 void api_submit(api_context *ctx, http_request *r, const api_model_route *route,
                 api_parsed *parsed);
 
+/* Bodies of at most this many bytes are parsed on the HTTP thread even when
+ * there is a parse pool: for a body this small (a few texts) the hand-off to
+ * a pool thread and back (a futex wake-up each way, and the pool's lock
+ * contended with the HTTP thread) costs about as much CPU as the parse
+ * itself, and a wake-up's latency on every request. Larger bodies still go
+ * to the pool, so that a flood of big bodies never holds the HTTP thread. */
+#define API_PARSE_HERE_MAX_BYTES 4096
+
+/* Whether api_frame_handle parses a model route's body of body_bytes on the
+ * HTTP thread (no parse pool, or a small body) rather than on the pool. Pure. */
+bool api_frame_parses_here(const api_context *ctx, size_t body_bytes);
+
 /* 0 when the model has what the route needs (`has`); else 400 "model 'x' is a
  * TASK model; ROUTE needs a WANT model" in v (`want`: the task's name). Pure. */
 int api_model_needs(const api_call *call, bool has, const char *route, const char *want,

@@ -148,6 +148,9 @@ struct batcher {
 
     bool draining;
     bool aborting;
+    batcher_warm_fn warm; /* batcher_set_warm's hook, or NULL */
+    void *warm_user;
+    _Atomic int warm_workers; /* the hook's pool size; 0 without a hook */
 
     _Atomic int n_requests; /* admitted, not completed */
     _Atomic int n_items_queued;
@@ -517,6 +520,29 @@ void batcher_request_done(batcher *b)
     assert(left >= 0);
     if (left == 0)
         pthread_cond_broadcast(&b->idle_cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* ==== warming idle workers ================================================= */
+
+void batcher_set_warm(batcher *b, batcher_warm_fn fn, void *user, int n_workers)
+{
+    assert(!fn || n_workers >= 1);
+    pthread_mutex_lock(&b->mu);
+    b->warm = fn;
+    b->warm_user = user;
+    atomic_store(&b->warm_workers, fn ? n_workers : 0);
+    pthread_mutex_unlock(&b->mu);
+}
+
+void batcher_expect_work(batcher *b)
+{
+    /* Every worker busy (or no hook): nobody to warm. Racy on purpose. */
+    if (atomic_load(&b->busy) >= atomic_load(&b->warm_workers))
+        return;
+    pthread_mutex_lock(&b->mu);
+    if (b->warm)
+        b->warm(b->warm_user);
     pthread_mutex_unlock(&b->mu);
 }
 

@@ -184,6 +184,25 @@ void batcher_work_done(batcher *b, const batcher_work *w);
  * slot. Called once per admitted request by whoever completed it (worker.c). */
 void batcher_request_done(batcher *b);
 
+/* ---- warming idle workers ---------------------------------------------------- */
+
+/* Runs with the batcher's lock held (batcher_expect_work): must be short and
+ * must not call into the batcher. */
+typedef void (*batcher_warm_fn)(void *user);
+
+/* Sets (fn non-NULL) or clears the hook batcher_expect_work runs, for a pool
+ * of n_workers workers. The worker pool sets it once its workers run and
+ * clears it before it frees them: once this returns, no call of the old hook
+ * is running or will run. Any thread. */
+void batcher_set_warm(batcher *b, batcher_warm_fn fn, void *user, int n_workers);
+
+/* A request is on its way (its body is in; it is about to be parsed and
+ * submitted): runs the warm hook, if any, so that an idle worker's engine
+ * threads are awake when the request reaches it (worker.c). A hint: while
+ * every worker holds a batch it returns at once (no lock); otherwise it
+ * takes the lock. Any thread (the HTTP thread, or a parse thread). */
+void batcher_expect_work(batcher *b);
+
 /* ---- draining -------------------------------------------------------------- */
 
 /* Stops accepting: from now on batcher_submit returns BATCHER_DRAINING.

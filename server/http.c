@@ -1299,6 +1299,10 @@ static struct MHD_Daemon *listener_start(http_server *s, http_listener *l, bool 
     bool v6 = ai->ai_family == AF_INET6;
     freeaddrinfo(ai);
 
+    /* MHD_USE_TURBO (optimistic reads and writes, no shutdown() before
+     * close) was measured and left out: strace -c at 32 connections counted
+     * the same syscalls per request (recvfrom 2.2, epoll_ctl 1.9, sendmsg 1),
+     * and without the shutdown a close with unread bytes becomes a reset. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     if (v6)

@@ -565,7 +565,7 @@ def test_parse_threads_run_below_the_http_thread(start_daemon, nice):
     want = min(19, base + (10 if nice is None else nice))
     assert thread_nice(d.proc.pid, "ff-parse") == [want] * 3
     assert thread_nice(d.proc.pid, "MHD-single") == [base]
-    assert d.post(C, GOOD).status == 200  # and they parse
+    assert d.post(C, padded(GOOD, 8192)).status == 200  # and they parse
     # A reload cannot lower it again (an unprivileged process may not): it
     # names the key instead.
     rewrite(d, {**server, "parse_threads_nice": 3})
@@ -575,6 +575,29 @@ def test_parse_threads_run_below_the_http_thread(start_daemon, nice):
     text = d.get("/metrics").body.decode()
     assert 'fastformerd_restart_required{setting="server.parse_threads_nice"} 1' in text
     assert thread_nice(d.proc.pid, "ff-parse") == [want] * 3
+
+
+def padded(body, n_bytes):
+    """body as JSON, padded with whitespace (which JSON ignores) to n_bytes."""
+    text = json.dumps(body)
+    return text + " " * (n_bytes - len(text))
+
+
+@pytest.mark.parametrize("body", [
+    GOOD,
+    {"inputs": [{"input_ids": [7, 99999]}]},  # 400: an id past the vocabulary
+    {"inputs": [{"input_ids": [7]}], "extra": 1},  # 400: an unknown key
+])
+def test_small_bodies_on_the_http_thread_answer_as_big_ones_on_the_parse_threads(start_daemon,
+                                                                                  body):
+    # Bodies of up to 4096 bytes are parsed on the HTTP thread (one hand-off
+    # less), bigger ones on the parse threads; the same request padded past
+    # that answers the same, errors included.
+    d = start_daemon(models=ONE_MODEL, server={"parse_threads": 2})
+    small, big = d.post(C, padded(body, 4096)), d.post(C, padded(body, 4097))
+    assert small.status == big.status
+    assert json.loads(small.body) == json.loads(big.body)
+    assert small.status == (200 if body is GOOD else 400)
 
 
 def test_no_sighup_is_dropped(start_daemon):

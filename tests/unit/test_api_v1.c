@@ -291,6 +291,21 @@ static void test_news_put_builds(void **state)
     api_parsed_release(&api_v1_news_put, &out);
 }
 
+/* ---- where the frame parses ----------------------------------------------------- */
+
+static void test_frame_parses_small_bodies_on_the_http_thread(void **state)
+{
+    (void)state;
+    static api_context ctx; /* zeroed: no parse pool */
+    assert_true(api_frame_parses_here(&ctx, 0));
+    assert_true(api_frame_parses_here(&ctx, (size_t)1 << 20)); /* no pool: every body here */
+    ctx.parse_pool = (struct task_pool *)&ctx;                 /* only compared with NULL */
+    assert_true(api_frame_parses_here(&ctx, 0));
+    assert_true(api_frame_parses_here(&ctx, API_PARSE_HERE_MAX_BYTES));
+    assert_false(api_frame_parses_here(&ctx, API_PARSE_HERE_MAX_BYTES + 1));
+    assert_false(api_frame_parses_here(&ctx, (size_t)1 << 20));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -302,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_catalog_recommend_builds),
         cmocka_unit_test(test_news_put_errors),
         cmocka_unit_test(test_news_put_builds),
+        cmocka_unit_test(test_frame_parses_small_bodies_on_the_http_thread),
     };
     return cmocka_run_group_tests(tests, parse_fixture_setup, parse_fixture_teardown);
 }

@@ -529,6 +529,43 @@ static void test_empty_queue_is_idle(void **state)
     batcher_free(b);
 }
 
+static void count_warm(void *user)
+{
+    (*(int *)user)++;
+}
+
+/* batcher_expect_work runs the warm hook while one is set and some worker
+ * holds no batch, and only then. */
+static void test_expect_work_runs_the_warm_hook(void **state)
+{
+    qfix *q = *state;
+    batcher_limits lim = {.max_queue = 8, .max_batch_size = 4};
+    batcher *b = batcher_new(&lim);
+    int n = 0;
+    batcher_expect_work(b); /* no hook */
+    batcher_set_warm(b, count_warm, &n, 1);
+    batcher_expect_work(b);
+    batcher_expect_work(b);
+    assert_int_equal(n, 2);
+    /* While the one worker holds a batch, there is nobody to warm. */
+    infer_request *r = make_req(q, 1, 3);
+    assert_int_equal(batcher_submit(b, r), BATCHER_OK);
+    batcher_work *w = batcher_work_new(b);
+    assert_int_equal(batcher_try_next(b, w), BATCHER_NEXT_WORK);
+    batcher_expect_work(b);
+    assert_int_equal(n, 2);
+    worker_run(0, b, w, NULL); /* computes and completes it: the worker is free again */
+    batcher_expect_work(b);
+    assert_int_equal(n, 3);
+    batcher_set_warm(b, NULL, NULL, 0);
+    batcher_expect_work(b);
+    assert_int_equal(n, 3);
+    assert_int_equal(q->done_calls, 1);
+    infer_request_release(r);
+    batcher_work_free(w);
+    batcher_free(b);
+}
+
 static void test_cancel_and_deadline_via_queue(void **state)
 {
     qfix *q = *state;
@@ -671,6 +708,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_full_and_item_capacity, qsetup, qteardown),
         cmocka_unit_test_setup_teardown(test_draining_rejects_and_closes, qsetup, qteardown),
         cmocka_unit_test(test_empty_queue_is_idle),
+        cmocka_unit_test_setup_teardown(test_expect_work_runs_the_warm_hook, qsetup, qteardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_deadline_via_queue, qsetup, qteardown),
         cmocka_unit_test_setup_teardown(test_abort_drops_everything, qsetup, qteardown),
         cmocka_unit_test_setup_teardown(test_front_releases_early, qsetup, qteardown),

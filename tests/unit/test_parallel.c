@@ -5,13 +5,16 @@
  * written by the lent lanes are visible to the caller when parallel_for
  * returns (TSan checks the synchronisation in make tsan). */
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -112,6 +115,73 @@ static void test_caller_never_waits_for_an_absent_lane(void **state)
     parallel_team_free(t);
 }
 
+/* Waits until cond(t) holds; fails after a minute (a generous bound: the
+ * outcome is checked, not how fast it came). */
+static void wait_until(bool (*cond)(parallel_team *t), parallel_team *t, const char *what)
+{
+    time_t give_up = time(NULL) + 60;
+    while (!cond(t)) {
+        if (time(NULL) > give_up)
+            fail_msg("still not %s after 60 s", what);
+        sched_yield();
+    }
+}
+
+static bool all_asleep(parallel_team *t)
+{
+    return parallel_team_sleeping(t) == parallel_team_lanes(t) - 1;
+}
+
+static bool warmed_once_each(parallel_team *t)
+{
+    return parallel_team_warmed(t) >= (unsigned long)(parallel_team_lanes(t) - 1);
+}
+
+/* parallel_team_warm ends the sleep of every sleeping lent thread (they poll
+ * again, then sleep again); runs after it, and runs racing with warms from
+ * another thread, still do every item once. */
+static void *warm_often(void *arg)
+{
+    parallel_team *t = arg;
+    for (int i = 0; i < 20000; i++)
+        parallel_team_warm(t);
+    return NULL;
+}
+
+static void test_warm_wakes_sleeping_lanes(void **state)
+{
+    (void)state;
+    static job j;
+    memset(&j, 0, sizeof j);
+    j.n_lanes = 3;
+    parallel_team *t = parallel_team_new(3);
+    assert_non_null(t);
+    parallel_team_warm(t); /* nobody sleeps yet: nothing to do */
+    pthread_t th[3];
+    lent l[3];
+    for (int i = 1; i < 3; i++) {
+        l[i] = (lent){t, i};
+        assert_int_equal(pthread_create(&th[i], NULL, serve, &l[i]), 0);
+    }
+    wait_until(all_asleep, t, "asleep");
+    assert_int_equal(parallel_team_warmed(t), 0);
+    parallel_team_warm(t);
+    wait_until(warmed_once_each, t, "woken by the warm");
+    wait_until(all_asleep, t, "asleep again"); /* polled in vain */
+    run_and_check(t, &j, 3000, 1);
+
+    pthread_t warmer;
+    assert_int_equal(pthread_create(&warmer, NULL, warm_often, t), 0);
+    for (int run = 0; run < 300; run++)
+        run_and_check(t, &j, 1 + run * 13 % 2000, 1 + run % 5);
+    pthread_join(warmer, NULL);
+    parallel_team_stop(t);
+    for (int i = 1; i < 3; i++)
+        pthread_join(th[i], NULL);
+    parallel_team_warm(NULL);
+    parallel_team_free(t);
+}
+
 /* No team, or one lane: fn runs once over everything on the caller. */
 static void test_no_team(void **state)
 {
@@ -129,6 +199,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_item_once),
         cmocka_unit_test(test_caller_never_waits_for_an_absent_lane),
+        cmocka_unit_test(test_warm_wakes_sleeping_lanes),
         cmocka_unit_test(test_no_team),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <utf8proc.h>
 
+#include "fnv1a.h"
 #include "tokenizer.h"
 #include "tokenizer_impl.h"
 #include "utf8.h"
@@ -650,6 +651,30 @@ static void test_concurrent_encode(void **state)
     vocab_free(v);
 }
 
+/* The hashes the word pipeline hints to the vocabulary are those of the
+ * pieces it then looks up (ASCII ones; the others are skipped), in order. */
+static void test_word_hint_hashes(void **state)
+{
+    (void)state;
+    const char *text = "Hello, World!!  foo_bar\t42 na\xc3\xafve x...y";
+    const char *pieces[] = {"hello", ",", "world", "!!", "foo_bar", "42", "x", "...", "y"};
+    const size_t n_pieces = sizeof pieces / sizeof pieces[0];
+    uint64_t got[16];
+    size_t n =
+        tokenizer_word_ascii_hashes((const unsigned char *)text, strlen(text), true, got, 16);
+    assert_int_equal(n, n_pieces);
+    for (size_t i = 0; i < n_pieces; i++)
+        assert_true(got[i] == fnv1a_64(pieces[i], strlen(pieces[i])));
+    /* Not lowercased, and at most cap. */
+    n = tokenizer_word_ascii_hashes((const unsigned char *)text, strlen(text), false, got, 2);
+    assert_int_equal(n, 2);
+    assert_true(got[0] == fnv1a_64("Hello", 5));
+    assert_true(got[1] == fnv1a_64(",", 1));
+    assert_int_equal(tokenizer_word_ascii_hashes((const unsigned char *)"", 0, true, got, 16), 0);
+    assert_int_equal(tokenizer_word_ascii_hashes((const unsigned char *)" \n ", 3, true, got, 16),
+                     0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -666,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_small_error_buffer),
         cmocka_unit_test(test_random_input),
         cmocka_unit_test(test_concurrent_encode),
+        cmocka_unit_test(test_word_hint_hashes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

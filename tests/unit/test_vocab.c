@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include <sys/mman.h>
 
+#include "fnv1a.h"
 #include "vocab.h"
 
 static vocab *parse_ok(const char *text, size_t len)
@@ -189,6 +190,27 @@ static void test_large_vocab(void **state)
     free(text);
 }
 
+/* vocab_prefetch is a hint: at either stage, for present, absent and any
+ * hash at all, it reads nothing out of bounds (ASan) and changes no lookup. */
+static void test_prefetch_is_only_a_hint(void **state)
+{
+    (void)state;
+    const char text[] = "[PAD]\n[UNK]\nthe\nmovie\n,\nwas\n";
+    vocab *v;
+    char err[256];
+    assert_int_equal(vocab_parse(text, strlen(text), &v, err, sizeof err), 0);
+    const char *toks[] = {"the", "movie", ",", "was", "absent", ""};
+    for (size_t i = 0; i < sizeof toks / sizeof toks[0]; i++)
+        for (int stage = 0; stage < 2; stage++)
+            vocab_prefetch(v, fnv1a_64(toks[i], strlen(toks[i])), stage);
+    for (uint64_t h = 0; h < 4096; h++)
+        vocab_prefetch(v, h * 0x9e3779b97f4a7c15ull, (int)(h & 1));
+    assert_int_equal(vocab_lookup(v, "the", 3), 2);
+    assert_int_equal(vocab_lookup(v, "movie", 5), 3);
+    assert_int_equal(vocab_lookup(v, "absent", 6), -1);
+    vocab_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +224,7 @@ int main(void)
         cmocka_unit_test(test_empty_file),
         cmocka_unit_test(test_too_many_lines),
         cmocka_unit_test(test_large_vocab),
+        cmocka_unit_test(test_prefetch_is_only_a_hint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

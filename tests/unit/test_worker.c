@@ -253,6 +253,7 @@ static void *submit_main(void *arg)
                 return (void *)2;
         }
         infer_request_set_done(req, on_done, &s->w);
+        batcher_expect_work(s->b); /* the front's hint, racing with the workers */
         if (batcher_submit(s->b, req) != BATCHER_OK)
             return (void *)3;
         s->reqs[k] = req;
@@ -291,6 +292,7 @@ static void test_concurrent_submitters_equal_unbatched(void **state)
     }
     batcher_drain(b);
     worker_pool_join(pool);
+    batcher_expect_work(b); /* the pool took its warm hook away (ASan: no use after free) */
 
     const model *m = f->cls->model;
     int total_items = 0;
