@@ -269,6 +269,15 @@ def test_extend_positions_repeats_the_trained_rows_and_leaves_a_long_enough_tabl
     assert train_classifier.extend_positions(sd, 5) == 7 and sd[train_classifier.POSITIONS].shape == (7, 4)
 
 
+def test_trim_positions_keeps_the_first_rows_and_leaves_a_short_enough_table_alone():
+    import train_classifier
+    pos = torch.arange(24.0).reshape(6, 4)
+    sd = {train_classifier.POSITIONS: pos.clone()}
+    assert train_classifier.trim_positions(sd, 4) == 6
+    assert torch.equal(sd[train_classifier.POSITIONS], pos[:4])
+    assert train_classifier.trim_positions(sd, 9) == 4 and torch.equal(sd[train_classifier.POSITIONS], pos[:4])
+
+
 def test_drop_words_leaves_tokens_out_keeps_labels_and_order_and_never_empties_a_text():
     import random
     import train_classifier
