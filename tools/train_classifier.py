@@ -147,6 +147,17 @@ def extend_positions(state_dict, max_len):
     return n
 
 
+def trim_positions(state_dict, max_len):
+    """--init with a shorter --max-len: keeps the first max_len position rows, so that a model read at
+    more positions than it was trained at (tools/extend_positions.py copies rows, it trains none) trains
+    again at its trained length; returns the old count."""
+    pos = state_dict[POSITIONS]
+    n = pos.shape[0]
+    if n > max_len:
+        state_dict[POSITIONS] = pos[:max_len].clone()
+    return n
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", required=True, help="training file(s), comma-separated (concatenated)")
@@ -214,6 +225,8 @@ def main(argv=None):
         init_sd, vocab = load_init(a.init)
         if POSITIONS in init_sd and extend_positions(init_sd, a.max_len) < a.max_len:
             print(f"position rows extended to {a.max_len} by repeating the trained ones", flush=True)
+        if POSITIONS in init_sd and trim_positions(init_sd, a.max_len) > a.max_len:
+            print(f"position rows cut to the first {a.max_len}", flush=True)
     if a.tokenizer == "wordpiece":
         if not a.vocab_file:
             sys.exit("--tokenizer wordpiece needs --vocab-file (a WordPiece vocab.txt)")

@@ -269,6 +269,15 @@ def test_extend_positions_repeats_the_trained_rows_and_leaves_a_long_enough_tabl
     assert train_classifier.extend_positions(sd, 5) == 7 and sd[train_classifier.POSITIONS].shape == (7, 4)
 
 
+def test_trim_positions_keeps_the_first_rows_and_leaves_a_short_enough_table_alone():
+    import train_classifier
+    pos = torch.arange(24.0).reshape(6, 4)
+    sd = {train_classifier.POSITIONS: pos.clone()}
+    assert train_classifier.trim_positions(sd, 4) == 6
+    assert torch.equal(sd[train_classifier.POSITIONS], pos[:4])
+    assert train_classifier.trim_positions(sd, 9) == 4 and torch.equal(sd[train_classifier.POSITIONS], pos[:4])
+
+
 def test_drop_words_leaves_tokens_out_keeps_labels_and_order_and_never_empties_a_text():
     import random
     import train_classifier
@@ -300,6 +309,58 @@ def test_train_classifier_warm_start_with_a_longer_max_len_extends_the_positions
     long = load_safetensors(tmp_path / "long" / "model.safetensors")
     key = "fastformer_model.position_embeddings.weight"
     assert torch.equal(long[key], short[key][[i % 8 for i in range(20)]])  # lr 0: as extended
+    p = run_tool("tools/train_classifier.py", *common, "--max-len", "8", "--epochs", "1", "--lr", "0",
+                 "--init", str(tmp_path / "long"), "--out", str(tmp_path / "cut"))
+    assert p.returncode == 0, p.stderr
+    assert "position rows cut to the first 8" in p.stdout
+    cut = load_safetensors(tmp_path / "cut" / "model.safetensors")
+    assert json.loads((tmp_path / "cut" / "config.json").read_text())["max_position_embeddings"] == 8
+    assert torch.equal(cut[key], short[key])  # lr 0: the first 8 of the extended rows are the trained ones
+
+
+def test_prepare_mind_headlines_maps_four_categories_and_leaves_the_rest_out(tmp_path):
+    news = ["N1\tsports\tfootball_nfl\tBears win\tA game.\turl",
+            "N2\tfinance\tmarkets\tStocks fall\t\turl",
+            "N3\tnews\tnewsworld\tSummit opens\tLeaders meet.\turl",
+            "N4\tnews\tnewsscienceandtechnology\tNew chip\tFaster.\turl",
+            "N5\tnews\tnewspolitics\tVote today\tPolls.\turl",
+            "N6\tlifestyle\tlifestylebuzz\tA cake\tSweet.\turl"]
+    (tmp_path / "news.tsv").write_text("\n".join(news) + "\n")
+    p = run_tool("tools/prepare_mind_headlines.py", str(tmp_path / "news.tsv"), str(tmp_path / "out"))
+    assert p.returncode == 0, p.stderr
+    titles = [json.loads(x) for x in (tmp_path / "out" / "titles.jsonl").read_text().splitlines()]
+    full = [json.loads(x) for x in (tmp_path / "out" / "full.jsonl").read_text().splitlines()]
+    assert titles == [{"text": "Bears win", "label": 1}, {"text": "Stocks fall", "label": 2},
+                      {"text": "Summit opens", "label": 0}, {"text": "New chip", "label": 3}]
+    assert [r["text"] for r in full] == ["Bears win A game.", "Stocks fall", "Summit opens Leaders meet.",
+                                         "New chip Faster."]
+
+
+def test_prepare_mind_headlines_names_a_row_with_too_few_columns(tmp_path):
+    (tmp_path / "news.tsv").write_text("N1\tsports\tfootball_nfl\tBears win\tA game.\nN2\tsports\n")
+    p = run_tool("tools/prepare_mind_headlines.py", str(tmp_path / "news.tsv"), str(tmp_path / "out"))
+    assert p.returncode != 0
+    assert "news.tsv:2: expected at least 5 tab-separated columns, got 2" in p.stderr
+
+
+def test_make_negations_more_phrasings_flip_labels_and_keep_held_out_words_out_of_training():
+    import argparse
+    import make_negations
+    a = argparse.Namespace(seed=3, valid_share=0.5)
+    train, valid, train_nouns, valid_nouns = make_negations.more_phrases(
+        [("nice", 3)], [("awful", -3)], [("problems", -2), ("fun", 4)], ["film"], a)
+    assert sorted([train_nouns[0][0], valid_nouns[0][0]]) == ["fun", "problems"]
+    texts = {r["text"]: r["label"] for r in train}
+    assert texts["never nice"] == 0 and texts["nice every time"] == 1
+    assert texts["the film was never nice"] == 0 and texts["there is nothing nice about the film"] == 0
+    noun, sign = train_nouns[0]
+    assert texts[noun] == int(sign > 0) and texts[f"no {noun}"] == int(sign < 0)
+    assert texts[f"no {noun} at all"] == int(sign < 0)
+    assert len(train) == 2 * (len(make_negations.MORE_TEMPLATES) + len(make_negations.NOUN_TEMPLATES))
+    assert not any("awful" in t or valid_nouns[0][0] in t.split() for t in texts)
+    held = {r["text"]: r["label"] for r in valid}
+    assert held["never awful"] == 1 and held["awful every time"] == 0
+    assert held[f"no {valid_nouns[0][0]}"] == int(valid_nouns[0][1] < 0)
 
 
 def test_prepare_movielens_and_train_newsrec_end_to_end(tmp_path):
