@@ -205,6 +205,31 @@ static void epilogue_cols(const gemm_epilogue *epi, float *c, int ldc, int rows,
     }
 }
 
+/* The lines of the next panel that tile t of a group's `tiles` prefetches:
+ * its share of the panel's `lines`, split evenly over the tiles. */
+static int prefetch_share(int lines, int tiles, int t)
+{
+    const int share = (lines + tiles - 1) / tiles, start = t * share;
+    if (start >= lines)
+        return 0;
+    return lines - start < share ? lines - start : share;
+}
+
+/* The tiles of one panel over the group's gm rows, each prefetching its
+ * share of `next` (NULL: none; the kernels get a valid pointer and 0 lines). */
+static void panel_tiles(const path_info *pi, const gemm_weights *w, int p, const float *next,
+                        int gm, const float *ag, int lda, bool accumulate, float *cg, int ldc)
+{
+    const int tiles = (gm + pi->mr - 1) / pi->mr;
+    const int lines = next ? (int)((size_t)w->k * (size_t)pi->nr / GEMM_LINE_FLOATS) : 0;
+    const int share = (lines + tiles - 1) / tiles;
+    for (int i = 0, t = 0; i < gm; i += pi->mr, t++)
+        pi->block(w->panels, w->n, w->k, p, p + 1, gm - i < pi->mr ? gm - i : pi->mr,
+                  ag + (size_t)i * (size_t)lda, lda, accumulate, cg + (size_t)i * (size_t)ldc, ldc,
+                  next ? next + (size_t)t * (size_t)share * GEMM_LINE_FLOATS : w->panels,
+                  prefetch_share(lines, tiles, t));
+}
+
 void gemm_run_panels(const gemm_weights *w, int p0, int p1, int m, const float *a, int lda,
                      bool accumulate, float *c, int ldc, const gemm_epilogue *epi)
 {
@@ -212,16 +237,16 @@ void gemm_run_panels(const gemm_weights *w, int p0, int p1, int m, const float *
     const path_info *pi = info(w->path);
     const int group = group_rows(pi, w->k), col0 = p0 * pi->nr;
     const int col1 = p1 * pi->nr < w->n ? p1 * pi->nr : w->n;
+    const size_t panel = (size_t)w->k * (size_t)pi->nr;
     assert(!epi || epi->kind != GEMM_EPI_BIAS_LN || (p0 == 0 && col1 == w->n));
     for (int g = 0; g < m; g += group) {
         const int gm = m - g < group ? m - g : group;
         const float *ag = a + (size_t)g * (size_t)lda;
         float *cg = c + (size_t)g * (size_t)ldc;
-        for (int p = p0; p < p1; p++)
-            for (int i = 0; i < gm; i += pi->mr)
-                pi->block(w->panels, w->n, w->k, p, p + 1, gm - i < pi->mr ? gm - i : pi->mr,
-                          ag + (size_t)i * (size_t)lda, lda, accumulate,
-                          cg + (size_t)i * (size_t)ldc, ldc);
+        for (int p = p0; p < p1; p++) {
+            const float *next = p + 1 < p1 ? w->panels + (size_t)(p + 1) * panel : NULL;
+            panel_tiles(pi, w, p, next, gm, ag, lda, accumulate, cg, ldc);
+        }
         /* The group's rows are still in L2: finish them now. */
         if (col1 > col0)
             epilogue_cols(epi, cg, ldc, gm, col0, col1 - col0);
