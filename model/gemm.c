@@ -173,7 +173,20 @@ gemm_weights gemm_pack_scaled_sum(const gemm_weights *a, const float *scale, con
  * orders of blocks and panels): equal or up to 10% slower at k = 768 and 3072
  * on AVX-512 and AVX2 at load 3 (an AVX2 gain at k = 3072 under heavier load
  * did not repeat). A tile runs all of k in registers, and one 512 x 768 x 768
- * product reaches 93-100% of the FMA peak. */
+ * product reaches 93-100% of the FMA peak.
+ * A taller AVX-512 tile, 12 x 32 (24 zmm accumulators) with the 8 x 32 one
+ * for a rest of at most 8 rows (3 passes over each panel at M = 32 instead
+ * of 4), did not pay either (2026-12-03, branch engine4, Zen 5, CPU time,
+ * interleaved, medians of 15): +4% on 32 x 3072 x 768 with W from memory
+ * before the prefetch below, 1-3% slower with W in cache (32 to 512 rows) and
+ * on 32 x 768 x 3072 from memory (12 rows of A streamed from L2 at once);
+ * forward 32 x 128 of the mid model (D = 384, I = 1536) 9% slower in CPU
+ * time at load 3. What the small products lacked was memory overlap: a
+ * group's first pass over a panel waited on memory while the other passes
+ * left it idle. So each tile of a group prefetches an equal share of the next
+ * panel (panel_tiles): 32 x 3072 x 768 with W from memory 152 -> 185 GFLOP/s,
+ * 32 x 768 x 3072 145 -> 163, 32 x 384 x 1536 164 -> 181 (AVX2: 73 -> 79,
+ * 76 -> 87); W in L2: 1-4% slower; in L3: equal. */
 #define GEMM_GROUP_A_BYTES (384 * 1024)
 
 static int group_rows(const path_info *pi, int k)
