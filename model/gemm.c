@@ -219,28 +219,33 @@ static void epilogue_cols(const gemm_epilogue *epi, float *c, int ldc, int rows,
 }
 
 /* The lines of the next panel that tile t of a group's `tiles` prefetches:
- * its share of the panel's `lines`, split evenly over the tiles. */
-static int prefetch_share(int lines, int tiles, int t)
+ * its share of the panel's `lines`, split evenly over the tiles, from line
+ * *first on (0 lines once the panel is shared out). */
+static int prefetch_share(int lines, int tiles, int t, int *first)
 {
     const int share = (lines + tiles - 1) / tiles, start = t * share;
+    *first = start;
     if (start >= lines)
         return 0;
     return lines - start < share ? lines - start : share;
 }
 
 /* The tiles of one panel over the group's gm rows, each prefetching its
- * share of `next` (NULL: none; the kernels get a valid pointer and 0 lines). */
+ * share of `next` (NULL: none; kernels with no lines to prefetch get a valid
+ * pointer all the same). */
 static void panel_tiles(const path_info *pi, const gemm_weights *w, int p, const float *next,
                         int gm, const float *ag, int lda, bool accumulate, float *cg, int ldc)
 {
     const int tiles = (gm + pi->mr - 1) / pi->mr;
     const int lines = next ? (int)((size_t)w->k * (size_t)pi->nr / GEMM_LINE_FLOATS) : 0;
-    const int share = (lines + tiles - 1) / tiles;
-    for (int i = 0, t = 0; i < gm; i += pi->mr, t++)
+    for (int i = 0, t = 0; i < gm; i += pi->mr, t++) {
+        int first;
+        const int n_lines = prefetch_share(lines, tiles, t, &first);
+        const float *pf = n_lines ? next + (size_t)first * GEMM_LINE_FLOATS : w->panels;
         pi->block(w->panels, w->n, w->k, p, p + 1, gm - i < pi->mr ? gm - i : pi->mr,
                   ag + (size_t)i * (size_t)lda, lda, accumulate, cg + (size_t)i * (size_t)ldc, ldc,
-                  next ? next + (size_t)t * (size_t)share * GEMM_LINE_FLOATS : w->panels,
-                  prefetch_share(lines, tiles, t));
+                  pf, n_lines);
+    }
 }
 
 void gemm_run_panels(const gemm_weights *w, int p0, int p1, int m, const float *a, int lda,

@@ -53,13 +53,10 @@ TARGET void gemm_block_avx2(const float *panels, int n, int k, int p0, int p1, i
         __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
         __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
         /* A panel has one line per step (NR = 16 floats): one per step. */
-        const float *pf = prefetch, *pf_end = prefetch + (size_t)prefetch_lines * GEMM_LINE_FLOATS;
         for (int kk = 0; kk < k; kk++, bp += NR) {
             const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
-            if (pf < pf_end) {
-                _mm_prefetch((const char *)pf, _MM_HINT_T0);
-                pf += GEMM_LINE_FLOATS;
-            }
+            if (kk < prefetch_lines)
+                _mm_prefetch((const char *)(prefetch + (size_t)kk * GEMM_LINE_FLOATS), _MM_HINT_T0);
             ROW_FMA(0);
             ROW_FMA(1);
             ROW_FMA(2);

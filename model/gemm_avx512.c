@@ -55,14 +55,16 @@ TARGET void gemm_block_avx512(const float *panels, int n, int k, int p0, int p1,
         __m512 c61 = c00, c70 = c00, c71 = c00;
         /* One line per step, two when more lines than steps are asked for
          * (the same line twice otherwise: cheaper than a branch). */
-        const float *pf = prefetch, *pf_end = prefetch + (size_t)prefetch_lines * GEMM_LINE_FLOATS;
-        const size_t pf_second = prefetch_lines > k ? GEMM_LINE_FLOATS : 0;
+        const int per_step = prefetch_lines > k ? 2 : 1;
+        const int pf_steps = (prefetch_lines + per_step - 1) / per_step;
+        const size_t pf_stride = (size_t)per_step * GEMM_LINE_FLOATS;
+        const size_t pf_second = (size_t)(per_step - 1) * GEMM_LINE_FLOATS;
         for (int kk = 0; kk < k; kk++, bp += NR) {
             const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
-            if (pf < pf_end) {
+            if (kk < pf_steps) {
+                const float *pf = prefetch + (size_t)kk * pf_stride;
                 _mm_prefetch((const char *)pf, _MM_HINT_T0);
                 _mm_prefetch((const char *)(pf + pf_second), _MM_HINT_T0);
-                pf += GEMM_LINE_FLOATS + pf_second;
             }
             ROW_FMA(0);
             ROW_FMA(1);

@@ -6,8 +6,9 @@
  * old C when accumulate. Rows past mr are computed from row mr-1 and not
  * stored; columns past n are not stored. While it runs, a kernel may
  * prefetch the prefetch_lines cache lines (GEMM_LINE_FLOATS floats each)
- * from `prefetch` on, at most 2 k of them (a hint: nothing is read; the
- * plain kernel ignores it). The avx2 and avx512 ones are
+ * from `prefetch` on (a hint: nothing is read, and the plain kernel ignores
+ * it): avx512 at most 2 k of them, avx2 at most k (gemm.c asks for a share
+ * of the next panel, which has that many). The avx2 and avx512 ones are
  * compiled with target attributes and may only run where gemm_path_supported
  * says so. */
 #ifndef FF_GEMM_KERNELS_H
