@@ -597,9 +597,9 @@ static bool dense_folded(const fastformer_layer *l, int n)
 
 /* The folded dense's product by column blocks: Ms's panels [begin, end)
  * formed from the packed Wd Wt and Wd (kg scaling the reduction index) in
- * blocks of FF_FOLD_BLOCK_BYTES, each multiplied into those columns of xs
- * (X + Q Ms, accumulated) right after it is formed. The LayerNorm, which
- * needs whole rows, runs after. */
+ * blocks of FF_FOLD_BLOCK_BYTES, each multiplied into those columns of the
+ * n rows of xs (X + Q Ms, accumulated) right after it is formed (n = 0:
+ * formed only). The LayerNorm, which needs whole rows, runs after. */
 typedef struct {
     const fastformer_layer *l;
     const float *kg;
@@ -625,11 +625,19 @@ static void dense_fold_panels(void *arg, int lane, int begin, int end)
     }
 }
 
+/* Whether a sequence of n rows runs its folded dense block by block
+ * (dense_fold_panels) with its LayerNorm after: when its n rows of X fit in
+ * L2 for that pass. Longer ones form Ms whole, then run the product with the
+ * LayerNorm fused on each group of rows (split by rows on a team). */
+static bool dense_fold_blocked(int n, int d)
+{
+    return (size_t)n * (size_t)d * sizeof(float) <= FF_FOLD_BLOCK_BYTES;
+}
+
 /* The attention sub-layer's output of one sequence whose transform is folded
  * into dense: A = LN(X + Q Ms + bd + Wd bt) into its rows xs, with Q = Q0 +
  * bq (made in place in qs) and Ms^T = Wd Wt diag(kg) + Wd, kg in s->vec,
- * packed into s->act (free until the FFN), one block of panels at a time
- * (dense_fold_panels), split by panels across the team. */
+ * packed into s->act (free until the FFN). */
 static void attention_output_folded(const fastformer_layer *l, run_state *s, float *qs, float *xs,
                                     int n)
 {
@@ -637,12 +645,29 @@ static void attention_output_folded(const fastformer_layer *l, run_state *s, flo
     kernels_bias_add_rows(qs, 2 * d, n, d, l->qk_bias);
     dense_fold_job job = {.l = l, .kg = s->vec, .dst = s->act, .q = qs, .xs = xs, .n = n, .d = d};
     const int n_panels = gemm_panels(&l->attn_out_packed);
-    if (s->team && (long)d * d >= FF_SPLIT_MIN_FLOATS)
-        parallel_for(s->team, n_panels, 1, dense_fold_panels, &job);
-    else
-        dense_fold_panels(&job, 0, 0, n_panels);
-    kernels_layernorm_rows(xs, d, n, d, l->dense_transform_bias_folded, l->attn_ln_weight,
-                           l->attn_ln_bias, s->eps);
+    parallel_team *team = s->team && (long)d * d >= FF_SPLIT_MIN_FLOATS ? s->team : NULL;
+    const gemm_epilogue ln = {GEMM_EPI_BIAS_LN, l->dense_transform_bias_folded, l->attn_ln_weight,
+                              l->attn_ln_bias, s->eps};
+    if (dense_fold_blocked(n, d)) {
+        parallel_for(team, n_panels, 1, dense_fold_panels, &job);
+        kernels_layernorm_rows(xs, d, n, d, ln.bias, ln.gamma, ln.beta, ln.eps);
+        return;
+    }
+    job.n = 0; /* form Ms only */
+    parallel_for(team, n_panels, 1, dense_fold_panels, &job);
+    /* the view of the whole of Ms (no panel written) */
+    const gemm_weights ms =
+        gemm_pack_scaled_sum(&l->dense_transform_packed, s->vec, &l->attn_out_packed, 0, 0, s->act);
+    linear(s, &(linear_job){.packed = &ms,
+                            .rows = n,
+                            .n = d,
+                            .k = d,
+                            .a = qs,
+                            .lda = 2 * d,
+                            .c = xs,
+                            .ldc = d,
+                            .accumulate = true,
+                            .epi = ln});
 }
 
 /* The per-sequence part of the additive attention: for each sequence,
