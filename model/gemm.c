@@ -181,12 +181,16 @@ gemm_weights gemm_pack_scaled_sum(const gemm_weights *a, const float *scale, con
  * before the prefetch below, 1-3% slower with W in cache (32 to 512 rows) and
  * on 32 x 768 x 3072 from memory (12 rows of A streamed from L2 at once);
  * forward 32 x 128 of the mid model (D = 384, I = 1536) 9% slower in CPU
- * time at load 3. What the small products lacked was memory overlap: a
- * group's first pass over a panel waited on memory while the other passes
- * left it idle. So each tile of a group prefetches an equal share of the next
- * panel (panel_tiles): 32 x 3072 x 768 with W from memory 152 -> 185 GFLOP/s,
- * 32 x 768 x 3072 145 -> 163, 32 x 384 x 1536 164 -> 181 (AVX2: 73 -> 79,
- * 76 -> 87); W in L2: 1-4% slower; in L3: equal. */
+ * time at load 3 (one pair of processes: pairs of the same binaries were
+ * later seen to differ by up to 10%, so that figure is weak; the products'
+ * are from one process, alternating). What the small products lacked was
+ * memory overlap: a group's first pass over a panel waited on memory while
+ * the other passes left it idle. So each tile of a group prefetches an equal
+ * share of the next panel (panel_tiles). With W from memory, in GFLOP/s
+ * (one process, alternating, medians of 15): 32 x 3072 x 768 152 -> 185,
+ * 32 x 768 x 3072 145 -> 163, 32 x 384 x 1536 164 -> 181; AVX2 32 x 3072 x
+ * 768 73 -> 79, 6 x 3072 x 768 47 -> 83. W in L3: equal; in L2: 1-4% slower
+ * (so weights under GEMM_PREFETCH_MIN_BYTES are not prefetched). */
 #define GEMM_GROUP_A_BYTES (384 * 1024)
 
 static int group_rows(const path_info *pi, int k)
