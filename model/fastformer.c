@@ -27,7 +27,8 @@
  * matrix Ms^T = Wtd diag(kg) + Wd straight in the GEMM's packed layout (D^2
  * multiply-adds from the packed Wtd and Wd: kg scales the reduction index)
  * and runs one n x D x D product instead of two: n D^2 multiply-adds fewer,
- * a quarter of a layer's products when I = D. Shorter sequences run
+ * a quarter of a layer's products when I = D (formed and multiplied a block
+ * of panels at a time, while the block is in L2). Shorter sequences run
  * transform and dense over the chunk's rows, consecutive ones together.
  *
  * Workspace layout (T = max_tokens rows, C = chunk_rows, each float region
@@ -584,24 +585,54 @@ static bool dense_folded(const fastformer_layer *l, int n)
     return l->dense_transform_packed.panels && dense_fold_rows(n);
 }
 
-/* Ms's panels [begin, end) from the packed Wd Wt and Wd, kg scaling the
- * reduction index. */
+/* Matrices below this many floats are formed (and multiplied) on one lane. */
+#define FF_SPLIT_MIN_FLOATS (1L << 16)
+
+/* Panels of Ms formed and multiplied at a time on one lane: about 512 KiB
+ * of Ms (at least one panel), so that each block is still in L2 when the
+ * product reads it, beside the sequence's rows of Q (at D = 768 Ms is 2.3
+ * MiB: formed whole, it went to L3 and back). On a team, each lane forms
+ * and multiplies the panels it takes: one parallel_for, not two. */
+#define FF_FOLD_BLOCK_BYTES (512 * 1024)
+
+/* The folded dense's product by column blocks: Ms's panels [begin, end)
+ * formed from the packed Wd Wt and Wd (kg scaling the reduction index) in
+ * blocks of FF_FOLD_BLOCK_BYTES, each multiplied into those columns of the
+ * n rows of xs (X + Q Ms, accumulated) right after it is formed (n = 0:
+ * formed only). The LayerNorm, which needs whole rows, runs after. */
 typedef struct {
     const fastformer_layer *l;
     const float *kg;
-    float *dst;
-} dense_matrix_job;
+    float *dst; /* Ms, packed */
+    const float *q;
+    float *xs;
+    int n, d;
+} dense_fold_job;
 
-static void dense_matrix_panels(void *arg, int lane, int begin, int end)
+static void dense_fold_panels(void *arg, int lane, int begin, int end)
 {
     (void)lane;
-    const dense_matrix_job *j = arg;
-    gemm_pack_scaled_sum(&j->l->dense_transform_packed, j->kg, &j->l->attn_out_packed, begin, end,
-                         j->dst);
+    const dense_fold_job *j = arg;
+    const gemm_weights *wd = &j->l->attn_out_packed;
+    const size_t panel_bytes = (size_t)wd->k * (size_t)wd->nr * sizeof(float);
+    const int block =
+        panel_bytes < FF_FOLD_BLOCK_BYTES ? (int)(FF_FOLD_BLOCK_BYTES / panel_bytes) : 1;
+    for (int b = begin; b < end; b += block) {
+        const int e = end - b < block ? end : b + block;
+        const gemm_weights ms =
+            gemm_pack_scaled_sum(&j->l->dense_transform_packed, j->kg, wd, b, e, j->dst);
+        gemm_run_panels(&ms, b, e, j->n, j->q, 2 * j->d, true, j->xs, j->d, NULL);
+    }
 }
 
-/* Matrices below this many floats are formed on one lane. */
-#define FF_SPLIT_MIN_FLOATS (1L << 16)
+/* Whether a sequence of n rows runs its folded dense block by block
+ * (dense_fold_panels) with its LayerNorm after: when its n rows of X fit in
+ * L2 for that pass. Longer ones form Ms whole, then run the product with the
+ * LayerNorm fused on each group of rows (split by rows on a team). */
+static bool dense_fold_blocked(int n, int d)
+{
+    return (size_t)n * (size_t)d * sizeof(float) <= FF_FOLD_BLOCK_BYTES;
+}
 
 /* The attention sub-layer's output of one sequence whose transform is folded
  * into dense: A = LN(X + Q Ms + bd + Wd bt) into its rows xs, with Q = Q0 +
@@ -610,14 +641,20 @@ static void dense_matrix_panels(void *arg, int lane, int begin, int end)
 static void attention_output_folded(const fastformer_layer *l, run_state *s, float *qs, float *xs,
                                     int n)
 {
-    const int d = s->d, ld = 2 * d;
-    kernels_bias_add_rows(qs, ld, n, d, l->qk_bias);
-    dense_matrix_job job = {.l = l, .kg = s->vec, .dst = s->act};
+    const int d = s->d;
+    kernels_bias_add_rows(qs, 2 * d, n, d, l->qk_bias);
+    dense_fold_job job = {.l = l, .kg = s->vec, .dst = s->act, .q = qs, .xs = xs, .n = n, .d = d};
     const int n_panels = gemm_panels(&l->attn_out_packed);
-    if (s->team && (long)d * d >= FF_SPLIT_MIN_FLOATS)
-        parallel_for(s->team, n_panels, 1, dense_matrix_panels, &job);
-    else
-        dense_matrix_panels(&job, 0, 0, n_panels);
+    parallel_team *team = s->team && (long)d * d >= FF_SPLIT_MIN_FLOATS ? s->team : NULL;
+    const gemm_epilogue ln = {GEMM_EPI_BIAS_LN, l->dense_transform_bias_folded, l->attn_ln_weight,
+                              l->attn_ln_bias, s->eps};
+    if (dense_fold_blocked(n, d)) {
+        parallel_for(team, n_panels, 1, dense_fold_panels, &job);
+        kernels_layernorm_rows(xs, d, n, d, ln.bias, ln.gamma, ln.beta, ln.eps);
+        return;
+    }
+    job.n = 0; /* form Ms only */
+    parallel_for(team, n_panels, 1, dense_fold_panels, &job);
     /* the view of the whole of Ms (no panel written) */
     const gemm_weights ms =
         gemm_pack_scaled_sum(&l->dense_transform_packed, s->vec, &l->attn_out_packed, 0, 0, s->act);
@@ -626,12 +663,11 @@ static void attention_output_folded(const fastformer_layer *l, run_state *s, flo
                             .n = d,
                             .k = d,
                             .a = qs,
-                            .lda = ld,
+                            .lda = 2 * d,
                             .c = xs,
                             .ldc = d,
                             .accumulate = true,
-                            .epi = {GEMM_EPI_BIAS_LN, l->dense_transform_bias_folded,
-                                    l->attn_ln_weight, l->attn_ln_bias, s->eps}});
+                            .epi = ln});
 }
 
 /* The per-sequence part of the additive attention: for each sequence,

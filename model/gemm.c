@@ -173,7 +173,24 @@ gemm_weights gemm_pack_scaled_sum(const gemm_weights *a, const float *scale, con
  * orders of blocks and panels): equal or up to 10% slower at k = 768 and 3072
  * on AVX-512 and AVX2 at load 3 (an AVX2 gain at k = 3072 under heavier load
  * did not repeat). A tile runs all of k in registers, and one 512 x 768 x 768
- * product reaches 93-100% of the FMA peak. */
+ * product reaches 93-100% of the FMA peak.
+ * A taller AVX-512 tile, 12 x 32 (24 zmm accumulators) with the 8 x 32 one
+ * for a rest of at most 8 rows (3 passes over each panel at M = 32 instead
+ * of 4), did not pay either (2026-12-03, branch engine4, Zen 5, CPU time,
+ * interleaved, medians of 15): +4% on 32 x 3072 x 768 with W from memory
+ * before the prefetch below, 1-3% slower with W in cache (32 to 512 rows) and
+ * on 32 x 768 x 3072 from memory (12 rows of A streamed from L2 at once);
+ * forward 32 x 128 of the mid model (D = 384, I = 1536) 9% slower in CPU
+ * time at load 3 (one pair of processes: pairs of the same binaries were
+ * later seen to differ by up to 10%, so that figure is weak; the products'
+ * are from one process, alternating). What the small products lacked was
+ * memory overlap: a group's first pass over a panel waited on memory while
+ * the other passes left it idle. So each tile of a group prefetches an equal
+ * share of the next panel (panel_tiles). With W from memory, in GFLOP/s
+ * (one process, alternating, medians of 15): 32 x 3072 x 768 152 -> 185,
+ * 32 x 768 x 3072 145 -> 163, 32 x 384 x 1536 164 -> 181; AVX2 32 x 3072 x
+ * 768 73 -> 79, 6 x 3072 x 768 47 -> 83. W in L3: equal; in L2: 1-4% slower
+ * (so weights under GEMM_PREFETCH_MIN_BYTES are not prefetched). */
 #define GEMM_GROUP_A_BYTES (384 * 1024)
 
 static int group_rows(const path_info *pi, int k)
@@ -205,6 +222,42 @@ static void epilogue_cols(const gemm_epilogue *epi, float *c, int ldc, int rows,
     }
 }
 
+/* Weights smaller than this are not prefetched: they may still be in L2
+ * from the last call, where the prefetches only cost issue slots (1-4%
+ * slower at 32 x 256 x 256 from L2; official model 1 x 32 forward about 3%
+ * slower in CPU time with them). */
+#define GEMM_PREFETCH_MIN_BYTES (512 * 1024)
+
+/* The lines of the next panel that tile t of a group's `tiles` prefetches:
+ * its share of the panel's `lines`, split evenly over the tiles, from line
+ * *first on (0 lines once the panel is shared out). */
+static int prefetch_share(int lines, int tiles, int t, int *first)
+{
+    const int share = (lines + tiles - 1) / tiles, start = t * share;
+    *first = start;
+    if (start >= lines)
+        return 0;
+    return lines - start < share ? lines - start : share;
+}
+
+/* The tiles of one panel over the group's gm rows, each prefetching its
+ * share of `next` (NULL: none; kernels with no lines to prefetch get a valid
+ * pointer all the same). */
+static void panel_tiles(const path_info *pi, const gemm_weights *w, int p, const float *next,
+                        int gm, const float *ag, int lda, bool accumulate, float *cg, int ldc)
+{
+    const int tiles = (gm + pi->mr - 1) / pi->mr;
+    const int lines = next ? (int)((size_t)w->k * (size_t)pi->nr / GEMM_LINE_FLOATS) : 0;
+    for (int i = 0, t = 0; i < gm; i += pi->mr, t++) {
+        int first;
+        const int n_lines = prefetch_share(lines, tiles, t, &first);
+        const float *pf = n_lines ? next + (size_t)first * GEMM_LINE_FLOATS : w->panels;
+        pi->block(w->panels, w->n, w->k, p, p + 1, gm - i < pi->mr ? gm - i : pi->mr,
+                  ag + (size_t)i * (size_t)lda, lda, accumulate, cg + (size_t)i * (size_t)ldc, ldc,
+                  pf, n_lines);
+    }
+}
+
 void gemm_run_panels(const gemm_weights *w, int p0, int p1, int m, const float *a, int lda,
                      bool accumulate, float *c, int ldc, const gemm_epilogue *epi)
 {
@@ -212,16 +265,18 @@ void gemm_run_panels(const gemm_weights *w, int p0, int p1, int m, const float *
     const path_info *pi = info(w->path);
     const int group = group_rows(pi, w->k), col0 = p0 * pi->nr;
     const int col1 = p1 * pi->nr < w->n ? p1 * pi->nr : w->n;
+    const size_t panel = (size_t)w->k * (size_t)pi->nr;
+    const bool prefetch =
+        (size_t)gemm_panels(w) * panel * sizeof(float) >= (size_t)GEMM_PREFETCH_MIN_BYTES;
     assert(!epi || epi->kind != GEMM_EPI_BIAS_LN || (p0 == 0 && col1 == w->n));
     for (int g = 0; g < m; g += group) {
         const int gm = m - g < group ? m - g : group;
         const float *ag = a + (size_t)g * (size_t)lda;
         float *cg = c + (size_t)g * (size_t)ldc;
-        for (int p = p0; p < p1; p++)
-            for (int i = 0; i < gm; i += pi->mr)
-                pi->block(w->panels, w->n, w->k, p, p + 1, gm - i < pi->mr ? gm - i : pi->mr,
-                          ag + (size_t)i * (size_t)lda, lda, accumulate,
-                          cg + (size_t)i * (size_t)ldc, ldc);
+        for (int p = p0; p < p1; p++) {
+            const float *next = prefetch && p + 1 < p1 ? w->panels + (size_t)(p + 1) * panel : NULL;
+            panel_tiles(pi, w, p, next, gm, ag, lda, accumulate, cg, ldc);
+        }
         /* The group's rows are still in L2: finish them now. */
         if (col1 > col0)
             epilogue_cols(epi, cg, ldc, gm, col0, col1 - col0);

@@ -11,8 +11,11 @@
  *   plain   4 x 8 tile in portable C
  * A packed matrix remembers the path it was packed for, and every product
  * with it runs that path, so paths can be forced per model (tests do).
- * Epilogues run on each group of output rows (at most 384 KB of A, see
- * gemm.c) right after the group is computed, while it is still in L2:
+ * While a group's tiles pass over one panel, each prefetches an equal share
+ * of the next panel (a product of few rows would otherwise wait on memory at
+ * the start of every panel). Epilogues run on each group of output rows (at
+ * most 384 KB of A, see gemm.c) right after the group is computed, while it
+ * is still in L2:
  * bias + GELU, or bias + LayerNorm (the residual being the C that is
  * accumulated into).
  * Pure compute: no threads, no globals; a packed matrix is read-only once

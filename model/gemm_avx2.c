@@ -1,6 +1,7 @@
 /* gemm_avx2: the 6 x 16 AVX2 + FMA micro-kernel (gemm_kernels.h). Per step
  * of k: two 8-float loads of the packed panel, six broadcasts of A and 12
- * FMAs into 12 ymm accumulators (15 of the 16 registers in use). Compiled
+ * FMAs into 12 ymm accumulators (15 of the 16 registers in use), and a
+ * prefetch of one line of the next panel while any are asked for. Compiled
  * with a target attribute; gemm.c calls it only where the CPU has AVX2 and
  * FMA. */
 #include <stddef.h>
@@ -40,7 +41,8 @@
     } while (0)
 
 TARGET void gemm_block_avx2(const float *panels, int n, int k, int p0, int p1, int mr,
-                            const float *a, int lda, bool accumulate, float *c, int ldc)
+                            const float *a, int lda, bool accumulate, float *c, int ldc,
+                            const float *prefetch, int prefetch_lines)
 {
 #define ROW_PTR(i) (a + (size_t)((i) < mr ? (i) : mr - 1) * (size_t)lda)
     const float *a0 = ROW_PTR(0), *a1 = ROW_PTR(1), *a2 = ROW_PTR(2), *a3 = ROW_PTR(3);
@@ -50,8 +52,11 @@ TARGET void gemm_block_avx2(const float *panels, int n, int k, int p0, int p1, i
         const float *bp = panels + (size_t)p * (size_t)k * NR;
         __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
         __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+        /* A panel has one line per step (NR = 16 floats): one per step. */
         for (int kk = 0; kk < k; kk++, bp += NR) {
             const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
+            if (kk < prefetch_lines)
+                _mm_prefetch((const char *)(prefetch + (size_t)kk * GEMM_LINE_FLOATS), _MM_HINT_T0);
             ROW_FMA(0);
             ROW_FMA(1);
             ROW_FMA(2);
@@ -84,9 +89,11 @@ TARGET void gemm_block_avx2(const float *panels, int n, int k, int p0, int p1, i
 #else /* not x86-64: never dispatched (gemm_path_supported is false) */
 
 void gemm_block_avx2(const float *panels, int n, int k, int p0, int p1, int mr, const float *a,
-                     int lda, bool accumulate, float *c, int ldc)
+                     int lda, bool accumulate, float *c, int ldc, const float *prefetch,
+                     int prefetch_lines)
 {
-    gemm_block_plain(panels, n, k, p0, p1, mr, a, lda, accumulate, c, ldc);
+    gemm_block_plain(panels, n, k, p0, p1, mr, a, lda, accumulate, c, ldc, prefetch,
+                     prefetch_lines);
 }
 
 #endif

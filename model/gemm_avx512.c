@@ -1,6 +1,7 @@
 /* gemm_avx512: the 8 x 32 AVX-512F micro-kernel (gemm_kernels.h). Per step
  * of k: two 16-float loads of the packed panel, eight broadcasts of A and 16
- * FMAs into 16 zmm accumulators. Compiled with a target attribute, so the
+ * FMAs into 16 zmm accumulators, and a prefetch of up to two lines of the
+ * next panel while any are asked for. Compiled with a target attribute, so the
  * rest of the build stays baseline x86-64; gemm.c calls it only where the
  * CPU has AVX-512F. */
 #include <stddef.h>
@@ -40,7 +41,8 @@
     } while (0)
 
 TARGET void gemm_block_avx512(const float *panels, int n, int k, int p0, int p1, int mr,
-                              const float *a, int lda, bool accumulate, float *c, int ldc)
+                              const float *a, int lda, bool accumulate, float *c, int ldc,
+                              const float *prefetch, int prefetch_lines)
 {
 #define ROW_PTR(i) (a + (size_t)((i) < mr ? (i) : mr - 1) * (size_t)lda)
     const float *a0 = ROW_PTR(0), *a1 = ROW_PTR(1), *a2 = ROW_PTR(2), *a3 = ROW_PTR(3);
@@ -51,8 +53,19 @@ TARGET void gemm_block_avx512(const float *panels, int n, int k, int p0, int p1,
         __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
         __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00;
         __m512 c61 = c00, c70 = c00, c71 = c00;
+        /* One line per step, two when more lines than steps are asked for
+         * (the same line twice otherwise: cheaper than a branch). */
+        const int per_step = prefetch_lines > k ? 2 : 1;
+        const int pf_steps = (prefetch_lines + per_step - 1) / per_step;
+        const size_t pf_stride = (size_t)per_step * GEMM_LINE_FLOATS;
+        const size_t pf_second = (size_t)(per_step - 1) * GEMM_LINE_FLOATS;
         for (int kk = 0; kk < k; kk++, bp += NR) {
             const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
+            if (kk < pf_steps) {
+                const float *pf = prefetch + (size_t)kk * pf_stride;
+                _mm_prefetch((const char *)pf, _MM_HINT_T0);
+                _mm_prefetch((const char *)(pf + pf_second), _MM_HINT_T0);
+            }
             ROW_FMA(0);
             ROW_FMA(1);
             ROW_FMA(2);
@@ -91,9 +104,11 @@ TARGET void gemm_block_avx512(const float *panels, int n, int k, int p0, int p1,
 #else /* not x86-64: never dispatched (gemm_path_supported is false) */
 
 void gemm_block_avx512(const float *panels, int n, int k, int p0, int p1, int mr, const float *a,
-                       int lda, bool accumulate, float *c, int ldc)
+                       int lda, bool accumulate, float *c, int ldc, const float *prefetch,
+                       int prefetch_lines)
 {
-    gemm_block_plain(panels, n, k, p0, p1, mr, a, lda, accumulate, c, ldc);
+    gemm_block_plain(panels, n, k, p0, p1, mr, a, lda, accumulate, c, ldc, prefetch,
+                     prefetch_lines);
 }
 
 #endif

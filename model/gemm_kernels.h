@@ -4,13 +4,20 @@
  * column 0) of the packed panels of an n x k weight (gemm.h),
  * from A (row stride lda, k columns): C = A W^T, plus the
  * old C when accumulate. Rows past mr are computed from row mr-1 and not
- * stored; columns past n are not stored. The avx2 and avx512 ones are
+ * stored; columns past n are not stored. While it runs, a kernel may
+ * prefetch the prefetch_lines cache lines (GEMM_LINE_FLOATS floats each)
+ * from `prefetch` on (a hint: nothing is read, and the plain kernel ignores
+ * it): avx512 at most 2 k of them, avx2 at most k (gemm.c asks for a share
+ * of the next panel, which has that many). The avx2 and avx512 ones are
  * compiled with target attributes and may only run where gemm_path_supported
  * says so. */
 #ifndef FF_GEMM_KERNELS_H
 #define FF_GEMM_KERNELS_H
 
 #include <stdbool.h>
+
+/* Floats per 64-byte cache line: the unit of a kernel's prefetch. */
+#define GEMM_LINE_FLOATS 16
 
 #define GEMM_PLAIN_MR 4
 #define GEMM_PLAIN_NR 8
@@ -20,7 +27,8 @@
 #define GEMM_AVX512_NR 32
 
 typedef void gemm_block_fn(const float *panels, int n, int k, int p0, int p1, int mr,
-                           const float *a, int lda, bool accumulate, float *c, int ldc);
+                           const float *a, int lda, bool accumulate, float *c, int ldc,
+                           const float *prefetch, int prefetch_lines);
 
 gemm_block_fn gemm_block_plain;
 gemm_block_fn gemm_block_avx2;

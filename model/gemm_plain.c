@@ -20,8 +20,11 @@ static inline v4 load4(const float *p)
 }
 
 void gemm_block_plain(const float *panels, int n, int k, int p0, int p1, int mr, const float *a,
-                      int lda, bool accumulate, float *c, int ldc)
+                      int lda, bool accumulate, float *c, int ldc, const float *prefetch,
+                      int prefetch_lines)
 {
+    (void)prefetch; /* portable C: no prefetch */
+    (void)prefetch_lines;
     const float *ar[MR];
     for (int i = 0; i < MR; i++)
         ar[i] = a + (size_t)(i < mr ? i : mr - 1) * (size_t)lda;

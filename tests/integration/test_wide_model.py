@@ -1,9 +1,11 @@
 """The engine against PyTorch on a model wider than the golden fixtures
 (D=32), on every GEMM kernel path this CPU supports, forced with
-FASTFORMER_KERNELS: D=320, H=10, FFN 1040, two layers (k = 1040: a packed
+FASTFORMER_KERNELS: D=448, H=14, FFN 1040, two layers (k = 1040: a packed
 panel larger than L1 and row groups of gemm_run_panels shorter than the
-batch; n = 1040: a last panel of W half full), short sequences and ones long
-enough for the folded key side, batched by fastformer-cli predict. Needs
+batch; n = 1040: a last panel of W half full; D = 448: a folded dense's
+matrix of 784 KiB, formed and multiplied in two blocks of panels on every
+path), short sequences and ones long enough for the folded key side and
+the folded dense, batched by fastformer-cli predict. Needs
 PyTorch (Debian's python3-torch, /usr/bin/python3); skips, saying so,
 without it."""
 import json
@@ -24,7 +26,7 @@ torch.set_num_threads(1)
 from fastformer import FastformerClassifier, FastformerConfig  # noqa: E402
 from model_dir import model_config, write_model_dir  # noqa: E402
 
-CFG = FastformerConfig(hidden_size=320, num_attention_heads=10, intermediate_size=1040,
+CFG = FastformerConfig(hidden_size=448, num_attention_heads=14, intermediate_size=1040,
                        num_hidden_layers=2, max_position_embeddings=96, initializer_range=0.1)
 VOCAB = 300
 LABELS = 3

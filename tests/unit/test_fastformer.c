@@ -406,6 +406,10 @@ static void test_engine_matches_naive(void **state)
     const int lens_j[] = {40, 7};
     check_shape((fastformer_dims){256, 8, 64, 1, 40, 1e-12f}, lens_j, 2, 20);
     check_shape((fastformer_dims){256, 8, 64, 1, 40, 1e-12f}, lens_j, 1, 21);
+    /* A folded sequence whose rows of X (520 x 256 floats) outgrow the
+     * blocked fold's 512 KiB: Ms formed whole, the product split by rows. */
+    const int lens_k[] = {520};
+    check_shape((fastformer_dims){256, 8, 64, 1, 520, 1e-12f}, lens_k, 1, 22);
 }
 
 /* Batches of more rows than one chunk (512): the engine runs them chunk by
