@@ -21,28 +21,12 @@
 #include "api_fields.h"
 #include "api_frame.h"
 #include "api_inputs.h"
+#include "media_type.h"
 #include "oip_version.h"
 
 typedef struct {
     bool classify; /* the model classifies; else it embeds */
 } torchserve_job;
-
-/* True when `type` (a media type, maybe with parameters) is application/json. */
-static bool is_json(const char *type)
-{
-    static const char json[] = "application/json";
-    if (!type)
-        return false;
-    while (*type == ' ' || *type == '\t')
-        type++;
-    size_t n = sizeof json - 1;
-    if (strncasecmp(type, json, n) != 0)
-        return false;
-    type += n;
-    while (*type == ' ' || *type == '\t')
-        type++;
-    return *type == 0 || *type == ';';
-}
 
 static int predictions_check(const api_call *call, api_verdict *v)
 {
@@ -54,7 +38,7 @@ static int predictions_json_part(const api_call *call, size_t body_bytes, size_t
                                  api_verdict *v)
 {
     (void)v;
-    *json_bytes = is_json(call->content_type) ? body_bytes : 0;
+    *json_bytes = media_type_is(call->content_type, "application/json") ? body_bytes : 0;
     return 0;
 }
 
@@ -89,7 +73,7 @@ static int predictions_parse(const api_call *call, json_t *body, api_parsed *out
     torchserve_job *job = out->job;
     const char *text = call->tail, *path = "body";
     size_t len = call->tail_bytes;
-    if (is_json(call->content_type)) {
+    if (media_type_is(call->content_type, "application/json")) {
         text = json_text(body, &len, &path, v);
         if (!text)
             return v->status;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "media_type.h"
 #include "utf8.h"
 
 static const char *fail(char *err, size_t err_cap, const char *msg)
@@ -108,21 +109,10 @@ const char *http_guard_default_hosts(const char *listen_host)
 const char *http_guard_check_content_type(const char *content_type, const char *binary_header,
                                           const char *origin, char *err, size_t err_cap)
 {
-    static const char json[] = "application/json";
     if (binary_header || (!content_type && !origin))
         return NULL;
-    if (content_type) {
-        while (*content_type == ' ' || *content_type == '\t')
-            content_type++;
-        size_t n = sizeof json - 1;
-        if (strncasecmp(content_type, json, n) == 0) {
-            const char *rest = content_type + n;
-            while (*rest == ' ' || *rest == '\t')
-                rest++;
-            if (*rest == 0 || *rest == ';')
-                return NULL;
-        }
-    }
+    if (media_type_is(content_type, "application/json"))
+        return NULL;
     return fail(err, err_cap, "Content-Type: expected 'application/json'");
 }
 

@@ -3,7 +3,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+
+#include "media_type.h"
 
 int oip_binary_header_length(const char *value, size_t body_bytes, size_t *json_bytes,
                              api_verdict *v)
@@ -27,18 +28,6 @@ int oip_binary_header_length(const char *value, size_t body_bytes, size_t *json_
                         value, body_bytes);
     *json_bytes = n;
     return 0;
-}
-
-/* True when `type` (a media type, maybe with parameters) is `want`. */
-static bool media_type_is(const char *type, const char *want)
-{
-    size_t n = strlen(want);
-    if (strncasecmp(type, want, n) != 0)
-        return false;
-    const char *rest = type + n;
-    while (*rest == ' ' || *rest == '\t')
-        rest++;
-    return *rest == 0 || *rest == ';';
 }
 
 int oip_binary_content_type(const char *content_type, api_verdict *v)
