@@ -1,9 +1,9 @@
 /* gemm_avx2: the 6 x 16 AVX2 + FMA micro-kernel (gemm_kernels.h). Per step
  * of k: two 8-float loads of the packed panel, six broadcasts of A and 12
  * FMAs into 12 ymm accumulators (15 of the 16 registers in use), and a
- * prefetch of one line of the next panel while any are asked for. Compiled
- * with a target attribute; gemm.c calls it only where the CPU has AVX2 and
- * FMA. */
+ * prefetch of one line of the next panel into L2 while any are asked for.
+ * Compiled with a target attribute; gemm.c calls it only where the CPU has
+ * AVX2 and FMA. */
 #include <stddef.h>
 
 #include "gemm_kernels.h"
@@ -56,7 +56,8 @@ TARGET void gemm_block_avx2(const float *panels, int n, int k, int p0, int p1, i
         for (int kk = 0; kk < k; kk++, bp += NR) {
             const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
             if (kk < prefetch_lines)
-                _mm_prefetch((const char *)(prefetch + (size_t)kk * GEMM_LINE_FLOATS), _MM_HINT_T0);
+                _mm_prefetch((const char *)(prefetch + (size_t)kk * GEMM_LINE_FLOATS),
+                             GEMM_PREFETCH_HINT);
             ROW_FMA(0);
             ROW_FMA(1);
             ROW_FMA(2);
