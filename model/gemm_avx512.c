@@ -2,9 +2,8 @@
  * of k: two 16-float loads of the packed panel, eight broadcasts of A and 16
  * FMAs into 16 zmm accumulators, and a prefetch of up to two lines of the
  * next panel into L2 while any are asked for. Compiled with a target
- * attribute, so the
- * rest of the build stays baseline x86-64; gemm.c calls it only where the
- * CPU has AVX-512F. */
+ * attribute, so the rest of the build stays baseline x86-64; gemm.c calls it
+ * only where the CPU has AVX-512F. */
 #include <stddef.h>
 
 #include "gemm_kernels.h"
