@@ -4,6 +4,7 @@
  * queued on that first callback so that an unwanted body is never read. */
 #include "http.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received (glibc's lacks it) */
@@ -1182,13 +1183,44 @@ void http_request_remote_addr(const http_request *r, char *buf, size_t cap)
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (!ci || !ci->client_addr)
         return;
-    char host[64], serv[16];
-    socklen_t len = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                           : sizeof(struct sockaddr_in);
-    if (getnameinfo(ci->client_addr, len, host, sizeof host, serv, sizeof serv,
-                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+    /* inet_ntop, not getnameinfo: this runs for every access-log line. */
+    char host[INET6_ADDRSTRLEN];
+    unsigned port;
+    bool v6 = ci->client_addr->sa_family == AF_INET6;
+    if (v6) {
+        struct sockaddr_in6 a;
+        memcpy(&a, ci->client_addr, sizeof a);
+        if (!inet_ntop(AF_INET6, &a.sin6_addr, host, sizeof host))
+            return;
+        port = ntohs(a.sin6_port);
+    } else if (ci->client_addr->sa_family == AF_INET) {
+        struct sockaddr_in a;
+        memcpy(&a, ci->client_addr, sizeof a);
+        if (!inet_ntop(AF_INET, &a.sin_addr, host, sizeof host))
+            return;
+        port = ntohs(a.sin_port);
+    } else {
         return;
-    snprintf(buf, cap, ci->client_addr->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
+    }
+    char port_text[8];
+    size_t np = sizeof port_text;
+    do {
+        port_text[--np] = (char)('0' + port % 10);
+        port /= 10;
+    } while (port > 0);
+    size_t nh = strlen(host), nd = sizeof port_text - np;
+    if (nh + nd + 4 > cap) /* [host]:port and the NUL */
+        return;
+    char *p = buf;
+    if (v6)
+        *p++ = '[';
+    memcpy(p, host, nh);
+    p += nh;
+    if (v6)
+        *p++ = ']';
+    *p++ = ':';
+    memcpy(p, port_text + np, nd);
+    p[nd] = 0;
 }
 const char *http_request_id(const http_request *r)
 {
