@@ -241,6 +241,17 @@ static bool request_id_valid(const char *s)
     return true;
 }
 
+/* Copies src into dst[cap], cut to fit, as snprintf(dst, cap, "%s", src)
+ * would, without printf: these copies run for every request, and printf is
+ * slow in this process (libquadmath, which OpenBLAS brings in, registers
+ * printf extensions, which send every printf call down glibc's slow path). */
+static void copy_cut(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
 /* splitmix64: distinct-looking ids from a random seed and a counter. */
 static uint64_t mix64(uint64_t x)
 {
@@ -356,8 +367,8 @@ void http_request_add_header(http_request *r, const char *name, const char *valu
 {
     assert(r->n_headers < HTTP_MAX_HEADERS && "too many response headers");
     response_header *h = &r->headers[r->n_headers++];
-    snprintf(h->name, sizeof h->name, "%s", name);
-    snprintf(h->value, sizeof h->value, "%s", value);
+    copy_cut(h->name, sizeof h->name, name);
+    copy_cut(h->value, sizeof h->value, value);
 }
 
 /* Hands the stored response to MHD. Returns MHD_NO only when MHD refused it,
@@ -691,11 +702,14 @@ static http_request *request_new(http_server *s, struct MHD_Connection *conn, co
         r->fd = ci->connect_fd;
     const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
     if (rid && request_id_valid(rid)) {
-        snprintf(r->request_id, sizeof r->request_id, "%s", rid);
+        copy_cut(r->request_id, sizeof r->request_id, rid);
     } else {
-        uint64_t n = atomic_fetch_add(&s->next_id, 1);
-        snprintf(r->request_id, sizeof r->request_id, "%016llx",
-                 (unsigned long long)mix64(s->id_seed ^ n));
+        /* 16 lowercase hex digits, by hand (printf is slow here: copy_cut). */
+        static const char digits[] = "0123456789abcdef";
+        uint64_t v = mix64(s->id_seed ^ atomic_fetch_add(&s->next_id, 1));
+        for (int i = 15; i >= 0; i--, v >>= 4)
+            r->request_id[i] = digits[v & 15];
+        r->request_id[16] = 0;
     }
     return r;
 }
@@ -1253,7 +1267,7 @@ const char *http_request_model(const http_request *r)
 }
 void http_request_set_model(http_request *r, const char *model_name)
 {
-    snprintf(r->model, sizeof r->model, "%s", model_name);
+    copy_cut(r->model, sizeof r->model, model_name);
 }
 http_request_stats *http_request_stats_of(http_request *r)
 {
