@@ -410,29 +410,33 @@ static void line_emit_batched(line *l, bool json)
     pthread_mutex_unlock(&log_batch_lock);
 }
 
+/* Appends pre, key[0..k) and post, all or none (marking the line cut). */
+static void line_put_head(line *l, const char *pre, const char *key, size_t k, const char *post)
+{
+    size_t npre = strlen(pre), npost = strlen(post);
+    if (l->truncated || l->len + npre + k + npost > sizeof l->buf - LINE_RESERVE) {
+        l->truncated = true;
+        return;
+    }
+    line_put(l, pre, npre);
+    line_put(l, key, k);
+    line_put(l, post, npost);
+}
+
 /* Appends a JSON member ,"key":"value" (escaped; nothing when value is
  * NULL), or for text " key=value" ("-" when NULL). */
 static void line_field_str(line *l, bool json, const char *key, const char *value)
 {
     /* The head goes in whole or not at all, so that a cut line never ends
      * inside a key. */
-    char head[64];
     size_t k = strlen(key);
-    assert(k + 5 <= sizeof head);
     if (json) {
         if (value == NULL)
             return;
-        head[0] = ',';
-        head[1] = '"';
-        memcpy(head + 2, key, k);
-        memcpy(head + 2 + k, "\":\"", 3);
-        line_put(l, head, k + 5);
+        line_put_head(l, ",\"", key, k, "\":\"");
         line_json_str(l, value, strlen(value));
     } else {
-        head[0] = ' ';
-        memcpy(head + 1, key, k);
-        head[k + 1] = '=';
-        line_put(l, head, k + 2);
+        line_put_head(l, " ", key, k, "=");
         line_text_str(l, value ? value : "-", value ? strlen(value) : 1, false);
     }
 }

@@ -122,14 +122,14 @@ void trace_parent_format(const char *trace_id, const char *span_id, uint8_t flag
                          char out[TRACEPARENT_LEN + 1])
 {
     /* "00-%.32s-%.16s-%02x", by hand (see hex16). */
-    size_t nt = strnlen(trace_id, TRACE_ID_HEX), ns = strnlen(span_id, TRACE_SPAN_HEX);
     char *p = out;
-    memcpy(p, "00-", 3);
-    p += 3;
-    memcpy(p, trace_id, nt);
-    p += nt;
+    *p++ = '0';
+    *p++ = '0';
     *p++ = '-';
-    memcpy(p, span_id, ns);
-    p += ns;
+    for (size_t i = 0; i < TRACE_ID_HEX && trace_id[i]; i++)
+        *p++ = trace_id[i];
+    *p++ = '-';
+    for (size_t i = 0; i < TRACE_SPAN_HEX && span_id[i]; i++)
+        *p++ = span_id[i];
     memcpy(p, flags & 1 ? "-01" : "-00", 4);
 }
