@@ -17,7 +17,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from model_dir import EMBEDDING_TABLES, load_safetensors, save_safetensors  # noqa: E402
+from model_dir import EMBEDDING_TABLES, SCALE_SUFFIX, load_safetensors, save_safetensors  # noqa: E402
 
 
 def main():
@@ -29,6 +29,13 @@ def main():
     a = ap.parse_args()
     like = load_safetensors(os.path.join(a.like, "model.safetensors"), dequantize=False)
     int8 = [k for k, v in like.items() if v.dtype == torch.int8 and k in EMBEDDING_TABLES]
+    # the int8 scale layout of `like` too: one scale per row, or per block of D // G
+    blocks = {like[k].shape[1] // like[k + SCALE_SUFFIX].shape[1] for k in int8}
+    if len(blocks) > 1:
+        sys.exit(f"{a.like}: its int8 tables have different block sizes")
+    block = blocks.pop() if blocks else None
+    if block is not None and block == like[int8[0]].shape[1]:
+        block = None  # one scale per row
     total = None
     for path in a.states:
         sd = torch.load(path, map_location="cpu")
@@ -48,7 +55,7 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     for name in ("config.json", "vocab.txt"):
         shutil.copy(os.path.join(a.like, name), os.path.join(a.out, name))
-    save_safetensors(avg, os.path.join(a.out, "model.safetensors"), a.dtype, int8=int8)
+    save_safetensors(avg, os.path.join(a.out, "model.safetensors"), a.dtype, int8=int8, int8_block=block)
     print(f"{a.out}: mean of {len(a.states)} states ({', '.join(os.path.basename(p) for p in a.states)})")
 
 
