@@ -7,8 +7,9 @@ kind a review is made of, in both classes alike:
   - IMDB: the review is split into sentences (after ".", "!" or "?" followed by a space); sentences of 4 to
     25 word tokens (tools/tokenize_word.py's tokens that are words) are kept, and at most --per-review of
     them are drawn per review (seeded);
-  - Amazon Fine Foods (lower-cased, no punctuation, so no sentences): --per-review crops of 6 to 16
-    consecutive words, the first from the review's start, the others anywhere.
+  - Amazon Fine Foods: --per-review crops of 6 to 16 consecutive whitespace-separated words, the first
+    from the review's start, the others anywhere (run 8's plan thought its text had no punctuation; it
+    has some, so a crop may end inside a sentence).
 Each text takes its review's label, so a sentence that says nothing of the film (a plot line) carries its
 review's label too: this is label noise, the same in both classes. Each source is balanced by label
 (the larger class is cut at random to the smaller). Training texts come from training reviews only,
