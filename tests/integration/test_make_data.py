@@ -3,6 +3,7 @@ reproduces the split the movielens-rec card records, and every way a data set
 can be missing or wrong stops with a message that names what to download and
 from where. Runs offline (DATA_OFFLINE=1) into temporary directories
 (DATA_DIR), never into the checkout's data/."""
+import json
 import os
 import re
 import subprocess
@@ -50,7 +51,7 @@ def test_committed_pros_cons_gives_the_split_in_the_sentiment_card(tmp_path):
 def test_unknown_data_set(tmp_path):
     r = make_data(tmp_path, "bogus")
     assert r.returncode == 1
-    assert "make data: unknown data set 'bogus' (known: imdb agnews movielens mind-sample mind pros-cons fine-foods glove negations)" \
+    assert "make data: unknown data set 'bogus' (known: imdb agnews movielens mind-sample mind pros-cons fine-foods glove negations sentences)" \
         in r.stderr
 
 
@@ -134,3 +135,71 @@ def test_the_mind_sample_stands_in_for_mind_small(tmp_path):
     assert "make data: mind: not made (download failed); the mind-sample data set stands in" in r.stdout
     assert (tmp_path / "data" / "mind-sample" / "behaviors.tsv").is_file()
     assert not (tmp_path / "data" / "mind-small").exists()
+
+
+def write_rows(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def read_rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_sentences_are_made_from_the_prepared_imdb_and_fine_foods_splits(tmp_path):
+    """`sentences` downloads nothing: it cuts the prepared IMDB and Fine Foods splits (here small
+    made-up ones, more positive than negative) into short texts, one per review, balanced by label."""
+    def review(tag, i):  # two sentences of 4-25 words, one of 3 and one of 30; each names its review
+        return (f"The film {tag}{i} had a plot I could follow. Then {tag}{i} ended! "
+                + " ".join(["long"] * 29) + f" {tag}{i}. The cast of {tag}{i} was fine, and the music too?")
+    data = tmp_path / "data"
+    imdb_train = [{"text": review("t", i), "label": int(i % 4 != 0)} for i in range(40)]
+    imdb_valid = [{"text": review("v", i), "label": int(i % 3 != 0)} for i in range(10)]
+    foods = [{"text": f"f{i} " + " ".join(f"w{j}" for j in range(19)), "label": int(i % 3 != 0)} for i in range(21)]
+    foods += [{"text": f"f{i} too short here", "label": 0} for i in range(21, 25)]  # under 6 words: no crop
+    write_rows(data / "imdb" / "train.jsonl", imdb_train)
+    write_rows(data / "imdb" / "valid.jsonl", imdb_valid)
+    write_rows(data / "fine-foods" / "train.jsonl", foods)
+    r = make_data(tmp_path, "sentences")
+    assert r.returncode == 0, r.stderr
+    assert "make data: sentences: made from other data sets" in r.stdout
+    train = read_rows(data / "sentences" / "train.jsonl")
+    valid = read_rows(data / "sentences" / "valid.jsonl")
+    by_tag = {f"t{i}": r for i, r in enumerate(imdb_train)} | {f"v{i}": r for i, r in enumerate(imdb_valid)}
+    by_tag |= {f"f{i}": r for i, r in enumerate(foods)}
+
+    def source(text):
+        tags = set(re.findall(r"\b[tvf]\d+\b", text))
+        assert len(tags) == 1, text
+        return tags.pop()
+
+    imdb = [(source(x["text"]), x) for x in train if not x["text"].startswith("f")]
+    crops = [(source(x["text"]), x) for x in train if x["text"].startswith("f")]
+    # IMDB: one sentence of 4 to 25 words per review, its review's label, balanced (10 negative reviews)
+    assert len(imdb) == 20 and sorted(x["label"] for _, x in imdb) == [0] * 10 + [1] * 10
+    assert len({t for t, _ in imdb}) == 20 and all(t.startswith("t") for t, _ in imdb)
+    for t, x in imdb:
+        assert x["text"] in by_tag[t]["text"] and x["label"] == by_tag[t]["label"]
+        assert x["text"] in (f"The film {t} had a plot I could follow.",
+                             f"The cast of {t} was fine, and the music too?")
+    # Fine Foods: one crop of 6 to 16 words from each review's start, balanced (7 negative reviews)
+    assert len(crops) == 14 and sorted(x["label"] for _, x in crops) == [0] * 7 + [1] * 7
+    for t, x in crops:
+        assert by_tag[t]["text"].startswith(x["text"] + " ") and 6 <= len(x["text"].split()) <= 16
+        assert x["label"] == by_tag[t]["label"] and int(t[1:]) < 21
+    # validation: one sentence of each of the sampled validation reviews, balanced, none trained on
+    assert len(valid) == 8 and sorted(x["label"] for x in valid) == [0] * 4 + [1] * 4
+    assert all(source(x["text"]).startswith("v") for x in valid) and len({source(x["text"]) for x in valid}) == 8
+    assert "20 IMDB sentences + 14 Fine Foods crops" in (data / "sentences" / "SPLITS.txt").read_text()
+    # seeded: made again, the files are the same, byte for byte
+    first = {n: (data / "sentences" / n).read_bytes() for n in ("train.jsonl", "valid.jsonl")}
+    r = make_data(tmp_path, "sentences")
+    assert r.returncode == 0, r.stderr
+    assert {n: (data / "sentences" / n).read_bytes() for n in first} == first
+
+
+def test_sentences_without_imdb_stops_where_imdb_is_missing(tmp_path):
+    r = make_data(tmp_path, "sentences")
+    assert r.returncode == 1
+    assert "make data: imdb: no source has it (" in r.stderr
+    assert not (tmp_path / "data" / "sentences").exists()

@@ -448,3 +448,141 @@ def test_train_classifier_with_wordpiece_writes_the_given_vocab(tmp_path):
     conf = json.loads((out / "config.json").read_text())
     assert conf["tokenizer"]["type"] == "wordpiece" and conf["vocab_size"] == len(vocab)
     assert (out / "vocab.txt").read_text().split("\n")[:-1] == vocab
+
+
+# --- run 8: short review texts and checkpoint averaging ------------------------------------------
+def test_make_sentences_keeps_sentences_of_4_to_25_words_and_crops_from_the_start():
+    import random
+    import make_sentences
+    text = ("A fine film. Too short! " + " ".join(["word"] * 30) + ". Is it good, or is it bad? "
+            "Three words here.")
+    # word tokens only: "," and "?" do not count; 3 and 30 words are outside 4..25
+    assert make_sentences.sentences(text) == ["Is it good, or is it bad?"]
+    assert make_sentences.sentences("One two three four. One two three!") == ["One two three four."]
+    words = [f"w{i}" for i in range(40)]
+    rng = random.Random(5)
+    crops = make_sentences.crops(" ".join(words), 3, rng)
+    assert len(crops) == 3
+    assert crops[0].split() == words[:len(crops[0].split())]  # the first crop starts at the review's start
+    for c in crops:
+        n = len(c.split())
+        assert 6 <= n <= 16 and c in " ".join(words)
+    assert make_sentences.crops("only five words in here", 1, rng) == []
+    assert make_sentences.crops("exactly six words in here now", 1, rng) == ["exactly six words in here now"]
+
+
+def test_make_sentences_balanced_cuts_the_larger_class_at_random_to_the_smaller():
+    import random
+    import make_sentences
+    rows = [{"text": f"p{i}", "label": 1} for i in range(30)] + [{"text": f"n{i}", "label": 0} for i in range(7)]
+    out = make_sentences.balanced(rows, random.Random(1))
+    assert sorted(r["label"] for r in out) == [0] * 7 + [1] * 7
+    assert {r["text"] for r in out if r["label"] == 0} == {f"n{i}" for i in range(7)}
+    assert len({r["text"] for r in out}) == 14 and all(r in rows for r in out)
+    other = make_sentences.balanced(rows, random.Random(2))
+    assert {r["text"] for r in other} != {r["text"] for r in out}  # the cut follows the seed
+
+
+def make_like_model(tmp_path, block=None, n_pos=12):
+    """A model directory of TINY's shape (F32, int8 word embedding), as the trainer's --out would be."""
+    from model_dir import model_config, write_model_dir
+    cfg = FastformerConfig(hidden_size=16, num_attention_heads=4, intermediate_size=8, num_hidden_layers=2,
+                           max_position_embeddings=n_pos)
+    vocab = ["[PAD]", "[UNK]"] + [f"w{i}" for i in range(8)]
+    model = FastformerClassifier(TINY, len(vocab), 2)
+    like = tmp_path / "like"
+    write_model_dir(str(like), random_state_dict(model, 1),
+                    model_config(cfg, len(vocab), task="classification", id2label=["negative", "positive"]),
+                    vocab, "F32", "I8", block)
+    states = []
+    for seed in (2, 3, 4):
+        path = tmp_path / f"step-{seed}.pt"
+        torch.save(random_state_dict(model, seed), path)
+        states.append(path)
+    return like, states
+
+
+@pytest.mark.parametrize("block", [None, 4])
+def test_average_states_writes_the_mean_of_the_states_with_the_like_models_int8_layout(tmp_path, block):
+    like, states = make_like_model(tmp_path, block)
+    out = tmp_path / "avg"
+    p = run_tool("tools/average_states.py", str(like), str(out), *map(str, states), "--dtype", "F32")
+    assert p.returncode == 0, p.stderr
+    assert "mean of 3 states" in p.stdout
+    sds = [torch.load(s) for s in states]
+    want = {k: ((sds[0][k].double() + sds[1][k].double() + sds[2][k].double()) / 3).float() for k in sds[0]}
+    got = load_safetensors(out / "model.safetensors")
+    assert got.keys() == want.keys()
+    for k in want:
+        if k != "word_embedding.weight":
+            assert torch.allclose(got[k], want[k], rtol=0, atol=1e-6), k
+    # the word embedding is stored as int8 again, with the like model's scale layout: within half a step
+    header, _ = st_header(out / "model.safetensors")
+    groups = 16 // (block or 16)
+    assert header["word_embedding.weight"]["dtype"] == "I8"
+    assert header["word_embedding.weight_scale"]["shape"] == [10, groups]
+    w = want["word_embedding.weight"].reshape(10, groups, -1)
+    step = w.abs().amax(dim=2, keepdim=True) / 127
+    assert torch.all((got["word_embedding.weight"].reshape(10, groups, -1) - w).abs() <= step / 2 * 1.0001)
+    assert not torch.allclose(got["word_embedding.weight"], load_safetensors(like / "model.safetensors")
+                              ["word_embedding.weight"])
+    for name in ("config.json", "vocab.txt"):
+        assert (out / name).read_text() == (like / name).read_text()
+
+
+def test_average_states_in_f16_rounds_the_mean_to_f16(tmp_path):
+    like, states = make_like_model(tmp_path)
+    out = tmp_path / "avg16"
+    p = run_tool("tools/average_states.py", str(like), str(out), *map(str, states[:2]))
+    assert p.returncode == 0, p.stderr
+    header, _ = st_header(out / "model.safetensors")
+    assert header["fastformer_model.position_embeddings.weight"]["dtype"] == "F16"
+    a, b = (torch.load(s)["fastformer_model.position_embeddings.weight"] for s in states[:2])
+    want = ((a.double() + b.double()) / 2).float().half().float()
+    assert torch.equal(load_safetensors(out / "model.safetensors")["fastformer_model.position_embeddings.weight"],
+                       want)
+
+
+def test_average_states_rejects_states_of_another_model(tmp_path):
+    like, states = make_like_model(tmp_path)
+    other = torch.load(states[1])
+    other["word_embedding.weight"] = torch.zeros(11, 16)  # another vocabulary
+    torch.save(other, tmp_path / "other.pt")
+    p = run_tool("tools/average_states.py", str(like), str(tmp_path / "x"), str(states[0]),
+                 str(tmp_path / "other.pt"))
+    assert p.returncode != 0 and f"{tmp_path / 'other.pt'}: other tensors than {states[0]}" in p.stderr
+    del other["word_embedding.weight"]
+    torch.save(other, tmp_path / "fewer.pt")
+    p = run_tool("tools/average_states.py", str(like), str(tmp_path / "x"), str(states[0]),
+                 str(tmp_path / "fewer.pt"))
+    assert p.returncode != 0 and "other tensors than" in p.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_average_states_rejects_a_like_model_with_another_position_count(tmp_path):
+    like, states = make_like_model(tmp_path, n_pos=24)  # e.g. the model with its positions extended
+    p = run_tool("tools/average_states.py", str(like), str(tmp_path / "x"), *map(str, states))
+    assert p.returncode != 0
+    assert f"{like}: max_position_embeddings 24 differs from the states'" in p.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_train_classifier_keep_states_saves_the_state_at_every_validation(tmp_path):
+    rows = [{"text": f"{w} {w} film number {i}", "label": int(w == "good")}
+            for i in range(40) for w in ("good", "bad")]
+    for name in ("train", "valid"):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out, kept = tmp_path / "model", tmp_path / "states"
+    p = run_tool("tools/train_classifier.py", "--train", str(tmp_path / "train.jsonl"), "--valid",
+                 str(tmp_path / "valid.jsonl"), "--labels", "negative,positive", "--out", str(out), "--hidden", "16",
+                 "--heads", "4", "--intermediate", "16", "--layers", "1", "--max-len", "8", "--min-count", "2",
+                 "--epochs", "1", "--batch", "16", "--eval-every", "2", "--dtype", "F32", "--save-pt",
+                 str(tmp_path / "best.pt"), "--keep-states", str(kept))
+    assert p.returncode == 0, p.stderr
+    # 80 rows in batches of 16: 5 steps, validated at 2, 4 and the last
+    assert sorted(os.listdir(kept)) == ["step-2.pt", "step-4.pt", "step-5.pt"]
+    best = p.stdout.split("best valid acc ")[1].split(" at step ")[1].split()[0]
+    assert torch.equal(torch.load(kept / f"step-{best}.pt")["dense_linear.weight"],
+                       torch.load(tmp_path / "best.pt")["dense_linear.weight"])
+    assert not torch.equal(torch.load(kept / "step-2.pt")["dense_linear.weight"],
+                           torch.load(kept / "step-4.pt")["dense_linear.weight"])
