@@ -10,16 +10,20 @@
 #include "gemm_kernels.h"
 #include "kernels.h"
 
+/* rows_cost: the kernel's time follows the rows it is asked for (avx2: one
+ * version per row count), so a short rest of rows is better shared with the
+ * last full tile (tile_rows); the others compute a short tile as a full one. */
 typedef struct {
     const char *name;
     int mr, nr;
+    bool rows_cost;
     gemm_block_fn *block;
 } path_info;
 
 static const path_info paths[GEMM_N_PATHS] = {
-    [GEMM_PATH_PLAIN] = {"plain", GEMM_PLAIN_MR, GEMM_PLAIN_NR, gemm_block_plain},
-    [GEMM_PATH_AVX2] = {"avx2", GEMM_AVX2_MR, GEMM_AVX2_NR, gemm_block_avx2},
-    [GEMM_PATH_AVX512] = {"avx512", GEMM_AVX512_MR, GEMM_AVX512_NR, gemm_block_avx512},
+    [GEMM_PATH_PLAIN] = {"plain", GEMM_PLAIN_MR, GEMM_PLAIN_NR, false, gemm_block_plain},
+    [GEMM_PATH_AVX2] = {"avx2", GEMM_AVX2_MR, GEMM_AVX2_NR, true, gemm_block_avx2},
+    [GEMM_PATH_AVX512] = {"avx512", GEMM_AVX512_MR, GEMM_AVX512_NR, false, gemm_block_avx512},
 };
 
 static const path_info *info(gemm_path p)
@@ -240,6 +244,25 @@ static int prefetch_share(int lines, int tiles, int t, int *first)
     return lines - start < share ? lines - start : share;
 }
 
+/* Rows of the tile from row i of a group of gm: MR, the rest at the end.
+ * Where a kernel's cost follows its rows, a rest of at most MR / 2 rows is
+ * shared with the last full tile instead (M = 32 on 6-row tiles: 6 6 6 6 4 4,
+ * not 6 6 6 6 6 2): a tile of 1 or 2 rows has too few accumulators to hide
+ * the FMA latency. The number of tiles stays ceil(gm / MR).
+ * With W from memory or L3 (2026-12-04, branch engine6, Zen 4, AVX2, CPU
+ * time, one process alternating, medians of 31), over computing the rest as
+ * a full 6-row tile: 32 x 768 x 768, 32 x 1536 x 768, 32 x 1536 x 384 +5-15%,
+ * a little more than an exact 2-row rest (+0-10%). */
+static int tile_rows(const path_info *pi, int gm, int i)
+{
+    const int left = gm - i, mr = pi->mr;
+    if (left <= mr)
+        return left;
+    if (!pi->rows_cost || left >= 2 * mr || left - mr > mr / 2)
+        return mr;
+    return (left + 1) / 2;
+}
+
 /* The tiles of one panel over the group's gm rows, each prefetching its
  * share of `next` (NULL: none; kernels with no lines to prefetch get a valid
  * pointer all the same). */
@@ -248,13 +271,13 @@ static void panel_tiles(const path_info *pi, const gemm_weights *w, int p, const
 {
     const int tiles = (gm + pi->mr - 1) / pi->mr;
     const int lines = next ? (int)((size_t)w->k * (size_t)pi->nr / GEMM_LINE_FLOATS) : 0;
-    for (int i = 0, t = 0; i < gm; i += pi->mr, t++) {
+    for (int i = 0, t = 0, rows; i < gm; i += rows, t++) {
+        rows = tile_rows(pi, gm, i);
         int first;
         const int n_lines = prefetch_share(lines, tiles, t, &first);
         const float *pf = n_lines ? next + (size_t)first * GEMM_LINE_FLOATS : w->panels;
-        pi->block(w->panels, w->n, w->k, p, p + 1, gm - i < pi->mr ? gm - i : pi->mr,
-                  ag + (size_t)i * (size_t)lda, lda, accumulate, cg + (size_t)i * (size_t)ldc, ldc,
-                  pf, n_lines);
+        pi->block(w->panels, w->n, w->k, p, p + 1, rows, ag + (size_t)i * (size_t)lda, lda,
+                  accumulate, cg + (size_t)i * (size_t)ldc, ldc, pf, n_lines);
     }
 }
 
