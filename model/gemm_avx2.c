@@ -91,8 +91,7 @@ static TARGET ALWAYS_INLINE void block_rows(const int R, const bool to_l2, const
 }
 
 #define BLOCK_ROWS(R, to_l2)                                                                       \
-    block_rows(R, to_l2, panels, n, k, p0, p1, a, lda, accumulate, c, ldc, prefetch,              \
-               prefetch_lines)
+    block_rows(R, to_l2, panels, n, k, p0, p1, a, lda, accumulate, c, ldc, prefetch, prefetch_lines)
 
 #define BLOCK_ROWS_HINT(R)                                                                         \
     do {                                                                                           \
