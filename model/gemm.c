@@ -167,7 +167,8 @@ gemm_weights gemm_pack_scaled_sum(const gemm_weights *a, const float *scale, con
 /* ---- the driver ------------------------------------------------------------------- */
 
 /* Rows of A kept in L2 while every panel of W streams past them: about
- * 384 KiB of A (a multiple of the tile's rows, at least one tile), which
+ * 384 KiB of A (a multiple of the tile's rows but on AVX2, see group_rows;
+ * at least one tile), which
  * leaves room in a 1 MiB L2 for a panel of W (k x NR floats). Each panel is
  * then read once per group of rows instead of once per tile of rows: at M =
  * 32 and weights that do not fit the caches, 4x less traffic from memory.
@@ -194,7 +195,13 @@ gemm_weights gemm_pack_scaled_sum(const gemm_weights *a, const float *scale, con
  * (one process, alternating, medians of 15): 32 x 3072 x 768 152 -> 185,
  * 32 x 768 x 3072 145 -> 163, 32 x 384 x 1536 164 -> 181; AVX2 32 x 3072 x
  * 768 73 -> 79, 6 x 3072 x 768 47 -> 83. W in L3: equal; in L2: 1-4% slower
- * (so weights under GEMM_PREFETCH_MIN_BYTES are not prefetched). */
+ * (so weights under GEMM_PREFETCH_MIN_BYTES are not prefetched).
+ * The AVX2 kernel spreads its share over its k steps instead of one line per
+ * step from the first (gemm_avx2.c); with that and tile_rows, AVX2 at M = 32
+ * with W from memory is within 0-4% of the AVX-512 path (2026-12-04, branch
+ * engine6, Zen 4: 32 x 3072 x 768 102 vs 101 GFLOP/s, 32 x 768 x 3072 103 vs
+ * 107). The same spread on AVX-512 gained 14% at 32 x 3072 x 768 from memory
+ * but lost 3% with W in L3 (32 x 768 x 768, 32 x 1536 x 384): not kept. */
 #define GEMM_GROUP_A_BYTES (384 * 1024)
 
 /* Where a kernel's cost follows its rows (tile_rows), a group need not be
