@@ -196,6 +196,15 @@ gemm_weights gemm_pack_scaled_sum(const gemm_weights *a, const float *scale, con
  * 32 x 768 x 3072 145 -> 163, 32 x 384 x 1536 164 -> 181; AVX2 32 x 3072 x
  * 768 73 -> 79, 6 x 3072 x 768 47 -> 83. W in L3: equal; in L2: 1-4% slower
  * (so weights under GEMM_PREFETCH_MIN_BYTES are not prefetched).
+ * The prefetches go to L2 (GEMM_PREFETCH_HINT), not L1: a panel (k x NR
+ * floats, 96 KiB at k = 768 on AVX-512) does not fit L1 and the kernel reads
+ * the current one from L2 anyway, so prefetching the next into L1 only
+ * evicted the lines in use. On Zen 4 (2026-12-04, forward of the D = 768
+ * model, 1 x 32, weights from memory, two binaries alternating, 5-7 rounds,
+ * the machine otherwise quiet): AVX-512 1 thread 8.8 -> 8.4 ms (-6%), 2
+ * threads -12%; AVX2 (forced) 1 thread 12.2 -> 9.7 ms (-21%); D = 384 1 x
+ * 32, 32 x 128 at D = 384 and 768, and the default D = 256 model (not
+ * prefetched): equal within noise.
  * The AVX2 kernel spreads its share over its k steps instead of one line per
  * step from the first (gemm_avx2.c); with that and tile_rows, AVX2 at M = 32
  * with W from memory is within 0-4% of the AVX-512 path (2026-12-04, branch

@@ -1,9 +1,9 @@
 /* gemm_avx512: the 8 x 32 AVX-512F micro-kernel (gemm_kernels.h). Per step
  * of k: two 16-float loads of the packed panel, eight broadcasts of A and 16
  * FMAs into 16 zmm accumulators, and a prefetch of up to two lines of the
- * next panel while any are asked for. Compiled with a target attribute, so the
- * rest of the build stays baseline x86-64; gemm.c calls it only where the
- * CPU has AVX-512F. */
+ * next panel into L2 while any are asked for. Compiled with a target
+ * attribute, so the rest of the build stays baseline x86-64; gemm.c calls it
+ * only where the CPU has AVX-512F. */
 #include <stddef.h>
 
 #include "gemm_kernels.h"
@@ -63,8 +63,8 @@ TARGET void gemm_block_avx512(const float *panels, int n, int k, int p0, int p1,
             const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
             if (kk < pf_steps) {
                 const float *pf = prefetch + (size_t)kk * pf_stride;
-                _mm_prefetch((const char *)pf, _MM_HINT_T0);
-                _mm_prefetch((const char *)(pf + pf_second), _MM_HINT_T0);
+                _mm_prefetch((const char *)pf, GEMM_PREFETCH_HINT);
+                _mm_prefetch((const char *)(pf + pf_second), GEMM_PREFETCH_HINT);
             }
             ROW_FMA(0);
             ROW_FMA(1);

@@ -21,6 +21,9 @@
 /* Floats per 64-byte cache line: the unit of a kernel's prefetch. */
 #define GEMM_LINE_FLOATS 16
 
+/* Where a kernel's prefetches go: L2 (gemm.c says why). */
+#define GEMM_PREFETCH_HINT _MM_HINT_T1
+
 #define GEMM_PLAIN_MR 4
 #define GEMM_PLAIN_NR 8
 #define GEMM_AVX2_MR 6

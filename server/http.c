@@ -4,6 +4,7 @@
  * queued on that first callback so that an unwanted body is never read. */
 #include "http.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received (glibc's lacks it) */
@@ -240,6 +241,17 @@ static bool request_id_valid(const char *s)
     return true;
 }
 
+/* Copies src into dst[cap], cut to fit, as snprintf(dst, cap, "%s", src)
+ * would, without printf: these copies run for every request, and printf is
+ * slow in this process (libquadmath, which OpenBLAS brings in, registers
+ * printf extensions, which send every printf call down glibc's slow path). */
+static void copy_cut(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
 /* splitmix64: distinct-looking ids from a random seed and a counter. */
 static uint64_t mix64(uint64_t x)
 {
@@ -355,8 +367,8 @@ void http_request_add_header(http_request *r, const char *name, const char *valu
 {
     assert(r->n_headers < HTTP_MAX_HEADERS && "too many response headers");
     response_header *h = &r->headers[r->n_headers++];
-    snprintf(h->name, sizeof h->name, "%s", name);
-    snprintf(h->value, sizeof h->value, "%s", value);
+    copy_cut(h->name, sizeof h->name, name);
+    copy_cut(h->value, sizeof h->value, value);
 }
 
 /* Hands the stored response to MHD. Returns MHD_NO only when MHD refused it,
@@ -690,11 +702,14 @@ static http_request *request_new(http_server *s, struct MHD_Connection *conn, co
         r->fd = ci->connect_fd;
     const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
     if (rid && request_id_valid(rid)) {
-        snprintf(r->request_id, sizeof r->request_id, "%s", rid);
+        copy_cut(r->request_id, sizeof r->request_id, rid);
     } else {
-        uint64_t n = atomic_fetch_add(&s->next_id, 1);
-        snprintf(r->request_id, sizeof r->request_id, "%016llx",
-                 (unsigned long long)mix64(s->id_seed ^ n));
+        /* 16 lowercase hex digits, by hand (printf is slow here: copy_cut). */
+        static const char digits[] = "0123456789abcdef";
+        uint64_t v = mix64(s->id_seed ^ atomic_fetch_add(&s->next_id, 1));
+        for (int i = 15; i >= 0; i--, v >>= 4)
+            r->request_id[i] = digits[v & 15];
+        r->request_id[16] = 0;
     }
     return r;
 }
@@ -1182,13 +1197,44 @@ void http_request_remote_addr(const http_request *r, char *buf, size_t cap)
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (!ci || !ci->client_addr)
         return;
-    char host[64], serv[16];
-    socklen_t len = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                           : sizeof(struct sockaddr_in);
-    if (getnameinfo(ci->client_addr, len, host, sizeof host, serv, sizeof serv,
-                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+    /* inet_ntop, not getnameinfo: this runs for every access-log line. */
+    char host[INET6_ADDRSTRLEN];
+    unsigned port;
+    bool v6 = ci->client_addr->sa_family == AF_INET6;
+    if (v6) {
+        struct sockaddr_in6 a;
+        memcpy(&a, ci->client_addr, sizeof a);
+        if (!inet_ntop(AF_INET6, &a.sin6_addr, host, sizeof host))
+            return;
+        port = ntohs(a.sin6_port);
+    } else if (ci->client_addr->sa_family == AF_INET) {
+        struct sockaddr_in a;
+        memcpy(&a, ci->client_addr, sizeof a);
+        if (!inet_ntop(AF_INET, &a.sin_addr, host, sizeof host))
+            return;
+        port = ntohs(a.sin_port);
+    } else {
         return;
-    snprintf(buf, cap, ci->client_addr->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
+    }
+    char port_text[8];
+    size_t np = sizeof port_text;
+    do {
+        port_text[--np] = (char)('0' + port % 10);
+        port /= 10;
+    } while (port > 0);
+    size_t nh = strlen(host), nd = sizeof port_text - np;
+    if (nh + nd + 4 > cap) /* [host]:port and the NUL */
+        return;
+    char *p = buf;
+    if (v6)
+        *p++ = '[';
+    memcpy(p, host, nh);
+    p += nh;
+    if (v6)
+        *p++ = ']';
+    *p++ = ':';
+    memcpy(p, port_text + np, nd);
+    p[nd] = 0;
 }
 const char *http_request_id(const http_request *r)
 {
@@ -1221,7 +1267,7 @@ const char *http_request_model(const http_request *r)
 }
 void http_request_set_model(http_request *r, const char *model_name)
 {
-    snprintf(r->model, sizeof r->model, "%s", model_name);
+    copy_cut(r->model, sizeof r->model, model_name);
 }
 http_request_stats *http_request_stats_of(http_request *r)
 {

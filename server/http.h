@@ -168,7 +168,8 @@ const char *http_request_path(const http_request *r);
 const char *http_request_param(const http_request *r, int i);
 /* The body (NUL-terminated after body_bytes for convenience; may contain NULs). */
 const char *http_request_body(const http_request *r, size_t *body_bytes);
-/* The client's address as "ip:port" into buf (empty when unknown). HTTP thread. */
+/* The client's address as "ip:port" or "[ipv6]:port" into buf (empty when unknown or
+ * when it does not fit in cap). HTTP thread. */
 void http_request_remote_addr(const http_request *r, char *buf, size_t cap);
 /* A request header, or NULL. HTTP thread only. */
 const char *http_request_header(const http_request *r, const char *name);

@@ -1,10 +1,13 @@
 /* log: leveled, thread-safe logging, one line per event, as text or JSON.
  *
- * Every call formats its whole line on the caller's stack and emits it with a
- * single write(2) to the log fd (stderr by default), so lines from different
- * threads never interleave and no lock is taken. Lines longer than
- * LOG_LINE_MAX bytes are truncated (a JSON line stays valid JSON). Logging
- * never allocates, so it may be called on the hot path and from any thread.
+ * Every call formats its whole line on the caller's stack. Access lines
+ * (log_access, one per HTTP response) are collected in a batch and written
+ * together, at most about 100 ms after they were logged; any other line is
+ * written with a single write(2) to the log fd (stderr by default), after the
+ * batch. So lines from different threads never interleave and keep the order
+ * in which they were logged. Lines longer than LOG_LINE_MAX bytes are
+ * truncated (a JSON line stays valid JSON). Logging never allocates, so it
+ * may be called on the hot path and from any thread.
  *
  * Text:  2026-11-29T14:40:00.123Z INFO model 'imdb' loaded in 41 ms
  * JSON:  {"ts":"2026-11-29T14:40:00.123Z","level":"info","msg":"model 'imdb' loaded in 41 ms"}
@@ -42,8 +45,16 @@ typedef enum {
 void log_configure(log_format format, log_level min_level);
 
 /* Redirects output to `fd` (not owned: never closed). Default 2 (stderr).
- * Meant for tests; any thread. */
+ * Access lines still in the batch go to the old fd first. Meant for tests;
+ * any thread. */
 void log_set_fd(int fd);
+
+/* Writes the access lines waiting in the batch. While access lines keep
+ * coming, each waits at most ~100 ms; when they stop, this is what writes the
+ * last ones: the daemon's main thread calls it on its tick (every 100 ms or
+ * less) and before it exits. Lines still in the batch are lost if the process
+ * dies without it (a crash, SIGKILL). Any thread. */
+void log_flush(void);
 
 /* True when an event at `level` would be emitted: lets callers skip costly
  * argument preparation for debug lines. */
@@ -85,7 +96,7 @@ typedef struct {
     const char *parent_id;   /* the caller's span (traceparent), NULL if it sent none */
 } log_access_entry;
 
-/* Emits `e` at LOG_LEVEL_INFO.
+/* Emits `e` at LOG_LEVEL_INFO, through the batch (see the top of this file).
  * JSON: {"ts":...,"level":"info","event":"access","request_id":"...","method":"POST",
  *        "path":"...","route":"...","model":"...","remote_addr":"...","status":200,
  *        "latency_ms":1.234,"queue_ms":0.250,"batch_size":4,"items":1,"error":"...",

@@ -405,6 +405,7 @@ static void drain(daemon_state *d, const sigset_t *set, bool quiet)
             break;
         }
         int sig = signal_wait(set, 20);
+        log_flush();
         http_server_probe_disconnects(d->http);
         http_server_cut_slow_clients(d->http);
         if (sig == SIGTERM || sig == SIGINT) {
@@ -690,6 +691,7 @@ static int serve(daemon_state *d)
         if (timeout < 0 || timeout > MAIN_TICK_MS)
             timeout = MAIN_TICK_MS;
         int sig = signal_wait(&set, timeout);
+        log_flush(); /* the access lines of the last <= 100 ms (log.h) */
         http_server_probe_disconnects(d->http);
         http_server_cut_slow_clients(d->http);
         if (atomic_load(&d->first_load) < 0) {
@@ -775,6 +777,7 @@ int main(int argc, char **argv)
         rc = serve(&d);
         teardown(&d);
         log_info("exiting with status %d", rc);
+        log_flush(); /* the last access lines, whatever the level */
         return rc;
     }
     settings_free(&d.cfg);

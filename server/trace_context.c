@@ -2,7 +2,6 @@
 #include "trace_context.h"
 
 #include <stdatomic.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -95,20 +94,42 @@ static uint64_t next_id(uint64_t seed)
     }
 }
 
+/* v as 16 lowercase hex digits (no NUL). By hand: these run for every
+ * request, and printf is slow in this process (libquadmath, which OpenBLAS
+ * brings in, registers printf extensions, which send every printf call down
+ * glibc's slow path). */
+static void hex16(char out[16], uint64_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        out[i] = digits[v & 15];
+}
+
 void trace_ids_new(char trace_id[TRACE_ID_HEX + 1], char span_id[TRACE_SPAN_HEX + 1])
 {
     uint64_t seed = seed_get();
     if (trace_id) {
         uint64_t hi = next_id(seed), lo = next_id(seed);
-        snprintf(trace_id, TRACE_ID_HEX + 1, "%016llx%016llx", (unsigned long long)hi,
-                 (unsigned long long)lo);
+        hex16(trace_id, hi);
+        hex16(trace_id + 16, lo);
+        trace_id[TRACE_ID_HEX] = 0;
     }
-    snprintf(span_id, TRACE_SPAN_HEX + 1, "%016llx", (unsigned long long)next_id(seed));
+    hex16(span_id, next_id(seed));
+    span_id[TRACE_SPAN_HEX] = 0;
 }
 
 void trace_parent_format(const char *trace_id, const char *span_id, uint8_t flags,
                          char out[TRACEPARENT_LEN + 1])
 {
-    snprintf(out, TRACEPARENT_LEN + 1, "00-%.32s-%.16s-%02x", trace_id, span_id,
-             (unsigned)(flags & 1));
+    /* "00-%.32s-%.16s-%02x", by hand (see hex16). */
+    char *p = out;
+    *p++ = '0';
+    *p++ = '0';
+    *p++ = '-';
+    for (size_t i = 0; i < TRACE_ID_HEX && trace_id[i]; i++)
+        *p++ = trace_id[i];
+    *p++ = '-';
+    for (size_t i = 0; i < TRACE_SPAN_HEX && span_id[i]; i++)
+        *p++ = span_id[i];
+    memcpy(p, flags & 1 ? "-01" : "-00", 4);
 }

@@ -137,7 +137,7 @@ def wrk(port, path, bodies_file, conns, duration_s, max_requests=0, scheme="http
     env = dict(os.environ, BENCH_PATH=path, BENCH_BODIES=bodies_file,
                BENCH_MAX_REQUESTS=str(max_requests), BENCH_CLOSE="1" if close else "")
     # One wrk thread: the machine has two cores, and both belong to the server.
-    argv = ["wrk", "-t1", f"-c{conns}", f"-d{duration_s}s", "--timeout", "30s",
+    argv = ["wrk", "-t1", f"-c{conns}", f"-d{duration_s:g}s", "--timeout", "30s",
             "-s", os.path.join(HERE, "post_bodies.lua"), f"{scheme}://127.0.0.1:{port}"]
     out = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=duration_s + 120)
     m = re.search(r"BENCH_RESULT (\{.*\})", out.stdout)

@@ -184,8 +184,14 @@ def test_second_sigterm_exits_at_once(start_daemon, slow_classifier):
     while "draining:" not in d.log():
         assert time.monotonic() < deadline
         time.sleep(0.005)
+    # Answered while draining: their access lines go out before the fast exit.
+    ids = [f"during-drain-{i}" for i in range(5)]
+    for rid in ids:
+        assert d.get("/healthz", headers={"X-Request-Id": rid}).status == 200
     d.proc.send_signal(signal.SIGTERM)
     assert d.proc.wait(timeout=10) == 1
-    assert "second SIGTERM: exiting at once" in d.log()
+    log = d.log()
+    assert "second SIGTERM: exiting at once" in log
+    assert re.findall(r" INFO access .* id=(during-drain-\S*) ", log) == ids, log[-3000:]
     for t in threads:
         t.join()

@@ -1,6 +1,7 @@
 /* test_log: leveled logging in text and JSON: filtering, escaping (every
  * JSON line parses, whatever the message bytes), truncation of long lines,
- * the access-log event, and whole lines under concurrent writers. */
+ * the access-log event and its batch (every line arrives, in order, around
+ * other lines), and whole lines under concurrent writers. */
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -44,8 +46,9 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Everything logged since the last call (a new malloc'd string). */
-static char *captured(void)
+/* What reached the fd since the last call, without flushing the access
+ * batch (a new malloc'd string). */
+static char *captured_unflushed(void)
 {
     off_t end = lseek(capture_fd, 0, SEEK_END);
     assert_true(end >= 0);
@@ -56,6 +59,13 @@ static char *captured(void)
     assert_int_equal(ftruncate(capture_fd, 0), 0);
     assert_int_equal(lseek(capture_fd, 0, SEEK_SET), 0);
     return buf;
+}
+
+/* Everything logged since the last call, the access batch included. */
+static char *captured(void)
+{
+    log_flush();
+    return captured_unflushed();
 }
 
 static int count_lines(const char *s)
@@ -316,15 +326,234 @@ static void test_access_long_or_spoofing_path(void **state)
     free(out);
 }
 
+/* ---- the access batch ---------------------------------------------------- */
+
+static void log_access_id(const char *id)
+{
+    log_access_entry e = {.request_id = id, .method = "GET", .path = "/healthz", .status = 200};
+    log_access(&e);
+}
+
+/* The values of "id=" in the text access lines of s, and the "INFO" messages
+ * of the other lines, in order, one per line: "a:ID" or "m:MSG". */
+static char *line_sequence(const char *s)
+{
+    size_t cap = strlen(s) + 1, n = 0;
+    char *out = malloc(cap);
+    assert_non_null(out);
+    out[0] = 0;
+    for (const char *p = s; *p;) {
+        const char *nl = strchr(p, '\n');
+        assert_non_null(nl);
+        const char *id = strstr(p, " id=");
+        const char *what = id && id < nl ? id + 4 : p + 30; /* "TS INFO " is 30 bytes */
+        const char *end = what;
+        while (end < nl && *end != ' ')
+            end++;
+        n += (size_t)snprintf(out + n, cap - n, "%s%.*s;",
+                              id && id < nl ? "a:" : "m:", (int)(end - what), what);
+        p = nl + 1;
+    }
+    return out;
+}
+
+static void test_access_lines_keep_their_place_around_other_lines(void **state)
+{
+    (void)state;
+    log_configure(LOG_FORMAT_TEXT, LOG_LEVEL_INFO);
+    log_access_id("a1");
+    log_access_id("a2");
+    log_info("m1");
+    log_access_id("a3");
+    log_warn("m2");
+    log_access_id("a4");
+    char *out = captured();
+    char *seq = line_sequence(out);
+    assert_string_equal(seq, "a:a1;a:a2;m:m1;a:a3;m:m2;a:a4;");
+    free(seq);
+    free(out);
+}
+
+static void test_access_lines_are_held_until_a_flush(void **state)
+{
+    (void)state;
+    log_configure(LOG_FORMAT_TEXT, LOG_LEVEL_INFO);
+    /* One line: the batch is neither full nor old when it is appended. */
+    log_access_id("held");
+    char *out = captured_unflushed();
+    assert_string_equal(out, "");
+    free(out);
+    log_flush();
+    out = captured_unflushed();
+    assert_non_null(strstr(out, " id=held "));
+    assert_int_equal(count_lines(out), 1);
+    free(out);
+    log_flush(); /* nothing twice */
+    out = captured_unflushed();
+    assert_string_equal(out, "");
+    free(out);
+}
+
+/* More lines than the batch holds: it writes itself out as it fills, every
+ * line whole and in order. */
+static void test_a_full_batch_writes_itself_in_order(void **state)
+{
+    (void)state;
+    log_configure(LOG_FORMAT_TEXT, LOG_LEVEL_INFO);
+    enum { N = 3000 }; /* ~150 bytes each: several batches */
+    char id[16];
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "r%d", i);
+        log_access_id(id);
+    }
+    char *early = captured_unflushed();
+    int n_early = count_lines(early);
+    assert_true(n_early >= N / 2); /* the batch is far smaller than N lines */
+    char *rest = captured();
+    size_t n1 = strlen(early), n2 = strlen(rest);
+    char *all = malloc(n1 + n2 + 1);
+    assert_non_null(all);
+    memcpy(all, early, n1);
+    memcpy(all + n1, rest, n2 + 1);
+    assert_int_equal(count_lines(all), N);
+    int i = 0;
+    for (const char *p = all; *p; i++) {
+        char want[24];
+        snprintf(want, sizeof want, " id=r%d ", i);
+        const char *nl = strchr(p, '\n');
+        const char *hit = strstr(p, want);
+        assert_true(hit && hit < nl);
+        p = nl + 1;
+    }
+    free(all);
+    free(rest);
+    free(early);
+}
+
+/* A line older than the batch's age limit goes out with the next line. */
+static void test_an_old_batch_goes_out_with_the_next_line(void **state)
+{
+    (void)state;
+    log_configure(LOG_FORMAT_TEXT, LOG_LEVEL_INFO);
+    log_access_id("old");
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 150 * 1000000L}; /* > the 100 ms limit */
+    nanosleep(&pause, NULL);
+    log_access_id("new");
+    char *out = captured_unflushed();
+    char *seq = line_sequence(out);
+    assert_string_equal(seq, "a:old;a:new;");
+    free(seq);
+    free(out);
+}
+
+/* log_set_fd sends what is in the batch to the old fd. */
+static void test_set_fd_flushes_to_the_old_fd(void **state)
+{
+    (void)state;
+    log_configure(LOG_FORMAT_TEXT, LOG_LEVEL_INFO);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    log_access_id("to-old");
+    log_set_fd(fds[1]);
+    log_access_id("to-new");
+    log_flush();
+    log_set_fd(capture_fd);
+    char *out = captured_unflushed();
+    assert_non_null(strstr(out, " id=to-old "));
+    assert_null(strstr(out, "to-new"));
+    free(out);
+    char buf[512];
+    ssize_t n = read(fds[0], buf, sizeof buf - 1);
+    assert_true(n > 0);
+    buf[n] = 0;
+    assert_non_null(strstr(buf, " id=to-new "));
+    assert_null(strstr(buf, "to-old"));
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* The hand-formatted numbers read as printf's would. */
+static void test_access_numbers(void **state)
+{
+    (void)state;
+    log_configure(LOG_FORMAT_TEXT, LOG_LEVEL_INFO);
+    static const uint64_t ns[] = {
+        0, 499, 500, 999, 1000, 1234567, 999999, 1000000, 60123456789ULL, UINT64_MAX};
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+        log_access_entry e = {.request_id = "n",
+                              .status = i % 2 ? 503 : -7,
+                              .latency_ns = ns[i],
+                              .queue_ns = ns[sizeof ns / sizeof ns[0] - 1 - i],
+                              .batch_size = (uint32_t)(ns[i] & 0xffffffffu),
+                              .n_items = UINT32_MAX};
+        log_access(&e);
+        char *out = captured();
+        char want[256];
+        uint64_t q = e.queue_ns;
+        /* Microseconds, rounded half up, then "ms.uuu". */
+        uint64_t lu = ns[i] / 1000 + (ns[i] % 1000 >= 500), qu = q / 1000 + (q % 1000 >= 500);
+        snprintf(want, sizeof want,
+                 " status=%d remote=- route=- model=- latency_ms=%llu.%03llu queue_ms=%llu.%03llu "
+                 "batch_size=%u items=%u id=n ",
+                 e.status, (unsigned long long)(lu / 1000), (unsigned long long)(lu % 1000),
+                 (unsigned long long)(qu / 1000), (unsigned long long)(qu % 1000), e.batch_size,
+                 e.n_items);
+        if (!strstr(out, want))
+            fail_msg("expected '%s' in '%s'", want, out);
+        if (ns[i] == 1234567) {
+            char f[32];
+            snprintf(f, sizeof f, "latency_ms=%.3f ", (double)ns[i] / 1e6);
+            assert_non_null(strstr(out, f));
+        }
+        free(out);
+    }
+}
+
+/* The timestamp, formatted once a second, is the current UTC time. */
+static void test_timestamp_is_now(void **state)
+{
+    (void)state;
+    log_configure(LOG_FORMAT_TEXT, LOG_LEVEL_INFO);
+    for (int round = 0; round < 3; round++) {
+        time_t before = time(NULL);
+        log_info("tick");
+        time_t after = time(NULL);
+        char *out = captured();
+        bool match = false;
+        for (time_t t = before; t <= after; t++) {
+            struct tm tm;
+            char want[32];
+            gmtime_r(&t, &tm);
+            strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%S.", &tm);
+            match = match || strncmp(out, want, 20) == 0;
+        }
+        if (!match)
+            fail_msg("timestamp of '%s' is not between %ld and %ld", out, (long)before,
+                     (long)after);
+        assert_true(out[20] >= '0' && out[20] <= '9' && out[23] == 'Z' && out[24] == ' ');
+        free(out);
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 400 * 1000000L}; /* cross a second */
+        nanosleep(&pause, NULL);
+    }
+}
+
 #define WRITERS 4
 #define LINES_PER_WRITER 500
 
 static void *writer(void *arg)
 {
     long id = (long)arg;
-    for (int i = 0; i < LINES_PER_WRITER; i++)
-        log_info("writer %ld line %d %s", id, i,
-                 "padding padding padding padding padding padding padding padding");
+    for (int i = 0; i < LINES_PER_WRITER; i++) {
+        if (i % 3 == 1) { /* access lines in between: the batch keeps each writer's order */
+            char msg[64];
+            snprintf(msg, sizeof msg, "writer %ld line %d", id, i);
+            log_access_entry e = {.request_id = msg, .status = 200};
+            log_access(&e);
+        } else {
+            log_info("writer %ld line %d %s", id, i,
+                     "padding padding padding padding padding padding padding padding");
+        }
+    }
     return NULL;
 }
 
@@ -345,9 +574,11 @@ static void test_concurrent_writers_whole_lines(void **state)
         json_t *j = parse_json_line(p, (size_t)(nl - p), "info");
         long w;
         int line;
-        assert_int_equal(
-            sscanf(json_string_value(json_object_get(j, "msg")), "writer %ld line %d", &w, &line),
-            2);
+        const char *msg = json_string_value(json_object_get(j, "msg"));
+        if (!msg)
+            msg = json_string_value(json_object_get(j, "request_id"));
+        assert_non_null(msg);
+        assert_int_equal(sscanf(msg, "writer %ld line %d", &w, &line), 2);
         assert_true(w >= 0 && w < WRITERS);
         assert_int_equal(line, seen[w]); /* each writer's lines in its order */
         seen[w]++;
@@ -366,6 +597,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_access_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_access_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_access_long_or_spoofing_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_access_lines_keep_their_place_around_other_lines,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_access_lines_are_held_until_a_flush, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_full_batch_writes_itself_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_old_batch_goes_out_with_the_next_line, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_set_fd_flushes_to_the_old_fd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_access_numbers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timestamp_is_now, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writers_whole_lines, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -90,6 +91,12 @@ static void test_new_ids_and_format(void **state)
     assert_string_equal(p.trace_id, TID);
     assert_string_equal(p.parent_id, s1);
     assert_int_equal(p.flags, 1); /* only the sampled bit is kept */
+    char want[TRACEPARENT_LEN + 8];
+    snprintf(want, sizeof want, "00-%s-%s-01", TID, s1);
+    assert_string_equal(out, want);
+    trace_parent_format(t2, s2, 0x02, out);
+    snprintf(want, sizeof want, "00-%s-%s-00", t2, s2);
+    assert_string_equal(out, want);
 }
 
 static void test_cors_origin_syntax(void **state)
