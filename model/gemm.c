@@ -207,17 +207,23 @@ gemm_weights gemm_pack_scaled_sum(const gemm_weights *a, const float *scale, con
  * prefetched): equal within noise.
  * The AVX2 kernel spreads its share over its k steps instead of one line per
  * step from the first (gemm_avx2.c); with that and tile_rows, AVX2 at M = 32
- * with W from memory is within 0-4% of the AVX-512 path (2026-12-04, branch
- * engine6, Zen 4: 32 x 3072 x 768 102 vs 101 GFLOP/s, 32 x 768 x 3072 103 vs
- * 107). The same spread on AVX-512 gained 14% at 32 x 3072 x 768 from memory
- * but lost 3% with W in L3 (32 x 768 x 768, 32 x 1536 x 384): not kept. */
+ * is within 0-5% of the AVX-512 path with its L2 hint (2026-12-04, branch
+ * engine6, Zen 4, GFLOP/s: W from memory 32 x 3072 x 768 100 vs 100, 32 x
+ * 768 x 3072 101 vs 106; W in L3 32 x 1536 x 384 110 vs 115; 12 x 768 x 768
+ * from memory 88 vs 75). The same spread on AVX-512, over its burst into L1 (before the L2
+ * hint above), gained 14% at 32 x 3072 x 768 from memory but lost 3% with W
+ * in L3 (32 x 768 x 768, 32 x 1536 x 384): not kept, and not tried against
+ * the L2 hint. */
 #define GEMM_GROUP_A_BYTES (384 * 1024)
 
 /* Where a kernel's cost follows its rows (tile_rows), a group need not be
  * whole tiles: at k = 3072 it is 32 rows, not 30 and a second pass over all
  * of W for the other 2. AVX2, W from memory (2026-12-04, branch engine6, Zen
  * 4, CPU time, one process alternating, medians of 31): 32 x 768 x 3072 92
- * -> 103 GFLOP/s, 64 x 768 x 3072 +5%; from L3 32 x 768 x 3072 +17%. */
+ * -> 103 GFLOP/s, 64 x 768 x 3072 +5%; from L3 32 x 768 x 3072 +17%. Also
+ * better than whole-tile groups with the rest of less than a tile joined to
+ * the last: 252 x 768 x 3072 from L3 +3.5%, 64 x 768 x 3072 +2.5% (fewer
+ * passes over W). */
 static int group_rows(const path_info *pi, int k)
 {
     int rows = GEMM_GROUP_A_BYTES / (k * (int)sizeof(float));

@@ -23,13 +23,17 @@
  * The prefetches are spread evenly over the k steps: issued in a burst, one
  * per step, the next panel's lines (k of them for one tile, k / 6 each for 6)
  * came faster than memory could answer, and the kernel stalled on the full
- * miss buffers. Spread (2026-12-04, branch engine6, Zen 4, W from memory,
- * CPU time, one process alternating, medians of 31): 32 x 3072 x 768, 32 x
- * 1536 x 768 and 32 x 768 x 768 +22-33%, 32 x 768 x 3072 +12-19%. When a
- * tile has more than one line per 3 steps to fetch (a group of one or two
- * tiles), they go to L2 only (prefetcht1): 6 and 12 x 768 x 768 and x 3072 x
- * 768 +12-37% over prefetcht0, which fills L1 with lines needed only a tile
- * later; with 3 or more tiles prefetcht0 is 0-5% faster. */
+ * miss buffers. Spread, over the burst into L1 (2026-12-04, branch engine6,
+ * Zen 4, W from memory, CPU time, one process alternating, medians of 31):
+ * 32 x 3072 x 768, 32 x 1536 x 768 and 32 x 768 x 768 +22-33%, 32 x 768 x
+ * 3072 +12-19%. When a tile has more than one line per 3 steps to fetch (a
+ * group of one or two tiles), they go to L2 only (prefetcht1): 6 and 12 x 768
+ * x 768 and x 3072 x 768 +12-37% over prefetcht0, which fills L1 with lines
+ * needed only a tile later. With 3 or more tiles prefetcht0 is 1-4% faster
+ * with W from memory (32 rows, k = 768 and 3072) and 0-3% slower with W in
+ * L3 (32 x 1536 x 384, 32 x 384 x 384). Against main's burst into L2
+ * (gemm.c; this kernel, tile_rows and group_rows together): 32-row products
+ * with W from memory +11-18%, 12 x 768 x 768 +15-18%, W in L3 +6-10%. */
 static TARGET ALWAYS_INLINE void block_rows(const int R, const bool to_l2, const float *panels,
                                             int n, int k, int p0, int p1, const float *a, int lda,
                                             bool accumulate, float *c, int ldc,
