@@ -10,16 +10,20 @@
 #include "gemm_kernels.h"
 #include "kernels.h"
 
+/* rows_cost: the kernel's time follows the rows it is asked for (avx2: one
+ * version per row count), so a short rest of rows is better shared with the
+ * last full tile (tile_rows); the others compute a short tile as a full one. */
 typedef struct {
     const char *name;
     int mr, nr;
+    bool rows_cost;
     gemm_block_fn *block;
 } path_info;
 
 static const path_info paths[GEMM_N_PATHS] = {
-    [GEMM_PATH_PLAIN] = {"plain", GEMM_PLAIN_MR, GEMM_PLAIN_NR, gemm_block_plain},
-    [GEMM_PATH_AVX2] = {"avx2", GEMM_AVX2_MR, GEMM_AVX2_NR, gemm_block_avx2},
-    [GEMM_PATH_AVX512] = {"avx512", GEMM_AVX512_MR, GEMM_AVX512_NR, gemm_block_avx512},
+    [GEMM_PATH_PLAIN] = {"plain", GEMM_PLAIN_MR, GEMM_PLAIN_NR, false, gemm_block_plain},
+    [GEMM_PATH_AVX2] = {"avx2", GEMM_AVX2_MR, GEMM_AVX2_NR, true, gemm_block_avx2},
+    [GEMM_PATH_AVX512] = {"avx512", GEMM_AVX512_MR, GEMM_AVX512_NR, false, gemm_block_avx512},
 };
 
 static const path_info *info(gemm_path p)
@@ -163,7 +167,8 @@ gemm_weights gemm_pack_scaled_sum(const gemm_weights *a, const float *scale, con
 /* ---- the driver ------------------------------------------------------------------- */
 
 /* Rows of A kept in L2 while every panel of W streams past them: about
- * 384 KiB of A (a multiple of the tile's rows, at least one tile), which
+ * 384 KiB of A (a multiple of the tile's rows but on AVX2, see group_rows;
+ * at least one tile), which
  * leaves room in a 1 MiB L2 for a panel of W (k x NR floats). Each panel is
  * then read once per group of rows instead of once per tile of rows: at M =
  * 32 and weights that do not fit the caches, 4x less traffic from memory.
@@ -199,13 +204,31 @@ gemm_weights gemm_pack_scaled_sum(const gemm_weights *a, const float *scale, con
  * the machine otherwise quiet): AVX-512 1 thread 8.8 -> 8.4 ms (-6%), 2
  * threads -12%; AVX2 (forced) 1 thread 12.2 -> 9.7 ms (-21%); D = 384 1 x
  * 32, 32 x 128 at D = 384 and 768, and the default D = 256 model (not
- * prefetched): equal within noise. */
+ * prefetched): equal within noise.
+ * The AVX2 kernel spreads its share over its k steps instead of one line per
+ * step from the first (gemm_avx2.c); with that and tile_rows, AVX2 at M = 32
+ * is within 0-5% of the AVX-512 path with its L2 hint (2026-12-04, branch
+ * engine6, Zen 4, GFLOP/s: W from memory 32 x 3072 x 768 100 vs 100, 32 x
+ * 768 x 3072 101 vs 106; W in L3 32 x 1536 x 384 110 vs 115; 12 x 768 x 768
+ * from memory 88 vs 75). The same spread on AVX-512, over its burst into L1 (before the L2
+ * hint above), gained 14% at 32 x 3072 x 768 from memory but lost 3% with W
+ * in L3 (32 x 768 x 768, 32 x 1536 x 384): not kept, and not tried against
+ * the L2 hint. */
 #define GEMM_GROUP_A_BYTES (384 * 1024)
 
+/* Where a kernel's cost follows its rows (tile_rows), a group need not be
+ * whole tiles: at k = 3072 it is 32 rows, not 30 and a second pass over all
+ * of W for the other 2. AVX2, W from memory (2026-12-04, branch engine6, Zen
+ * 4, CPU time, one process alternating, medians of 31): 32 x 768 x 3072 92
+ * -> 103 GFLOP/s, 64 x 768 x 3072 +5%; from L3 32 x 768 x 3072 +17%. Also
+ * better than whole-tile groups with the rest of less than a tile joined to
+ * the last: 252 x 768 x 3072 from L3 +3.5%, 64 x 768 x 3072 +2.5% (fewer
+ * passes over W). */
 static int group_rows(const path_info *pi, int k)
 {
     int rows = GEMM_GROUP_A_BYTES / (k * (int)sizeof(float));
-    rows = rows / pi->mr * pi->mr;
+    if (!pi->rows_cost)
+        rows = rows / pi->mr * pi->mr;
     return rows > pi->mr ? rows : pi->mr;
 }
 
@@ -249,6 +272,25 @@ static int prefetch_share(int lines, int tiles, int t, int *first)
     return lines - start < share ? lines - start : share;
 }
 
+/* Rows of the tile from row i of a group of gm: MR, the rest at the end.
+ * Where a kernel's cost follows its rows, a rest of at most MR / 2 rows is
+ * shared with the last full tile instead (M = 32 on 6-row tiles: 6 6 6 6 4 4,
+ * not 6 6 6 6 6 2): a tile of 1 or 2 rows has too few accumulators to hide
+ * the FMA latency. The number of tiles stays ceil(gm / MR).
+ * With W from memory or L3 (2026-12-04, branch engine6, Zen 4, AVX2, CPU
+ * time, one process alternating, medians of 31), over computing the rest as
+ * a full 6-row tile: 32 x 768 x 768, 32 x 1536 x 768, 32 x 1536 x 384 +5-15%,
+ * a little more than an exact 2-row rest (+0-10%). */
+static int tile_rows(const path_info *pi, int gm, int i)
+{
+    const int left = gm - i, mr = pi->mr;
+    if (left <= mr)
+        return left;
+    if (!pi->rows_cost || left >= 2 * mr || left - mr > mr / 2)
+        return mr;
+    return (left + 1) / 2;
+}
+
 /* The tiles of one panel over the group's gm rows, each prefetching its
  * share of `next` (NULL: none; kernels with no lines to prefetch get a valid
  * pointer all the same). */
@@ -257,13 +299,13 @@ static void panel_tiles(const path_info *pi, const gemm_weights *w, int p, const
 {
     const int tiles = (gm + pi->mr - 1) / pi->mr;
     const int lines = next ? (int)((size_t)w->k * (size_t)pi->nr / GEMM_LINE_FLOATS) : 0;
-    for (int i = 0, t = 0; i < gm; i += pi->mr, t++) {
+    for (int i = 0, t = 0, rows; i < gm; i += rows, t++) {
+        rows = tile_rows(pi, gm, i);
         int first;
         const int n_lines = prefetch_share(lines, tiles, t, &first);
         const float *pf = n_lines ? next + (size_t)first * GEMM_LINE_FLOATS : w->panels;
-        pi->block(w->panels, w->n, w->k, p, p + 1, gm - i < pi->mr ? gm - i : pi->mr,
-                  ag + (size_t)i * (size_t)lda, lda, accumulate, cg + (size_t)i * (size_t)ldc, ldc,
-                  pf, n_lines);
+        pi->block(w->panels, w->n, w->k, p, p + 1, rows, ag + (size_t)i * (size_t)lda, lda,
+                  accumulate, cg + (size_t)i * (size_t)ldc, ldc, pf, n_lines);
     }
 }
 

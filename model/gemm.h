@@ -7,7 +7,8 @@
  * paths, compiled with per-function target attributes (the build targets
  * baseline x86-64) and chosen at run time by CPU flags:
  *   avx512  8 x 32 tile (AVX-512F), 16 zmm accumulators
- *   avx2    6 x 16 tile (AVX2 + FMA), 12 ymm accumulators
+ *   avx2    6 x 16 tile (AVX2 + FMA), 12 ymm accumulators, and one of
+ *           1 to 5 rows for the rest
  *   plain   4 x 8 tile in portable C
  * A packed matrix remembers the path it was packed for, and every product
  * with it runs that path, so paths can be forced per model (tests do).

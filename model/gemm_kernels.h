@@ -3,12 +3,14 @@
  * columns of panels [p0, p1) (NR columns each from column p0 * NR; c points at
  * column 0) of the packed panels of an n x k weight (gemm.h),
  * from A (row stride lda, k columns): C = A W^T, plus the
- * old C when accumulate. Rows past mr are computed from row mr-1 and not
- * stored; columns past n are not stored. While it runs, a kernel may
- * prefetch the prefetch_lines cache lines (GEMM_LINE_FLOATS floats each)
+ * old C when accumulate. Rows past mr are not stored (avx512 and plain
+ * compute them from row mr-1; avx2 has one version per row count, and
+ * computes only mr); columns past n are not stored. While it runs, a kernel
+ * may prefetch the prefetch_lines cache lines (GEMM_LINE_FLOATS floats each)
  * from `prefetch` on (a hint: nothing is read, and the plain kernel ignores
- * it): avx512 at most 2 k of them, avx2 at most k (gemm.c asks for a share
- * of the next panel, which has that many). The avx2 and avx512 ones are
+ * it): avx512 at most 2 k of them, avx2 at most k, spread evenly over its
+ * first panel's k steps (gemm.c asks for a share of the next panel, which has
+ * that many). The avx2 and avx512 ones are
  * compiled with target attributes and may only run where gemm_path_supported
  * says so. */
 #ifndef FF_GEMM_KERNELS_H
@@ -19,7 +21,8 @@
 /* Floats per 64-byte cache line: the unit of a kernel's prefetch. */
 #define GEMM_LINE_FLOATS 16
 
-/* Where a kernel's prefetches go: L2 (gemm.c says why). */
+/* Where the avx512 kernel's prefetches go: L2 (gemm.c says why). The avx2
+ * kernel picks per call (gemm_avx2.c). */
 #define GEMM_PREFETCH_HINT _MM_HINT_T1
 
 #define GEMM_PLAIN_MR 4

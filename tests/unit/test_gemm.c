@@ -76,47 +76,68 @@ static void skip_unless_supported(gemm_path p)
     }
 }
 
-/* Every shape, with and without accumulate, in strided A and C. */
+/* One m x n x k product, with and without accumulate, in strided A and C,
+ * against the double-precision reference. */
+static void check_product(gemm_path p, int m, int n, int k, uint64_t *s)
+{
+    const int lda = k + 3, ldc = n + 5;
+    float *a = rnd_vec(s, (size_t)m * lda), *w = rnd_vec(s, (size_t)n * k);
+    float *c = rnd_vec(s, (size_t)m * ldc), *c0 = malloc((size_t)m * ldc * sizeof *c0);
+    double *ref = malloc((size_t)m * n * sizeof *ref);
+    assert_non_null(c0);
+    assert_non_null(ref);
+    memcpy(c0, c, (size_t)m * ldc * sizeof *c0);
+    gemm_weights gw;
+    float *buf = packed_for(p, w, n, k, &gw);
+    for (int acc = 0; acc < 2; acc++) {
+        memcpy(c, c0, (size_t)m * ldc * sizeof *c);
+        gemm_run(&gw, m, a, lda, acc, c, ldc, NULL);
+        ref_product(m, n, k, a, lda, w, acc ? c0 : NULL, ldc, ref);
+        double worst = 0.0;
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < n; j++) {
+                const double e = fabs((double)c[(size_t)i * ldc + j] - ref[(size_t)i * n + j]);
+                worst = e > worst ? e : worst;
+            }
+            /* The padding between rows is never written. */
+            for (int j = n; j < ldc; j++)
+                assert_true(c[(size_t)i * ldc + j] == c0[(size_t)i * ldc + j]);
+        }
+        /* Float accumulation over k terms of size <= 1. */
+        if (worst > 1e-6 * (k + 1))
+            fail_msg("%s %dx%dx%d acc %d: max error %g", gemm_path_name(p), m, n, k, acc, worst);
+    }
+    free(buf);
+    free(a);
+    free(w);
+    free(c);
+    free(c0);
+    free(ref);
+}
+
+/* Every shape of the table. */
 static void check_products(gemm_path p)
 {
     skip_unless_supported(p);
     uint64_t s = 0x9e3779b97f4a7c15ull + (uint64_t)p;
-    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-        const int m = shapes[si].m, n = shapes[si].n, k = shapes[si].k;
-        const int lda = k + 3, ldc = n + 5;
-        float *a = rnd_vec(&s, (size_t)m * lda), *w = rnd_vec(&s, (size_t)n * k);
-        float *c = rnd_vec(&s, (size_t)m * ldc), *c0 = malloc((size_t)m * ldc * sizeof *c0);
-        double *ref = malloc((size_t)m * n * sizeof *ref);
-        assert_non_null(c0);
-        assert_non_null(ref);
-        memcpy(c0, c, (size_t)m * ldc * sizeof *c0);
-        gemm_weights gw;
-        float *buf = packed_for(p, w, n, k, &gw);
-        for (int acc = 0; acc < 2; acc++) {
-            memcpy(c, c0, (size_t)m * ldc * sizeof *c);
-            gemm_run(&gw, m, a, lda, acc, c, ldc, NULL);
-            ref_product(m, n, k, a, lda, w, acc ? c0 : NULL, ldc, ref);
-            double worst = 0.0;
-            for (int i = 0; i < m; i++) {
-                for (int j = 0; j < n; j++) {
-                    const double e = fabs((double)c[(size_t)i * ldc + j] - ref[(size_t)i * n + j]);
-                    worst = e > worst ? e : worst;
-                }
-                /* The padding between rows is never written. */
-                for (int j = n; j < ldc; j++)
-                    assert_true(c[(size_t)i * ldc + j] == c0[(size_t)i * ldc + j]);
-            }
-            /* Float accumulation over k terms of size <= 1. */
-            if (worst > 1e-6 * (k + 1))
-                fail_msg("%s %dx%dx%d acc %d: max error %g", gemm_path_name(p), m, n, k, acc,
-                         worst);
-        }
-        free(buf);
-        free(a);
-        free(w);
-        free(c);
-        free(c0);
-        free(ref);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        check_product(p, shapes[si].m, shapes[si].n, shapes[si].k, &s);
+}
+
+/* Every row count a group's last tiles can have (M = 1 to 13 covers each
+ * rest of the 4-, 6- and 8-row tiles, alone and after full tiles, and the
+ * avx2 rests shared with the last full tile; M = 32 is the short sequence),
+ * with n not a multiple of any panel width: once with a small W, and once
+ * with a W of more than 512 KiB, which the driver prefetches panel by panel
+ * (each tile a share of the next panel's lines). */
+static void check_row_counts(gemm_path p)
+{
+    skip_unless_supported(p);
+    uint64_t s = 0x2545f4914f6cdd1dull + (uint64_t)p;
+    static const int ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 32};
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+        check_product(p, ms[i], 40, 37, &s);
+        check_product(p, ms[i], 200, 700, &s);
     }
 }
 
@@ -257,6 +278,7 @@ static void test_plain(void **state)
 {
     (void)state;
     check_products(GEMM_PATH_PLAIN);
+    check_row_counts(GEMM_PATH_PLAIN);
     check_epilogues(GEMM_PATH_PLAIN);
     check_pack_transposed(GEMM_PATH_PLAIN);
     check_pack_scaled_sum(GEMM_PATH_PLAIN);
@@ -266,6 +288,7 @@ static void test_avx2(void **state)
 {
     (void)state;
     check_products(GEMM_PATH_AVX2);
+    check_row_counts(GEMM_PATH_AVX2);
     check_epilogues(GEMM_PATH_AVX2);
     check_pack_transposed(GEMM_PATH_AVX2);
     check_pack_scaled_sum(GEMM_PATH_AVX2);
@@ -275,6 +298,7 @@ static void test_avx512(void **state)
 {
     (void)state;
     check_products(GEMM_PATH_AVX512);
+    check_row_counts(GEMM_PATH_AVX512);
     check_epilogues(GEMM_PATH_AVX512);
     check_pack_transposed(GEMM_PATH_AVX512);
     check_pack_scaled_sum(GEMM_PATH_AVX512);
