@@ -245,10 +245,14 @@ stress: all
 # prepares the splits under data/. MovieLens is committed (datasets/).
 # make eval: the C metrics of models/* on their test splits, next to their cards'.
 DATA_SETS ?=
+# Fine Foods is prepared by R (tools/prepare_finefoods.py runs Rscript).
+DEB_DATA := r-base-core
 data:
+	-@$(MAKE) --no-print-directory deps DEB_PKGS="$(DEB_DATA)"
 	tools/make_data.sh $(DATA_SETS)
 
 eval: all
+	-@$(MAKE) --no-print-directory deps DEB_PKGS="$(DEB_DATA)"
 	@for f in imdb/test.jsonl agnews/test_titles.jsonl movielens/news.tsv pros-cons/test.jsonl fine-foods/test.jsonl; do \
 	  [ -f data/$$f ] || { tools/make_data.sh imdb agnews movielens pros-cons fine-foods && break; }; done
 	OPENBLAS_NUM_THREADS=2 tools/eval_models.sh $(CLI) models data
