@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "api_errors.h"
+#include "ascii_digits.h"
 #include "http_guard.h"
 #include "mono_clock.h"
 #include "route_path.h"
@@ -704,11 +705,7 @@ static http_request *request_new(http_server *s, struct MHD_Connection *conn, co
     if (rid && request_id_valid(rid)) {
         copy_cut(r->request_id, sizeof r->request_id, rid);
     } else {
-        /* 16 lowercase hex digits, by hand (printf is slow here: copy_cut). */
-        static const char digits[] = "0123456789abcdef";
-        uint64_t v = mix64(s->id_seed ^ atomic_fetch_add(&s->next_id, 1));
-        for (int i = 15; i >= 0; i--, v >>= 4)
-            r->request_id[i] = digits[v & 15];
+        ascii_hex16(r->request_id, mix64(s->id_seed ^ atomic_fetch_add(&s->next_id, 1)));
         r->request_id[16] = 0;
     }
     return r;
@@ -1216,13 +1213,8 @@ void http_request_remote_addr(const http_request *r, char *buf, size_t cap)
     } else {
         return;
     }
-    char port_text[8];
-    size_t np = sizeof port_text;
-    do {
-        port_text[--np] = (char)('0' + port % 10);
-        port /= 10;
-    } while (port > 0);
-    size_t nh = strlen(host), nd = sizeof port_text - np;
+    char port_text[ASCII_DECIMAL_MAX];
+    size_t nh = strlen(host), nd = ascii_decimal(port_text, port);
     if (nh + nd + 4 > cap) /* [host]:port and the NUL */
         return;
     char *p = buf;
@@ -1233,7 +1225,7 @@ void http_request_remote_addr(const http_request *r, char *buf, size_t cap)
     if (v6)
         *p++ = ']';
     *p++ = ':';
-    memcpy(p, port_text + np, nd);
+    memcpy(p, port_text, nd);
     p[nd] = 0;
 }
 const char *http_request_id(const http_request *r)

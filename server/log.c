@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ascii_digits.h"
+
 static _Atomic int log_cfg_format = LOG_FORMAT_TEXT;
 static _Atomic int log_cfg_level = LOG_LEVEL_INFO;
 static _Atomic int log_cfg_fd = 2;
@@ -286,13 +288,8 @@ static void line_text_str(line *l, const char *s, size_t n, bool quoted)
 /* Appends v in decimal. */
 static void line_put_u64(line *l, uint64_t v)
 {
-    char tmp[20];
-    size_t i = sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v > 0);
-    line_put(l, tmp + i, sizeof tmp - i);
+    char digits[ASCII_DECIMAL_MAX];
+    line_put(l, digits, ascii_decimal(digits, v));
 }
 
 static void line_put_int(line *l, int v)

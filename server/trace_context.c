@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ascii_digits.h"
+
 /* Lowercase hex only: the spec forbids upper case. */
 static int hex_value(char c)
 {
@@ -94,27 +96,16 @@ static uint64_t next_id(uint64_t seed)
     }
 }
 
-/* v as 16 lowercase hex digits (no NUL). By hand: these run for every
- * request, and printf is slow in this process (libquadmath, which OpenBLAS
- * brings in, registers printf extensions, which send every printf call down
- * glibc's slow path). */
-static void hex16(char out[16], uint64_t v)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 15; i >= 0; i--, v >>= 4)
-        out[i] = digits[v & 15];
-}
-
 void trace_ids_new(char trace_id[TRACE_ID_HEX + 1], char span_id[TRACE_SPAN_HEX + 1])
 {
     uint64_t seed = seed_get();
     if (trace_id) {
         uint64_t hi = next_id(seed), lo = next_id(seed);
-        hex16(trace_id, hi);
-        hex16(trace_id + 16, lo);
+        ascii_hex16(trace_id, hi);
+        ascii_hex16(trace_id + 16, lo);
         trace_id[TRACE_ID_HEX] = 0;
     }
-    hex16(span_id, next_id(seed));
+    ascii_hex16(span_id, next_id(seed));
     span_id[TRACE_SPAN_HEX] = 0;
 }
 
