@@ -218,6 +218,14 @@ def golden(name):
         return json.load(f)
 
 
+def wait_for(cond, what, timeout=30):
+    """Polls cond() until it is true; fails with `what` after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
 def assert_close(got, want, rel=1e-4, abs_=1e-5, what=""):
     """Element-wise |got - want| <= abs_ + rel * |want| over nested lists."""
     if isinstance(want, list):

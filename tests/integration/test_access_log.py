@@ -6,9 +6,8 @@ import http.client
 import re
 import signal
 import threading
-import time
 
-from conftest import CLASSIFIER_DIR
+from conftest import CLASSIFIER_DIR, wait_for
 
 ONE_MODEL = [{"name": "classifier", "path": CLASSIFIER_DIR}]
 CLASSIFY = "/v1/models/classifier/classify"
@@ -44,13 +43,6 @@ def keep_alive_requests(port, ids, classify_every=0):
             assert r.status == 200, (rid, r.status)
     finally:
         conn.close()
-
-
-def wait_for(cond, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
 
 
 def test_every_access_line_arrives_in_order_at_sigterm(start_daemon):

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import CLASSIFIER_DIR, DAEMON, MIND_NEWS, NEWSREC_DIR, yaml_config
+from conftest import CLASSIFIER_DIR, DAEMON, MIND_NEWS, NEWSREC_DIR, wait_for, yaml_config
 
 C = "/v1/models/classifier/classify"
 GOOD = {"inputs": [{"input_ids": [7]}]}
@@ -67,13 +67,6 @@ def json_body(data):
 def open_connections(d):
     m = re.search(r"^fastformerd_http_connections (\d+)", d.get("/metrics").body.decode(), re.M)
     return int(m.group(1))
-
-
-def wait_for(cond, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 def health_port(d):
