@@ -196,7 +196,7 @@ gemm_weights gemm_pack_scaled_sum(const gemm_weights *a, const float *scale, con
  * 32 x 768 x 3072 145 -> 163, 32 x 384 x 1536 164 -> 181; AVX2 32 x 3072 x
  * 768 73 -> 79, 6 x 3072 x 768 47 -> 83. W in L3: equal; in L2: 1-4% slower
  * (so weights under GEMM_PREFETCH_MIN_BYTES are not prefetched).
- * The prefetches go to L2 (GEMM_PREFETCH_HINT), not L1: a panel (k x NR
+ * The AVX-512 prefetches go to L2 (_MM_HINT_T1), not L1: a panel (k x NR
  * floats, 96 KiB at k = 768 on AVX-512) does not fit L1 and the kernel reads
  * the current one from L2 anyway, so prefetching the next into L1 only
  * evicted the lines in use. On Zen 4 (2026-12-04, forward of the D = 768

@@ -63,8 +63,8 @@ TARGET void gemm_block_avx512(const float *panels, int n, int k, int p0, int p1,
             const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
             if (kk < pf_steps) {
                 const float *pf = prefetch + (size_t)kk * pf_stride;
-                _mm_prefetch((const char *)pf, GEMM_PREFETCH_HINT);
-                _mm_prefetch((const char *)(pf + pf_second), GEMM_PREFETCH_HINT);
+                _mm_prefetch((const char *)pf, _MM_HINT_T1);
+                _mm_prefetch((const char *)(pf + pf_second), _MM_HINT_T1);
             }
             ROW_FMA(0);
             ROW_FMA(1);

@@ -21,10 +21,6 @@
 /* Floats per 64-byte cache line: the unit of a kernel's prefetch. */
 #define GEMM_LINE_FLOATS 16
 
-/* Where the avx512 kernel's prefetches go: L2 (gemm.c says why). The avx2
- * kernel picks per call (gemm_avx2.c). */
-#define GEMM_PREFETCH_HINT _MM_HINT_T1
-
 #define GEMM_PLAIN_MR 4
 #define GEMM_PLAIN_NR 8
 #define GEMM_AVX2_MR 6
