@@ -7,7 +7,7 @@ the 6,600 rows of train + validation (the first 6,600 of
 tools/prepare_agnews.py's shuffle; the 1,000 test rows are never read) into k
 folds of consecutive rows. Fold i holds out its rows as validation
 (valid.jsonl, valid_titles.jsonl) and trains on the others (train.jsonl,
-train_titles.jsonl, train_crops.jsonl: the same three kinds of text as the
+train_titles.jsonl, train_crops.jsonl, train_sentences.jsonl: the same kinds of text as the
 model's training files), in data/agnews-cv/fold<i>/.
 
     tools/agnews_folds.py data/agnews-test/test.csv data/agnews-cv --k 3
@@ -38,6 +38,7 @@ def main():
         os.makedirs(out, exist_ok=True)
         files = {"train.jsonl": [r[0] for r in kept], "train_titles.jsonl": [r[1] for r in kept],
                  "train_crops.jsonl": [r[2] for r in kept if r[2]["text"]],
+                 "train_sentences.jsonl": [t for r in kept for t in r[3]],
                  "valid.jsonl": [r[0] for r in held], "valid_titles.jsonl": [r[1] for r in held]}
         for name, part in files.items():
             write_jsonl(os.path.join(out, name), part)

