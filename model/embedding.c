@@ -9,6 +9,7 @@
 #include <assert.h>
 #include <float.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -70,15 +71,16 @@ int embedding_check_rank(const safetensors_tensor *q, int64_t n_rows, int64_t di
 {
     assert(q->dtype == SAFETENSORS_I8 && dim >= 1);
     const int64_t k = q->n_dims == 2 ? q->shape[1] : 0;
-    const int64_t max = dim < EMBEDDING_MAX_RANK ? dim : EMBEDDING_MAX_RANK;
-    if (q->n_dims != 2 || q->shape[0] != n_rows || k < 1 || k > max) {
+    if (q->n_dims != 2 || q->shape[0] != n_rows || k < 1 || k > dim || k > EMBEDDING_MAX_RANK) {
+        const bool capped = dim > EMBEDDING_MAX_RANK;
         char have[128];
         format_shape(q, have, sizeof have);
         snprintf(err, err_cap,
                  "tensor '%s' has shape %s: with a projection it must be [%lld,K] with 1 <= K <= "
                  "%lld%s",
-                 q->name, have, (long long)n_rows, (long long)max,
-                 max < dim ? " (the largest rank the engine reads)" : "");
+                 q->name, have, (long long)n_rows,
+                 capped ? (long long)EMBEDDING_MAX_RANK : (long long)dim,
+                 capped ? " (the largest rank the engine reads)" : "");
         return -1;
     }
     *rank = (int)k;
@@ -208,7 +210,7 @@ void embedding_row_read(const embedding_table *t, const void *row, float *out)
             dequantize(q, scale, w, block, out);
             return;
         }
-        assert(w <= EMBEDDING_MAX_RANK);
+        assert(w <= EMBEDDING_MAX_RANK && block >= 1 && w % block == 0);
         float f[EMBEDDING_MAX_RANK];
         dequantize(q, scale, w, block, f);
         for (size_t j = 0; j < d; j++)
