@@ -691,6 +691,41 @@ def test_average_states_writes_the_mean_of_the_states_with_the_like_models_int8_
         assert (out / name).read_text() == (like / name).read_text()
 
 
+def test_average_states_and_models_keep_a_factored_table_factored(tmp_path):
+    """A frozen table in a projection's span (the same in every state) stays factored through the like
+    model's projection; a mean outside it is refused with the table's name."""
+    from model_dir import model_config, write_model_dir
+    p = orthonormal(16, 5, seed=3)
+    vocab = ["[PAD]", "[UNK]"] + [f"w{i}" for i in range(8)]
+    model = FastformerClassifier(TINY, len(vocab), 2)
+    table = rank_k_state_dict(model, p)["word_embedding.weight"]
+    like, states = tmp_path / "like", []
+    conf = model_config(TINY, len(vocab), task="classification", id2label=["negative", "positive"])
+    for seed in (1, 2, 3):
+        sd = {**random_state_dict(model, seed), "word_embedding.weight": table}
+        if seed == 1:
+            write_model_dir(str(like), sd, conf, vocab, "F32", "I8", embedding_projection=p)
+        else:
+            states.append(tmp_path / f"step-{seed}.pt")
+            torch.save(sd, states[-1])
+    (tmp_path / "b").mkdir()
+    write_model_dir(str(tmp_path / "b"), torch.load(states[0]), conf, vocab, "F32", "I8", embedding_projection=p)
+    for tool, args in (("tools/average_states.py", [str(like), str(tmp_path / "avg"), *map(str, states)]),
+                       ("tools/average_models.py", [str(like), str(tmp_path / "b"), str(tmp_path / "avg"),
+                                                    "--weight", "0.5"])):
+        r = run_tool(tool, *args)
+        assert r.returncode == 0, r.stderr
+        header, data = st_header(tmp_path / "avg" / "model.safetensors")
+        assert header["word_embedding.weight"]["shape"] == [10, 5]
+        assert torch.equal(tensor_at(header, data, "word_embedding.weight_projection", torch.float32, [16, 5]), p)
+        got = load_safetensors(tmp_path / "avg" / "model.safetensors")["word_embedding.weight"]
+        assert torch.allclose(got, load_safetensors(like / "model.safetensors")["word_embedding.weight"], atol=1e-6)
+    # States whose tables differ (not frozen) average to a table outside the span.
+    torch.save({**torch.load(states[1]), "word_embedding.weight": torch.randn(10, 16)}, states[1])
+    r = run_tool("tools/average_states.py", str(like), str(tmp_path / "bad"), *map(str, states))
+    assert r.returncode == 1 and "word_embedding.weight: not in the projection's column space" in r.stderr
+
+
 def test_average_states_in_f16_rounds_the_mean_to_f16(tmp_path):
     like, states = make_like_model(tmp_path)
     out = tmp_path / "avg16"
