@@ -2,9 +2,9 @@
 """Weight interpolation of two classifiers fine-tuned from the same model (owner: training helper, issue 13).
 
 out = w * B + (1 - w) * A, tensor by tensor (int8 tables dequantized first, stored again as int8 with
-a scale per row, factored through A's projection when A's table is; the other tensors as --dtype). A and B must have the same config, vocabulary and
-tensor shapes, as a model and its own fine-tune do (B = tools/train_classifier.py --init A). The
-weight is chosen on validation sets, like a checkpoint.
+a scale per row, factored through A's projection when A's table is; the other tensors as --dtype).
+A and B must have the same config, vocabulary and tensor shapes, as a model and its own fine-tune do
+(B = tools/train_classifier.py --init A). The weight is chosen on validation sets, like a checkpoint.
 
     tools/average_models.py data/train/review-sentiment-run4 data/train/sent6 data/train/avg --weight 0.5
 """
