@@ -691,9 +691,10 @@ def test_average_states_writes_the_mean_of_the_states_with_the_like_models_int8_
         assert (out / name).read_text() == (like / name).read_text()
 
 
-def test_average_states_and_models_keep_a_factored_table_factored(tmp_path):
+def test_average_and_extend_tools_keep_a_factored_table_factored(tmp_path):
     """A frozen table in a projection's span (the same in every state) stays factored through the like
-    model's projection; a mean outside it is refused with the table's name."""
+    model's projection (average_states, average_models, extend_positions); a mean outside it is refused
+    with the table's name."""
     from model_dir import model_config, write_model_dir
     p = orthonormal(16, 5, seed=3)
     vocab = ["[PAD]", "[UNK]"] + [f"w{i}" for i in range(8)]
@@ -720,6 +721,14 @@ def test_average_states_and_models_keep_a_factored_table_factored(tmp_path):
         assert torch.equal(tensor_at(header, data, "word_embedding.weight_projection", torch.float32, [16, 5]), p)
         got = load_safetensors(tmp_path / "avg" / "model.safetensors")["word_embedding.weight"]
         assert torch.allclose(got, load_safetensors(like / "model.safetensors")["word_embedding.weight"], atol=1e-6)
+    # tools/extend_positions.py keeps it factored too, with the same int8 rows.
+    r = run_tool("tools/extend_positions.py", str(like), str(tmp_path / "long"), "--max-len", "20", "--dtype", "F32")
+    assert r.returncode == 0, r.stderr
+    raw_like = load_safetensors(like / "model.safetensors", dequantize=False)
+    raw_long = load_safetensors(tmp_path / "long" / "model.safetensors", dequantize=False)
+    assert torch.equal(raw_long["word_embedding.weight"], raw_like["word_embedding.weight"])
+    assert torch.equal(raw_long["word_embedding.weight_projection"], p)
+    assert torch.allclose(raw_long["word_embedding.weight_scale"], raw_like["word_embedding.weight_scale"], rtol=1e-6)
     # States whose tables differ (not frozen) average to a table outside the span.
     torch.save({**torch.load(states[1]), "word_embedding.weight": torch.randn(10, 16)}, states[1])
     r = run_tool("tools/average_states.py", str(like), str(tmp_path / "bad"), *map(str, states))
