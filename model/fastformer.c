@@ -831,7 +831,8 @@ static void chunk_forward(const fastformer_encoder *enc, run_state *s, float *po
      * Embedding rows are scattered over a table that rarely fits in cache:
      * the rows a few steps ahead are prefetched so that their misses overlap
      * (an int8 row's scales are a separate, smaller miss, left to the
-     * hardware). */
+     * hardware). The stored row is what is prefetched: K bytes for a
+     * factored table, whose projection every row shares and stays cached. */
     const embedding_table *table = s->row_table;
     const size_t row_bytes = table ? embedding_row_bytes(table) : (size_t)d * sizeof(float);
     const int row_end = s->row0 + s->n_rows;

@@ -10,8 +10,8 @@
  * (F16/BF16 files), the mapping is released once the tensors are converted,
  * so the file stops counting in the process's resident memory. An int8 word
  * embedding table follows the mapping: read in place when it stays, copied
- * into an owned int8 buffer when it goes; its scales are always converted
- * into the owned F32 buffer. */
+ * into an owned int8 buffer when it goes; its scales (and the projection of
+ * a factored table) are always converted into the owned F32 buffer. */
 #include "model.h"
 
 #include <assert.h>
@@ -139,38 +139,65 @@ static int bind_copy(binder *b, const char *name, int n_dims, int64_t d0, int64_
 
 /* Binds the word embedding table `name` (V, D): an F32, F16 or BF16 tensor
  * like any other, or an I8 one whose NAME_scale tensor embedding_check_i8
- * validates; its scales are converted into the owned F32 buffer and its
- * rows are read in place, or copied into owned_i8 when the binding pass has
- * one (the mapping is then released). */
+ * validates; with NAME_projection the I8 tensor is the factored table (V, K)
+ * and its projection (D, K) is checked by embedding_check_projection
+ * (check_i8_tensors has made sure NAME is then I8). The scales and the
+ * projection are converted into the owned F32 buffer; the int8 rows are read
+ * in place, or copied into owned_i8 when the binding pass has one (the
+ * mapping is then released). */
 static int bind_embedding(binder *b, const char *name, int64_t V, int64_t D, embedding_table *out)
 {
-    const safetensors_tensor *t = binder_find(b, name, 2, V, D);
-    if (t == NULL)
-        return -1;
-    *out = (embedding_table){.dtype = EMBEDDING_F32, .n_rows = (int)V, .dim = (int)D};
-    out->block = out->dim;
+    char scale_name[NAME_CAP], projection_name[NAME_CAP], msg[512];
+    snprintf(projection_name, sizeof projection_name, "%s%s", name, EMBEDDING_PROJECTION_SUFFIX);
+    const safetensors_tensor *projection = safetensors_find(b->st, projection_name);
+    const safetensors_tensor *t;
+    int width = (int)D;
+    if (projection == NULL) {
+        t = binder_find(b, name, 2, V, D);
+        if (t == NULL)
+            return -1;
+    } else {
+        t = safetensors_find(b->st, name);
+        assert(t != NULL && t->dtype == SAFETENSORS_I8); /* check_i8_tensors */
+        if (embedding_check_rank(t, V, D, &width, msg, sizeof msg) != 0) {
+            snprintf(b->err, b->err_cap, "%s: %s", b->path, msg);
+            return -1;
+        }
+    }
+    *out = (embedding_table){
+        .dtype = EMBEDDING_F32, .n_rows = (int)V, .dim = (int)D, .width = (int)D, .block = (int)D};
     if (t->dtype != SAFETENSORS_I8)
         return bind_tensor(b, name, 2, V, D, &out->f32);
 
-    char scale_name[NAME_CAP], msg[512];
     snprintf(scale_name, sizeof scale_name, "%s%s", name, EMBEDDING_SCALE_SUFFIX);
     const safetensors_tensor *scale = safetensors_find(b->st, scale_name);
     int groups;
-    if (embedding_check_i8(t, scale, V, D, &groups, msg, sizeof msg) != 0) {
+    if (embedding_check_i8(t, scale, V, width, &groups, msg, sizeof msg) != 0 ||
+        (projection != NULL &&
+         embedding_check_projection(projection, scale, D, width, msg, sizeof msg) != 0)) {
         snprintf(b->err, b->err_cap, "%s: %s", b->path, msg);
         return -1;
     }
-    float *scale_dst; /* V * groups <= V * D: counted by t's size check already */
+    float *scale_dst; /* V * groups <= V * width: counted by t's size check already */
     if (binder_reserve(b, scale->n_elements, &scale_dst) != 0)
         return -1;
     if (scale_dst != NULL)
         safetensors_to_f32(scale, scale_dst);
+    if (projection != NULL) {
+        float *projection_dst; /* D * K <= D * EMBEDDING_MAX_RANK floats */
+        if (binder_reserve(b, projection->n_elements, &projection_dst) != 0)
+            return -1;
+        if (projection_dst != NULL)
+            safetensors_to_f32(projection, projection_dst);
+        out->projection = projection_dst;
+    }
     if (b->i8_bytes > SIZE_MAX - t->n_bytes) { /* defensive: one table per model */
         snprintf(b->err, b->err_cap, "%s: tensors too large for memory", b->path);
         return -1;
     }
     out->dtype = EMBEDDING_I8;
-    out->block = out->dim / groups;
+    out->width = width;
+    out->block = width / groups;
     out->scale = scale_dst;
     out->i8 = t->data;
     if (b->owned_i8 != NULL) {
@@ -193,13 +220,26 @@ static const char *embedding_name(model_task task)
     return "";
 }
 
-/* Rejects I8 anywhere but the task's word embedding table, and a scale
- * tensor for that table when the table is not I8 (a writer that meant the
- * scales to apply would get unscaled values). */
+/* True when `name` ends with `suffix`. */
+static bool has_suffix(const char *name, const char *suffix)
+{
+    const size_t n = strlen(name), k = strlen(suffix);
+    return n >= k && strcmp(name + n - k, suffix) == 0;
+}
+
+/* Rejects I8 anywhere but the task's word embedding table; a scale tensor
+ * for that table when the table is not I8 (a writer that meant the scales to
+ * apply would get unscaled values); and a projection tensor (a name ending
+ * in EMBEDDING_PROJECTION_SUFFIX) unless it is the table's and the table is
+ * I8 (one meant for another tensor, or for a table stored whole, would be
+ * silently ignored). */
 static int check_i8_tensors(const char *path, const safetensors *st, model_task task, char *err,
                             size_t err_cap)
 {
     const char *allowed = embedding_name(task);
+    char scale_name[NAME_CAP], projection_name[NAME_CAP];
+    snprintf(scale_name, sizeof scale_name, "%s%s", allowed, EMBEDDING_SCALE_SUFFIX);
+    snprintf(projection_name, sizeof projection_name, "%s%s", allowed, EMBEDDING_PROJECTION_SUFFIX);
     for (size_t i = 0; i < safetensors_count(st); i++) {
         const safetensors_tensor *t = safetensors_at(st, i);
         if (t->dtype == SAFETENSORS_I8 && strcmp(t->name, allowed) != 0) {
@@ -208,14 +248,29 @@ static int check_i8_tensors(const char *path, const safetensors *st, model_task 
                      path, t->name, allowed);
             return -1;
         }
+        if (has_suffix(t->name, EMBEDDING_PROJECTION_SUFFIX) &&
+            strcmp(t->name, projection_name) != 0) {
+            snprintf(err, err_cap,
+                     "%s: tensor '%s' is named as the projection of a factored int8 table, but "
+                     "only the word embedding table's '%s' may be one",
+                     path, t->name, projection_name);
+            return -1;
+        }
     }
-    char scale_name[NAME_CAP];
-    snprintf(scale_name, sizeof scale_name, "%s%s", allowed, EMBEDDING_SCALE_SUFFIX);
     const safetensors_tensor *table = safetensors_find(st, allowed);
     if (safetensors_find(st, scale_name) != NULL && table != NULL &&
         table->dtype != SAFETENSORS_I8) {
         snprintf(err, err_cap, "%s: tensor '%s' holds int8 scales, but '%s' is %s, not I8", path,
                  scale_name, allowed, safetensors_dtype_name(table->dtype));
+        return -1;
+    }
+    if (safetensors_find(st, projection_name) != NULL &&
+        (table == NULL || table->dtype != SAFETENSORS_I8)) {
+        snprintf(err, err_cap,
+                 "%s: tensor '%s' is the projection of a factored int8 table, but '%s' is %s%s",
+                 path, projection_name, allowed,
+                 table == NULL ? "missing" : safetensors_dtype_name(table->dtype),
+                 table == NULL ? "" : ", not I8");
         return -1;
     }
     return 0;

@@ -7,9 +7,10 @@
  *   classifier:  word_embedding.weight, fastformer_model.*, dense_linear.{weight,bias}
  *   recommender: news_encoder.word_embedding.weight, news_encoder.fastformer_model.*,
  *                user_encoder.fastformer_model.*
- * The word embedding table may be stored in int8 with its NAME_scale tensor
- * (safetensors.h, "int8 embeddings"); it is then read as int8, row by row,
- * and never expanded to F32. No other tensor may be I8.
+ * The word embedding table may be stored in int8 with its NAME_scale tensor,
+ * and optionally factored through a NAME_projection tensor (safetensors.h,
+ * "int8 embeddings"); it is then read as int8, row by row, and never
+ * expanded to F32. No other tensor may be I8.
  * A loaded model is read-only: any number of threads may use it at once, each
  * with its own workspace. */
 #ifndef FF_MODEL_H
@@ -32,7 +33,7 @@ typedef struct {
     vocab *vocab;
     tokenizer *tokenizer;
 
-    embedding_table word_embedding;  /* (V, D), F32 or int8 */
+    embedding_table word_embedding;  /* (V, D), F32 or int8 (factored or not) */
     fastformer_encoder encoder;      /* classifier text encoder / recommender news encoder */
     fastformer_encoder user_encoder; /* recommender only (zeroed otherwise) */
     const float *classifier_weight;  /* (C, D) dense_linear.weight; classifier only */
@@ -40,16 +41,17 @@ typedef struct {
 
     char weights_sha256[65]; /* hex digest of model.safetensors, taken at load */
     size_t weights_bytes;    /* size of model.safetensors */
-    size_t f32_bytes;        /* bytes of F32 parameters the engine reads (int8 scales too) */
-    size_t i8_bytes;         /* bytes of int8 parameters the engine reads (0 or V*D) */
+    size_t f32_bytes; /* bytes of F32 parameters the engine reads (int8 scales, projection too) */
+    size_t i8_bytes;  /* bytes of int8 parameters the engine reads (0, V*D, or V*K) */
     /* Bytes of model.safetensors still mapped: weights_bytes when some aligned
      * F32 tensor is read in place, 0 when every tensor was converted (F16,
      * BF16, misaligned F32) and the mapping was released after load. An int8
      * table is read in place when the mapping stays, and copied otherwise. */
     size_t mapped_bytes;
     /* Bytes the model owns for its weights, as requested from malloc: the F32
-     * buffer (converted tensors, int8 scales, the concatenated query|key
-     * projections) plus the copy of an int8 table; 0 when none. */
+     * buffer (converted tensors, int8 scales and a factored table's
+     * projection, the concatenated query|key projections) plus the copy of
+     * an int8 table; 0 when none. */
     size_t owned_bytes;
     /* The GEMM kernel path the encoders run (gemm.h): the environment's
      * FASTFORMER_KERNELS (plain, avx2 or avx512) when set, else the fastest

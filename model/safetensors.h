@@ -23,12 +23,32 @@
  * scale) in [-127, 127], and scale = 0 with q = 0 for an all-zero block (the
  * padding row 0 stays exactly zero). Every scale must lie in [0, FLT_MAX /
  * 128] (0x1.fffffep+120): finite, and q * scale finite for every q.
+ *
+ * Factored int8 embeddings. A table of rank K (every row a combination of K
+ * fixed vectors, e.g. GloVe vectors through a fixed projection) may instead
+ * be stored as
+ *   NAME            dtype "I8",  shape [V, K], 1 <= K <= min(D, 1024): row r at r*K
+ *   NAME_scale      dtype "F32", shape [V, G], G >= 1 dividing K (as above, over K)
+ *   NAME_projection dtype "F32", shape [D, K]: P, row-major (the layout of a
+ *                   PyTorch nn.Linear(K, D).weight), D*K*4 bytes
+ * and row r of the table is the D floats out[d] = sum over k of P[d, k] *
+ * (q[r, k] * NAME_scale[r, k / (K/G)]), i.e. W = dequant(q, scale) @ P^T;
+ * the engine sums in float, in an order of its choosing. Writers that hold a
+ * table W in the column space of a P with orthonormal columns store F = W @
+ * P, quantized as above (tools/model_dir.py refuses W farther than 1e-4 *
+ * max(1, max|W|) from that space). Every value of P must be finite and, with
+ * maxP = max|P|, every scale at most FLT_MAX / (256 * K * maxP), so that
+ * every output is finite with room for rounding. Without NAME_projection
+ * NAME must be [V, D], as above.
+ *
  * Only the word embedding tables may be I8: word_embedding.weight
- * (classifier) and news_encoder.word_embedding.weight (recommender); the
- * model loader (model.c, embedding.h) enforces all of this. This parser only
- * knows I8 as a dtype: safetensors_to_f32 gives the integer values. Any
- * safetensors reader can read such a file; the header needs no
- * "__metadata__" entry. */
+ * (classifier) and news_encoder.word_embedding.weight (recommender); a
+ * NAME_scale or NAME_projection tensor next to a table that is not I8, and
+ * any other tensor named *_projection, are refused. The model loader
+ * (model.c, embedding.h) enforces all of this. This parser only knows I8 as
+ * a dtype: safetensors_to_f32 gives the integer values. Any safetensors
+ * reader can read such a file, and any tool can write one; the header needs
+ * no "__metadata__" entry. */
 #ifndef FF_SAFETENSORS_H
 #define FF_SAFETENSORS_H
 

@@ -17,7 +17,8 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from model_dir import EMBEDDING_TABLES, SCALE_SUFFIX, load_safetensors, save_safetensors  # noqa: E402
+from model_dir import (EMBEDDING_TABLES, PROJECTION_SUFFIX, SCALE_SUFFIX, load_safetensors,  # noqa: E402
+                       save_safetensors)
 
 
 def main():
@@ -29,7 +30,9 @@ def main():
     a = ap.parse_args()
     like = load_safetensors(os.path.join(a.like, "model.safetensors"), dequantize=False)
     int8 = [k for k, v in like.items() if v.dtype == torch.int8 and k in EMBEDDING_TABLES]
-    # the int8 scale layout of `like` too: one scale per row, or per block of D // G
+    # the int8 scale layout of `like` too: one scale per row, or per block of D // G (K // G when
+    # factored: then the mean is stored factored through like's projection, e.g. a frozen GloVe table)
+    projection = {k: like[k + PROJECTION_SUFFIX] for k in int8 if k + PROJECTION_SUFFIX in like}
     blocks = {like[k].shape[1] // like[k + SCALE_SUFFIX].shape[1] for k in int8}
     if len(blocks) > 1:
         sys.exit(f"{a.like}: its int8 tables have different block sizes")
@@ -55,7 +58,11 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     for name in ("config.json", "vocab.txt"):
         shutil.copy(os.path.join(a.like, name), os.path.join(a.out, name))
-    save_safetensors(avg, os.path.join(a.out, "model.safetensors"), a.dtype, int8=int8, int8_block=block)
+    try:
+        save_safetensors(avg, os.path.join(a.out, "model.safetensors"), a.dtype, int8=int8, int8_block=block,
+                         int8_projection=projection)
+    except ValueError as e:
+        sys.exit(f"{a.like}: {e}")
     print(f"{a.out}: mean of {len(a.states)} states ({', '.join(os.path.basename(p) for p in a.states)})")
 
 

@@ -19,6 +19,19 @@ NAME_scale: symmetric round-to-nearest, scale = max|x|/127 per row (or per
 block of --embedding-block elements), zero rows stay zero (README, "int8
 embeddings"). Every other tensor is written as --dtype.
 
+A table that is exactly rank K, every row W[r] = P @ f[r] for a (hidden, K)
+matrix P with orthonormal columns (a frozen GloVe table from
+tools/train_classifier.py --glove --freeze-embedding --glove-factored), can
+be stored factored with --embedding-dtype I8 and its P: int8 (V, K) rows of
+W @ P with their scales, plus NAME_projection = P in F32 (K + 4 bytes a row
+and 4 * hidden * K once, instead of hidden + 4 bytes a row). P is given as
+  --embedding-projection-seed S   tools/glove.py's projection(hidden, S),
+                                  the one a --glove run with --seed S used
+                                  (K = 100, GloVe's width; hidden >= 100)
+  --embedding-projection FILE     a .pt file holding any (hidden, K) tensor
+A table not in P's column space (max|W @ P @ P^T - W| above 1e-4 *
+max(1, max|W|)) is refused, naming the table.
+
 The vocab file is one token per line (line number = id, [PAD] at 0, [UNK]
 present), or a JSON object {token: id} like the notebook's word_dict.
 """
@@ -92,8 +105,29 @@ def build(sd, labels=None, layer_norm_eps=1e-12):
     return model, conf, vocab_size
 
 
+def glove_projection(hidden, seed):
+    """tools/glove.py's projection(hidden, seed): (hidden, 100), orthonormal columns."""
+    import glove  # its own imports (tokenize_word) are only needed here
+    if hidden < glove.DIM:
+        raise ValueError(f"a GloVe projection needs hidden size >= {glove.DIM}, the model has {hidden}")
+    return glove.projection(hidden, seed)
+
+
+def load_projection(path):
+    """The (hidden, K) tensor saved with torch.save in `path`."""
+    p = torch.load(path, map_location="cpu")
+    if not isinstance(p, torch.Tensor):
+        raise ValueError(f"{path}: holds a {type(p).__name__}, not a (hidden, K) tensor")
+    return p.float()
+
+
 def export(sd, vocab, out, dtype="F32", labels=None, tokenizer="word", lowercase=True, layer_norm_eps=1e-12,
-           embedding_dtype=None, embedding_block=None):
+           embedding_dtype=None, embedding_block=None, embedding_projection=None,
+           embedding_projection_seed=None):
+    """Writes the model directory `out`; returns its config.json dict. The word
+    embedding table is stored factored through embedding_projection (a
+    (hidden, K) tensor), or through glove_projection(hidden,
+    embedding_projection_seed)."""
     sd = {(k[7:] if k.startswith("module.") else k): v.float() for k, v in sd.items()}
     model, conf, vocab_size = build(sd, labels, layer_norm_eps)
     if len(vocab) != vocab_size:
@@ -101,7 +135,10 @@ def export(sd, vocab, out, dtype="F32", labels=None, tokenizer="word", lowercase
     if "[UNK]" not in vocab:
         raise ValueError("vocab has no [UNK] token")
     conf["tokenizer"] = {"type": tokenizer, "lowercase": lowercase}
-    write_model_dir(out, model.state_dict(), conf, vocab, dtype, embedding_dtype, embedding_block)
+    if embedding_projection_seed is not None:
+        embedding_projection = glove_projection(conf["hidden_size"], embedding_projection_seed)
+    write_model_dir(out, model.state_dict(), conf, vocab, dtype, embedding_dtype, embedding_block,
+                    embedding_projection)
     return conf
 
 
@@ -117,21 +154,36 @@ def main(argv=None):
     ap.add_argument("--embedding-block", type=int,
                     help="with --embedding-dtype I8: one scale per block of this many elements "
                          "(divides hidden_size; default: one scale per row)")
+    ap.add_argument("--embedding-projection-seed", type=int,
+                    help="with --embedding-dtype I8: store the table factored through tools/glove.py's "
+                         "projection(hidden, SEED) (K = 100; see above)")
+    ap.add_argument("--embedding-projection",
+                    help="with --embedding-dtype I8: store the table factored through the (hidden, K) "
+                         "tensor in this .pt file")
     ap.add_argument("--tokenizer", default="word", choices=["word", "wordpiece"])
     ap.add_argument("--no-lowercase", action="store_true")
     ap.add_argument("--layer-norm-eps", type=float, default=1e-12)
     a = ap.parse_args(argv)
     if a.embedding_block is not None and a.embedding_dtype != "I8":
         ap.error("--embedding-block needs --embedding-dtype I8")
+    if a.embedding_projection_seed is not None and a.embedding_projection is not None:
+        ap.error("give --embedding-projection-seed or --embedding-projection, not both")
+    factored = a.embedding_projection_seed is not None or a.embedding_projection is not None
+    if factored and a.embedding_dtype != "I8":
+        ap.error("--embedding-projection-seed and --embedding-projection need --embedding-dtype I8")
     sd = torch.load(a.state_dict, map_location="cpu")
     if isinstance(sd, torch.nn.Module):
         sd = sd.state_dict()
     try:
+        projection = load_projection(a.embedding_projection) if a.embedding_projection else None
         conf = export(sd, read_vocab(a.vocab), a.out, a.dtype, a.labels.split(",") if a.labels else None,
-                      a.tokenizer, not a.no_lowercase, a.layer_norm_eps, a.embedding_dtype, a.embedding_block)
+                      a.tokenizer, not a.no_lowercase, a.layer_norm_eps, a.embedding_dtype, a.embedding_block,
+                      projection, a.embedding_projection_seed)
     except (ValueError, RuntimeError, KeyError) as e:
         sys.exit(f"export.py: {a.state_dict}: {e}")
     emb = f", word embedding {a.embedding_dtype}" if a.embedding_dtype else ""
+    if factored:
+        emb += " factored"
     print(f"wrote {a.out}: {conf['architectures'][0]}, vocab {conf['vocab_size']}, {a.dtype}{emb}")
 
 

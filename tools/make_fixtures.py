@@ -5,12 +5,16 @@ PyTorch (tools/fastformer.py) computes for them.
   /usr/bin/python3 tools/make_fixtures.py tests/fixtures     (= make fixtures)
 
 Writes tests/fixtures/{classifier_f32,classifier_f16,classifier_bf16,newsrec,
-classifier_i8,newsrec_i8,classifier_long}/. The F16/BF16 directories hold the F32 model's
-weights rounded to that dtype, and their expected outputs are computed from
+classifier_i8,newsrec_i8,classifier_long,classifier_factored}/. The F16/BF16 directories hold the
+F32 model's weights rounded to that dtype, and their expected outputs are computed from
 the rounded weights. The _i8 directories store the word embedding table in
 int8 (README "int8 embeddings"): classifier_i8 is the F16 classifier with
 one scale per row, newsrec_i8 an F32 recommender with blocks of 8; their
 expected outputs are computed by PyTorch on the dequantized table.
+classifier_factored is the F32 classifier with a word embedding table of
+rank K = 12 < D (random F (V, K) times a random orthonormal P (D, K),
+transposed), stored factored: int8 (V, K) in blocks of 6 plus P; its
+expected outputs are computed by PyTorch on dequant(q, scale) @ P^T.
 classifier_long is an F32 classifier of P = 64 positions whose sequences run
 up to 64 tokens, on both sides of the lengths where the engine changes how it
 computes a layer (model/fastformer.c: the key side folded from about H + 1
@@ -35,12 +39,13 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "reference"))
 
 import official_style  # noqa: E402
 from fastformer import FastformerClassifier, FastformerConfig, FastformerNewsRec  # noqa: E402
-from model_dir import (dequantize_int8, load_safetensors, model_config, quantize_int8,  # noqa: E402
-                       write_model_dir)
+from model_dir import (dequantize_factored, dequantize_int8, factored_int8,  # noqa: E402
+                       load_safetensors, model_config, quantize_int8, write_model_dir)
 
 SEED = 20240611
 D, H, I, L, P = 32, 4, 48, 2, 16
 P_LONG = 64  # classifier_long's max_position_embeddings
+RANK, RANK_BLOCK = 12, 6  # classifier_factored's K and its int8 block (two scales a row)
 LABELS = ["negative", "neutral", "positive"]
 MAX_HISTORY = 6
 AGREE_ABS = 1e-6  # tools/fastformer.py vs tests/reference/official_style.py, both float64
@@ -173,12 +178,13 @@ def classifier_expected(model, seqs):
     return pooled, logits, probs
 
 
-def write_checked(path, state, config, vocab, dtype, model, embedding_block=None, int8=False):
+def write_checked(path, state, config, vocab, dtype, model, embedding_block=None, int8=False,
+                  projection=None):
     """Writes the model directory and checks that the file reads back (through
     tools/model_dir.py, which dequantizes an int8 table) as exactly the
     weights `model` computes with."""
     write_model_dir(path, state, config, vocab, dtype=dtype, embedding_dtype="I8" if int8 else None,
-                    embedding_block=embedding_block)
+                    embedding_block=embedding_block, embedding_projection=projection)
     back = load_safetensors(os.path.join(path, "model.safetensors"))
     for k, v in model.state_dict().items():
         assert torch.equal(back[k], v.float()), f"{path}: {k} does not read back as written"
@@ -194,10 +200,23 @@ def int8_embedding(model, name, block=None):
     return orig
 
 
-def write_classifier(out_dir, name, model, state, vocab, cfg, dtype, cases, int8=False):
+def factored_embedding(model, name, projection, block):
+    """Replaces model's table `name` by its factored int8 round trip through
+    `projection`; returns the original (what the writer factors again, to
+    the same q, scales and projection)."""
+    table = dict(model.named_parameters())[name]
+    orig = table.detach().clone()
+    with torch.no_grad():
+        table.copy_(dequantize_factored(*factored_int8(orig, projection, block, name)))
+    return orig
+
+
+def write_classifier(out_dir, name, model, state, vocab, cfg, dtype, cases, int8=False,
+                     embedding_block=None, projection=None):
     path = os.path.join(out_dir, name)
     config = model_config(cfg, len(vocab), task="classification", id2label=LABELS)
-    write_checked(path, state, config, vocab, dtype, model, int8=int8)
+    write_checked(path, state, config, vocab, dtype, model, embedding_block, int8=int8,
+                  projection=projection)
     other = official_style.load_model_dir(path).double()
     model64 = copy.deepcopy(model).double()
     golden_cases = []
@@ -226,7 +245,29 @@ def write_classifier(out_dir, name, model, state, vocab, cfg, dtype, cases, int8
               "generator": "tools/make_fixtures.py", "cases": golden_cases}
     if int8:
         golden["embedding_dtype"] = "I8"
+    if embedding_block:
+        golden["embedding_block"] = embedding_block
+    if projection is not None:
+        golden["embedding_rank"] = int(projection.shape[1])
     dump_json(golden, os.path.join(path, "golden.json"))
+
+
+def factored_fixture(out_dir, model, vocab, cfg, cases):
+    """classifier_factored: `model` (the F32 classifier) with a table of rank
+    RANK, F @ P^T for random F (row 0 zero: padding) and a random P with
+    orthonormal columns, stored factored through P with blocks of RANK_BLOCK."""
+    gen = torch.Generator().manual_seed(SEED + 2)
+    p, r = torch.linalg.qr(torch.randn(D, RANK, generator=gen, dtype=torch.float64))
+    p = (p * torch.sign(torch.diagonal(r)).unsqueeze(0)).float()
+    f = torch.randn(len(vocab), RANK, generator=gen, dtype=torch.float64) * math.sqrt(D / RANK)
+    f[0] = 0
+    factored = copy.deepcopy(model)
+    name = "word_embedding.weight"
+    with torch.no_grad():
+        dict(factored.named_parameters())[name].copy_((f @ p.double().t()).float())
+    state = {**factored.state_dict(), name: factored_embedding(factored, name, p, RANK_BLOCK)}
+    write_classifier(out_dir, "classifier_factored", factored, state, vocab, cfg, "F32", cases,
+                     int8=True, embedding_block=RANK_BLOCK, projection=p)
 
 
 # ---- news recommender -----------------------------------------------------
@@ -370,8 +411,11 @@ def main(argv):
     long_model.eval()
     write_classifier(out_dir, "classifier_long", long_model, long_model.state_dict(), vocab,
                      cfg_long, "F32", long_cases(gen_long, len(vocab)))
+
+    # A factored int8 table (a generator of its own too) on the F32 classifier, same cases.
+    factored_fixture(out_dir, model, vocab, cfg, cases)
     print(f"make_fixtures: wrote classifier_f32, classifier_f16, classifier_bf16, newsrec, "
-          f"classifier_i8, newsrec_i8, classifier_long under {out_dir}")
+          f"classifier_i8, newsrec_i8, classifier_long, classifier_factored under {out_dir}")
 
 
 if __name__ == "__main__":

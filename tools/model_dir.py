@@ -5,7 +5,13 @@ model.safetensors + vocab.txt. The safetensors writer is self-contained
 Word embedding tables may be stored in int8 (README "int8 embeddings"): the
 table `NAME` as dtype I8 (V, D) plus `NAME_scale`, F32 (V, G), where G divides
 D; element (r, j) is q[r, j] * scale[r, j // (D // G)]. quantize_int8 writes
-one scale per row (G = 1) unless a block size is given."""
+one scale per row (G = 1) unless a block size is given.
+
+A table whose rows all lie in the column space of a (D, K) matrix P with
+orthonormal columns (e.g. frozen GloVe vectors through tools/glove.py's
+projection) may be stored factored: `NAME` I8 (V, K) and `NAME_scale` (V, G)
+quantize F = W @ P, and `NAME_projection`, F32 (D, K), holds P; the table
+reads as dequant(q, scale) @ P^T (factored_int8 / dequantize_factored)."""
 import json
 import os
 import struct
@@ -17,6 +23,11 @@ DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
 # The tensors that may be stored as I8 (the loader rejects any other I8 tensor).
 EMBEDDING_TABLES = ("word_embedding.weight", "news_encoder.word_embedding.weight")
 SCALE_SUFFIX = "_scale"
+PROJECTION_SUFFIX = "_projection"
+MAX_RANK = 1024  # model/embedding.h EMBEDDING_MAX_RANK: the largest K the engine reads
+# factored_int8 refuses a table farther than this from the projection's column
+# space, relative to max(1, max|W|).
+SPAN_TOLERANCE = 1e-4
 
 
 def quantize_int8(w, block=None):
@@ -45,6 +56,41 @@ def dequantize_int8(q, scale):
     return (q.to(torch.float32).reshape(V, G, D // G) * scale.to(torch.float32).unsqueeze(2)).reshape(V, D)
 
 
+def factored_int8(w, p, block=None, name="table"):
+    """The factored int8 form of a (V, D) table W through P (D, K), K <= D,
+    whose columns are orthonormal: F = W @ P (computed in float64) quantized
+    by quantize_int8 (per row, or per block of `block` of the K values).
+    Raises ValueError naming the table when P is not (D, K) with 1 <= K <=
+    min(D, MAX_RANK) or not finite, or when W is not in P's column space:
+    max|F @ P^T - W| > SPAN_TOLERANCE * max(1, max|W|). Returns (q int8 (V,
+    K), scale float32 (V, G), P as float32 (D, K))."""
+    w64 = w.detach().to("cpu", torch.float64)
+    p32 = torch.as_tensor(p).detach().to("cpu", torch.float32).contiguous()
+    V, D = w64.shape
+    if p32.dim() != 2 or p32.shape[0] != D or not 1 <= p32.shape[1] <= min(D, MAX_RANK):
+        raise ValueError(f"{name}: projection has shape {list(p32.shape)}, expected [{D}, K] with "
+                         f"1 <= K <= {min(D, MAX_RANK)}")
+    if not torch.isfinite(p32).all():
+        raise ValueError(f"{name}: projection has values that are not finite")
+    p64 = p32.to(torch.float64)
+    f = w64 @ p64
+    err = (f @ p64.t() - w64).abs().max().item() if w64.numel() else 0.0
+    limit = SPAN_TOLERANCE * max(1.0, w64.abs().max().item() if w64.numel() else 0.0)
+    if not err <= limit:
+        raise ValueError(f"{name}: not in the projection's column space: the factored table is "
+                         f"off by up to {err:.3g} (limit {limit:.3g})")
+    q, scale = quantize_int8(f.to(torch.float32), block)
+    return q, scale, p32
+
+
+def dequantize_factored(q, scale, p):
+    """(V, D) float32 from a factored int8 table: dequantize_int8(q, scale) @
+    P^T, in float64 and rounded once to float32 (the C engine sums in float32,
+    within a few float32 roundings of this)."""
+    deq = dequantize_int8(q, scale).to(torch.float64)
+    return (deq @ p.to(torch.float64).t()).to(torch.float32)
+
+
 def _raw_bytes(t, dtype):
     if dtype == "I8":
         return t.detach().to("cpu").contiguous().to(torch.int8).numpy().tobytes()
@@ -54,16 +100,30 @@ def _raw_bytes(t, dtype):
     return t.numpy().astype("<f4" if dtype == "F32" else "<f2").tobytes()
 
 
-def save_safetensors(tensors, path, dtype="F32", metadata=None, int8=(), int8_block=None):
+def save_safetensors(tensors, path, dtype="F32", metadata=None, int8=(), int8_block=None,
+                     int8_projection=None):
     """tensors: {name: torch.Tensor}, written in name order, all as `dtype`
     except the names in `int8`, which are quantized (quantize_int8 with
-    int8_block) and written as I8 plus NAME_scale (F32). In the data area the
-    scales come first and the I8 tables last, so that every tensor is aligned
-    for its dtype (the C loader reads aligned F32 tensors in place) with no
-    padding between tensors."""
+    int8_block) and written as I8 plus NAME_scale (F32). int8_projection maps
+    some of those names to a (D, K) projection P with orthonormal columns: the
+    table is then stored factored (factored_int8: I8 (V, K) of W @ P, its
+    scales, and NAME_projection = P as F32), or refused with ValueError when it
+    is not in P's column space. In the data area the scales and projections
+    come first and the I8 tables last, so that every tensor is aligned for its
+    dtype (the C loader reads aligned F32 tensors in place) with no padding
+    between tensors."""
+    int8_projection = int8_projection or {}
+    stray = sorted(set(int8_projection) - set(int8))
+    if stray:
+        raise ValueError(f"a projection for {stray[0]!r}, which is not stored as I8")
     typed = {}
     for name, t in tensors.items():
-        if name in int8:
+        if name in int8_projection:
+            q, scale, p = factored_int8(t, int8_projection[name], int8_block, name)
+            typed[name] = (q, "I8")
+            typed[name + SCALE_SUFFIX] = (scale, "F32")
+            typed[name + PROJECTION_SUFFIX] = (p, "F32")
+        elif name in int8:
             q, scale = quantize_int8(t, int8_block)
             typed[name] = (q, "I8")
             typed[name + SCALE_SUFFIX] = (scale, "F32")
@@ -73,7 +133,7 @@ def save_safetensors(tensors, path, dtype="F32", metadata=None, int8=(), int8_bl
     if missing:
         raise ValueError(f"no tensor {sorted(missing)[0]!r} to store as I8")
     header, blobs, offset = {}, [], 0
-    scales = {n + SCALE_SUFFIX for n in int8}
+    scales = {n + SCALE_SUFFIX for n in int8} | {n + PROJECTION_SUFFIX for n in int8_projection}
     for name in sorted(typed, key=lambda n: (1 - (n in scales) + (typed[n][1] == "I8"), n)):
         t, tdtype = typed[name]
         raw = _raw_bytes(t, tdtype)
@@ -94,9 +154,11 @@ def save_safetensors(tensors, path, dtype="F32", metadata=None, int8=(), int8_bl
 
 def load_safetensors(path, dequantize=True):
     """Returns {name: torch.Tensor}: float32 for F32/F16/BF16 tensors. An I8
-    table comes back dequantized (dequantize_int8) under its own name, with
-    its NAME_scale tensor dropped, so that the result loads into the PyTorch
-    model; with dequantize=False, as int8 plus its float32 scale tensor."""
+    table comes back dequantized (dequantize_int8, or dequantize_factored
+    when it has a NAME_projection) under its own name, with its NAME_scale
+    and NAME_projection tensors dropped, so that the result loads into the
+    PyTorch model; with dequantize=False, the raw tensors (int8 plus float32
+    scales and projection)."""
     with open(path, "rb") as f:
         data = f.read()
     (n,) = struct.unpack("<Q", data[:8])
@@ -123,7 +185,14 @@ def load_safetensors(path, dequantize=True):
         for name in [k for k, v in out.items() if v.dtype == torch.int8]:
             if name + SCALE_SUFFIX not in out:
                 raise ValueError(f"{path}: I8 tensor {name!r} has no {name + SCALE_SUFFIX!r}")
-            out[name] = dequantize_int8(out[name], out.pop(name + SCALE_SUFFIX))
+            scale = out.pop(name + SCALE_SUFFIX)
+            if name + PROJECTION_SUFFIX in out:
+                out[name] = dequantize_factored(out[name], scale, out.pop(name + PROJECTION_SUFFIX))
+            else:
+                out[name] = dequantize_int8(out[name], scale)
+        stray = [k for k in out if k.endswith(PROJECTION_SUFFIX)]
+        if stray:
+            raise ValueError(f"{path}: {stray[0]!r} is not the projection of an I8 table")
     return out
 
 
@@ -153,14 +222,20 @@ def model_config(cfg, vocab_size, *, task, id2label=None, tokenizer="word", lowe
 
 
 def write_model_dir(path, state_dict, config, vocab, dtype="F32", embedding_dtype=None,
-                    embedding_block=None):
+                    embedding_block=None, embedding_projection=None):
     """vocab: list of tokens, index = id (vocab[0] is the padding token).
     Every tensor is written as `dtype`, except the word embedding table when
     embedding_dtype is "I8" (int8 with a scale per row, or per block of
-    embedding_block elements)."""
+    embedding_block elements). With embedding_projection, a (D, K) matrix
+    with orthonormal columns, the int8 table is stored factored through it
+    (save_safetensors' int8_projection; ValueError when the table is not in
+    its column space)."""
     if embedding_dtype not in (None, dtype, "I8"):
         raise ValueError(f"embedding dtype {embedding_dtype!r}: use I8 or the model's dtype")
+    if embedding_projection is not None and embedding_dtype != "I8":
+        raise ValueError("an embedding projection needs embedding dtype I8")
     int8 = [n for n in EMBEDDING_TABLES if n in state_dict] if embedding_dtype == "I8" else []
+    projection = {n: embedding_projection for n in int8} if embedding_projection is not None else None
     os.makedirs(path, exist_ok=True)
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
@@ -169,4 +244,4 @@ def write_model_dir(path, state_dict, config, vocab, dtype="F32", embedding_dtyp
         for tok in vocab:
             f.write(tok + "\n")
     save_safetensors(state_dict, os.path.join(path, "model.safetensors"), dtype, int8=int8,
-                     int8_block=embedding_block)
+                     int8_block=embedding_block, int8_projection=projection)

@@ -2,9 +2,10 @@
  * tensor must be a consistent view inside the buffer: the data range lies in
  * [buf, buf+len), its size is n_elements * dtype size, lookups by name agree,
  * and converting it to F32 reads only that range (ASan checks). Every 2-D I8
- * tensor goes through the int8 embedding checks with its NAME_scale tensor,
- * as the model loader does; when they pass, every row is read as the engine
- * reads it and must be finite. */
+ * tensor goes through the int8 embedding checks with its NAME_scale tensor
+ * (and NAME_projection when there is one: a factored table), as the model
+ * loader does; when they pass, every row is read as the engine reads it and
+ * must be finite. */
 #include <limits.h>
 #include <math.h>
 #include <string.h>
@@ -13,38 +14,61 @@
 #include "fuzz_common.h"
 #include "safetensors.h"
 
-/* The loader's path for an int8 table t: scale checks, then every row. */
+/* The loader's path for an int8 table t: with a NAME_projection tensor the
+ * rank check, then the scale checks (and the projection's), then every row,
+ * which must be finite. */
 static void check_int8_table(const safetensors *st, const safetensors_tensor *t)
 {
     if (t->n_dims != 2 || t->shape[0] > INT_MAX || t->shape[1] > INT_MAX)
         return;
-    char scale_name[600], err[256] = "";
+    char scale_name[600], projection_name[600], err[512] = "";
     snprintf(scale_name, sizeof scale_name, "%s%s", t->name, EMBEDDING_SCALE_SUFFIX);
+    snprintf(projection_name, sizeof projection_name, "%s%s", t->name, EMBEDDING_PROJECTION_SUFFIX);
     const safetensors_tensor *scale = safetensors_find(st, scale_name);
-    int groups = 0;
-    if (embedding_check_i8(t, scale, t->shape[0], t->shape[1], &groups, err, sizeof err) != 0) {
-        FUZZ_CHECK(err[0] != 0, "'%s': scale check failed without a message", t->name);
+    const safetensors_tensor *projection = safetensors_find(st, projection_name);
+    /* a factored table's D is its projection's first dimension */
+    int64_t dim = t->shape[1];
+    if (projection != NULL) {
+        if (projection->n_dims < 1 || projection->shape[0] < 1 || projection->shape[0] > INT_MAX)
+            return;
+        dim = projection->shape[0];
+    }
+    int groups = 0, width = (int)t->shape[1];
+    if ((projection != NULL &&
+         embedding_check_rank(t, t->shape[0], dim, &width, err, sizeof err) != 0) ||
+        embedding_check_i8(t, scale, t->shape[0], width, &groups, err, sizeof err) != 0 ||
+        (projection != NULL &&
+         embedding_check_projection(projection, scale, dim, width, err, sizeof err) != 0)) {
+        FUZZ_CHECK(err[0] != 0, "'%s': int8 check failed without a message", t->name);
         return;
     }
-    FUZZ_CHECK(groups >= 1 && t->shape[1] % groups == 0, "'%s': %d groups", t->name, groups);
+    FUZZ_CHECK(groups >= 1 && width % groups == 0, "'%s': %d groups", t->name, groups);
     FUZZ_CHECK(scale->n_elements == (size_t)t->shape[0] * (size_t)groups, "'%s': scale count",
                t->name);
-    const int dim = (int)t->shape[1];
     float *scales = malloc(scale->n_elements ? scale->n_elements * sizeof(float) : 1);
-    float *row = malloc(dim ? (size_t)dim * sizeof(float) : 1);
+    float *proj = NULL;
+    float *row = malloc((size_t)dim * sizeof(float));
     FUZZ_CHECK(scales && row, "out of memory");
-    safetensors_to_f32(scale, scales); /* the loader's aligned copy */
+    safetensors_to_f32(scale, scales); /* the loader's aligned copies */
+    if (projection != NULL) {
+        proj = malloc(projection->n_elements * sizeof(float));
+        FUZZ_CHECK(proj, "out of memory");
+        safetensors_to_f32(projection, proj);
+    }
     const embedding_table table = {.dtype = EMBEDDING_I8,
                                    .n_rows = (int)t->shape[0],
-                                   .dim = dim,
-                                   .block = dim / groups,
+                                   .dim = (int)dim,
+                                   .width = width,
+                                   .block = width / groups,
                                    .i8 = t->data,
-                                   .scale = scales};
+                                   .scale = scales,
+                                   .projection = proj};
     for (int r = 0; r < table.n_rows; r++) {
         embedding_row_read(&table, embedding_row(&table, r), row);
-        for (int j = 0; j < dim; j++)
+        for (int j = 0; j < table.dim; j++)
             FUZZ_CHECK(isfinite(row[j]), "'%s': row %d [%d] is not finite", t->name, r, j);
     }
+    free(proj);
     free(row);
     free(scales);
 }

@@ -83,6 +83,11 @@ def seeds_safetensors():
          ("w_scale", "F32", [2, 1], struct.pack("<2f", float("nan"), -1.0))]))
     write(t, "i8-no-scale", safetensors([("w", "I8", [2, 2], bytes([1, 2, 3, 4])),
                                          ("x_scale", "F16", [2, 1], bytes(4))]))
+    # factored: NAME I8 [V, K] + NAME_scale F32 [V, G] + NAME_projection F32 [D, K]
+    write(t, "i8-factored", safetensors(
+        [("word_embedding.weight_projection", "F32", [3, 2], struct.pack("<6f", 1, 0, 0, -1, 0.5, 2)),
+         ("word_embedding.weight_scale", "F32", [3, 1], struct.pack("<3f", 0, 0.5, 1e30)),
+         ("word_embedding.weight", "I8", [3, 2], bytes([0, 0, 1, 0x80, 0x7f, 0xff]))]))
 
 
 # ---- config.json --------------------------------------------------------------

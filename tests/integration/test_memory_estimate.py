@@ -82,9 +82,9 @@ def loaded_params_mib(model_dir):
     """MiB the loader keeps of model_dir/model.safetensors's tensors (every
     tensor of the default models is bound, and q|k holds query and key once):
     each parameter as F32, except an int8 word embedding table, which counts
-    as stored, one byte per element (its scales are F32 parameters). The
-    default models are F16 files, optionally with an int8 table: nothing is
-    read in place."""
+    as stored, one byte per element (its scales, and the projection of a
+    factored table, are F32 parameters). The default models are F16 files,
+    optionally with an int8 table: nothing is read in place."""
     with open(os.path.join(model_dir, "model.safetensors"), "rb") as f:
         (n,) = struct.unpack("<Q", f.read(8))
         header = json.loads(f.read(n))
@@ -95,7 +95,7 @@ def loaded_params_mib(model_dir):
         if t["dtype"] == "I8":
             total += count
         else:
-            assert t["dtype"] == "F16" or (t["dtype"] == "F32" and name.endswith("_scale")), \
+            assert t["dtype"] == "F16" or (t["dtype"] == "F32" and name.endswith(("_scale", "_projection"))), \
                 (model_dir, name, t["dtype"])
             total += 4 * count
     return total / MIB

@@ -166,6 +166,167 @@ def test_export_int8_recommender_quantizes_the_news_encoder_table(tmp_path):
     assert header["news_encoder.word_embedding.weight_scale"]["shape"] == [6, 1]
 
 
+# --- factored int8 embeddings (README "int8 embeddings") ---------------------------------------
+def orthonormal(d, k, seed):
+    """A random (d, k) float32 matrix with orthonormal columns."""
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(d, k, generator=g, dtype=torch.float64))
+    return q.float()
+
+
+def rank_k_state_dict(model, p, name="word_embedding.weight", seed=7):
+    """random_state_dict with the table `name` replaced by F @ P^T (F random, row 0 zero)."""
+    sd = random_state_dict(model, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    f = torch.randn(sd[name].shape[0], p.shape[1], generator=g, dtype=torch.float64)
+    f[0] = 0
+    sd[name] = (f @ p.double().t()).float()
+    return sd
+
+
+def tensor_at(header, data, name, dtype, shape):
+    h = header[name]
+    assert (h["dtype"], h["shape"]) == ({torch.int8: "I8", torch.float32: "F32"}[dtype], shape)
+    return torch.frombuffer(bytearray(data[h["data_offsets"][0]:h["data_offsets"][1]]), dtype=dtype).reshape(shape)
+
+
+@pytest.mark.parametrize("block", [None, 3])
+def test_export_factored_embedding_stores_int8_rows_of_w_at_p_and_the_projection(tmp_path, block):
+    from conftest import CLI
+    K = 6
+    p = orthonormal(16, K, seed=3)
+    model = FastformerClassifier(TINY, 10, 3)
+    sd = rank_k_state_dict(model, p)
+    pt, proj = tmp_path / "m.pt", tmp_path / "p.pt"
+    torch.save(sd, pt)
+    torch.save(p, proj)
+    vocab = ["[PAD]", "[UNK]"] + [f"w{i}" for i in range(8)]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    out = tmp_path / "dir"
+    r = run_tool("tools/export.py", "--state-dict", str(pt), "--vocab", str(tmp_path / "vocab.txt"), "--dtype", "F32",
+                 "--embedding-dtype", "I8", "--embedding-projection", str(proj), "--out", str(out),
+                 *(["--embedding-block", str(block)] if block else []))
+    assert r.returncode == 0, r.stderr
+    assert "factored" in r.stdout
+    header, data = st_header(out / "model.safetensors")
+    groups = K // (block or K)
+    q = tensor_at(header, data, "word_embedding.weight", torch.int8, [10, K])
+    s = tensor_at(header, data, "word_embedding.weight_scale", torch.float32, [10, groups])
+    got_p = tensor_at(header, data, "word_embedding.weight_projection", torch.float32, [16, K])
+    assert torch.equal(got_p, p)
+    # Expected by hand: F = W @ P, then per block scale = max|x| / 127 and q = round(x / scale).
+    f = (sd["word_embedding.weight"].double() @ p.double()).float().reshape(10, groups, K // groups)
+    want_s = f.abs().amax(dim=2) / 127
+    assert torch.equal(s, want_s)
+    nz = want_s > 0
+    want_q = torch.zeros_like(f)
+    want_q[nz] = torch.round(f[nz] / want_s[nz].unsqueeze(1))
+    assert torch.equal(q.reshape(10, groups, -1).float(), want_q)
+    assert torch.all(q[0] == 0) and torch.all(s[0] == 0)
+    # Every tensor aligned for its dtype, no overlap, no hole.
+    spans = sorted(tuple(h["data_offsets"]) for k, h in header.items() if k != "__metadata__")
+    assert spans[0][0] == 0 and all(a[1] == b[0] for a, b in zip(spans, spans[1:])) and spans[-1][1] == len(data)
+    size = {"F32": 4, "F16": 2, "I8": 1}
+    assert all(h["data_offsets"][0] % size[h["dtype"]] == 0 for k, h in header.items() if k != "__metadata__")
+    # load_safetensors gives PyTorch W = dequant(q, scale) @ P^T under the table's name ...
+    deq = (q.reshape(10, groups, -1).double() * s.double().unsqueeze(2)).reshape(10, K)
+    want_w = deq @ p.double().t()
+    loaded = load_safetensors(out / "model.safetensors")
+    assert "word_embedding.weight_scale" not in loaded and "word_embedding.weight_projection" not in loaded
+    assert torch.allclose(loaded["word_embedding.weight"].double(), want_w, rtol=0, atol=1e-6)
+    # ... within half a quantization step (through P's rows) of the table exported
+    step = (s.repeat_interleave(K // groups, dim=1) / 2).double() @ p.double().abs().t()
+    assert torch.all((want_w - sd["word_embedding.weight"].double()).abs() <= step * 1.0001 + 1e-6)
+    # ... and the raw tensors with dequantize=False.
+    raw = load_safetensors(out / "model.safetensors", dequantize=False)
+    assert raw["word_embedding.weight"].dtype == torch.int8 and torch.equal(raw["word_embedding.weight_projection"], p)
+    # The C engine reads the file as PyTorch runs the loaded weights.
+    model.load_state_dict(loaded)
+    model.eval()
+    seqs = [[2, 3, 4], [9, 1, 5, 5, 7, 8], [6]]
+    run = subprocess.run([CLI, "predict", "--model", str(out)], capture_output=True, text=True,
+                         input="".join(json.dumps({"input_ids": ids}) + "\n" for ids in seqs))
+    assert run.returncode == 0, run.stderr
+    for ids, line in zip(seqs, run.stdout.splitlines()):
+        with torch.no_grad():
+            want = model(torch.tensor([ids]))[0]
+        got = torch.tensor(json.loads(line)["logits"])
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-5), (ids, got, want)
+
+
+def test_factored_embedding_refuses_a_table_outside_the_projections_column_space(tmp_path):
+    p = orthonormal(16, 6, seed=3)
+    model = FastformerClassifier(TINY, 10, 3)
+    vocab = ["[PAD]", "[UNK]"] + [f"w{i}" for i in range(8)]
+    sd = rank_k_state_dict(model, p)
+    # Within the tolerance (1e-4 * max(1, max|W|)) it is stored ...
+    near = dict(sd)
+    near["word_embedding.weight"] = sd["word_embedding.weight"] + 1e-6
+    export.export(near, vocab, str(tmp_path / "near"), embedding_dtype="I8", embedding_projection=p)
+    # ... beyond it, or any full-rank table, refused with the table's name.
+    for off in (1e-2, None):
+        far = dict(sd)
+        far["word_embedding.weight"] = (sd["word_embedding.weight"] + off if off else
+                                        random_state_dict(model)["word_embedding.weight"])
+        with pytest.raises(ValueError, match=r"word_embedding.weight: not in the projection's column space"):
+            export.export(far, vocab, str(tmp_path / "far"), embedding_dtype="I8", embedding_projection=p)
+    # So does export.py, with the reason and no traceback.
+    torch.save(far, tmp_path / "far.pt")
+    torch.save(p, tmp_path / "p.pt")
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    r = run_tool("tools/export.py", "--state-dict", str(tmp_path / "far.pt"), "--vocab", str(tmp_path / "vocab.txt"),
+                 "--embedding-dtype", "I8", "--embedding-projection", str(tmp_path / "p.pt"),
+                 "--out", str(tmp_path / "x"))
+    assert r.returncode == 1
+    assert "word_embedding.weight: not in the projection's column space" in r.stderr
+    assert "Traceback" not in r.stderr
+    # A projection without I8 is a usage error.
+    r = run_tool("tools/export.py", "--state-dict", str(tmp_path / "far.pt"), "--vocab", str(tmp_path / "vocab.txt"),
+                 "--embedding-projection-seed", "1", "--out", str(tmp_path / "y"))
+    assert r.returncode == 2 and "need --embedding-dtype I8" in r.stderr
+
+
+def test_factored_embedding_rejects_bad_projections_and_stray_ones(tmp_path):
+    from model_dir import save_safetensors, write_model_dir
+    w = torch.zeros(4, 8)
+    for bad, why in ((torch.zeros(8, 9), r"projection has shape \[8, 9\], expected \[8, K\] with 1 <= K <= 8"),
+                     (torch.zeros(7, 2), r"projection has shape \[7, 2\]"),
+                     (torch.zeros(8, 0), r"projection has shape \[8, 0\]"),
+                     (torch.full((8, 2), float("nan")), "projection has values that are not finite")):
+        with pytest.raises(ValueError, match="t: " + why):
+            save_safetensors({"t": w}, tmp_path / "x.safetensors", int8=["t"], int8_projection={"t": bad})
+    with pytest.raises(ValueError, match="a projection for 'u', which is not stored as I8"):
+        save_safetensors({"t": w, "u": w}, tmp_path / "x.safetensors", int8=["t"],
+                         int8_projection={"u": torch.eye(8)})
+    with pytest.raises(ValueError, match="an embedding projection needs embedding dtype I8"):
+        write_model_dir(str(tmp_path / "d"), {"word_embedding.weight": w}, {}, ["[PAD]"], "F32",
+                        embedding_projection=torch.eye(8))
+
+
+def test_export_embedding_projection_seed_is_glove_projection(tmp_path):
+    import glove
+    cfg = FastformerConfig(hidden_size=128, num_attention_heads=4, intermediate_size=8, num_hidden_layers=1,
+                           max_position_embeddings=4)
+    model = FastformerNewsRec(cfg, 6, user_num_hidden_layers=1, max_history=3)
+    name = "news_encoder.word_embedding.weight"
+    # What glove.init_embedding(in_span=True) makes: rows P @ g for the projection of seed 5.
+    p = glove.projection(128, 5)
+    assert p.shape == (128, glove.DIM)
+    sd = rank_k_state_dict(model, p, name)
+    vocab = ["[PAD]", "[UNK]", "a", "b", "c", "d"]
+    export.export(sd, vocab, str(tmp_path / "rec"), embedding_dtype="I8", embedding_projection_seed=5)
+    header, data = st_header(tmp_path / "rec" / "model.safetensors")
+    tensor_at(header, data, name, torch.int8, [6, 100])
+    assert torch.equal(tensor_at(header, data, name + "_projection", torch.float32, [128, 100]), p)
+    assert [k for k in header if k.endswith("_projection")] == [name + "_projection"]
+    # Another seed's projection does not span the table; a model narrower than GloVe has none.
+    with pytest.raises(ValueError, match="not in the projection's column space"):
+        export.export(sd, vocab, str(tmp_path / "x"), embedding_dtype="I8", embedding_projection_seed=6)
+    with pytest.raises(ValueError, match="a GloVe projection needs hidden size >= 100, the model has 16"):
+        export.export(random_state_dict(FastformerClassifier(TINY, 4, 2)), ["[PAD]", "[UNK]", "a", "b"],
+                      str(tmp_path / "y"), embedding_dtype="I8", embedding_projection_seed=5)
+
+
 def test_int8_compare_reports_sizes_errors_and_both_models_metrics(tmp_path):
     from conftest import CLI
     model = FastformerClassifier(TINY, 10, 2)
@@ -528,6 +689,50 @@ def test_average_states_writes_the_mean_of_the_states_with_the_like_models_int8_
                               ["word_embedding.weight"])
     for name in ("config.json", "vocab.txt"):
         assert (out / name).read_text() == (like / name).read_text()
+
+
+def test_average_and_extend_tools_keep_a_factored_table_factored(tmp_path):
+    """A frozen table in a projection's span (the same in every state) stays factored through the like
+    model's projection (average_states, average_models, extend_positions); a mean outside it is refused
+    with the table's name."""
+    from model_dir import model_config, write_model_dir
+    p = orthonormal(16, 5, seed=3)
+    vocab = ["[PAD]", "[UNK]"] + [f"w{i}" for i in range(8)]
+    model = FastformerClassifier(TINY, len(vocab), 2)
+    table = rank_k_state_dict(model, p)["word_embedding.weight"]
+    like, states = tmp_path / "like", []
+    conf = model_config(TINY, len(vocab), task="classification", id2label=["negative", "positive"])
+    for seed in (1, 2, 3):
+        sd = {**random_state_dict(model, seed), "word_embedding.weight": table}
+        if seed == 1:
+            write_model_dir(str(like), sd, conf, vocab, "F32", "I8", embedding_projection=p)
+        else:
+            states.append(tmp_path / f"step-{seed}.pt")
+            torch.save(sd, states[-1])
+    (tmp_path / "b").mkdir()
+    write_model_dir(str(tmp_path / "b"), torch.load(states[0]), conf, vocab, "F32", "I8", embedding_projection=p)
+    for tool, args in (("tools/average_states.py", [str(like), str(tmp_path / "avg"), *map(str, states)]),
+                       ("tools/average_models.py", [str(like), str(tmp_path / "b"), str(tmp_path / "avg"),
+                                                    "--weight", "0.5"])):
+        r = run_tool(tool, *args)
+        assert r.returncode == 0, r.stderr
+        header, data = st_header(tmp_path / "avg" / "model.safetensors")
+        assert header["word_embedding.weight"]["shape"] == [10, 5]
+        assert torch.equal(tensor_at(header, data, "word_embedding.weight_projection", torch.float32, [16, 5]), p)
+        got = load_safetensors(tmp_path / "avg" / "model.safetensors")["word_embedding.weight"]
+        assert torch.allclose(got, load_safetensors(like / "model.safetensors")["word_embedding.weight"], atol=1e-6)
+    # tools/extend_positions.py keeps it factored too, with the same int8 rows.
+    r = run_tool("tools/extend_positions.py", str(like), str(tmp_path / "long"), "--max-len", "20", "--dtype", "F32")
+    assert r.returncode == 0, r.stderr
+    raw_like = load_safetensors(like / "model.safetensors", dequantize=False)
+    raw_long = load_safetensors(tmp_path / "long" / "model.safetensors", dequantize=False)
+    assert torch.equal(raw_long["word_embedding.weight"], raw_like["word_embedding.weight"])
+    assert torch.equal(raw_long["word_embedding.weight_projection"], p)
+    assert torch.allclose(raw_long["word_embedding.weight_scale"], raw_like["word_embedding.weight_scale"], rtol=1e-6)
+    # States whose tables differ (not frozen) average to a table outside the span.
+    torch.save({**torch.load(states[1]), "word_embedding.weight": torch.randn(10, 16)}, states[1])
+    r = run_tool("tools/average_states.py", str(like), str(tmp_path / "bad"), *map(str, states))
+    assert r.returncode == 1 and "word_embedding.weight: not in the projection's column space" in r.stderr
 
 
 def test_average_states_in_f16_rounds_the_mean_to_f16(tmp_path):

@@ -24,8 +24,10 @@ from torch import nn
 # ---- safetensors (independent reader) --------------------------------------
 def read_safetensors(path):
     """{name: float32 tensor} from a safetensors file (F32, F16 or BF16, and
-    int8 tables: an I8 tensor NAME of shape (V, D) with NAME_scale, F32 (V, G),
-    read as q * scale with each scale covering D/G consecutive elements)."""
+    int8 tables: an I8 tensor NAME of shape (V, W) with NAME_scale, F32 (V, G),
+    read as q * scale with each scale covering W/G consecutive elements; with
+    NAME_projection, F32 (D, K), the table is factored (W = K) and reads as
+    (q * scale) @ projection^T, in float64 rounded once to float32)."""
     with open(path, "rb") as f:
         blob = f.read()
     header_len = struct.unpack("<Q", blob[:8])[0]
@@ -54,6 +56,10 @@ def read_safetensors(path):
         rows, dim = tensors[name].shape
         per = dim // scale.shape[1]
         tensors[name] = tensors[name] * scale.repeat_interleave(per, dim=1)
+        projection = tensors.pop(name + "_projection", None)
+        if projection is not None:
+            rows = tensors[name].numpy().astype(np.float64) @ projection.numpy().astype(np.float64).T
+            tensors[name] = torch.tensor(rows.astype(np.float32))
     return tensors
 
 

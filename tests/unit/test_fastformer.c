@@ -453,7 +453,7 @@ static void test_gather(void **state)
     assert_non_null(ws);
     const float table[3 * 4] = {0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8};
     const embedding_table emb = {
-        .dtype = EMBEDDING_F32, .n_rows = 3, .dim = 4, .block = 4, .f32 = table};
+        .dtype = EMBEDDING_F32, .n_rows = 3, .dim = 4, .width = 4, .block = 4, .f32 = table};
     const int32_t ids[3] = {2, 0, 1};
     fastformer_gather(ws, 0, &emb, ids, 1);
     fastformer_gather(ws, 1, &emb, ids, 3);
@@ -466,8 +466,13 @@ static void test_gather(void **state)
     /* an int8 table: rows point at its int8 rows */
     const int8_t q[3 * 4] = {0, 0, 0, 0, 1, -2, 3, -128, 127, 6, 7, 8};
     const float scale[3] = {0.0f, 0.5f, 0.25f};
-    const embedding_table emb8 = {
-        .dtype = EMBEDDING_I8, .n_rows = 3, .dim = 4, .block = 4, .i8 = q, .scale = scale};
+    const embedding_table emb8 = {.dtype = EMBEDDING_I8,
+                                  .n_rows = 3,
+                                  .dim = 4,
+                                  .width = 4,
+                                  .block = 4,
+                                  .i8 = q,
+                                  .scale = scale};
     fastformer_gather(ws, 0, &emb8, ids, 3);
     assert_ptr_equal(ws->row_table, &emb8);
     assert_ptr_equal(ws->row_src[0], q + 2 * 4);

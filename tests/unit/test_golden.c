@@ -11,6 +11,9 @@
  * fixtures store the word embedding table in int8 (golden.json
  * "embedding_dtype": "I8"); PyTorch computed their outputs on the
  * dequantized table, and the engine reads the int8 rows as stored.
+ * classifier_factored stores an F32 classifier's rank-12 table factored
+ * (int8 (V, 12) rows, blocks of 6, and the F32 projection, golden.json
+ * "embedding_rank"); PyTorch ran dequant(q, scale) @ P^T.
  * classifier_long runs sequences of up to 64 tokens through both branches of
  * each of the engine's folds.
  * Every check runs once per GEMM kernel path the CPU supports (plain, avx2,
@@ -172,15 +175,20 @@ static void classifier_case(fixture *f, json_t *c, float *pooled, float *logits)
 /* mapped: whether model.safetensors stays mapped after load (F32 tensors are
  * read in place), or was released because every tensor was converted (F16,
  * BF16): the outputs below are then computed with no mapping at all. */
-/* The model's word embedding table is int8 exactly when golden.json says so. */
+/* The model's word embedding table is int8, and factored at rank K, exactly
+ * when golden.json says so. */
 static void check_embedding_dtype(const fixture *f)
 {
+    const embedding_table *t = &f->m->word_embedding;
     json_t *e = json_object_get(f->golden, "embedding_dtype");
     const bool i8 = e != NULL && strcmp(json_string_value(e), "I8") == 0;
-    assert_int_equal(f->m->word_embedding.dtype, i8 ? EMBEDDING_I8 : EMBEDDING_F32);
+    assert_int_equal(t->dtype, i8 ? EMBEDDING_I8 : EMBEDDING_F32);
+    json_t *rank = json_object_get(f->golden, "embedding_rank");
+    assert_int_equal(t->projection != NULL, rank != NULL);
+    assert_int_equal(t->width, rank ? json_integer_value(rank) : f->d);
     json_t *block = json_object_get(f->golden, "embedding_block");
     if (i8)
-        assert_int_equal(f->m->word_embedding.block, block ? json_integer_value(block) : f->d);
+        assert_int_equal(t->block, block ? json_integer_value(block) : t->width);
 }
 
 static void classifier_fixture(const char *fixture_name, bool mapped)
@@ -320,6 +328,14 @@ static void test_classifier_i8(void **state)
     classifier_fixture("classifier_i8", false);
 }
 
+/* F32 with a factored int8 table (rank 12 < D, blocks of 6): the int8 rows
+ * are read in place, the projection from the model's own copy. */
+static void test_classifier_factored(void **state)
+{
+    use_path(state);
+    classifier_fixture("classifier_factored", true);
+}
+
 /* ---- news recommender fixture ------------------------------------------------ */
 
 /* Encodes a JSON array of titles into vecs (n, D); returns n. */
@@ -422,9 +438,9 @@ static void test_newsrec_i8(void **state)
 static void test_every_fixture_is_checked(void **state)
 {
     use_path(state);
-    static const char *const known[] = {"classifier_f32", "classifier_f16", "classifier_bf16",
-                                        "newsrec",        "classifier_i8",  "newsrec_i8",
-                                        "classifier_long"};
+    static const char *const known[] = {"classifier_f32",  "classifier_f16",     "classifier_bf16",
+                                        "newsrec",         "classifier_i8",      "newsrec_i8",
+                                        "classifier_long", "classifier_factored"};
     DIR *dir = opendir(FIXTURES);
     assert_non_null(dir);
     int seen = 0;
@@ -463,6 +479,7 @@ int main(void)
             cmocka_unit_test_prestate(test_newsrec, &path),
             cmocka_unit_test_prestate(test_newsrec_i8, &path),
             cmocka_unit_test_prestate(test_classifier_long, &path),
+            cmocka_unit_test_prestate(test_classifier_factored, &path),
             cmocka_unit_test_prestate(test_every_fixture_is_checked, &path),
         };
         failed += cmocka_run_group_tests_name(gemm_path_name(path), tests, NULL, NULL);

@@ -1,8 +1,9 @@
 /* test_memory_estimate: the daemon's memory estimate term by term, against
  * numbers computed here from the fixtures' config.json shapes and file sizes
  * (tests/fixtures/classifier_f32, classifier_f16, newsrec + mind-tiny, and
- * the int8-embedding classifier_i8 and newsrec_i8, whose tables count as
- * stored: one byte per element plus the scales); the
+ * the int8-embedding classifier_i8, newsrec_i8 and classifier_factored,
+ * whose tables count as stored: one byte per element plus the scales, and
+ * the projection of the factored one); the
  * workspace rows the registry gives each model (the smaller batching limit,
  * raised to a recommender's history), with a recommendation through such a
  * right-sized workspace; the runtime term; the log line; the metrics gauge.
@@ -157,8 +158,8 @@ static void test_weights_f16_are_every_param_as_f32(void **state)
     assert_int_equal(weights_term("classifier_f16"), params * sizeof(float));
 }
 
-/* An int8 word embedding table counts as stored: V*D bytes plus its F32
- * scales. */
+/* An int8 word embedding table counts as stored: V*D (or V*K, factored)
+ * bytes plus its F32 scales (and projection). */
 static void test_weights_i8_table_counts_as_stored(void **state)
 {
     (void)state;
@@ -173,6 +174,14 @@ static void test_weights_i8_table_counts_as_stored(void **state)
     size_t mapping = page_round(file_bytes(FIXTURES "/newsrec_i8/model.safetensors"));
     size_t qk = (FX_L + FX_USER_L) * (2 * FX_D * FX_D + 2 * FX_D) * sizeof(float);
     assert_int_equal(weights_term("newsrec_i8"), mapping + qk + (size_t)FX_V * 4 * sizeof(float));
+
+    /* F32 file with a factored int8 table, rank 12 in blocks of 6: the mapping
+     * stays and holds the V*12 int8 values; q|k, the 2 scales a row and the
+     * [D, 12] projection are owned (embedding_table_bytes: V*K + 4*V*G + 4*D*K) */
+    mapping = page_round(file_bytes(FIXTURES "/classifier_factored/model.safetensors"));
+    qk = FX_L * (2 * FX_D * FX_D + 2 * FX_D) * sizeof(float);
+    assert_int_equal(weights_term("classifier_factored"),
+                     mapping + qk + ((size_t)FX_V * 2 + (size_t)FX_D * 12) * sizeof(float));
 }
 
 /* ==== workspaces ============================================================= */

@@ -144,6 +144,17 @@ typedef struct {
     bool scale_orphan;  /* a scale tensor next to an F32 table */
     bool bad_scale_set; /* scale element 5 is bad_scale */
     float bad_scale;
+    /* factored int8 word embedding: > 0 writes the table as I8 [V, rank]
+     * (q_of) with [V, i8_groups] scales and NAME_projection F32 [D, rank]
+     * (projection_of); the fields below spoil it */
+    int rank;
+    const char *projection_dtype; /* the projection's dtype (default F32) */
+    int projection_dims;          /* > 0: the projection's shape is projection_shape */
+    int64_t projection_shape[2];
+    bool projection_skip;    /* no projection: the I8 [V, rank] table on its own */
+    bool bad_projection_set; /* projection element 5 is bad_projection */
+    float bad_projection;
+    const char *extra_projection; /* also write an F32 [D, 4] tensor of this name */
 } gen_opts;
 
 /* The int8 table's values and scales: q in [-16, 16], scales in (0, 5/64],
@@ -158,33 +169,82 @@ static float scale_of(size_t i)
     return i == 0 ? 0.0f : (float)(1 + i % 5) / 64.0f;
 }
 
+/* The projection of a factored table: multiples of 1/16 in [-1, 1], so that
+ * with q_of and scale_of every product and every sum of a row is exact in
+ * float (multiples of 1/1024 below 2^14): rows read exactly as in double. */
+static float projection_of(size_t i)
+{
+    return value_of("projection", i);
+}
+
 static const char *table_name(model_task task)
 {
     return task == MODEL_TASK_CLASSIFICATION ? "word_embedding.weight"
                                              : "news_encoder.word_embedding.weight";
 }
 
-/* Adds the word embedding table (and its scales) as o says. */
+/* Element (r, j) of the factored table of rank K with `groups` scales a row,
+ * in double (exact: see projection_of). */
+static double factored_at(const char *name, int rank, int groups, int r, int j)
+{
+    double x = 0.0;
+    for (int k = 0; k < rank; k++) {
+        const size_t at = (size_t)r * (size_t)rank + (size_t)k;
+        x += (double)projection_of((size_t)j * (size_t)rank + (size_t)k) * (double)q_of(name, at) *
+             (double)scale_of(at / (size_t)(rank / groups));
+    }
+    return x;
+}
+
+/* Adds the factored table's projection [D, rank], as o says. */
+static void write_projection(st_writer *w, const gen_opts *o, const char *name)
+{
+    float p[2 * D * D]; /* room for [D, 2D] */
+    for (size_t i = 0; i < 2 * D * D; i++)
+        p[i] = projection_of(i);
+    if (o->bad_projection_set)
+        p[5] = o->bad_projection;
+    char projection_name[160];
+    snprintf(projection_name, sizeof projection_name, "%s_projection", name);
+    int64_t shape[2] = {D, o->rank};
+    int dims = 2;
+    if (o->projection_dims > 0) {
+        dims = o->projection_dims;
+        memcpy(shape, o->projection_shape, sizeof shape);
+    }
+    st_writer_add(w, projection_name, o->projection_dtype ? o->projection_dtype : "F32", dims,
+                  shape, p);
+}
+
+/* Adds the word embedding table (and its scales, and projection) as o says;
+ * i8_dequantized writes the table it stands for as F32 instead. */
 static void write_i8_table(st_writer *w, const gen_opts *o)
 {
     const char *name = table_name(o->task);
     const int groups = o->i8_groups > 0 ? o->i8_groups : 1;
-    float q[V * D], scales[4 * V * D], deq[V * D];
-    for (size_t k = 0; k < V * D; k++) {
+    const int width = o->rank > 0 ? o->rank : D;
+    float q[2 * V * D], scales[4 * V * D], deq[V * D]; /* q: room for [V, 2D] */
+    assert_true(width <= 2 * D);
+    for (size_t k = 0; k < (size_t)V * (size_t)width; k++)
         q[k] = q_of(name, k);
-        deq[k] = q[k] * scale_of(k / (D / (size_t)groups));
-    }
+    for (size_t k = 0; k < V * D; k++)
+        deq[k] = o->rank > 0 ? (float)factored_at(name, o->rank, groups, (int)(k / D), (int)(k % D))
+                             : q[k] * scale_of(k / (D / (size_t)groups));
     for (size_t i = 0; i < 4 * V * D; i++)
         scales[i] = scale_of(i);
     if (o->bad_scale_set)
         scales[5] = o->bad_scale;
-    int64_t shape[2] = {V, D};
+    int64_t shape[2] = {V, width};
     if (o->reshape && strcmp(o->reshape, name) == 0)
         memcpy(shape, o->shape, sizeof shape);
-    if (o->i8_dequantized || o->scale_orphan)
-        st_writer_add(w, name, "F32", 2, shape, deq);
-    else
+    if (o->i8_dequantized || o->scale_orphan) {
+        const int64_t full[2] = {V, D};
+        st_writer_add(w, name, "F32", 2, full, deq);
+    } else {
         st_writer_add(w, name, "I8", 2, shape, q);
+    }
+    if (o->rank > 0 && !o->projection_skip && !o->i8_dequantized)
+        write_projection(w, o, name);
     if (o->scale_skip || o->i8_dequantized)
         return;
     char scale_name[160];
@@ -241,7 +301,7 @@ static void write_weights(const char *dir, const gen_opts *o)
     st_writer w = {0};
     const char *dtype = o->dtype ? o->dtype : "F32";
     float *vals = malloc(sizeof(float) * 1024);
-    bool i8 = o->i8_groups > 0 || o->i8_dequantized || o->scale_orphan;
+    bool i8 = o->i8_groups > 0 || o->i8_dequantized || o->scale_orphan || o->rank > 0;
     for (int i = 0; i < n; i++) {
         if (o->skip && strcmp(s[i].name, o->skip) == 0)
             continue;
@@ -270,6 +330,11 @@ static void write_weights(const char *dir, const gen_opts *o)
         st_writer_add(&w, "fastformer_model.encoders.0.attention.self.value.weight", "F32", 1,
                       shape, x);
         st_writer_add(&w, "optimizer.step", "F32", 1, shape, x);
+    }
+    if (o->extra_projection) {
+        const int64_t shape[2] = {D, 4};
+        static const float zeros[D * 4];
+        st_writer_add(&w, o->extra_projection, "F32", 2, shape, zeros);
     }
     free(vals);
     size_t len;
@@ -772,6 +837,239 @@ static void test_i8_malformed(void **state)
     free(img);
     expect_load_error(dir, "model.safetensors: tensor 'optimizer.state' is I8, but only the word "
                            "embedding table 'news_encoder.word_embedding.weight' may be I8");
+    remove_dir(dir);
+}
+
+/* ---- factored int8 word embeddings ------------------------------------------ */
+
+/* Every row of the loaded factored table, read as the engine reads it, is
+ * exactly the table it stands for (factored_at: exact, see projection_of). */
+static void check_factored_table(const model *m, int rank, int groups)
+{
+    const embedding_table *t = &m->word_embedding;
+    const char *name = table_name(m->config.task);
+    assert_int_equal(t->dtype, EMBEDDING_I8);
+    assert_int_equal(t->n_rows, V);
+    assert_int_equal(t->dim, D);
+    assert_int_equal(t->width, rank);
+    assert_int_equal(t->block, rank / groups);
+    assert_non_null(t->projection);
+    assert_int_equal(embedding_row_bytes(t), rank);
+    assert_int_equal(embedding_table_bytes(t),
+                     (size_t)V * rank + (size_t)V * groups * 4 + (size_t)D * rank * 4);
+    for (int r = 0; r < V; r++) {
+        float row[D];
+        embedding_row_read(t, embedding_row(t, r), row);
+        for (int j = 0; j < D; j++) {
+            const double want = factored_at(name, rank, groups, r, j);
+            if ((double)row[j] != want)
+                fail_msg("row %d [%d] = %g, expected %g", r, j, (double)row[j], want);
+        }
+    }
+    for (size_t i = 0; i < (size_t)D * rank; i++)
+        assert_true(t->projection[i] == projection_of(i));
+    assert_false(in_mapping(m, t->projection) || in_mapping(m, t->scale));
+    assert_int_equal(m->i8_bytes, (size_t)V * rank);
+}
+
+/* Floats the model owns besides q|k: converted tensors, scales, projection. */
+static size_t floats_factored(model_task task, int rank, int groups)
+{
+    return spec_floats(task) - (size_t)V * D + (size_t)V * groups + (size_t)D * rank;
+}
+
+static void test_load_factored_embedding(void **state)
+{
+    (void)state;
+    char hex[65];
+    /* F32 file, rank 4 (V * 4 bytes keep the F32 tensors after it aligned),
+     * one scale per row: the int8 rows are read in place, the scales and the
+     * projection are owned */
+    gen_opts o = {.task = MODEL_TASK_CLASSIFICATION, .i8_groups = 1, .rank = 4};
+    char *dir = make_dir(&o);
+    model *m = load_ok(dir);
+    check_factored_table(m, 4, 1);
+    check_encoder(&m->encoder, "", L, P);
+    assert_true(in_mapping(m, (const float *)(const void *)m->word_embedding.i8));
+    assert_null(m->owned_i8);
+    assert_int_equal(m->mapped_bytes, weights_file(dir, hex));
+    assert_int_equal(m->owned_bytes, (qk_floats(L) + V + D * 4) * sizeof(float));
+    assert_int_equal(m->f32_bytes, floats_factored(MODEL_TASK_CLASSIFICATION, 4, 1) * 4);
+    model_free(m);
+    remove_dir(dir);
+
+    /* F16 and misaligned F32 files, rank 6 in blocks of 2: nothing else is
+     * read in place, so the table is copied, the mapping released, and the
+     * rows read afterwards */
+    static const struct {
+        const char *dtype;
+        size_t misalign;
+    } cases[] = {{"F16", 0}, {"F32", 1}};
+    for (size_t c = 0; c < 2; c++) {
+        gen_opts r = {.task = MODEL_TASK_CLASSIFICATION,
+                      .i8_groups = 3,
+                      .rank = 6,
+                      .dtype = cases[c].dtype,
+                      .misalign = cases[c].misalign};
+        dir = make_dir(&r);
+        m = load_ok(dir);
+        assert_null(m->file.data);
+        assert_int_equal(m->mapped_bytes, 0);
+        assert_ptr_equal(m->word_embedding.i8, m->owned_i8);
+        assert_int_equal(m->owned_bytes,
+                         floats_factored(MODEL_TASK_CLASSIFICATION, 6, 3) * 4 + (size_t)V * 6);
+        check_factored_table(m, 6, 3);
+        check_values(m->classifier_weight, "dense_linear.weight", C * D);
+        model_free(m);
+        remove_dir(dir);
+    }
+
+    /* a recommender's news table at full rank K = D, one scale per element */
+    gen_opts n = {.task = MODEL_TASK_NEWS_RECOMMENDATION, .i8_groups = D, .rank = D};
+    dir = make_dir(&n);
+    m = load_ok(dir);
+    check_factored_table(m, D, D);
+    check_encoder(&m->user_encoder, "user_encoder.", UL, UP);
+    model_free(m);
+    remove_dir(dir);
+}
+
+/* A factored table encodes as the F32 table it stands for, bit for bit (its
+ * rows are exact here). */
+static void test_factored_encodes_as_its_table(void **state)
+{
+    (void)state;
+    for (int task = 0; task < 2; task++) {
+        gen_opts o = {.task =
+                          task == 0 ? MODEL_TASK_CLASSIFICATION : MODEL_TASK_NEWS_RECOMMENDATION,
+                      .i8_groups = 1,
+                      .rank = 5};
+        char *dir_q = make_dir(&o);
+        o.i8_dequantized = true;
+        char *dir_f = make_dir(&o);
+        model *mq = load_ok(dir_q), *mf = load_ok(dir_f);
+        assert_non_null(mq->word_embedding.projection);
+        assert_int_equal(mf->word_embedding.dtype, EMBEDDING_F32);
+        fastformer_workspace *ws = model_workspace_new(mq, 4 * P, 4);
+        const int32_t a[P] = {2, 3, 4, 0, 6, 1}, b[3] = {5, 5, 2}, pad[2] = {0, 0};
+        const int32_t *batch[3] = {a, b, pad};
+        const int32_t lens[3] = {P, 3, 2};
+        float pq[3 * D], pf[3 * D];
+        model_encode_ids(mq, ws, batch, lens, 3, pq);
+        model_encode_ids(mf, ws, batch, lens, 3, pf);
+        assert_memory_equal(pq, pf, sizeof pq);
+        float norm = 0;
+        for (int j = 0; j < D; j++)
+            norm += fabsf(pq[j]) + fabsf(pq[D + j]);
+        assert_true(norm > 0.1f); /* not trivially equal */
+        fastformer_workspace_free(ws);
+        model_free(mq);
+        model_free(mf);
+        remove_dir(dir_q);
+        remove_dir(dir_f);
+    }
+}
+
+/* Every way a factored table can be wrong, with its exact message. */
+static void test_factored_malformed(void **state)
+{
+    (void)state;
+    static const struct {
+        gen_opts o;
+        const char *want;
+    } cases[] = {
+        /* a projection next to a table that is not I8 */
+        {{.extra_projection = "word_embedding.weight_projection"},
+         "tensor 'word_embedding.weight_projection' is the projection of a factored int8 table, "
+         "but 'word_embedding.weight' is F32, not I8"},
+        {{.dtype = "F16", .extra_projection = "word_embedding.weight_projection"},
+         "tensor 'word_embedding.weight_projection' is the projection of a factored int8 table, "
+         "but 'word_embedding.weight' is F16, not I8"},
+        /* ... or to no table at all */
+        {{.skip = "word_embedding.weight", .extra_projection = "word_embedding.weight_projection"},
+         "tensor 'word_embedding.weight_projection' is the projection of a factored int8 table, "
+         "but 'word_embedding.weight' is missing"},
+        /* a projection for any other tensor */
+        {{.extra_projection = "dense_linear.weight_projection"},
+         "tensor 'dense_linear.weight_projection' is named as the projection of a factored int8 "
+         "table, but only the word embedding table's 'word_embedding.weight_projection' may be "
+         "one"},
+        {{.i8_groups = 1,
+          .rank = 3,
+          .extra_projection = "news_encoder.word_embedding.weight_projection"},
+         "tensor 'news_encoder.word_embedding.weight_projection' is named as the projection of a "
+         "factored int8 table, but only the word embedding table's "
+         "'word_embedding.weight_projection' may be one"},
+        /* the projection's dtype, shape and values */
+        {{.i8_groups = 1, .rank = 3, .projection_dtype = "F16"},
+         "tensor 'word_embedding.weight_projection' has dtype F16, expected F32"},
+        {{.i8_groups = 1, .rank = 3, .projection_dtype = "BF16"},
+         "tensor 'word_embedding.weight_projection' has dtype BF16, expected F32"},
+        {{.i8_groups = 1, .rank = 3, .projection_dims = 2, .projection_shape = {3, D}},
+         "tensor 'word_embedding.weight_projection' has shape [3,8], expected [8,3]"},
+        {{.i8_groups = 1, .rank = 3, .projection_dims = 2, .projection_shape = {D, 4}},
+         "tensor 'word_embedding.weight_projection' has shape [8,4], expected [8,3]"},
+        {{.i8_groups = 1, .rank = 3, .projection_dims = 1, .projection_shape = {D * 3}},
+         "tensor 'word_embedding.weight_projection' has shape [24], expected [8,3]"},
+        {{.i8_groups = 1, .rank = 3, .bad_projection_set = true, .bad_projection = NAN},
+         "tensor 'word_embedding.weight_projection': element [1,2] is nan; projection values "
+         "must be finite"},
+        {{.i8_groups = 1, .rank = 3, .bad_projection_set = true, .bad_projection = INFINITY},
+         "tensor 'word_embedding.weight_projection': element [1,2] is inf; projection values "
+         "must be finite"},
+        /* the table's rank: K > D, and K = 0 */
+        {{.i8_groups = 1, .rank = D + 1},
+         "tensor 'word_embedding.weight' has shape [7,9]: with a projection it must be [7,K] "
+         "with 1 <= K <= 8"},
+        {{.i8_groups = 1,
+          .rank = 3,
+          .reshape = "word_embedding.weight",
+          .reshape_dims = 2,
+          .shape = {V, 0}},
+         "tensor 'word_embedding.weight' has shape [7,0]: with a projection it must be [7,K] "
+         "with 1 <= K <= 8"},
+        {{.i8_groups = 1,
+          .rank = 3,
+          .reshape = "word_embedding.weight",
+          .reshape_dims = 2,
+          .shape = {V + 1, 3}},
+         "tensor 'word_embedding.weight' has shape [8,3]: with a projection it must be [7,K] "
+         "with 1 <= K <= 8"},
+        /* an I8 table narrower than D with no projection: today's shape error */
+        {{.i8_groups = 1, .rank = 3, .projection_skip = true},
+         "tensor 'word_embedding.weight' has shape [7,3], expected [7,8]"},
+        /* the scales, relative to K */
+        {{.i8_groups = 2, .rank = 3},
+         "tensor 'word_embedding.weight_scale' has shape [7,2]: expected [7,G] with G dividing 3"},
+        {{.i8_groups = 1, .rank = 3, .scale_skip = true},
+         "tensor 'word_embedding.weight' is I8, but its scales 'word_embedding.weight_scale' are "
+         "missing"},
+        /* a scale within FLT_MAX / 128 whose rows could still overflow */
+        {{.i8_groups = 1, .rank = 3, .bad_scale_set = true, .bad_scale = 1e36f},
+         "tensor 'word_embedding.weight_scale': scale [5,0] is 9.99999962e+35, above FLT_MAX / "
+         "(256 * K * max|P|) = 4.43075972e+35 (K = 3, max|P| = 1 in "
+         "'word_embedding.weight_projection'), so the table's rows could overflow"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        gen_opts o = cases[c].o;
+        o.task = MODEL_TASK_CLASSIFICATION;
+        char *dir = make_dir(&o);
+        char want[600];
+        snprintf(want, sizeof want, "model.safetensors: %s", cases[c].want);
+        expect_load_error(dir, want);
+        remove_dir(dir);
+    }
+
+    /* a recommender: the projection must be the news table's */
+    gen_opts r = {.task = MODEL_TASK_NEWS_RECOMMENDATION,
+                  .i8_groups = 1,
+                  .rank = 3,
+                  .extra_projection = "word_embedding.weight_projection"};
+    char *dir = make_dir(&r);
+    expect_load_error(dir, "model.safetensors: tensor 'word_embedding.weight_projection' is named "
+                           "as the projection of a factored int8 table, but only the word "
+                           "embedding table's 'news_encoder.word_embedding.weight_projection' may "
+                           "be one");
     remove_dir(dir);
 }
 
@@ -1287,6 +1585,9 @@ int main(void)
         cmocka_unit_test(test_load_i8_embedding),
         cmocka_unit_test(test_i8_encodes_as_its_dequantized_table),
         cmocka_unit_test(test_i8_malformed),
+        cmocka_unit_test(test_load_factored_embedding),
+        cmocka_unit_test(test_factored_encodes_as_its_table),
+        cmocka_unit_test(test_factored_malformed),
         cmocka_unit_test(test_workspace_bytes),
         cmocka_unit_test(test_unknown_tensors_ignored),
         cmocka_unit_test(test_missing_tensor),
