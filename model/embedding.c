@@ -220,6 +220,17 @@ void embedding_row_read(const embedding_table *t, const void *row, float *out)
     }
 }
 
+void embedding_row_read_stored(const embedding_table *t, const void *row, float *out)
+{
+    if (t->dtype == EMBEDDING_F32 || t->projection == NULL) {
+        embedding_row_read(t, row, out);
+        return;
+    }
+    const int8_t *q = row;
+    const size_t w = (size_t)t->width, block = (size_t)t->block;
+    dequantize(q, t->scale + (size_t)(q - t->i8) / w * (w / block), w, block, out);
+}
+
 size_t embedding_table_bytes(const embedding_table *t)
 {
     const size_t v = (size_t)t->n_rows;

@@ -95,6 +95,12 @@ size_t embedding_row_bytes(const embedding_table *t);
  * summed in float in an order of the implementation's choosing. */
 void embedding_row_read(const embedding_table *t, const void *row, float *out);
 
+/* Writes the row's stored values, dequantized, to out: width floats (q *
+ * scale for I8, a copy for F32). For a factored table these are the K
+ * factors, and the row is projection (D, K) times them: the engine projects
+ * a whole chunk's factors in one product instead of row by row. */
+void embedding_row_read_stored(const embedding_table *t, const void *row, float *out);
+
 /* Bytes of the table as stored: V*D*4 (F32), or V*W + V*(W/block)*4 (I8,
  * W = width), plus D*K*4 for a factored table's projection. */
 size_t embedding_table_bytes(const embedding_table *t);

@@ -155,7 +155,8 @@ static void check_factored(int n_rows, int dim, int rank, int block)
     float *scale = malloc((size_t)n_rows * (size_t)groups * sizeof(float));
     float *projection = malloc((size_t)dim * (size_t)rank * sizeof(float));
     float *out = malloc((size_t)dim * sizeof(float));
-    assert_true(q && scale && projection && out);
+    float *stored = malloc((size_t)rank * sizeof(float));
+    assert_true(q && scale && projection && out && stored);
     for (int i = 0; i < n_rows * rank; i++)
         q[i] = (int8_t)(next_u32() & 0xff);
     q[rank] = -128; /* the extremes, in row 1 */
@@ -179,6 +180,13 @@ static void check_factored(int n_rows, int dim, int rank, int block)
         const int8_t *row = embedding_row(&t, r);
         assert_ptr_equal(row, q + (size_t)r * (size_t)rank);
         embedding_row_read(&t, row, out);
+        /* the stored values the engine projects a chunk at a time: exactly q * scale */
+        embedding_row_read_stored(&t, row, stored);
+        for (int k = 0; k < rank; k++)
+            if (stored[k] !=
+                (float)((double)q[r * rank + k] * (double)scale[r * groups + k / block]))
+                fail_msg("K=%d block=%d row %d stored [%d]: %.9g, expected q * scale", rank, block,
+                         r, k, (double)stored[k]);
         for (int d = 0; d < dim; d++) {
             double want = 0.0, magnitude = 0.0;
             for (int k = 0; k < rank; k++) {
@@ -204,6 +212,7 @@ static void check_factored(int n_rows, int dim, int rank, int block)
     free(scale);
     free(projection);
     free(out);
+    free(stored);
 }
 
 static void test_factored_rows_are_projected(void **state)
