@@ -825,17 +825,16 @@ static void prefetch_row(const void *row, size_t bytes)
         __builtin_prefetch((const char *)row + b);
 }
 
-/* X = LN(E + positions) for a factored table: each row's K factors are
- * dequantized into qk (free until the first layer; K <= D <= 2D floats a
- * row), then one (rows, K) x (K, D) product through the projection writes
- * E into x. Row by row, the projection is D dot products of length K per
- * token: the default topic model (D = 256, K = 100) ran 12-17% slower that
- * way than with its earlier unfactored table, 3% slower this way. */
-static void embed_factored_rows(const fastformer_encoder *enc, run_state *s,
-                                const embedding_table *table, size_t row_bytes)
+/* E for a factored table, into x: each row's K factors are dequantized into
+ * qk (free until the first layer; K <= D <= 2D floats a row), then one
+ * (rows, K) x (K, D) product through the projection. Row by row, the
+ * projection is D dot products of length K per token: the default topic
+ * model (D = 256, K = 100) ran 12-17% slower that way than with its earlier
+ * unfactored table, 3% slower this way. */
+static void project_factored_rows(run_state *s, const embedding_table *table, size_t row_bytes)
 {
     static const gemm_weights unpacked; /* no panels: linear runs cblas_sgemm on .w */
-    const int d = s->d, k = table->width, row_end = s->row0 + s->n_rows;
+    const int k = table->width, row_end = s->row0 + s->n_rows;
     for (int r = s->row0; r < row_end; r++) {
         if (r + FF_PREFETCH_ROWS < row_end)
             prefetch_row(s->row_src[r + FF_PREFETCH_ROWS], row_bytes);
@@ -844,17 +843,12 @@ static void embed_factored_rows(const fastformer_encoder *enc, run_state *s,
     linear(s, &(linear_job){.packed = &unpacked,
                             .w = table->projection,
                             .rows = s->n_rows,
-                            .n = d,
+                            .n = s->d,
                             .k = k,
                             .a = s->qk,
                             .lda = k,
                             .c = s->x,
-                            .ldc = d});
-    for (int si = 0; si < s->n_seqs; si++)
-        for (int r = s->seq_start[si]; r < s->seq_start[si + 1]; r++)
-            kernels_add_layernorm(s->x + (size_t)(r - s->row0) * d,
-                                  enc->position_embeddings + (size_t)(r - s->seq_start[si]) * d, d,
-                                  enc->ln_weight, enc->ln_bias, s->eps);
+                            .ldc = s->d});
 }
 
 /* Embedding LayerNorm, the layers and the pooling of one chunk; writes the
@@ -874,22 +868,23 @@ static void chunk_forward(const fastformer_encoder *enc, run_state *s, float *po
     const embedding_table *table = s->row_table;
     const size_t row_bytes = table ? embedding_row_bytes(table) : (size_t)d * sizeof(float);
     const int row_end = s->row0 + s->n_rows;
-    if (table && table->projection) {
-        embed_factored_rows(enc, s, table, row_bytes);
-    } else {
-        for (int si = 0; si < s->n_seqs; si++)
-            for (int r = starts[si]; r < starts[si + 1]; r++) {
+    const bool factored = table && table->projection;
+    if (factored)
+        project_factored_rows(s, table, row_bytes);
+    for (int si = 0; si < s->n_seqs; si++)
+        for (int r = starts[si]; r < starts[si + 1]; r++) {
+            float *x = s->x + (size_t)(r - s->row0) * d;
+            if (!factored) {
                 if (r + FF_PREFETCH_ROWS < row_end)
                     prefetch_row(s->row_src[r + FF_PREFETCH_ROWS], row_bytes);
-                float *x = s->x + (size_t)(r - s->row0) * d;
                 if (table)
                     embedding_row_read(table, s->row_src[r], x);
                 else
                     memcpy(x, s->row_src[r], row_bytes);
-                kernels_add_layernorm(x, enc->position_embeddings + (size_t)(r - starts[si]) * d, d,
-                                      enc->ln_weight, enc->ln_bias, s->eps);
             }
-    }
+            kernels_add_layernorm(x, enc->position_embeddings + (size_t)(r - starts[si]) * d, d,
+                                  enc->ln_weight, enc->ln_bias, s->eps);
+        }
 
     for (int li = 0; li < enc->dims.num_hidden_layers; li++)
         layer_forward(&enc->layers[li], s);
